@@ -1,0 +1,77 @@
+// f16-storage variant of matmul/f32: B (the weights) is stored as f16, halving weight traffic;
+// A, the accumulation and C stay f32. Used when the device has shader-f16. Same tiling and guards.
+enable f16;
+
+struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f16>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+override TRANS_B: bool = false;
+
+const TM = 64u;
+const TN = 64u;
+const TK = 16u;
+
+var<workgroup> As: array<f32, 1024>; // [TK][TM]
+var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(local_invocation_id) lid: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    // A tile: consecutive threads walk along k, i.e. along a row of A (coalesced).
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let m = e / TK;
+      let k = e % TK;
+      let gm = row0 + m;
+      let gk = k0 + k;
+      var v = 0.0;
+      if (gm < p.M && gk < p.K) { v = A[gm * p.K + gk]; }
+      As[k * TM + m] = v;
+    }
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      var n: u32;
+      var k: u32;
+      if (TRANS_B) { n = e / TK; k = e % TK; } else { k = e / TN; n = e % TN; }
+      let gn = col0 + n;
+      let gk = k0 + k;
+      var v = 0.0;
+      if (gn < p.N && gk < p.K) {
+        if (TRANS_B) { v = f32(B[gn * p.K + gk]); } else { v = f32(B[gk * p.N + gn]); }
+      }
+      Bs[k * TN + n] = v;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { a[i] = As[k * TM + lid.y + 16u * i]; }
+      for (var j = 0u; j < 4u; j++) { b[j] = Bs[k * TN + lid.x + 16u * j]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let gm = row0 + lid.y + 16u * i;
+    if (gm >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let gn = col0 + lid.x + 16u * j;
+      if (gn >= p.N) { continue; }
+      var v = acc[i * 4u + j];
+      if (p.has_bias != 0u) { v += bias[gn]; }
+      C[gm * p.N + gn] = v;
+    }
+  }
+}

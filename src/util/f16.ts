@@ -1,0 +1,68 @@
+// IEEE half-precision conversion for f16 weight storage (shader-f16 devices).
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Round-to-nearest-even f32 -> f16 bits. */
+export function f32ToF16Bits(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow -> 0
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let m = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && (m & 1))) m++;
+    return sign | m;
+  }
+  let m = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+    m++;
+    if (m === 0x400) { m = 0; e++; if (e >= 0x1f) return sign | 0x7c00; }
+  }
+  return sign | (e << 10) | m;
+}
+
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** f32 array -> f16 bits, padded to an even count so the byte length is a multiple of 4. */
+export function toF16(src: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(src.length + (src.length & 1));
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  return out;
+}
+
+/** The values f16 storage actually holds (for CPU references of f16 kernels). */
+export function roundThroughF16(src: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f16BitsToF32(f32ToF16Bits(src[i]));
+  return out;
+}
+
+export function bf16ToF32(bits: Uint16Array): Float32Array {
+  const out = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
+  return new Float32Array(out.buffer);
+}
+
+export function f16ToF32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
+  return out;
+}
