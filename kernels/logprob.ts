@@ -1,0 +1,143 @@
+// Fused LM-head log-likelihood: for every position t, log p(target_t) = h_t·w_target − logsumexp_v(h_t·w_v),
+// without ever writing the T×V logits (shaders/logprob/partial.wgsl → combine.wgsl → reduce.wgsl),
+// plus the masked per-sequence sum, count and mean. The CPU twin below computes the same in f64.
+//
+// Why split over V: one workgroup per position would leave most of a large GPU idle for short
+// batches (T of a few hundred) while each walks a 32k–152k vocabulary. Splitting V into S chunks
+// gives T/ROWS × S workgroups; each writes a (max, sumexp) partial, merged exactly in pass 2.
+
+import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+
+export const LOGPROB_ROWS = 8; // positions per workgroup (const ROWS in partial.wgsl)
+
+export interface LogprobVariant {
+  /** threads per workgroup, each owning one vocabulary entry of the current tile */
+  wg?: number;
+  f16?: boolean;
+}
+
+export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec; reduce: ProgramSpec } {
+  const wg = v.wg ?? 64;
+  return {
+    partial: { shader: v.f16 ? 'logprob/partial_f16' : 'logprob/partial', constants: { WG: wg } },
+    combine: { shader: 'logprob/combine', constants: { WG: 64 } },
+    reduce: { shader: 'logprob/reduce', constants: { WG: 64 } },
+  };
+}
+
+/** Workgroup memory of partial.wgsl: Hs [ROWS·DT] + Ws [WG·(DT+1)] + red [WG·ROWS] vec2 (DT = 32). */
+export const logprobWorkgroupBytes = (wg: number): number => 4 * (LOGPROB_ROWS * 32 + wg * 33 + wg * LOGPROB_ROWS * 2);
+
+/** How many vocabulary splits: enough workgroups to fill the device, at least WG entries each. */
+export function vocabSplits(T: number, V: number, wg: number, targetWorkgroups = 512): { S: number; chunk: number } {
+  const rowTiles = ceilDiv(T, LOGPROB_ROWS);
+  const maxS = ceilDiv(V, wg);
+  let S = Math.min(maxS, Math.max(1, ceilDiv(targetWorkgroups, rowTiles)));
+  const chunk = ceilDiv(ceilDiv(V, S), wg) * wg;
+  S = ceilDiv(V, chunk);
+  return { S, chunk };
+}
+
+export interface LogprobArgs {
+  /** hidden states [T, d], f32 */
+  H: GPUBuffer;
+  /** unembedding [V, d], f32 (or f16 with variant.f16) */
+  W: GPUBuffer;
+  /** target token id per position [T], u32 */
+  targets: GPUBuffer;
+  /** 1 where the position is scored, 0 elsewhere [T], u32 */
+  mask: GPUBuffer;
+  /** out: log p(target) per position [T], 0 where masked */
+  logp: GPUBuffer;
+  /** out (optional): per-sequence vec4 (sum, count, mean, 0) [B] */
+  seqStats?: GPUBuffer;
+  T: number;
+  V: number;
+  d: number;
+  /** positions are B sequences × L slots; defaults B = 1, L = T */
+  B?: number;
+  L?: number;
+  variant?: LogprobVariant;
+}
+
+/** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
+export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
+  const wg = a.variant?.wg ?? 64;
+  const bytes = logprobWorkgroupBytes(wg);
+  if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {
+    throw new Error(`logprob: WG=${wg} needs ${bytes} B of workgroup memory, above this device's ${rt.limits.maxComputeWorkgroupStorageSize}`);
+  }
+  const specs = logprobSpecs(a.variant);
+  const { S, chunk } = vocabSplits(a.T, a.V, wg);
+  const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
+  const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
+  const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).build(), 'logprob.partial.params');
+  rt.dispatch(specs.partial, [u1, a.H, a.W, a.targets, partial, tgt], ceilDiv(a.T, LOGPROB_ROWS) * S);
+  const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
+  rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp], ceilDiv(a.T, 64));
+  if (a.seqStats) {
+    const B = a.B ?? 1, L = a.L ?? a.T;
+    if (B * L !== a.T) throw new Error(`logprob: B·L = ${B}·${L} must equal T = ${a.T}`);
+    const u3 = rt.uniform(new Uniforms().u32(B).u32(L).build(), 'logprob.reduce.params');
+    rt.dispatch(specs.reduce, [u3, a.logp, a.mask, a.seqStats], B);
+  }
+}
+
+/** Check targets before upload: a masked-in target outside the vocabulary would never be found. */
+export function checkTargets(targets: ArrayLike<number>, mask: ArrayLike<number>, V: number): void {
+  for (let t = 0; t < targets.length; t++) {
+    if (mask[t] && !(targets[t] >= 0 && targets[t] < V)) throw new Error(`logprob: target id ${targets[t]} at position ${t} is outside the vocabulary (V = ${V})`);
+  }
+}
+
+export interface LogprobResult {
+  logp: Float32Array;
+  sum: Float64Array;
+  count: Uint32Array;
+  mean: Float64Array;
+}
+
+/** CPU twin: f64 logits, max-subtracted logsumexp, masked per-sequence reductions. */
+export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T): LogprobResult {
+  checkTargets(targets, mask, V);
+  const logp = new Float32Array(T);
+  const logits = new Float64Array(V);
+  for (let t = 0; t < T; t++) {
+    if (!mask[t]) continue;
+    const ho = t * d;
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) {
+      const wo = v * d;
+      let s0 = 0, s1 = 0;
+      let k = 0;
+      for (; k + 1 < d; k += 2) {
+        s0 += H[ho + k] * W[wo + k];
+        s1 += H[ho + k + 1] * W[wo + k + 1];
+      }
+      if (k < d) s0 += H[ho + k] * W[wo + k];
+      const x = s0 + s1;
+      logits[v] = x;
+      if (x > max) max = x;
+    }
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(logits[v] - max);
+    logp[t] = logits[targets[t]] - max - Math.log(sum);
+  }
+  return { logp, ...reduceSequences(logp, mask, B, L) };
+}
+
+/** Masked per-sequence sum/count/mean over B sequences of L slots (shared by both twins' callers). */
+export function reduceSequences(logp: ArrayLike<number>, mask: ArrayLike<number>, B: number, L: number): Omit<LogprobResult, 'logp'> {
+  const sum = new Float64Array(B), mean = new Float64Array(B), count = new Uint32Array(B);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < L; i++) {
+      const t = b * L + i;
+      if (mask[t]) { sum[b] += logp[t]; count[b]++; }
+    }
+    mean[b] = count[b] ? sum[b] / count[b] : 0;
+  }
+  return { sum, count, mean };
+}
+
+/** FLOPs of the logits product (the part that dominates). */
+export const logprobFlops = (T: number, V: number, d: number): number => 2 * T * V * d;

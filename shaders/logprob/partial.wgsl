@@ -1,0 +1,116 @@
+// Fused LM-head log-likelihood, pass 1 of 3: logits tile by tile, never written to memory.
+//
+// Each workgroup owns ROWS positions and one split of the vocabulary. It streams the unembedding
+// W [V, d] through workgroup memory in WG-row × DT-column tiles, forms the ROWS × WG logits of
+// that tile in registers, and folds them into a running (max, sum of exp(logit − max)) per
+// position — the online softmax. The target's own logit is written when its vocabulary entry
+// passes by. Pass 2 (combine.wgsl) merges the splits into logsumexp; the T×V logits never exist.
+
+struct Params {
+  T: u32,       // positions (rows of H)
+  V: u32,       // vocabulary size
+  d: u32,       // hidden size
+  S: u32,       // vocabulary splits
+  chunk: u32,   // vocabulary entries per split (a multiple of WG)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> H: array<f32>;          // [T, d]
+@group(0) @binding(2) var<storage, read> W: array<f32>;          // [V, d]
+@group(0) @binding(3) var<storage, read> targets: array<u32>;    // [T]
+@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
+@group(0) @binding(5) var<storage, read_write> tgt: array<f32>;  // [T] target logit
+
+override WG: u32 = 64;
+const ROWS = 8u;
+const DT = 32u;
+const NEG = -3.0e38;
+
+var<workgroup> Hs: array<f32, 256>;            // [ROWS][DT]
+var<workgroup> Ws: array<f32, WG * (DT + 1u)>; // [WG][DT + 1] (padded against bank conflicts)
+var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
+
+fn merge(a: vec2f, b: vec2f) -> vec2f {
+  let m = max(a.x, b.x);
+  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * nwg.x;
+  let nRowTiles = (p.T + ROWS - 1u) / ROWS;
+  // Uniform per workgroup, so the early return keeps barriers in uniform control flow.
+  if (linear >= nRowTiles * p.S) { return; }
+  let row0 = (linear / p.S) * ROWS;
+  let split = linear % p.S;
+  let vBegin = split * p.chunk;
+  let vEnd = min(p.V, vBegin + p.chunk);
+
+  var m: array<f32, ROWS>;
+  var s: array<f32, ROWS>;
+  var myTarget: array<u32, ROWS>;
+  for (var r = 0u; r < ROWS; r++) {
+    m[r] = NEG;
+    s[r] = 0.0;
+    myTarget[r] = select(0xffffffffu, targets[row0 + r], row0 + r < p.T);
+  }
+
+  for (var vb = vBegin; vb < vEnd; vb += WG) {
+    let v = vb + lid;
+    var acc: array<f32, ROWS>;
+    for (var k0 = 0u; k0 < p.d; k0 += DT) {
+      for (var e = lid; e < ROWS * DT; e += WG) {
+        let r = e / DT;
+        let k = e % DT;
+        var h = 0.0;
+        if (row0 + r < p.T && k0 + k < p.d) { h = H[(row0 + r) * p.d + k0 + k]; }
+        Hs[e] = h;
+      }
+      for (var e = lid; e < WG * DT; e += WG) {
+        let row = e / DT;
+        let k = e % DT;
+        var w = 0.0;
+        if (vb + row < vEnd && k0 + k < p.d) { w = W[(vb + row) * p.d + k0 + k]; }
+        Ws[row * (DT + 1u) + k] = w;
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < DT; k++) {
+        let w = Ws[lid * (DT + 1u) + k];
+        for (var r = 0u; r < ROWS; r++) { acc[r] = fma(Hs[r * DT + k], w, acc[r]); }
+      }
+      workgroupBarrier();
+    }
+    if (v < vEnd) {
+      for (var r = 0u; r < ROWS; r++) {
+        let x = acc[r];
+        if (x > m[r]) {
+          s[r] = s[r] * exp(m[r] - x) + 1.0;
+          m[r] = x;
+        } else {
+          s[r] += exp(x - m[r]);
+        }
+        if (myTarget[r] == v) { tgt[row0 + r] = x; }
+      }
+    }
+  }
+
+  // Merge the WG threads' running (max, sum) per row: a tree reduction in workgroup memory.
+  for (var r = 0u; r < ROWS; r++) { red[r * WG + lid] = vec2f(m[r], s[r]); }
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lid < stride) {
+      for (var r = 0u; r < ROWS; r++) {
+        red[r * WG + lid] = merge(red[r * WG + lid], red[r * WG + lid + stride]);
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid < ROWS && row0 + lid < p.T) {
+    partial[(row0 + lid) * p.S + split] = red[lid * WG];
+  }
+}
