@@ -67,6 +67,9 @@ describe('fused LM-head log-likelihood', async () => {
       { T: 12, V: 777, d: 17, B: 3 },
       { T: 30, V: 2053, d: 65, B: 5 },
       { T: 9, V: 64, d: 1, B: 1 },
+      // 8 row tiles cap the vocabulary splits, so each workgroup walks several vocabulary tiles
+      // (a per-tile accumulator that is not re-zeroed shows up only here).
+      { T: 64, V: 5003, d: 17, B: 4 },
     ];
     for (const s of shapes) {
       const c = makeCase(r, s.T, s.V, s.d, s.B, 4);

@@ -63,6 +63,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   for (var vb = vBegin; vb < vEnd; vb += WG) {
     let v = vb + lid;
     var acc: array<f32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) { acc[r] = 0.0; } // explicit: some compilers hoist the declaration
     for (var k0 = 0u; k0 < p.d; k0 += DT) {
       for (var e = lid; e < ROWS * DT; e += WG) {
         let r = e / DT;

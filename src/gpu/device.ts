@@ -178,6 +178,23 @@ export function requireGpuFromEnv(): boolean {
 }
 
 /**
+ * What `--device auto` takes given the adapter found (or the error met): WebGPU on a hardware
+ * adapter, the CPU path otherwise. CONCORD_REQUIRE_GPU=1 makes a software adapter acceptable and
+ * a missing one an error. Pure, so `doctor` can report it without choosing anything.
+ */
+export function autoDecision(gpu: GpuHandle | null, error?: string): { backend: 'webgpu' | 'cpu'; reason: string } {
+  if (!gpu) return { backend: 'cpu', reason: `auto: ${error ?? 'no WebGPU adapter'}; using the CPU path` };
+  const name = adapterName(gpu);
+  if (gpu.info.software && !requireGpuFromEnv()) {
+    return { backend: 'cpu', reason: `auto: only a software adapter (${name}); using the CPU path (force it with --device webgpu)` };
+  }
+  return { backend: 'webgpu', reason: `auto: ${gpu.info.software ? 'software' : 'hardware'} adapter ${name}` };
+}
+
+export const adapterName = (gpu: GpuHandle): string =>
+  `${gpu.info.description || gpu.info.device} (${gpu.info.vendor}/${gpu.info.architecture})`;
+
+/**
  * Resolve `--device auto|webgpu|cpu`. `auto` takes WebGPU on a hardware adapter and the CPU path
  * otherwise; `webgpu` takes WebGPU even on a software adapter. With CONCORD_REQUIRE_GPU=1 a missing
  * adapter is an error. The reason is always returned so callers can print it.
@@ -190,15 +207,18 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
   } catch (e) {
     const msg = (e as Error).message;
     if (choice === 'webgpu' || requireGpuFromEnv()) throw new GpuUnavailableError(`--device ${choice}: ${msg}`);
-    return { backend: 'cpu', gpu: null, reason: `auto: ${msg}; using the CPU path` };
+    return { gpu: null, ...autoDecision(null, msg) };
   }
-  const name = `${gpu.info.description || gpu.info.device} (${gpu.info.vendor}/${gpu.info.architecture})`;
   if (choice === 'webgpu') {
-    return { backend: 'webgpu', gpu, reason: `--device webgpu: ${name}${gpu.info.software ? ' [software adapter]' : ''}` };
+    return { backend: 'webgpu', gpu, reason: `--device webgpu: ${adapterName(gpu)}${gpu.info.software ? ' [software adapter]' : ''}` };
   }
-  if (gpu.info.software && !requireGpuFromEnv()) {
-    gpu.device.destroy();
-    return { backend: 'cpu', gpu: null, reason: `auto: only a software adapter (${name}); using the CPU path (force it with --device webgpu)` };
-  }
-  return { backend: 'webgpu', gpu, reason: `auto: hardware adapter ${name}` };
+  const d = autoDecision(gpu);
+  if (d.backend === 'cpu') gpu.device.destroy();
+  return { ...d, gpu: d.backend === 'webgpu' ? gpu : null };
+}
+
+export function parseDeviceChoice(s: string | undefined): DeviceChoice {
+  const v = s ?? 'auto';
+  if (v !== 'auto' && v !== 'webgpu' && v !== 'cpu') throw new Error(`--device must be auto, webgpu or cpu (got '${v}')`);
+  return v;
 }

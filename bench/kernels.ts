@@ -1,0 +1,211 @@
+// `concord bench kernels` / `npm run bench:kernels`: every kernel at a few sizes, on WebGPU and on
+// the CPU path. Each case is validated first (GPU against the CPU twin on the full output; the
+// CPU twin against a naive reference on sampled entries), then timed: the first run is reported
+// separately (pipeline compilation, first upload), then repeated runs until ~0.5 s have passed.
+// GPU time is wall-clock around submit + onSubmittedWorkDone, so it includes the dispatch and
+// synchronisation overheads a real caller pays.
+
+import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
+import { logprobCpu, logprobFlops, logprobGpu, logprobWorkgroupBytes } from '../kernels/logprob.js';
+import { matmulCpu, matmulFlops, matmulGpu } from '../kernels/matmul.js';
+import { GpuRuntime } from '../src/gpu/runtime.js';
+import { roundThroughF16, toF16 } from '../src/util/f16.js';
+import { validate } from '../src/validate.js';
+
+export interface KernelBenchResult {
+  kernel: string;
+  variant: string;
+  device: string;
+  shape: string;
+  validated: boolean;
+  maxAbsErr: number;
+  firstMs: number;
+  ms: number;
+  iters: number;
+  gflops?: number;
+  gbps?: number;
+}
+
+export interface KernelBenchOptions {
+  /** 'small' fits software adapters; 'large' is for real GPUs. */
+  size?: 'small' | 'large';
+  devices?: ('webgpu' | 'cpu')[];
+  rt?: GpuRuntime | null;
+  log?: (line: string) => void;
+}
+
+const now = () => performance.now();
+
+function lcg(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+}
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  const r = lcg(seed), out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = r() * scale;
+  return out;
+}
+
+async function timeIt(run: () => Promise<void> | void, minMs = 500, maxIters = 50): Promise<{ firstMs: number; ms: number; iters: number }> {
+  let t = now();
+  await run();
+  const firstMs = now() - t;
+  let iters = 0;
+  t = now();
+  while (iters < 3 || (now() - t < minMs && iters < maxIters)) {
+    await run();
+    iters++;
+  }
+  return { firstMs, ms: (now() - t) / iters, iters };
+}
+
+/** Independent naive references for sampled entries, to validate the CPU twins themselves. */
+function naiveDot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number, bStride = 1): number {
+  let s = 0;
+  for (let k = 0; k < n; k++) s += a[ao + k] * b[bo + k * bStride];
+  return s;
+}
+
+interface Shapes { matmul: [number, number, number][]; logprob: [number, number, number][]; cosine: [number, number][]; allpairs: [number, number, number][] }
+
+const SHAPES: Record<'small' | 'large', Shapes> = {
+  // (M, N, K): a stories15M-sized projection and FFN; (T, V, d): stories15M's head.
+  small: { matmul: [[128, 288, 288], [128, 768, 288]], logprob: [[32, 32000, 288]], cosine: [[256, 384]], allpairs: [[256, 256, 384]] },
+  large: { matmul: [[2048, 2048, 2048], [4096, 4096, 4096]], logprob: [[1024, 32000, 2048], [512, 151936, 896]], cosine: [[16384, 768]], allpairs: [[4096, 4096, 384]] },
+};
+
+export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
+  const size = opts.size ?? 'small';
+  const shapes = SHAPES[size];
+  const devices = opts.devices ?? ['webgpu', 'cpu'];
+  const rt = opts.rt ?? null;
+  const log = opts.log ?? (() => {});
+  const out: KernelBenchResult[] = [];
+  const push = (r: KernelBenchResult) => {
+    out.push(r);
+    log(`${r.kernel.padEnd(8)} ${r.variant.padEnd(12)} ${r.device.padEnd(28).slice(0, 28)} ${r.shape.padEnd(22)} ${r.validated ? 'valid' : 'INVALID'} err ${r.maxAbsErr.toExponential(1)}  ${r.ms.toFixed(2)} ms` +
+      (r.gflops !== undefined ? `  ${r.gflops.toFixed(2)} GFLOP/s` : '') + (r.gbps !== undefined ? `  ${r.gbps.toFixed(2)} GB/s` : ''));
+  };
+  const cpuName = `cpu (JavaScript, 1 thread)`;
+  const gpuName = rt ? `webgpu: ${rt.name}` : '';
+
+  // ---- matmul ----
+  for (const [M, N, K] of shapes.matmul) {
+    const A = rand(M * K, 1), B = rand(N * K, 2), bias = rand(N, 3);
+    const shape = `${M}x${N}x${K}`;
+    const flops = matmulFlops(M, N, K);
+    const want = matmulCpu(A, B, bias, M, N, K, 'nk');
+    if (devices.includes('cpu')) {
+      let maxErr = 0;
+      for (let i = 0; i < 64; i++) {
+        const m = (i * 7919) % M, n = (i * 104729) % N;
+        maxErr = Math.max(maxErr, Math.abs(want[m * N + n] - (naiveDot(A, m * K, B, n * K, K) + bias[n])));
+      }
+      const t = await timeIt(() => { matmulCpu(A, B, bias, M, N, K, 'nk'); });
+      push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6 });
+    }
+    if (rt && devices.includes('webgpu')) {
+      for (const f16 of rt.hasF16 ? [false, true] : [false]) {
+        const bufs = { A: rt.upload(A), B: rt.upload(f16 ? toF16(B) : B), bias: rt.upload(bias), C: rt.acquire(M * N * 4) };
+        const ref = f16 ? matmulCpu(A, roundThroughF16(B), bias, M, N, K, 'nk') : want;
+        const run = async () => { matmulGpu(rt, { ...bufs, M, N, K, layout: 'nk', f16 }); await rt.sync(); };
+        await run();
+        const v = validate(await rt.readF32(bufs.C, M * N), ref, { atol: 1e-3, rtol: 1e-4 });
+        const t = await timeIt(run);
+        push({ kernel: 'matmul', variant: f16 ? 'f16-weights' : 'f32 nk', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        for (const b of Object.values(bufs)) rt.release(b);
+      }
+    }
+  }
+
+  // ---- fused LM-head log-likelihood ----
+  for (const [T, V, d] of shapes.logprob) {
+    const H = rand(T * d, 4), W = rand(V * d, 5, 0.2);
+    const targets = new Uint32Array(T).map((_, i) => (i * 7919) % V);
+    const mask = new Uint32Array(T).fill(1);
+    const shape = `T${T} V${V} d${d}`;
+    const flops = logprobFlops(T, V, d);
+    const cpuT = Math.min(T, size === 'small' ? T : 16); // the CPU twin on a slice of rows for large shapes
+    const want = logprobCpu(H.subarray(0, cpuT * d), W, targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d);
+    if (devices.includes('cpu')) {
+      // naive reference: materialise all logits, then log-softmax, for a few rows
+      let maxErr = 0;
+      for (const t of [0, cpuT >> 1, cpuT - 1]) {
+        const logits = Array.from({ length: V }, (_, v) => naiveDot(H, t * d, W, v * d, d));
+        const m = Math.max(...logits);
+        const lse = m + Math.log(logits.reduce((s, x) => s + Math.exp(x - m), 0));
+        maxErr = Math.max(maxErr, Math.abs(want.logp[t] - (logits[targets[t]] - lse)));
+      }
+      const t = await timeIt(() => { logprobCpu(H.subarray(0, cpuT * d), W, targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d); }, 300, 5);
+      push({ kernel: 'logprob', variant: 'f64', device: cpuName, shape: cpuT === T ? shape : `T${cpuT} V${V} d${d}`, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(cpuT, V, d) / t.ms / 1e6 });
+    }
+    if (rt && devices.includes('webgpu')) {
+      const variants: { wg: number; f16: boolean }[] = [];
+      for (const wg of [32, 64, 128]) if (logprobWorkgroupBytes(wg) <= rt.limits.maxComputeWorkgroupStorageSize) variants.push({ wg, f16: false });
+      if (rt.hasF16) variants.push({ wg: 64, f16: true });
+      for (const variant of variants) {
+        const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
+        const ref = variant.f16 ? logprobCpu(H.subarray(0, cpuT * d), roundThroughF16(W), targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d) : want;
+        const run = async () => { logprobGpu(rt, { ...bufs, T, V, d, variant }); await rt.sync(); };
+        await run();
+        const got = (await rt.readF32(bufs.logp, T)).subarray(0, cpuT);
+        const v = validate(got, ref.logp, { atol: 1e-4 });
+        const t = await timeIt(run, 500, 20);
+        push({ kernel: 'logprob', variant: `wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        for (const b of Object.values(bufs)) rt.release(b);
+      }
+    }
+  }
+
+  // ---- cosine: row pairs (bandwidth-bound, GB/s) and all-pairs block (GFLOP/s) ----
+  for (const [N, d] of shapes.cosine) {
+    const A = rand(N * d, 6), B = rand(N * d, 7);
+    const shape = `rows N${N} d${d}`;
+    const bytes = 2 * N * d * 4;
+    const want = cosineRowsCpu(A, B, N, d);
+    if (devices.includes('cpu')) {
+      let maxErr = 0;
+      for (let i = 0; i < N; i += 17) {
+        const c = naiveDot(A, i * d, B, i * d, d) / Math.sqrt(naiveDot(A, i * d, A, i * d, d) * naiveDot(B, i * d, B, i * d, d));
+        maxErr = Math.max(maxErr, Math.abs(c - want[i]));
+      }
+      const t = await timeIt(() => { cosineRowsCpu(A, B, N, d); });
+      push({ kernel: 'cosine', variant: 'rows', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gbps: bytes / t.ms / 1e6 });
+    }
+    if (rt && devices.includes('webgpu')) {
+      const bufs = { A: rt.upload(A), B: rt.upload(B), out: rt.acquire(N * 4) };
+      const run = async () => { cosineRowsGpu(rt, { ...bufs, N, d }); await rt.sync(); };
+      await run();
+      const v = validate(await rt.readF32(bufs.out, N), want, { atol: 1e-5 });
+      const t = await timeIt(run);
+      push({ kernel: 'cosine', variant: 'rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gbps: bytes / t.ms / 1e6 });
+      for (const b of Object.values(bufs)) rt.release(b);
+    }
+  }
+  for (const [N, M, d] of shapes.allpairs) {
+    const A = rand(N * d, 8), B = rand(M * d, 9);
+    const shape = `all-pairs ${N}x${M} d${d}`;
+    const flops = 2 * N * M * d;
+    const want = cosineAllPairsCpu(A, B, N, M, d);
+    if (devices.includes('cpu')) {
+      let maxErr = 0;
+      for (let i = 0; i < 32; i++) {
+        const a = (i * 31) % N, b = (i * 57) % M;
+        const c = naiveDot(A, a * d, B, b * d, d) / Math.sqrt(naiveDot(A, a * d, A, a * d, d) * naiveDot(B, b * d, B, b * d, d));
+        maxErr = Math.max(maxErr, Math.abs(c - want[a * M + b]));
+      }
+      const t = await timeIt(() => { cosineAllPairsCpu(A, B, N, M, d); });
+      push({ kernel: 'cosine', variant: 'all-pairs', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6 });
+    }
+    if (rt && devices.includes('webgpu')) {
+      const bufs = { A: rt.upload(A), B: rt.upload(B), C: rt.acquire(N * M * 4) };
+      const run = async () => { cosineAllPairsGpu(rt, { ...bufs, N, M, d }); await rt.sync(); };
+      await run();
+      const v = validate(await rt.readF32(bufs.C, N * M), want, { atol: 1e-4 });
+      const t = await timeIt(run);
+      push({ kernel: 'cosine', variant: 'all-pairs', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+      for (const b of Object.values(bufs)) rt.release(b);
+    }
+  }
+  return out;
+}

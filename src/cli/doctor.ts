@@ -1,0 +1,74 @@
+// `concord doctor [--json]`: what runtime, adapter, features and limits concord sees, and what
+// `--device auto` would choose here.
+
+import { autoDecision, GpuHandle, requestGpu } from '../gpu/device.js';
+
+const KEY_LIMITS = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export interface DoctorReport {
+  runtime: { name: string; version: string; platform: string; webgpuPackage: string | null };
+  driver: string;
+  adapter: GpuHandle['info'] | null;
+  adapterError: string | null;
+  features: string[];
+  limits: Record<string, number>;
+  auto: { backend: 'webgpu' | 'cpu'; reason: string };
+}
+
+async function webgpuPackageVersion(): Promise<string | null> {
+  try {
+    const { createRequire } = await import('node:module');
+    const req = createRequire(import.meta.url);
+    return (req('webgpu/package.json') as { version: string }).version;
+  } catch {
+    return null;
+  }
+}
+
+export async function doctorReport(): Promise<DoctorReport> {
+  let gpu: GpuHandle | null = null;
+  let err: string | null = null;
+  try {
+    gpu = await requestGpu();
+  } catch (e) {
+    err = (e as Error).message;
+  }
+  const limits: Record<string, number> = {};
+  if (gpu) for (const k of KEY_LIMITS) limits[k] = gpu.device.limits[k];
+  const report: DoctorReport = {
+    runtime: { name: 'node', version: process.version, platform: `${process.platform}-${process.arch}`, webgpuPackage: await webgpuPackageVersion() },
+    driver: gpu?.driverNote ?? '',
+    adapter: gpu?.info ?? null,
+    adapterError: err,
+    features: gpu?.features ?? [],
+    limits,
+    auto: autoDecision(gpu, err ?? undefined),
+  };
+  gpu?.device.destroy();
+  return report;
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const lines = [
+    `runtime   ${r.runtime.name} ${r.runtime.version} (${r.runtime.platform}), webgpu (dawn.node) ${r.runtime.webgpuPackage ?? 'not installed'}`,
+    `driver    ${r.driver || '-'}`,
+  ];
+  if (r.adapter) {
+    const a = r.adapter;
+    lines.push(
+      `adapter   ${a.description || a.device} — vendor ${a.vendor}, architecture ${a.architecture}, device ${a.device}`,
+      `          isFallbackAdapter ${a.isFallbackAdapter}, software ${a.software}`,
+      `features  ${r.features.join(', ')}`,
+      'limits',
+      ...Object.entries(r.limits).map(([k, v]) => `  ${k.padEnd(36)} ${v.toLocaleString('en-US')}`),
+    );
+  } else {
+    lines.push(`adapter   none: ${r.adapterError}`);
+  }
+  lines.push(`--device auto → ${r.auto.backend}: ${r.auto.reason}`);
+  return lines.join('\n');
+}
