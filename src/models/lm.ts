@@ -1,0 +1,46 @@
+// The language-model API the scorer uses. One model, two interchangeable backends (WGSL on WebGPU,
+// or the TypeScript CPU twin), both returning per-token log-probs of token sequences.
+
+import type { ModelConfig } from './types.js';
+
+/** One token sequence to score: log p(ids[t] | ids[<t]) for every t in [1, ids.length). */
+export interface SequenceRequest {
+  ids: number[];
+}
+
+export interface SequenceScores {
+  /** logprobs[t - 1] = log p(ids[t] | ids[<t]), t = 1 .. ids.length - 1 */
+  logprobs: Float32Array;
+}
+
+/** The tokenizer view the pipeline needs (implemented in src/tokenizer/). */
+export interface LmTokenizer {
+  /** Text to ids without special tokens. `continuation` marks text that follows other text (no sentencepiece dummy prefix). */
+  encode(text: string, opts?: { continuation?: boolean }): number[];
+  decode(ids: number[]): string;
+  bosId: number | null;
+  eosId: number | null;
+}
+
+export interface LanguageModel {
+  config: ModelConfig;
+  tokenizer: LmTokenizer;
+  backend: 'webgpu' | 'cpu';
+  /** e.g. 'webgpu: SwiftShader driver 5.0.0' or 'cpu (JavaScript)' */
+  deviceName: string;
+  /** Longest sequence the model takes (config.maxSeqLen). */
+  maxLen: number;
+  /**
+   * Score a batch of sequences; the backend pads them to a common length internally. A sequence's
+   * scores never depend on the others in the batch (tested: batch invariance).
+   */
+  scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]>;
+  /**
+   * Mean over positions of the final (normed) hidden states, one vector per sequence: the stand-in
+   * `cosine` embedding when no sentence encoder is configured (labelled as such in outputs).
+   */
+  meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]>;
+  /** Largest batch (sequences × padded length, in tokens) one scoreBatch call should get. */
+  tokenBudget: number;
+  dispose(): void;
+}

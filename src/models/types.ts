@@ -1,0 +1,62 @@
+// The one in-memory form every model loader produces and both forward passes (CPU twin and WGSL)
+// consume. Loaders (llama2.c checkpoints, Hugging Face folders) map their tensor names onto the
+// canonical names below, transposing where needed so that every linear weight is [out, in].
+
+export type Arch = 'llama' | 'gpt2';
+
+export interface ModelConfig {
+  /** 'llama' covers LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and llama2.c. */
+  arch: Arch;
+  /** Human-readable source, e.g. 'stories15M (llama2.c)'. */
+  name: string;
+  vocabSize: number;
+  dim: number;
+  /** FFN inner size. */
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  maxSeqLen: number;
+  normEps: number;
+  norm: 'rms' | 'layer';
+  /** 'swiglu' (Llama family) or 'gelu_tanh' (GPT-2's gelu_new). */
+  act: 'swiglu' | 'gelu_tanh';
+  pos: 'rope' | 'learned';
+  ropeTheta: number;
+  /** 'interleaved' rotates pairs (2i, 2i+1) as llama2.c; 'half' rotates (i, i + hd/2) as HF rotate_half. */
+  ropeLayout: 'interleaved' | 'half';
+  /** Linear layers carry biases: q/k/v for Qwen2; every layer for GPT-2. */
+  qkvBias: boolean;
+  /** o-proj and MLP biases (GPT-2). */
+  mlpBias: boolean;
+  tiedEmbeddings: boolean;
+  bosId: number | null;
+  eosId: number | null;
+  padId: number | null;
+}
+
+/**
+ * Canonical tensor names (all f32, row-major, linear weights [out, in]):
+ *   tok_emb [V, d]            pos_emb [maxSeqLen, d] (learned positions only)
+ *   layers.{i}.attn_norm.weight [d]   layers.{i}.attn_norm.bias [d] (LayerNorm only)
+ *   layers.{i}.wq [nHeads*hd, d]  layers.{i}.wk [nKv*hd, d]  layers.{i}.wv [nKv*hd, d]  layers.{i}.wo [d, nHeads*hd]
+ *   layers.{i}.bq / bk / bv (qkvBias)   layers.{i}.bo (mlpBias)
+ *   layers.{i}.ffn_norm.weight [d]   layers.{i}.ffn_norm.bias [d] (LayerNorm only)
+ *   swiglu: layers.{i}.w_gate [ff, d]  layers.{i}.w_up [ff, d]  layers.{i}.w_down [d, ff]
+ *   gelu:   layers.{i}.w_up [ff, d] + b_up [ff]   layers.{i}.w_down [d, ff] + b_down [d]
+ *   final_norm.weight [d]   final_norm.bias [d] (LayerNorm only)
+ *   lm_head [V, d]  (the same Float32Array as tok_emb when tiedEmbeddings)
+ */
+export type TensorMap = Map<string, Float32Array>;
+
+export interface LoadedWeights {
+  config: ModelConfig;
+  tensors: TensorMap;
+}
+
+export function tensor(w: LoadedWeights, name: string): Float32Array {
+  const t = w.tensors.get(name);
+  if (!t) throw new Error(`${w.config.name}: missing tensor '${name}'`);
+  return t;
+}
