@@ -1,0 +1,96 @@
+// rope: rotary position embedding, in place on Q [B*L, nHeads*hd] and K [B*L, nKv*hd].
+// shaders/rope.wgsl (one invocation per rotated pair, folded 1-D grid), with the CPU twin below.
+//
+// 'interleaved' rotates pairs (2j, 2j+1) of each head, as llama2.c run.c; 'half' rotates
+// (j, j + hd/2), as HF Llama's rotate_half. Both use freq_j = 1 / theta^(2j/hd) computed exactly as
+// the references do in f32 (ropeInvFreq), and the angle pos * freq_j as one f32 multiply, so the
+// angle is bit-identical to run.c / HF; only sin/cos and the rotation differ in the last bits.
+
+import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+
+export type RopeLayout = 'interleaved' | 'half';
+
+export const ROPE_WG = 64;
+
+export function ropeSpec(layout: RopeLayout): ProgramSpec {
+  return { shader: 'rope', constants: { WG: ROPE_WG, HALF: layout === 'half' ? 1 : 0 } };
+}
+
+/**
+ * inv_freq[j] = 1 / theta^(2j/hd) for j < hd/2, rounded like run.c
+ * (`1.0f / powf(theta, head_dim / (float)head_size)`) and HF
+ * (`1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))`): exponent, power and quotient each
+ * rounded to f32.
+ */
+export function ropeInvFreq(headDim: number, theta: number): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(headDim / 2);
+  for (let j = 0; j < headDim / 2; j++) out[j] = f(1 / f(Math.pow(f(theta), f((2 * j) / headDim))));
+  return out;
+}
+
+export interface RopeArgs {
+  /** f32 [B*L, nHeads*headDim], rotated in place. */
+  q: GPUBuffer;
+  /** f32 [B*L, nKvHeads*headDim], rotated in place. */
+  k: GPUBuffer;
+  B: number;
+  L: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  theta: number;
+  layout: RopeLayout;
+}
+
+// One inv_freq table per (runtime, headDim, theta), uploaded once and kept for the runtime's life
+// (a few hundred bytes; never returned to the pool).
+const invFreqTables = new WeakMap<GpuRuntime, Map<string, GPUBuffer>>();
+
+function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number): GPUBuffer {
+  let m = invFreqTables.get(rt);
+  if (!m) invFreqTables.set(rt, (m = new Map()));
+  const key = `${headDim}:${theta}`;
+  let buf = m.get(key);
+  if (!buf) m.set(key, (buf = rt.upload(ropeInvFreq(headDim, theta), `rope.inv_freq ${key}`)));
+  return buf;
+}
+
+/** Record the in-place rotation of q and k. */
+export function ropeGpu(rt: GpuRuntime, a: RopeArgs): void {
+  if (a.headDim % 2) throw new Error(`rope: head dim ${a.headDim} is odd`);
+  if (a.q === a.k) throw new Error('rope: q and k must be different buffers');
+  const T = a.B * a.L;
+  const pairs = T * (a.nHeads + a.nKvHeads) * (a.headDim / 2);
+  if (pairs === 0) return;
+  const u = rt.uniform(new Uniforms().u32(T).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).build(), 'rope.params');
+  rt.dispatch(ropeSpec(a.layout), [u, invFreqBuffer(rt, a.headDim, a.theta), a.q, a.k], ceilDiv(pairs, ROPE_WG));
+}
+
+/**
+ * CPU twin for one tensor x [B*L, nHeads*headDim] (call it for Q and for K). The angle is the f32
+ * product the references compute; cos, sin and the rotation are in f64. Returns a new array.
+ */
+export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, headDim: number, theta: number, layout: RopeLayout): Float32Array {
+  if (headDim % 2) throw new Error(`rope: head dim ${headDim} is odd`);
+  const T = B * L, hh = headDim / 2;
+  if (x.length !== T * nHeads * headDim) throw new Error(`rope: ${x.length} values for [${T}, ${nHeads}*${headDim}]`);
+  const invFreq = ropeInvFreq(headDim, theta);
+  const y = new Float32Array(x);
+  for (let t = 0; t < T; t++) {
+    const pos = t % L;
+    for (let j = 0; j < hh; j++) {
+      const angle = Math.fround(pos * invFreq[j]);
+      const c = Math.cos(angle), s = Math.sin(angle);
+      for (let h = 0; h < nHeads; h++) {
+        const base = (t * nHeads + h) * headDim;
+        const ia = base + (layout === 'half' ? j : 2 * j);
+        const ib = base + (layout === 'half' ? j + hh : 2 * j + 1);
+        const x0 = x[ia], x1 = x[ib];
+        y[ia] = x0 * c - x1 * s;
+        y[ib] = x0 * s + x1 * c;
+      }
+    }
+  }
+  return y;
+}
