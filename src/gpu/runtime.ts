@@ -168,6 +168,28 @@ export class GpuRuntime {
     this.pool.clear();
   }
 
+  /**
+   * A long-lived storage buffer of exactly the data's size (weights): not pooled, so weights do
+   * not round up to a size class; destroy it with dropPersistent().
+   */
+  persistent(data: ArrayBufferView, label: string): GPUBuffer {
+    const size = ceilDiv(data.byteLength, 4) * 4;
+    if (size > this.limits.maxStorageBufferBindingSize) {
+      throw new Error(`${label}: ${size} bytes exceed maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}`);
+    }
+    const buf = this.device.createBuffer({ label, size: Math.max(size, 16), usage: USAGE.storage });
+    this.write(buf, data);
+    this.stats.buffersCreated++;
+    this.stats.bytesAllocated += size;
+    this.stats.peakBytesAllocated = Math.max(this.stats.peakBytesAllocated, this.stats.bytesAllocated);
+    return buf;
+  }
+
+  dropPersistent(buf: GPUBuffer): void {
+    this.stats.bytesAllocated -= buf.size;
+    buf.destroy();
+  }
+
   /** Upload typed data into a pooled storage buffer (writeBuffer). */
   upload(data: ArrayBufferView, label = 'upload'): GPUBuffer {
     const buf = this.acquire(data.byteLength, 'storage', label);

@@ -1,0 +1,218 @@
+// The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
+// L tokens: embed → per layer (norm → q/k/v → rope → causal GQA attention → o-proj → residual →
+// norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
+// from kernels/; activations live in pooled buffers that are reused batch after batch.
+//
+// Linear weights go to the GPU as f16 when the device has shader-f16 (matmul/f16, logprob/
+// partial_f16), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
+
+import { addGpu } from '../../kernels/add.js';
+import { geluGpu, swigluGpu } from '../../kernels/act.js';
+import { attentionGpu } from '../../kernels/attention.js';
+import { checkIds, embedGpu } from '../../kernels/embed.js';
+import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
+import { matmulGpu } from '../../kernels/matmul.js';
+import { normGpu } from '../../kernels/norm.js';
+import { ropeGpu } from '../../kernels/rope.js';
+import { GpuRuntime } from '../gpu/runtime.js';
+import { toF16 } from '../util/f16.js';
+import type { SequenceRequest, SequenceScores } from './lm.js';
+import { LoadedWeights, ModelConfig, tensor } from './types.js';
+
+interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
+
+interface Layer {
+  attnNorm: GPUBuffer; attnNormB: GPUBuffer | null;
+  q: Linear; k: Linear; v: Linear; o: Linear;
+  ffnNorm: GPUBuffer; ffnNormB: GPUBuffer | null;
+  gate: Linear | null; up: Linear; down: Linear;
+}
+
+export interface GpuForwardOptions {
+  /** Store linear weights and the LM head as f16 (default: when the device has shader-f16). */
+  f16?: boolean;
+}
+
+/** A padded batch ready for the GPU: ids [B·L], real lengths [B]. */
+export interface PackedBatch { B: number; L: number; ids: Uint32Array; seqLen: Uint32Array }
+
+export function packBatch(seqs: SequenceRequest[], padId = 0): PackedBatch {
+  const B = seqs.length;
+  const L = Math.max(1, ...seqs.map((s) => s.ids.length));
+  const ids = new Uint32Array(B * L).fill(padId);
+  const seqLen = new Uint32Array(B);
+  seqs.forEach((s, b) => { ids.set(s.ids, b * L); seqLen[b] = s.ids.length; });
+  return { B, L, ids, seqLen };
+}
+
+export class GpuTransformer {
+  readonly f16: boolean;
+  private owned: GPUBuffer[] = [];
+  private tokEmb: GPUBuffer;
+  private posEmb: GPUBuffer | null;
+  private layers: Layer[] = [];
+  private finalNorm: GPUBuffer;
+  private finalNormB: GPUBuffer | null;
+  private lmHead: GPUBuffer;
+  /** bytes of weights on the GPU */
+  readonly weightBytes: number;
+
+  constructor(readonly rt: GpuRuntime, readonly weights: LoadedWeights, opts: GpuForwardOptions = {}) {
+    const c = weights.config;
+    this.f16 = opts.f16 ?? rt.hasF16;
+    if (this.f16 && !rt.hasF16) throw new Error('f16 weights need the shader-f16 feature');
+    let bytes = 0;
+    const up = (name: string, asF16 = false): GPUBuffer => {
+      const t = tensor(weights, name);
+      const data = asF16 ? toF16(t) : t;
+      bytes += data.byteLength;
+      const buf = rt.persistent(data, name);
+      this.owned.push(buf);
+      return buf;
+    };
+    const opt = (name: string): GPUBuffer | null => (weights.tensors.has(name) ? up(name) : null);
+    const lin = (name: string, bias: string | null, out: number, inn: number): Linear =>
+      ({ w: up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn });
+    this.tokEmb = up('tok_emb');
+    this.posEmb = c.pos === 'learned' ? up('pos_emb') : null;
+    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
+    for (let i = 0; i < c.nLayers; i++) {
+      const p = `layers.${i}.`;
+      this.layers.push({
+        attnNorm: up(`${p}attn_norm.weight`), attnNormB: opt(`${p}attn_norm.bias`),
+        q: lin(`${p}wq`, `${p}bq`, qd, c.dim), k: lin(`${p}wk`, `${p}bk`, kvd, c.dim), v: lin(`${p}wv`, `${p}bv`, kvd, c.dim),
+        o: lin(`${p}wo`, `${p}bo`, c.dim, qd),
+        ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
+        gate: c.act === 'swiglu' ? lin(`${p}w_gate`, null, c.hiddenDim, c.dim) : null,
+        up: lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
+        down: lin(`${p}w_down`, `${p}b_down`, c.dim, c.hiddenDim),
+      });
+    }
+    this.finalNorm = up('final_norm.weight');
+    this.finalNormB = opt('final_norm.bias');
+    // The head may be the embedding itself (tied); upload it again in the head's storage format.
+    this.lmHead = up('lm_head', this.f16);
+    this.weightBytes = bytes;
+  }
+
+  get config(): ModelConfig { return this.weights.config; }
+
+  /** Widest activation row, for the token budget (buffers are [tokens, width] f32). */
+  get maxActivationWidth(): number {
+    const c = this.config;
+    return Math.max(c.dim, c.hiddenDim, c.nHeads * c.headDim);
+  }
+
+  private linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number): void {
+    matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16 });
+  }
+
+  /**
+   * Record the prefill of a packed batch; returns the buffer of final normed hidden states
+   * [B·L, d] (pooled: release it when done). Nothing is submitted here.
+   */
+  forwardHidden(batch: PackedBatch): GPUBuffer {
+    const { rt } = this;
+    const c = this.config;
+    const { B, L } = batch;
+    const T = B * L, d = c.dim;
+    checkIds(batch.ids, c.vocabSize);
+    if (L > c.maxSeqLen) throw new Error(`${c.name}: sequence of ${L} tokens exceeds maxSeqLen ${c.maxSeqLen}`);
+    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
+    const ids = rt.upload(batch.ids, 'ids');
+    const seqLen = rt.upload(batch.seqLen, 'seqLen');
+    const x = rt.acquire(T * d * 4, 'storage', 'x');
+    const xn = rt.acquire(T * d * 4, 'storage', 'xn');
+    const q = rt.acquire(T * qd * 4, 'storage', 'q');
+    const k = rt.acquire(T * kvd * 4, 'storage', 'k');
+    const v = rt.acquire(T * kvd * 4, 'storage', 'v');
+    const att = rt.acquire(T * qd * 4, 'storage', 'att');
+    const proj = rt.acquire(T * d * 4, 'storage', 'proj');
+    const h1 = rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn1');
+    const h2 = c.act === 'swiglu' ? rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn2') : null;
+
+    embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize });
+    const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer) =>
+      normGpu(rt, { kind: c.norm, x, weight: w, bias: b, out, rows: T, d, eps: c.normEps });
+    for (const layer of this.layers) {
+      norm(layer.attnNorm, layer.attnNormB, xn);
+      this.linear(xn, layer.q, q, T);
+      this.linear(xn, layer.k, k, T);
+      this.linear(xn, layer.v, v, T);
+      if (c.pos === 'rope') {
+        ropeGpu(rt, { q, k, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: c.ropeTheta, layout: c.ropeLayout });
+      }
+      attentionGpu(rt, { q, k, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim });
+      this.linear(att, layer.o, proj, T);
+      addGpu(rt, { x: proj, y: x, n: T * d });
+      norm(layer.ffnNorm, layer.ffnNormB, xn);
+      if (layer.gate && h2) {
+        this.linear(xn, layer.gate, h1, T);
+        this.linear(xn, layer.up, h2, T);
+        swigluGpu(rt, { gate: h1, up: h2, n: T * c.hiddenDim });
+      } else {
+        this.linear(xn, layer.up, h1, T);
+        geluGpu(rt, { x: h1, n: T * c.hiddenDim, kind: 'tanh' });
+      }
+      this.linear(h1, layer.down, proj, T);
+      addGpu(rt, { x: proj, y: x, n: T * d });
+    }
+    const out = rt.acquire(T * d * 4, 'storage', 'hidden');
+    norm(this.finalNorm, this.finalNormB, out);
+    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2]) if (b) rt.release(b);
+    return out;
+  }
+
+  /** Per-token log-probs of each sequence (log p(ids[t] | ids[<t]) for t ≥ 1). */
+  async scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
+    const { rt } = this;
+    const c = this.config;
+    const batch = packBatch(seqs, c.padId ?? 0);
+    const { B, L } = batch;
+    const T = B * L;
+    // Position t predicts token t+1 of the same sequence; the last real position and pads are masked.
+    const targets = new Uint32Array(T), mask = new Uint32Array(T);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i + 1 < batch.seqLen[b]; i++) {
+        targets[b * L + i] = batch.ids[b * L + i + 1];
+        mask[b * L + i] = 1;
+      }
+    }
+    checkTargets(targets, mask, c.vocabSize);
+    const H = this.forwardHidden(batch);
+    const tb = rt.upload(targets, 'targets'), mb = rt.upload(mask, 'mask');
+    const logp = rt.acquire(T * 4, 'storage', 'logp');
+    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 } });
+    const all = await rt.readF32(logp, T);
+    for (const b of [H, tb, mb, logp]) rt.release(b);
+    return seqs.map((s, b) => ({ logprobs: all.slice(b * L, b * L + Math.max(0, s.ids.length - 1)) }));
+  }
+
+  /** Final normed hidden states of each sequence, averaged over its positions. */
+  async meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]> {
+    const batch = packBatch(seqs, this.config.padId ?? 0);
+    const d = this.config.dim;
+    const H = this.forwardHidden(batch);
+    const all = await this.rt.readF32(H, batch.B * batch.L * d);
+    this.rt.release(H);
+    return seqs.map((s, b) => {
+      const out = new Float32Array(d);
+      const n = s.ids.length;
+      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[j] += all[(b * batch.L + i) * d + j] / n;
+      return out;
+    });
+  }
+
+  /** Final normed hidden states [B·L, d] of a packed batch (for tests). */
+  async hiddenStates(batch: PackedBatch): Promise<Float32Array> {
+    const H = this.forwardHidden(batch);
+    const out = await this.rt.readF32(H, batch.B * batch.L * this.config.dim);
+    this.rt.release(H);
+    return out;
+  }
+
+  dispose(): void {
+    for (const b of this.owned) this.rt.dropPersistent(b);
+    this.owned = [];
+  }
+}
