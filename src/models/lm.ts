@@ -1,6 +1,7 @@
 // The language-model API the scorer uses. One model, two interchangeable backends (WGSL on WebGPU,
 // or the TypeScript CPU twin), both returning per-token log-probs of token sequences.
 
+import type { TextTokenizer } from '../tokenizer/types.js';
 import type { ModelConfig } from './types.js';
 
 /** One token sequence to score: log p(ids[t] | ids[<t]) for every t in [1, ids.length). */
@@ -13,18 +14,13 @@ export interface SequenceScores {
   logprobs: Float32Array;
 }
 
-/** The tokenizer view the pipeline needs (implemented in src/tokenizer/). */
-export interface LmTokenizer {
-  /** Text to ids without special tokens. `continuation` marks text that follows other text (no sentencepiece dummy prefix). */
-  encode(text: string, opts?: { continuation?: boolean }): number[];
-  decode(ids: number[]): string;
-  bosId: number | null;
-  eosId: number | null;
-}
-
 export interface LanguageModel {
   config: ModelConfig;
-  tokenizer: LmTokenizer;
+  /**
+   * The model's tokenizer (src/tokenizer/types.ts). Encode context and target separately with
+   * `addSpecial: false` and join the ids; put BOS in front yourself (tokenizer.bosId).
+   */
+  tokenizer: TextTokenizer;
   backend: 'webgpu' | 'cpu';
   /** e.g. 'webgpu: SwiftShader driver 5.0.0' or 'cpu (JavaScript)' */
   deviceName: string;
