@@ -7,6 +7,7 @@
 // gives T/ROWS × S workgroups; each writes a (max, sumexp) partial, merged exactly in pass 2.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { matmulCpu } from './matmul.js';
 
 export const LOGPROB_ROWS = 8; // positions per workgroup (const ROWS in partial.wgsl)
 
@@ -97,32 +98,35 @@ export interface LogprobResult {
   mean: Float64Array;
 }
 
-/** CPU twin: f64 logits, max-subtracted logsumexp, masked per-sequence reductions. */
+/** CPU twin: f64 logits (blocked matmul over vocabulary tiles), max-subtracted logsumexp, masked reductions. */
 export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T): LogprobResult {
   checkTargets(targets, mask, V);
-  const logp = new Float32Array(T);
-  const logits = new Float64Array(V);
-  for (let t = 0; t < T; t++) {
-    if (!mask[t]) continue;
-    const ho = t * d;
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) {
-      const wo = v * d;
-      let s0 = 0, s1 = 0;
-      let k = 0;
-      for (; k + 1 < d; k += 2) {
-        s0 += H[ho + k] * W[wo + k];
-        s1 += H[ho + k + 1] * W[wo + k + 1];
-      }
-      if (k < d) s0 += H[ho + k] * W[wo + k];
-      const x = s0 + s1;
-      logits[v] = x;
-      if (x > max) max = x;
+  // Only the scored rows are computed: gather them, then stream W in tiles of VT rows.
+  const rows: number[] = [];
+  for (let t = 0; t < T; t++) if (mask[t]) rows.push(t);
+  const R = rows.length;
+  const Hs = new Float32Array(R * d);
+  rows.forEach((t, i) => Hs.set(H.subarray(t * d, t * d + d), i * d));
+  const VT = 2048;
+  const tile = new Float64Array(R * VT);
+  const max = new Float64Array(R).fill(-Infinity), sum = new Float64Array(R), tgt = new Float64Array(R);
+  for (let v0 = 0; v0 < V; v0 += VT) {
+    const n = Math.min(VT, V - v0);
+    const logits = matmulCpu(Hs, W.subarray(v0 * d, (v0 + n) * d), null, R, n, d, 'nk', tile.subarray(0, R * n));
+    for (let i = 0; i < R; i++) {
+      const row = logits.subarray(i * n, i * n + n);
+      let m = max[i];
+      for (let j = 0; j < n; j++) if (row[j] > m) m = row[j];
+      let s = sum[i] * Math.exp(max[i] - m); // rescale the running sum to the new max (0 at the start)
+      for (let j = 0; j < n; j++) s += Math.exp(row[j] - m);
+      max[i] = m;
+      sum[i] = s;
+      const target = targets[rows[i]];
+      if (target >= v0 && target < v0 + n) tgt[i] = row[target - v0];
     }
-    let sum = 0;
-    for (let v = 0; v < V; v++) sum += Math.exp(logits[v] - max);
-    logp[t] = logits[targets[t]] - max - Math.log(sum);
   }
+  const logp = new Float32Array(T);
+  for (let i = 0; i < R; i++) logp[rows[i]] = tgt[i] - max[i] - Math.log(sum[i]);
   return { logp, ...reduceSequences(logp, mask, B, L) };
 }
 

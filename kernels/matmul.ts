@@ -36,25 +36,50 @@ export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
   rt.dispatch(matmulSpec(a.layout, a.f16), [u, a.A, a.B, bias, a.C], [gx, gy, 1]);
 }
 
-/** CPU twin. */
-export function matmulCpu(A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, layout: BLayout, out?: Float32Array): Float32Array {
-  const C = out ?? new Float32Array(M * N);
+/** CPU twin (f64 accumulation; pass a Float64Array `out` to keep the results in f64). */
+export function matmulCpu<O extends Float32Array | Float64Array = Float32Array>(A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, layout: BLayout, out?: O): O {
+  const C = (out ?? new Float32Array(M * N)) as O;
   if (layout === 'nk') {
-    // Both operands walk contiguous rows: dot products with four accumulators.
-    for (let m = 0; m < M; m++) {
+    // Register-blocked: 4 rows of A × 2 rows of B per pass over K, so each loaded element is
+    // used 2–4 times (8 f64 accumulators stay in registers; ~1.5–2× the plain dot product).
+    let m = 0;
+    for (; m + 3 < M; m += 4) {
+      const a0 = m * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
+      let n = 0;
+      for (; n + 1 < N; n += 2) {
+        const b0 = n * K, b1 = b0 + K;
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        for (let k = 0; k < K; k++) {
+          const x0 = B[b0 + k], x1 = B[b1 + k];
+          let a = A[a0 + k]; c00 += a * x0; c01 += a * x1;
+          a = A[a1 + k]; c10 += a * x0; c11 += a * x1;
+          a = A[a2 + k]; c20 += a * x0; c21 += a * x1;
+          a = A[a3 + k]; c30 += a * x0; c31 += a * x1;
+        }
+        const z0 = bias ? bias[n] : 0, z1 = bias ? bias[n + 1] : 0;
+        C[m * N + n] = c00 + z0; C[m * N + n + 1] = c01 + z1;
+        C[(m + 1) * N + n] = c10 + z0; C[(m + 1) * N + n + 1] = c11 + z1;
+        C[(m + 2) * N + n] = c20 + z0; C[(m + 2) * N + n + 1] = c21 + z1;
+        C[(m + 3) * N + n] = c30 + z0; C[(m + 3) * N + n + 1] = c31 + z1;
+      }
+      for (; n < N; n++) {
+        const b0 = n * K;
+        let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (let k = 0; k < K; k++) {
+          const x = B[b0 + k];
+          c0 += A[a0 + k] * x; c1 += A[a1 + k] * x; c2 += A[a2 + k] * x; c3 += A[a3 + k] * x;
+        }
+        const z = bias ? bias[n] : 0;
+        C[m * N + n] = c0 + z; C[(m + 1) * N + n] = c1 + z; C[(m + 2) * N + n] = c2 + z; C[(m + 3) * N + n] = c3 + z;
+      }
+    }
+    for (; m < M; m++) {
       const ao = m * K;
       for (let n = 0; n < N; n++) {
         const bo = n * K;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        let k = 0;
-        for (; k + 3 < K; k += 4) {
-          s0 += A[ao + k] * B[bo + k];
-          s1 += A[ao + k + 1] * B[bo + k + 1];
-          s2 += A[ao + k + 2] * B[bo + k + 2];
-          s3 += A[ao + k + 3] * B[bo + k + 3];
-        }
-        for (; k < K; k++) s0 += A[ao + k] * B[bo + k];
-        C[m * N + n] = s0 + s1 + s2 + s3 + (bias ? bias[n] : 0);
+        let s = 0;
+        for (let k = 0; k < K; k++) s += A[ao + k] * B[bo + k];
+        C[m * N + n] = s + (bias ? bias[n] : 0);
       }
     }
   } else {
