@@ -1,4 +1,5 @@
-// attention: causal self-attention with grouped KV heads and a per-sequence padding mask.
+// attention: causal self-attention with grouped KV heads and a per-sequence padding mask
+// (bidirectional with causal: false, for BERT-style encoders).
 // shaders/attention.wgsl (flash-style: one workgroup per (query block, head, sequence), K/V tiles
 // in workgroup memory, online softmax), with the CPU twin below (two-pass softmax in f64).
 
@@ -9,8 +10,9 @@ export const ATTN_BQ = 16;
 /** Largest head dim the shader's workgroup tiles and per-invocation accumulators hold. */
 export const ATTN_MAX_HEAD_DIM = 128;
 
-export function attentionSpec(): ProgramSpec {
-  return { shader: 'attention' };
+export function attentionSpec(causal = true): ProgramSpec {
+  // The causal default keeps its original cache key; bidirectional sets the CAUSAL override.
+  return causal ? { shader: 'attention' } : { shader: 'attention', constants: { CAUSAL: 0 } };
 }
 
 export interface AttentionArgs {
@@ -29,6 +31,8 @@ export interface AttentionArgs {
   nHeads: number;
   nKvHeads: number;
   headDim: number;
+  /** Mask keys after the query (default true); false: every real key is attended (encoders). */
+  causal?: boolean;
 }
 
 /** Record O = softmax(Q K^T / sqrt(hd) + causal/pad mask) V. */
@@ -40,11 +44,11 @@ export function attentionGpu(rt: GpuRuntime, a: AttentionArgs): void {
   if (grid.some((g) => g > max)) throw new Error(`attention: grid ${grid.join('×')} exceeds ${max} per dimension`);
   if (grid.some((g) => g === 0)) return;
   const u = rt.uniform(new Uniforms().u32(a.B).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).f32(1 / Math.sqrt(a.headDim)).build(), 'attention.params');
-  rt.dispatch(attentionSpec(), [u, a.q, a.k, a.v, a.seqLen, a.out], grid);
+  rt.dispatch(attentionSpec(a.causal ?? true), [u, a.q, a.k, a.v, a.seqLen, a.out], grid);
 }
 
 /** CPU twin: per query row, max-subtracted softmax over its allowed keys, sums in f64. */
-export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, seqLen: ArrayLike<number>, B: number, L: number, nHeads: number, nKvHeads: number, headDim: number): Float32Array {
+export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, seqLen: ArrayLike<number>, B: number, L: number, nHeads: number, nKvHeads: number, headDim: number, causal = true): Float32Array {
   if (nHeads % nKvHeads) throw new Error(`attention: ${nHeads} heads is not a multiple of ${nKvHeads} KV heads`);
   const hd = headDim, qs = nHeads * hd, kvs = nKvHeads * hd, group = nHeads / nKvHeads;
   const scale = 1 / Math.sqrt(hd);
@@ -58,7 +62,8 @@ export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, 
       for (let i = 0; i < len; i++) {
         const qo = (b * L + i) * qs + h * hd;
         let m = -Infinity;
-        for (let j = 0; j <= i; j++) {
+        const last = causal ? i : len - 1;
+        for (let j = 0; j <= last; j++) {
           const ko = (b * L + j) * kvs + kvh * hd;
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
@@ -67,7 +72,7 @@ export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, 
         }
         let sum = 0;
         acc.fill(0);
-        for (let j = 0; j <= i; j++) {
+        for (let j = 0; j <= last; j++) {
           const p = Math.exp(scores[j] - m);
           sum += p;
           const vo = (b * L + j) * kvs + kvh * hd;

@@ -1,5 +1,6 @@
 // Causal self-attention with grouped KV heads and a per-sequence padding mask, tiled with an online
-// softmax (flash-attention style): no score matrix ever reaches global memory.
+// softmax (flash-attention style): no score matrix ever reaches global memory. With the override
+// CAUSAL = false it is bidirectional (BERT-style encoders): every real row attends to all real keys.
 //
 //   Q [T, nH*hd], K and V [T, nKv*hd], O [T, nH*hd], T = B*L (B sequences padded to length L).
 //   Query head h reads KV head h / (nH / nKv). seq_len[b] (clamped to L) is the real length of
@@ -29,6 +30,8 @@ struct Params { B: u32, L: u32, nH: u32, nKv: u32, hd: u32, scale: f32 }
 @group(0) @binding(3) var<storage, read> V: array<f32>;
 @group(0) @binding(4) var<storage, read> seq_len: array<u32>;
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
+
+override CAUSAL: bool = true;
 
 const BQ = 16u;
 const BK = 16u;
@@ -74,9 +77,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     Qs[rr * RS + d] = v;
   }
 
-  // Keys this block needs: [0, k_end). Row q0 + BQ - 1 sees keys up to itself; none past len.
-  // A block made only of pad rows needs no keys at all.
-  let k_end = select(0u, min(q0 + BQ, len), q0 < len);
+  // Keys this block needs: [0, k_end). Causal: row q0 + BQ - 1 sees keys up to itself; none past
+  // len. Bidirectional: all of [0, len). A block made only of pad rows needs no keys at all.
+  let k_end = select(0u, select(len, min(q0 + BQ, len), CAUSAL), q0 < len);
 
   var m = MASKED;
   var l = 0.0;
@@ -102,7 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     // Score of (row r, key k0 + c); causal: key <= query (which also keeps it below len).
     let kc = k0 + c;
     var s = MASKED;
-    if (real_row && kc <= qi) {
+    if (real_row && kc < k_end && (kc <= qi || !CAUSAL)) {
       var dot = 0.0;
       for (var d = 0u; d < hd; d++) { dot = fma(Qs[r * RS + d], Ks[c * RS + d], dot); }
       s = dot * p.scale;
