@@ -1,0 +1,221 @@
+// The CPU twin of the whole forward pass (Llama family and GPT-2), the reference the WGSL forward
+// is validated against. Activations are stored in f32 between ops, as on the GPU, but it is the
+// stricter twin: every reduction (norms, attention dots, softmax, matmul dots) accumulates in f64,
+// softmax and log-softmax subtract the max first, LayerNorm variance is two-pass.
+//
+// One sequence at a time: sequences of a batch never attend to each other, so a batch is a loop.
+// Indexing of log-probs: out[t] = log p(ids[t] | ids[0..t-1]), predicted from position t-1; out[0]
+// has no prediction.
+
+import { matmulCpu } from '../../kernels/matmul.js';
+import type { LoadedWeights } from './types.js';
+import { tensor } from './types.js';
+
+function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
+  const c = w.config;
+  if (ids.length === 0) throw new Error(`${c.name}: empty token sequence`);
+  if (ids.length > c.maxSeqLen) throw new Error(`${c.name}: ${ids.length} tokens exceed the model's maxSeqLen ${c.maxSeqLen}`);
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t];
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`${c.name}: token id ${id} at position ${t} is outside the vocabulary [0, ${c.vocabSize})`);
+  }
+}
+
+/** RMSNorm of each row of x [T, d] (f64 sum of squares). */
+export function rmsNormCpu(x: Float32Array, weight: Float32Array, T: number, d: number, eps: number, out = new Float32Array(T * d)): Float32Array {
+  for (let t = 0; t < T; t++) {
+    const o = t * d;
+    let ss = 0;
+    for (let i = 0; i < d; i++) ss += x[o + i] * x[o + i];
+    const s = 1 / Math.sqrt(ss / d + eps);
+    for (let i = 0; i < d; i++) out[o + i] = x[o + i] * s * weight[i];
+  }
+  return out;
+}
+
+/** LayerNorm of each row of x [T, d]: two-pass mean and variance in f64. */
+export function layerNormCpu(x: Float32Array, weight: Float32Array, bias: Float32Array, T: number, d: number, eps: number, out = new Float32Array(T * d)): Float32Array {
+  for (let t = 0; t < T; t++) {
+    const o = t * d;
+    let mean = 0;
+    for (let i = 0; i < d; i++) mean += x[o + i];
+    mean /= d;
+    let v = 0;
+    for (let i = 0; i < d; i++) {
+      const c = x[o + i] - mean;
+      v += c * c;
+    }
+    const s = 1 / Math.sqrt(v / d + eps);
+    for (let i = 0; i < d; i++) out[o + i] = (x[o + i] - mean) * s * weight[i] + bias[i];
+  }
+  return out;
+}
+
+/**
+ * Rotary embedding in place on x [T, nHeads·hd] (positions 0..T-1). 'interleaved' rotates
+ * (2i, 2i+1), 'half' rotates (i, i + hd/2); both with angle pos · theta^(-2i/hd), computed in f64.
+ */
+export function ropeCpu(x: Float32Array, T: number, nHeads: number, hd: number, theta: number, layout: 'interleaved' | 'half'): void {
+  const half = hd / 2;
+  const invFreq = new Float64Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / hd);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      const a = t * invFreq[i];
+      const c = Math.cos(a), s = Math.sin(a);
+      for (let h = 0; h < nHeads; h++) {
+        const base = (t * nHeads + h) * hd;
+        const i0 = layout === 'interleaved' ? base + 2 * i : base + i;
+        const i1 = layout === 'interleaved' ? i0 + 1 : i0 + half;
+        const x0 = x[i0], x1 = x[i1];
+        x[i0] = x0 * c - x1 * s;
+        x[i1] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+/**
+ * Causal multi-head attention with grouped KV heads: q [T, nH·hd], k/v [T, nKv·hd] → [T, nH·hd].
+ * Scores, softmax (max-subtracted) and the weighted sum of v all in f64.
+ */
+export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, T: number, nH: number, nKv: number, hd: number): Float32Array {
+  const out = new Float32Array(T * nH * hd);
+  const group = nH / nKv;
+  const scale = 1 / Math.sqrt(hd);
+  const p = new Float64Array(T);
+  const acc = new Float64Array(hd);
+  const qs = nH * hd, ks = nKv * hd;
+  for (let h = 0; h < nH; h++) {
+    const kh = Math.floor(h / group);
+    for (let t = 0; t < T; t++) {
+      const qo = t * qs + h * hd;
+      let max = -Infinity;
+      for (let j = 0; j <= t; j++) {
+        const ko = j * ks + kh * hd;
+        let s = 0;
+        for (let i = 0; i < hd; i++) s += q[qo + i] * k[ko + i];
+        s *= scale;
+        p[j] = s;
+        if (s > max) max = s;
+      }
+      let sum = 0;
+      for (let j = 0; j <= t; j++) {
+        p[j] = Math.exp(p[j] - max);
+        sum += p[j];
+      }
+      acc.fill(0);
+      for (let j = 0; j <= t; j++) {
+        const vo = j * ks + kh * hd;
+        const pj = p[j];
+        for (let i = 0; i < hd; i++) acc[i] += pj * v[vo + i];
+      }
+      for (let i = 0; i < hd; i++) out[qo + i] = acc[i] / sum;
+    }
+  }
+  return out;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+/** GPT-2's gelu_new (tanh approximation). */
+export const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+export const silu = (x: number): number => x / (1 + Math.exp(-x));
+
+function addInPlace(x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += y[i];
+}
+
+/** Final normed hidden states [T, d] of one sequence. */
+export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
+  checkIds(w, ids);
+  const c = w.config;
+  const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
+  const qd = nH * hd, kvd = nKv * hd;
+  const norm = (x: Float32Array, prefix: string): Float32Array =>
+    c.norm === 'rms'
+      ? rmsNormCpu(x, tensor(w, `${prefix}.weight`), T, d, c.normEps)
+      : layerNormCpu(x, tensor(w, `${prefix}.weight`), tensor(w, `${prefix}.bias`), T, d, c.normEps);
+
+  // Embeddings (+ learned positions).
+  const emb = tensor(w, 'tok_emb');
+  const x = new Float32Array(T * d);
+  for (let t = 0; t < T; t++) x.set(emb.subarray(ids[t] * d, ids[t] * d + d), t * d);
+  if (c.pos === 'learned') {
+    const pe = tensor(w, 'pos_emb');
+    for (let i = 0; i < T * d; i++) x[i] += pe[i];
+  }
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `layers.${l}`;
+    // Attention block.
+    const xn = norm(x, `${p}.attn_norm`);
+    const q = matmulCpu(xn, tensor(w, `${p}.wq`), c.qkvBias ? tensor(w, `${p}.bq`) : null, T, qd, d, 'nk');
+    const k = matmulCpu(xn, tensor(w, `${p}.wk`), c.qkvBias ? tensor(w, `${p}.bk`) : null, T, kvd, d, 'nk');
+    const v = matmulCpu(xn, tensor(w, `${p}.wv`), c.qkvBias ? tensor(w, `${p}.bv`) : null, T, kvd, d, 'nk');
+    if (c.pos === 'rope') {
+      ropeCpu(q, T, nH, hd, c.ropeTheta, c.ropeLayout);
+      ropeCpu(k, T, nKv, hd, c.ropeTheta, c.ropeLayout);
+    }
+    const att = attentionCpu(q, k, v, T, nH, nKv, hd);
+    addInPlace(x, matmulCpu(att, tensor(w, `${p}.wo`), c.mlpBias ? tensor(w, `${p}.bo`) : null, T, d, qd, 'nk'));
+
+    // Feed-forward block.
+    const hn = norm(x, `${p}.ffn_norm`);
+    let h: Float32Array;
+    if (c.act === 'swiglu') {
+      const g = matmulCpu(hn, tensor(w, `${p}.w_gate`), null, T, ff, d, 'nk');
+      h = matmulCpu(hn, tensor(w, `${p}.w_up`), null, T, ff, d, 'nk');
+      for (let i = 0; i < h.length; i++) h[i] = silu(g[i]) * h[i];
+    } else {
+      h = matmulCpu(hn, tensor(w, `${p}.w_up`), c.mlpBias ? tensor(w, `${p}.b_up`) : null, T, ff, d, 'nk');
+      for (let i = 0; i < h.length; i++) h[i] = geluTanh(h[i]);
+    }
+    addInPlace(x, matmulCpu(h, tensor(w, `${p}.w_down`), c.mlpBias ? tensor(w, `${p}.b_down`) : null, T, d, ff, 'nk'));
+  }
+  return norm(x, 'final_norm');
+}
+
+/** Logits [rows.length, V] of the given rows of hidden [T, d] (all rows when omitted). */
+export function logitsCpu(w: LoadedWeights, hidden: Float32Array, rows?: readonly number[]): Float32Array {
+  const d = w.config.dim, V = w.config.vocabSize;
+  const T = hidden.length / d;
+  const r = rows ?? Array.from({ length: T }, (_, i) => i);
+  const h = new Float32Array(r.length * d);
+  r.forEach((t, i) => h.set(hidden.subarray(t * d, t * d + d), i * d));
+  return matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
+}
+
+/** log softmax(logits)[target] over one row, in f64: x − max − log Σ exp(x − max). */
+export function logSoftmaxAt(logits: ArrayLike<number>, offset: number, V: number, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[offset + i] > max) max = logits[offset + i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[offset + i] - max);
+  return logits[offset + target] - max - Math.log(sum);
+}
+
+/**
+ * Per-token log-probabilities of one sequence: out[t] = log p(ids[t] | ids[0..t-1]) for each t ≥ 1
+ * with targetMask[t] set (every t ≥ 1 when no mask is given); NaN elsewhere (out[0] is always NaN).
+ * Only the needed rows of the LM head are computed.
+ */
+export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask?: ArrayLike<number | boolean>): Float64Array {
+  const T = ids.length, V = w.config.vocabSize;
+  if (targetMask && targetMask.length !== T) throw new Error(`${w.config.name}: targetMask has ${targetMask.length} entries for ${T} tokens`);
+  checkIds(w, ids);
+  const out = new Float64Array(T).fill(NaN);
+  const targets: number[] = [];
+  for (let t = 1; t < T; t++) if (!targetMask || targetMask[t]) targets.push(t);
+  if (targets.length === 0) return out;
+  // Positions after the last scored token cannot influence it (causal): skip them.
+  const last = targets[targets.length - 1];
+  const hidden = forwardHiddenCpu(w, Array.prototype.slice.call(ids, 0, last) as number[]);
+  const logits = logitsCpu(w, hidden, targets.map((t) => t - 1));
+  targets.forEach((t, i) => { out[t] = logSoftmaxAt(logits, i * V, V, ids[t]); });
+  return out;
+}
+
+/** logProbsCpu over a batch of sequences of any lengths (no cross-sequence attention). */
+export function logProbsBatchCpu(w: LoadedWeights, batch: readonly ArrayLike<number>[], masks?: readonly (ArrayLike<number | boolean> | undefined)[]): Float64Array[] {
+  return batch.map((ids, b) => logProbsCpu(w, ids, masks?.[b]));
+}

@@ -1,0 +1,101 @@
+// loadWeights(pathOrName): one entry point for every model source.
+//   'default' | 'stories15M'      → <models dir>/stories15M (llama2.c model.bin + tokenizer.bin)
+//   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
+//   a folder with model.bin       → the same
+//   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
+// The models dir is <package root>/models (the package root is the nearest folder above this file
+// holding package.json); CONCORD_MODELS_DIR overrides it.
+
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadHfTokenizer } from '../tokenizer/hf.js';
+import { llama2cTokenizer } from '../tokenizer/llama2c.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { loadHf } from './hf.js';
+import { loadLlama2c, readLlama2cHeader } from './llama2c.js';
+import type { LoadedWeights } from './types.js';
+
+export const DEFAULT_MODEL = 'stories15M';
+const NAMED_MODELS: Record<string, string> = { default: DEFAULT_MODEL, stories15M: DEFAULT_MODEL };
+
+export interface LoadedModel extends LoadedWeights {
+  tokenizer: TextTokenizer;
+  /** 'llama2c' or 'hf' */
+  format: 'llama2c' | 'hf';
+  /** The resolved file or folder. */
+  path: string;
+}
+
+export interface LoadOptions {
+  /** Tokenizer file to use instead of the one found beside the model (tokenizer.bin or a folder with tokenizer.json). */
+  tokenizer?: string;
+}
+
+/** The folder holding package.json, walking up from this module. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+export function modelsDir(): string {
+  return process.env.CONCORD_MODELS_DIR ? resolve(process.env.CONCORD_MODELS_DIR) : join(packageRoot(), 'models');
+}
+
+export function defaultModelDir(): string {
+  return join(modelsDir(), DEFAULT_MODEL);
+}
+
+/** Resolve a name or path to what will be loaded. */
+export function resolveModel(pathOrName: string): { format: 'llama2c' | 'hf'; path: string } {
+  const named = NAMED_MODELS[pathOrName];
+  if (named !== undefined) {
+    const p = join(modelsDir(), named, 'model.bin');
+    if (!existsSync(p)) throw new Error(`model '${pathOrName}': ${p} not found (run \`npm run fetch-models\`, or set CONCORD_MODELS_DIR)`);
+    return { format: 'llama2c', path: p };
+  }
+  const p = resolve(pathOrName);
+  if (!existsSync(p)) {
+    throw new Error(`model '${pathOrName}': no such file or folder (${p}); give 'default', '${DEFAULT_MODEL}', a llama2.c .bin or a Hugging Face folder`);
+  }
+  if (statSync(p).isDirectory()) {
+    if (existsSync(join(p, 'config.json'))) return { format: 'hf', path: p };
+    if (existsSync(join(p, 'model.bin'))) return { format: 'llama2c', path: join(p, 'model.bin') };
+    throw new Error(`${p}: folder has neither config.json (Hugging Face) nor model.bin (llama2.c)`);
+  }
+  if (p.endsWith('.bin')) return { format: 'llama2c', path: p };
+  throw new Error(`${p}: not a model (expected a llama2.c .bin checkpoint or a Hugging Face folder with config.json)`);
+}
+
+function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
+  if (existsSync(path) && statSync(path).isDirectory()) return loadHfTokenizer(path);
+  if (path.endsWith('tokenizer.json')) return loadHfTokenizer(dirname(path));
+  return llama2cTokenizer(path, vocabSize);
+}
+
+/** Load weights (canonical names, f32) and the model's tokenizer. */
+export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
+  const { format, path } = resolveModel(pathOrName);
+  if (format === 'hf') {
+    const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
+    const w = loadHf(path, tokenizer);
+    return { ...w, tokenizer, format, path };
+  }
+  const header = readLlama2cHeader(path);
+  let tokenizer: TextTokenizer;
+  if (opts.tokenizer) tokenizer = tokenizerAt(opts.tokenizer, header.vocabSize);
+  else {
+    const dir = dirname(path);
+    if (existsSync(join(dir, 'tokenizer.bin'))) tokenizer = llama2cTokenizer(join(dir, 'tokenizer.bin'), header.vocabSize);
+    else if (existsSync(join(dir, 'tokenizer.json'))) tokenizer = loadHfTokenizer(dir);
+    else throw new Error(`${path}: no tokenizer.bin or tokenizer.json beside the checkpoint (pass opts.tokenizer)`);
+  }
+  const isDefault = NAMED_MODELS[pathOrName] !== undefined;
+  const w = loadLlama2c(path, isDefault ? `${DEFAULT_MODEL} (llama2.c)` : `${path} (llama2.c)`);
+  return { ...w, tokenizer, format, path };
+}

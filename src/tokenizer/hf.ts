@@ -1,0 +1,116 @@
+// TextTokenizer over @huggingface/tokenizers: built from a tokenizer.json object and a
+// tokenizer_config.json object, or (Node only) from a model folder holding those files.
+// No static Node imports: the browser demo imports this module too.
+
+import { Tokenizer } from '@huggingface/tokenizers';
+import { nodeFs, nodePath } from './node.js';
+import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
+
+/** The parts of tokenizer.json this module looks at (the library validates the rest). */
+export interface TokenizerJson {
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  normalizer?: unknown;
+  pre_tokenizer?: unknown;
+  post_processor?: unknown;
+  decoder?: unknown;
+  model: { type: string; vocab?: unknown; merges?: unknown; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export type TokenizerConfigJson = Record<string, unknown>;
+
+export interface SpecialIds {
+  bosId?: number | null;
+  eosId?: number | null;
+  padId?: number | null;
+}
+
+export class HfTextTokenizer implements TextTokenizer {
+  readonly hf: Tokenizer;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  readonly padId: number | null;
+  readonly vocabSize: number;
+  readonly dummyPrefix: boolean;
+
+  constructor(readonly json: TokenizerJson, readonly config: TokenizerConfigJson, readonly source: string, ids: SpecialIds = {}) {
+    const full = { added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json };
+    try {
+      this.hf = new Tokenizer(full, config);
+    } catch (e) {
+      throw new Error(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
+    }
+    const tokenId = (key: string): number | null => {
+      let v = config[key];
+      if (v && typeof v === 'object' && 'content' in v) v = (v as { content: unknown }).content;
+      if (typeof v !== 'string') return null;
+      return this.hf.token_to_id(v) ?? null;
+    };
+    this.bosId = ids.bosId !== undefined ? ids.bosId : tokenId('bos_token');
+    this.eosId = ids.eosId !== undefined ? ids.eosId : tokenId('eos_token');
+    this.padId = ids.padId !== undefined ? ids.padId : tokenId('pad_token');
+    let maxId = -1;
+    for (const id of this.hf.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+    this.dummyPrefix = hasDummyPrefix(full);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    return this.hf.encode(text, { add_special_tokens: opts.addSpecial ?? true }).ids;
+  }
+
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    if (ids.length === 0) return '';
+    return this.hf.decode([...ids], { skip_special_tokens: opts.skipSpecial ?? false });
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf.id_to_token(id);
+  }
+}
+
+/** Does this tokenizer.json prepend a word-start marker (sentencepiece dummy prefix / add_prefix_space)? */
+function hasDummyPrefix(json: TokenizerJson): boolean {
+  const walk = (node: unknown): boolean => {
+    if (!node || typeof node !== 'object') return false;
+    const n = node as Record<string, unknown>;
+    if (n.type === 'Prepend') return true;
+    if (n.type === 'Metaspace') return (n.prepend_scheme ?? (n.add_prefix_space === false ? 'never' : 'always')) !== 'never';
+    if (n.type === 'ByteLevel') return n.add_prefix_space === true;
+    for (const k of ['normalizers', 'pretokenizers']) {
+      const list = n[k];
+      if (Array.isArray(list) && list.some(walk)) return true;
+    }
+    return false;
+  };
+  return walk(json.normalizer) || walk(json.pre_tokenizer);
+}
+
+function readJson(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = nodeFs().readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read ${what}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: ${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Tokenizer of a Hugging Face model folder: tokenizer.json (required) + tokenizer_config.json (optional). */
+export function loadHfTokenizer(dir: string, ids: SpecialIds = {}): HfTextTokenizer {
+  const { existsSync } = nodeFs();
+  const { join } = nodePath();
+  const tj = join(dir, 'tokenizer.json');
+  if (!existsSync(tj)) {
+    throw new Error(`${dir}: no tokenizer.json (concord needs the "fast" tokenizer file; tokenizer.model / vocab.json alone are not supported)`);
+  }
+  const json = readJson(tj, 'tokenizer.json') as TokenizerJson;
+  if (!json || typeof json !== 'object' || !json.model) throw new Error(`${tj}: tokenizer.json has no "model" section`);
+  const tc = join(dir, 'tokenizer_config.json');
+  const config = existsSync(tc) ? (readJson(tc, 'tokenizer_config.json') as TokenizerConfigJson) : {};
+  return new HfTextTokenizer(json, config, `tokenizer.json (${tj})`, ids);
+}
