@@ -1,0 +1,427 @@
+// The scorer: records in, records' scores out, in input order. No Node-only code here (the browser
+// demo runs the same module); files, checkpoints and progress bars live in node-io.ts and the CLI.
+//
+//   const scorer = createScorerFromModels({ model, reverseModel, ... });
+//   for await (const r of scorer.score(records)) { r.scores / r.error }
+//
+// Scores per pair (README "Scores"), with x, y, F, R and the passes as in plan.ts:
+//   fwd_logp = mean over y's tokens of log p_F(y_t | template(x), y_<t)   fwd_sum = the sum
+//   rev_logp = mean over x's tokens of log p_R(x_t | template(y), x_<t)   rev_sum = the sum
+//   y_logp   = mean of log p_F(y_t | BOS, y_<t)      x_logp = mean of log p_R(x_t | BOS, x_<t)
+//   ifd  = exp(y_logp − fwd_logp) = PPL(y|x) / PPL(y)       (Cherry LLM)
+//   rifd = exp(x_logp − rev_logp) = PPL(x|y) / PPL(x)       (Reflection-Tuning r-IFD)
+//   cosine of the embeddings of x and y: a sentence encoder when given (cosine_source
+//   'embed:<name>'), else the mean final hidden state of F over [BOS x] and [BOS y]
+//   (cosine_source 'lm-mean-hidden'); null with cosine 'off'.
+//   x_tokens, y_tokens (as scored), truncated (+ x_tokens_full / y_tokens_full when cut).
+
+import type { LanguageModel } from '../models/lm.js';
+import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } from '../scheduler/index.js';
+import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
+import { SLOT_ONLY, passSequences, planPasses, spanSum, truncatePair, type PassPlan, type Quantity } from './plan.js';
+import {
+  DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, encodeTemplate, parseTemplate, type ChatFormat,
+} from './templates.js';
+
+export interface PairScores {
+  fwd_logp: number;
+  fwd_sum: number;
+  rev_logp: number;
+  rev_sum: number;
+  y_logp: number;
+  y_sum: number;
+  x_logp: number;
+  x_sum: number;
+  ifd: number;
+  rifd: number;
+  cosine: number | null;
+  cosine_source: string | null;
+  x_tokens: number;
+  y_tokens: number;
+  truncated: boolean;
+  x_tokens_full?: number;
+  y_tokens_full?: number;
+}
+
+export interface ScoreResult {
+  /** Position in the input (0-based, over all items given to score()). */
+  index: number;
+  /** 'file:line' for records read from files, else '#index'. */
+  loc: string;
+  /** The input record as given (undefined when its text did not parse). */
+  record: unknown;
+  scores?: PairScores;
+  /** One-line reason when the record could not be scored. */
+  error?: string;
+}
+
+/** A sentence encoder (src/embed's Embedder fits). */
+export interface TextEmbedder {
+  embed(texts: string[]): Promise<Float32Array[]>;
+  /** shown in cosine_source, e.g. 'all-MiniLM-L6-v2' */
+  name?: string;
+}
+
+export type CosineMode = 'embed' | 'lm' | 'off';
+
+export interface VerifyOptions {
+  /** The CPU twin of the forward model (and of the reverse model when there is one). */
+  model: LanguageModel;
+  reverseModel?: LanguageModel;
+  /** How many batches to re-score (half of them the first ones, half sampled from the rest). */
+  batches: number;
+  /** Largest allowed |Δ| of a per-token log-prob (default 1e-3). */
+  tol?: number;
+  seed?: number;
+}
+
+export interface VerifyReport {
+  batches: number;
+  sequences: number;
+  tokens: number;
+  maxAbsDiff: number;
+  tol: number;
+  ok: boolean;
+  /** Where the largest difference is. */
+  worst: { batch: number; lane: string; sequence: number; position: number } | null;
+}
+
+export interface ScoreProgress {
+  done: number;
+  scored: number;
+  errors: number;
+  tokens: number;
+  elapsedMs: number;
+}
+
+export interface ScorerOptions {
+  model: LanguageModel;
+  /** A separate reverse model (trained on y → x); else the forward model scores both directions. */
+  reverseModel?: LanguageModel | null;
+  forwardTemplate?: string;
+  reverseTemplate?: string;
+  /** A chat format: its templates replace the default ones (explicit templates still win). */
+  chat?: ChatFormat | null;
+  /** 'min' (default): the fewest passes the templates allow; 4: always the four-pass computation. */
+  passes?: 'min' | 4;
+  /** Longest sequence (default: the smaller maxLen of the models). */
+  maxLen?: number;
+  /** Over-long pairs: cut them (default) or report them as errors. */
+  overlong?: 'truncate' | 'error';
+  fields?: Partial<FieldMap>;
+  /** 'embed' needs `embedder`. Default: 'embed' when an embedder is given, else 'lm'. */
+  cosine?: CosineMode;
+  embedder?: TextEmbedder | null;
+  /** Pairs per scheduling window (default 1024). */
+  windowSize?: number;
+  /** Override the models' tokenBudget. */
+  tokenBudget?: number;
+  /** Batches in flight at once (default 1). */
+  inFlight?: number;
+  verify?: VerifyOptions | null;
+  /** Test hook: add this to every primary log-prob (shows that verify catches a deviation). */
+  injectDeviation?: number;
+  onProgress?: (p: ScoreProgress) => void;
+  /** Clock for rates (default performance.now / Date.now). */
+  now?: () => number;
+}
+
+export interface ScorerStats {
+  pairs: number;
+  scored: number;
+  errors: number;
+  truncated: number;
+  /** Real tokens the language models computed (all passes, cosine hidden states included). */
+  lmTokens: number;
+  elapsedMs: number;
+  scheduler: SchedulerStats | null;
+  verify: VerifyReport | null;
+}
+
+export interface Scorer {
+  readonly plan: PassPlan;
+  /** 2, 3 or 4 */
+  readonly passes: number;
+  readonly maxLen: number;
+  readonly cosineSource: string | null;
+  readonly templates: { forward: string; reverse: string };
+  readonly stats: ScorerStats;
+  /** Score records (objects, or SourcedRecord from a file reader); yields in input order. */
+  score(items: Iterable<unknown> | AsyncIterable<unknown>, opts?: { firstIndex?: number }): AsyncGenerator<ScoreResult>;
+}
+
+interface PairItem {
+  index: number;
+  loc: string;
+  record: unknown;
+  error?: string;
+  xText: string;
+  yText: string;
+  xIds: number[];
+  yIds: number[];
+  xFull: number;
+  yFull: number;
+  truncated: boolean;
+  sums: Partial<Record<Quantity, { sum: number; count: number }>>;
+  vec: { x?: Float32Array; y?: Float32Array };
+  /** per pass: where x and y sit in its sequence */
+  spans: Partial<Record<'x' | 'y', [number, number]>>[];
+}
+
+const TAG_VEC_X = 1000, TAG_VEC_Y = 1001;
+
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`cosine: vectors of length ${a.length} and ${b.length}`);
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+}
+
+/** Deterministic PRNG (mulberry32) for verify sampling. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function createScorerFromModels(opts: ScorerOptions): Scorer {
+  const F = opts.model;
+  const R = opts.reverseModel ?? F;
+  const sameModel = R === F;
+  const tokF = F.tokenizer;
+  if (!sameModel && (R.tokenizer.vocabSize !== tokF.vocabSize || R.tokenizer.bosId !== tokF.bosId)) {
+    throw new Error(`--reverse-model: its tokenizer differs from the forward model's (vocab ${R.tokenizer.vocabSize} vs ${tokF.vocabSize}); x and y must have the same ids under both`);
+  }
+  const startId = tokF.bosId ?? tokF.eosId;
+  if (startId === null) throw new Error(`${F.config.name}: the tokenizer has neither a BOS nor an EOS token to start sequences with`);
+  const modelMax = Math.min(F.maxLen, R.maxLen);
+  const maxLen = opts.maxLen ?? modelMax;
+  if (!(maxLen >= 2)) throw new Error(`--max-len must be at least 2 (got ${maxLen})`);
+  if (maxLen > modelMax) throw new Error(`--max-len ${maxLen} is over the model's maximum sequence length ${modelMax}`);
+
+  const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? DEFAULT_FORWARD_TEMPLATE;
+  const revSrc = opts.reverseTemplate ?? opts.chat?.reverse ?? DEFAULT_REVERSE_TEMPLATE;
+  const plan = planPasses({
+    forward: encodeTemplate(tokF, parseTemplate(fwdSrc, ['x', 'y'])),
+    reverse: encodeTemplate(tokF, parseTemplate(revSrc, ['y', 'x'])),
+    xOnly: encodeTemplate(tokF, SLOT_ONLY.x),
+    yOnly: encodeTemplate(tokF, SLOT_ONLY.y),
+    sameModel,
+    fourPass: opts.passes === 4,
+  });
+  const available = maxLen - 1 - plan.literalTokens;
+  if (available < 2) throw new Error(`--max-len ${maxLen} leaves no room for x and y after the templates' ${plan.literalTokens} literal tokens`);
+
+  const cosineMode: CosineMode = opts.cosine ?? (opts.embedder ? 'embed' : 'lm');
+  if (cosineMode === 'embed' && !opts.embedder) throw new Error('cosine: embed needs an embedder');
+  const cosineSource = cosineMode === 'off' ? null : cosineMode === 'embed' ? `embed:${opts.embedder!.name ?? 'sentence-encoder'}` : 'lm-mean-hidden';
+  const fields: FieldMap = { ...DEFAULT_FIELDS, ...opts.fields };
+  const now = opts.now ?? (() => (typeof performance !== 'undefined' ? performance.now() : Date.now()));
+  const delta = opts.injectDeviation ?? 0;
+
+  const stats: ScorerStats = { pairs: 0, scored: 0, errors: 0, truncated: 0, lmTokens: 0, elapsedMs: 0, scheduler: null, verify: null };
+
+  // ---- verify: re-score sampled batches on the CPU twin ----
+  const v = opts.verify && opts.verify.batches > 0 ? opts.verify : null;
+  const vr: VerifyReport | null = v ? { batches: 0, sequences: 0, tokens: 0, maxAbsDiff: 0, tol: v.tol ?? 1e-3, ok: true, worst: null } : null;
+  stats.verify = vr;
+  const early = v ? Math.ceil(v.batches / 2) : 0;
+  const reservoirSize = v ? v.batches - early : 0;
+  const reservoir: { lane: string; index: number; seqs: number[][]; primary: Float32Array[] }[] = [];
+  const rand = rng(v?.seed ?? 12345);
+  let lateSeen = 0;
+  let lmBatches = 0;
+
+  async function verifyBatch(b: { lane: string; index: number; seqs: number[][]; primary: Float32Array[] }): Promise<void> {
+    const twin = b.lane === 'R' ? (v!.reverseModel ?? v!.model) : v!.model;
+    const ref = await twin.scoreBatch(b.seqs.map((ids) => ({ ids })));
+    vr!.batches++;
+    b.primary.forEach((p, s) => {
+      vr!.sequences++;
+      const r = ref[s].logprobs;
+      if (r.length !== p.length) throw new Error(`verify: the CPU twin returned ${r.length} log-probs for a sequence of ${p.length + 1} tokens`);
+      for (let t = 0; t < p.length; t++) {
+        vr!.tokens++;
+        const d = Math.abs(p[t] - r[t]);
+        if (!(d <= vr!.maxAbsDiff)) {
+          vr!.maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+          vr!.worst = { batch: b.index, lane: b.lane, sequence: s, position: t + 1 };
+        }
+      }
+    });
+    vr!.ok = vr!.maxAbsDiff <= vr!.tol;
+  }
+
+  function scoreLane(model: LanguageModel, name: string): Lane {
+    return {
+      budget: opts.tokenBudget ?? model.tokenBudget,
+      padded: true,
+      async run(payloads, info: BatchInfo) {
+        const seqs = payloads as number[][];
+        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })));
+        stats.lmTokens += info.realTokens;
+        let lp = out.map((o) => o.logprobs);
+        if (delta !== 0) lp = lp.map((a) => a.map((x) => x + delta));
+        if (v) {
+          const k = lmBatches++;
+          const b = { lane: name, index: info.index, seqs, primary: lp };
+          if (k < early) await verifyBatch(b);
+          else if (reservoirSize > 0) {
+            // Reservoir sampling (Algorithm R) over the later batches.
+            lateSeen++;
+            if (reservoir.length < reservoirSize) reservoir.push(b);
+            else {
+              const j = Math.floor(rand() * lateSeen);
+              if (j < reservoirSize) reservoir[j] = b;
+            }
+          }
+        }
+        return lp;
+      },
+    };
+  }
+
+  const lanes: Record<string, Lane> = { F: scoreLane(F, 'F') };
+  if (!sameModel) lanes.R = scoreLane(R, 'R');
+  if (cosineMode === 'lm') {
+    lanes.H = {
+      budget: opts.tokenBudget ?? F.tokenBudget,
+      padded: true,
+      async run(payloads, info) {
+        const out = await F.meanHidden((payloads as number[][]).map((ids) => ({ ids })));
+        stats.lmTokens += info.realTokens;
+        return out;
+      },
+    };
+  } else if (cosineMode === 'embed') {
+    const emb = opts.embedder!;
+    lanes.E = { budget: Infinity, maxBatch: 256, padded: false, run: (payloads) => emb.embed(payloads as string[]) };
+  }
+  const laneOf = (m: 'F' | 'R') => (m === 'R' && !sameModel ? 'R' : 'F');
+
+  function prepare(inputs: unknown[], first: number): { items: PairItem[]; jobs: Job[] } {
+    const items: PairItem[] = [];
+    const jobs: Job[] = [];
+    inputs.forEach((input, k) => {
+      const index = runOffset + first + k;
+      const src = input instanceof SourcedRecord ? input : null;
+      const item: PairItem = {
+        index, loc: src?.loc ?? `#${index}`, record: src ? src.record : input,
+        xText: '', yText: '', xIds: [], yIds: [], xFull: 0, yFull: 0, truncated: false, sums: {}, vec: {}, spans: [],
+      };
+      items.push(item);
+      try {
+        if (src?.parseError) throw new RecordError(src.parseError);
+        const pair = recordToPair(item.record, fields);
+        item.xText = pair.x;
+        item.yText = pair.y;
+        const x = encodeStandalone(tokF, pair.x), y = encodeStandalone(tokF, pair.y);
+        if (x.length === 0) throw new RecordError('the prompt has no tokens');
+        if (y.length === 0) throw new RecordError('the response has no tokens');
+        item.xFull = x.length;
+        item.yFull = y.length;
+        const t = truncatePair(x, y, available);
+        if (t.truncated && opts.overlong === 'error') {
+          throw new RecordError(`over-long pair: x ${x.length} + y ${y.length} tokens + ${plan.literalTokens} template tokens + 1 is over --max-len ${maxLen}`);
+        }
+        item.xIds = t.xIds;
+        item.yIds = t.yIds;
+        item.truncated = t.truncated;
+      } catch (e) {
+        if (!(e instanceof RecordError)) throw e;
+        item.error = e.message;
+        return;
+      }
+      for (const s of passSequences(plan, startId!, item.xIds, item.yIds)) {
+        jobs.push({ lane: laneOf(plan.passes[s.pass].model), length: s.ids.length, payload: s.ids, item: k, tag: s.pass });
+        item.spans[s.pass] = s.spans;
+      }
+      if (cosineMode === 'lm') {
+        jobs.push({ lane: 'H', length: item.xIds.length + 1, payload: [startId!, ...item.xIds], item: k, tag: TAG_VEC_X });
+        jobs.push({ lane: 'H', length: item.yIds.length + 1, payload: [startId!, ...item.yIds], item: k, tag: TAG_VEC_Y });
+      } else if (cosineMode === 'embed') {
+        jobs.push({ lane: 'E', length: 1, payload: item.xText, item: k, tag: TAG_VEC_X });
+        jobs.push({ lane: 'E', length: 1, payload: item.yText, item: k, tag: TAG_VEC_Y });
+      }
+    });
+    return { items, jobs };
+  }
+
+  function onResult(item: PairItem, job: Job, output: unknown): void {
+    if (job.tag === TAG_VEC_X) { item.vec.x = output as Float32Array; return; }
+    if (job.tag === TAG_VEC_Y) { item.vec.y = output as Float32Array; return; }
+    const pass = plan.passes[job.tag];
+    const spans = item.spans[job.tag];
+    const lp = output as Float32Array;
+    if (lp.length !== (job.payload as number[]).length - 1) {
+      throw new Error(`scoreBatch returned ${lp.length} log-probs for a sequence of ${(job.payload as number[]).length} tokens`);
+    }
+    for (const r of pass.reads) item.sums[r.quantity] = spanSum(lp, spans[r.slot]!);
+  }
+
+  function finish(item: PairItem): ScoreResult {
+    if (item.error !== undefined) return { index: item.index, loc: item.loc, record: item.record, error: item.error };
+    const q = (k: Quantity) => item.sums[k]!;
+    const mean = (k: Quantity) => q(k).sum / q(k).count;
+    const s: PairScores = {
+      fwd_logp: mean('fwd'), fwd_sum: q('fwd').sum,
+      rev_logp: mean('rev'), rev_sum: q('rev').sum,
+      y_logp: mean('y'), y_sum: q('y').sum,
+      x_logp: mean('x'), x_sum: q('x').sum,
+      ifd: Math.exp(mean('y') - mean('fwd')),
+      rifd: Math.exp(mean('x') - mean('rev')),
+      cosine: item.vec.x && item.vec.y ? cosineSimilarity(item.vec.x, item.vec.y) : null,
+      cosine_source: cosineSource,
+      x_tokens: item.xIds.length,
+      y_tokens: item.yIds.length,
+      truncated: item.truncated,
+    };
+    if (item.truncated) {
+      s.x_tokens_full = item.xFull;
+      s.y_tokens_full = item.yFull;
+    }
+    return { index: item.index, loc: item.loc, record: item.record, scores: s };
+  }
+
+  let nextIndex = 0;
+  let runOffset = 0;
+  async function* score(items: Iterable<unknown> | AsyncIterable<unknown>, o: { firstIndex?: number } = {}): AsyncGenerator<ScoreResult> {
+    const sched = new Scheduler<unknown, PairItem>({
+      lanes, windowSize: opts.windowSize, inFlight: opts.inFlight, prepare, onResult,
+    });
+    stats.scheduler = sched.stats;
+    const t0 = now();
+    const base = stats.elapsedMs;
+    runOffset = o.firstIndex ?? nextIndex;
+    for await (const item of sched.run(items)) {
+      const r = finish(item);
+      nextIndex = r.index + 1;
+      stats.pairs++;
+      if (r.error !== undefined) stats.errors++;
+      else {
+        stats.scored++;
+        if (r.scores!.truncated) stats.truncated++;
+      }
+      stats.elapsedMs = base + now() - t0;
+      opts.onProgress?.({ done: stats.pairs, scored: stats.scored, errors: stats.errors, tokens: stats.lmTokens, elapsedMs: stats.elapsedMs });
+      yield r;
+    }
+    if (v) {
+      for (const b of reservoir.splice(0)) await verifyBatch(b);
+    }
+    stats.elapsedMs = base + now() - t0;
+  }
+
+  return {
+    plan, passes: plan.mode, maxLen, cosineSource, templates: { forward: fwdSrc, reverse: revSrc }, stats, score,
+  };
+}

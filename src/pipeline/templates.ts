@@ -1,0 +1,197 @@
+// Prompt templates: how x (the prompt) and y (the response) are laid out in one token sequence.
+//
+// A template is a string with the slots {x} and {y}, e.g. the default forward template
+// "{x}\n\n{y}". It is never applied by string substitution: the template is cut into literal pieces
+// and slots, every piece is tokenised on its own, and the sequence is the concatenation of the ids
+// [start] + ids(piece 1) + ids(piece 2) + ... So the positions of x and y are known exactly, and x
+// and y have the very same ids in every sequence they appear in (conditional or unconditional).
+//
+// Tokenisation of the pieces (documented in the README):
+//  - x and y are tokenised as standalone texts (`addSpecial: false`). A sentencepiece tokenizer
+//    therefore starts them with its word-start marker ('▁Once'), exactly as llama2.c's run.c
+//    encodes a prompt; byte-level tokenizers (GPT-2, Qwen2) take them literally.
+//  - A literal piece at the very start is tokenised as standalone text too.
+//  - A literal piece that follows other text is tokenised as a continuation: for sentencepiece
+//    tokenizers the word-start marker is not added (we encode "\n" + text and drop the ids of "\n",
+//    so "\n\n" becomes two newline tokens, not '▁' + two newlines).
+//  - Special-token strings inside literal pieces (e.g. '<|im_start|>') map to their ids, as Hugging
+//    Face tokenizers do for added tokens.
+
+import type { TextTokenizer } from '../tokenizer/types.js';
+
+export type Slot = 'x' | 'y';
+
+export type TemplatePiece = { kind: 'lit'; text: string } | { kind: 'slot'; slot: Slot };
+
+export interface Template {
+  /** The template string as given. */
+  source: string;
+  pieces: TemplatePiece[];
+}
+
+/** Forward: the prompt, a blank line, the response. Reverse: the response, a blank line, the prompt. */
+export const DEFAULT_FORWARD_TEMPLATE = '{x}\n\n{y}';
+export const DEFAULT_REVERSE_TEMPLATE = '{y}\n\n{x}';
+
+export class TemplateError extends Error {}
+
+/**
+ * Parse a template. `{x}` and `{y}` are the slots; `{{` and `}}` stand for literal braces; any other
+ * brace is an error. `order` is the required slot order: forward templates put the context x
+ * before the target y, reverse templates y before x.
+ */
+export function parseTemplate(source: string, order: readonly Slot[]): Template {
+  const pieces: TemplatePiece[] = [];
+  let lit = '';
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if ((c === '{' || c === '}') && source[i + 1] === c) {
+      lit += c;
+      i++;
+      continue;
+    }
+    if (c === '{') {
+      const m = /^\{([a-z]+)\}/.exec(source.slice(i));
+      if (!m || (m[1] !== 'x' && m[1] !== 'y')) {
+        throw new TemplateError(`template ${JSON.stringify(source)}: unknown placeholder at offset ${i} (use {x}, {y}, or {{ }} for literal braces)`);
+      }
+      if (lit) pieces.push({ kind: 'lit', text: lit });
+      lit = '';
+      pieces.push({ kind: 'slot', slot: m[1] });
+      i += m[0].length - 1;
+      continue;
+    }
+    if (c === '}') throw new TemplateError(`template ${JSON.stringify(source)}: unmatched '}' at offset ${i} (write }} for a literal brace)`);
+    lit += c;
+  }
+  if (lit) pieces.push({ kind: 'lit', text: lit });
+  const slots = pieces.flatMap((p) => (p.kind === 'slot' ? [p.slot] : []));
+  if (slots.length !== order.length || slots.some((s, k) => s !== order[k])) {
+    const want = order.map((s) => `{${s}}`).join(' then ');
+    throw new TemplateError(`template ${JSON.stringify(source)}: needs ${want}, each exactly once (found ${slots.map((s) => `{${s}}`).join(', ') || 'no slots'})`);
+  }
+  return { source, pieces };
+}
+
+/** Does the template start with this slot (no literal text before it)? */
+export function startsWithSlot(t: Template, slot: Slot): boolean {
+  const p = t.pieces[0];
+  return p !== undefined && p.kind === 'slot' && p.slot === slot;
+}
+
+/** Ids of `text` as a standalone text (no BOS/EOS). */
+export function encodeStandalone(tok: TextTokenizer, text: string): number[] {
+  return tok.encode(text, { addSpecial: false });
+}
+
+/**
+ * Ids of `text` when it follows other text. For tokenizers that prepend a word-start marker, encode
+ * "\n" + text and drop the ids "\n" alone encodes to; a newline is a byte token that never merges
+ * with its neighbours, so the rest is exactly the continuation. Falls back to the standalone ids
+ * if the prefix does not come out as expected.
+ */
+export function encodeContinuation(tok: TextTokenizer, text: string): number[] {
+  if (!tok.dummyPrefix || text === '') return encodeStandalone(tok, text);
+  const nl = tok.encode('\n', { addSpecial: false });
+  const ids = tok.encode('\n' + text, { addSpecial: false });
+  if (ids.length >= nl.length && nl.every((id, k) => ids[k] === id)) return ids.slice(nl.length);
+  return encodeStandalone(tok, text);
+}
+
+/** A template with its literal pieces tokenised once (they do not depend on the pair). */
+export interface EncodedTemplate {
+  template: Template;
+  /** ids per piece; null for slots */
+  literalIds: (number[] | null)[];
+  /** Total literal tokens. */
+  literalTokens: number;
+}
+
+export function encodeTemplate(tok: TextTokenizer, t: Template): EncodedTemplate {
+  const literalIds = t.pieces.map((p, k) => {
+    if (p.kind === 'slot') return null;
+    return k === 0 ? encodeStandalone(tok, p.text) : encodeContinuation(tok, p.text);
+  });
+  return { template: t, literalIds, literalTokens: literalIds.reduce((s, ids) => s + (ids?.length ?? 0), 0) };
+}
+
+export interface BuiltSequence {
+  ids: number[];
+  /** [start, end) positions of each slot in ids */
+  spans: Partial<Record<Slot, [number, number]>>;
+}
+
+/** [start] + the template's pieces with the slots filled by the given ids. */
+export function buildSequence(et: EncodedTemplate, startId: number, slotIds: Record<Slot, number[]>): BuiltSequence {
+  const ids = [startId];
+  const spans: BuiltSequence['spans'] = {};
+  et.template.pieces.forEach((p, k) => {
+    if (p.kind === 'lit') {
+      for (const id of et.literalIds[k]!) ids.push(id);
+    } else {
+      const s = ids.length;
+      for (const id of slotIds[p.slot]) ids.push(id);
+      spans[p.slot] = [s, ids.length];
+    }
+  });
+  return { ids, spans };
+}
+
+// ---- chat formats ------------------------------------------------------------------------------
+// `--chat-template` renders the forward and reverse templates in a chat model's format. Only simple
+// role-prefix formats are supported (no Jinja): the family is named, or detected from the markers in
+// tokenizer_config.json's chat_template. The reverse template swaps the roles (the response is the
+// user turn and the prompt the assistant turn), as r-IFD scores p(x | y) with the same model.
+
+export interface ChatFormat {
+  name: string;
+  forward: string;
+  reverse: string;
+}
+
+export const CHAT_FORMATS: Record<string, ChatFormat> = {
+  chatml: {
+    name: 'chatml',
+    forward: '<|im_start|>user\n{x}<|im_end|>\n<|im_start|>assistant\n{y}',
+    reverse: '<|im_start|>user\n{y}<|im_end|>\n<|im_start|>assistant\n{x}',
+  },
+  llama2: { name: 'llama2', forward: '[INST] {x} [/INST] {y}', reverse: '[INST] {y} [/INST] {x}' },
+  zephyr: {
+    name: 'zephyr',
+    forward: '<|user|>\n{x}</s>\n<|assistant|>\n{y}',
+    reverse: '<|user|>\n{y}</s>\n<|assistant|>\n{x}',
+  },
+  alpaca: {
+    name: 'alpaca',
+    forward: '### Instruction:\n{x}\n\n### Response:\n{y}',
+    reverse: '### Instruction:\n{y}\n\n### Response:\n{x}',
+  },
+};
+
+/** Detect a role-prefix family from a Jinja chat_template string; null when unknown. */
+export function detectChatFormat(chatTemplate: string): ChatFormat | null {
+  if (chatTemplate.includes('<|im_start|>')) return CHAT_FORMATS.chatml;
+  if (chatTemplate.includes('[INST]')) return CHAT_FORMATS.llama2;
+  if (chatTemplate.includes('<|user|>')) return CHAT_FORMATS.zephyr;
+  if (chatTemplate.includes('### Instruction')) return CHAT_FORMATS.alpaca;
+  return null;
+}
+
+/**
+ * Resolve `--chat-template NAME|auto`. `auto` reads chat_template from the tokenizer's
+ * tokenizer_config.json (HfTextTokenizer.config) and detects the family.
+ */
+export function resolveChatFormat(name: string, tok: TextTokenizer): ChatFormat {
+  if (name !== 'auto') {
+    const f = CHAT_FORMATS[name.toLowerCase()];
+    if (!f) throw new TemplateError(`--chat-template: unknown format '${name}' (auto, ${Object.keys(CHAT_FORMATS).join(', ')})`);
+    return f;
+  }
+  const cfg = (tok as { config?: Record<string, unknown> }).config;
+  let ct = cfg?.chat_template;
+  if (Array.isArray(ct)) ct = (ct.find((c) => (c as { name?: string }).name === 'default') as { template?: string } | undefined)?.template;
+  if (typeof ct !== 'string') throw new TemplateError(`--chat-template auto: the tokenizer (${tok.source}) has no chat_template in tokenizer_config.json`);
+  const f = detectChatFormat(ct);
+  if (!f) throw new TemplateError(`--chat-template auto: unsupported chat_template (only role-prefix families: ${Object.keys(CHAT_FORMATS).join(', ')}); pass --forward-template/--reverse-template instead`);
+  return f;
+}

@@ -1,0 +1,232 @@
+// The batch scheduler: turns a stream of items (pairs) into padded batches for the model and the
+// results back into a stream in INPUT ORDER.
+//
+//  1. Windows. Items are pulled from the source a window at a time (default 1024), so memory stays
+//     bounded on files of any size. `prepare` turns a window into jobs (token sequences), each
+//     tagged with its item and its lane (which model/operation runs it).
+//  2. Packing. Within a window and a lane, jobs are sorted by length (longest first) and packed
+//     greedily: a batch grows while (sequences + 1) × its longest sequence stays within the lane's
+//     token budget (LanguageModel.tokenBudget). Sorting a whole window keeps sequences of similar
+//     length together, so little of each padded batch is padding.
+//  3. Prefetch. One batch is in flight (by default) and the next one is prepared while it runs —
+//     including tokenising the next window when the current one has no batches left.
+//  4. Reorder. A job's output is handed to `onResult`; an item is complete when all its jobs are
+//     done, and complete items are yielded strictly in input order (items without jobs, e.g.
+//     invalid records, pass straight through in their place).
+//
+// Padding efficiency = real tokens ÷ computed tokens, computed = Σ over batches of B × padded L.
+
+export interface Job {
+  lane: string;
+  /** Tokens the job costs: the sequence length. */
+  length: number;
+  /** What the lane runs (token ids, a text...). */
+  payload: unknown;
+  /** Index of the item within its window. */
+  item: number;
+  /** Opaque to the scheduler: which result of the item this is. */
+  tag: number;
+}
+
+export interface BatchInfo {
+  lane: string;
+  /** Running batch number over the whole run (all lanes). */
+  index: number;
+  size: number;
+  paddedLen: number;
+  realTokens: number;
+}
+
+export interface Lane {
+  /** Most tokens (sequences × padded length) a batch may hold. */
+  budget: number;
+  /** Most sequences per batch (default unlimited). */
+  maxBatch?: number;
+  /** Counted in the padding statistics (true for token sequences; false for e.g. texts). */
+  padded?: boolean;
+  run(payloads: unknown[], info: BatchInfo): Promise<unknown[]>;
+}
+
+export interface PackedBatch {
+  lane: string;
+  jobs: Job[];
+  paddedLen: number;
+  realTokens: number;
+}
+
+/** Pack one lane's jobs: longest first, greedy under the budget. A job longer than the budget goes alone. */
+export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = Infinity): PackedBatch[] {
+  const sorted = jobs.slice().sort((a, b) => b.length - a.length || a.item - b.item || a.tag - b.tag);
+  const out: PackedBatch[] = [];
+  let cur: PackedBatch | null = null;
+  for (const j of sorted) {
+    if (cur && (cur.jobs.length + 1) * cur.paddedLen <= budget && cur.jobs.length < maxBatch) {
+      cur.jobs.push(j);
+      cur.realTokens += j.length;
+    } else {
+      cur = { lane, jobs: [j], paddedLen: j.length, realTokens: j.length };
+      out.push(cur);
+    }
+  }
+  return out;
+}
+
+/** Pack a window's jobs lane by lane (lanes in the order given). */
+export function packJobs(jobs: Job[], lanes: Record<string, Lane>): PackedBatch[] {
+  const byLane = new Map<string, Job[]>();
+  for (const j of jobs) {
+    if (!lanes[j.lane]) throw new Error(`scheduler: job for unknown lane '${j.lane}'`);
+    let l = byLane.get(j.lane);
+    if (!l) byLane.set(j.lane, (l = []));
+    l.push(j);
+  }
+  const out: PackedBatch[] = [];
+  for (const name of Object.keys(lanes)) {
+    const l = byLane.get(name);
+    if (l) out.push(...packLane(name, l, lanes[name].budget, lanes[name].maxBatch));
+  }
+  return out;
+}
+
+export interface LaneStats {
+  batches: number;
+  sequences: number;
+  realTokens: number;
+  /** Σ B × padded L */
+  computedTokens: number;
+}
+
+export interface SchedulerStats {
+  lanes: Record<string, LaneStats>;
+  /** over padded lanes */
+  realTokens: number;
+  computedTokens: number;
+  /** realTokens ÷ computedTokens (1 when nothing ran) */
+  paddingEfficiency: number;
+  batches: number;
+  windows: number;
+}
+
+export function paddingEfficiency(batches: { realTokens: number; paddedLen: number; jobs: unknown[] }[]): number {
+  let real = 0, computed = 0;
+  for (const b of batches) {
+    real += b.realTokens;
+    computed += b.jobs.length * b.paddedLen;
+  }
+  return computed === 0 ? 1 : real / computed;
+}
+
+export interface SchedulerOptions<In, Item> {
+  lanes: Record<string, Lane>;
+  /** Items per window (default 1024). */
+  windowSize?: number;
+  /** Batches running at once (default 1: one in flight while the next is prepared). */
+  inFlight?: number;
+  /** Turn a window of inputs into items and jobs. `first` is the input index of inputs[0]. */
+  prepare(inputs: In[], first: number): { items: Item[]; jobs: Job[] };
+  /** A job's output, in the item's window. */
+  onResult(item: Item, job: Job, output: unknown): void;
+}
+
+interface WindowState<Item> {
+  items: Item[];
+  pending: Int32Array;
+  emitted: number;
+}
+
+export class Scheduler<In, Item> {
+  readonly stats: SchedulerStats = { lanes: {}, realTokens: 0, computedTokens: 0, paddingEfficiency: 1, batches: 0, windows: 0 };
+
+  constructor(private readonly opts: SchedulerOptions<In, Item>) {
+    for (const name of Object.keys(opts.lanes)) this.stats.lanes[name] = { batches: 0, sequences: 0, realTokens: 0, computedTokens: 0 };
+  }
+
+  /** Yields every input's item, in input order, once all its jobs are done. */
+  async *run(source: Iterable<In> | AsyncIterable<In>): AsyncGenerator<Item> {
+    const { lanes, onResult } = this.opts;
+    const windowSize = Math.max(1, this.opts.windowSize ?? 1024);
+    const maxInFlight = Math.max(1, this.opts.inFlight ?? 1);
+    const it: Iterator<In> | AsyncIterator<In> =
+      Symbol.asyncIterator in source ? (source as AsyncIterable<In>)[Symbol.asyncIterator]() : (source as Iterable<In>)[Symbol.iterator]();
+    let exhausted = false;
+    let nextIndex = 0;
+    const windows: WindowState<Item>[] = [];
+    const queue: { batch: PackedBatch; window: WindowState<Item> }[] = [];
+
+    const pullWindow = async (): Promise<boolean> => {
+      if (exhausted) return false;
+      const inputs: In[] = [];
+      while (inputs.length < windowSize) {
+        const r = await it.next();
+        if (r.done) { exhausted = true; break; }
+        inputs.push(r.value);
+      }
+      if (inputs.length === 0) return false;
+      const { items, jobs } = this.opts.prepare(inputs, nextIndex);
+      nextIndex += inputs.length;
+      const w: WindowState<Item> = { items, pending: new Int32Array(items.length), emitted: 0 };
+      for (const j of jobs) w.pending[j.item]++;
+      windows.push(w);
+      this.stats.windows++;
+      for (const batch of packJobs(jobs, lanes)) queue.push({ batch, window: w });
+      return true;
+    };
+
+    // The next batch to run, pulling (and preparing) the next window when the queue is empty.
+    // 'empty' means a window without jobs (all its items invalid): the caller drains it, so a long
+    // run of invalid records never piles up in memory.
+    const nextBatch = async (): Promise<{ batch: PackedBatch; window: WindowState<Item> } | 'empty' | null> => {
+      if (queue.length > 0) return queue.shift()!;
+      if (!(await pullWindow())) return null;
+      return queue.length > 0 ? queue.shift()! : 'empty';
+    };
+
+    const inflight: { batch: PackedBatch; window: WindowState<Item>; out: Promise<unknown[]> }[] = [];
+    const launch = (q: { batch: PackedBatch; window: WindowState<Item> }) => {
+      const { batch } = q;
+      const info: BatchInfo = { lane: batch.lane, index: this.stats.batches++, size: batch.jobs.length, paddedLen: batch.paddedLen, realTokens: batch.realTokens };
+      const out = lanes[batch.lane].run(batch.jobs.map((j) => j.payload), info);
+      out.catch(() => {}); // awaited below; keep Node from flagging it as unhandled meanwhile
+      inflight.push({ ...q, out });
+    };
+
+    function* drain(): Generator<Item> {
+      while (windows.length > 0) {
+        const w = windows[0];
+        while (w.emitted < w.items.length && w.pending[w.emitted] === 0) yield w.items[w.emitted++];
+        if (w.emitted < w.items.length) return;
+        windows.shift();
+      }
+    }
+
+    let next = await nextBatch();
+    for (;;) {
+      while (next !== null && inflight.length < maxInFlight) {
+        if (next === 'empty') yield* drain();
+        else launch(next);
+        next = await nextBatch(); // prepared while the launched batch computes
+      }
+      yield* drain();
+      const done = inflight.shift();
+      if (!done) return; // nothing running, nothing left (next === null here)
+      const outputs = await done.out;
+      const { batch, window } = done;
+      if (outputs.length !== batch.jobs.length) throw new Error(`scheduler: lane '${batch.lane}' returned ${outputs.length} results for ${batch.jobs.length} jobs`);
+      const ls = this.stats.lanes[batch.lane];
+      ls.batches++;
+      ls.sequences += batch.jobs.length;
+      ls.realTokens += batch.realTokens;
+      ls.computedTokens += batch.jobs.length * batch.paddedLen;
+      if (lanes[batch.lane].padded !== false) {
+        this.stats.realTokens += batch.realTokens;
+        this.stats.computedTokens += batch.jobs.length * batch.paddedLen;
+        this.stats.paddingEfficiency = this.stats.realTokens / this.stats.computedTokens;
+      }
+      batch.jobs.forEach((j, k) => {
+        onResult(window.items[j.item], j, outputs[k]);
+        window.pending[j.item]--;
+      });
+      yield* drain();
+    }
+  }
+}
