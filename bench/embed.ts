@@ -1,0 +1,126 @@
+// Sentence-embedding throughput: concord on the CPU (TypeScript twin), concord on WebGPU, and
+// onnxruntime-node (CPU) on the very same model_q4.onnx, over the sentences of
+// tests/fixtures/sentences.txt. Every path is validated against ONNX Runtime before it is timed
+// (min cosine per sentence); the first WebGPU run (pipeline compilation, weight upload) is
+// reported apart from the timed runs.
+//
+//   npx tsc -p tsconfig.build.json && node dist/bench/embed.js [--gpu-sentences N] [--no-gpu]
+//
+// onnxruntime-node is a devDependency: this benchmark is a development tool, not part of concord.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { meanPoolNormalizeCpu, padBatch } from '../src/embed/bert-cpu.js';
+import { createEmbedder, loadEmbedderSources, resolveEmbedderPath, type Embedder } from '../src/embed/index.js';
+import { requestGpu } from '../src/gpu/device.js';
+import { GpuRuntime } from '../src/gpu/runtime.js';
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+function sentences(): string[] {
+  const file = join(packageRoot(), 'tests', 'fixtures', 'sentences.txt');
+  return readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+const now = (): number => performance.now();
+
+function minCosine(a: Float32Array[], b: Float32Array[]): number {
+  let min = Infinity;
+  a.forEach((x, i) => {
+    let s = 0;
+    for (let k = 0; k < x.length; k++) s += x[k] * b[i][k];
+    min = Math.min(min, s);
+  });
+  return min;
+}
+
+async function ortEmbed(sess: ort.InferenceSession, seqs: number[][], d: number, batchSize: number): Promise<Float32Array[]> {
+  const out: Float32Array[] = new Array(seqs.length);
+  const order = seqs.map((_, i) => i).sort((x, y) => seqs[x].length - seqs[y].length);
+  for (let s = 0; s < order.length; s += batchSize) {
+    const idx = order.slice(s, s + batchSize);
+    const b = padBatch(idx.map((i) => seqs[i]));
+    const shape = [b.B, b.S];
+    const i64 = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), shape);
+    const res = await sess.run({ input_ids: i64(b.ids), attention_mask: i64(b.mask), token_type_ids: i64(new Int32Array(b.B * b.S)) });
+    const v = meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, b.mask, b.B, b.S, d);
+    idx.forEach((i, j) => { out[i] = v.slice(j * d, (j + 1) * d); });
+  }
+  return out;
+}
+
+async function timeRuns(run: () => Promise<unknown>, minMs: number, maxRuns: number): Promise<{ ms: number; runs: number }> {
+  const t0 = now();
+  let runs = 0;
+  while (runs < maxRuns && (runs === 0 || now() - t0 < minMs)) { await run(); runs++; }
+  return { ms: (now() - t0) / runs, runs };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const gpuN = Number(args[args.indexOf('--gpu-sentences') + 1]) || 16;
+  const noGpu = args.includes('--no-gpu');
+  const texts = sentences();
+  const src = loadEmbedderSources('minilm');
+  const d = src.weights.config.dim;
+  const cpu = createEmbedder(src, { device: 'cpu' });
+  const seqs = texts.map((t) => cpu.tokenizer.encode(t).ids);
+  const tokens = seqs.reduce((a, s) => a + s.length, 0);
+  const model = join(resolveEmbedderPath('minilm').dir, 'model_q4.onnx');
+  console.log(`model: ${src.weights.config.name}`);
+  console.log(`sentences: ${texts.length} from tests/fixtures/sentences.txt, ${tokens} tokens (mean ${(tokens / texts.length).toFixed(1)} with [CLS]/[SEP])`);
+  const line = (what: string, n: number, ms: number, extra = ''): void =>
+    console.log(`${what.padEnd(52)} ${(n / (ms / 1000)).toFixed(1).padStart(8)} sentences/s  (${ms.toFixed(0)} ms for ${n})${extra}`);
+
+  // onnxruntime-node, CPU, default threading.
+  const sess = await ort.InferenceSession.create(model);
+  const ref = await ortEmbed(sess, seqs, d, 1);
+  for (const bs of [1, 16]) {
+    const t = await timeRuns(() => ortEmbed(sess, seqs, d, bs), 1000, 20);
+    line(`onnxruntime-node ${ort.env.versions?.common ?? ''} CPU, batch ${bs}`, texts.length, t.ms, `  [${t.runs} runs]`);
+  }
+
+  // concord, CPU twin (one sentence at a time).
+  const got = await cpu.embed(texts);
+  const cpuCos = minCosine(got, ref);
+  const tc = await timeRuns(() => cpu.embed(texts), 1000, 3);
+  line('concord CPU (TypeScript twin, f64 accumulation)', texts.length, tc.ms, `  [${tc.runs} runs; min cosine vs ORT ${cpuCos.toFixed(6)}]`);
+
+  if (!noGpu) {
+    let rt: GpuRuntime | null = null;
+    try {
+      rt = new GpuRuntime(await requestGpu());
+    } catch (e) {
+      console.log(`concord WebGPU: no adapter (${(e as Error).message})`);
+    }
+    if (rt) {
+      const enc: Embedder = createEmbedder(src, { device: rt });
+      const sub = texts.slice(0, gpuN);
+      let t0 = now();
+      const g = await enc.embed(sub);
+      const firstMs = now() - t0;
+      const gCos = minCosine(g, ref.slice(0, gpuN));
+      t0 = now();
+      const tg = await timeRuns(() => enc.embed(sub), 1, 2);
+      line(`concord WebGPU (${rt.name})`, sub.length, tg.ms, `  [${tg.runs} runs after a first run of ${firstMs.toFixed(0)} ms; min cosine vs ORT ${gCos.toFixed(6)}]`);
+      enc.dispose();
+      rt.destroy();
+    }
+  }
+  console.log(`host: ${process.platform} ${process.arch}, Node ${process.versions.node}, ${(await import('node:os')).cpus().length} CPU cores`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
