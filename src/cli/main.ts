@@ -5,8 +5,14 @@ import { parseArgs } from 'node:util';
 import { chooseBackend, parseDeviceChoice } from '../gpu/device.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { doctorReport, formatDoctor } from './doctor.js';
+import { pipelineCommands } from './commands.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, inputErrors: 3, verifyFailed: 4, noGpu: 5 } as const;
+// 0 ok; 1 unexpected failure; 2 usage (bad flags, templates, filter options); 3 input errors that
+// stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
+// kernel benchmark failing validation); 5 no GPU where one was required; 6 --resume impossible (the
+// input or the scoring options changed since the checkpoint). Non-strict runs with bad records
+// exit 0 and list them in the errors file.
+export const EXIT = { ok: 0, failure: 1, usage: 2, inputErrors: 3, verifyFailed: 4, noGpu: 5, resumeMismatch: 6 } as const;
 
 const HELP = `concord — score and filter instruction–response pairs by mutual alignment (WGSL on WebGPU)
 
@@ -17,6 +23,7 @@ Usage:
   concord score <in.jsonl|json> -o scored.jsonl [options]      (concord score --help)
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]
   concord run <in.jsonl|json> -o kept.jsonl [score + filter options]
+  concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
 
@@ -27,6 +34,7 @@ takes the CPU path. The choice and its reason are always printed.`;
 export type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, Command> = {
+  ...pipelineCommands,
   async doctor(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
     const report = await doctorReport();

@@ -1,0 +1,224 @@
+// The `concord` CLI as a child process (bin/concord.js → dist/), with the fake model loaded through
+// the CONCORD_TEST_MODEL_MODULE hook: bad input, JSON arrays, kill -9 then --resume, --verify with
+// an injected deviation, filter and run. dist/ is rebuilt first when older than the sources.
+
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import ts from 'typescript';
+import { beforeAll, describe, expect, test } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'concord.js');
+let tmp = '';
+let fakeModule = '';
+
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+beforeAll(() => {
+  const built = path.join(ROOT, 'dist', 'src', 'cli', 'commands.js');
+  const srcTime = Math.max(...['src/pipeline', 'src/cli', 'src/scheduler', 'src/filter'].map((d) => newestMtime(path.join(ROOT, d))));
+  if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < srcTime) {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+    if (!fs.existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-cli-'));
+  // The fake model as plain JS for the child process (its imports are type-only).
+  const src = fs.readFileSync(path.join(ROOT, 'tests', 'helpers', 'fake-lm.ts'), 'utf8');
+  fakeModule = path.join(tmp, 'fake-lm.mjs');
+  fs.writeFileSync(fakeModule, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);
+});
+
+interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+function cli(args: string[], env: Record<string, string> = {}, opts: { fake?: boolean } = {}): { child: ReturnType<typeof spawn>; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: tmp,
+    env: { ...process.env, ...(opts.fake === false ? {} : { CONCORD_TEST_MODEL_MODULE: fakeModule }), ...env },
+  });
+  let stdout = '', stderr = '';
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const done = new Promise<Run>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
+  return { child, done };
+}
+
+const run = (args: string[], env: Record<string, string> = {}, opts: { fake?: boolean } = {}) => cli(args, env, opts).done;
+const p = (name: string) => path.join(tmp, name);
+const lines = (file: string) => fs.readFileSync(p(file), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+
+const WORDS = ['cat', 'dog', 'sun', 'rain', 'ball', 'tree', 'park', 'red', 'big', 'happy', 'play', 'run', 'home', 'mom', 'friend'];
+function record(i: number): object {
+  const w = (n: number, s: number) => Array.from({ length: n }, (_, k) => WORDS[(i * 7 + k * s) % WORDS.length]).join(' ');
+  return { id: i, instruction: `story ${w(2 + (i % 5), 3)}`, input: i % 3 === 0 ? w(2, 5) : '', output: w(3 + ((i * 11) % 13), 2) };
+}
+
+describe('bad input', () => {
+  test('file:line: reason in the errors file, the good records scored, exit 0; --strict stops with exit 3', async () => {
+    fs.writeFileSync(p('bad.jsonl'), [
+      JSON.stringify(record(0)),
+      '{"instruction": "no end"',
+      '',
+      JSON.stringify({ instruction: 'x' }),
+      JSON.stringify({ instruction: 'a', output: '   ' }),
+      JSON.stringify({ instruction: ['a'], output: 'b' }),
+      '[1, 2]',
+      JSON.stringify(record(1)),
+      JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello there' }] }),
+    ].join('\n') + '\n');
+    const r = await run(['score', 'bad.jsonl', '-o', 'bad.out.jsonl', '--cosine', 'off']);
+    expect(r.code).toBe(0);
+    const errs = lines('bad.out.jsonl.errors.jsonl');
+    expect(errs.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^bad\.jsonl:2: malformed JSON: /),
+      "bad.jsonl:4: missing field 'output'",
+      "bad.jsonl:5: empty field 'output'",
+      "bad.jsonl:6: field 'instruction' must be a string (got array)",
+      'bad.jsonl:7: record must be a JSON object (got array)',
+    ]);
+    expect(r.stderr).toContain("bad.jsonl:4: missing field 'output'");
+    const out = lines('bad.out.jsonl');
+    expect(out.map((o) => o.id ?? 'chat')).toEqual([0, 1, 'chat']);
+    expect(out[0].scores).toMatchObject({ x_tokens: expect.any(Number), truncated: false });
+
+    const s = await run(['score', 'bad.jsonl', '-o', 'strict.jsonl', '--cosine', 'off', '--strict']);
+    expect(s.code).toBe(3);
+    expect(s.stderr).toContain('bad.jsonl:2: malformed JSON');
+    expect(fs.existsSync(p('strict.jsonl'))).toBe(false);
+  });
+
+  test('a JSON array input: element line numbers in messages', async () => {
+    fs.writeFileSync(p('arr.json'), `[\n  ${JSON.stringify(record(2))},\n  {"instruction": "only"},\n  ${JSON.stringify(record(3))}\n]\n`);
+    const r = await run(['score', 'arr.json', '-o', 'arr.out.jsonl', '--cosine', 'off', '--quiet']);
+    expect(r.code).toBe(0);
+    expect(lines('arr.out.jsonl').map((o) => o.id)).toEqual([2, 3]);
+    expect(lines('arr.out.jsonl.errors.jsonl')[0].message).toBe("arr.json:3: missing field 'output'");
+  });
+
+  test('usage errors exit 2', async () => {
+    expect((await run(['score', 'bad.jsonl'])).code).toBe(2);
+    expect((await run(['filter', 'bad.out.jsonl', '-o', 'k.jsonl', '--rule', 'nope'])).code).toBe(2);
+    expect((await run(['score', 'bad.jsonl', '-o', 'x.jsonl', '--forward-template', '{y}{x}'])).code).toBe(2);
+  });
+});
+
+describe('resume after kill -9', () => {
+  const N = 90;
+  beforeAll(() => {
+    const rows = Array.from({ length: N }, (_, i) => (i % 17 === 9 ? '{"instruction": "broken' : JSON.stringify(record(i))));
+    fs.writeFileSync(p('big.jsonl'), rows.join('\n') + '\n');
+  });
+
+  test('every input record ends up exactly once, in order, identical to an uninterrupted run', async () => {
+    const args = ['score', 'big.jsonl', '--cosine', 'lm', '--window', '4', '--checkpoint-every', '2', '--quiet'];
+    const env = { CONCORD_FAKE_BUDGET: '48' };
+    const ref = await run([...args, '-o', 'ref.jsonl'], env);
+    expect(ref.code).toBe(0);
+
+    const { child, done } = cli([...args, '-o', 'res.jsonl'], { ...env, CONCORD_FAKE_DELAY_MS: '60' });
+    const progress = p('res.jsonl.progress.json');
+    const t0 = Date.now();
+    for (;;) {
+      if (fs.existsSync(progress)) {
+        try {
+          if (JSON.parse(fs.readFileSync(progress, 'utf8')).position.units >= 20) break;
+        } catch { /* being renamed into place */ }
+      }
+      if (Date.now() - t0 > 40_000) throw new Error('the run never reached 20 records');
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    child.kill('SIGKILL');
+    const killed = await done;
+    expect(killed.signal).toBe('SIGKILL');
+    expect(fs.existsSync(p('res.jsonl'))).toBe(false);
+    const ck = JSON.parse(fs.readFileSync(progress, 'utf8'));
+    expect(ck.position.units).toBeLessThan(N);
+    // A torn line after the checkpoint, as a crash in the middle of a write leaves.
+    fs.appendFileSync(p('res.jsonl.partial'), '{"id": 999, "instruction": "tor');
+
+    const resumed = await run([...args, '-o', 'res.jsonl', '--resume', '--summary', 'res.summary.json'], env);
+    expect(resumed.code).toBe(0);
+    expect(fs.readFileSync(p('res.jsonl'), 'utf8')).toBe(fs.readFileSync(p('ref.jsonl'), 'utf8'));
+    expect(fs.readFileSync(p('res.jsonl.errors.jsonl'), 'utf8')).toBe(fs.readFileSync(p('ref.jsonl.errors.jsonl'), 'utf8'));
+    const ids = lines('res.jsonl').map((o) => o.id);
+    expect(ids).toEqual(Array.from({ length: N }, (_, i) => i).filter((i) => i % 17 !== 9));
+    for (const f of ['res.jsonl.partial', 'res.jsonl.progress.json', 'res.jsonl.errors.jsonl.partial']) expect(fs.existsSync(p(f))).toBe(false);
+    const sum = JSON.parse(fs.readFileSync(p('res.summary.json'), 'utf8'));
+    expect(sum.counts.resumed_from).toBe(ck.position.units);
+    expect(sum.counts.records).toBe(N);
+    expect(sum.counts.errors).toBe(Math.floor((N - 10) / 17) + 1);
+  });
+
+  test('--resume refuses a checkpoint made with other options (exit 6)', async () => {
+    const args = ['score', 'big.jsonl', '--cosine', 'off', '--window', '8', '--checkpoint-every', '1', '--quiet'];
+    const { child, done } = cli([...args, '-o', 'mm.jsonl'], { CONCORD_FAKE_DELAY_MS: '60', CONCORD_FAKE_BUDGET: '32' });
+    const t0 = Date.now();
+    while (!fs.existsSync(p('mm.jsonl.progress.json'))) {
+      if (Date.now() - t0 > 40_000) throw new Error('no checkpoint');
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    child.kill('SIGKILL');
+    await done;
+    const r = await run([...args, '-o', 'mm.jsonl', '--resume', '--max-len', '100']);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/cannot resume mm\.jsonl: the scoring options/);
+  });
+});
+
+describe('verify, filter, run', () => {
+  beforeAll(() => {
+    fs.writeFileSync(p('v.jsonl'), Array.from({ length: 24 }, (_, i) => JSON.stringify(record(i))).join('\n') + '\n');
+  });
+
+  test('--verify passes on a faithful backend and catches an injected deviation (exit 4)', async () => {
+    const ok = await run(['score', 'v.jsonl', '-o', 'v1.jsonl', '--cosine', 'off', '--verify', '2', '--summary', 'v1.sum.json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(p('v1.sum.json'), 'utf8')).verify).toMatchObject({ ok: true, batches: 2, maxAbsDiff: 0 });
+    const bad = await run(['score', 'v.jsonl', '-o', 'v2.jsonl', '--cosine', 'off', '--verify', '2'], { CONCORD_TEST_INJECT_DEVIATION: '0.01' });
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toMatch(/verify: 2 batches.*max \|Δ\| 1\.00e-2 > tol 0\.001 — FAILED/);
+  });
+
+  test('filter writes kept and dropped in input order; run = score + filter', async () => {
+    const f = await run(['filter', 'v1.jsonl', '--rule', 'main', '--keep-fraction', '0.3', '-o', 'kept.jsonl', '--drop-out', 'dropped.jsonl', '--summary', 'f.sum.json']);
+    expect(f.code).toBe(0);
+    const kept = lines('kept.jsonl'), dropped = lines('dropped.jsonl');
+    expect(kept.length + dropped.length).toBe(24);
+    expect(kept.length).toBeGreaterThanOrEqual(Math.round(0.3 * 24));
+    expect(kept.every((r) => r.keep === true && typeof r.filter_score === 'number')).toBe(true);
+    expect(dropped.every((r) => r.keep === false)).toBe(true);
+    const ids = kept.map((r) => r.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(Math.min(...kept.map((r) => r.filter_score))).toBeGreaterThanOrEqual(Math.max(...dropped.map((r) => r.filter_score)));
+    const fs_ = JSON.parse(fs.readFileSync(p('f.sum.json'), 'utf8'));
+    expect(fs_.counts).toEqual({ records: 24, kept: kept.length, dropped: dropped.length, errors: 0 });
+
+    const r = await run(['run', 'v.jsonl', '-o', 'run-kept.jsonl', '--cosine', 'off', '--keep-fraction', '0.3', '--quiet']);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(p('run-kept.jsonl'), 'utf8')).toBe(fs.readFileSync(p('kept.jsonl'), 'utf8'));
+    expect(fs.existsSync(p('run-kept.jsonl.scored.jsonl'))).toBe(false);
+  });
+});
+
+describe('logprob (stories15M, CPU)', () => {
+  test('per-token log-probs with decoded tokens; sum and mean', async () => {
+    const r = await run(['logprob', '--model', 'default', '--device', 'cpu', '--context', 'Once upon a time', '--target', 'there was a dog.', '--json'], {}, { fake: false });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('--device cpu: CPU path chosen explicitly');
+    const o = JSON.parse(r.stdout);
+    expect(o.context_tokens).toBe(4);
+    expect(o.tokens.map((t: { token: string }) => t.token).join('')).toBe('▁there▁was▁a▁dog.');
+    const sum = o.tokens.reduce((s: number, t: { logprob: number }) => s + t.logprob, 0);
+    expect(o.sum).toBeCloseTo(sum, 10);
+    expect(o.mean).toBeCloseTo(sum / o.target_tokens, 10);
+    expect(o.tokens.every((t: { logprob: number }) => t.logprob < 0)).toBe(true);
+  });
+});
