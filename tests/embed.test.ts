@@ -10,12 +10,12 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { meanPoolCpu } from '../kernels/pool.js';
 import { attentionCpu, bertEmbedSentencesCpu, bertHiddenCpu, erf, geluErf, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/embed/bert-cpu.js';
 import { BertGpu } from '../src/embed/bert-gpu.js';
 import { bertFromSafetensors, SafetensorsFile, writeSafetensors } from '../src/embed/hf-bert.js';
-import { createEmbedder, loadEmbedderSources, resolveEmbedderPath } from '../src/embed/index.js';
+import { createEmbedder, loadEmbedder, loadEmbedderSources, resolveEmbedderPath } from '../src/embed/index.js';
 import { dequantMatMulNBits, quantizeMatMulNBits4 } from '../src/embed/matmulnbits.js';
 import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/embed/onnx.js';
 import { BertGraphError, bertFromOnnx } from '../src/embed/onnx-bert.js';
@@ -62,6 +62,89 @@ function compare(got: Float32Array, want: Float32Array, N: number, d: number): {
     for (let j = i + 1; j < N; j++) maxPairDiff = Math.max(maxPairDiff, Math.abs(dot(got, i * d, got, j * d, d) - dot(want, i * d, want, j * d, d)));
   }
   return { minCos, maxPairDiff };
+}
+
+/**
+ * A tiny BERT as a plain PyTorch-style ONNX export (no contrib ops unless asked): MatMul + bias Add
+ * projections (bias first, as torch exports), Reshape/Transpose heads, MatMul → Div → Add(mask) →
+ * Softmax → MatMul attention, the Erf GELU pattern, Add + LayerNormalization. Variants: 4-bit
+ * MatMulNBits projections, SkipLayerNormalization residuals. Returns the model and its weights.
+ */
+function tinyBertOnnx(r: () => number, opts: { nbits?: boolean; skipLn?: boolean } = {}): { model: Uint8Array; w: { d: number; H: number; layers: number } } {
+  const V = 50, P = 16, T = 2, d = 32, H = 4, hd = d / H, ff = 64, nLayers = 2;
+  const init: OnnxTensorProto[] = [];
+  const nodes: NonNullable<NonNullable<Parameters<typeof encodeOnnx>[0]['graph']>['node']> = [];
+  let uid = 0;
+  const f32 = (name: string, dims: number[], data: Float32Array): string => { init.push({ name, dataType: 1, dims, rawData: new Uint8Array(data.buffer.slice(0)) }); return name; };
+  const i64 = (name: string, dims: number[], data: number[]): string => { init.push({ name, dataType: 7, dims, rawData: new Uint8Array(BigInt64Array.from(data.map(BigInt)).buffer) }); return name; };
+  const node = (opType: string, inputs: string[], attrs: Record<string, number | number[] | string> = {}, domain = ''): string => {
+    const out = `${opType}_${uid++}`;
+    nodes.push({
+      opType, domain, name: out, input: inputs, output: [out],
+      attribute: Object.entries(attrs).map(([name, v]) => (Array.isArray(v) ? { name, type: 7, ints: v } : typeof v === 'string' ? { name, type: 3, s: new TextEncoder().encode(v) } : Number.isInteger(v) && name !== 'epsilon' ? { name, type: 2, i: v } : { name, type: 1, f: v })),
+    });
+    return out;
+  };
+  const ones = (n: number, jitter: number): Float32Array => randn(r, n, jitter).map((x) => 1 + x);
+  const linear = (x: string, K: number, N: number, tag: string): { mm: string; bias: string } => {
+    const W = randn(r, N * K, 0.3); // [out, in]
+    const bias = f32(`${tag}.b`, [N], randn(r, N, 0.1));
+    if (opts.nbits) {
+      const q = quantizeMatMulNBits4(W, N, K, 16, false);
+      const nb = Math.ceil(K / 16);
+      f32(`${tag}.scales`, [N * nb], q.scales);
+      init.push({ name: `${tag}.q4`, dataType: 2, dims: [N, nb, 8], rawData: q.B });
+      return { mm: node('MatMulNBits', [x, `${tag}.q4`, `${tag}.scales`], { K, N, bits: 4, block_size: 16, accuracy_level: 0 }, 'com.microsoft'), bias };
+    }
+    const Wkn = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) Wkn[k * N + n] = W[n * K + k];
+    return { mm: node('MatMul', [x, f32(`${tag}.w`, [K, N], Wkn)]), bias };
+  };
+  const dense = (x: string, K: number, N: number, tag: string): string => { const l = linear(x, K, N, tag); return node('Add', [l.bias, l.mm]); };
+  const residualNorm = (x: { mm: string; bias: string }, residual: string, tag: string): string => {
+    const g = f32(`${tag}.g`, [d], ones(d, 0.1)), b = f32(`${tag}.beta`, [d], randn(r, d, 0.1));
+    if (opts.skipLn) {
+      const sk = node('SkipLayerNormalization', [x.mm, residual, g, b, x.bias], { epsilon: 1e-12 }, 'com.microsoft');
+      return sk;
+    }
+    return node('LayerNormalization', [node('Add', [node('Add', [x.bias, x.mm]), residual]), g, b], { epsilon: 1e-12, axis: -1 });
+  };
+  // Embeddings: word + token type, then + positions (Shape → Range), LayerNorm.
+  const word = node('Gather', [f32('word', [V, d], randn(r, V * d, 0.5)), 'input_ids']);
+  const type = node('Gather', [f32('type', [T, d], randn(r, T * d, 0.5)), 'token_type_ids']);
+  const S = node('Gather', [node('Shape', ['input_ids']), i64('one', [], [1])], { axis: 0 });
+  const posIds = node('Unsqueeze', [node('Range', [i64('zero', [], [0]), S, 'one']), i64('ax0', [1], [0])]);
+  const pos = node('Gather', [f32('pos', [P, d], randn(r, P * d, 0.5)), posIds]);
+  let h = node('LayerNormalization', [node('Add', [node('Add', [word, type]), pos]), f32('emb.g', [d], ones(d, 0.1)), f32('emb.b', [d], randn(r, d, 0.1))], { epsilon: 1e-12, axis: -1 });
+  // Additive mask [B, 1, 1, S].
+  const maskF = node('Cast', ['attention_mask'], { to: 1 });
+  const maskAdd = node('Mul', [node('Sub', [f32('one_f', [], new Float32Array([1])), maskF]), f32('neg', [], new Float32Array([-10000]))]);
+  const mask4 = node('Unsqueeze', [maskAdd, i64('ax12', [2], [1, 2])]);
+  const heads = i64('heads_shape', [4], [0, 0, H, hd]);
+  const flat = i64('flat_shape', [3], [0, 0, d]);
+  for (let i = 0; i < nLayers; i++) {
+    const q = node('Transpose', [node('Reshape', [dense(h, d, d, `l${i}.q`), heads])], { perm: [0, 2, 1, 3] });
+    const k = node('Transpose', [node('Reshape', [dense(h, d, d, `l${i}.k`), heads])], { perm: [0, 2, 3, 1] });
+    const v = node('Transpose', [node('Reshape', [dense(h, d, d, `l${i}.v`), heads])], { perm: [0, 2, 1, 3] });
+    const scores = node('Add', [node('Div', [node('MatMul', [q, k]), f32(`l${i}.sqrt_hd`, [], new Float32Array([Math.sqrt(hd)]))]), mask4]);
+    const ctx = node('Reshape', [node('Transpose', [node('MatMul', [node('Softmax', [scores], { axis: -1 }), v])], { perm: [0, 2, 1, 3] }), flat]);
+    const a = residualNorm(linear(ctx, d, d, `l${i}.o`), h, `l${i}.ln1`);
+    const up = dense(a, d, ff, `l${i}.fc1`);
+    const gelu = node('Mul', [node('Mul', [up, node('Add', [node('Erf', [node('Div', [up, f32(`l${i}.sqrt2`, [], new Float32Array([Math.SQRT2]))])]), f32(`l${i}.one`, [], new Float32Array([1]))])]), f32(`l${i}.half`, [], new Float32Array([0.5]))]);
+    h = residualNorm(linear(gelu, ff, d, `l${i}.fc2`), a, `l${i}.ln2`);
+  }
+  nodes.push({ opType: 'Identity', input: [h], output: ['last_hidden_state'], name: 'out' });
+  const io = (name: string, elemType: number, dims: string[]): Parameters<typeof encodeOnnx>[0] => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((p) => ({ dimParam: p })) } } } }) as never;
+  const model = encodeOnnx({
+    irVersion: 10,
+    opsetImport: [{ domain: '', version: 21 }, { domain: 'com.microsoft', version: 1 }],
+    graph: {
+      name: 'tiny-bert', node: nodes, initializer: init,
+      input: [io('input_ids', 7, ['B', 'S']), io('attention_mask', 7, ['B', 'S']), io('token_type_ids', 7, ['B', 'S'])] as never,
+      output: [io('last_hidden_state', 1, ['B', 'S', 'd'])] as never,
+    },
+  });
+  return { model, w: { d, H, layers: nLayers } };
 }
 
 const tmpDirs: string[] = [];
@@ -147,6 +230,73 @@ describe('embed: math helpers', () => {
     expect(geluErf(0)).toBe(0);
     expect(Math.abs(geluErf(1) - 0.8413447460685429)).toBeLessThan(1e-15);
     expect(Math.abs(geluErf(-3) + 0.0040496940948903)).toBeLessThan(4e-15);
+  });
+});
+
+describe('embed: ONNX graphs of other shapes', () => {
+  const cases = [
+    { name: 'plain torch-style export (MatMul, unfused attention, Erf GELU)', opts: {} },
+    { name: '4-bit MatMulNBits projections + SkipLayerNormalization', opts: { nbits: true, skipLn: true } },
+  ];
+  for (const c of cases) {
+    it(`maps a ${c.name} onto BERT and matches onnxruntime`, async () => {
+      const r = rng(c.opts.nbits ? 21 : 20);
+      const { model, w: shape } = tinyBertOnnx(r, c.opts);
+      const w = bertFromOnnx(model, new Map(), { name: 'tiny' });
+      expect({ d: w.config.dim, heads: w.config.nHeads, layers: w.config.nLayers }).toEqual({ d: shape.d, heads: shape.H, layers: shape.layers });
+      const batch = padBatch([[1, 7, 3, 9, 2], [1, 4, 2], [1, 8, 8, 8, 8, 8, 8, 2]]);
+      const sess = await ort.InferenceSession.create(model);
+      const dims = [batch.B, batch.S];
+      const t = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), dims);
+      const res = await sess.run({ input_ids: t(batch.ids), attention_mask: t(batch.mask), token_type_ids: t(new Int32Array(batch.B * batch.S)) });
+      const want = res.last_hidden_state.data as Float32Array;
+      const got = bertHiddenCpu(w, batch);
+      // Padded query rows differ (the -10000 additive mask vs our exact one): compare real tokens.
+      const v = validate(got, want, { atol: 2e-4, rtol: 1e-4, mask: Array.from(batch.mask, (m) => Array(shape.d).fill(m)).flat() });
+      expect(v.ok, v.summary).toBe(true);
+    });
+  }
+});
+
+describe('embed: CLI (embed, dedup)', () => {
+  it('concord embed --json and concord dedup on the CPU', async () => {
+    const { embedCommand, dedupCommand } = await import('../src/embed/cli.js');
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((s: unknown) => { lines.push(String(s)); });
+    const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await embedCommand(['--device', 'cpu', '--json', '--text', 'A cat sat on the mat.', '--text', 'A cat was sitting on the mat.'])).toBe(0);
+      const j = JSON.parse(lines.at(-1)!);
+      expect(j.dim).toBe(384);
+      expect(j.embeddings).toHaveLength(2);
+      const [a, b] = j.embeddings.map((e: { vector: number[] }) => e.vector);
+      expect(dot(a, 0, b, 0, 384)).toBeGreaterThan(0.8);
+      expect(await embedCommand(['--device', 'cpu'])).toBe(2);
+
+      const dir = mkdtempSync(join(tmpdir(), 'concord-dedup-'));
+      tmpDirs.push(dir);
+      const recs = [
+        { id: 1, instruction: 'Name the capital of France.', input: '', output: 'Paris.' },
+        { id: 2, instruction: 'Explain photosynthesis in one sentence.', input: '', output: 'Plants turn light, water and CO2 into sugar and oxygen.' },
+        { id: 3, instruction: 'Name the capital of France!', input: '', output: 'Paris.' },
+        { id: 4, instruction: 'Write a haiku about autumn rain.', input: '', output: 'Cold rain on red leaves / the garden holds its breath / a crow shakes its wings' },
+        { id: 5, instruction: 'explain photosynthesis in one sentence', input: '', output: 'Plants turn light, water and CO2 into sugar and oxygen.' },
+        { id: 6, instruction: 'No output field here' },
+      ];
+      const inFile = join(dir, 'in.jsonl');
+      writeFileSync(inFile, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      const code = await dedupCommand([inFile, '-o', join(dir, 'unique.jsonl'), '--dupes-out', join(dir, 'dupes.jsonl'), '--device', 'cpu', '--threshold', '0.95']);
+      expect(code).toBe(3); // record 6 cannot be read as a pair: kept, reported, exit 3
+      const ids = (f: string): number[] => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+      expect(ids('unique.jsonl')).toEqual([1, 2, 4, 6]);
+      expect(ids('dupes.jsonl')).toEqual([3, 5]);
+      const dupe = JSON.parse(readFileSync(join(dir, 'dupes.jsonl'), 'utf8').split('\n')[0]);
+      expect(dupe.concord_dup_of).toMatch(/in\.jsonl:1$/);
+      expect(dupe.concord_cosine).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      spy.mockRestore();
+      errSpy.mockRestore();
+    }
   });
 });
 
@@ -245,22 +395,22 @@ describe('embed: all-MiniLM-L6-v2', async () => {
   });
 
   it.skipIf(!rt)('WebGPU encoder ≥ 0.999 cosine with ONNX Runtime and ≈ the CPU twin on a modest batch', async () => {
+    // 10 sentences (SwiftShader runs ~0.1-0.5 GFLOP/s), given out of length order: the embedder
+    // sorts them into two padded batches of 5 and must hand the vectors back in input order.
+    const idx = [63, 0, 21, 1, 40, 11, 3, 20, 41, 62];
+    const enc = createEmbedder(src, { device: rt!, maxBatchSize: 5 });
     const gpu = new BertGpu(rt!, w);
     try {
-      // 12 sentences in two padded batches (SwiftShader runs ~0.5 GFLOP/s).
-      const idx = [0, 1, 2, 3, 10, 11, 20, 21, 40, 41, 62, 63];
+      expect(enc.device).toBe('webgpu');
+      const vs = await enc.embed(idx.map((i) => texts[i]));
+      expect(enc.stats.batches).toBe(2);
       const got = new Float32Array(idx.length * d);
-      for (const part of [idx.slice(0, 6), idx.slice(6)]) {
-        const batch = padBatch(part.map((i) => seqs[i]));
-        const v = await gpu.embedSentences(batch);
-        part.forEach((i, j) => got.set(v.subarray(j * d, (j + 1) * d), idx.indexOf(i) * d));
-        // Hidden states against the CPU twin too (padded rows excluded).
-        if (part[0] === 0) {
-          const h = await gpu.hidden(batch);
-          const hv = validate(h, bertHiddenCpu(w, batch), { atol: 2e-3, rtol: 2e-3, mask: Array.from(batch.mask, (m) => Array(d).fill(m)).flat() });
-          expect(hv.ok, `hidden states GPU vs CPU: ${hv.summary}`).toBe(true);
-        }
-      }
+      vs.forEach((v, j) => got.set(v, j * d));
+      // Hidden states of a padded batch against the CPU twin (padded rows excluded).
+      const batch = padBatch([seqs[5], seqs[30]]);
+      const h = await gpu.hidden(batch);
+      const hv = validate(h, bertHiddenCpu(w, batch), { atol: 1e-3, rtol: 1e-3, mask: Array.from(batch.mask, (m) => Array(d).fill(m)).flat() });
+      expect(hv.ok, `hidden states GPU vs CPU: ${hv.summary}`).toBe(true);
       const pick = (all: Float32Array): Float32Array => {
         const out = new Float32Array(idx.length * d);
         idx.forEach((i, j) => out.set(all.subarray(i * d, (i + 1) * d), j * d));
@@ -276,6 +426,7 @@ describe('embed: all-MiniLM-L6-v2', async () => {
       expect(vsCpu.minCos).toBeGreaterThan(0.99999);
     } finally {
       gpu.dispose();
+      enc.dispose();
     }
   }, 180_000);
 
@@ -313,7 +464,7 @@ describe('embed: all-MiniLM-L6-v2', async () => {
     rt!.release(out);
   });
 
-  it('loads a Hugging Face BertModel folder (safetensors f32 / f16 / bf16) to the same encoder', () => {
+  it('loads a Hugging Face BertModel folder (safetensors f32 / f16 / bf16) to the same encoder', async () => {
     // Write MiniLM's (dequantised) weights under transformers' names and read them back.
     const tensors: Record<string, Float32Array> = {
       'embeddings.word_embeddings.weight': w.wordEmb, 'embeddings.position_embeddings.weight': w.posEmb,
@@ -345,11 +496,26 @@ describe('embed: all-MiniLM-L6-v2', async () => {
         return new Uint8Array(h.buffer);
       };
       const file = writeSafetensors(Object.fromEntries(Object.entries(tensors).map(([n, t]) => [`bert.${n}`, { dtype, shape: shapeOf(n, t), data: enc(t) }])));
-      const hw = bertFromSafetensors(cfg, new SafetensorsFile(file), 'minilm-hf');
+      // As readFileSync would hand it over: a Node Buffer, here at an odd offset in its memory.
+      const buf = Buffer.concat([Buffer.alloc(3), Buffer.from(file)]).subarray(3);
+      const hw = bertFromSafetensors(cfg, new SafetensorsFile(buf), 'minilm-hf');
       if (dtype === 'F32') expect(validate(hw.layers[3].w1, w.layers[3].w1, { atol: 0 }).ok).toBe(true);
       const got = bertEmbedSentencesCpu(hw, batch);
       const { minCos } = compare(got, base, 2, d);
       expect(minCos, dtype).toBeGreaterThan(dtype === 'F32' ? 1 - 1e-12 : dtype === 'F16' ? 0.9999 : 0.999);
+      if (dtype === 'F16') {
+        // The same as a folder on disk, through loadEmbedder.
+        const dir = mkdtempSync(join(tmpdir(), 'concord-hf-bert-'));
+        tmpDirs.push(dir);
+        writeFileSync(join(dir, 'model.safetensors'), file);
+        for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(MODEL_DIR, f), join(dir, f));
+        const enc = await loadEmbedder(dir, { device: 'cpu' });
+        expect(enc.config.name).toMatch(/safetensors F16/);
+        const vs = await enc.embed([texts[4], texts[5]]);
+        const flatVs = new Float32Array(2 * d);
+        vs.forEach((x, i) => flatVs.set(x, i * d));
+        expect(compare(flatVs, got, 2, d).minCos).toBeGreaterThan(1 - 1e-9);
+      }
     }
   });
 

@@ -45,8 +45,9 @@ export class SafetensorsFile {
     const e = this.get(name);
     const [b0, b1] = e.data_offsets;
     const count = e.shape.reduce((a, x) => a * x, 1);
-    // Copy out so the result is aligned regardless of where the tensor sits in the file.
-    const raw = this.bytes.slice(this.dataStart + b0, this.dataStart + b1);
+    // Copy out so the result is aligned regardless of where the tensor sits in the file (not
+    // `.slice()`, which is a view on a Node Buffer).
+    const raw = new Uint8Array(this.bytes.subarray(this.dataStart + b0, this.dataStart + b1));
     const width: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
     const w = width[e.dtype];
     if (!w) throw new Error(`${this.source}: tensor '${name}' is ${e.dtype}; only F32, F16 and BF16 are supported`);

@@ -51,7 +51,7 @@ export interface OnnxTensor {
   name: string;
   dims: number[];
   dataType: number;
-  /** The tensor's bytes, little-endian, as stored (copied out of the protobuf / external file). */
+  /** The tensor's bytes, little-endian, as stored (copied out of the protobuf / external file: offset 0, aligned). */
   bytes: Uint8Array;
 }
 
@@ -154,9 +154,9 @@ export class OnnxGraph {
       const offset = Number(kv.get('offset') ?? 0);
       const length = kv.has('length') ? Number(kv.get('length')) : file.length - offset;
       if (offset + length > file.length) throw new Error(`${this.source}: tensor '${name}' [${offset}, +${length}) runs past the end of '${location}' (${file.length} bytes)`);
-      return file.slice(offset, offset + length);
+      return copyBytes(file, offset, offset + length);
     }
-    if (t.rawData && t.rawData.length) return t.rawData.slice();
+    if (t.rawData && t.rawData.length) return copyBytes(t.rawData, 0, t.rawData.length);
     const dt = t.dataType ?? 0;
     if (t.floatData?.length) return new Uint8Array(new Float32Array(t.floatData).buffer);
     if (t.doubleData?.length) return new Uint8Array(new Float64Array(t.doubleData).buffer);
@@ -171,6 +171,14 @@ export class OnnxGraph {
     }
     return new Uint8Array(0); // an empty tensor
   }
+}
+
+/**
+ * A fresh, 0-offset copy. Not `.slice()`: on a Node Buffer (what protobufjs and readFileSync
+ * return) slice is a view, possibly at an offset that a Float32Array cannot start from.
+ */
+export function copyBytes(src: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(src.subarray(start, end));
 }
 
 function attrOf(a: OnnxNs.IAttributeProto): OnnxAttr {
