@@ -1,0 +1,181 @@
+// The demo's one seam onto the engine: everything the page and its worker need from src/ goes
+// through here, so following a change in the engine's API is a change in this file only.
+// It runs in the browser's worker and in Node (the browser test computes its reference with it).
+//
+//   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → LanguageModel on 'webgpu'
+//            (forward-gpu.ts) or 'cpu' (forward-cpu.ts); never one for the other.
+//   scoring: src/pipeline/scorer.ts createScorerFromModels (the same scorer the CLI runs).
+//   filter:  src/filter applyFilter, rule 'main' (mutual: both directions must accept).
+
+import { applyFilter, mainSignals, type FilterResult } from '../src/filter/index.js';
+import { adapterName, requestGpu } from '../src/gpu/device.js';
+import { GpuRuntime } from '../src/gpu/runtime.js';
+import { logProbsBatchCpu } from '../src/models/forward-cpu.js';
+import { GpuTransformer } from '../src/models/forward-gpu.js';
+import type { LanguageModel, SequenceRequest, SequenceScores } from '../src/models/lm.js';
+import type { LoadedWeights } from '../src/models/types.js';
+import { recordToPair } from '../src/pipeline/input.js';
+import { createScorerFromModels, type PairScores, type ScoreProgress } from '../src/pipeline/scorer.js';
+import type { TextTokenizer } from '../src/tokenizer/types.js';
+
+export type Device = 'webgpu' | 'cpu';
+export type { PairScores, ScoreProgress, FilterResult };
+
+// ---- models -------------------------------------------------------------------------------------
+// Interim: a LanguageModel over in-memory weights. src/models/index.ts (loadModel) takes paths;
+// once it exports a constructor from LoadedWeights + tokenizer, openModel becomes a call of it.
+
+/** Token budget per batch (sequences × padded length). */
+const GPU_TOKEN_BUDGET = 2048;
+const CPU_TOKEN_BUDGET = 512;
+
+async function gpuModel(weights: LoadedWeights, tokenizer: TextTokenizer): Promise<LanguageModel> {
+  const gpu = await requestGpu(); // throws GpuUnavailableError: the caller reports it, no fallback
+  const rt = new GpuRuntime(gpu);
+  const tf = new GpuTransformer(rt, weights);
+  const c = weights.config;
+  return {
+    config: c,
+    tokenizer,
+    backend: 'webgpu',
+    deviceName: `webgpu: ${adapterName(gpu)}${gpu.info.software ? ' [software adapter]' : ''}${tf.f16 ? ', f16 weights' : ', f32 weights'}`,
+    maxLen: c.maxSeqLen,
+    tokenBudget: GPU_TOKEN_BUDGET,
+    scoreBatch: (seqs) => tf.scoreBatch(seqs),
+    meanHidden: (seqs) => tf.meanHidden(seqs),
+    dispose: () => { tf.dispose(); rt.destroy(); gpu.device.destroy(); },
+  };
+}
+
+function cpuModel(weights: LoadedWeights, tokenizer: TextTokenizer): LanguageModel {
+  const c = weights.config;
+  return {
+    config: c,
+    tokenizer,
+    backend: 'cpu',
+    deviceName: 'cpu (JavaScript)',
+    maxLen: c.maxSeqLen,
+    tokenBudget: CPU_TOKEN_BUDGET,
+    async scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
+      const out = logProbsBatchCpu(weights, seqs.map((s) => s.ids));
+      // logProbsCpu puts log p(ids[t] | ids[<t]) at t (NaN at 0); the interface wants it at t − 1.
+      return out.map((lp) => ({ logprobs: Float32Array.from(lp.subarray(1)) }));
+    },
+    async meanHidden(): Promise<Float32Array[]> {
+      throw new Error('the demo scores without the cosine (cosine: off)');
+    },
+    dispose: () => {},
+  };
+}
+
+/** A LanguageModel on the device asked for. 'webgpu' without an adapter throws; it never becomes 'cpu'. */
+export async function openModel(weights: LoadedWeights, tokenizer: TextTokenizer, device: Device): Promise<LanguageModel> {
+  return device === 'webgpu' ? gpuModel(weights, tokenizer) : cpuModel(weights, tokenizer);
+}
+
+// ---- data ---------------------------------------------------------------------------------------
+
+export interface ParsedRecords {
+  records: unknown[];
+  /** 'line N: reason' for lines that are not JSON */
+  errors: string[];
+  format: 'jsonl' | 'json';
+}
+
+/** JSONL (one object a line) or a JSON array of objects. */
+export function parseRecords(text: string): ParsedRecords {
+  const t = text.trim();
+  if (t === '') return { records: [], errors: [], format: 'jsonl' };
+  if (t.startsWith('[')) {
+    let arr: unknown;
+    try {
+      arr = JSON.parse(t);
+    } catch (e) {
+      return { records: [], errors: [`not valid JSON: ${(e as Error).message}`], format: 'json' };
+    }
+    if (!Array.isArray(arr)) return { records: [], errors: ['a JSON file must hold an array of records'], format: 'json' };
+    return { records: arr, errors: [], format: 'json' };
+  }
+  const records: unknown[] = [];
+  const errors: string[] = [];
+  text.split(/\r?\n/).forEach((line, k) => {
+    if (line.trim() === '') return;
+    try {
+      records.push(JSON.parse(line));
+    } catch (e) {
+      errors.push(`line ${k + 1}: ${(e as Error).message}`);
+    }
+  });
+  return { records, errors, format: 'jsonl' };
+}
+
+/** The prompt and response text of a record, for display (null when it is not a pair). */
+export function pairText(record: unknown): { x: string; y: string } | null {
+  try {
+    const p = recordToPair(record);
+    return { x: p.x, y: p.y };
+  } catch {
+    return null;
+  }
+}
+
+// ---- scoring ------------------------------------------------------------------------------------
+
+export interface ScoredPair {
+  index: number;
+  record: unknown;
+  x: string;
+  y: string;
+  scores?: PairScores;
+  /** g_fwd = fwd_logp − y_logp, g_rev = rev_logp − x_logp (per-token means, nats) */
+  g_fwd: number;
+  g_rev: number;
+  error?: string;
+}
+
+export interface ScoreRunOptions {
+  onProgress?: (p: ScoreProgress) => void;
+  /** Called after each batch with the pairs finished so far (in input order). */
+  onPairs?: (pairs: ScoredPair[]) => void;
+}
+
+/** Score records with one model (both directions), in input order. */
+export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions = {}): Promise<ScoredPair[]> {
+  const scorer = createScorerFromModels({ model, cosine: 'off', onProgress: opts.onProgress });
+  const out: ScoredPair[] = [];
+  for await (const r of scorer.score(records)) {
+    const text = pairText(r.record) ?? { x: '', y: '' };
+    const g = r.scores ? mainSignals(r.scores, 'gain') : { fwd: NaN, rev: NaN };
+    out.push({ index: r.index, record: r.record, ...text, scores: r.scores, g_fwd: g.fwd, g_rev: g.rev, error: r.error });
+    opts.onPairs?.(out);
+  }
+  return out;
+}
+
+// ---- filtering ----------------------------------------------------------------------------------
+
+export type FilterControl =
+  | { kind: 'fraction'; keepFraction: number }
+  | { kind: 'thresholds'; fwdThreshold?: number; revThreshold?: number };
+
+/** The mutual filter over scored pairs (unscored pairs are dropped). No rescoring. */
+export function filterPairs(pairs: ScoredPair[], control: FilterControl): FilterResult {
+  const fields = pairs.map((p) => p.scores ?? {});
+  if (control.kind === 'fraction') return applyFilter(fields, { rule: 'main', signal: 'gain', keepFraction: control.keepFraction });
+  return applyFilter(fields, { rule: 'main', signal: 'gain', fwdThreshold: control.fwdThreshold, revThreshold: control.revThreshold });
+}
+
+/** One output line: the record as given, with its scores and the decision under `concord`. */
+export function outputRecord(p: ScoredPair, keep: boolean, combined: number): Record<string, unknown> {
+  const base = p.record && typeof p.record === 'object' && !Array.isArray(p.record) ? (p.record as Record<string, unknown>) : { record: p.record };
+  return {
+    ...base,
+    concord: p.scores
+      ? { ...p.scores, g_fwd: p.g_fwd, g_rev: p.g_rev, combined: Number.isFinite(combined) ? combined : null, keep }
+      : { error: p.error ?? 'not scored', keep: false },
+  };
+}
+
+export function toJsonl(rows: object[]): string {
+  return rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
+}

@@ -1,0 +1,128 @@
+// The scoring worker: loads the model and runs the engine off the page's thread, so the page stays
+// responsive. WebGPU is available in dedicated workers (Chromium); the CPU path runs here too.
+
+import { registerShaders } from '../src/gpu/shaders.js';
+import type { LanguageModel } from '../src/models/lm.js';
+import { openModel, scoreRecords, type Device } from './engine.js';
+import { hfModelFromFiles, llama2cModelFromBytes, type ModelBytes } from './model-source.js';
+import type { FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
+
+// Every WGSL file, registered by name ('matmul/f32') before any kernel runs.
+const wgsl = import.meta.glob('../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+registerShaders(Object.fromEntries(Object.entries(wgsl).map(([path, text]) => [path.replace(/^.*?shaders\//, '').replace(/\.wgsl$/, ''), text])));
+
+const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+
+async function probe(): Promise<GpuProbe> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return { ok: false, error: 'this browser has no WebGPU (navigator.gpu is missing in workers)' };
+  try {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return { ok: false, error: 'navigator.gpu gave no adapter (WebGPU disabled or no usable GPU driver)' };
+    const i = adapter.info;
+    const text = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
+    const software = /swiftshader|llvmpipe|lavapipe|software/.test(text);
+    return { ok: true, adapter: `${i.description || i.architecture || i.device} (${i.vendor})`, software, features: [...adapter.features].sort() };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
+
+/** Fetch with a status line as the bytes arrive (the default model is 58 MB). */
+async function fetchBytes(url: string, what: string, run: number): Promise<ArrayBuffer> {
+  const res = await fetch(url);
+  if (!res.ok || !res.body) throw new Error(`${what}: ${url} answered ${res.status} ${res.statusText}`);
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let got = 0, lastPost = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    if (performance.now() - lastPost > 150) {
+      lastPost = performance.now();
+      post({ type: 'status', run, text: `downloading ${what}: ${(got / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB` });
+    }
+  }
+  const out = new Uint8Array(got);
+  let o = 0;
+  for (const c of chunks) { out.set(c, o); o += c.length; }
+  return out.buffer;
+}
+
+async function modelBytes(spec: ModelSpec, run: number): Promise<ModelBytes> {
+  if (spec.kind === 'url') {
+    const [m, t] = [await fetchBytes(spec.model, 'model', run), await fetchBytes(spec.tokenizer, 'tokenizer', run)];
+    return llama2cModelFromBytes(m, t, spec.name);
+  }
+  if (spec.kind === 'llama2c-files') {
+    post({ type: 'status', run, text: `reading ${spec.model.name}` });
+    return llama2cModelFromBytes(await spec.model.arrayBuffer(), await spec.tokenizer.arrayBuffer(), spec.name);
+  }
+  const files = new Map<string, ArrayBuffer>();
+  for (const [path, f] of spec.files) files.set(path, await f.arrayBuffer());
+  return hfModelFromFiles(files, spec.name);
+}
+
+function specKey(spec: ModelSpec): string {
+  if (spec.kind === 'url') return `url:${spec.model}|${spec.tokenizer}`;
+  const fileKey = (f: File) => `${f.name}:${f.size}:${f.lastModified}`;
+  if (spec.kind === 'llama2c-files') return `l2c:${fileKey(spec.model)}|${fileKey(spec.tokenizer)}`;
+  return `hf:${spec.files.map(([p, f]) => `${p}=${fileKey(f)}`).join('|')}`;
+}
+
+// The last model opened, kept for the next run with the same files and device.
+let cached: { key: string; device: Device; lm: LanguageModel } | null = null;
+
+async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
+  const { run, device, records } = msg;
+  const t0 = performance.now();
+  const key = specKey(msg.model);
+  if (!cached || cached.key !== key || cached.device !== device) {
+    cached?.lm.dispose();
+    cached = null;
+    const mb = await modelBytes(msg.model, run);
+    post({ type: 'status', run, text: `${device === 'webgpu' ? 'uploading weights to the GPU' : 'preparing the CPU model'}: ${mb.weights.config.name}` });
+    cached = { key, device, lm: await openModel(mb.weights, mb.tokenizer, device) };
+  }
+  const lm = cached.lm;
+  const t1 = performance.now();
+  post({ type: 'status', run, text: `scoring ${records.length} pairs on ${lm.deviceName}` });
+  let lastPartial = 0, tokens = 0;
+  const pairs = await scoreRecords(lm, records, {
+    onProgress: (p) => { tokens = p.tokens; post({ type: 'progress', run, progress: p, total: records.length }); },
+    onPairs: (done) => {
+      // Stream results in a few chunks so the plot fills in while scoring goes on.
+      if (done.length - lastPartial >= Math.max(8, records.length / 8)) {
+        post({ type: 'partial', run, pairs: done.slice(lastPartial) });
+        lastPartial = done.length;
+      }
+    },
+  });
+  const t2 = performance.now();
+  const seconds = (t2 - t1) / 1000;
+  post({
+    type: 'done', run, pairs,
+    info: {
+      model: lm.config.name, deviceName: lm.deviceName, backend: device, seconds, loadSeconds: (t1 - t0) / 1000,
+      pairsPerSecond: records.length / Math.max(seconds, 1e-9), tokens,
+    },
+  });
+}
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  if (msg.type === 'probe') {
+    post({ type: 'probe', probe: await probe() });
+    return;
+  }
+  try {
+    await score(msg);
+  } catch (e) {
+    const err = e as Error;
+    console.error(err);
+    post({ type: 'error', run: msg.run, message: err.message || String(err) });
+  }
+};
