@@ -3,14 +3,13 @@
 // reason are reported in `deviceReason`), or a GpuRuntime to share one device between models
 // (forward and reverse models, the sentence encoder).
 
-import { logprobCpu } from '../../kernels/logprob.js';
 import { chooseBackend, DeviceChoice } from '../gpu/device.js';
 import { GpuRuntime } from '../gpu/runtime.js';
-import { forwardHiddenCpu } from './forward-cpu.js';
+import { CpuWorkerPool } from './cpu-pool.js';
+import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
 import { GpuTransformer } from './forward-gpu.js';
 import type { LanguageModel, SequenceRequest, SequenceScores } from './lm.js';
 import { loadWeights, LoadedModel } from './load.js';
-import { tensor } from './types.js';
 
 export type { LanguageModel, SequenceRequest, SequenceScores } from './lm.js';
 
@@ -22,6 +21,8 @@ export interface LoadModelOptions {
   tokenizer?: string;
   /** Override the per-batch token budget (B × padded L). */
   tokenBudget?: number;
+  /** CPU backend: worker threads (default: the machine's cores, up to 8; CONCORD_CPU_THREADS). */
+  threads?: number;
 }
 
 export interface LoadedLanguageModel extends LanguageModel {
@@ -88,36 +89,32 @@ function gpuModel(weights: LoadedModel, rt: GpuRuntime, reason: string, opts: Lo
   };
 }
 
-/** CPU backend: the TypeScript twin, one sequence at a time (no padding is ever computed). */
-function cpuModel(weights: LoadedModel, reason: string, opts: LoadModelOptions): LoadedLanguageModel {
-  const c = weights.config;
-  const head = tensor(weights, 'lm_head');
-  const scoreOne = (s: SequenceRequest): SequenceScores => {
-    const n = s.ids.length;
-    if (n < 2) return { logprobs: new Float32Array(0) };
-    // Positions 0..n-2 predict tokens 1..n-1; the last position predicts nothing we score.
-    const hidden = forwardHiddenCpu(weights, s.ids.slice(0, n - 1));
-    const targets = s.ids.slice(1);
-    const mask = new Uint8Array(n - 1).fill(1);
-    return { logprobs: logprobCpu(hidden, head, targets, mask, n - 1, c.vocabSize, c.dim).logp };
+/**
+ * CPU backend: the TypeScript twin, one sequence at a time (no padding is ever computed), spread
+ * over worker threads when they are available (the compiled package in Node).
+ */
+async function cpuModel(weights: LoadedModel, reason: string, opts: LoadModelOptions): Promise<LoadedLanguageModel> {
+  const threads = opts.threads ?? defaultThreads();
+  const pool = await CpuWorkerPool.create(weights, threads);
+  const run = async (type: 'score' | 'mean', seqs: SequenceRequest[]): Promise<Float32Array[]> => {
+    if (pool && seqs.length > 1) return pool.run(type, seqs.map((s) => s.ids));
+    return seqs.map((s) => (type === 'score' ? scoreSequenceCpu(weights, s.ids) : meanHiddenCpu(weights, s.ids)));
   };
   return {
     ...base(weights, reason),
     backend: 'cpu',
-    deviceName: 'cpu (JavaScript)',
+    deviceName: `cpu (JavaScript, ${pool ? `${pool.size} worker threads` : '1 thread'})`,
     runtime: null,
     tokenBudget: opts.tokenBudget ?? 4096,
-    async scoreBatch(seqs) {
-      return seqs.map(scoreOne);
-    },
-    async meanHidden(seqs) {
-      return seqs.map((s) => {
-        const hidden = forwardHiddenCpu(weights, s.ids);
-        const out = new Float32Array(c.dim);
-        for (let i = 0; i < s.ids.length; i++) for (let j = 0; j < c.dim; j++) out[j] += hidden[i * c.dim + j] / s.ids.length;
-        return out;
-      });
-    },
-    dispose() {},
+    scoreBatch: async (seqs) => (await run('score', seqs)).map((logprobs) => ({ logprobs })),
+    meanHidden: (seqs) => run('mean', seqs),
+    dispose: () => { void pool?.destroy(); },
   };
+}
+
+function defaultThreads(): number {
+  const env = typeof process !== 'undefined' ? process.env?.CONCORD_CPU_THREADS : undefined;
+  if (env) return Math.max(1, Number(env) || 1);
+  const os = (process as unknown as { getBuiltinModule?: (m: string) => typeof import('node:os') }).getBuiltinModule?.('node:os');
+  return Math.min(os?.availableParallelism?.() ?? 1, 8);
 }
