@@ -1,0 +1,572 @@
+// `npm run bench -- [--markdown] [--limit N] [--devices webgpu,cpu] [--no-peer]`: end-to-end
+// pairs/s of concord against the peer a JavaScript user would pick (bench/peer-transformers.ts:
+// transformers.js on onnxruntime-node CPU, one forward pass per likelihood, batch 1), on real
+// instruction data, same model (stories15M) and the same token ids.
+//
+// One run, one child process per contestant (so peak RSS and the GPU device belong to one of them
+// only), in this order: the peer, concord `webgpu`, concord `cpu`. Each child
+//   1. loads its model (timed: `load`),
+//   2. scores the first WARMUP pairs once (timed separately: `first run`, which holds the WGSL
+//      pipeline compilation and first uploads),
+//   3. scores the first N pairs of each data set (timed: pairs/s, tokens/s).
+// Then the parent validates before it reports: every pair's four per-token means (fwd, rev, y, x
+// log-probs) from each concord backend must agree with the peer's within TOL nats/token, and the
+// token counts must be equal; a row that fails is marked INVALID, loudly.
+//
+// Data: ../shared/data relative to the project root (see /work/shared/data/README.md), read in
+// place and never copied. Without it the benchmark says so and measures nothing.
+// Model for the peer: models/stories15M-onnx from scripts/export_onnx.py (python3-torch); when it is
+// missing the parent runs the export, and when that cannot run the peer row says why.
+//
+// Figures: pairs/s; pair tok/s = (x + y tokens of the scored pairs) / s, the same numerator for
+// every contestant; LM tok/s = tokens the model actually computed / s (concord runs 2 passes per
+// pair, the peer 4); padding efficiency = real / (batch × padded length) tokens of concord's
+// batches (1 for the peer, which never pads); peak RSS of the child; GPU bytes =
+// GpuRuntime.stats.peakBytesAllocated (weights + pooled activations). The load average is recorded
+// with every figure: this machine is shared and 2 cores are easily disturbed.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+const TOL = 1e-3; // nats per token, on each of the four per-pair means
+const WARMUP = 2;
+const DEFAULT_LIMIT = 24;
+
+export const DATASETS = [
+  { name: 'self-instruct-user-oriented', file: 'self-instruct-user-oriented.jsonl', format: 'jsonl' as const },
+  { name: 'alpaca-cherry-5pct', file: 'alpaca-cherry-5pct.json', format: 'json-array' as const },
+];
+
+type Contestant = 'peer' | 'webgpu' | 'cpu';
+
+interface Args {
+  markdown: boolean;
+  json: boolean;
+  limit: number;
+  devices: ('webgpu' | 'cpu')[];
+  peer: boolean;
+  dataDir: string;
+  out: string | null;
+  report: string | null;
+  worker: Contestant | null;
+  resultFile: string | null;
+}
+
+/** The folder holding package.json, walking up from this module (dist/bench/ or bench/). */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('bench/e2e: no package.json above this file');
+    dir = up;
+  }
+}
+
+const ROOT = projectRoot();
+
+function parse(argv: string[]): Args {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      markdown: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      limit: { type: 'string', default: String(DEFAULT_LIMIT) },
+      devices: { type: 'string', default: 'webgpu,cpu' },
+      'no-peer': { type: 'boolean', default: false },
+      data: { type: 'string', default: join(ROOT, '..', 'shared', 'data') },
+      out: { type: 'string' },
+      report: { type: 'string' },
+      worker: { type: 'string' },
+      'result-file': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`npm run bench -- [--markdown] [--json] [--limit N] [--devices webgpu,cpu] [--no-peer] [--data DIR] [--out DIR]
+  npm run bench -- --report bench/results/e2e-<date>.json [--markdown]   re-print a saved run
+  --limit N      first N pairs of each data set (default ${DEFAULT_LIMIT})
+  --devices      concord backends to run, in order (default webgpu,cpu)
+  --data DIR     the benchmark data (default ../shared/data from the project root)
+  --out DIR      where results go (default bench/results; '-' writes nothing)`);
+    process.exit(0);
+  }
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`--limit must be a positive integer (got ${values.limit})`);
+  const devices = values.devices.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const d of devices) if (d !== 'webgpu' && d !== 'cpu') throw new Error(`--devices: unknown device '${d}' (webgpu, cpu)`);
+  const worker = values.worker ?? null;
+  if (worker !== null && !['peer', 'webgpu', 'cpu'].includes(worker)) throw new Error(`--worker: unknown contestant '${worker}'`);
+  return {
+    markdown: values.markdown,
+    json: values.json,
+    limit,
+    devices: devices as ('webgpu' | 'cpu')[],
+    peer: !values['no-peer'],
+    dataDir: values.data,
+    out: values.out === '-' ? null : (values.out ?? join(ROOT, 'bench', 'results')),
+    report: values.report ?? null,
+    worker: worker as Contestant | null,
+    resultFile: values['result-file'] ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// data
+
+function readRecords(dataDir: string, ds: (typeof DATASETS)[number], limit: number): Record<string, unknown>[] {
+  const path = join(dataDir, ds.file);
+  const text = readFileSync(path, 'utf8');
+  if (ds.format === 'jsonl') {
+    const out: Record<string, unknown>[] = [];
+    for (const line of text.split('\n')) {
+      if (out.length >= limit) break;
+      if (line.trim() !== '') out.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    return out;
+  }
+  return (JSON.parse(text) as Record<string, unknown>[]).slice(0, limit);
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker side: one contestant, one process
+
+/** Per pair: the four per-token means and the token counts as scored. */
+export interface PairFigures { fwd: number; rev: number; y: number; x: number; xTokens: number; yTokens: number; truncated: boolean }
+
+export interface RunFigures {
+  dataset: string;
+  pairs: number;
+  ms: number;
+  pairTokens: number;
+  lmTokens: number;
+  paddingEfficiency: number;
+  batches: number;
+  truncated: number;
+  loadavg: number[];
+  scores: PairFigures[];
+}
+
+export interface WorkerResult {
+  contestant: Contestant;
+  name: string;
+  device: string;
+  version: string;
+  loadMs: number;
+  firstRunMs: number;
+  firstRunPairs: number;
+  runs: RunFigures[];
+  peakRssBytes: number;
+  gpuPeakBytes: number | null;
+  gpuWeightBytes: number | null;
+  notes: string[];
+  error?: string;
+}
+
+const now = () => performance.now();
+
+async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerResult> {
+  const { loadModel } = await import('../src/models/index.js');
+  const { createScorer } = await import('../src/pipeline/index.js');
+  const notes: string[] = [];
+  let t = now();
+  const model = await loadModel('stories15M', { device });
+  const loadMs = now() - t;
+  if (model.backend !== device) throw new Error(`asked for --device ${device}, got ${model.backend} (${model.deviceName})`);
+  // The four likelihoods only: no cosine lane (the peer computes none).
+  const makeScorer = () => createScorer({ model, cosine: 'off' });
+  const datasets = DATASETS.map((ds) => ({ ds, records: readRecords(args.dataDir, ds, args.limit) }));
+
+  t = now();
+  const warm = datasets[0].records.slice(0, WARMUP);
+  for await (const r of (await makeScorer()).score(warm)) if (r.error) throw new Error(`warm-up ${r.loc}: ${r.error}`);
+  const firstRunMs = now() - t;
+
+  const runs: RunFigures[] = [];
+  for (const { ds, records } of datasets) {
+    const scorer = await makeScorer();
+    const scores: PairFigures[] = [];
+    t = now();
+    for await (const r of scorer.score(records)) {
+      if (!r.scores) throw new Error(`${ds.name} ${r.loc}: ${r.error}`);
+      const s = r.scores;
+      scores.push({ fwd: s.fwd_logp, rev: s.rev_logp, y: s.y_logp, x: s.x_logp, xTokens: s.x_tokens, yTokens: s.y_tokens, truncated: s.truncated });
+    }
+    const ms = now() - t;
+    const sch = scorer.stats.scheduler;
+    // The CPU backend scores one sequence at a time: it never computes padding, whatever the packing.
+    if (device === 'cpu' && runs.length === 0) notes.push(`scheduler packing ${f(sch?.paddingEfficiency ?? 1, 3)} (not computed: the CPU twin runs sequences one at a time)`);
+    runs.push({
+      dataset: ds.name, pairs: scores.length, ms,
+      pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
+      lmTokens: scorer.stats.lmTokens,
+      paddingEfficiency: device === 'cpu' ? 1 : sch?.paddingEfficiency ?? 1,
+      batches: sch?.batches ?? 0,
+      truncated: scorer.stats.truncated,
+      loadavg: loadavg(),
+      scores,
+    });
+  }
+  notes.push(`${(await makeScorer()).passes} passes per pair, token budget ${model.tokenBudget}`);
+  const gpu = gpuStats(model);
+  const result: WorkerResult = {
+    contestant: device, name: `concord ${device}`, device: model.deviceName, version: concordVersion(),
+    loadMs, firstRunMs, firstRunPairs: warm.length, runs,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    gpuPeakBytes: gpu?.peakBytesAllocated ?? null, gpuWeightBytes: gpu?.weightBytes ?? null, notes,
+  };
+  model.dispose();
+  return result;
+}
+
+/** GpuRuntime.stats of a webgpu LanguageModel, wherever the backend keeps its runtime. */
+function gpuStats(model: object): { peakBytesAllocated: number; weightBytes: number | null } | null {
+  const m = model as { rt?: unknown; runtime?: unknown; gpu?: unknown; transformer?: { rt?: unknown; weightBytes?: number }; weightBytes?: number };
+  const rt = (m.rt ?? m.runtime ?? m.transformer?.rt) as { stats?: { peakBytesAllocated?: number } } | undefined;
+  const peak = rt?.stats?.peakBytesAllocated;
+  if (typeof peak !== 'number') return null;
+  return { peakBytesAllocated: peak, weightBytes: m.weightBytes ?? m.transformer?.weightBytes ?? null };
+}
+
+function concordVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  // CONCORD_BENCH_REV: the revision measured when the tree is a snapshot without .git
+  let rev = process.env.CONCORD_BENCH_REV ?? '';
+  if (!rev) try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    rev = git('rev-parse', '--short', 'HEAD');
+    if (git('status', '--porcelain', '--untracked-files=no') !== '') rev += ' + uncommitted changes';
+  } catch { /* not a git checkout */ }
+  return rev ? `${pkg.version} (${rev})` : pkg.version;
+}
+
+async function runPeer(args: Args): Promise<WorkerResult> {
+  const { loadPeer } = await import('./peer-transformers.js');
+  const { llama2cTokenizer } = await import('../src/tokenizer/llama2c.js');
+  const { recordToPair } = await import('../src/pipeline/input.js');
+  const { planPasses, passSequences, truncatePair, SLOT_ONLY } = await import('../src/pipeline/plan.js');
+  const { DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, encodeTemplate, parseTemplate } = await import('../src/pipeline/templates.js');
+
+  const dir = join(ROOT, 'models', 'stories15M-onnx');
+  let t = now();
+  const peer = await loadPeer(dir);
+  const loadMs = now() - t;
+  const hfConfig = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { max_position_embeddings: number };
+  const maxLen = hfConfig.max_position_embeddings;
+
+  // concord's tokenizer, templates, truncation and the four-pass plan: the same ids as concord's
+  const tok = llama2cTokenizer(join(ROOT, 'models', 'stories15M', 'tokenizer.bin'), 32000);
+  const plan = planPasses({
+    forward: encodeTemplate(tok, parseTemplate(DEFAULT_FORWARD_TEMPLATE, ['x', 'y'])),
+    reverse: encodeTemplate(tok, parseTemplate(DEFAULT_REVERSE_TEMPLATE, ['y', 'x'])),
+    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
+    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
+    sameModel: true,
+    fourPass: true,
+  });
+  const available = maxLen - 1 - plan.literalTokens;
+  const bos = tok.bosId!;
+  let tokenizerMismatches = 0;
+  const checkTokenizer = (text: string, ids: number[]) => {
+    const theirs = peer.encode(text);
+    if (theirs.length !== ids.length || theirs.some((v, k) => v !== ids[k])) tokenizerMismatches++;
+  };
+
+  async function scorePair(rec: Record<string, unknown>): Promise<PairFigures> {
+    const pair = recordToPair(rec);
+    const x0 = encodeStandalone(tok, pair.x), y0 = encodeStandalone(tok, pair.y);
+    const { xIds, yIds, truncated } = truncatePair(x0, y0, available);
+    const sums: Record<string, number> = {};
+    for (const s of passSequences(plan, bos, xIds, yIds)) {
+      for (const read of plan.passes[s.pass].reads) {
+        const r = await peer.score({ ids: s.ids, span: s.spans[read.slot]! });
+        sums[read.quantity] = r.sum / r.count;
+      }
+    }
+    return { fwd: sums.fwd, rev: sums.rev, y: sums.y, x: sums.x, xTokens: xIds.length, yTokens: yIds.length, truncated };
+  }
+
+  const datasets = DATASETS.map((ds) => ({ ds, records: readRecords(args.dataDir, ds, args.limit) }));
+  t = now();
+  const warm = datasets[0].records.slice(0, WARMUP);
+  for (const r of warm) await scorePair(r);
+  const firstRunMs = now() - t;
+
+  const runs: RunFigures[] = [];
+  for (const { ds, records } of datasets) {
+    const tokens0 = peer.tokens;
+    const scores: PairFigures[] = [];
+    t = now();
+    for (const r of records) scores.push(await scorePair(r));
+    const ms = now() - t;
+    runs.push({
+      dataset: ds.name, pairs: scores.length, ms,
+      pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
+      lmTokens: peer.tokens - tokens0, paddingEfficiency: 1, batches: 4 * scores.length,
+      truncated: scores.filter((s) => s.truncated).length, loadavg: loadavg(), scores,
+    });
+    // not timed: does transformers.js's tokenizer (the exported tokenizer.json) give concord's ids?
+    for (const r of records) {
+      const p = recordToPair(r);
+      checkTokenizer(p.x, encodeStandalone(tok, p.x));
+      checkTokenizer(p.y, encodeStandalone(tok, p.y));
+    }
+  }
+  const nTexts = 2 * datasets.reduce((n, d) => n + d.records.length, 0);
+  const notes = [
+    `token ids from concord's tokenizer; transformers.js's own tokenizer (exported tokenizer.json) agrees on ${nTexts - tokenizerMismatches}/${nTexts} texts`,
+    'onnxruntime-node default session options (intra-op threads = physical cores)',
+  ];
+  const ortVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string }).version;
+  const result: WorkerResult = {
+    contestant: 'peer', name: peer.name, device: `cpu (onnxruntime-node ${ortVersion}, ${cpus().length} cores)`,
+    version: `@huggingface/transformers ${peer.version}`,
+    loadMs, firstRunMs, firstRunPairs: warm.length, runs,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuPeakBytes: null, gpuWeightBytes: null, notes,
+  };
+  await peer.dispose();
+  return result;
+}
+
+async function workerMain(args: Args): Promise<void> {
+  const c = args.worker!;
+  let result: WorkerResult;
+  try {
+    result = c === 'peer' ? await runPeer(args) : await runConcord(c, args);
+  } catch (e) {
+    const err = e as Error;
+    result = {
+      contestant: c, name: c === 'peer' ? 'transformers.js' : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
+      runs: [], peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuPeakBytes: null, gpuWeightBytes: null, notes: [],
+      error: `${err.message}${process.env.CONCORD_BENCH_STACK ? `\n${err.stack}` : ''}`,
+    };
+  }
+  writeFileSync(args.resultFile!, JSON.stringify(result));
+  // dawn.node can keep the event loop alive; the result is on disk
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// parent side: run the contestants, validate, report
+
+export interface Comparison { contestant: Contestant; dataset: string; pairs: number; maxAbsDiff: number; worst: string; tokenMismatches: number; ok: boolean }
+
+export interface E2eReport {
+  kind: 'concord-bench-e2e';
+  date: string;
+  command: string;
+  machine: { cpu: string; cores: number; memGiB: number; os: string; node: string };
+  limit: number;
+  tol: number;
+  data: string;
+  model: string;
+  results: WorkerResult[];
+  comparisons: Comparison[];
+  loadavgStart: number[];
+  loadavgEnd: number[];
+  pending: string[];
+}
+
+function spawnWorker(c: Contestant, args: Args): Promise<WorkerResult> {
+  const resultFile = join(tmpdir(), `concord-e2e-${process.pid}-${c}.json`);
+  const argv = [fileURLToPath(import.meta.url), '--worker', c, '--result-file', resultFile, '--limit', String(args.limit), '--data', args.dataDir];
+  return new Promise((resolveP) => {
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      if (existsSync(resultFile)) {
+        resolveP(JSON.parse(readFileSync(resultFile, 'utf8')) as WorkerResult);
+        return;
+      }
+      resolveP({
+        contestant: c, name: c === 'peer' ? 'transformers.js' : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
+        runs: [], peakRssBytes: 0, gpuPeakBytes: null, gpuWeightBytes: null, notes: [], error: `worker exited with ${signal ?? code} and no result`,
+      });
+    });
+  });
+}
+
+function compare(a: WorkerResult, peer: WorkerResult): Comparison[] {
+  return a.runs.map((run) => {
+    const ref = peer.runs.find((r) => r.dataset === run.dataset);
+    if (!ref) return { contestant: a.contestant, dataset: run.dataset, pairs: 0, maxAbsDiff: NaN, worst: 'peer did not run', tokenMismatches: 0, ok: false };
+    let maxAbsDiff = 0, worst = '', tokenMismatches = 0;
+    const n = Math.min(run.scores.length, ref.scores.length);
+    for (let i = 0; i < n; i++) {
+      const s = run.scores[i], p = ref.scores[i];
+      if (s.xTokens !== p.xTokens || s.yTokens !== p.yTokens) tokenMismatches++;
+      for (const q of ['fwd', 'rev', 'y', 'x'] as const) {
+        const d = Math.abs(s[q] - p[q]);
+        if (!(d <= maxAbsDiff)) {
+          maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+          worst = `pair ${i} ${q}: ${s[q].toFixed(6)} vs ${p[q].toFixed(6)}`;
+        }
+      }
+    }
+    const ok = n === run.scores.length && n === ref.scores.length && tokenMismatches === 0 && maxAbsDiff <= TOL;
+    return { contestant: a.contestant, dataset: run.dataset, pairs: n, maxAbsDiff, worst, tokenMismatches, ok };
+  });
+}
+
+const mb = (b: number | null) => (b === null ? '—' : `${(b / 2 ** 20).toFixed(0)} MiB`);
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+
+interface Row {
+  contestant: string; dataset: string; pairsPerS: number; ratio: number | null; pairTokS: number; lmTokS: number; padEff: number;
+  firstS: number; loadS: number; rss: string; gpu: string; diff: string; valid: string; load1: string;
+}
+
+function rows(rep: E2eReport): Row[] {
+  const peer = rep.results.find((r) => r.contestant === 'peer' && !r.error);
+  const out: Row[] = [];
+  for (const r of rep.results) {
+    if (r.error) continue;
+    for (const run of r.runs) {
+      const pps = run.pairs / (run.ms / 1000);
+      const pr = peer?.runs.find((p) => p.dataset === run.dataset);
+      const cmp = rep.comparisons.find((c) => c.contestant === r.contestant && c.dataset === run.dataset);
+      out.push({
+        contestant: r.name.startsWith('concord') ? r.name : 'transformers.js (peer)',
+        dataset: run.dataset,
+        pairsPerS: pps,
+        ratio: pr && r.contestant !== 'peer' ? pps / (pr.pairs / (pr.ms / 1000)) : null,
+        pairTokS: run.pairTokens / (run.ms / 1000),
+        lmTokS: run.lmTokens / (run.ms / 1000),
+        padEff: run.paddingEfficiency,
+        firstS: r.firstRunMs / 1000,
+        loadS: r.loadMs / 1000,
+        rss: mb(r.peakRssBytes),
+        gpu: mb(r.gpuPeakBytes),
+        diff: r.contestant === 'peer' ? 'reference' : cmp ? cmp.maxAbsDiff.toExponential(1) : '—',
+        valid: r.contestant === 'peer' ? '—' : cmp?.ok ? 'valid' : 'INVALID',
+        load1: run.loadavg[0].toFixed(1),
+      });
+    }
+  }
+  return out;
+}
+
+export function renderMarkdown(rep: E2eReport): string {
+  const m = rep.machine;
+  const lines: string[] = [];
+  lines.push(`### End-to-end scoring: concord vs transformers.js (stories15M, ${rep.limit} pairs per data set)`);
+  lines.push('');
+  lines.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Node ${m.node}. Date: ${rep.date}.  `);
+  lines.push(`Command: \`${rep.command}\`. Load average at start ${rep.loadavgStart.map((x) => x.toFixed(1)).join(' / ')}, at end ${rep.loadavgEnd.map((x) => x.toFixed(1)).join(' / ')} (shared machine).`);
+  lines.push('');
+  for (const r of rep.results) {
+    lines.push(`- **${r.name}**: ${r.error ? `not measured — ${r.error.split('\n')[0]}` : `${r.device}; ${r.version}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
+  }
+  lines.push('');
+  lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | padding eff. | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
+  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
+  for (const r of rows(rep)) {
+    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.padEff, 3)} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
+  }
+  lines.push('');
+  lines.push(`pairs/s: pairs scored (all four likelihoods) per second of wall-clock, after a separate first run of ${WARMUP} pairs. pair tok/s: x + y tokens per second (same numerator for all). LM tok/s: tokens through the model (concord: 2 passes per pair, padding excluded; peer: 4 passes). check: every pair's four per-token means agree with the peer within ${rep.tol} nats/token and the token counts match.`);
+  for (const p of rep.pending) lines.push('', p);
+  return lines.join('\n');
+}
+
+function renderText(rep: E2eReport): string {
+  const out: string[] = [];
+  for (const r of rep.results) out.push(`${r.name}: ${r.error ? `NOT MEASURED: ${r.error}` : `${r.device}; ${r.version}; load ${f(r.loadMs / 1000, 1)} s; first run (${r.firstRunPairs} pairs) ${f(r.firstRunMs / 1000, 1)} s${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
+  out.push('');
+  out.push(`${'contestant'.padEnd(24)} ${'data set'.padEnd(28)} ${'pairs/s'.padStart(8)} ${'×peer'.padStart(6)} ${'pairtok/s'.padStart(9)} ${'LMtok/s'.padStart(8)} ${'pad'.padStart(5)} ${'RSS'.padStart(8)} ${'GPU'.padStart(8)} ${'max|Δ|'.padStart(9)} check    load`);
+  for (const r of rows(rep)) {
+    out.push(`${r.contestant.slice(0, 24).padEnd(24)} ${r.dataset.padEnd(28)} ${f(r.pairsPerS).padStart(8)} ${(r.ratio === null ? '—' : f(r.ratio)).padStart(6)} ${f(r.pairTokS, 0).padStart(9)} ${f(r.lmTokS, 0).padStart(8)} ${f(r.padEff, 3).padStart(5)} ${r.rss.padStart(8)} ${r.gpu.padStart(8)} ${r.diff.padStart(9)} ${r.valid.padEnd(8)} ${r.load1}`);
+  }
+  for (const c of rep.comparisons) {
+    if (!c.ok) out.push(`\n!!! concord ${c.contestant} on ${c.dataset} DISAGREES with the peer: max |Δ| ${c.maxAbsDiff.toExponential(2)} nats/token (tolerance ${rep.tol}) at ${c.worst}; ${c.tokenMismatches} pairs with different token counts. Its figures are INVALID.`);
+  }
+  for (const p of rep.pending) out.push('', p);
+  return out.join('\n');
+}
+
+async function ensureExport(): Promise<string | null> {
+  const onnx = join(ROOT, 'models', 'stories15M-onnx', 'onnx', 'model.onnx');
+  if (existsSync(onnx)) return null;
+  console.error(`bench/e2e: ${relative(ROOT, onnx)} is missing; exporting it (scripts/export_onnx.py, needs python3-torch)…`);
+  const py = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  try {
+    execFileSync(py, [join(ROOT, 'scripts', 'export_onnx.py')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (e) {
+    return `the ONNX export failed (${(e as Error).message.split('\n')[0]}): install python3-torch (apt-get install python3-torch) and run /usr/bin/python3 scripts/export_onnx.py`;
+  }
+  return existsSync(onnx) ? null : 'the ONNX export wrote no model';
+}
+
+export const GPU_PENDING = 'Real-GPU figures (H100/H200) are pending: no hardware GPU was available to this run; the `webgpu` rows above ran on a software Vulkan driver (CPU), so they measure the code path, not GPU speed.';
+
+async function parentMain(args: Args): Promise<number> {
+  if (args.report) {
+    const rep = JSON.parse(readFileSync(args.report, 'utf8')) as E2eReport;
+    console.log(args.markdown ? renderMarkdown(rep) : args.json ? JSON.stringify(rep, null, 2) : renderText(rep));
+    return 0;
+  }
+  const missing = DATASETS.filter((d) => !existsSync(join(args.dataDir, d.file)));
+  if (missing.length) {
+    console.error(`bench/e2e: BENCHMARK DATA NOT FOUND — ${missing.map((d) => join(args.dataDir, d.file)).join(', ')} ` +
+      `do not exist. The benchmark reads ../shared/data relative to the project root (or --data DIR); see the data README there. Nothing was measured.`);
+    return 2;
+  }
+  const loadavgStart = loadavg();
+  const results: WorkerResult[] = [];
+  const order: Contestant[] = [...(args.peer ? ['peer' as const] : []), ...args.devices];
+  for (const c of order) {
+    if (c === 'peer') {
+      const why = await ensureExport();
+      if (why) {
+        results.push({ contestant: 'peer', name: 'transformers.js', device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0, runs: [], peakRssBytes: 0, gpuPeakBytes: null, gpuWeightBytes: null, notes: [], error: why });
+        continue;
+      }
+    }
+    console.error(`bench/e2e: ${c}: ${args.limit} pairs per data set… (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+    const r = await spawnWorker(c, args);
+    if (r.error) console.error(`bench/e2e: ${c} FAILED: ${r.error}`);
+    else for (const run of r.runs) console.error(`  ${run.dataset}: ${run.pairs} pairs in ${(run.ms / 1000).toFixed(1)} s (${(run.pairs / (run.ms / 1000)).toFixed(2)} pairs/s, load ${run.loadavg[0].toFixed(1)})`);
+    results.push(r);
+  }
+  const peer = results.find((r) => r.contestant === 'peer' && !r.error);
+  const comparisons = peer ? results.filter((r) => r.contestant !== 'peer' && !r.error).flatMap((r) => compare(r, peer)) : [];
+  const date = new Date().toISOString();
+  const rep: E2eReport = {
+    kind: 'concord-bench-e2e',
+    date,
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), os: `Linux ${release()}`, node: process.version },
+    limit: args.limit,
+    tol: TOL,
+    data: relative(ROOT, args.dataDir),
+    model: 'stories15M (llama2.c model.bin; the peer: the same weights exported by scripts/export_onnx.py, float32)',
+    results,
+    comparisons,
+    loadavgStart,
+    loadavgEnd: loadavg(),
+    pending: results.some((r) => r.contestant === 'webgpu' && !r.error && /swiftshader|lavapipe|llvmpipe|software/i.test(r.device)) ? [GPU_PENDING] : [],
+  };
+  if (args.out) {
+    mkdirSync(args.out, { recursive: true });
+    const stem = join(args.out, `e2e-${date.slice(0, 10)}`);
+    writeFileSync(`${stem}.json`, JSON.stringify(rep, null, 1) + '\n');
+    writeFileSync(`${stem}.md`, renderMarkdown(rep) + '\n');
+    console.error(`bench/e2e: wrote ${relative(ROOT, stem)}.json and .md`);
+  }
+  console.log(args.markdown ? renderMarkdown(rep) : args.json ? JSON.stringify(rep, null, 2) : renderText(rep));
+  const invalid = comparisons.some((c) => !c.ok) || results.some((r) => r.error);
+  return invalid ? 4 : 0;
+}
+
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) {
+  const args = parse(process.argv.slice(2));
+  if (args.worker) await workerMain(args);
+  else process.exitCode = await parentMain(args);
+}

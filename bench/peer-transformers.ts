@@ -1,0 +1,106 @@
+// The peer of bench/e2e.ts: what a JavaScript user would write today to get the four likelihoods of
+// a pair — transformers.js (@huggingface/transformers) on onnxruntime-node (CPU), one forward pass
+// per quantity at batch size 1, the full [1, T, V] logits back from the session, a log-softmax per
+// scored row, as the Cherry-LLM / Superfiltering reference scripts do in PyTorch:
+//   log p(y | x): [BOS] + x + "\n\n" + y, the y positions     log p(y): [BOS] + y
+//   log p(x | y): [BOS] + y + "\n\n" + x, the x positions     log p(x): [BOS] + x
+// The sequences and token ids are concord's own (src/pipeline's templates, truncation and
+// four-pass plan), so every number is comparable token for token; tokenisation is not timed here.
+//
+// Log-softmax: by default a plain loop per scored row (max, Σ exp in f64, x − max − log Σ), the
+// fair version of the peer. transformers.js's exported `log_softmax` helper (logSoftmax:
+// 'transformers') allocates a V-length array per row and measured ~0.5-1 ms per row here, slower
+// than the ONNX forward itself at these lengths; it is kept as an option, not as the peer.
+//
+// The model folder is models/stories15M-onnx, written by scripts/export_onnx.py (float32 ONNX of the
+// same checkpoint in Hugging Face's Llama layout). transformers.js only runs the ONNX session:
+// env.allowRemoteModels = false, env.localModelPath = <models dir>.
+
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { AutoModelForCausalLM, AutoTokenizer, Tensor, env, log_softmax } from '@huggingface/transformers';
+
+export const PEER_NAME = 'transformers.js (onnxruntime-node CPU, fp32, batch 1, 4 passes)';
+
+export interface PeerOptions {
+  /** 'loop' (default): one pass over the row; 'transformers': the library's log_softmax helper. */
+  logSoftmax?: 'loop' | 'transformers';
+}
+
+/** log p(target) from one row of logits: x[target] − max − log Σ exp(x − max), sums in f64. */
+export function logSoftmaxAt(row: Float32Array, target: number): number {
+  let m = -Infinity;
+  for (let v = 0; v < row.length; v++) if (row[v] > m) m = row[v];
+  let s = 0;
+  for (let v = 0; v < row.length; v++) s += Math.exp(row[v] - m);
+  return row[target] - m - Math.log(s);
+}
+
+/** One sequence to score: log p(ids[t] | ids[<t]) summed over t in [span[0], span[1]). */
+export interface PeerSequence {
+  ids: number[];
+  span: [number, number];
+}
+
+export interface PeerSpanScore {
+  sum: number;
+  count: number;
+}
+
+export interface PeerModel {
+  name: string;
+  version: string;
+  /** Real tokens pushed through the model so far (Σ sequence lengths). */
+  tokens: number;
+  /** One forward pass for one sequence; log p summed over its span. */
+  score(seq: PeerSequence): Promise<PeerSpanScore>;
+  /** transformers.js's own tokenizer for the exported tokenizer.json (for an agreement check only). */
+  encode(text: string): number[];
+  dispose(): Promise<void>;
+}
+
+/** Load models/<name>-onnx through transformers.js. `dir` is the model folder. */
+export async function loadPeer(dir: string, opts: PeerOptions = {}): Promise<PeerModel> {
+  const lsm = opts.logSoftmax ?? 'loop';
+  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
+    throw new Error(`${dir}/onnx/model.onnx not found: run /usr/bin/python3 scripts/export_onnx.py (needs python3-torch)`);
+  }
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = dirname(dir) + '/';
+  const id = basename(dir);
+  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', device: 'cpu' });
+  const tokenizer = await AutoTokenizer.from_pretrained(id);
+  let tokens = 0;
+  return {
+    name: lsm === 'loop' ? PEER_NAME : PEER_NAME.replace(')', ', library log_softmax)'),
+    version: env.version,
+    get tokens() { return tokens; },
+    async score(seq) {
+      const T = seq.ids.length;
+      const [s, e] = seq.span;
+      if (!(s >= 1 && e <= T && s < e)) throw new Error(`peer: bad span [${s}, ${e}) for ${T} tokens`);
+      const input_ids = new Tensor('int64', BigInt64Array.from(seq.ids, BigInt), [1, T]);
+      const attention_mask = new Tensor('int64', new BigInt64Array(T).fill(1n), [1, T]);
+      const out = await model({ input_ids, attention_mask });
+      const logits = out.logits as Tensor;
+      const V = logits.dims[2];
+      const data = logits.data as Float32Array;
+      let sum = 0;
+      // row t - 1 predicts ids[t]
+      for (let t = s; t < e; t++) {
+        const row = data.subarray((t - 1) * V, t * V);
+        sum += lsm === 'loop' ? logSoftmaxAt(row, seq.ids[t]) : (log_softmax(row) as Float32Array)[seq.ids[t]];
+      }
+      tokens += T;
+      logits.dispose?.();
+      return { sum, count: e - s };
+    },
+    encode(text) {
+      return tokenizer.encode(text, { add_special_tokens: false });
+    },
+    async dispose() {
+      await model.dispose();
+    },
+  };
+}
