@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardHiddenCpu, logitsCpu, logProbsBatchCpu, logProbsCpu, ropeCpu } from '../src/models/forward-cpu.js';
+import { forwardHiddenCpu, logitsCpu, logProbsBatchCpu, logProbsCpu } from '../src/models/forward-cpu.js';
 import { loadHf, readHfConfig, SUPPORTED_ARCHITECTURES } from '../src/models/hf.js';
 import { loadLlama2c, parseLlama2c, readLlama2cHeader, serializeLlama2c } from '../src/models/llama2c.js';
 import { defaultModelDir, loadWeights, modelsDir, resolveModel } from '../src/models/load.js';
@@ -302,17 +302,6 @@ describe('CPU forward', () => {
     expect(b.tokenizer.encode(text)).toEqual(ids);
     const la = logProbsCpu(a, ids), lb = logProbsCpu(b, ids);
     for (let t = 1; t < ids.length; t++) expect(Math.abs(la[t] - lb[t])).toBeLessThan(1e-5);
-  });
-
-  it('RoPE layouts are a permutation of each other', () => {
-    const T = 5, nH = 3, hd = 8;
-    const x = randn(rng(3), T * nH * hd);
-    const a = x.slice();
-    ropeCpu(a, T, nH, hd, 10000, 'interleaved');
-    const b = interleavedToHalf(x, T * nH, hd, 1);
-    ropeCpu(b, T, nH, hd, 10000, 'half');
-    const a2 = interleavedToHalf(a, T * nH, hd, 1);
-    for (let i = 0; i < a2.length; i++) expect(b[i]).toBeCloseTo(a2[i], 6);
   });
 
   it('GQA equals full attention with the KV heads repeated', async () => {

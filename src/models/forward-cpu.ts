@@ -4,10 +4,14 @@
 // softmax and log-softmax subtract the max first, LayerNorm variance is two-pass.
 //
 // One sequence at a time: sequences of a batch never attend to each other, so a batch is a loop.
+// The ops are the kernels' own CPU twins (kernels/*.ts) applied to a batch of one sequence.
 // Indexing of log-probs: out[t] = log p(ids[t] | ids[0..t-1]), predicted from position t-1; out[0]
 // has no prediction.
 
+import { attentionCpu } from '../../kernels/attention.js';
 import { matmulCpu } from '../../kernels/matmul.js';
+import { layernormCpu, rmsnormCpu } from '../../kernels/norm.js';
+import { ropeCpu } from '../../kernels/rope.js';
 import type { LoadedWeights } from './types.js';
 import { tensor } from './types.js';
 
@@ -19,101 +23,6 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
     const id = ids[t];
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`${c.name}: token id ${id} at position ${t} is outside the vocabulary [0, ${c.vocabSize})`);
   }
-}
-
-/** RMSNorm of each row of x [T, d] (f64 sum of squares). */
-export function rmsNormCpu(x: Float32Array, weight: Float32Array, T: number, d: number, eps: number, out = new Float32Array(T * d)): Float32Array {
-  for (let t = 0; t < T; t++) {
-    const o = t * d;
-    let ss = 0;
-    for (let i = 0; i < d; i++) ss += x[o + i] * x[o + i];
-    const s = 1 / Math.sqrt(ss / d + eps);
-    for (let i = 0; i < d; i++) out[o + i] = x[o + i] * s * weight[i];
-  }
-  return out;
-}
-
-/** LayerNorm of each row of x [T, d]: two-pass mean and variance in f64. */
-export function layerNormCpu(x: Float32Array, weight: Float32Array, bias: Float32Array, T: number, d: number, eps: number, out = new Float32Array(T * d)): Float32Array {
-  for (let t = 0; t < T; t++) {
-    const o = t * d;
-    let mean = 0;
-    for (let i = 0; i < d; i++) mean += x[o + i];
-    mean /= d;
-    let v = 0;
-    for (let i = 0; i < d; i++) {
-      const c = x[o + i] - mean;
-      v += c * c;
-    }
-    const s = 1 / Math.sqrt(v / d + eps);
-    for (let i = 0; i < d; i++) out[o + i] = (x[o + i] - mean) * s * weight[i] + bias[i];
-  }
-  return out;
-}
-
-/**
- * Rotary embedding in place on x [T, nHeads·hd] (positions 0..T-1). 'interleaved' rotates
- * (2i, 2i+1), 'half' rotates (i, i + hd/2); both with angle pos · theta^(-2i/hd), computed in f64.
- */
-export function ropeCpu(x: Float32Array, T: number, nHeads: number, hd: number, theta: number, layout: 'interleaved' | 'half'): void {
-  const half = hd / 2;
-  const invFreq = new Float64Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / hd);
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
-      const a = t * invFreq[i];
-      const c = Math.cos(a), s = Math.sin(a);
-      for (let h = 0; h < nHeads; h++) {
-        const base = (t * nHeads + h) * hd;
-        const i0 = layout === 'interleaved' ? base + 2 * i : base + i;
-        const i1 = layout === 'interleaved' ? i0 + 1 : i0 + half;
-        const x0 = x[i0], x1 = x[i1];
-        x[i0] = x0 * c - x1 * s;
-        x[i1] = x0 * s + x1 * c;
-      }
-    }
-  }
-}
-
-/**
- * Causal multi-head attention with grouped KV heads: q [T, nH·hd], k/v [T, nKv·hd] → [T, nH·hd].
- * Scores, softmax (max-subtracted) and the weighted sum of v all in f64.
- */
-export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, T: number, nH: number, nKv: number, hd: number): Float32Array {
-  const out = new Float32Array(T * nH * hd);
-  const group = nH / nKv;
-  const scale = 1 / Math.sqrt(hd);
-  const p = new Float64Array(T);
-  const acc = new Float64Array(hd);
-  const qs = nH * hd, ks = nKv * hd;
-  for (let h = 0; h < nH; h++) {
-    const kh = Math.floor(h / group);
-    for (let t = 0; t < T; t++) {
-      const qo = t * qs + h * hd;
-      let max = -Infinity;
-      for (let j = 0; j <= t; j++) {
-        const ko = j * ks + kh * hd;
-        let s = 0;
-        for (let i = 0; i < hd; i++) s += q[qo + i] * k[ko + i];
-        s *= scale;
-        p[j] = s;
-        if (s > max) max = s;
-      }
-      let sum = 0;
-      for (let j = 0; j <= t; j++) {
-        p[j] = Math.exp(p[j] - max);
-        sum += p[j];
-      }
-      acc.fill(0);
-      for (let j = 0; j <= t; j++) {
-        const vo = j * ks + kh * hd;
-        const pj = p[j];
-        for (let i = 0; i < hd; i++) acc[i] += pj * v[vo + i];
-      }
-      for (let i = 0; i < hd; i++) out[qo + i] = acc[i] / sum;
-    }
-  }
-  return out;
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -133,8 +42,8 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
   const qd = nH * hd, kvd = nKv * hd;
   const norm = (x: Float32Array, prefix: string): Float32Array =>
     c.norm === 'rms'
-      ? rmsNormCpu(x, tensor(w, `${prefix}.weight`), T, d, c.normEps)
-      : layerNormCpu(x, tensor(w, `${prefix}.weight`), tensor(w, `${prefix}.bias`), T, d, c.normEps);
+      ? rmsnormCpu(x, tensor(w, `${prefix}.weight`), T, d, c.normEps)
+      : layernormCpu(x, tensor(w, `${prefix}.weight`), tensor(w, `${prefix}.bias`), T, d, c.normEps);
 
   // Embeddings (+ learned positions).
   const emb = tensor(w, 'tok_emb');
@@ -149,14 +58,14 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     const p = `layers.${l}`;
     // Attention block.
     const xn = norm(x, `${p}.attn_norm`);
-    const q = matmulCpu(xn, tensor(w, `${p}.wq`), c.qkvBias ? tensor(w, `${p}.bq`) : null, T, qd, d, 'nk');
-    const k = matmulCpu(xn, tensor(w, `${p}.wk`), c.qkvBias ? tensor(w, `${p}.bk`) : null, T, kvd, d, 'nk');
+    let q = matmulCpu(xn, tensor(w, `${p}.wq`), c.qkvBias ? tensor(w, `${p}.bq`) : null, T, qd, d, 'nk');
+    let k = matmulCpu(xn, tensor(w, `${p}.wk`), c.qkvBias ? tensor(w, `${p}.bk`) : null, T, kvd, d, 'nk');
     const v = matmulCpu(xn, tensor(w, `${p}.wv`), c.qkvBias ? tensor(w, `${p}.bv`) : null, T, kvd, d, 'nk');
     if (c.pos === 'rope') {
-      ropeCpu(q, T, nH, hd, c.ropeTheta, c.ropeLayout);
-      ropeCpu(k, T, nKv, hd, c.ropeTheta, c.ropeLayout);
+      q = ropeCpu(q, 1, T, nH, hd, c.ropeTheta, c.ropeLayout);
+      k = ropeCpu(k, 1, T, nKv, hd, c.ropeTheta, c.ropeLayout);
     }
-    const att = attentionCpu(q, k, v, T, nH, nKv, hd);
+    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd);
     addInPlace(x, matmulCpu(att, tensor(w, `${p}.wo`), c.mlpBias ? tensor(w, `${p}.bo`) : null, T, d, qd, 'nk'));
 
     // Feed-forward block.
