@@ -155,6 +155,7 @@ describe('scorer on the fake model', () => {
   });
 
   test('two passes equal four passes (≤ 1e-5)', async () => {
+    expect(createScorerFromModels({ model: lm }).templates).toEqual({ forward: '{x}\n\n{y}', reverse: '{y}\n\n{x}' }); // byte-level default
     const two = await collect(createScorerFromModels({ model: lm, cosine: 'off', forwardTemplate: '{x} => {y}', reverseTemplate: '{y} <= {x}' }).score(PAIRS));
     const four = await collect(createScorerFromModels({ model: lm, cosine: 'off', forwardTemplate: '{x} => {y}', reverseTemplate: '{y} <= {x}', passes: 4 }).score(PAIRS));
     for (let k = 0; k < PAIRS.length; k++) {
@@ -219,12 +220,16 @@ describe('scorer on the fake model', () => {
   });
 
   test('createScorer: library entry with onProgress and async input', async () => {
-    const seen: number[] = [];
-    const scorer = await createScorer({ model: lm, cosine: 'off', onProgress: (p) => seen.push(p.done) });
+    const seen: [number, number][] = [];
+    const scorer = await createScorer({ model: lm, cosine: 'off', onProgress: (p) => seen.push([p.done, p.estimatedDone]) });
     async function* gen() { for (const p of PAIRS) yield p; }
     const rs = await collect(scorer.score(gen()));
     expect(rs).toHaveLength(3);
-    expect(seen).toEqual([1, 2, 3]);
+    // Called after every batch (estimates move before results come out) and every result.
+    expect(seen.length).toBeGreaterThan(3);
+    expect(seen.at(-1)).toEqual([3, 3]);
+    for (let k = 1; k < seen.length; k++) expect(seen[k][1]).toBeGreaterThanOrEqual(seen[k - 1][1]);
+    expect(seen.filter(([d]) => d === 0).some(([, e]) => e > 0)).toBe(true);
   });
 });
 
@@ -243,17 +248,17 @@ describe('scorer on stories15M (CPU twin)', () => {
   test('formulas equal direct log-prob sums; two passes equal four (≤ 1e-5)', async () => {
     const two = createScorerFromModels({ model: lm, cosine: 'off' });
     const four = createScorerFromModels({ model: lm, cosine: 'off', passes: 4 });
+    // A word-start tokenizer: the default templates join x and y with y's own '▁' marker.
+    expect(two.templates).toEqual({ forward: '{x}{y}', reverse: '{y}{x}' });
     expect(two.passes).toBe(2);
     const a = await collect(two.score(pairs));
     const b = await collect(four.score(pairs));
     const tok = lm.tokenizer;
-    const nl = encodeContinuation(tok, '\n\n');
-    expect(nl).toEqual([13, 13]);
     for (let k = 0; k < pairs.length; k++) {
       const p = recordToPair(pairs[k]);
       const x = encodeStandalone(tok, p.x), y = encodeStandalone(tok, p.y);
-      const fwd = await direct(lm, [...x, ...nl], y);
-      const rev = await direct(lm, [...y, ...nl], x);
+      const fwd = await direct(lm, x, y);
+      const rev = await direct(lm, y, x);
       const uy = await direct(lm, [], y), ux = await direct(lm, [], x);
       const s = a[k].scores!;
       expect(s.fwd_logp).toBeCloseTo(fwd.mean, 5);

@@ -18,12 +18,22 @@ function rng(seed: number) {
 }
 
 describe('packing', () => {
-  test('greedy longest-first under the budget; padding efficiency by hand', () => {
+  test('longest first under the budget; padding efficiency by hand', () => {
     const batches = packLane('F', [job(3, 0), job(10, 1), job(8, 2), job(9, 3)], 30);
     expect(batches.map((b) => b.jobs.map((j) => j.length))).toEqual([[10, 9, 8], [3]]);
     expect(batches.map((b) => b.paddedLen)).toEqual([10, 3]);
     // real 30 tokens; computed 3×10 + 1×3 = 33
     expect(paddingEfficiency(batches)).toBeCloseTo(30 / 33, 12);
+  });
+
+  test('cuts between length groups rather than padding short sequences up to long ones', () => {
+    const lens = [100, 99, 98, 50, 49, 48];
+    const batches = packLane('F', lens.map((l, i) => job(l, i)), 600, Infinity, 16);
+    // Greedy filling would take all six (6 × 100 = 600 computed for 444 real); two batches compute 450.
+    expect(batches.map((b) => b.jobs.map((j) => j.length))).toEqual([[100, 99, 98], [50, 49, 48]]);
+    expect(paddingEfficiency(batches)).toBeCloseTo(444 / 450, 12);
+    // With a large per-batch cost one batch is cheaper again.
+    expect(packLane('F', lens.map((l, i) => job(l, i)), 600, Infinity, 1000)).toHaveLength(1);
   });
 
   test('every batch fits its budget; a job longer than the budget goes alone', () => {

@@ -120,8 +120,9 @@ Models and devices
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
-  --forward-template T          default "{x}\\n\\n{y}"
-  --reverse-template T          default "{y}\\n\\n{x}"
+  --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
+                                stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
+  --reverse-template T          default "{y}{x}" / "{y}\\n\\n{x}"
   --chat-template NAME|auto     role-prefix chat format: chatml, llama2, zephyr, alpaca, or auto
                                 (detected from the model's tokenizer_config.json chat_template)
   --passes min|4                min (default): fewest passes the templates allow; 4: always four
@@ -480,7 +481,11 @@ export const pipelineCommands: Record<string, Command> = {
       const misDropped = mis.filter(([m, k]) => m && !k).length;
       const alignedKept = mis.filter(([m, k]) => !m && k).length;
       console.log(`\nmisaligned pairs: ${misDropped} of ${nMis} dropped; aligned pairs: ${alignedKept} of ${recs.length - nMis} kept`);
-      console.log(misDropped === nMis ? 'every misaligned pair landed among the dropped ones.' : `${nMis - misDropped} misaligned pair(s) were kept.`);
+      if (misDropped === nMis) console.log('every misaligned pair landed among the dropped ones.');
+      else {
+        console.log(`${nMis - misDropped} misaligned pair(s) were kept:`);
+        recs.forEach((r, i) => { if (r.note === 'misaligned' && f.keep[i]) console.log(show(i)); });
+      }
       console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s; scored records in ${v.keep ? scored : 'a temporary folder, removed'})`);
       if (!v.keep) fs.rmSync(dir, { recursive: true, force: true });
       return EXIT.ok;

@@ -8,7 +8,7 @@ import {
   AtomicWriter, ResumeError, ScoredOutput, checkpointMismatch, countJsonlRecords, inputIdentity, openInput,
   readCheckpoint, readLinesUpTo, ProgressReporter, type FileRecord, type InputPosition,
 } from './node-io.js';
-import type { Scorer, ScoreResult } from './scorer.js';
+import type { ScoreProgress, Scorer, ScoreResult } from './scorer.js';
 import { SummaryBuilder, type Quantiles } from './stats.js';
 
 export class StrictError extends Error {}
@@ -85,6 +85,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   }
   const from: InputPosition = ckpt?.position ?? { units: 0, offset: 0, line: 0 };
   const src = openInput(o.input, o.input, from);
+  if (src.format === 'json-array' && !o.quiet) log(`concord: ${o.input} is a JSON array: read and parsed whole (JSONL is streamed line by line)`);
   const total = src.total ?? (await countJsonlRecords(o.input));
   const writer = new ScoredOutput(o.output, errorsPath, identity, o.optionsHash, ckpt);
   ckpt = null;
@@ -108,9 +109,13 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   let printed = 0;
   const st = scorer.stats;
   const before = { pairs: st.pairs, tokens: st.lmTokens, ms: st.elapsedMs };
-  const prog = () => ({ done: st.pairs - before.pairs, errors: summary.errors, tokens: st.lmTokens - before.tokens, elapsedMs: st.elapsedMs - before.ms });
+  let last = { done: 0, errors: 0, tokens: 0, elapsedMs: 0 };
+  const onProgress = (p: ScoreProgress) => {
+    last = { done: p.estimatedDone, errors: summary.errors, tokens: p.tokens, elapsedMs: p.elapsedMs };
+    progress.update(last);
+  };
 
-  for await (const r of scorer.score(tracked(), { firstIndex: from.units })) {
+  for await (const r of scorer.score(tracked(), { firstIndex: from.units, onProgress })) {
     if (r.error !== undefined) {
       summary.addError();
       if (o.strict) {
@@ -133,11 +138,10 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
       writer.checkpoint(position);
       sinceCheckpoint = 0;
     }
-    progress.update(prog());
   }
   writer.checkpoint(position);
   writer.finish();
-  progress.end(prog());
+  progress.end({ ...last, done: st.pairs - before.pairs, errors: summary.errors });
 
   const elapsed = (st.elapsedMs - before.ms) / 1000;
   const pairs = st.pairs - before.pairs;

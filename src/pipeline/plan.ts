@@ -12,9 +12,9 @@
 // When the forward template starts with {x} (nothing before it), the positions of x in the forward
 // sequence ARE [BOS x]: the forward pass gives log p(x) for free — but only when R = F, since x is
 // defined under R. Likewise a reverse template starting with {y} gives log p(y) when R = F. With the
-// default templates ("{x}\n\n{y}", "{y}\n\n{x}") and one model that is 2 passes instead of 4; a
-// template with a prefix before its first slot (a chat format) costs one more pass for that
-// unconditional; a separate reverse model always takes 4.
+// default templates ("{x}{y}" or "{x}\n\n{y}", and their reverses) and one model that is 2 passes
+// instead of 4; a template with a prefix before its first slot (a chat format) costs one more pass
+// for that unconditional; a separate reverse model always takes 4.
 
 import { buildSequence, parseTemplate, startsWithSlot, type BuiltSequence, type EncodedTemplate, type Slot } from './templates.js';
 

@@ -20,7 +20,7 @@ import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } f
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
 import { SLOT_ONLY, passSequences, planPasses, spanSum, truncatePair, type PassPlan, type Quantity } from './plan.js';
 import {
-  DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, encodeTemplate, parseTemplate, type ChatFormat,
+  defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate, type ChatFormat,
 } from './templates.js';
 
 export interface PairScores {
@@ -87,7 +87,13 @@ export interface VerifyReport {
 }
 
 export interface ScoreProgress {
+  /** Results yielded so far (this score() call). */
   done: number;
+  /**
+   * Pairs' worth of work finished, counting the partly scored window: items prepared × the
+   * fraction of their jobs done. Results come out a window at a time; this moves with every batch.
+   */
+  estimatedDone: number;
   scored: number;
   errors: number;
   tokens: number;
@@ -98,6 +104,7 @@ export interface ScorerOptions {
   model: LanguageModel;
   /** A separate reverse model (trained on y → x); else the forward model scores both directions. */
   reverseModel?: LanguageModel | null;
+  /** Default: defaultTemplates(tokenizer) — "{x}{y}" for word-start tokenizers, "{x}\n\n{y}" for byte-level ones. */
   forwardTemplate?: string;
   reverseTemplate?: string;
   /** A chat format: its templates replace the default ones (explicit templates still win). */
@@ -147,7 +154,10 @@ export interface Scorer {
   readonly templates: { forward: string; reverse: string };
   readonly stats: ScorerStats;
   /** Score records (objects, or SourcedRecord from a file reader); yields in input order. */
-  score(items: Iterable<unknown> | AsyncIterable<unknown>, opts?: { firstIndex?: number }): AsyncGenerator<ScoreResult>;
+  score(
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    opts?: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void },
+  ): AsyncGenerator<ScoreResult>;
 }
 
 interface PairItem {
@@ -208,8 +218,9 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   if (!(maxLen >= 2)) throw new Error(`--max-len must be at least 2 (got ${maxLen})`);
   if (maxLen > modelMax) throw new Error(`--max-len ${maxLen} is over the model's maximum sequence length ${modelMax}`);
 
-  const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? DEFAULT_FORWARD_TEMPLATE;
-  const revSrc = opts.reverseTemplate ?? opts.chat?.reverse ?? DEFAULT_REVERSE_TEMPLATE;
+  const defaults = defaultTemplates(tokF);
+  const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? defaults.forward;
+  const revSrc = opts.reverseTemplate ?? opts.chat?.reverse ?? defaults.reverse;
   const plan = planPasses({
     forward: encodeTemplate(tokF, parseTemplate(fwdSrc, ['x', 'y'])),
     reverse: encodeTemplate(tokF, parseTemplate(revSrc, ['y', 'x'])),
@@ -394,13 +405,27 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
 
   let nextIndex = 0;
   let runOffset = 0;
-  async function* score(items: Iterable<unknown> | AsyncIterable<unknown>, o: { firstIndex?: number } = {}): AsyncGenerator<ScoreResult> {
-    const sched = new Scheduler<unknown, PairItem>({
-      lanes, windowSize: opts.windowSize, inFlight: opts.inFlight, prepare, onResult,
-    });
-    stats.scheduler = sched.stats;
+  async function* score(
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    o: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void } = {},
+  ): AsyncGenerator<ScoreResult> {
     const t0 = now();
     const base = stats.elapsedMs;
+    const p0 = { pairs: stats.pairs, scored: stats.scored, errors: stats.errors, tokens: stats.lmTokens };
+    let emitted = 0;
+    const report = (s: SchedulerStats) => {
+      const cb = o.onProgress ?? opts.onProgress;
+      if (!cb) return;
+      const estimate = s.jobs > 0 ? (s.items * s.jobsDone) / s.jobs : s.items;
+      cb({
+        done: emitted, estimatedDone: Math.max(emitted, Math.min(s.items, estimate)), scored: stats.scored - p0.scored,
+        errors: stats.errors - p0.errors, tokens: stats.lmTokens - p0.tokens, elapsedMs: now() - t0,
+      });
+    };
+    const sched = new Scheduler<unknown, PairItem>({
+      lanes, windowSize: opts.windowSize, inFlight: opts.inFlight, prepare, onResult, onBatchDone: report,
+    });
+    stats.scheduler = sched.stats;
     runOffset = o.firstIndex ?? nextIndex;
     for await (const item of sched.run(items)) {
       const r = finish(item);
@@ -412,7 +437,8 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         if (r.scores!.truncated) stats.truncated++;
       }
       stats.elapsedMs = base + now() - t0;
-      opts.onProgress?.({ done: stats.pairs, scored: stats.scored, errors: stats.errors, tokens: stats.lmTokens, elapsedMs: stats.elapsedMs });
+      emitted++;
+      report(sched.stats);
       yield r;
     }
     if (v) {

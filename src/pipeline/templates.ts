@@ -1,7 +1,7 @@
 // Prompt templates: how x (the prompt) and y (the response) are laid out in one token sequence.
 //
-// A template is a string with the slots {x} and {y}, e.g. the default forward template
-// "{x}\n\n{y}". It is never applied by string substitution: the template is cut into literal pieces
+// A template is a string with the slots {x} and {y}, e.g. "{x}\n\n{y}" (defaults: see
+// defaultTemplates below). It is never applied by string substitution: the template is cut into literal pieces
 // and slots, every piece is tokenised on its own, and the sequence is the concatenation of the ids
 // [start] + ids(piece 1) + ids(piece 2) + ... So the positions of x and y are known exactly, and x
 // and y have the very same ids in every sequence they appear in (conditional or unconditional).
@@ -29,9 +29,27 @@ export interface Template {
   pieces: TemplatePiece[];
 }
 
-/** Forward: the prompt, a blank line, the response. Reverse: the response, a blank line, the prompt. */
-export const DEFAULT_FORWARD_TEMPLATE = '{x}\n\n{y}';
-export const DEFAULT_REVERSE_TEMPLATE = '{y}\n\n{x}';
+/**
+ * Default templates, by tokenizer family (README "Templates"):
+ *  - word-start tokenizers (sentencepiece with a dummy prefix: Llama, stories15M): "{x}{y}" and
+ *    "{y}{x}". y's own word-start marker ('▁Once') is the space between the two texts, so the
+ *    sequence reads as one running text "x y" — what a base model saw in training;
+ *  - byte-level tokenizers (GPT-2, Qwen2), which add no marker: "{x}\n\n{y}" and "{y}\n\n{x}".
+ * Both start with their first slot, so with one model they take two passes.
+ */
+export const DEFAULT_TEMPLATES = {
+  wordStart: { forward: '{x}{y}', reverse: '{y}{x}' },
+  byteLevel: { forward: '{x}\n\n{y}', reverse: '{y}\n\n{x}' },
+} as const;
+
+export function defaultTemplates(tok: Pick<TextTokenizer, 'dummyPrefix'>): { forward: string; reverse: string } {
+  return tok.dummyPrefix ? DEFAULT_TEMPLATES.wordStart : DEFAULT_TEMPLATES.byteLevel;
+}
+
+/** @deprecated The defaults depend on the tokenizer: use defaultTemplates(tok). These are the word-start (stories15M) ones. */
+export const DEFAULT_FORWARD_TEMPLATE = DEFAULT_TEMPLATES.wordStart.forward;
+/** @deprecated See DEFAULT_FORWARD_TEMPLATE. */
+export const DEFAULT_REVERSE_TEMPLATE = DEFAULT_TEMPLATES.wordStart.reverse;
 
 export class TemplateError extends Error {}
 

@@ -4,10 +4,11 @@
 //  1. Windows. Items are pulled from the source a window at a time (default 1024), so memory stays
 //     bounded on files of any size. `prepare` turns a window into jobs (token sequences), each
 //     tagged with its item and its lane (which model/operation runs it).
-//  2. Packing. Within a window and a lane, jobs are sorted by length (longest first) and packed
-//     greedily: a batch grows while (sequences + 1) × its longest sequence stays within the lane's
-//     token budget (LanguageModel.tokenBudget). Sorting a whole window keeps sequences of similar
-//     length together, so little of each padded batch is padding.
+//  2. Packing. Within a window and a lane, jobs are sorted by length (longest first) and cut into
+//     batches of neighbouring lengths, each within the lane's token budget (sequences × padded
+//     length ≤ LanguageModel.tokenBudget), choosing the cuts that minimise the padded tokens plus a
+//     small per-batch cost (packLane). Sorting a whole window keeps sequences of similar length
+//     together, so little of each padded batch is padding.
 //  3. Prefetch. One batch is in flight (by default) and the next one is prepared while it runs —
 //     including tokenising the next window when the current one has no batches left.
 //  4. Reorder. A job's output is handed to `onResult`; an item is complete when all its jobs are
@@ -42,6 +43,8 @@ export interface Lane {
   budget: number;
   /** Most sequences per batch (default unlimited). */
   maxBatch?: number;
+  /** Per-batch cost in token-equivalents for packing (default defaultOverhead(budget)). */
+  batchOverhead?: number;
   /** Counted in the padding statistics (true for token sequences; false for e.g. texts). */
   padded?: boolean;
   run(payloads: unknown[], info: BatchInfo): Promise<unknown[]>;
@@ -54,21 +57,40 @@ export interface PackedBatch {
   realTokens: number;
 }
 
-/** Pack one lane's jobs: longest first, greedy under the budget. A job longer than the budget goes alone. */
-export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = Infinity): PackedBatch[] {
+/**
+ * Pack one lane's jobs. Jobs are sorted longest first and cut into contiguous runs, each a batch
+ * padded to its first (longest) job, with (jobs × padded length) ≤ budget (a job longer than the
+ * budget goes alone) and at most maxBatch jobs. The cut minimises the computed tokens
+ * Σ B × padded L plus `overhead` token-equivalents per batch (dynamic programming over the sorted
+ * run, O(n · batch size)): taking as many jobs as fit would pad short jobs up to long ones, while a
+ * batch per length would pay the per-call cost each time.
+ */
+export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = Infinity, overhead = defaultOverhead(budget)): PackedBatch[] {
   const sorted = jobs.slice().sort((a, b) => b.length - a.length || a.item - b.item || a.tag - b.tag);
-  const out: PackedBatch[] = [];
-  let cur: PackedBatch | null = null;
-  for (const j of sorted) {
-    if (cur && (cur.jobs.length + 1) * cur.paddedLen <= budget && cur.jobs.length < maxBatch) {
-      cur.jobs.push(j);
-      cur.realTokens += j.length;
-    } else {
-      cur = { lane, jobs: [j], paddedLen: j.length, realTokens: j.length };
-      out.push(cur);
+  const n = sorted.length;
+  const cost = new Float64Array(n + 1).fill(Infinity);
+  const from = new Int32Array(n + 1);
+  cost[0] = 0;
+  for (let j = 1; j <= n; j++) {
+    // Batch = sorted[i .. j-1], padded to sorted[i].length; going left, the padded length grows.
+    for (let i = j - 1; i >= 0; i--) {
+      const size = j - i;
+      if (size > maxBatch || (size > 1 && size * sorted[i].length > budget)) break;
+      const c = cost[i] + size * sorted[i].length + overhead;
+      if (c < cost[j]) { cost[j] = c; from[j] = i; }
     }
   }
-  return out;
+  const out: PackedBatch[] = [];
+  for (let j = n; j > 0; j = from[j]) {
+    const part = sorted.slice(from[j], j);
+    out.push({ lane, jobs: part, paddedLen: part[0].length, realTokens: part.reduce((s, x) => s + x.length, 0) });
+  }
+  return out.reverse();
+}
+
+/** Per-batch cost in token-equivalents: an extra batch must save this much padding. */
+export function defaultOverhead(budget: number): number {
+  return Number.isFinite(budget) ? Math.max(8, Math.round(budget / 64)) : 0;
 }
 
 /** Pack a window's jobs lane by lane (lanes in the order given). */
@@ -83,7 +105,7 @@ export function packJobs(jobs: Job[], lanes: Record<string, Lane>): PackedBatch[
   const out: PackedBatch[] = [];
   for (const name of Object.keys(lanes)) {
     const l = byLane.get(name);
-    if (l) out.push(...packLane(name, l, lanes[name].budget, lanes[name].maxBatch));
+    if (l) out.push(...packLane(name, l, lanes[name].budget, lanes[name].maxBatch, lanes[name].batchOverhead));
   }
   return out;
 }
@@ -105,6 +127,10 @@ export interface SchedulerStats {
   paddingEfficiency: number;
   batches: number;
   windows: number;
+  /** Items and jobs prepared so far, and jobs finished (for progress estimates). */
+  items: number;
+  jobs: number;
+  jobsDone: number;
 }
 
 export function paddingEfficiency(batches: { realTokens: number; paddedLen: number; jobs: unknown[] }[]): number {
@@ -126,6 +152,8 @@ export interface SchedulerOptions<In, Item> {
   prepare(inputs: In[], first: number): { items: Item[]; jobs: Job[] };
   /** A job's output, in the item's window. */
   onResult(item: Item, job: Job, output: unknown): void;
+  /** Called after each batch's results are handed over (progress reporting). */
+  onBatchDone?(stats: SchedulerStats): void;
 }
 
 interface WindowState<Item> {
@@ -135,7 +163,7 @@ interface WindowState<Item> {
 }
 
 export class Scheduler<In, Item> {
-  readonly stats: SchedulerStats = { lanes: {}, realTokens: 0, computedTokens: 0, paddingEfficiency: 1, batches: 0, windows: 0 };
+  readonly stats: SchedulerStats = { lanes: {}, realTokens: 0, computedTokens: 0, paddingEfficiency: 1, batches: 0, windows: 0, items: 0, jobs: 0, jobsDone: 0 };
 
   constructor(private readonly opts: SchedulerOptions<In, Item>) {
     for (const name of Object.keys(opts.lanes)) this.stats.lanes[name] = { batches: 0, sequences: 0, realTokens: 0, computedTokens: 0 };
@@ -168,6 +196,8 @@ export class Scheduler<In, Item> {
       for (const j of jobs) w.pending[j.item]++;
       windows.push(w);
       this.stats.windows++;
+      this.stats.items += items.length;
+      this.stats.jobs += jobs.length;
       for (const batch of packJobs(jobs, lanes)) queue.push({ batch, window: w });
       return true;
     };
@@ -226,6 +256,8 @@ export class Scheduler<In, Item> {
         onResult(window.items[j.item], j, outputs[k]);
         window.pending[j.item]--;
       });
+      this.stats.jobsDone += batch.jobs.length;
+      this.opts.onBatchDone?.(this.stats);
       yield* drain();
     }
   }
