@@ -6,6 +6,7 @@ import { chooseBackend, parseDeviceChoice } from '../gpu/device.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { doctorReport, formatDoctor } from './doctor.js';
 import { pipelineCommands } from './commands.js';
+import { dedupCommand, embedCommand } from '../embed/cli.js';
 
 // 0 ok; 1 unexpected failure; 2 usage (bad flags, templates, filter options); 3 input errors that
 // stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
@@ -35,6 +36,8 @@ export type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, Command> = {
   ...pipelineCommands,
+  embed: embedCommand,
+  dedup: dedupCommand,
   async doctor(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
     const report = await doctorReport();
