@@ -19,6 +19,10 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Tensor, env, log_softmax } from '@huggingface/transformers';
+import { recordToPair } from '../src/pipeline/input.js';
+import { SLOT_ONLY, passSequences, planPasses, truncatePair } from '../src/pipeline/plan.js';
+import { DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, encodeTemplate, parseTemplate } from '../src/pipeline/templates.js';
+import type { TextTokenizer } from '../src/tokenizer/types.js';
 
 export const PEER_NAME = 'transformers.js (onnxruntime-node CPU, fp32, batch 1, 4 passes)';
 
@@ -102,5 +106,39 @@ export async function loadPeer(dir: string, opts: PeerOptions = {}): Promise<Pee
     async dispose() {
       await model.dispose();
     },
+  };
+}
+
+/** Per pair: the four per-token means (nats/token) and the token counts as scored. */
+export interface PairFigures { fwd: number; rev: number; y: number; x: number; xTokens: number; yTokens: number; truncated: boolean }
+
+/**
+ * Score whole records with the peer: concord's x/y rules, tokenizer, default templates and
+ * truncation (src/pipeline), and its four-pass plan — each likelihood from its own sequence.
+ */
+export function peerPairScorer(peer: PeerModel, tok: TextTokenizer, maxLen: number): (record: unknown) => Promise<PairFigures> {
+  const plan = planPasses({
+    forward: encodeTemplate(tok, parseTemplate(DEFAULT_FORWARD_TEMPLATE, ['x', 'y'])),
+    reverse: encodeTemplate(tok, parseTemplate(DEFAULT_REVERSE_TEMPLATE, ['y', 'x'])),
+    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
+    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
+    sameModel: true,
+    fourPass: true,
+  });
+  if (plan.mode !== 4) throw new Error(`peer: expected the four-pass plan, got ${plan.mode} passes`);
+  const available = maxLen - 1 - plan.literalTokens;
+  const bos = tok.bosId;
+  if (bos === null) throw new Error('peer: the tokenizer has no BOS');
+  return async (record) => {
+    const pair = recordToPair(record);
+    const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
+    const means: Record<string, number> = {};
+    for (const s of passSequences(plan, bos, xIds, yIds)) {
+      for (const read of plan.passes[s.pass].reads) {
+        const r = await peer.score({ ids: s.ids, span: s.spans[read.slot]! });
+        means[read.quantity] = r.sum / r.count;
+      }
+    }
+    return { fwd: means.fwd, rev: means.rev, y: means.y, x: means.x, xTokens: xIds.length, yTokens: yIds.length, truncated };
   };
 }
