@@ -4,18 +4,17 @@
 //
 //   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → LanguageModel on 'webgpu'
 //            (forward-gpu.ts) or 'cpu' (forward-cpu.ts); never one for the other.
-//   scoring: src/pipeline/scorer.ts createScorerFromModels (the same scorer the CLI runs).
-//   filter:  src/filter applyFilter, rule 'main' (mutual: both directions must accept).
+//   scoring: createScorer from src/pipeline (the library entry the CLI runs on), given a loaded model.
+//   filter:  applyFilter (src/filter), rule 'main' (mutual: both directions must accept).
 
-import { applyFilter, mainSignals, type FilterResult } from '../src/filter/index.js';
-import { adapterName, requestGpu } from '../src/gpu/device.js';
+import { mainSignals } from '../src/filter/index.js';
+import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { logProbsBatchCpu } from '../src/models/forward-cpu.js';
 import { GpuTransformer } from '../src/models/forward-gpu.js';
 import type { LanguageModel, SequenceRequest, SequenceScores } from '../src/models/lm.js';
 import type { LoadedWeights } from '../src/models/types.js';
-import { recordToPair } from '../src/pipeline/input.js';
-import { createScorerFromModels, type PairScores, type ScoreProgress } from '../src/pipeline/scorer.js';
+import { applyFilter, createScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
 export type Device = 'webgpu' | 'cpu';
@@ -38,7 +37,7 @@ async function gpuModel(weights: LoadedWeights, tokenizer: TextTokenizer): Promi
     config: c,
     tokenizer,
     backend: 'webgpu',
-    deviceName: `webgpu: ${adapterName(gpu)}${gpu.info.software ? ' [software adapter]' : ''}${tf.f16 ? ', f16 weights' : ', f32 weights'}`,
+    deviceName: `webgpu: ${rt.name}${gpu.info.software ? ' [software adapter]' : ''}${tf.f16 ? ', f16 weights' : ', f32 weights'}`,
     maxLen: c.maxSeqLen,
     tokenBudget: GPU_TOKEN_BUDGET,
     scoreBatch: (seqs) => tf.scoreBatch(seqs),
@@ -141,7 +140,7 @@ export interface ScoreRunOptions {
 
 /** Score records with one model (both directions), in input order. */
 export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions = {}): Promise<ScoredPair[]> {
-  const scorer = createScorerFromModels({ model, cosine: 'off', onProgress: opts.onProgress });
+  const scorer = await createScorer({ model, cosine: 'off', onProgress: opts.onProgress });
   const out: ScoredPair[] = [];
   for await (const r of scorer.score(records)) {
     const text = pairText(r.record) ?? { x: '', y: '' };

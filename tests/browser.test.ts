@@ -1,0 +1,210 @@
+// The browser demo end to end, in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core; no browser is downloaded). The page is built with Vite (web/vite.config.ts)
+// and served from web-dist/ on 127.0.0.1 by a tiny server in this process.
+//
+//  1. WebGPU (SwiftShader): the sample set scored in the page with a tiny random llama2.c model
+//     (the page loads it from bytes through web/model-source.ts and runs the WGSL kernels in a
+//     worker) equals the Node engine's scores for the same files — loadModel(path, {device:
+//     'cpu'}) + createScorer — within 1e-4 per score; the keep-fraction control changes the kept
+//     set without rescoring; the kept download holds the kept pairs. No adapter = a failed test.
+//  2. No WebGPU (Chromium without the flags): the page says so, the WebGPU button is disabled,
+//     and the CPU path — chosen with its button — gives the same scores.
+//  3. CONCORD_DEMO_SCREENSHOT=1 (`npm run demo:screenshot`): the real stories15M on 10 sample
+//     pairs, screenshot to docs/demo.png for the README (minutes on SwiftShader, so not in CI).
+//
+// Screenshots of 1 and 2 go to test-artifacts/browser/.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, type LanguageModel } from '../src/models/index.js';
+import { applyFilter, createScorer, type PairScores } from '../src/pipeline/index.js';
+import { parseRecords } from '../web/engine.js';
+import { serveStatic, type StaticServer } from './e2e/static-server.js';
+import { makeTinyModel } from './helpers/tiny-models.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const artifacts = join(root, 'test-artifacts', 'browser');
+const CHROMIUM = process.env.CONCORD_CHROMIUM ?? '/usr/bin/chromium';
+const SAMPLE = join(root, 'data', 'sample-pairs.jsonl');
+
+// Flags that give navigator.gpu a SwiftShader adapter in headless Chromium 156 without a GPU:
+// --enable-unsafe-webgpu (WebGPU on Linux) with Vulkan enabled and ANGLE on SwiftShader. The rest
+// keep Chromium off the (closed) network.
+const QUIET = ['--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-default-apps'];
+const WEBGPU = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader'];
+
+const TOL = 1e-4;
+const QUANTITIES = ['fwd_logp', 'rev_logp', 'y_logp', 'x_logp'] as const;
+
+interface PagePair { index: number; scores?: PairScores; g_fwd: number; g_rev: number; error?: string }
+
+let server: StaticServer;
+let tinyPath: string;
+let nodeScores: PairScores[];
+const browsers: Browser[] = [];
+
+function buildPage(): void {
+  const vite = join(dirname(createRequire(import.meta.url).resolve('vite/package.json')), 'bin', 'vite.js');
+  execFileSync(process.execPath, [vite, 'build', '--config', 'web/vite.config.ts', '--logLevel', 'error'], { cwd: root, stdio: 'pipe' });
+  if (!existsSync(join(root, 'web-dist', 'index.html'))) throw new Error('vite build wrote no web-dist/index.html');
+}
+
+async function launch(webgpu: boolean): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium; or set CONCORD_CHROMIUM)`);
+  const b = await chromium.launch({ executablePath: CHROMIUM, args: [...(webgpu ? WEBGPU : []), ...QUIET] });
+  browsers.push(b);
+  return b;
+}
+
+async function openPage(b: Browser, query: string): Promise<Page> {
+  const page = await b.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('favicon') && !m.text().includes('404')) console.error(`page console: ${m.text()}`); });
+  await page.goto(`${server.url}${query}`);
+  await page.waitForFunction(() => (window as unknown as { concordDemo?: { probe: unknown } }).concordDemo?.probe, null, { timeout: 30_000 });
+  return page;
+}
+
+async function loadSample(page: Page): Promise<void> {
+  const n = parseRecords(readFileSync(SAMPLE, 'utf8')).records.length;
+  await page.click('#load-sample');
+  await expect.poll(() => page.textContent('#data-note')).toContain(`${n} records`);
+}
+
+async function runAndWait(page: Page, button: '#run-gpu' | '#run-cpu', timeout: number): Promise<PagePair[]> {
+  const t0 = Date.now();
+  await page.click(button);
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  if (state !== 'done') throw new Error(`the page's run failed: ${await page.textContent('#run-error')}`);
+  console.log(`${button}: ${await page.textContent('#run-info')} (wall ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  return page.evaluate(() => (window as unknown as { concordDemo: { pairs: PagePair[] } }).concordDemo.pairs);
+}
+
+/** Largest |browser − Node| over every score of every pair; token counts must match exactly. */
+function compare(pagePairs: PagePair[], label: string): number {
+  expect(pagePairs.length).toBe(nodeScores.length);
+  let worst = 0, where = '';
+  pagePairs.forEach((p, i) => {
+    const n = nodeScores[i];
+    expect(p.error, `pair ${i}`).toBeUndefined();
+    const s = p.scores!;
+    expect([s.x_tokens, s.y_tokens, s.truncated], `pair ${i} tokens`).toEqual([n.x_tokens, n.y_tokens, n.truncated]);
+    const diffs: [string, number][] = [
+      ...QUANTITIES.map((q) => [q, Math.abs(s[q] - n[q])] as [string, number]),
+      ['g_fwd', Math.abs(p.g_fwd - (n.fwd_logp - n.y_logp))],
+      ['g_rev', Math.abs(p.g_rev - (n.rev_logp - n.x_logp))],
+    ];
+    for (const [q, d] of diffs) {
+      if (!(d <= worst)) { worst = d; where = `pair ${i} ${q}`; }
+    }
+  });
+  console.log(`${label}: max |browser − node| = ${worst.toExponential(2)} (${where}) over ${pagePairs.length} pairs`);
+  expect(worst).toBeLessThanOrEqual(TOL);
+  return worst;
+}
+
+async function keptCount(page: Page): Promise<number> {
+  return Number(await page.getAttribute('#kept-summary', 'data-kept'));
+}
+
+beforeAll(async () => {
+  if (!existsSync(SAMPLE)) throw new Error(`${SAMPLE} is missing`);
+  mkdirSync(artifacts, { recursive: true });
+  buildPage();
+  // A tiny random llama2.c model (+ tokenizer.bin beside it): SwiftShader runs WGSL at well under
+  // a GFLOP/s, so stories15M over the whole sample set would take many minutes. maxSeqLen 128
+  // truncates the longer pairs, so the page's truncation is checked against Node's too.
+  tinyPath = makeTinyModel('llama2c', join(artifacts, 'tiny'), { seed: 7, dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, maxSeqLen: 128 });
+  server = await serveStatic({ '/': join(root, 'web-dist'), '/tiny/': dirname(tinyPath) });
+
+  // The reference: the Node engine on the same files (its own disk loaders, the CPU twin).
+  const model: LanguageModel = await loadModel(tinyPath, { device: 'cpu' });
+  const scorer = await createScorer({ model, cosine: 'off' });
+  nodeScores = [];
+  for await (const r of scorer.score(parseRecords(readFileSync(SAMPLE, 'utf8')).records)) {
+    if (!r.scores) throw new Error(`node reference: pair ${r.index}: ${r.error}`);
+    nodeScores.push(r.scores);
+  }
+  model.dispose();
+});
+
+afterAll(async () => {
+  for (const b of browsers) await b.close().catch(() => {});
+  await server?.close();
+});
+
+const tinyQuery = () => `?model=tiny/${encodeURIComponent(tinyPath.split('/').pop()!)}&tokenizer=tiny/tokenizer.bin&name=tiny-llama2c`;
+
+describe('browser demo', () => {
+  it('scores the sample set on WebGPU exactly like the Node engine; the filter control works without rescoring', async () => {
+    const page = await openPage(await launch(true), tinyQuery());
+    const probe = await page.evaluate(() => (window as unknown as { concordDemo: { probe: { ok: boolean; adapter?: string; error?: string } } }).concordDemo.probe);
+    if (!probe.ok) throw new Error(`headless Chromium has no WebGPU adapter (${probe.error}); flags: ${WEBGPU.join(' ')}`);
+    console.log(`browser WebGPU adapter: ${probe.adapter}`);
+    expect(await page.isEnabled('#run-gpu')).toBe(true);
+
+    await loadSample(page);
+    const pairs = await runAndWait(page, '#run-gpu', 280_000);
+    expect(await page.textContent('#run-info')).toContain('webgpu');
+    compare(pairs, 'webgpu');
+    expect(pairs.some((p) => p.scores?.truncated)).toBe(true);
+
+    // The keep-fraction control: the kept set follows the slider, the scores stay as they are.
+    await page.locator('#keep-fraction').fill('0.25');
+    const k25 = await keptCount(page);
+    await page.locator('#keep-fraction').fill('0.75');
+    const k75 = await keptCount(page);
+    expect(k25).toBeGreaterThan(0);
+    expect(k75).toBeGreaterThan(k25);
+    const node75 = applyFilter(nodeScores, { rule: 'main', signal: 'gain', keepFraction: 0.75 });
+    expect(k75).toBe(node75.kept);
+    const after = await page.evaluate(() => (window as unknown as { concordDemo: { pairs: PagePair[] } }).concordDemo.pairs);
+    expect(after.map((p) => p.scores?.fwd_logp)).toEqual(pairs.map((p) => p.scores?.fwd_logp));
+
+    // Explicit thresholds.
+    await page.locator('#thr-fwd').fill('0');
+    await page.locator('#thr-rev').fill('0');
+    const node00 = applyFilter(nodeScores, { rule: 'main', signal: 'gain', fwdThreshold: 0, revThreshold: 0 });
+    expect(await keptCount(page)).toBe(node00.kept);
+
+    // Back to 75 %: the kept download holds exactly the kept pairs, with their scores.
+    await page.locator('#keep-fraction').fill('0.75');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-kept')]);
+    const lines = readFileSync((await download.path())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.length).toBe(k75);
+    expect(lines.every((l) => l.concord?.keep === true && typeof l.concord.g_fwd === 'number')).toBe(true);
+
+    await page.locator('#scatter').hover();
+    await page.screenshot({ path: join(artifacts, 'demo-tiny-webgpu.png'), fullPage: true });
+  });
+
+  it('without WebGPU says so and scores on the CPU only when asked', async () => {
+    const page = await openPage(await launch(false), tinyQuery());
+    await expect.poll(() => page.textContent('#gpu-status')).toContain('No WebGPU');
+    expect(await page.isDisabled('#run-gpu')).toBe(true);
+    await loadSample(page);
+    const pairs = await runAndWait(page, '#run-cpu', 280_000);
+    expect(await page.textContent('#run-info')).toContain('cpu');
+    compare(pairs, 'cpu (in the browser)');
+    await page.screenshot({ path: join(artifacts, 'demo-tiny-cpu.png'), fullPage: true });
+  });
+
+  it.runIf(process.env.CONCORD_DEMO_SCREENSHOT === '1')('docs/demo.png: stories15M on 10 sample pairs (WebGPU)', async () => {
+    const page = await openPage(await launch(true), '');
+    const lines = readFileSync(SAMPLE, 'utf8').trim().split('\n');
+    // Every sixth pair: a mix of the sample's aligned and misaligned ones.
+    const picked = lines.filter((_, i) => i % 6 === 0).slice(0, 10);
+    await page.fill('#data-text', picked.join('\n'));
+    await page.dispatchEvent('#data-text', 'input');
+    await runAndWait(page, '#run-gpu', 590_000);
+    await page.locator('#keep-fraction').fill('0.5');
+    mkdirSync(join(root, 'docs'), { recursive: true });
+    await page.screenshot({ path: join(root, 'docs', 'demo.png'), fullPage: true });
+  }, 600_000);
+});
