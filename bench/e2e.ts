@@ -26,7 +26,7 @@
 // with every figure: this machine is shared and 2 cores are easily disturbed.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,7 @@ interface Args {
   report: string | null;
   worker: Contestant | null;
   resultFile: string | null;
+  peerResult: string | null;
 }
 
 /** The folder holding package.json, walking up from this module (dist/bench/ or bench/). */
@@ -93,6 +94,7 @@ function parse(argv: string[]): Args {
       report: { type: 'string' },
       worker: { type: 'string' },
       'result-file': { type: 'string' },
+      'peer-result': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -126,6 +128,7 @@ function parse(argv: string[]): Args {
     report: values.report ?? null,
     worker: worker as Contestant | null,
     resultFile: values['result-file'] ?? null,
+    peerResult: values['peer-result'] ?? null,
   };
 }
 
@@ -173,6 +176,10 @@ export interface WorkerResult {
   loadMs: number;
   firstRunMs: number;
   firstRunPairs: number;
+  /** concord: its first-run pairs against the peer's, checked before the timed runs. */
+  prevalidation?: { pairs: number; maxAbsDiff: number; ok: boolean } | null;
+  /** concord webgpu: the scheduler's padding efficiency on the whole data sets (packing only, no model run). */
+  packing?: { dataset: string; pairs: number; paddingEfficiency: number; batches: number }[];
   runs: RunFigures[];
   peakRssBytes: number;
   gpuPeakBytes: number | null;
@@ -200,8 +207,27 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
 
   t = now();
   const warm = datasets[0].records.slice(0, WARMUP);
-  for await (const r of (await makeScorer()).score(warm)) if (r.error) throw new Error(`warm-up ${r.loc}: ${r.error}`);
+  const warmScores: PairFigures[] = [];
+  for await (const r of (await makeScorer()).score(warm)) {
+    if (!r.scores) throw new Error(`warm-up ${r.loc}: ${r.error}`);
+    warmScores.push(figures(r.scores));
+  }
   const firstRunMs = now() - t;
+
+  // Validate before timing: the first-run pairs against the peer's scores for the same pairs.
+  let prevalidation: WorkerResult['prevalidation'] = null;
+  if (args.peerResult && existsSync(args.peerResult)) {
+    const peer = JSON.parse(readFileSync(args.peerResult, 'utf8')) as WorkerResult;
+    const ref = peer.runs.find((r) => r.dataset === datasets[0].ds.name)?.scores.slice(0, warmScores.length);
+    if (ref && ref.length === warmScores.length) {
+      const d = maxDiff(warmScores, ref);
+      prevalidation = { pairs: ref.length, maxAbsDiff: d.maxAbsDiff, ok: d.maxAbsDiff <= TOL && d.tokenMismatches === 0 };
+      console.error(prevalidation.ok
+        ? `  concord ${device}: first run agrees with the peer (max |Δ| ${d.maxAbsDiff.toExponential(1)} nats/token); timing`
+        : `  !!! concord ${device} DISAGREES with the peer on the first-run pairs (max |Δ| ${d.maxAbsDiff.toExponential(2)} nats/token at ${d.worst}, ` +
+          `${d.tokenMismatches} token-count mismatches): timing anyway, its rows will be marked INVALID`);
+    }
+  }
 
   const runs: RunFigures[] = [];
   for (const { ds, records } of datasets) {
@@ -210,8 +236,7 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
     t = now();
     for await (const r of scorer.score(records)) {
       if (!r.scores) throw new Error(`${ds.name} ${r.loc}: ${r.error}`);
-      const s = r.scores;
-      scores.push({ fwd: s.fwd_logp, rev: s.rev_logp, y: s.y_logp, x: s.x_logp, xTokens: s.x_tokens, yTokens: s.y_tokens, truncated: s.truncated });
+      scores.push(figures(r.scores));
     }
     const ms = now() - t;
     const sch = scorer.stats.scheduler;
@@ -230,14 +255,53 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
   }
   notes.push(`${(await makeScorer()).passes} passes per pair, token budget ${model.tokenBudget}`);
   const gpu = gpuStats(model);
+  // How well the scheduler packs whole data sets for this backend's token budget: the same scorer
+  // over a stand-in model that returns zeros (tokenisation and packing only, not timed).
+  const packing: WorkerResult['packing'] = [];
+  if (device === 'webgpu') {
+    const stub = {
+      ...model,
+      scoreBatch: async (seqs: { ids: number[] }[]) => seqs.map((q) => ({ logprobs: new Float32Array(Math.max(0, q.ids.length - 1)) })),
+      meanHidden: async (seqs: { ids: number[] }[]) => seqs.map(() => new Float32Array(model.config.dim)),
+    };
+    for (const ds of DATASETS) {
+      const records = readRecords(args.dataDir, ds, Infinity);
+      const scorer = await createScorer({ model: stub, cosine: 'off' });
+      for await (const r of scorer.score(records)) void r;
+      const sch = scorer.stats.scheduler;
+      packing.push({ dataset: ds.name, pairs: records.length, paddingEfficiency: sch?.paddingEfficiency ?? 1, batches: sch?.batches ?? 0 });
+    }
+  }
   const result: WorkerResult = {
     contestant: device, name: `concord ${device}`, device: model.deviceName, version: concordVersion(),
-    loadMs, firstRunMs, firstRunPairs: warm.length, runs,
+    loadMs, firstRunMs, firstRunPairs: warm.length, prevalidation, packing, runs,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     gpuPeakBytes: gpu?.peakBytesAllocated ?? null, gpuWeightBytes: gpu?.weightBytes ?? null, notes,
   };
   model.dispose();
   return result;
+}
+
+function figures(s: { fwd_logp: number; rev_logp: number; y_logp: number; x_logp: number; x_tokens: number; y_tokens: number; truncated: boolean }): PairFigures {
+  return { fwd: s.fwd_logp, rev: s.rev_logp, y: s.y_logp, x: s.x_logp, xTokens: s.x_tokens, yTokens: s.y_tokens, truncated: s.truncated };
+}
+
+/** Largest |Δ| over the four per-token means of paired scores, and token-count mismatches. */
+function maxDiff(a: PairFigures[], b: PairFigures[]): { maxAbsDiff: number; worst: string; tokenMismatches: number } {
+  let maxAbsDiff = 0, worst = '', tokenMismatches = 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const s = a[i], p = b[i];
+    if (s.xTokens !== p.xTokens || s.yTokens !== p.yTokens) tokenMismatches++;
+    for (const q of ['fwd', 'rev', 'y', 'x'] as const) {
+      const d = Math.abs(s[q] - p[q]);
+      if (!(d <= maxAbsDiff)) {
+        maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+        worst = `pair ${i} ${q}: ${s[q].toFixed(6)} vs ${p[q].toFixed(6)}`;
+      }
+    }
+  }
+  return { maxAbsDiff, worst, tokenMismatches };
 }
 
 /** GpuRuntime.stats of a webgpu LanguageModel, wherever the backend keeps its runtime. */
@@ -367,10 +431,13 @@ export interface E2eReport {
   pending: string[];
 }
 
+const resultFileOf = (c: Contestant) => join(tmpdir(), `concord-e2e-${process.pid}-${c}.json`);
+
 function spawnWorker(c: Contestant, args: Args): Promise<WorkerResult> {
-  const resultFile = join(tmpdir(), `concord-e2e-${process.pid}-${c}.json`);
+  const resultFile = resultFileOf(c);
   const argv = [fileURLToPath(import.meta.url), '--worker', c, '--result-file', resultFile, '--limit', String(args.limit),
     '--software-gpu-limit', String(args.softwareGpuLimit), '--data', args.dataDir];
+  if (c !== 'peer' && existsSync(resultFileOf('peer'))) argv.push('--peer-result', resultFileOf('peer'));
   return new Promise((resolveP) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {
@@ -390,19 +457,8 @@ function compare(a: WorkerResult, peer: WorkerResult): Comparison[] {
   return a.runs.map((run) => {
     const ref = peer.runs.find((r) => r.dataset === run.dataset);
     if (!ref) return { contestant: a.contestant, dataset: run.dataset, pairs: 0, maxAbsDiff: NaN, worst: 'peer did not run', tokenMismatches: 0, ok: false };
-    let maxAbsDiff = 0, worst = '', tokenMismatches = 0;
     const n = Math.min(run.scores.length, ref.scores.length);
-    for (let i = 0; i < n; i++) {
-      const s = run.scores[i], p = ref.scores[i];
-      if (s.xTokens !== p.xTokens || s.yTokens !== p.yTokens) tokenMismatches++;
-      for (const q of ['fwd', 'rev', 'y', 'x'] as const) {
-        const d = Math.abs(s[q] - p[q]);
-        if (!(d <= maxAbsDiff)) {
-          maxAbsDiff = Number.isNaN(d) ? Infinity : d;
-          worst = `pair ${i} ${q}: ${s[q].toFixed(6)} vs ${p[q].toFixed(6)}`;
-        }
-      }
-    }
+    const { maxAbsDiff, worst, tokenMismatches } = maxDiff(run.scores, ref.scores);
     const ok = n === run.scores.length && tokenMismatches === 0 && maxAbsDiff <= TOL;
     return { contestant: a.contestant, dataset: run.dataset, pairs: n, maxAbsDiff, worst, tokenMismatches, ok };
   });
@@ -419,7 +475,7 @@ function peerPairsPerS(pr: RunFigures, n: number): number {
 }
 
 interface Row {
-  contestant: string; dataset: string; pairsPerS: number; ratio: number | null; pairTokS: number; lmTokS: number; padEff: number;
+  contestant: string; dataset: string; pairsPerS: number; ratio: number | null; pairTokS: number; lmTokS: number; padEff: number; padFull: string;
   firstS: number; loadS: number; rss: string; gpu: string; diff: string; valid: string; load1: string;
 }
 
@@ -440,6 +496,7 @@ function rows(rep: E2eReport): Row[] {
         pairTokS: run.pairTokens / (run.ms / 1000),
         lmTokS: run.lmTokens / (run.ms / 1000),
         padEff: run.paddingEfficiency,
+        padFull: ((p) => (p ? `${f(p.paddingEfficiency, 3)} (${p.pairs})` : '—'))(r.packing?.find((p) => p.dataset === run.dataset)),
         firstS: r.firstRunMs / 1000,
         loadS: r.loadMs / 1000,
         rss: mb(r.peakRssBytes),
@@ -453,6 +510,12 @@ function rows(rep: E2eReport): Row[] {
   return out;
 }
 
+function prevalidationText(r: WorkerResult): string {
+  const p = r.prevalidation;
+  if (!p) return '';
+  return `; checked before timing: first-run pair${p.pairs > 1 ? 's' : ''} vs the peer, max |Δ| ${p.maxAbsDiff.toExponential(1)} nats/token${p.ok ? '' : ' — DISAGREES'}`;
+}
+
 export function renderMarkdown(rep: E2eReport): string {
   const m = rep.machine;
   const lines: string[] = [];
@@ -462,14 +525,16 @@ export function renderMarkdown(rep: E2eReport): string {
   lines.push(`Command: \`${rep.command}\`. Load average at start ${rep.loadavgStart.map((x) => x.toFixed(1)).join(' / ')}, at end ${rep.loadavgEnd.map((x) => x.toFixed(1)).join(' / ')} (shared machine).`);
   lines.push('');
   for (const r of rep.results) {
-    lines.push(`- **${r.name}**: ${r.error ? `not measured — ${r.error.split('\n')[0]}` : `${r.device}; ${r.version}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
+    lines.push(`- **${r.name}**: ${r.error ? `not measured — ${r.error.split('\n')[0]}` : `${r.device}; ${r.version}${prevalidationText(r)}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
   }
   lines.push('');
-  lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | padding eff. | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
-  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
+  lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | padding eff. | padding eff., whole set (pairs) | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
+  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
   for (const r of rows(rep)) {
-    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.padEff, 3)} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
+    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
   }
+  lines.push('');
+  lines.push(`padding eff.: real ÷ computed tokens of the measured run's batches; whole set: the scheduler's packing of the complete data set under the backend's token budget (no model run).`);
   lines.push('');
   lines.push(`pairs/s: pairs scored (all four likelihoods) per second of wall-clock, after a separate first run of ${WARMUP} pair${WARMUP > 1 ? 's' : ''}; × peer is against the peer's time on the same pairs. pair tok/s: x + y tokens per second (same numerator for all). LM tok/s: tokens through the model (concord: 2 passes per pair, padding excluded; peer: 4 passes). check: every pair's four per-token means agree with the peer within ${rep.tol} nats/token and the token counts match.`);
   for (const p of rep.pending) lines.push('', p);
@@ -478,7 +543,7 @@ export function renderMarkdown(rep: E2eReport): string {
 
 function renderText(rep: E2eReport): string {
   const out: string[] = [];
-  for (const r of rep.results) out.push(`${r.name}: ${r.error ? `NOT MEASURED: ${r.error}` : `${r.device}; ${r.version}; load ${f(r.loadMs / 1000, 1)} s; first run (${r.firstRunPairs} pairs) ${f(r.firstRunMs / 1000, 1)} s${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
+  for (const r of rep.results) out.push(`${r.name}: ${r.error ? `NOT MEASURED: ${r.error}` : `${r.device}; ${r.version}${prevalidationText(r)}; load ${f(r.loadMs / 1000, 1)} s; first run (${r.firstRunPairs} pairs) ${f(r.firstRunMs / 1000, 1)} s${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
   out.push('');
   out.push(`${'contestant'.padEnd(24)} ${'data set'.padEnd(28)} ${'pairs/s'.padStart(8)} ${'×peer'.padStart(6)} ${'pairtok/s'.padStart(9)} ${'LMtok/s'.padStart(8)} ${'pad'.padStart(5)} ${'RSS'.padStart(8)} ${'GPU'.padStart(8)} ${'max|Δ|'.padStart(9)} check    load`);
   for (const r of rows(rep)) {
@@ -561,6 +626,7 @@ async function parentMain(args: Args): Promise<number> {
     console.error(`bench/e2e: wrote ${relative(ROOT, stem)}.json and .md`);
   }
   console.log(args.markdown ? renderMarkdown(rep) : args.json ? JSON.stringify(rep, null, 2) : renderText(rep));
+  for (const c of order) rmSync(resultFileOf(c), { force: true });
   const invalid = comparisons.some((c) => !c.ok) || results.some((r) => r.error);
   return invalid ? 4 : 0;
 }
