@@ -36,6 +36,11 @@ describe('packing', () => {
     expect(packLane('F', lens.map((l, i) => job(l, i)), 600, Infinity, 1000)).toHaveLength(1);
   });
 
+  test('an unbounded lane fills batches up to maxBatch', () => {
+    const batches = packLane('E', Array.from({ length: 10 }, (_, i) => job(1, i)), Infinity, 4);
+    expect(batches.map((b) => b.jobs.length).sort()).toEqual([2, 4, 4]);
+  });
+
   test('every batch fits its budget; a job longer than the budget goes alone', () => {
     const r = rng(7);
     const jobs = Array.from({ length: 500 }, (_, i) => job(1 + Math.floor(r() * 300), i));

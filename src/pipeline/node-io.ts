@@ -314,6 +314,8 @@ export class ScoredOutput {
     resumeFrom: Checkpoint | null,
   ) {
     const outTmp = `${outPath}.partial`, errTmp = `${errorsPath}.partial`;
+    // A fresh start: a checkpoint left by an earlier run no longer describes the partial files.
+    if (!resumeFrom) fs.rmSync(progressPathFor(outPath), { force: true });
     if (resumeFrom) {
       // Drop whatever was written after the checkpoint (possibly a torn line).
       for (const [f, len] of [[outTmp, resumeFrom.outBytes], [errTmp, resumeFrom.errBytes]] as const) {

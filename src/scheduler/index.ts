@@ -88,9 +88,12 @@ export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = I
   return out.reverse();
 }
 
-/** Per-batch cost in token-equivalents: an extra batch must save this much padding. */
+/**
+ * Per-batch cost in token-equivalents: an extra batch must save this much padding. Unbounded lanes
+ * (e.g. texts for a sentence encoder) get 1, so ties go to fewer, fuller batches.
+ */
 export function defaultOverhead(budget: number): number {
-  return Number.isFinite(budget) ? Math.max(8, Math.round(budget / 64)) : 0;
+  return Number.isFinite(budget) ? Math.max(8, Math.round(budget / 64)) : 1;
 }
 
 /** Pack a window's jobs lane by lane (lanes in the order given). */
