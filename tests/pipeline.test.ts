@@ -9,7 +9,7 @@ import { RecordError, SourcedRecord, joinPrompt, recordToPair } from '../src/pip
 import { truncatePair } from '../src/pipeline/plan.js';
 import { createScorerFromModels, type ScorerOptions } from '../src/pipeline/scorer.js';
 import {
-  CHAT_FORMATS, TemplateError, detectChatFormat, encodeContinuation, encodeStandalone, parseTemplate,
+  CHAT_FORMATS, TemplateError, detectChatFormat, encodeContinuation, encodeStandalone, parseTemplate, resolveChatFormat,
 } from '../src/pipeline/templates.js';
 import { llama2cTokenizer } from '../src/tokenizer/llama2c.js';
 import { createFakeLm } from './helpers/fake-lm.js';
@@ -59,6 +59,14 @@ describe('templates', () => {
     expect(detectChatFormat("{% for m in messages %}<|im_start|>{{ m['role'] }}")).toBe(CHAT_FORMATS.chatml);
     expect(detectChatFormat('{{ bos_token }}[INST] {{ content }} [/INST]')).toBe(CHAT_FORMATS.llama2);
     expect(detectChatFormat('{{ unknown }}')).toBeNull();
+    const tok = Object.assign(createFakeLm().tokenizer, { config: { chat_template: '<|user|>\n{{ m }}</s>' } });
+    expect(resolveChatFormat('auto', tok)).toBe(CHAT_FORMATS.zephyr);
+    expect(resolveChatFormat('ChatML', tok)).toBe(CHAT_FORMATS.chatml);
+    expect(() => resolveChatFormat('auto', createFakeLm().tokenizer)).toThrow(/no chat_template/);
+    // A chat format prefixes both templates: log p(x) and log p(y) take their own passes.
+    const sc = createScorerFromModels({ model: createFakeLm(), chat: CHAT_FORMATS.chatml, cosine: 'off' });
+    expect(sc.templates.forward).toBe(CHAT_FORMATS.chatml.forward);
+    expect(sc.passes).toBe(4);
   });
 });
 
