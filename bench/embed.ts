@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const gpuN = Number(args[args.indexOf('--gpu-sentences') + 1]) || 16;
   const noGpu = args.includes('--no-gpu');
   const texts = sentences();
-  const src = loadEmbedderSources('minilm');
+  const src = await loadEmbedderSources('minilm');
   const d = src.weights.config.dim;
   const cpu = createEmbedder(src, { device: 'cpu' });
   const seqs = texts.map((t) => cpu.tokenizer.encode(t).ids);

@@ -1,7 +1,10 @@
-// pool: mean pooling of token states into one vector per sequence (sentence embeddings), over each
-// sequence's real tokens (right padding, lengths in seqLen). shaders/pool/mean.wgsl, with the CPU
-// twin below (f64 sums). L2 normalisation afterwards: l2NormalizeGpu / l2NormalizeCpu in
-// kernels/cosine.ts.
+// pool: reductions over one axis.
+//  - mean: token states → one vector per sequence (sentence embeddings), over each sequence's real
+//    tokens (right padding, lengths in seqLen). shaders/pool/mean.wgsl; CPU twin in f64. L2
+//    normalisation afterwards: l2NormalizeGpu / l2NormalizeCpu in kernels/cosine.ts.
+//  - row max: a running, masked max-pool with argmax over the columns of a score block
+//    (deduplication: each record's most similar kept earlier record). shaders/pool/row-max.wgsl;
+//    CPU twin with the same tie rule (smallest column wins).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 
@@ -43,4 +46,60 @@ export function meanPoolCpu(x: Float32Array, seqLen: ArrayLike<number>, B: numbe
     for (let k = 0; k < d; k++) out[b * d + k] = len > 0 ? acc[k] / len : 0;
   }
   return out;
+}
+
+export const ROW_MAX_WG = 64;
+/** arg value meaning "no allowed column seen yet". */
+export const ROW_MAX_NONE = 0xffffffff;
+/** Initial best value: below any score. */
+export const ROW_MAX_LOW = -3.0e38;
+
+export function rowMaxSpec(workgroupSize = ROW_MAX_WG): ProgramSpec {
+  if (workgroupSize & (workgroupSize - 1)) throw new Error(`row max: workgroup size ${workgroupSize} is not a power of two`);
+  return { shader: 'pool/row-max', constants: { WG: workgroupSize } };
+}
+
+export interface RowMaxArgs {
+  /** f32 [N, M] scores */
+  X: GPUBuffer;
+  /** u32 per global column (at least colOff + M entries): nonzero = the column may be chosen */
+  mask: GPUBuffer;
+  /** f32 [N], read and updated: the running max (start at ROW_MAX_LOW) */
+  best: GPUBuffer;
+  /** u32 [N], read and updated: global column of the running max (start at ROW_MAX_NONE) */
+  arg: GPUBuffer;
+  N: number;
+  M: number;
+  /** global index of column 0 of X */
+  colOff: number;
+  workgroupSize?: number;
+}
+
+/**
+ * Record, for each row r: v = max of X[r, c] over allowed columns, and when v > best[r], best[r] = v,
+ * arg[r] = colOff + (smallest such c). Ties with the running best keep it (it came from smaller
+ * columns).
+ */
+export function rowMaxGpu(rt: GpuRuntime, a: RowMaxArgs): void {
+  if (a.N === 0 || a.M === 0) return;
+  const spec = rowMaxSpec(a.workgroupSize ?? ROW_MAX_WG);
+  const u = rt.uniform(new Uniforms().u32(a.N).u32(a.M).u32(a.colOff).build(), 'pool.row-max.params');
+  rt.dispatch(spec, [u, a.X, a.mask, a.best, a.arg], a.N);
+}
+
+/** CPU twin (updates best and arg in place). */
+export function rowMaxCpu(X: Float32Array, mask: ArrayLike<number>, best: Float32Array, arg: Uint32Array, N: number, M: number, colOff: number): void {
+  for (let r = 0; r < N; r++) {
+    let v = ROW_MAX_LOW, c0 = -1;
+    const o = r * M;
+    for (let c = 0; c < M; c++) {
+      if (!mask[colOff + c]) continue;
+      const s = X[o + c];
+      if (s > v) { v = s; c0 = c; }
+    }
+    if (c0 >= 0 && v > best[r]) {
+      best[r] = v;
+      arg[r] = colOff + c0;
+    }
+  }
 }

@@ -4,10 +4,19 @@
 //   per layer: a = LN(x + Wo·MHA(Wq·x, Wk·x, Wv·x; key padding mask) + bo)
 //              x = LN(a + W2·gelu_erf(W1·a + b1) + b2)
 //   sentence = normalize(mean over unmasked tokens of x)
-// Dot products, LayerNorm statistics, softmax sums and pooling accumulate in f64 (JS numbers);
-// tensors are stored as f32 between ops, like the GPU.
+// Composed from the kernels' CPU twins, as the GPU pass is composed from the kernels themselves:
+// matmul (kernels/matmul.ts), LayerNorm (kernels/norm.ts), bidirectional attention with per-sequence
+// lengths (kernels/attention.ts, causal = false), exact GELU (kernels/act.ts), mean pooling
+// (kernels/pool.ts) and L2 normalisation (kernels/cosine.ts). Dot products, LayerNorm statistics,
+// softmax sums and pooling accumulate in f64 (JS numbers); tensors are stored as f32 between ops,
+// like the GPU.
 
+import { geluErfCpu } from '../../kernels/act.js';
+import { attentionCpu } from '../../kernels/attention.js';
+import { l2NormalizeCpu } from '../../kernels/cosine.js';
 import { matmulCpu } from '../../kernels/matmul.js';
+import { layernormCpu } from '../../kernels/norm.js';
+import { meanPoolCpu } from '../../kernels/pool.js';
 import type { BertWeights } from './types.js';
 
 /** A padded batch: B sequences of S tokens, row-major; mask 1 = real token, 0 = padding. */
@@ -32,85 +41,22 @@ export function padBatch(seqs: number[][], padId = 0): BertBatch {
 }
 
 /**
- * erf in double precision: Maclaurin series for |x| < 2.5, the Laplace continued fraction for
- * erfc beyond (both converge to ~1e-15 there). JavaScript has no Math.erf.
+ * Real tokens per sequence of a right-padded batch (mask 1…1 0…0 per row), as the kernels take
+ * them (seqLen). Throws on any other mask.
  */
-export function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax < 2.5) {
-    // erf(x) = 2/√π Σ (−1)ⁿ x^(2n+1) / (n! (2n+1))
-    const x2 = x * x;
-    let term = x, sum = x;
-    for (let n = 1; n < 60; n++) {
-      term *= -x2 / n;
-      const t = term / (2 * n + 1);
-      sum += t;
-      if (Math.abs(t) < 1e-17 * Math.abs(sum)) break;
-    }
-    return (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  if (ax > 6) return Math.sign(x);
-  // erfc(z) = e^(−z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + ...))))
-  let f = ax;
-  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
-  const erfc = Math.exp(-ax * ax) / (Math.sqrt(Math.PI) * f);
-  return Math.sign(x) * (1 - erfc);
-}
-
-/** BERT's gelu: x · Φ(x) = x/2 · (1 + erf(x/√2)). */
-export const geluErf = (x: number): number => 0.5 * x * (1 + erf(x * Math.SQRT1_2));
-
-/** LayerNorm over rows of length d, two-pass in f64, in place into `out`. */
-export function layerNormCpu(x: Float32Array, w: Float32Array, b: Float32Array, rows: number, d: number, eps: number, out: Float32Array = new Float32Array(rows * d)): Float32Array {
-  for (let r = 0; r < rows; r++) {
-    const o = r * d;
-    let mean = 0;
-    for (let i = 0; i < d; i++) mean += x[o + i];
-    mean /= d;
-    let v = 0;
-    for (let i = 0; i < d; i++) { const t = x[o + i] - mean; v += t * t; }
-    const inv = 1 / Math.sqrt(v / d + eps);
-    for (let i = 0; i < d; i++) out[o + i] = (x[o + i] - mean) * inv * w[i] + b[i];
-  }
-  return out;
-}
-
-/**
- * Bidirectional multi-head attention with a key padding mask. q, k, v, out: [B·S, nHeads·hd].
- * A query whose keys are all masked gets zeros.
- */
-export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, mask: Uint8Array, B: number, S: number, nHeads: number, hd: number, scale: number, out: Float32Array = new Float32Array(B * S * nHeads * hd)): Float32Array {
-  const d = nHeads * hd;
-  const s = new Float64Array(S);
-  const acc = new Float64Array(hd);
+export function batchLengths(batch: Pick<BertBatch, 'mask' | 'B' | 'S'>): Uint32Array {
+  const { mask, B, S } = batch;
+  const lens = new Uint32Array(B);
   for (let b = 0; b < B; b++) {
-    for (let h = 0; h < nHeads; h++) {
-      for (let i = 0; i < S; i++) {
-        const qo = (b * S + i) * d + h * hd;
-        let max = -Infinity;
-        for (let j = 0; j < S; j++) {
-          if (!mask[b * S + j]) continue;
-          const ko = (b * S + j) * d + h * hd;
-          let dot = 0;
-          for (let t = 0; t < hd; t++) dot += q[qo + t] * k[ko + t];
-          s[j] = dot * scale;
-          if (s[j] > max) max = s[j];
-        }
-        acc.fill(0);
-        if (max === -Infinity) { out.fill(0, qo, qo + hd); continue; }
-        let sum = 0;
-        for (let j = 0; j < S; j++) {
-          if (!mask[b * S + j]) continue;
-          const p = Math.exp(s[j] - max);
-          sum += p;
-          const vo = (b * S + j) * d + h * hd;
-          for (let t = 0; t < hd; t++) acc[t] += p * v[vo + t];
-        }
-        for (let t = 0; t < hd; t++) out[qo + t] = acc[t] / sum;
-      }
+    let n = 0;
+    for (let t = 0; t < S; t++) {
+      if (!mask[b * S + t]) continue;
+      if (n !== t) throw new Error('bert: batches must be right-padded (mask 1…1 0…0 per sequence)');
+      n++;
     }
+    lens[b] = n;
   }
-  return out;
+  return lens;
 }
 
 /** Embedding sum + LayerNorm: [B·S, d]. Positions restart at 0 for each sequence; token type 0. */
@@ -124,57 +70,50 @@ export function bertEmbedCpu(w: BertWeights, batch: BertBatch): Float32Array {
     if (id < 0 || id >= vocabSize) throw new Error(`${w.config.name}: token id ${id} outside the vocabulary (${vocabSize})`);
     for (let i = 0; i < d; i++) x[r * d + i] = w.wordEmb[id * d + i] + w.posEmb[t * d + i] + w.typeEmb[i];
   }
-  return layerNormCpu(x, w.embLnW, w.embLnB, B * S, d, normEps, x);
+  return layernormCpu(x, w.embLnW, w.embLnB, B * S, d, normEps);
 }
 
-/** The encoder's last hidden state [B·S, d] (what ONNX exports call last_hidden_state). */
+/**
+ * The encoder's last hidden state [B·S, d] (what ONNX exports call last_hidden_state). Rows of
+ * padding are zeros after each attention (as on the GPU); only real rows mean anything.
+ */
 export function bertHiddenCpu(w: BertWeights, batch: BertBatch): Float32Array {
   const c = w.config;
-  const { B, S, mask } = batch;
+  const { B, S } = batch;
   const M = B * S, d = c.dim, ff = c.ffDim;
+  const lens = batchLengths(batch);
+  // The attention twin scales scores by 1/sqrt(headDim); a graph with another scale gets the
+  // ratio applied to the queries (as bert-gpu.ts folds it into the query projection).
+  const ratio = c.attnScale * Math.sqrt(c.headDim);
   let x = bertEmbedCpu(w, batch);
   const q = new Float32Array(M * d), k = new Float32Array(M * d), v = new Float32Array(M * d);
-  const ctx = new Float32Array(M * d), tmp = new Float32Array(M * d), hid = new Float32Array(M * ff);
+  const tmp = new Float32Array(M * d), hid = new Float32Array(M * ff);
   for (const l of w.layers) {
     matmulCpu(x, l.wq, l.bq, M, d, d, 'nk', q);
+    if (ratio !== 1) for (let i = 0; i < M * d; i++) q[i] *= ratio;
     matmulCpu(x, l.wk, l.bk, M, d, d, 'nk', k);
     matmulCpu(x, l.wv, l.bv, M, d, d, 'nk', v);
-    attentionCpu(q, k, v, mask, B, S, c.nHeads, c.headDim, c.attnScale, ctx);
+    const ctx = attentionCpu(q, k, v, lens, B, S, c.nHeads, c.nHeads, c.headDim, false);
     matmulCpu(ctx, l.wo, l.bo, M, d, d, 'nk', tmp);
     for (let i = 0; i < M * d; i++) tmp[i] += x[i];
-    const a = layerNormCpu(tmp, l.ln1w, l.ln1b, M, d, c.normEps);
+    const a = layernormCpu(tmp, l.ln1w, l.ln1b, M, d, c.normEps);
     matmulCpu(a, l.w1, l.b1, M, ff, d, 'nk', hid);
-    for (let i = 0; i < M * ff; i++) hid[i] = geluErf(hid[i]);
-    matmulCpu(hid, l.w2, l.b2, M, d, ff, 'nk', tmp);
+    const g = geluErfCpu(hid);
+    matmulCpu(g, l.w2, l.b2, M, d, ff, 'nk', tmp);
     for (let i = 0; i < M * d; i++) tmp[i] += a[i];
-    x = layerNormCpu(tmp, l.ln2w, l.ln2b, M, d, c.normEps, x);
+    x = layernormCpu(tmp, l.ln2w, l.ln2b, M, d, c.normEps);
   }
   return x;
 }
 
 /**
- * Mean over the unmasked tokens of each sequence, then L2 normalisation (as sentence-transformers'
- * Pooling(mean) + Normalize: x / max(‖x‖, 1e-12)). Returns [B, d].
+ * Mean over the real tokens of each sequence of a right-padded batch, then (by default) L2
+ * normalisation, as sentence-transformers' Pooling(mean) + Normalize. Returns [B, d]. Also used on
+ * ONNX Runtime's last_hidden_state in tests and benchmarks.
  */
 export function meanPoolNormalizeCpu(hidden: Float32Array, mask: Uint8Array, B: number, S: number, d: number, normalize = true): Float32Array {
-  const out = new Float32Array(B * d);
-  const acc = new Float64Array(d);
-  for (let b = 0; b < B; b++) {
-    acc.fill(0);
-    let n = 0;
-    for (let t = 0; t < S; t++) {
-      if (!mask[b * S + t]) continue;
-      n++;
-      const o = (b * S + t) * d;
-      for (let i = 0; i < d; i++) acc[i] += hidden[o + i];
-    }
-    const count = Math.max(n, 1e-9); // sentence-transformers clamps the token count at 1e-9
-    let ss = 0;
-    for (let i = 0; i < d; i++) { acc[i] /= count; ss += acc[i] * acc[i]; }
-    const inv = normalize ? 1 / Math.max(Math.sqrt(ss), 1e-12) : 1;
-    for (let i = 0; i < d; i++) out[b * d + i] = acc[i] * inv;
-  }
-  return out;
+  const pooled = meanPoolCpu(hidden, batchLengths({ mask, B, S }), B, S, d);
+  return normalize ? l2NormalizeCpu(pooled, B, d) : pooled;
 }
 
 /** Sentence embeddings [B, d] (unit vectors) for a padded batch. */

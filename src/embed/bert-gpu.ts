@@ -16,7 +16,7 @@ import { matmulGpu } from '../../kernels/matmul.js';
 import { layernormGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
-import type { BertBatch } from './bert-cpu.js';
+import { batchLengths, type BertBatch } from './bert-cpu.js';
 import type { BertWeights } from './types.js';
 
 interface LayerBufs {
@@ -68,17 +68,7 @@ export class BertGpu {
     const d = c.dim, ff = c.ffDim, M = B * L;
     if (L > c.maxPositions) throw new Error(`${c.name}: ${L} tokens exceed ${c.maxPositions} positions`);
     checkIds(batch.ids, c.vocabSize);
-    const lens = new Uint32Array(B);
-    for (let b = 0; b < B; b++) {
-      let n = 0;
-      for (let t = 0; t < L; t++) {
-        if (batch.mask[b * L + t]) {
-          if (n !== t) throw new Error('bert-gpu: batches must be right-padded (mask 1…1 0…0 per sequence)');
-          n++;
-        }
-      }
-      lens[b] = n;
-    }
+    const lens = batchLengths(batch);
     const ids = rt.scratch(M * 4, 'bert.ids');
     rt.write(ids, new Uint32Array(batch.ids.buffer, batch.ids.byteOffset, M));
     const seqLen = rt.scratch(B * 4, 'bert.seqLen');

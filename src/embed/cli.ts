@@ -6,18 +6,23 @@
 //                 [--device auto|webgpu|cpu] [--max-length 256] [--json]
 //   concord dedup <in.jsonl|json> -o unique.jsonl [--threshold 0.95] [--on x|y|xy]
 //                 [--dupes-out dupes.jsonl] [--model …] [--device …] [--max-length 256]
+//                 [--block-size N] [--memory-budget MB]
 //
 // dedup keeps a record unless the cosine of its embedding with an earlier KEPT record reaches the
 // threshold (greedy, input order: the first of a group of near-duplicates survives). Records that
-// cannot be read as a pair are kept untouched and reported. The similarity search is an exact
-// scan over the kept vectors on the CPU (N·K·d multiply-adds).
+// are not pairs are kept untouched and reported as file:line: reason; lines that are not JSON are
+// reported and left out. The comparison is exact and blockwise (src/embed/dedup.ts): all-pairs
+// cosine blocks on the device, vectors in memory or, past --memory-budget, in a temporary file.
+//
+// The device comes from src/models/index.ts sharedRuntime (the reason is printed); the shared
+// runtime outlives the command, as other models in the process may hold it.
 
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chooseBackend, GpuUnavailableError, parseDeviceChoice } from '../gpu/device.js';
-import { GpuRuntime } from '../gpu/runtime.js';
-import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
-import { openInput } from '../pipeline/node-io.js';
+import { GpuUnavailableError, type DeviceChoice } from '../gpu/device.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import { sharedRuntime } from '../models/index.js';
+import { DEDUP_CPU_BLOCK, DEDUP_MEMORY_BUDGET, dedupFile, type DedupOn } from './dedup.js';
 import { loadEmbedder, type Embedder } from './index.js';
 
 const CODE = { ok: 0, failure: 1, usage: 2, inputErrors: 3, noGpu: 5 } as const;
@@ -26,11 +31,16 @@ class UsageError extends Error {}
 
 const log = (s: string): void => { process.stderr.write(`${s}\n`); };
 
-async function openEmbedder(model: string, deviceFlag: string, maxLength: number | undefined): Promise<{ enc: Embedder; rt: GpuRuntime | null }> {
-  const decision = await chooseBackend(parseDeviceChoice(deviceFlag));
-  const rt = decision.gpu ? new GpuRuntime(decision.gpu) : null;
+function deviceFlag(v: string | undefined): DeviceChoice {
+  const c = (v ?? 'auto').toLowerCase();
+  if (c !== 'auto' && c !== 'webgpu' && c !== 'cpu') throw new UsageError(`--device must be auto, webgpu or cpu (got '${v}')`);
+  return c;
+}
+
+async function openEmbedder(model: string, device: DeviceChoice, maxLength: number | undefined): Promise<{ enc: Embedder; rt: GpuRuntime | null }> {
+  const { rt, reason } = await sharedRuntime(device);
   const enc = await loadEmbedder(model, { device: rt ?? 'cpu', maxLength });
-  log(`concord: encoder ${enc.config.name} on ${enc.deviceName} — ${decision.reason}`);
+  log(`concord: encoder ${enc.config.name} on ${enc.deviceName} — ${reason}`);
   return { enc, rt };
 }
 
@@ -86,7 +96,7 @@ export async function embedCommand(argv: string[]): Promise<number> {
     const texts = [...(values.text ?? [])];
     if (values.input) texts.push(...fs.readFileSync(values.input, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== ''));
     if (!texts.length) throw new UsageError('no texts: give --text "…" or --input <file>');
-    const { enc, rt } = await openEmbedder(values.model!, values.device!, intFlag(values['max-length'], '--max-length', 2));
+    const { enc } = await openEmbedder(values.model!, deviceFlag(values.device), intFlag(values['max-length'], '--max-length', 2));
     try {
       const vecs = await enc.embed(texts);
       if (values.json) {
@@ -108,7 +118,6 @@ export async function embedCommand(argv: string[]): Promise<number> {
       return CODE.ok;
     } finally {
       enc.dispose();
-      rt?.destroy();
     }
   }, 'embed');
 }
@@ -125,7 +134,11 @@ const DEDUP_HELP = `concord dedup — drop near-duplicate records by sentence-em
   --threshold T          a record whose cosine with an earlier kept record is >= T is dropped (default 0.95)
   --on x|y|xy            what is embedded: the prompt x, the response y, or x + "\\n\\n" + y (default xy)
   --dupes-out <file>     dropped records, each with concord_dup_of (the kept record's location) and concord_cosine
-  --model, --device, --max-length   as for concord embed`;
+  --model, --device, --max-length   as for concord embed
+  --block-size N         records per comparison block (default: GPU the largest up to 4096 that one
+                         storage binding holds; CPU ${DEDUP_CPU_BLOCK})
+  --memory-budget MB     embeddings held in memory (default ${DEDUP_MEMORY_BUDGET / 1048576}); beyond it they go to a temporary file
+Exit codes: 0 ok, 1 failure, 2 usage, 3 some records could not be read (reported as file:line: reason), 5 no GPU for --device webgpu.`;
 
 export async function dedupCommand(argv: string[]): Promise<number> {
   return guard(async () => {
@@ -140,6 +153,8 @@ export async function dedupCommand(argv: string[]): Promise<number> {
         model: { type: 'string', default: 'minilm' },
         device: { type: 'string', default: 'auto' },
         'max-length': { type: 'string' },
+        'block-size': { type: 'string' },
+        'memory-budget': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -150,65 +165,26 @@ export async function dedupCommand(argv: string[]): Promise<number> {
     if (!(threshold >= -1 && threshold <= 1)) throw new UsageError(`--threshold must be a number in [-1, 1] (got '${values.threshold}')`);
     const on = values.on!;
     if (on !== 'x' && on !== 'y' && on !== 'xy') throw new UsageError(`--on must be x, y or xy (got '${on}')`);
+    const budgetMb = values['memory-budget'] === undefined ? DEDUP_MEMORY_BUDGET / 1048576 : Number(values['memory-budget']);
+    if (!(budgetMb >= 0)) throw new UsageError(`--memory-budget must be a number of MB >= 0 (got '${values['memory-budget']}')`);
+    const blockSize = intFlag(values['block-size'], '--block-size', 1);
+    const maxLength = intFlag(values['max-length'], '--max-length', 2);
+    const device = deviceFlag(values.device);
     const file = positionals[0];
     if (!fs.existsSync(file)) throw new UsageError(`${file}: no such file`);
 
-    // Read everything first (the embedder batches by length across the whole file).
-    const records: { record: unknown; loc: string; text: string | null; error?: string }[] = [];
-    for await (const r of openInput(file, file).records) {
-      if (r.parseError) { records.push({ record: undefined, loc: r.loc, text: null, error: r.parseError }); continue; }
-      try {
-        const p = recordToPair(r.record, DEFAULT_FIELDS);
-        records.push({ record: r.record, loc: r.loc, text: on === 'x' ? p.x : on === 'y' ? p.y : `${p.x}\n\n${p.y}` });
-      } catch (e) {
-        records.push({ record: r.record, loc: r.loc, text: null, error: (e as Error).message });
-      }
-    }
-    const { enc, rt } = await openEmbedder(values.model!, values.device!, intFlag(values['max-length'], '--max-length', 2));
+    const { enc, rt } = await openEmbedder(values.model!, device, maxLength);
     try {
-      const withText = records.filter((r) => r.text !== null);
-      const vecs = await enc.embed(withText.map((r) => r.text!));
-      const d = enc.dim;
-      const kept = new Float32Array(withText.length * d);
-      const keptLoc: string[] = [];
-      const vecOf = new Map(withText.map((r, i) => [r, vecs[i]]));
-      const out: string[] = [], dupes: string[] = [];
-      let errors = 0;
-      for (const r of records) {
-        const v = vecOf.get(r);
-        if (!v) {
-          errors++;
-          log(`${r.loc}: ${r.error} (kept as is)`);
-          if (r.record !== undefined) out.push(JSON.stringify(r.record));
-          continue;
-        }
-        let best = -Infinity, bestJ = -1;
-        for (let j = 0; j < keptLoc.length; j++) {
-          let s = 0;
-          const o = j * d;
-          for (let i = 0; i < d; i++) s += v[i] * kept[o + i];
-          if (s > best) { best = s; bestJ = j; }
-        }
-        if (bestJ >= 0 && best >= threshold) {
-          const rec = typeof r.record === 'object' && r.record !== null ? r.record : { value: r.record };
-          dupes.push(JSON.stringify({ ...rec, concord_dup_of: keptLoc[bestJ], concord_cosine: Number(best.toFixed(6)) }));
-          continue;
-        }
-        kept.set(v, keptLoc.length * d);
-        keptLoc.push(r.loc);
-        out.push(JSON.stringify(r.record));
-      }
-      const write = (f: string, lines: string[]): void => {
-        fs.writeFileSync(`${f}.tmp`, lines.length ? `${lines.join('\n')}\n` : '');
-        fs.renameSync(`${f}.tmp`, f);
-      };
-      write(values.output!, out);
-      if (values['dupes-out']) write(values['dupes-out'], dupes);
-      log(`concord dedup: ${records.length} records, ${out.length} kept, ${dupes.length} near-duplicates dropped (cosine >= ${threshold} on ${on}), ${errors} unreadable kept as is${enc.stats.truncated ? `, ${enc.stats.truncated} texts truncated to ${enc.tokenizer.maxLength} tokens` : ''}`);
-      return errors ? CODE.inputErrors : CODE.ok;
+      const s = await dedupFile({
+        input: file, output: values.output!, dupesOut: values['dupes-out'], threshold, on: on as DedupOn,
+        embedder: enc, device: rt ?? 'cpu', blockSize, memoryBudget: Math.floor(budgetMb * 1048576), log,
+      });
+      const rate = (n: number, ms: number): string => `${ms.toFixed(0)} ms, ${(n / Math.max(ms, 1e-3) * 1000).toFixed(1)} records/s`;
+      log(`concord dedup: ${s.records} records, ${s.kept} kept, ${s.dropped} near-duplicates dropped (cosine >= ${threshold} on ${on}), ${s.errors} unreadable${s.truncated ? `, ${s.truncated} texts truncated to ${enc.tokenizer.maxLength} tokens` : ''}`);
+      log(`concord dedup: embedding ${rate(s.embedded, s.embedMs)} on ${enc.deviceName}; comparison ${rate(s.embedded, s.compareMs)} on ${rt ? rt.name : 'CPU'} (${s.blocks} blocks of ${s.blockSize}, ${s.blockPairs} score blocks, vectors ${s.spilled ? 'in a temporary file' : 'in memory'}); writing ${s.writeMs.toFixed(0)} ms`);
+      return s.errors ? CODE.inputErrors : CODE.ok;
     } finally {
       enc.dispose();
-      rt?.destroy();
     }
   }, 'dedup');
 }

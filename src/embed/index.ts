@@ -12,7 +12,7 @@
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
 import { BertGpu } from './bert-gpu.js';
-import { bertFromSafetensors, SafetensorsFile, type HfBertConfigJson } from './hf-bert.js';
+import { bertFromSafetensors, type HfBertConfigJson } from './hf-bert.js';
 import { externalLocations } from './onnx.js';
 import { bertFromOnnx } from './onnx-bert.js';
 import { BertTokenizer } from './tokenize.js';
@@ -161,8 +161,9 @@ export function resolveEmbedderPath(pathOrName: string): { kind: 'onnx' | 'hf'; 
     if (!p.endsWith('.onnx')) throw new Error(`${p}: expected a .onnx file or a model folder`);
     return { kind: 'onnx', model: p, dir: path.dirname(p) };
   }
-  if (fs.existsSync(path.join(p, 'model.safetensors')) && fs.existsSync(path.join(p, 'config.json'))) {
-    return { kind: 'hf', model: path.join(p, 'model.safetensors'), dir: p };
+  if (fs.existsSync(path.join(p, 'config.json'))) {
+    const st = ['model.safetensors', 'model.safetensors.index.json'].find((f) => fs.existsSync(path.join(p, f)));
+    if (st) return { kind: 'hf', model: path.join(p, st), dir: p };
   }
   for (const sub of ['', 'onnx']) {
     const d = path.join(p, sub);
@@ -172,11 +173,11 @@ export function resolveEmbedderPath(pathOrName: string): { kind: 'onnx' | 'hf'; 
     const pick = ['model.onnx', 'model_q4.onnx'].find((f) => onnxFiles.includes(f)) ?? onnxFiles[0];
     if (pick) return { kind: 'onnx', model: path.join(d, pick), dir: p };
   }
-  throw new Error(`${p}: neither model.safetensors + config.json nor a .onnx file`);
+  throw new Error(`${p}: neither config.json + model.safetensors (or its .index.json) nor a .onnx file`);
 }
 
 /** Load weights + tokenizer from disk (Node). */
-export function loadEmbedderSources(pathOrName: string): EmbedderSources {
+export async function loadEmbedderSources(pathOrName: string): Promise<EmbedderSources> {
   const { fs, path } = nodeMods();
   const r = resolveEmbedderPath(pathOrName);
   const findNear = (file: string): string | null => {
@@ -193,7 +194,9 @@ export function loadEmbedderSources(pathOrName: string): EmbedderSources {
   const name = path.basename(r.dir);
   let weights: BertWeights;
   if (r.kind === 'hf') {
-    weights = bertFromSafetensors(hfConfig as unknown as HfBertConfigJson, new SafetensorsFile(fs.readFileSync(r.model), r.model), name);
+    // Imported here: the safetensors reader uses node:fs, and this module stays loadable in a browser.
+    const { openSafetensorsFolder } = await import('../models/safetensors.js');
+    weights = bertFromSafetensors(hfConfig as unknown as HfBertConfigJson, openSafetensorsFolder(r.dir), name);
   } else {
     const bytes = fs.readFileSync(r.model);
     const external = new Map<string, Uint8Array>();
@@ -208,5 +211,5 @@ export function loadEmbedderSources(pathOrName: string): EmbedderSources {
 }
 
 export async function loadEmbedder(pathOrName: string, opts: EmbedderOptions = {}): Promise<Embedder> {
-  return createEmbedder(loadEmbedderSources(pathOrName), opts);
+  return createEmbedder(await loadEmbedderSources(pathOrName), opts);
 }
