@@ -319,7 +319,7 @@ async function runScore(v: ScoreValues, input: string, output: string, cmd: stri
   }
   const summary = await scoreFile({
     scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, optionsHash: setup.optionsHash, quiet, log,
-    checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }),
+    checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }), limit: setup.limit,
   });
   summary.command = cmd;
   summary.device = setup.device;

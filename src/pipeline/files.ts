@@ -31,6 +31,8 @@ export interface ScoreFileOptions {
   log: (line: string) => void;
   /** Error messages printed to the log before "... and N more" (default 10). */
   maxErrorLines?: number;
+  /** Records the caller will score at most (--limit; for the progress total only). */
+  limit?: number;
 }
 
 export interface ScoreSummary {
@@ -86,7 +88,8 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   const from: InputPosition = ckpt?.position ?? { units: 0, offset: 0, line: 0 };
   const src = openInput(o.input, o.input, from);
   if (src.format === 'json-array' && !o.quiet) log(`concord: ${o.input} is a JSON array: read and parsed whole (JSONL is streamed line by line)`);
-  const total = src.total ?? (await countJsonlRecords(o.input));
+  const inFile = src.total ?? (await countJsonlRecords(o.input));
+  const total = o.limit !== undefined ? Math.min(o.limit, inFile) : inFile;
   const writer = new ScoredOutput(o.output, errorsPath, identity, o.optionsHash, ckpt);
   ckpt = null;
 
