@@ -478,4 +478,21 @@ send({ type: 'probe' });
   get filter() { return filter; },
   get info() { return info; },
   get probe() { return probe; },
+  /** Page coordinates of pair i's point in the scatter (null when not plotted). */
+  pointPosition(i: number): { x: number; y: number } | null {
+    if (!scatter) return null;
+    for (let d = 0; d < 2; d++) {
+      const k = (scatter.data.datasets[d].data as unknown as Pt[]).findIndex((pt) => pt.i === i);
+      if (k < 0) continue;
+      const el = scatter.getDatasetMeta(d).data[k];
+      const r = scatter.canvas.getBoundingClientRect();
+      return { x: r.left + window.scrollX + el.x, y: r.top + window.scrollY + el.y };
+    }
+    return null;
+  },
+  /** The pair the scatter's tooltip shows now (null when none). */
+  get tooltipPair(): number | null {
+    const a = scatter?.tooltip?.getActiveElements() ?? [];
+    return a.length ? (scatter!.data.datasets[a[0].datasetIndex].data[a[0].index] as unknown as Pt).i : null;
+  },
 };
