@@ -76,9 +76,16 @@ async function loadSample(page: Page): Promise<void> {
   await expect.poll(() => page.textContent('#data-note')).toContain(`${n} records`);
 }
 
-async function runAndWait(page: Page, button: '#run-gpu' | '#run-cpu', timeout: number): Promise<PagePair[]> {
+async function runAndWait(page: Page, button: '#run-gpu' | '#run-cpu', timeout: number, watch = false): Promise<PagePair[]> {
   const t0 = Date.now();
   await page.click(button);
+  if (watch) {
+    // While the worker scores, the page shows pairs/s and its main thread stays free.
+    await expect.poll(() => page.textContent('#progress-text'), { timeout: 120_000 }).toMatch(/pairs\/s/);
+    const frameMs = await page.evaluate(() => new Promise<number>((ok) => { const t = performance.now(); requestAnimationFrame(() => ok(performance.now() - t)); }));
+    console.log(`while scoring: progress '${await page.textContent('#progress-text')}', a frame in ${frameMs.toFixed(0)} ms`);
+    expect(frameMs).toBeLessThan(1000);
+  }
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout });
   const state = await page.evaluate(() => document.body.dataset.state);
   if (state !== 'done') throw new Error(`the page's run failed: ${await page.textContent('#run-error')}`);
@@ -174,7 +181,7 @@ describe('browser demo', () => {
     expect(await page.isEnabled('#run-gpu')).toBe(true);
 
     await loadSample(page);
-    const pairs = await runAndWait(page, '#run-gpu', 280_000);
+    const pairs = await runAndWait(page, '#run-gpu', 280_000, true);
     expect(await page.textContent('#run-info')).toContain('webgpu');
     compare(pairs, 'webgpu');
     expect(pairs.some((p) => p.scores?.truncated)).toBe(true);
@@ -203,6 +210,12 @@ describe('browser demo', () => {
     const lines = readFileSync((await download.path())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.length).toBe(k75);
     expect(lines.every((l) => l.concord?.keep === true && typeof l.concord.g_fwd === 'number')).toBe(true);
+
+    // The table sorts by a clicked column (descending first).
+    await page.click('#pairs th[data-key=g_fwd]');
+    const col = (await page.locator('#pairs tbody tr td:nth-child(4)').allTextContents()).map(Number);
+    expect(col.length).toBe(25);
+    expect(col).toEqual([...col].sort((a, b) => b - a));
 
     // Hovering a point shows that pair.
     await shot(page, join(artifacts, 'demo-tiny-webgpu.png'), 2);
