@@ -112,12 +112,14 @@ async function main(): Promise<void> {
       const gCos = minCosine(g, ref.slice(0, gpuN));
       t0 = now();
       const tg = await timeRuns(() => enc.embed(sub), 1, 2);
-      line(`concord WebGPU (${rt.name})`, sub.length, tg.ms, `  [${tg.runs} runs after a first run of ${firstMs.toFixed(0)} ms; min cosine vs ORT ${gCos.toFixed(6)}]`);
+      const st = enc.stats;
+      line(`concord WebGPU (${rt.name})`, sub.length, tg.ms, `  [${tg.runs} runs after a first run of ${firstMs.toFixed(0)} ms; min cosine vs ORT ${gCos.toFixed(6)}; ${(st.batches / (tg.runs + 1)).toFixed(0)} batches/run, padding ${(100 * (st.paddedTokens / st.tokens - 1)).toFixed(1)}% of real tokens]`);
       enc.dispose();
       rt.destroy();
     }
   }
-  console.log(`host: ${process.platform} ${process.arch}, Node ${process.versions.node}, ${(await import('node:os')).cpus().length} CPU cores`);
+  const os = await import('node:os');
+  console.log(`host: ${process.platform} ${process.arch}, Node ${process.versions.node}, ${os.cpus().length} CPU cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
 
 main().catch((e) => {

@@ -16,8 +16,9 @@ import { erf, erfc } from '../kernels/act.js';
 import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/embed/bert-cpu.js';
 import { BertGpu } from '../src/embed/bert-gpu.js';
 import { bertFromSafetensors } from '../src/embed/hf-bert.js';
-import { createEmbedder, loadEmbedder, loadEmbedderSources, resolveEmbedderPath } from '../src/embed/index.js';
+import { BATCH_OVERHEAD_TOKENS, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/embed/index.js';
 import { dequantMatMulNBits, quantizeMatMulNBits4 } from '../src/embed/matmulnbits.js';
+import type { BertWeights } from '../src/embed/types.js';
 import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/embed/onnx.js';
 import { BertGraphError, bertFromOnnx } from '../src/embed/onnx-bert.js';
 import { openSafetensorsFolder, writeSafetensors } from '../src/models/safetensors.js';
@@ -236,6 +237,36 @@ describe('embed: math helpers', () => {
   });
 });
 
+describe('embed: GPU batch plan', () => {
+  it('cuts sorted lengths where whole 64-row matmul tiles are saved, within the batch limits (= brute force)', () => {
+    const cost = (lens: number[], ends: number[]): number => ends.reduce((c, e, i) => {
+      const s = i ? ends[i - 1] : 0;
+      return c + BATCH_OVERHEAD_TOKENS + Math.ceil(((e - s) * lens[e - 1]) / 64) * 64;
+    }, 0);
+    // The 64 fixture sentences (9 … 22 tokens): one batch padded to 22 is 22 tiles; cut after the
+    // 38 texts of <= 15 tokens, 9 + 9. The benchmark's first 16: a cut would save no tile.
+    const fixture = [9, 10, 11, 11, ...Array(6).fill(12), ...Array(9).fill(13), ...Array(12).fill(14), ...Array(7).fill(15), ...Array(9).fill(16), ...Array(5).fill(17), ...Array(8).fill(18), 19, 19, 19, 22];
+    expect(planBatches(fixture, 64, 4096)).toEqual([38, 64]);
+    expect(cost(fixture, [38, 64])).toBe(2 * BATCH_OVERHEAD_TOKENS + 18 * 64);
+    expect(planBatches([12, 13, 14, 14, 15, 15, 16, 16, 16, 17, 18, 18, 18, 19, 19, 22], 64, 4096)).toEqual([16]);
+    expect(planBatches([5, 6, 5000], 64, 4096)).toEqual([2, 3]); // a text above the token budget goes alone
+    const r = rng(4);
+    for (let t = 0; t < 200; t++) {
+      const n = 1 + Math.floor(r() * 9), maxBatch = 1 + Math.floor(r() * 5), maxTokens = 40 + Math.floor(r() * 200);
+      const lens = Array.from({ length: n }, () => 1 + Math.floor(r() * 70)).sort((a, b) => a - b);
+      const got = planBatches(lens, maxBatch, maxTokens);
+      let best = Infinity;
+      for (let mask = 0; mask < 1 << (n - 1); mask++) { // bit i set: a cut after text i
+        const ends = [...Array.from({ length: n - 1 }, (_, i) => i + 1).filter((e) => mask & (1 << (e - 1))), n];
+        const ok = ends.every((e, i) => { const s = i ? ends[i - 1] : 0; return e - s <= maxBatch && (e - s === 1 || (e - s) * lens[e - 1] <= maxTokens); });
+        if (ok) best = Math.min(best, cost(lens, ends));
+      }
+      expect(cost(lens, got), `${lens} / ${maxBatch} / ${maxTokens}`).toBe(best);
+      expect(got.at(-1)).toBe(n);
+    }
+  });
+});
+
 describe('embed: ONNX graphs of other shapes', () => {
   const cases = [
     { name: 'plain torch-style export (MatMul, unfused attention, Erf GELU)', opts: {} },
@@ -398,15 +429,17 @@ describe('embed: all-MiniLM-L6-v2', async () => {
   });
 
   it.skipIf(!rt)('WebGPU encoder ≥ 0.999 cosine with ONNX Runtime and ≈ the CPU twin on a modest batch', async () => {
-    // 10 sentences (SwiftShader runs ~0.1-0.5 GFLOP/s), given out of length order: the embedder
-    // sorts them into two padded batches of 5 and must hand the vectors back in input order.
-    const idx = [63, 0, 21, 1, 40, 11, 3, 20, 41, 62];
-    const enc = createEmbedder(src, { device: rt!, maxBatchSize: 5 });
+    // 8 sentences of 10 to 16 tokens (SwiftShader runs ~0.1-0.5 GFLOP/s), given out of length
+    // order: the embedder sorts them into two padded batches of 4 (each within one 64-row matmul
+    // tile) and must hand the vectors back in input order.
+    const idx = [63, 0, 21, 1, 40, 11, 3, 20];
+    const enc = createEmbedder(src, { device: rt!, maxBatchSize: 4 });
     const gpu = new BertGpu(rt!, w);
     try {
       expect(enc.device).toBe('webgpu');
       const vs = await enc.embed(idx.map((i) => texts[i]));
       expect(enc.stats.batches).toBe(2);
+      expect(enc.stats.paddedTokens).toBeLessThanOrEqual(2 * 64);
       const got = new Float32Array(idx.length * d);
       vs.forEach((v, j) => got.set(v, j * d));
       // Hidden states of a padded batch against the CPU twin (padded rows excluded).
@@ -462,48 +495,69 @@ describe('embed: all-MiniLM-L6-v2', async () => {
   });
 
   it('loads a Hugging Face BertModel folder (safetensors f32 / f16 / bf16) to the same encoder', async () => {
-    // Write MiniLM's (dequantised) weights under transformers' names and read them back.
-    const tensors: Record<string, Float32Array> = {
-      'embeddings.word_embeddings.weight': w.wordEmb, 'embeddings.position_embeddings.weight': w.posEmb,
-      'embeddings.token_type_embeddings.weight': w.typeEmb, 'embeddings.LayerNorm.weight': w.embLnW, 'embeddings.LayerNorm.bias': w.embLnB,
-    };
-    w.layers.forEach((l, i) => {
-      const p = `encoder.layer.${i}.`;
-      Object.assign(tensors, {
-        [`${p}attention.self.query.weight`]: l.wq, [`${p}attention.self.query.bias`]: l.bq,
-        [`${p}attention.self.key.weight`]: l.wk, [`${p}attention.self.key.bias`]: l.bk,
-        [`${p}attention.self.value.weight`]: l.wv, [`${p}attention.self.value.bias`]: l.bv,
-        [`${p}attention.output.dense.weight`]: l.wo, [`${p}attention.output.dense.bias`]: l.bo,
-        [`${p}attention.output.LayerNorm.weight`]: l.ln1w, [`${p}attention.output.LayerNorm.bias`]: l.ln1b,
-        [`${p}intermediate.dense.weight`]: l.w1, [`${p}intermediate.dense.bias`]: l.b1,
-        [`${p}output.dense.weight`]: l.w2, [`${p}output.dense.bias`]: l.b2,
-        [`${p}output.LayerNorm.weight`]: l.ln2w, [`${p}output.LayerNorm.bias`]: l.ln2b,
+    // Write MiniLM's (dequantised) weights under transformers' names (src/models/safetensors.ts
+    // writes them; F16 / BF16 round to nearest even) and read them back as a folder.
+    const hfTensors = (m: BertWeights): { name: string; data: Float32Array; shape: number[] }[] => {
+      const c = m.config;
+      const t = [
+        { name: 'embeddings.word_embeddings.weight', data: m.wordEmb, shape: [c.vocabSize, d] },
+        { name: 'embeddings.position_embeddings.weight', data: m.posEmb, shape: [c.maxPositions, d] },
+        { name: 'embeddings.token_type_embeddings.weight', data: m.typeEmb, shape: [c.typeVocabSize, d] },
+        { name: 'embeddings.LayerNorm.weight', data: m.embLnW, shape: [d] }, { name: 'embeddings.LayerNorm.bias', data: m.embLnB, shape: [d] },
+      ];
+      m.layers.forEach((l, i) => {
+        const p = `encoder.layer.${i}.`;
+        const add = (n: string, data: Float32Array, shape: number[]): void => { t.push({ name: p + n, data, shape }); };
+        add('attention.self.query.weight', l.wq, [d, d]); add('attention.self.query.bias', l.bq, [d]);
+        add('attention.self.key.weight', l.wk, [d, d]); add('attention.self.key.bias', l.bk, [d]);
+        add('attention.self.value.weight', l.wv, [d, d]); add('attention.self.value.bias', l.bv, [d]);
+        add('attention.output.dense.weight', l.wo, [d, d]); add('attention.output.dense.bias', l.bo, [d]);
+        add('attention.output.LayerNorm.weight', l.ln1w, [d]); add('attention.output.LayerNorm.bias', l.ln1b, [d]);
+        add('intermediate.dense.weight', l.w1, [c.ffDim, d]); add('intermediate.dense.bias', l.b1, [c.ffDim]);
+        add('output.dense.weight', l.w2, [d, c.ffDim]); add('output.dense.bias', l.b2, [d]);
+        add('output.LayerNorm.weight', l.ln2w, [d]); add('output.LayerNorm.bias', l.ln2b, [d]);
       });
-    });
+      return t.map((x) => ({ ...x, name: `bert.${x.name}` }));
+    };
     const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8'));
-    const shapeOf = (n: string, t: Float32Array): number[] => (t.length === d ? [d] : /word/.test(n) ? [w.config.vocabSize, d] : /position/.test(n) ? [512, d] : /token_type/.test(n) ? [2, d] : /intermediate.dense.weight/.test(n) ? [1536, d] : /intermediate/.test(n) ? [1536] : /output.dense.weight/.test(n) && !/attention/.test(n) ? [d, 1536] : [d, d]);
-    const batch = padBatch([seqs[4], seqs[5]]);
-    const base = bertEmbedSentencesCpu(w, batch);
-    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
-      // A folder on disk, written by src/models/safetensors.ts (F16 / BF16 round to nearest even).
+    const folder = (m: BertWeights, dtype: 'F32' | 'F16' | 'BF16', config: object): string => {
       const dir = mkdtempSync(join(tmpdir(), `concord-hf-bert-${dtype}-`));
       tmpDirs.push(dir);
-      writeSafetensors(join(dir, 'model.safetensors'), Object.entries(tensors).map(([n, t]) => ({ name: `bert.${n}`, data: t, shape: shapeOf(n, t), dtype })));
-      const hw = bertFromSafetensors(cfg, openSafetensorsFolder(dir), 'minilm-hf');
-      if (dtype === 'F32') expect(validate(hw.layers[3].w1, w.layers[3].w1, { atol: 0 }).ok).toBe(true);
-      const got = bertEmbedSentencesCpu(hw, batch);
-      const { minCos } = compare(got, base, 2, d);
-      expect(minCos, dtype).toBeGreaterThan(dtype === 'F32' ? 1 - 1e-12 : dtype === 'F16' ? 0.9999 : 0.999);
-      if (dtype === 'F16') {
-        // The same folder through loadEmbedder.
-        for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(MODEL_DIR, f), join(dir, f));
-        const enc = await loadEmbedder(dir, { device: 'cpu' });
-        expect(enc.config.name).toMatch(/safetensors F16/);
-        const vs = await enc.embed([texts[4], texts[5]]);
-        const flatVs = new Float32Array(2 * d);
-        vs.forEach((x, i) => flatVs.set(x, i * d));
-        expect(compare(flatVs, got, 2, d).minCos).toBeGreaterThan(1 - 1e-9);
-      }
+      writeSafetensors(join(dir, 'model.safetensors'), hfTensors(m).map((x) => ({ ...x, dtype })));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      return dir;
+    };
+
+    // F32, the whole model: bit-exact tensors, and the folder through loadEmbedder.
+    const batch = padBatch([seqs[4], seqs[5]]);
+    const base = bertEmbedSentencesCpu(w, batch);
+    const dir = folder(w, 'F32', cfg);
+    const hw = bertFromSafetensors(cfg, openSafetensorsFolder(dir), 'minilm-hf');
+    expect(validate(hw.layers[3].w1, w.layers[3].w1, { atol: 0 }).ok).toBe(true);
+    const got = bertEmbedSentencesCpu(hw, batch);
+    expect(compare(got, base, 2, d).minCos).toBeGreaterThan(1 - 1e-12);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(MODEL_DIR, f), join(dir, f));
+    const enc = await loadEmbedder(dir, { device: 'cpu' });
+    expect(enc.config.name).toMatch(/safetensors F32/);
+    const vs = await enc.embed([texts[4], texts[5]]);
+    const flatVs = new Float32Array(2 * d);
+    vs.forEach((x, i) => flatVs.set(x, i * d));
+    expect(compare(flatVs, got, 2, d).minCos).toBeGreaterThan(1 - 1e-9);
+
+    // F16 and BF16 on a cut-down MiniLM (2 layers, the first 3,196 word pieces: enough for
+    // sentences 0 and 14), so that the half-precision conversions stay quick.
+    const ids = [seqs[0], seqs[14]];
+    const vocab = Math.max(...ids.flat()) + 1;
+    expect(vocab).toBeLessThanOrEqual(3196);
+    const small: BertWeights = { ...w, config: { ...w.config, vocabSize: vocab, nLayers: 2 }, wordEmb: w.wordEmb.subarray(0, vocab * d), layers: w.layers.slice(0, 2) };
+    const smallBatch = padBatch(ids);
+    const smallBase = bertEmbedSentencesCpu(small, smallBatch);
+    for (const dtype of ['F16', 'BF16'] as const) {
+      const smallCfg = { ...cfg, vocab_size: vocab, num_hidden_layers: 2 };
+      const m = bertFromSafetensors(smallCfg, openSafetensorsFolder(folder(small, dtype, smallCfg)), 'minilm-hf-small');
+      expect(m.config.name).toMatch(new RegExp(`safetensors ${dtype}`));
+      const { minCos } = compare(bertEmbedSentencesCpu(m, smallBatch), smallBase, 2, d);
+      expect(minCos, dtype).toBeGreaterThan(dtype === 'F16' ? 0.9999 : 0.999);
     }
   });
 

@@ -9,6 +9,7 @@
 // files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
 // 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
 
+import { MATMUL_TILE } from '../../kernels/matmul.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
 import { BertGpu } from './bert-gpu.js';
@@ -36,7 +37,10 @@ export interface EmbedderOptions {
 
 export interface EmbedStats {
   texts: number;
+  /** real tokens (with [CLS] and [SEP]) */
   tokens: number;
+  /** tokens computed: Σ over batches of texts × longest (tokens + padding) */
+  paddedTokens: number;
   truncated: number;
   batches: number;
 }
@@ -74,7 +78,7 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
   const maxBatch = opts.maxBatchSize ?? 64;
   const gpu = device === 'cpu' ? null : new BertGpu(device, src.weights);
   const d = src.weights.config.dim;
-  const stats: EmbedStats = { texts: 0, tokens: 0, truncated: 0, batches: 0 };
+  const stats: EmbedStats = { texts: 0, tokens: 0, paddedTokens: 0, truncated: 0, batches: 0 };
 
   async function embed(texts: string[]): Promise<Float32Array[]> {
     const seqs = texts.map((t, i) => {
@@ -88,20 +92,18 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     });
     stats.texts += texts.length;
     const out: Float32Array[] = new Array(texts.length);
-    // Batch by length: sorted, so each batch pads little.
+    // Sorted by length, so that each batch pads only to its own longest text. GPU: batches as
+    // planBatches cuts them; CPU: one text at a time (no padding work at all; the batch path is
+    // tested separately).
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
-    for (let start = 0; start < order.length;) {
-      let end = start + 1;
-      if (gpu) {
-        // Grow while the padded batch (count × longest) stays within budget.
-        while (end < order.length && end - start < maxBatch && (end - start + 1) * seqs[order[end]].length <= maxTokens) end++;
-      } // CPU: one text at a time (no padding work at all; the batch path is tested separately)
-      const idx = order.slice(start, end);
+    const ends = gpu ? planBatches(order.map((i) => seqs[i].length), maxBatch, maxTokens) : order.map((_, i) => i + 1);
+    for (let b = 0, start = 0; b < ends.length; start = ends[b++]) {
+      const idx = order.slice(start, ends[b]);
       const batch = padBatch(idx.map((i) => seqs[i]), tokenizer.padId);
       const vecs = gpu ? await gpu.embedSentences(batch) : bertEmbedSentencesCpu(src.weights, batch);
       idx.forEach((i, j) => { out[i] = vecs.slice(j * d, (j + 1) * d); });
       stats.batches++;
-      start = end;
+      stats.paddedTokens += batch.B * batch.S;
     }
     return out;
   }
@@ -116,6 +118,38 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     embed,
     dispose: () => gpu?.dispose(),
   };
+}
+
+/** Fixed cost of one GPU batch (~70 dispatches and a readback), in tokens' worth of work. */
+export const BATCH_OVERHEAD_TOKENS = 64;
+
+/**
+ * Cut texts sorted by length (ascending token counts) into contiguous GPU batches, each padded to
+ * its longest text: at most maxBatch texts and maxTokens padded tokens per batch (a longer text
+ * goes alone), minimising the work the batches cost. A batch of B texts padded to L tokens costs
+ * BATCH_OVERHEAD_TOKENS plus its matmul rows rounded up to the 64-row tile (kernels/matmul.ts: a
+ * partial tile costs a whole one); the attention kernel only visits each text's own keys, so its
+ * work does not depend on the cut. Exact dynamic programme, O(n · maxBatch). Returns the end index
+ * of each batch.
+ */
+export function planBatches(lens: number[], maxBatch: number, maxTokens: number): number[] {
+  const n = lens.length;
+  const cost = new Float64Array(n + 1).fill(Infinity);
+  const from = new Int32Array(n + 1);
+  cost[0] = 0;
+  for (let e = 1; e <= n; e++) {
+    const L = lens[e - 1];
+    if (e > 1 && L < lens[e - 2]) throw new Error('planBatches: lengths must be sorted ascending');
+    for (let s = e - 1; s >= 0 && e - s <= maxBatch; s--) {
+      const B = e - s;
+      if (B > 1 && B * L > maxTokens) break;
+      const c = cost[s] + BATCH_OVERHEAD_TOKENS + Math.ceil((B * L) / MATMUL_TILE) * MATMUL_TILE;
+      if (c <= cost[e]) { cost[e] = c; from[e] = s; } // on ties, the longer last batch (fewer batches)
+    }
+  }
+  const ends: number[] = [];
+  for (let e = n; e > 0; e = from[e]) ends.push(e);
+  return ends.reverse();
 }
 
 /** Known names → folder under models/. */
