@@ -12,7 +12,8 @@ import { dedupCommand, embedCommand } from '../embed/cli.js';
 // stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
 // kernel benchmark failing validation); 5 no GPU where one was required; 6 --resume impossible (the
 // input or the scoring options changed since the checkpoint). Non-strict runs with bad records
-// exit 0 and list them in the errors file.
+// exit 0 and list them in the errors file. An interrupted score/run exits 130 (SIGINT) or 143
+// (SIGTERM) after pointing at --resume.
 export const EXIT = { ok: 0, failure: 1, usage: 2, inputErrors: 3, verifyFailed: 4, noGpu: 5, resumeMismatch: 6 } as const;
 
 const HELP = `concord — score and filter instruction–response pairs by mutual alignment (WGSL on WebGPU)
