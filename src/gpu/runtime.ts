@@ -85,6 +85,7 @@ export class GpuRuntime {
   private encoder: GPUCommandEncoder | null = null;
   private transient: GPUBuffer[] = [];
   private errors: string[] = [];
+  private profiler: Profiler | null = null;
 
   constructor(readonly handle: GpuHandle) {
     this.device = handle.device;
@@ -242,7 +243,8 @@ export class GpuRuntime {
     const grid = typeof workgroups === 'number'
       ? [...foldDispatch(workgroups, this.limits.maxComputeWorkgroupsPerDimension), 1]
       : workgroups;
-    const pass = this.enc().beginComputePass({ label: programKey(spec) });
+    const key = programKey(spec);
+    const pass = this.enc().beginComputePass({ label: key, timestampWrites: this.profiler?.next(key) });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
@@ -252,6 +254,42 @@ export class GpuRuntime {
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.enc().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /**
+   * Per-kernel GPU time from timestamp queries (when the device has timestamp-query): every
+   * dispatch until readProfile() writes begin/end timestamps. For benchmarks and profiling only.
+   */
+  startProfile(maxPasses = 2048): boolean {
+    // A query set holds at most 4096 queries: two per pass.
+    if (!this.hasTimestamps) return false;
+    this.profiler = new Profiler(this.device, maxPasses);
+    return true;
+  }
+
+  /** Milliseconds per kernel key since startProfile(), sorted by total time; stops profiling. */
+  async readProfile(): Promise<{ kernel: string; calls: number; ms: number }[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.profiler = null;
+    const enc = this.enc();
+    p.resolve(enc);
+    const staging = this.acquire(p.count * 16, 'staging', 'profile');
+    enc.copyBufferToBuffer(p.resolveBuf, 0, staging, 0, p.count * 16);
+    this.submit();
+    await staging.mapAsync(0x0001, 0, p.count * 16);
+    const t = new BigInt64Array(staging.getMappedRange(0, p.count * 16).slice(0));
+    staging.unmap();
+    this.recycle(staging);
+    const totals = new Map<string, { calls: number; ns: number }>();
+    p.labels.forEach((label, i) => {
+      const e = totals.get(label) ?? { calls: 0, ns: 0 };
+      e.calls++;
+      e.ns += Number(t[2 * i + 1] - t[2 * i]);
+      totals.set(label, e);
+    });
+    p.destroy();
+    return [...totals].map(([kernel, e]) => ({ kernel, calls: e.calls, ms: e.ns / 1e6 })).sort((a, b) => b.ms - a.ms);
   }
 
   /** Submit recorded work; transient buffers return to the pool (queue order keeps reuse safe). */
@@ -300,5 +338,37 @@ export class GpuRuntime {
   destroy(): void {
     this.trim();
     this.device.destroy();
+  }
+}
+
+/** Timestamp-query bookkeeping for GpuRuntime.startProfile(). */
+class Profiler {
+  readonly labels: string[] = [];
+  readonly querySet: GPUQuerySet;
+  readonly resolveBuf: GPUBuffer;
+  private resolved = 0;
+
+  constructor(private device: GPUDevice, readonly max: number) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * max, label: 'concord.profile' });
+    this.resolveBuf = device.createBuffer({ size: 16 * max, usage: 0x0200 /* QUERY_RESOLVE */ | 0x0004 /* COPY_SRC */, label: 'concord.profile' });
+  }
+
+  get count(): number { return this.labels.length; }
+
+  next(label: string): GPUComputePassTimestampWrites | undefined {
+    const i = this.labels.length;
+    if (i >= this.max) return undefined;
+    this.labels.push(label);
+    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+
+  resolve(enc: GPUCommandEncoder): void {
+    if (this.count > this.resolved) enc.resolveQuerySet(this.querySet, 0, 2 * this.count, this.resolveBuf, 0);
+    this.resolved = this.count;
+  }
+
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolveBuf.destroy();
   }
 }
