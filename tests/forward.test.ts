@@ -39,6 +39,22 @@ describe('transformer prefill', async () => {
     });
   }
 
+  it.skipIf(!rt || !rt.hasF16)('f16 weights: GPU matches the CPU twin on f16-rounded weights (≤1e-4)', async () => {
+    for (const kind of ['llama2c', 'hf-gpt2'] as const) {
+      const tiny = buildTinyModel(kind, join(dir, `f16-${kind}`));
+      const cpu = await loadModel(tiny.path, { device: 'cpu', f16: true });
+      const gpu = await loadModel(tiny.path, { device: rt!, f16: true });
+      expect(gpu.deviceName).toContain('f16');
+      const seqs = randomSeqs(r, cpu.config.vocabSize, [4, 15, 9]);
+      const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];
+      seqs.forEach((s, i) => {
+        const v = validate(got[i].logprobs, want[i].logprobs, { atol: 1e-4 });
+        expect(v.ok, `${kind} seq ${i}: ${v.summary}`).toBe(true);
+      });
+      gpu.dispose();
+    }
+  });
+
   it.skipIf(!rt)('batch invariance: a sequence scores the same inside a padded batch as alone (≤1e-5)', async () => {
     const tiny = buildTinyModel('hf-qwen2', join(dir, 'inv'));
     const gpu = await loadModel(tiny.path, { device: rt!, f16: false });

@@ -2,17 +2,16 @@
 // through here, so following a change in the engine's API is a change in this file only.
 // It runs in the browser's worker and in Node (the browser test computes its reference with it).
 //
-//   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → LanguageModel on 'webgpu'
-//            (forward-gpu.ts) or 'cpu' (forward-cpu.ts); never one for the other.
+//   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → modelFromWeights on 'webgpu'
+//            or 'cpu'; never one for the other.
 //   scoring: createScorer from src/pipeline (the library entry the CLI runs on), given a loaded model.
 //   filter:  applyFilter (src/filter), rule 'main' (mutual: both directions must accept).
 
 import { mainSignals } from '../src/filter/index.js';
 import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
-import { logProbsBatchCpu } from '../src/models/forward-cpu.js';
-import { GpuTransformer } from '../src/models/forward-gpu.js';
-import type { LanguageModel, SequenceRequest, SequenceScores } from '../src/models/lm.js';
+import type { LanguageModel } from '../src/models/lm.js';
+import { modelFromWeights } from '../src/models/model.js';
 import type { LoadedWeights } from '../src/models/types.js';
 import { applyFilter, createScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
@@ -21,55 +20,20 @@ export type Device = 'webgpu' | 'cpu';
 export type { PairScores, ScoreProgress, FilterResult };
 
 // ---- models -------------------------------------------------------------------------------------
-// Interim: a LanguageModel over in-memory weights. src/models/index.ts (loadModel) takes paths;
-// once it exports a constructor from LoadedWeights + tokenizer, openModel becomes a call of it.
+// The engine's own constructor over in-memory weights (the same one loadModel uses in Node).
 
-/** Token budget per batch (sequences × padded length). */
+/** Token budget per batch (sequences × padded length): small batches keep the page's progress lively. */
 const GPU_TOKEN_BUDGET = 2048;
 const CPU_TOKEN_BUDGET = 512;
 
-async function gpuModel(weights: LoadedWeights, tokenizer: TextTokenizer): Promise<LanguageModel> {
-  const gpu = await requestGpu(); // throws GpuUnavailableError: the caller reports it, no fallback
-  const rt = new GpuRuntime(gpu);
-  const tf = new GpuTransformer(rt, weights);
-  const c = weights.config;
-  return {
-    config: c,
-    tokenizer,
-    backend: 'webgpu',
-    deviceName: `webgpu: ${rt.name}${gpu.info.software ? ' [software adapter]' : ''}${tf.f16 ? ', f16 weights' : ', f32 weights'}`,
-    maxLen: c.maxSeqLen,
-    tokenBudget: GPU_TOKEN_BUDGET,
-    scoreBatch: (seqs) => tf.scoreBatch(seqs),
-    meanHidden: (seqs) => tf.meanHidden(seqs),
-    dispose: () => { tf.dispose(); rt.destroy(); gpu.device.destroy(); },
-  };
-}
-
-function cpuModel(weights: LoadedWeights, tokenizer: TextTokenizer): LanguageModel {
-  const c = weights.config;
-  return {
-    config: c,
-    tokenizer,
-    backend: 'cpu',
-    deviceName: 'cpu (JavaScript)',
-    maxLen: c.maxSeqLen,
-    tokenBudget: CPU_TOKEN_BUDGET,
-    async scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
-      const out = logProbsBatchCpu(weights, seqs.map((s) => s.ids));
-      // logProbsCpu puts log p(ids[t] | ids[<t]) at t (NaN at 0); the interface wants it at t − 1.
-      return out.map((lp) => ({ logprobs: Float32Array.from(lp.subarray(1)) }));
-    },
-    async meanHidden(): Promise<Float32Array[]> {
-      throw new Error('the demo scores without the cosine (cosine: off)');
-    },
-    dispose: () => {},
-  };
-}
-
 /** A LanguageModel on the device asked for. 'webgpu' without an adapter throws; it never becomes 'cpu'. */
 export async function openModel(weights: LoadedWeights, tokenizer: TextTokenizer, device: Device): Promise<LanguageModel> {
-  return device === 'webgpu' ? gpuModel(weights, tokenizer) : cpuModel(weights, tokenizer);
+  if (device === 'cpu') return modelFromWeights(weights, tokenizer, { device: 'cpu', tokenBudget: CPU_TOKEN_BUDGET, reason: 'CPU chosen on the page' });
+  const gpu = await requestGpu(); // throws GpuUnavailableError: the caller reports it, no fallback
+  const rt = new GpuRuntime(gpu);
+  const lm = await modelFromWeights(weights, tokenizer, { device: rt, tokenBudget: GPU_TOKEN_BUDGET, reason: 'WebGPU chosen on the page' });
+  const software = gpu.info.software ? ' [software adapter]' : '';
+  return { ...lm, deviceName: lm.deviceName.replace(/^webgpu: ([^,]*)/, `webgpu: $1${software}`), dispose: () => { lm.dispose(); rt.destroy(); } };
 }
 
 // ---- data ---------------------------------------------------------------------------------------

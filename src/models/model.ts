@@ -1,0 +1,104 @@
+// modelFromWeights: a LanguageModel from weights already in memory (any source: files in Node,
+// ArrayBuffers in the browser). No file-system imports here, so the browser bundle can use it.
+
+import type { GpuRuntime } from '../gpu/runtime.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { roundThroughF16 } from '../util/f16.js';
+import { CpuWorkerPool } from './cpu-pool.js';
+import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
+import { GpuTransformer } from './forward-gpu.js';
+import type { LanguageModel, SequenceRequest } from './lm.js';
+import type { LoadedWeights } from './types.js';
+
+export interface ModelOptions {
+  /** A GPU runtime (WebGPU backend) or 'cpu'. */
+  device: GpuRuntime | 'cpu';
+  /**
+   * f16 weight storage. WebGPU: store linear weights and the LM head as f16 (default: when the
+   * device has shader-f16). CPU: round the same tensors through f16 (default false), so a CPU
+   * twin can check an f16 GPU model at f32 tolerances (--verify does this).
+   */
+  f16?: boolean;
+  /** Per-batch token budget (B × padded L). */
+  tokenBudget?: number;
+  /** CPU backend: worker threads (default: the machine's cores, up to 8; CONCORD_CPU_THREADS). */
+  threads?: number;
+  /** Why this device was chosen, for the user. */
+  reason?: string;
+}
+
+export interface ModelWithWeights extends LanguageModel {
+  deviceReason: string;
+  /** The GPU runtime when backend is 'webgpu' (share it with other models). */
+  runtime: GpuRuntime | null;
+  /** True when the weights are stored (GPU) or rounded (CPU) as f16. */
+  f16: boolean;
+  weights: LoadedWeights;
+}
+
+/** The tensors the GPU stores as f16 (matmul and LM-head weights; norms, biases, embeddings stay f32). */
+export function isF16Tensor(name: string): boolean {
+  return name === 'lm_head' || /^layers\.\d+\.(wq|wk|wv|wo|w_gate|w_up|w_down)$/.test(name);
+}
+
+export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTokenizer, opts: ModelOptions): Promise<ModelWithWeights> {
+  if (tokenizer.vocabSize > weights.config.vocabSize) {
+    throw new Error(`${weights.config.name}: tokenizer has ${tokenizer.vocabSize} ids but the model only ${weights.config.vocabSize}`);
+  }
+  const common = {
+    config: weights.config,
+    tokenizer,
+    maxLen: weights.config.maxSeqLen,
+    weights,
+  };
+  if (opts.device !== 'cpu') {
+    const rt = opts.device;
+    const gpu = new GpuTransformer(rt, weights, { f16: opts.f16 });
+    // The widest activation ([tokens, width] f32) must fit one storage binding; past a few
+    // thousand tokens a batch only adds latency, so cap there.
+    const byBinding = Math.floor(rt.limits.maxStorageBufferBindingSize / (4 * Math.max(gpu.maxActivationWidth, 1)));
+    return {
+      ...common,
+      backend: 'webgpu',
+      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights`,
+      deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
+      runtime: rt,
+      f16: gpu.f16,
+      tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
+      scoreBatch: (seqs) => gpu.scoreBatch(seqs),
+      meanHidden: (seqs) => gpu.meanHidden(seqs),
+      dispose: () => gpu.dispose(),
+    };
+  }
+  // CPU backend: the TypeScript twin, one sequence at a time (no padding is ever computed),
+  // spread over worker threads where they exist (the compiled package in Node).
+  const f16 = opts.f16 ?? false;
+  const w: LoadedWeights = f16
+    ? { config: weights.config, tensors: new Map([...weights.tensors].map(([n, t]) => [n, isF16Tensor(n) ? roundThroughF16(t) : t])) }
+    : weights;
+  const pool = await CpuWorkerPool.create(w, opts.threads ?? defaultThreads());
+  const run = async (type: 'score' | 'mean', seqs: SequenceRequest[]): Promise<Float32Array[]> => {
+    if (pool && seqs.length > 1) return pool.run(type, seqs.map((s) => s.ids));
+    return seqs.map((s) => (type === 'score' ? scoreSequenceCpu(w, s.ids) : meanHiddenCpu(w, s.ids)));
+  };
+  return {
+    ...common,
+    backend: 'cpu',
+    deviceName: `cpu (JavaScript, ${pool ? `${pool.size} worker threads` : '1 thread'}${f16 ? ', f16-rounded weights' : ''})`,
+    deviceReason: opts.reason ?? 'cpu',
+    runtime: null,
+    f16,
+    tokenBudget: opts.tokenBudget ?? 4096,
+    scoreBatch: async (seqs) => (await run('score', seqs)).map((logprobs) => ({ logprobs })),
+    meanHidden: (seqs) => run('mean', seqs),
+    dispose: () => { void pool?.destroy(); },
+  };
+}
+
+function defaultThreads(): number {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown } }).process;
+  const env = proc?.env?.CONCORD_CPU_THREADS;
+  if (env) return Math.max(1, Number(env) || 1);
+  const os = proc?.getBuiltinModule?.('node:os') as typeof import('node:os') | undefined;
+  return Math.min(os?.availableParallelism?.() ?? 1, 8);
+}
