@@ -162,6 +162,20 @@ describe('scorer on the fake model', () => {
     expect(n({ passes: 4 })).toBe(4);
   });
 
+  test('a separate reverse model: rev and x under R, fwd and y under F', async () => {
+    const R = createFakeLm({ boost: 0.5 });
+    const scorer = createScorerFromModels({ model: lm, reverseModel: R, cosine: 'off' });
+    expect(scorer.plan.passes.map((p) => `${p.name}:${p.model}`)).toEqual(['forward:F', 'reverse:R', 'uncond-x:R', 'uncond-y:F']);
+    const [r] = await collect(scorer.score([PAIRS[0]]));
+    const p = recordToPair(PAIRS[0]);
+    const x = tok.encode(p.x), y = tok.encode(p.y);
+    expect(r.scores!.fwd_logp).toBeCloseTo((await direct(lm, x, y)).mean, 6);
+    expect(r.scores!.y_logp).toBeCloseTo((await direct(lm, [], y)).mean, 6);
+    expect(r.scores!.rev_logp).toBeCloseTo((await direct(R, y, x)).mean, 6);
+    expect(r.scores!.x_logp).toBeCloseTo((await direct(R, [], x)).mean, 6);
+    expect(r.scores!.x_logp).not.toBeCloseTo((await direct(lm, [], x)).mean, 3);
+  });
+
   test('two passes equal four passes (≤ 1e-5)', async () => {
     expect(createScorerFromModels({ model: lm }).templates).toEqual({ forward: '{x}\n\n{y}', reverse: '{y}\n\n{x}' }); // byte-level default
     const two = await collect(createScorerFromModels({ model: lm, cosine: 'off', forwardTemplate: '{x} => {y}', reverseTemplate: '{y} <= {x}' }).score(PAIRS));
