@@ -4,7 +4,7 @@
 // instruction data, same model (stories15M) and the same token ids.
 //
 // One run, one child process per contestant (so peak RSS and the GPU device belong to one of them
-// only), in this order: the peer, concord `webgpu`, concord `cpu`. Each child
+// only), in this order: the peer, concord `webgpu`, concord `cpu`, the peer again. Each child
 //   1. loads its model (timed: `load`),
 //   2. scores the first WARMUP pairs once (timed separately: `first run`, which holds the WGSL
 //      pipeline compilation and first uploads),
@@ -157,6 +157,8 @@ export interface RunFigures {
   dataset: string;
   pairs: number;
   ms: number;
+  /** CPU time of the whole process (all its threads: ORT's pool, SwiftShader's, worker threads) during the run. */
+  cpuMs: number;
   pairTokens: number;
   lmTokens: number;
   paddingEfficiency: number;
@@ -171,6 +173,8 @@ export interface RunFigures {
 export interface WorkerResult {
   contestant: Contestant;
   name: string;
+  /** The peer runs twice by default, first and last: 'again' marks the second run. */
+  round?: 'again';
   device: string;
   version: string;
   loadMs: number;
@@ -233,17 +237,19 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
   for (const { ds, records } of datasets) {
     const scorer = await makeScorer();
     const scores: PairFigures[] = [];
+    const cpu0 = process.cpuUsage();
     t = now();
     for await (const r of scorer.score(records)) {
       if (!r.scores) throw new Error(`${ds.name} ${r.loc}: ${r.error}`);
       scores.push(figures(r.scores));
     }
     const ms = now() - t;
+    const cpuMs = cpuMsSince(cpu0);
     const sch = scorer.stats.scheduler;
     // The CPU backend scores one sequence at a time: it never computes padding, whatever the packing.
     if (device === 'cpu' && runs.length === 0) notes.push(`scheduler packing ${f(sch?.paddingEfficiency ?? 1, 3)} (not computed: the CPU twin runs sequences one at a time)`);
     runs.push({
-      dataset: ds.name, pairs: scores.length, ms,
+      dataset: ds.name, pairs: scores.length, ms, cpuMs,
       pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
       lmTokens: scorer.stats.lmTokens,
       paddingEfficiency: device === 'cpu' ? 1 : sch?.paddingEfficiency ?? 1,
@@ -281,6 +287,11 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
   model.dispose();
   return result;
 }
+
+const cpuMsSince = (u0: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(u0);
+  return (u.user + u.system) / 1000;
+};
 
 function figures(s: { fwd_logp: number; rev_logp: number; y_logp: number; x_logp: number; x_tokens: number; y_tokens: number; truncated: boolean }): PairFigures {
   return { fwd: s.fwd_logp, rev: s.rev_logp, y: s.y_logp, x: s.x_logp, xTokens: s.x_tokens, yTokens: s.y_tokens, truncated: s.truncated };
@@ -356,6 +367,7 @@ async function runPeer(args: Args): Promise<WorkerResult> {
     const tokens0 = peer.tokens;
     const scores: PairFigures[] = [];
     const pairMs: number[] = [];
+    const cpu0 = process.cpuUsage();
     t = now();
     for (const r of records) {
       const t1 = now();
@@ -363,8 +375,9 @@ async function runPeer(args: Args): Promise<WorkerResult> {
       pairMs.push(now() - t1);
     }
     const ms = now() - t;
+    const cpuMs = cpuMsSince(cpu0);
     runs.push({
-      dataset: ds.name, pairs: scores.length, ms,
+      dataset: ds.name, pairs: scores.length, ms, cpuMs,
       pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
       lmTokens: peer.tokens - tokens0, paddingEfficiency: 1, batches: 4 * scores.length,
       truncated: scores.filter((s) => s.truncated).length, loadavg: loadavg(), scores, pairMs,
@@ -433,8 +446,8 @@ export interface E2eReport {
 
 const resultFileOf = (c: Contestant) => join(tmpdir(), `concord-e2e-${process.pid}-${c}.json`);
 
-function spawnWorker(c: Contestant, args: Args): Promise<WorkerResult> {
-  const resultFile = resultFileOf(c);
+function spawnWorker(c: Contestant, args: Args, again = false): Promise<WorkerResult> {
+  const resultFile = again ? resultFileOf(c).replace(/\.json$/, '-again.json') : resultFileOf(c);
   const argv = [fileURLToPath(import.meta.url), '--worker', c, '--result-file', resultFile, '--limit', String(args.limit),
     '--software-gpu-limit', String(args.softwareGpuLimit), '--data', args.dataDir];
   if (c !== 'peer' && existsSync(resultFileOf('peer'))) argv.push('--peer-result', resultFileOf('peer'));
@@ -475,24 +488,32 @@ function peerPairsPerS(pr: RunFigures, n: number): number {
 }
 
 interface Row {
-  contestant: string; dataset: string; pairsPerS: number; ratio: number | null; pairTokS: number; lmTokS: number; padEff: number; padFull: string;
+  contestant: string; dataset: string; pairsPerS: number; ratio: number | null; pairTokS: number; lmTokS: number; padEff: number; padFull: string; cpuPerPair: number;
   firstS: number; loadS: number; rss: string; gpu: string; diff: string; valid: string; load1: string;
 }
 
+/** The peer's pairs/s on a data set's first n pairs, averaged over its runs (first and last). */
+function peerRate(rep: E2eReport, dataset: string, n: number): number | null {
+  const rates = rep.results
+    .filter((r) => r.contestant === 'peer' && !r.error)
+    .flatMap((r) => r.runs.filter((p) => p.dataset === dataset).map((p) => peerPairsPerS(p, n)));
+  return rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : null;
+}
+
 function rows(rep: E2eReport): Row[] {
-  const peer = rep.results.find((r) => r.contestant === 'peer' && !r.error);
   const out: Row[] = [];
   for (const r of rep.results) {
     if (r.error) continue;
     for (const run of r.runs) {
       const pps = run.pairs / (run.ms / 1000);
-      const pr = peer?.runs.find((p) => p.dataset === run.dataset);
+      const pr = r.contestant === 'peer' ? null : peerRate(rep, run.dataset, run.pairs);
       const cmp = rep.comparisons.find((c) => c.contestant === r.contestant && c.dataset === run.dataset);
       out.push({
-        contestant: r.name.startsWith('concord') ? r.name : 'transformers.js (peer)',
+        contestant: r.contestant !== 'peer' ? r.name : r.round === 'again' ? 'transformers.js (peer, again)' : 'transformers.js (peer)',
         dataset: run.pairs < rep.limit ? `${run.dataset} (first ${run.pairs})` : run.dataset,
         pairsPerS: pps,
-        ratio: pr && r.contestant !== 'peer' ? pps / peerPairsPerS(pr, run.pairs) : null,
+        ratio: pr === null ? null : pps / pr,
+        cpuPerPair: run.cpuMs === undefined ? NaN : run.cpuMs / 1000 / run.pairs,
         pairTokS: run.pairTokens / (run.ms / 1000),
         lmTokS: run.lmTokens / (run.ms / 1000),
         padEff: run.paddingEfficiency,
@@ -528,15 +549,15 @@ export function renderMarkdown(rep: E2eReport): string {
     lines.push(`- **${r.name}**: ${r.error ? `not measured — ${r.error.split('\n')[0]}` : `${r.device}; ${r.version}${prevalidationText(r)}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
   }
   lines.push('');
-  lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | padding eff. | padding eff., whole set (pairs) | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
-  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
+  lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | CPU s/pair | padding eff. | padding eff., whole set (pairs) | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
+  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
   for (const r of rows(rep)) {
-    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
+    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.cpuPerPair, 2)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
   }
   lines.push('');
   lines.push(`padding eff.: real ÷ computed tokens of the measured run's batches; whole set: the scheduler's packing of the complete data set under the backend's token budget (no model run).`);
   lines.push('');
-  lines.push(`pairs/s: pairs scored (all four likelihoods) per second of wall-clock, after a separate first run of ${WARMUP} pair${WARMUP > 1 ? 's' : ''}; × peer is against the peer's time on the same pairs. pair tok/s: x + y tokens per second (same numerator for all). LM tok/s: tokens through the model (concord: 2 passes per pair, padding excluded; peer: 4 passes). check: every pair's four per-token means agree with the peer within ${rep.tol} nats/token and the token counts match.`);
+  lines.push(`pairs/s: pairs scored (all four likelihoods) per second of wall-clock, after a separate first run of ${WARMUP} pair${WARMUP > 1 ? 's' : ''}; × peer is against the peer's time on the same pairs, averaged over its two runs (first and last). pair tok/s: x + y tokens per second (same numerator for all). CPU s/pair: CPU time of the contestant's process (all threads; ORT's pool spin-waits, which counts) per pair, less sensitive than wall-clock to other load on the machine. LM tok/s: tokens through the model (concord: 2 passes per pair, padding excluded; peer: 4 passes). check: every pair's four per-token means agree with the peer within ${rep.tol} nats/token and the token counts match.`);
   for (const p of rep.pending) lines.push('', p);
   return lines.join('\n');
 }
@@ -585,9 +606,12 @@ async function parentMain(args: Args): Promise<number> {
   }
   const loadavgStart = loadavg();
   const results: WorkerResult[] = [];
-  const order: Contestant[] = [...(args.peer ? ['peer' as const] : []), ...args.devices];
-  for (const c of order) {
-    if (c === 'peer') {
+  // The peer runs first (its scores validate the others) and again last: the load on a shared
+  // machine drifts, and the ratio uses the mean of the two.
+  const order: Contestant[] = [...(args.peer ? ['peer' as const] : []), ...args.devices, ...(args.peer && args.devices.length ? ['peer' as const] : [])];
+  for (const [k, c] of order.entries()) {
+    const again = c === 'peer' && k > 0;
+    if (c === 'peer' && !again) {
       const why = await ensureExport();
       if (why) {
         results.push({ contestant: 'peer', name: 'transformers.js', device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0, runs: [], peakRssBytes: 0, gpuPeakBytes: null, gpuWeightBytes: null, notes: [], error: why });
@@ -595,7 +619,8 @@ async function parentMain(args: Args): Promise<number> {
       }
     }
     console.error(`bench/e2e: ${c}: ${args.limit} pairs per data set… (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
-    const r = await spawnWorker(c, args);
+    const r = await spawnWorker(c, args, again);
+    if (again) r.round = 'again';
     if (r.error) console.error(`bench/e2e: ${c} FAILED: ${r.error}`);
     else for (const run of r.runs) console.error(`  ${run.dataset}: ${run.pairs} pairs in ${(run.ms / 1000).toFixed(1)} s (${(run.pairs / (run.ms / 1000)).toFixed(2)} pairs/s, load ${run.loadavg[0].toFixed(1)})`);
     results.push(r);
@@ -626,7 +651,10 @@ async function parentMain(args: Args): Promise<number> {
     console.error(`bench/e2e: wrote ${relative(ROOT, stem)}.json and .md`);
   }
   console.log(args.markdown ? renderMarkdown(rep) : args.json ? JSON.stringify(rep, null, 2) : renderText(rep));
-  for (const c of order) rmSync(resultFileOf(c), { force: true });
+  for (const c of order) {
+    rmSync(resultFileOf(c), { force: true });
+    rmSync(resultFileOf(c).replace(/\.json$/, '-again.json'), { force: true });
+  }
   const invalid = comparisons.some((c) => !c.ok) || results.some((r) => r.error);
   return invalid ? 4 : 0;
 }

@@ -51,9 +51,9 @@ describe('bench/e2e', () => {
     model.dispose();
   }, 60_000);
 
-  test('markdown report: rows, ratio against the peer, INVALID marking, GPU-pending sentence', () => {
+  test('markdown report: rows, ratio against the mean of the peer\'s two runs, INVALID marking, GPU-pending sentence', () => {
     const run = (ms: number, scores: number) => ({
-      dataset: 'd', pairs: 2, ms, pairTokens: 100, lmTokens: 200, paddingEfficiency: 0.97, batches: 1, truncated: 0, loadavg: [1, 1, 1],
+      dataset: 'd', pairs: 2, ms, cpuMs: ms, pairTokens: 100, lmTokens: 200, paddingEfficiency: 0.97, batches: 1, truncated: 0, loadavg: [1, 1, 1],
       scores: Array.from({ length: 2 }, () => ({ fwd: scores, rev: -1, y: -1, x: -1, xTokens: 10, yTokens: 40, truncated: false })),
       pairMs: [ms / 2, ms / 2],
     });
@@ -64,12 +64,15 @@ describe('bench/e2e', () => {
       results: [
         { ...base, contestant: 'peer', name: 'transformers.js', device: 'cpu', runs: [run(2000, -1)] },
         { ...base, contestant: 'cpu', name: 'concord cpu', device: 'cpu', runs: [run(500, -1.5)] },
+        { ...base, contestant: 'peer', name: 'transformers.js', device: 'cpu', runs: [run(1000, -1)], round: 'again' },
       ],
       comparisons: [{ contestant: 'cpu', dataset: 'd', pairs: 2, maxAbsDiff: 0.5, worst: 'pair 0 fwd', tokenMismatches: 0, ok: false }],
       loadavgStart: [1, 1, 1], loadavgEnd: [1, 1, 1], pending: [GPU_PENDING],
     };
     const md = renderMarkdown(rep);
-    expect(md).toContain('| concord cpu | d | 4.00 | 4.00× |');
+    // peer: 1 and 2 pairs/s (mean 1.5); concord: 4 pairs/s
+    expect(md).toContain('| concord cpu | d | 4.00 | 2.67× |');
+    expect(md).toContain('| transformers.js (peer, again) | d | 2.00 | — |');
     expect(md).toContain('INVALID');
     expect(md).toContain('pending');
   });
