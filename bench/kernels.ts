@@ -7,7 +7,7 @@
 
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
 import { logprobCpu, logprobFlops, logprobGpu, logprobWorkgroupBytes } from '../kernels/logprob.js';
-import { matmulCpu, matmulFlops, matmulGpu } from '../kernels/matmul.js';
+import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
@@ -105,14 +105,16 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6 });
     }
     if (rt && devices.includes('webgpu')) {
-      for (const f16 of rt.hasF16 ? [false, true] : [false]) {
+      const variants: { variant: MatmulVariant; f16: boolean }[] = [{ variant: 'tiled', f16: false }, { variant: 'direct', f16: false }];
+      if (rt.hasF16) variants.push({ variant: 'tiled', f16: true });
+      for (const { variant, f16 } of variants) {
         const bufs = { A: rt.upload(A), B: rt.upload(f16 ? toF16(B) : B), bias: rt.upload(bias), C: rt.acquire(M * N * 4) };
         const ref = f16 ? matmulCpu(A, roundThroughF16(B), bias, M, N, K, 'nk') : want;
-        const run = async () => { matmulGpu(rt, { ...bufs, M, N, K, layout: 'nk', f16 }); await rt.sync(); };
+        const run = async () => { matmulGpu(rt, { ...bufs, M, N, K, layout: 'nk', f16, variant }); await rt.sync(); };
         await run();
         const v = validate(await rt.readF32(bufs.C, M * N), ref, { atol: 1e-3, rtol: 1e-4 });
         const t = await timeIt(run);
-        push({ kernel: 'matmul', variant: f16 ? 'f16-weights' : 'f32 nk', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        push({ kernel: 'matmul', variant: f16 ? 'tiled f16-W' : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }
@@ -140,9 +142,10 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'logprob', variant: 'f64', device: cpuName, shape: cpuT === T ? shape : `T${cpuT} V${V} d${d}`, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(cpuT, V, d) / t.ms / 1e6 });
     }
     if (rt && devices.includes('webgpu')) {
-      const variants: { wg: number; f16: boolean }[] = [];
-      for (const wg of [32, 64, 128]) if (logprobWorkgroupBytes(wg) <= rt.limits.maxComputeWorkgroupStorageSize) variants.push({ wg, f16: false });
-      if (rt.hasF16) variants.push({ wg: 64, f16: true });
+      const variants: { wg: number; f16: boolean; kind: 'tiled' | 'direct' }[] = [];
+      for (const wg of [32, 64, 128]) if (logprobWorkgroupBytes(wg) <= rt.limits.maxComputeWorkgroupStorageSize) variants.push({ wg, f16: false, kind: 'tiled' });
+      variants.push({ wg: 64, f16: false, kind: 'direct' });
+      if (rt.hasF16) variants.push({ wg: 64, f16: true, kind: 'tiled' });
       for (const variant of variants) {
         const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
         const ref = variant.f16 ? logprobCpu(H.subarray(0, cpuT * d), roundThroughF16(W), targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d) : want;
@@ -151,7 +154,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         const got = (await rt.readF32(bufs.logp, T)).subarray(0, cpuT);
         const v = validate(got, ref.logp, { atol: 1e-4 });
         const t = await timeIt(run, 500, 20);
-        push({ kernel: 'logprob', variant: `wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        push({ kernel: 'logprob', variant: `${variant.kind} wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }

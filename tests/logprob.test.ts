@@ -100,13 +100,14 @@ describe('fused LM-head log-likelihood', async () => {
     expect(v.ok, v.summary).toBe(true);
   });
 
-  it.skipIf(!rt)('GPU: other workgroup sizes give the same numbers', async () => {
-    const c = makeCase(r, 10, 1500, 31, 2, 4);
-    const cpu = logprobCpu(c.H, c.W, c.targets, c.mask, c.T, c.V, c.d, c.B, c.L);
-    for (const wg of [32, 128]) {
-      const gpu = await runGpu(rt!, c, { wg });
-      const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
-      expect(v.ok, `wg=${wg}: ${v.summary}`).toBe(true);
+  it.skipIf(!rt)('GPU: both kernels (tiled, direct) and other workgroup sizes give the same numbers', async () => {
+    for (const c of [makeCase(r, 10, 1500, 31, 2, 4), makeCase(r, 64, 5003, 17, 4, 4)]) {
+      const cpu = logprobCpu(c.H, c.W, c.targets, c.mask, c.T, c.V, c.d, c.B, c.L);
+      for (const variant of [{ kind: 'tiled', wg: 32 }, { kind: 'tiled', wg: 128 }, { kind: 'tiled' }, { kind: 'direct' }, { kind: 'direct', wg: 128 }] as const) {
+        const gpu = await runGpu(rt!, c, variant);
+        const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
+        expect(v.ok, `${JSON.stringify(variant)} T=${c.T}: ${v.summary}`).toBe(true);
+      }
     }
   });
 

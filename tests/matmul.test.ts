@@ -23,13 +23,13 @@ describe('matmul', async () => {
     expect(validate(matmulCpu(A, Bt, bias, M, N, K, 'nk'), naive, { atol: 1e-5 }).ok).toBe(true);
   });
 
-  for (const layout of ['kn', 'nk'] as const) {
-    it.skipIf(!rt)(`GPU f32 ${layout} matches the CPU twin on random non-tile shapes`, async () => {
+  for (const [layout, variant] of [['kn', 'tiled'], ['nk', 'tiled'], ['kn', 'direct'], ['nk', 'direct']] as const) {
+    it.skipIf(!rt)(`GPU f32 ${variant} ${layout} matches the CPU twin on random non-tile shapes`, async () => {
       for (let trial = 0; trial < 4; trial++) {
         const M = trial === 0 ? 1 : randInt(r, 2, 150), N = randInt(r, 1, 200), K = randInt(r, 1, 97) | 1;
         const A = randn(r, M * K), B = randn(r, K * N), bias = trial % 2 ? randn(r, N) : null;
         const bufs = [rt!.upload(A), rt!.upload(B), bias ? rt!.upload(bias) : null, rt!.acquire(M * N * 4)];
-        matmulGpu(rt!, { A: bufs[0]!, B: bufs[1]!, bias: bufs[2], C: bufs[3]!, M, N, K, layout });
+        matmulGpu(rt!, { A: bufs[0]!, B: bufs[1]!, bias: bufs[2], C: bufs[3]!, M, N, K, layout, variant });
         const got = await rt!.readF32(bufs[3]!, M * N);
         const want = matmulCpu(A, B, bias, M, N, K, layout);
         const v = validate(got, want, { atol: 1e-4, rtol: 1e-4 });

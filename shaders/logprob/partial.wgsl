@@ -29,13 +29,26 @@ const ROWS = 8u;
 const DT = 32u;
 const NEG = -3.0e38;
 
-var<workgroup> Hs: array<f32, 256>;            // [ROWS][DT]
+var<workgroup> Hs: array<f32, 256>;            // [DT][ROWS]: row r of column k at k * ROWS + r
 var<workgroup> Ws: array<f32, WG * (DT + 1u)>; // [WG][DT + 1] (padded against bank conflicts)
 var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
 
 fn merge(a: vec2f, b: vec2f) -> vec2f {
   let m = max(a.x, b.x);
   return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+/** Fold a vector of four rows' logits into their running (max, sum): branch-free online softmax. */
+fn online(x: vec4f, m: ptr<function, vec4f>, s: ptr<function, vec4f>) {
+  let mNew = max(*m, x);
+  *s = *s * exp(*m - mNew) + exp(x - mNew);
+  *m = mNew;
+}
+
+fn targetHit(x: vec4f, targets4: vec4u, v: u32, row: u32) {
+  for (var c = 0u; c < 4u; c++) {
+    if (targets4[c] == v) { tgt[row + c] = x[c]; }
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -51,26 +64,30 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let vBegin = split * p.chunk;
   let vEnd = min(p.V, vBegin + p.chunk);
 
-  var m: array<f32, ROWS>;
-  var s: array<f32, ROWS>;
-  var myTarget: array<u32, ROWS>;
-  for (var r = 0u; r < ROWS; r++) {
-    m[r] = NEG;
-    s[r] = 0.0;
-    myTarget[r] = select(0xffffffffu, targets[row0 + r], row0 + r < p.T);
+  // The ROWS = 8 rows live in two vec4 lanes (rows 0-3 and 4-7): named vectors, not indexed
+  // private arrays, which some compilers (SwiftShader) keep in memory at a ~10× cost.
+  var m0 = vec4f(NEG);
+  var m1 = vec4f(NEG);
+  var s0 = vec4f(0.0);
+  var s1 = vec4f(0.0);
+  var t0 = vec4u(0xffffffffu);
+  var t1 = vec4u(0xffffffffu);
+  for (var c = 0u; c < 4u; c++) {
+    if (row0 + c < p.T) { t0[c] = targets[row0 + c]; }
+    if (row0 + 4u + c < p.T) { t1[c] = targets[row0 + 4u + c]; }
   }
 
   for (var vb = vBegin; vb < vEnd; vb += WG) {
     let v = vb + lid;
-    var acc: array<f32, ROWS>;
-    for (var r = 0u; r < ROWS; r++) { acc[r] = 0.0; } // explicit: some compilers hoist the declaration
+    var acc0 = vec4f(0.0);
+    var acc1 = vec4f(0.0);
     for (var k0 = 0u; k0 < p.d; k0 += DT) {
       for (var e = lid; e < ROWS * DT; e += WG) {
         let r = e / DT;
         let k = e % DT;
         var h = 0.0;
         if (row0 + r < p.T && k0 + k < p.d) { h = H[(row0 + r) * p.d + k0 + k]; }
-        Hs[e] = h;
+        Hs[k * ROWS + r] = h;
       }
       for (var e = lid; e < WG * DT; e += WG) {
         let row = e / DT;
@@ -81,27 +98,26 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       }
       workgroupBarrier();
       for (var k = 0u; k < DT; k++) {
-        let w = Ws[lid * (DT + 1u) + k];
-        for (var r = 0u; r < ROWS; r++) { acc[r] = fma(Hs[r * DT + k], w, acc[r]); }
+        let w = vec4f(Ws[lid * (DT + 1u) + k]);
+        let h = k * ROWS;
+        acc0 = fma(vec4f(Hs[h], Hs[h + 1u], Hs[h + 2u], Hs[h + 3u]), w, acc0);
+        acc1 = fma(vec4f(Hs[h + 4u], Hs[h + 5u], Hs[h + 6u], Hs[h + 7u]), w, acc1);
       }
       workgroupBarrier();
     }
     if (v < vEnd) {
-      for (var r = 0u; r < ROWS; r++) {
-        let x = acc[r];
-        if (x > m[r]) {
-          s[r] = s[r] * exp(m[r] - x) + 1.0;
-          m[r] = x;
-        } else {
-          s[r] += exp(x - m[r]);
-        }
-        if (myTarget[r] == v) { tgt[row0 + r] = x; }
-      }
+      online(acc0, &m0, &s0);
+      online(acc1, &m1, &s1);
+      targetHit(acc0, t0, v, row0);
+      targetHit(acc1, t1, v, row0 + 4u);
     }
   }
 
   // Merge the WG threads' running (max, sum) per row: a tree reduction in workgroup memory.
-  for (var r = 0u; r < ROWS; r++) { red[r * WG + lid] = vec2f(m[r], s[r]); }
+  for (var c = 0u; c < 4u; c++) {
+    red[c * WG + lid] = vec2f(m0[c], s0[c]);
+    red[(c + 4u) * WG + lid] = vec2f(m1[c], s1[c]);
+  }
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
     if (lid < stride) {

@@ -1,0 +1,112 @@
+// Fused LM-head log-likelihood, pass 1 of 3 — variant for CPU-rasteriser adapters (SwiftShader,
+// lavapipe): like logprob/partial, but each invocation reads its W row and the ROWS hidden rows
+// straight from storage, with no workgroup tiles and so no barriers in the main loop (on those
+// drivers a barrier costs more than the cache-resident loads it saves). Same bindings and output.
+//
+// Each workgroup owns ROWS positions and one split of the vocabulary. It streams the unembedding
+// W [V, d] through workgroup memory in WG-row × DT-column tiles, forms the ROWS × WG logits of
+// that tile in registers, and folds them into a running (max, sum of exp(logit − max)) per
+// position — the online softmax. The target's own logit is written when its vocabulary entry
+// passes by. Pass 2 (combine.wgsl) merges the splits into logsumexp; the T×V logits never exist.
+
+struct Params {
+  T: u32,       // positions (rows of H)
+  V: u32,       // vocabulary size
+  d: u32,       // hidden size
+  S: u32,       // vocabulary splits
+  chunk: u32,   // vocabulary entries per split (a multiple of WG)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> H: array<f32>;          // [T, d]
+@group(0) @binding(2) var<storage, read> W: array<f32>;          // [V, d]
+@group(0) @binding(3) var<storage, read> targets: array<u32>;    // [T]
+@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
+@group(0) @binding(5) var<storage, read_write> tgt: array<f32>;  // [T] target logit
+
+override WG: u32 = 64;
+const ROWS = 8u;
+const DT = 32u;
+const NEG = -3.0e38;
+
+var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
+
+fn merge(a: vec2f, b: vec2f) -> vec2f {
+  let m = max(a.x, b.x);
+  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+/** Fold a vector of four rows' logits into their running (max, sum): branch-free online softmax. */
+fn online(x: vec4f, m: ptr<function, vec4f>, s: ptr<function, vec4f>) {
+  let mNew = max(*m, x);
+  *s = *s * exp(*m - mNew) + exp(x - mNew);
+  *m = mNew;
+}
+
+fn targetHit(x: vec4f, targets4: vec4u, v: u32, row: u32) {
+  for (var c = 0u; c < 4u; c++) {
+    if (targets4[c] == v) { tgt[row + c] = x[c]; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * nwg.x;
+  let nRowTiles = (p.T + ROWS - 1u) / ROWS;
+  if (linear >= nRowTiles * p.S) { return; }
+  let row0 = (linear / p.S) * ROWS;
+  let split = linear % p.S;
+  let vBegin = split * p.chunk;
+  let vEnd = min(p.V, vBegin + p.chunk);
+
+  // Row offsets, clamped to the last row (rows past T are computed but never written).
+  let last = p.T - 1u;
+  let h0 = vec4u(min(row0, last), min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last)) * p.d;
+  let h1 = vec4u(min(row0 + 4u, last), min(row0 + 5u, last), min(row0 + 6u, last), min(row0 + 7u, last)) * p.d;
+  var m0 = vec4f(NEG);
+  var m1 = vec4f(NEG);
+  var s0 = vec4f(0.0);
+  var s1 = vec4f(0.0);
+  var t0 = vec4u(0xffffffffu);
+  var t1 = vec4u(0xffffffffu);
+  for (var c = 0u; c < 4u; c++) {
+    if (row0 + c < p.T) { t0[c] = targets[row0 + c]; }
+    if (row0 + 4u + c < p.T) { t1[c] = targets[row0 + 4u + c]; }
+  }
+  for (var v = vBegin + lid; v < vEnd; v += WG) {
+    let wo = v * p.d;
+    var acc0 = vec4f(0.0);
+    var acc1 = vec4f(0.0);
+    for (var k = 0u; k < p.d; k++) {
+      let w = vec4f(W[wo + k]);
+      acc0 = fma(vec4f(H[h0.x + k], H[h0.y + k], H[h0.z + k], H[h0.w + k]), w, acc0);
+      acc1 = fma(vec4f(H[h1.x + k], H[h1.y + k], H[h1.z + k], H[h1.w + k]), w, acc1);
+    }
+    online(acc0, &m0, &s0);
+    online(acc1, &m1, &s1);
+    targetHit(acc0, t0, v, row0);
+    targetHit(acc1, t1, v, row0 + 4u);
+  }
+
+  for (var c = 0u; c < 4u; c++) {
+    red[c * WG + lid] = vec2f(m0[c], s0[c]);
+    red[(c + 4u) * WG + lid] = vec2f(m1[c], s1[c]);
+  }
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lid < stride) {
+      for (var r = 0u; r < ROWS; r++) {
+        red[r * WG + lid] = merge(red[r * WG + lid], red[r * WG + lid + stride]);
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid < ROWS && row0 + lid < p.T) {
+    partial[(row0 + lid) * p.S + split] = red[lid * WG];
+  }
+}
