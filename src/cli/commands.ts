@@ -26,14 +26,14 @@ type LoadedLm = LanguageModel & { deviceReason?: string; runtime?: GpuRuntime | 
  * loadModel from src/models, or — test hook — from the module named by CONCORD_TEST_MODEL_MODULE
  * (an ES module exporting the same `loadModel(name, {device})`; tests point it at a fake model).
  */
-async function loadLm(spec: string, device: DeviceChoice): Promise<LoadedLm> {
+async function loadLm(spec: string, device: DeviceChoice, extra: { f16?: boolean } = {}): Promise<LoadedLm> {
   const hook = process.env.CONCORD_TEST_MODEL_MODULE;
   if (hook) {
     const mod = (await import(pathToFileURL(path.resolve(hook)).href)) as { loadModel: (s: string, o: { device: DeviceChoice }) => Promise<LoadedLm> };
     return mod.loadModel(spec, { device });
   }
   const { loadModel } = await import('../models/index.js');
-  return loadModel(spec, { device });
+  return loadModel(spec, { device, ...extra });
 }
 
 async function loadShared(spec: string, device: DeviceChoice, share: LoadedLm | null): Promise<LoadedLm> {
@@ -222,8 +222,11 @@ async function setupScorer(v: ScoreValues, quiet: boolean): Promise<ScoreSetup> 
   const verifyN = numFlag(v.verify, '--verify', { int: true, min: 0 }) ?? 0;
   let verify = null;
   if (verifyN > 0) {
-    const twin = await loadLm(v.model ?? 'default', 'cpu');
-    const twinRev = v['reverse-model'] ? await loadLm(v['reverse-model'], 'cpu') : undefined;
+    // An f16 GPU model is checked by a twin whose weights are rounded through f16 the same way, so
+    // the f32 tolerance measures the kernels, not the storage format.
+    const f16 = { f16: (lm as { f16?: boolean }).f16 ?? false };
+    const twin = await loadLm(v.model ?? 'default', 'cpu', f16);
+    const twinRev = v['reverse-model'] ? await loadLm(v['reverse-model'], 'cpu', f16) : undefined;
     verify = { model: twin, reverseModel: twinRev, batches: verifyN, tol: numFlag(v['verify-tol'], '--verify-tol', { min: 0 }) ?? 1e-3 };
   }
   const inject = Number(process.env.CONCORD_TEST_INJECT_DEVIATION ?? 0);

@@ -44,8 +44,8 @@ async function loader(): Promise<ModelsModule> {
 }
 
 export async function createScorer(o: CreateScorerOptions): Promise<Scorer> {
-  const load = async (m: LanguageModel | string, device: DeviceChoice): Promise<LanguageModel> =>
-    typeof m === 'string' ? (await loader()).loadModel(m, { device }) : m;
+  const load = async (m: LanguageModel | string, device: DeviceChoice, f16?: boolean): Promise<LanguageModel> =>
+    typeof m === 'string' ? (await loader()).loadModel(m, { device, f16 }) : m;
   const device = o.device ?? 'auto';
   const model = await load(o.model, device);
   const reverseModel = o.reverseModel ? await load(o.reverseModel, device) : null;
@@ -56,8 +56,9 @@ export async function createScorer(o: CreateScorerOptions): Promise<Scorer> {
       if (typeof o.model !== 'string') throw new Error('createScorer: verify with a loaded model needs verify.model (its CPU twin)');
       verify = {
         ...o.verify,
-        model: await load(o.model, 'cpu'),
-        reverseModel: typeof o.reverseModel === 'string' ? await load(o.reverseModel, 'cpu') : undefined,
+        // f16 GPU weights are checked against a twin with the same f16-rounded weights.
+        model: await load(o.model, 'cpu', (model as { f16?: boolean }).f16),
+        reverseModel: typeof o.reverseModel === 'string' ? await load(o.reverseModel, 'cpu', (model as { f16?: boolean }).f16) : undefined,
       };
     }
   }
