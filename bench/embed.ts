@@ -4,7 +4,11 @@
 // (min cosine per sentence); the first WebGPU run (pipeline compilation, weight upload) is
 // reported apart from the timed runs.
 //
-//   npx tsc -p tsconfig.build.json && node dist/bench/embed.js [--gpu-sentences N] [--no-gpu]
+//   npx tsc -p tsconfig.build.json && node dist/bench/embed.js [--gpu-sentences N (0: none)] [--no-gpu] [--dedup N]
+//
+// --dedup N (default 2000, 0 to skip): the comparison stage of `concord dedup` (src/embed/dedup.ts)
+// on N unit vectors (the fixture's embeddings with noise: near-duplicates included), CPU twins
+// against the GPU kernels, checked to keep the same records before either is timed.
 //
 // onnxruntime-node is a devDependency: this benchmark is a development tool, not part of concord.
 
@@ -13,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { meanPoolNormalizeCpu, padBatch } from '../src/embed/bert-cpu.js';
+import { dedupVectors, VectorStore, type DedupVectorsResult } from '../src/embed/dedup.js';
 import { createEmbedder, loadEmbedderSources, resolveEmbedderPath, type Embedder } from '../src/embed/index.js';
 import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
@@ -66,10 +71,48 @@ async function timeRuns(run: () => Promise<unknown>, minMs: number, maxRuns: num
   return { ms: (now() - t0) / runs, runs };
 }
 
+/** N unit vectors: the given ones cycled, each with Gaussian noise of `noise` per component. */
+function noisyVectors(base: Float32Array[], N: number, noise: number, seed = 1): VectorStore {
+  let a = seed >>> 0;
+  const uniform = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const d = base[0].length;
+  const store = new VectorStore(d);
+  const v = new Float32Array(d);
+  for (let i = 0; i < N; i++) {
+    const b = base[i % base.length];
+    let n = 0;
+    for (let k = 0; k < d; k++) {
+      v[k] = b[k] + noise * Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
+      n += v[k] * v[k];
+    }
+    for (let k = 0; k < d; k++) v[k] /= Math.sqrt(n);
+    store.append(v);
+  }
+  return store;
+}
+
+const keptCount = (r: DedupVectorsResult): number => r.kept.reduce((a, k) => a + k, 0);
+
+async function dedupLine(what: string, store: VectorStore, run: () => Promise<DedupVectorsResult>, extra = ''): Promise<DedupVectorsResult> {
+  const t0 = now();
+  const r = await run();
+  const ms = now() - t0;
+  const gflop = (2 * r.blockPairs * r.blockSize * r.blockSize * store.d) / 1e9; // upper bound: edge blocks are smaller
+  console.log(`${what.padEnd(52)} ${(store.count / (ms / 1000)).toFixed(1).padStart(8)} records/s  (${ms.toFixed(0)} ms for ${store.count}; ${r.blocks} blocks of ${r.blockSize}, <= ${(gflop / (ms / 1000)).toFixed(2)} GFLOP/s; ${keptCount(r)} kept)${extra}`);
+  return r;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const gpuN = Number(args[args.indexOf('--gpu-sentences') + 1]) || 16;
+  const gpuN = args.includes('--gpu-sentences') ? Number(args[args.indexOf('--gpu-sentences') + 1]) : 16;
   const noGpu = args.includes('--no-gpu');
+  const dedupN = args.includes('--dedup') ? Number(args[args.indexOf('--dedup') + 1]) : 2000;
   const texts = sentences();
   const src = await loadEmbedderSources('minilm');
   const d = src.weights.config.dim;
@@ -96,6 +139,13 @@ async function main(): Promise<void> {
   const tc = await timeRuns(() => cpu.embed(texts), 1000, 3);
   line('concord CPU (TypeScript twin, f64 accumulation)', texts.length, tc.ms, `  [${tc.runs} runs; min cosine vs ORT ${cpuCos.toFixed(6)}]`);
 
+  // dedup's comparison stage on the CPU (the reference for the GPU run below).
+  // Noise 0.003 per component: copies of one sentence score ~0.996 with each other, far above the
+  // threshold, so that f32 rounding cannot tip a decision.
+  const dedupStore = dedupN > 0 ? noisyVectors(got, dedupN, 0.003) : null;
+  const threshold = 0.97;
+  const cpuDedup = dedupStore ? await dedupLine('concord dedup comparison, CPU (cosine + row-max twins)', dedupStore, () => dedupVectors(dedupStore, { threshold, device: 'cpu' })) : null;
+
   if (!noGpu) {
     let rt: GpuRuntime | null = null;
     try {
@@ -103,7 +153,7 @@ async function main(): Promise<void> {
     } catch (e) {
       console.log(`concord WebGPU: no adapter (${(e as Error).message})`);
     }
-    if (rt) {
+    if (rt && gpuN > 0) {
       const enc: Embedder = createEmbedder(src, { device: rt });
       const sub = texts.slice(0, gpuN);
       let t0 = now();
@@ -115,9 +165,18 @@ async function main(): Promise<void> {
       const st = enc.stats;
       line(`concord WebGPU (${rt.name})`, sub.length, tg.ms, `  [${tg.runs} runs after a first run of ${firstMs.toFixed(0)} ms; min cosine vs ORT ${gCos.toFixed(6)}; ${(st.batches / (tg.runs + 1)).toFixed(0)} batches/run, padding ${(100 * (st.paddedTokens / st.tokens - 1)).toFixed(1)}% of real tokens]`);
       enc.dispose();
+    }
+    if (rt) {
+      if (dedupStore && cpuDedup) {
+        const first = await dedupLine(`concord dedup comparison, WebGPU, first run`, dedupStore, () => dedupVectors(dedupStore, { threshold, device: rt! }));
+        const same = first.kept.every((k, i) => k === cpuDedup.kept[i] && first.dupOf[i] === cpuDedup.dupOf[i]);
+        if (!same) throw new Error('dedup: the GPU kept a different set of records than the CPU');
+        await dedupLine(`concord dedup comparison, WebGPU (${rt.name})`, dedupStore, () => dedupVectors(dedupStore, { threshold, device: rt! }), '  [same kept set as the CPU]');
+      }
       rt.destroy();
     }
   }
+  dedupStore?.dispose();
   const os = await import('node:os');
   console.log(`host: ${process.platform} ${process.arch}, Node ${process.versions.node}, ${os.cpus().length} CPU cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }

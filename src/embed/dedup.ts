@@ -160,9 +160,11 @@ export async function dedupVectors(store: VectorStore, opts: DedupVectorsOptions
   const { threshold } = opts;
   const N = store.count, d = store.d;
   const rt = opts.device === 'cpu' ? null : opts.device;
-  const bs = opts.blockSize ?? (rt ? gpuBlockSize(rt, d) : DEDUP_CPU_BLOCK);
-  if (!Number.isInteger(bs) || bs < 1) throw new Error(`dedup: block size must be a positive integer (got ${bs})`);
-  if (rt && bs > gpuBlockSize(rt, d)) throw new Error(`dedup: a block of ${bs} records needs a ${bs}×${bs} score buffer, above this device's storage binding limit (largest block ${gpuBlockSize(rt, d)})`);
+  const asked = opts.blockSize ?? (rt ? gpuBlockSize(rt, d) : DEDUP_CPU_BLOCK);
+  if (!Number.isInteger(asked) || asked < 1) throw new Error(`dedup: block size must be a positive integer (got ${asked})`);
+  if (rt && asked > gpuBlockSize(rt, d)) throw new Error(`dedup: a block of ${asked} records needs a ${asked}×${asked} score buffer, above this device's storage binding limit (largest block ${gpuBlockSize(rt, d)})`);
+  // Fewer records than a block: one block of exactly that many (no oversized buffers).
+  const bs = Math.max(1, Math.min(asked, N));
   const kept = new Uint8Array(N);
   const dupOf = new Int32Array(N).fill(-1);
   const cosine = new Float32Array(N);

@@ -9,6 +9,7 @@
 // files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
 // 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
 
+import { ATTN_BQ } from '../../kernels/attention.js';
 import { MATMUL_TILE } from '../../kernels/matmul.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
@@ -122,15 +123,26 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
 
 /** Fixed cost of one GPU batch (~70 dispatches and a readback), in tokens' worth of work. */
 export const BATCH_OVERHEAD_TOKENS = 64;
+/**
+ * Cost of one (text, 16-row query block) workgroup of the attention kernel, in tokens' worth of
+ * matmul work. The kernel's cost is per workgroup, real or padding alike (a query block past the
+ * text's end costs what a real one does); on SwiftShader a 64-row tile of a layer's six matmuls
+ * took ~0.9 s and a query block ~41 ms across 12 heads, i.e. ~3 rows.
+ */
+export const ATTN_BLOCK_TOKENS = 3;
+
+/** The work of one GPU batch of B texts padded to L tokens (see planBatches). */
+export function batchCost(B: number, L: number): number {
+  return BATCH_OVERHEAD_TOKENS + Math.ceil((B * L) / MATMUL_TILE) * MATMUL_TILE + ATTN_BLOCK_TOKENS * B * Math.ceil(L / ATTN_BQ);
+}
 
 /**
  * Cut texts sorted by length (ascending token counts) into contiguous GPU batches, each padded to
  * its longest text: at most maxBatch texts and maxTokens padded tokens per batch (a longer text
- * goes alone), minimising the work the batches cost. A batch of B texts padded to L tokens costs
- * BATCH_OVERHEAD_TOKENS plus its matmul rows rounded up to the 64-row tile (kernels/matmul.ts: a
- * partial tile costs a whole one); the attention kernel only visits each text's own keys, so its
- * work does not depend on the cut. Exact dynamic programme, O(n · maxBatch). Returns the end index
- * of each batch.
+ * goes alone), minimising the summed batchCost: a fixed overhead, the matmul rows rounded up to
+ * the 64-row tile (kernels/matmul.ts: a partial tile costs a whole one) and the attention kernel's
+ * query blocks (kernels/attention.ts: one workgroup per 16 rows of every text, padding included).
+ * Exact dynamic programme, O(n · maxBatch). Returns the end index of each batch.
  */
 export function planBatches(lens: number[], maxBatch: number, maxTokens: number): number[] {
   const n = lens.length;
@@ -143,7 +155,7 @@ export function planBatches(lens: number[], maxBatch: number, maxTokens: number)
     for (let s = e - 1; s >= 0 && e - s <= maxBatch; s--) {
       const B = e - s;
       if (B > 1 && B * L > maxTokens) break;
-      const c = cost[s] + BATCH_OVERHEAD_TOKENS + Math.ceil((B * L) / MATMUL_TILE) * MATMUL_TILE;
+      const c = cost[s] + batchCost(B, L);
       if (c <= cost[e]) { cost[e] = c; from[e] = s; } // on ties, the longer last batch (fewer batches)
     }
   }
