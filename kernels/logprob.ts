@@ -26,7 +26,7 @@ export interface LogprobVariant {
 export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec; reduce: ProgramSpec } {
   const wg = v.wg ?? 64;
   return {
-    partial: { shader: v.f16 ? 'logprob/partial_f16' : v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial', constants: { WG: wg } },
+    partial: { shader: !v.f16 && v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial', f16Weights: v.f16, constants: { WG: wg } },
     combine: { shader: 'logprob/combine', constants: { WG: 64 } },
     reduce: { shader: 'logprob/reduce', constants: { WG: 64 } },
   };

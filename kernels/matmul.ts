@@ -1,5 +1,6 @@
 // matmul: C[M,N] = A[M,K] · B (+ bias). B is K×N ('kn') or N×K ('nk', weights stored [out, in]).
-// shaders/matmul/f32.wgsl (tiled 64×64) and shaders/matmul/f16.wgsl (f16 storage for B), with the
+// shaders/matmul/tiled.wgsl (64×64 tiles; B as f32 or f16 storage) and shaders/matmul/direct.wgsl
+// (no workgroup memory, for CPU-rasteriser adapters), with the
 // CPU twin below. The CPU twin accumulates in f64 (JavaScript numbers).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
@@ -7,7 +8,7 @@ import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.j
 export type BLayout = 'kn' | 'nk';
 
 /**
- * 'tiled' (matmul/f32, f16): 64×64 tiles staged through workgroup memory — for GPUs.
+ * 'tiled' (matmul/tiled, f32 or f16 weights): 64×64 tiles staged through workgroup memory — for GPUs.
  * 'direct' (matmul/direct): no workgroup memory or barriers, operands read straight from storage
  * — for CPU-rasteriser adapters (SwiftShader, lavapipe), where it measured ~2× the tiled kernel.
  */
@@ -16,8 +17,9 @@ export type MatmulVariant = 'tiled' | 'direct';
 export const MATMUL_TILE = 64;
 
 export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled'): ProgramSpec {
-  const shader = f16 ? 'matmul/f16' : variant === 'direct' ? 'matmul/direct' : 'matmul/f32';
-  return { shader, constants: { TRANS_B: layout === 'nk' ? 1 : 0 } };
+  // f16 weights always take the tiled kernel (its WeightT alias compiled as f16).
+  const shader = !f16 && variant === 'direct' ? 'matmul/direct' : 'matmul/tiled';
+  return { shader, f16Weights: f16, constants: { TRANS_B: layout === 'nk' ? 1 : 0 } };
 }
 
 /** The variant for this runtime: direct on software adapters (f32 only), tiled elsewhere. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { matmulCpu, matmulGpu } from '../kernels/matmul.js';
+import { matmulCpu, matmulGpu, matmulSpec } from '../kernels/matmul.js';
+import { programKey, programSource } from '../src/gpu/runtime.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
@@ -38,6 +39,16 @@ describe('matmul', async () => {
       }
     });
   }
+
+  it('f16 weights compile the same shader with only the weight type swapped', () => {
+    const f32 = programSource(matmulSpec('nk', false, 'tiled'));
+    const f16 = programSource(matmulSpec('nk', true, 'tiled'));
+    expect(f32).toContain('alias WeightT = f32;');
+    expect(f16.startsWith('enable f16;\n')).toBe(true);
+    expect(f16.replace('enable f16;\n', '').replace('alias WeightT = f16;', 'alias WeightT = f32;')).toBe(f32);
+    expect(programKey(matmulSpec('nk', true))).not.toBe(programKey(matmulSpec('nk', false, 'tiled')));
+    expect(() => programSource({ shader: 'matmul/direct', f16Weights: true })).toThrow(/no f16-weight form/);
+  });
 
   it.skipIf(!rt || !rt.hasF16)('GPU f16-storage weights match the CPU twin on f16-rounded weights', async () => {
     const M = 33, N = 71, K = 45;

@@ -7,7 +7,7 @@ import { openModel, scoreRecords, type Device } from './engine.js';
 import { hfModelFromFiles, llama2cModelFromBytes, type ModelBytes } from './model-source.js';
 import type { FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
 
-// Every WGSL file, registered by name ('matmul/f32') before any kernel runs.
+// Every WGSL file, registered by name ('matmul/tiled') before any kernel runs.
 const wgsl = import.meta.glob('../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
 registerShaders(Object.fromEntries(Object.entries(wgsl).map(([path, text]) => [path.replace(/^.*?shaders\//, '').replace(/\.wgsl$/, ''), text])));
 

@@ -6,6 +6,9 @@
 // position — the online softmax. The target's own logit is written when its vocabulary entry
 // passes by. Pass 2 (combine.wgsl) merges the splits into logsumexp; the T×V logits never exist.
 
+// W's element type: f32, or f16 when compiled with f16 weights (GpuRuntime swaps this alias).
+alias WeightT = f32;
+
 struct Params {
   T: u32,       // positions (rows of H)
   V: u32,       // vocabulary size
@@ -19,7 +22,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> H: array<f32>;          // [T, d]
-@group(0) @binding(2) var<storage, read> W: array<f32>;          // [V, d]
+@group(0) @binding(2) var<storage, read> W: array<WeightT>;          // [V, d]
 @group(0) @binding(3) var<storage, read> targets: array<u32>;    // [T]
 @group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
 @group(0) @binding(5) var<storage, read_write> tgt: array<f32>;  // [T] target logit
@@ -93,7 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         let row = e / DT;
         let k = e % DT;
         var w = 0.0;
-        if (vb + row < vEnd && k0 + k < p.d) { w = W[(vb + row) * p.d + k0 + k]; }
+        if (vb + row < vEnd && k0 + k < p.d) { w = f32(W[(vb + row) * p.d + k0 + k]); }
         Ws[row * (DT + 1u) + k] = w;
       }
       workgroupBarrier();

@@ -1,7 +1,7 @@
 // matmul variant for CPU-rasteriser adapters (SwiftShader, lavapipe): no workgroup memory and no
 // barriers — on those drivers a barrier splits the shader into coroutines and costs more than the
 // cache-resident global loads it would save. Each invocation owns a 4×4 block of C and reads A
-// and B straight from storage. Same bindings, uniforms, layouts and guards as matmul/f32.
+// and B straight from storage. Same bindings, uniforms, layouts and guards as matmul/tiled.
 
 struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
 

@@ -14,11 +14,26 @@ export interface ProgramSpec {
   entryPoint?: string;
   /** WGSL `override` constants; part of the cache key. */
   constants?: Record<string, number>;
+  /**
+   * Compile with f16 weights: the shader's `alias WeightT = f32;` becomes f16 and `enable f16;` is
+   * prepended (needs shader-f16). The one substitution besides override constants; in the key.
+   */
+  f16Weights?: boolean;
+}
+
+const WEIGHT_ALIAS = 'alias WeightT = f32;';
+
+/** The WGSL text a spec compiles: the shader file, with the weight type swapped for f16 weights. */
+export function programSource(spec: ProgramSpec): string {
+  const text = shaderSource(spec.shader);
+  if (!spec.f16Weights) return text;
+  if (!text.includes(WEIGHT_ALIAS)) throw new Error(`shader '${spec.shader}' has no '${WEIGHT_ALIAS}': it has no f16-weight form`);
+  return `enable f16;\n${text.replace(WEIGHT_ALIAS, 'alias WeightT = f16;')}`;
 }
 
 export function programKey(spec: ProgramSpec): string {
   const c = spec.constants ? Object.entries(spec.constants).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(',') : '';
-  return `${spec.shader}:${spec.entryPoint ?? 'main'}${c ? `[${c}]` : ''}`;
+  return `${spec.shader}${spec.f16Weights ? '<f16>' : ''}:${spec.entryPoint ?? 'main'}${c ? `[${c}]` : ''}`;
 }
 
 export const ceilDiv = (a: number, b: number): number => Math.floor((a + b - 1) / b);
@@ -105,7 +120,7 @@ export class GpuRuntime {
     let p = this.pipelines.get(key);
     if (p) return p;
     this.device.pushErrorScope('validation');
-    const module = this.device.createShaderModule({ label: key, code: shaderSource(spec.shader) });
+    const module = this.device.createShaderModule({ label: key, code: programSource(spec) });
     p = this.device.createComputePipeline({
       label: key,
       layout: 'auto',

@@ -5,7 +5,7 @@
 const registered = new Map<string, string>();
 let shaderDir: string | null = null;
 
-/** Register shader sources by name ('matmul/f32'), e.g. from a bundler. */
+/** Register shader sources by name ('matmul/tiled'), e.g. from a bundler. */
 export function registerShaders(sources: Record<string, string>): void {
   for (const [name, text] of Object.entries(sources)) registered.set(name, text);
 }

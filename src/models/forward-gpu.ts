@@ -3,8 +3,8 @@
 // norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
-// Linear weights go to the GPU as f16 when the device has shader-f16 (matmul/f16, logprob/
-// partial_f16), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
+// Linear weights go to the GPU as f16 when the device has shader-f16 (matmul/tiled and
+// logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
 
 import { addGpu } from '../../kernels/add.js';
 import { geluGpu, swigluGpu } from '../../kernels/act.js';

@@ -1,13 +1,16 @@
 // C[M,N] = A[M,K] · B (+ bias[N]).  A row-major; B is K×N, or N×K when TRANS_B (weights stored
 // [out, in], as in PyTorch). 64×64 output tile per workgroup, 16×16 threads each owning a 4×4
 // block, K stepped by 16 through workgroup memory. Every load is bounds-guarded, so M, N, K need
-// not be multiples of the tile.
+// not be multiples of the tile. B's element type is WeightT: f32, or f16 when the runtime compiles
+// this file with f16 weights (GpuRuntime swaps the alias and adds `enable f16;`, nothing else).
+
+alias WeightT = f32;
 
 struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<WeightT>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
@@ -53,7 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       let gk = k0 + k;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = B[gn * p.K + gk]; } else { v = B[gk * p.N + gn]; }
+        if (TRANS_B) { v = f32(B[gn * p.K + gk]); } else { v = f32(B[gk * p.N + gn]); }
       }
       Bs[k * TN + n] = v;
     }
