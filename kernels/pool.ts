@@ -3,8 +3,10 @@
 //    tokens (right padding, lengths in seqLen). shaders/pool/mean.wgsl; CPU twin in f64. L2
 //    normalisation afterwards: l2NormalizeGpu / l2NormalizeCpu in kernels/cosine.ts.
 //  - row max: a running, masked max-pool with argmax over the columns of a score block
-//    (deduplication: each record's most similar kept earlier record). shaders/pool/row-max.wgsl;
-//    CPU twin with the same tie rule (smallest column wins).
+//    (deduplication: each record's most similar kept earlier record). shaders/pool/row-max.wgsl,
+//    entry 'main' (a workgroup per row, tree reduction) on GPUs and 'direct' (an invocation per
+//    row, no barriers) on CPU-rasteriser adapters; CPU twin with the same tie rule (smallest
+//    column wins).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 
@@ -54,9 +56,17 @@ export const ROW_MAX_NONE = 0xffffffff;
 /** Initial best value: below any score. */
 export const ROW_MAX_LOW = -3.0e38;
 
-export function rowMaxSpec(workgroupSize = ROW_MAX_WG): ProgramSpec {
+/** 'reduce': a workgroup per row with a tree reduction (GPUs); 'direct': an invocation per row, no barriers (CPU rasterisers). */
+export type RowMaxVariant = 'reduce' | 'direct';
+
+export function rowMaxSpec(workgroupSize = ROW_MAX_WG, variant: RowMaxVariant = 'reduce'): ProgramSpec {
   if (workgroupSize & (workgroupSize - 1)) throw new Error(`row max: workgroup size ${workgroupSize} is not a power of two`);
-  return { shader: 'pool/row-max', constants: { WG: workgroupSize } };
+  return { shader: 'pool/row-max', entryPoint: variant === 'direct' ? 'direct' : 'main', constants: { WG: workgroupSize } };
+}
+
+/** direct on software adapters, reduce elsewhere (as kernels/matmul.ts picks its variant). */
+export function defaultRowMaxVariant(rt: GpuRuntime): RowMaxVariant {
+  return rt.handle.info.software ? 'direct' : 'reduce';
 }
 
 export interface RowMaxArgs {
@@ -73,6 +83,8 @@ export interface RowMaxArgs {
   /** global index of column 0 of X */
   colOff: number;
   workgroupSize?: number;
+  /** default: defaultRowMaxVariant(rt) */
+  variant?: RowMaxVariant;
 }
 
 /**
@@ -82,9 +94,10 @@ export interface RowMaxArgs {
  */
 export function rowMaxGpu(rt: GpuRuntime, a: RowMaxArgs): void {
   if (a.N === 0 || a.M === 0) return;
-  const spec = rowMaxSpec(a.workgroupSize ?? ROW_MAX_WG);
+  const wg = a.workgroupSize ?? ROW_MAX_WG;
+  const variant = a.variant ?? defaultRowMaxVariant(rt);
   const u = rt.uniform(new Uniforms().u32(a.N).u32(a.M).u32(a.colOff).build(), 'pool.row-max.params');
-  rt.dispatch(spec, [u, a.X, a.mask, a.best, a.arg], a.N);
+  rt.dispatch(rowMaxSpec(wg, variant), [u, a.X, a.mask, a.best, a.arg], variant === 'direct' ? ceilDiv(a.N, wg) : a.N);
 }
 
 /** CPU twin (updates best and arg in place). */

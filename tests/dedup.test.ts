@@ -141,22 +141,23 @@ describe('dedup: blockwise search', async () => {
     }
   });
 
-  it.skipIf(!rt)('row-max kernel = its CPU twin (masked columns, ties, a running best, odd shapes)', async () => {
+  it.skipIf(!rt)('row-max kernel = its CPU twin, both variants (masked columns, ties, a running best, odd shapes)', async () => {
     const r = rng(9);
-    for (const [N, M, colOff, wg] of [[5, 37, 0, 64], [13, 200, 11, 32], [1, 3, 2, 64], [70, 65, 5, 16]]) {
+    for (const [N, M, colOff, wg, variant] of [[5, 37, 0, 64, 'reduce'], [13, 200, 11, 32, 'reduce'], [1, 3, 2, 64, 'reduce'], [70, 65, 5, 16, 'reduce'],
+      [5, 37, 0, 64, 'direct'], [13, 200, 11, 32, 'direct'], [70, 65, 5, 16, 'direct']] as const) {
       // Scores on a coarse grid so that ties happen; some rows start with a best to beat.
       const X = Float32Array.from({ length: N * M }, () => Math.round(r() * 8) / 8);
       const mask = Uint32Array.from({ length: colOff + M }, () => (r() < 0.6 ? 1 : 0));
       const best0 = Float32Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 0.5 : ROW_MAX_LOW));
       const arg0 = Uint32Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 1 : ROW_MAX_NONE));
       const bestB = rt!.upload(best0), argB = rt!.upload(arg0);
-      rowMaxGpu(rt!, { X: rt!.upload(X), mask: rt!.upload(mask), best: bestB, arg: argB, N, M, colOff, workgroupSize: wg });
+      rowMaxGpu(rt!, { X: rt!.upload(X), mask: rt!.upload(mask), best: bestB, arg: argB, N, M, colOff, workgroupSize: wg, variant });
       const gotBest = await rt!.readF32(bestB, N);
       const gotArg = new Uint32Array(await rt!.read(argB, N * 4));
       const best = best0.slice(), arg = arg0.slice();
       rowMaxCpu(X, mask, best, arg, N, M, colOff);
-      expect(Array.from(gotArg), `${N}×${M}`).toEqual(Array.from(arg));
-      expect(Array.from(gotBest), `${N}×${M}`).toEqual(Array.from(best));
+      expect(Array.from(gotArg), `${variant} ${N}×${M}`).toEqual(Array.from(arg));
+      expect(Array.from(gotBest), `${variant} ${N}×${M}`).toEqual(Array.from(best));
     }
   });
 

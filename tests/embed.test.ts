@@ -16,7 +16,7 @@ import { erf, erfc } from '../kernels/act.js';
 import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/embed/bert-cpu.js';
 import { BertGpu } from '../src/embed/bert-gpu.js';
 import { bertFromSafetensors } from '../src/embed/hf-bert.js';
-import { BATCH_OVERHEAD_TOKENS, batchCost, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/embed/index.js';
+import { BATCH_COSTS, batchCost, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/embed/index.js';
 import { dequantMatMulNBits, quantizeMatMulNBits4 } from '../src/embed/matmulnbits.js';
 import type { BertWeights } from '../src/embed/types.js';
 import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/embed/onnx.js';
@@ -239,26 +239,30 @@ describe('embed: math helpers', () => {
 
 describe('embed: GPU batch plan', () => {
   it('cuts sorted lengths where matmul tiles and attention query blocks are saved, within the batch limits (= brute force)', () => {
-    const cost = (lens: number[], ends: number[]): number => ends.reduce((c, e, i) => c + batchCost(e - (i ? ends[i - 1] : 0), lens[e - 1]), 0);
-    expect(batchCost(16, 22)).toBe(BATCH_OVERHEAD_TOKENS + 6 * 64 + 3 * 16 * 2);
+    const cost = (lens: number[], ends: number[], m = BATCH_COSTS.tiled): number => ends.reduce((c, e, i) => c + batchCost(e - (i ? ends[i - 1] : 0), lens[e - 1], m), 0);
+    expect(batchCost(16, 22)).toBe(64 + 6 * 64 + 3 * 16 * 2);
+    expect(batchCost(16, 22, BATCH_COSTS.direct)).toBe(32 + 352 + 28 * 16 * 2);
     // The benchmark's first 16 sentences (12 … 22 tokens): one batch pads all to 22 tokens (6 tiles,
     // 32 query blocks); cut after the 8 of <= 16 tokens: 2 + 3 tiles, 8 + 16 blocks.
     const bench = [12, 13, 14, 14, 15, 15, 16, 16, 16, 17, 18, 18, 18, 19, 19, 22];
     expect(planBatches(bench, 64, 4096)).toEqual([8, 16]);
     expect(cost(bench, [8, 16])).toBeLessThan(cost(bench, [16]));
+    // Direct matmuls (CPU rasterisers) pay rows, not tiles, and attention weighs more: cut at 16 tokens.
+    expect(planBatches(bench, 64, 4096, BATCH_COSTS.direct)).toEqual([9, 16]);
     expect(planBatches([5, 6, 5000], 64, 4096)).toEqual([2, 3]); // a text above the token budget goes alone
     const r = rng(4);
     for (let t = 0; t < 200; t++) {
       const n = 1 + Math.floor(r() * 9), maxBatch = 1 + Math.floor(r() * 5), maxTokens = 40 + Math.floor(r() * 200);
       const lens = Array.from({ length: n }, () => 1 + Math.floor(r() * 70)).sort((a, b) => a - b);
-      const got = planBatches(lens, maxBatch, maxTokens);
+      const m = t % 2 ? BATCH_COSTS.direct : BATCH_COSTS.tiled;
+      const got = planBatches(lens, maxBatch, maxTokens, m);
       let best = Infinity;
       for (let mask = 0; mask < 1 << (n - 1); mask++) { // bit i set: a cut after text i + 1
         const ends = [...Array.from({ length: n - 1 }, (_, i) => i + 1).filter((e) => mask & (1 << (e - 1))), n];
         const ok = ends.every((e, i) => { const s = i ? ends[i - 1] : 0; return e - s <= maxBatch && (e - s === 1 || (e - s) * lens[e - 1] <= maxTokens); });
-        if (ok) best = Math.min(best, cost(lens, ends));
+        if (ok) best = Math.min(best, cost(lens, ends, m));
       }
-      expect(cost(lens, got), `${lens} / ${maxBatch} / ${maxTokens}`).toBe(best);
+      expect(cost(lens, got, m), `${lens} / ${maxBatch} / ${maxTokens}`).toBe(best);
       expect(got.at(-1)).toBe(n);
     }
   });

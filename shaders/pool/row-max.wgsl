@@ -6,10 +6,13 @@
 // Deduplication (src/embed/dedup.ts) runs it over the blocks of earlier records: mask = "kept",
 // best/arg = each record's most similar kept earlier record so far. arg = 0xffffffff: none yet.
 //
-// One workgroup per row (the 1-D count may be folded into 2-D by the runtime: linear index
-// wid.x + wid.y * nwg.x, bounds-guarded, workgroup-uniform so the early return is uniform).
-// Each invocation scans columns li, li + WG, ... (ascending, strict '>' keeps the smallest column
-// on ties), then a tree reduction in workgroup memory (WG a power of two) orders ties by column.
+// Two entry points (the 1-D workgroup count may be folded into 2-D by the runtime: linear index
+// wid.x + wid.y * nwg.x, bounds-guarded):
+//  - main (GPUs): one workgroup per row (the early return is workgroup-uniform). Each invocation
+//    scans columns li, li + WG, ... (ascending, strict '>' keeps the smallest column on ties),
+//    then a tree reduction in workgroup memory (WG a power of two) orders ties by column.
+//  - direct (CPU-rasteriser adapters, where a barrier splits the shader into coroutines and costs
+//    more than it saves): one invocation per row scanning its columns in order; no barriers.
 
 struct Params { N: u32, M: u32, colOff: u32, _pad: u32 }
 
@@ -57,5 +60,25 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   if (li == 0u && ra[0] != NONE && rv[0] > best[r]) {
     best[r] = rv[0];
     arg[r] = p.colOff + ra[0];
+  }
+}
+
+@compute @workgroup_size(WG)
+fn direct(@builtin(workgroup_id) wid: vec3u,
+          @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) li: u32) {
+  let r = (wid.x + wid.y * nwg.x) * WG + li;
+  if (r >= p.N) { return; }
+  var v = LOW;
+  var a = NONE;
+  for (var c = 0u; c < p.M; c++) {
+    if (mask[p.colOff + c] != 0u) {
+      let s = X[r * p.M + c];
+      if (s > v) { v = s; a = c; }
+    }
+  }
+  if (a != NONE && v > best[r]) {
+    best[r] = v;
+    arg[r] = p.colOff + a;
   }
 }

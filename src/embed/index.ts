@@ -10,7 +10,7 @@
 // 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
 
 import { ATTN_BQ } from '../../kernels/attention.js';
-import { MATMUL_TILE } from '../../kernels/matmul.js';
+import { defaultMatmulVariant, MATMUL_TILE, type MatmulVariant } from '../../kernels/matmul.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
 import { BertGpu } from './bert-gpu.js';
@@ -97,7 +97,7 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     // planBatches cuts them; CPU: one text at a time (no padding work at all; the batch path is
     // tested separately).
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
-    const ends = gpu ? planBatches(order.map((i) => seqs[i].length), maxBatch, maxTokens) : order.map((_, i) => i + 1);
+    const ends = gpu ? planBatches(order.map((i) => seqs[i].length), maxBatch, maxTokens, BATCH_COSTS[defaultMatmulVariant(gpu.rt)]) : order.map((_, i) => i + 1);
     for (let b = 0, start = 0; b < ends.length; start = ends[b++]) {
       const idx = order.slice(start, ends[b]);
       const batch = padBatch(idx.map((i) => seqs[i]), tokenizer.padId);
@@ -121,30 +121,36 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
   };
 }
 
-/** Fixed cost of one GPU batch (~70 dispatches and a readback), in tokens' worth of work. */
-export const BATCH_OVERHEAD_TOKENS = 64;
 /**
- * Cost of one (text, 16-row query block) workgroup of the attention kernel, in tokens' worth of
- * matmul work. The kernel's cost is per workgroup, real or padding alike (a query block past the
- * text's end costs what a real one does); on SwiftShader a 64-row tile of a layer's six matmuls
- * took ~0.9 s and a query block ~41 ms across 12 heads, i.e. ~3 rows.
+ * What a GPU batch costs, in rows' worth of the six matmuls of a layer ("tokens"), per matmul
+ * variant (kernels/matmul.ts defaultMatmulVariant: 'tiled' on GPUs, 'direct' on CPU rasterisers):
+ *  - overhead: a batch's fixed cost (~70 dispatches, a readback);
+ *  - rowTile: matmul rows are paid in whole tiles (tiled: 64-row workgroup tiles, a partial tile
+ *    costs a whole one; direct: 4-row blocks per invocation, rows past M return at once);
+ *  - attnBlock: one (text, 16-row query block) workgroup of the attention kernel, real or padding
+ *    alike (kernels/attention.ts: a query block past the text's end costs what a real one does).
+ * Measured on SwiftShader (2 loaded cores): tiled, a 64-row tile of a layer's matmuls ~0.9 s and
+ * a query block ~41 ms (12 heads); direct, ~4.6 ms per row, ~0.11 s per batch and ~128 ms per
+ * query block. The tiled figures stand in for GPUs, where no one has measured yet.
  */
-export const ATTN_BLOCK_TOKENS = 3;
+export interface BatchCostModel { overhead: number; rowTile: number; attnBlock: number }
+export const BATCH_COSTS: Record<MatmulVariant, BatchCostModel> = {
+  tiled: { overhead: 64, rowTile: MATMUL_TILE, attnBlock: 3 },
+  direct: { overhead: 32, rowTile: 4, attnBlock: 28 },
+};
 
-/** The work of one GPU batch of B texts padded to L tokens (see planBatches). */
-export function batchCost(B: number, L: number): number {
-  return BATCH_OVERHEAD_TOKENS + Math.ceil((B * L) / MATMUL_TILE) * MATMUL_TILE + ATTN_BLOCK_TOKENS * B * Math.ceil(L / ATTN_BQ);
+/** The cost of one GPU batch of B texts padded to L tokens (see BatchCostModel). */
+export function batchCost(B: number, L: number, m: BatchCostModel = BATCH_COSTS.tiled): number {
+  return m.overhead + Math.ceil((B * L) / m.rowTile) * m.rowTile + m.attnBlock * B * Math.ceil(L / ATTN_BQ);
 }
 
 /**
  * Cut texts sorted by length (ascending token counts) into contiguous GPU batches, each padded to
  * its longest text: at most maxBatch texts and maxTokens padded tokens per batch (a longer text
- * goes alone), minimising the summed batchCost: a fixed overhead, the matmul rows rounded up to
- * the 64-row tile (kernels/matmul.ts: a partial tile costs a whole one) and the attention kernel's
- * query blocks (kernels/attention.ts: one workgroup per 16 rows of every text, padding included).
- * Exact dynamic programme, O(n · maxBatch). Returns the end index of each batch.
+ * goes alone), minimising the summed batchCost. Exact dynamic programme, O(n · maxBatch). Returns
+ * the end index of each batch.
  */
-export function planBatches(lens: number[], maxBatch: number, maxTokens: number): number[] {
+export function planBatches(lens: number[], maxBatch: number, maxTokens: number, model: BatchCostModel = BATCH_COSTS.tiled): number[] {
   const n = lens.length;
   const cost = new Float64Array(n + 1).fill(Infinity);
   const from = new Int32Array(n + 1);
@@ -155,7 +161,7 @@ export function planBatches(lens: number[], maxBatch: number, maxTokens: number)
     for (let s = e - 1; s >= 0 && e - s <= maxBatch; s--) {
       const B = e - s;
       if (B > 1 && B * L > maxTokens) break;
-      const c = cost[s] + batchCost(B, L);
+      const c = cost[s] + batchCost(B, L, model);
       if (c <= cost[e]) { cost[e] = c; from[e] = s; } // on ties, the longer last batch (fewer batches)
     }
   }
