@@ -222,3 +222,29 @@ describe('logprob (stories15M, CPU)', () => {
     expect(o.tokens.every((t: { logprob: number }) => t.logprob < 0)).toBe(true);
   });
 });
+
+describe('run on WebGPU with a real (tiny) model', () => {
+  // The GPU path end to end through the CLI: `--device webgpu` must take the adapter (SwiftShader
+  // here; no CPU fallback), `--verify` re-scores batches on the CPU twin and must agree.
+  test('concord run --device webgpu --verify: scores every pair, agrees with the CPU twin, filters', async () => {
+    const { makeTinyModel } = await import('./helpers/tiny-models.js');
+    const model = makeTinyModel('hf-qwen2', p('tiny-qwen2'));
+    fs.writeFileSync(p('gpu.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify(record(i))).join('\n') + '\n');
+    const r = await run(['run', 'gpu.jsonl', '--model', model, '--device', 'webgpu', '--verify', '2', '--cosine', 'lm',
+      '-o', 'gpu-kept.jsonl', '--scored-out', 'gpu-scored.jsonl', '--summary', 'gpu-sum.json', '--keep-fraction', '0.5'], {}, { fake: false });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/--device webgpu: .*\[software adapter\]|--device webgpu: /);
+    const scored = lines('gpu-scored.jsonl');
+    expect(scored.map((s) => s.id)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    for (const s of scored) {
+      expect(Number.isFinite(s.scores.fwd_logp) && Number.isFinite(s.scores.rev_logp)).toBe(true);
+      expect(s.scores.ifd).toBeCloseTo(Math.exp(s.scores.y_logp - s.scores.fwd_logp), 10);
+      expect(s.scores.cosine_source).toBe('lm-mean-hidden');
+    }
+    const sum = JSON.parse(fs.readFileSync(p('gpu-sum.json'), 'utf8'));
+    expect(JSON.stringify(sum)).toMatch(/webgpu/);
+    expect(sum.verify.ok).toBe(true);
+    expect(sum.verify.maxAbsDiff).toBeLessThan(1e-3);
+    expect(lines('gpu-kept.jsonl').length).toBeGreaterThan(0);
+  });
+});
