@@ -479,6 +479,8 @@ function compare(a: WorkerResult, peer: WorkerResult): Comparison[] {
 
 const mb = (b: number | null) => (b === null ? '—' : `${(b / 2 ** 20).toFixed(0)} MiB`);
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+/** Rates and ratios: 2 decimals, or 2 significant digits below 1 (0.0061, not 0.01). */
+const g = (x: number) => (!Number.isFinite(x) ? '—' : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
 
 /** The peer's pairs/s over its first n pairs (the subset a slower contestant scored). */
 function peerPairsPerS(pr: RunFigures, n: number): number {
@@ -546,13 +548,14 @@ export function renderMarkdown(rep: E2eReport): string {
   lines.push(`Command: \`${rep.command}\`. Load average at start ${rep.loadavgStart.map((x) => x.toFixed(1)).join(' / ')}, at end ${rep.loadavgEnd.map((x) => x.toFixed(1)).join(' / ')} (shared machine).`);
   lines.push('');
   for (const r of rep.results) {
+    if (r.round === 'again') continue;
     lines.push(`- **${r.name}**: ${r.error ? `not measured — ${r.error.split('\n')[0]}` : `${r.device}; ${r.version}${prevalidationText(r)}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
   }
   lines.push('');
   lines.push('| contestant | data set | pairs/s | × peer | pair tok/s | LM tok/s | CPU s/pair | padding eff. | padding eff., whole set (pairs) | first run (s) | load (s) | peak RSS | GPU peak | max \\|Δ\\| nats/tok vs peer | check | load avg |');
   lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|');
   for (const r of rows(rep)) {
-    lines.push(`| ${r.contestant} | ${r.dataset} | ${f(r.pairsPerS)} | ${r.ratio === null ? '—' : `${f(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.cpuPerPair, 2)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
+    lines.push(`| ${r.contestant} | ${r.dataset} | ${g(r.pairsPerS)} | ${r.ratio === null ? '—' : `${g(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.cpuPerPair, 2)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
   }
   lines.push('');
   lines.push(`padding eff.: real ÷ computed tokens of the measured run's batches; whole set: the scheduler's packing of the complete data set under the backend's token budget (no model run).`);
@@ -564,11 +567,11 @@ export function renderMarkdown(rep: E2eReport): string {
 
 function renderText(rep: E2eReport): string {
   const out: string[] = [];
-  for (const r of rep.results) out.push(`${r.name}: ${r.error ? `NOT MEASURED: ${r.error}` : `${r.device}; ${r.version}${prevalidationText(r)}; load ${f(r.loadMs / 1000, 1)} s; first run (${r.firstRunPairs} pairs) ${f(r.firstRunMs / 1000, 1)} s${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
+  for (const r of rep.results) if (r.round !== 'again') out.push(`${r.name}: ${r.error ? `NOT MEASURED: ${r.error}` : `${r.device}; ${r.version}${prevalidationText(r)}; load ${f(r.loadMs / 1000, 1)} s; first run (${r.firstRunPairs} pairs) ${f(r.firstRunMs / 1000, 1)} s${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`}`);
   out.push('');
-  out.push(`${'contestant'.padEnd(24)} ${'data set'.padEnd(28)} ${'pairs/s'.padStart(8)} ${'×peer'.padStart(6)} ${'pairtok/s'.padStart(9)} ${'LMtok/s'.padStart(8)} ${'pad'.padStart(5)} ${'RSS'.padStart(8)} ${'GPU'.padStart(8)} ${'max|Δ|'.padStart(9)} check    load`);
+  out.push(`${'contestant'.padEnd(30)} ${'data set'.padEnd(38)} ${'pairs/s'.padStart(8)} ${'×peer'.padStart(6)} ${'pairtok/s'.padStart(9)} ${'LMtok/s'.padStart(8)} ${'pad'.padStart(5)} ${'RSS'.padStart(8)} ${'GPU'.padStart(8)} ${'max|Δ|'.padStart(9)} check    load`);
   for (const r of rows(rep)) {
-    out.push(`${r.contestant.slice(0, 24).padEnd(24)} ${r.dataset.padEnd(28)} ${f(r.pairsPerS).padStart(8)} ${(r.ratio === null ? '—' : f(r.ratio)).padStart(6)} ${f(r.pairTokS, 0).padStart(9)} ${f(r.lmTokS, 0).padStart(8)} ${f(r.padEff, 3).padStart(5)} ${r.rss.padStart(8)} ${r.gpu.padStart(8)} ${r.diff.padStart(9)} ${r.valid.padEnd(8)} ${r.load1}`);
+    out.push(`${r.contestant.slice(0, 30).padEnd(30)} ${r.dataset.padEnd(38)} ${g(r.pairsPerS).padStart(8)} ${(r.ratio === null ? '—' : g(r.ratio)).padStart(6)} ${f(r.pairTokS, 0).padStart(9)} ${f(r.lmTokS, 0).padStart(8)} ${f(r.padEff, 3).padStart(5)} ${r.rss.padStart(8)} ${r.gpu.padStart(8)} ${r.diff.padStart(9)} ${r.valid.padEnd(8)} ${r.load1}`);
   }
   for (const c of rep.comparisons) {
     if (!c.ok) out.push(`\n!!! concord ${c.contestant} on ${c.dataset} DISAGREES with the peer: max |Δ| ${c.maxAbsDiff.toExponential(2)} nats/token (tolerance ${rep.tol}) at ${c.worst}; ${c.tokenMismatches} pairs with different token counts. Its figures are INVALID.`);
