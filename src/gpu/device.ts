@@ -51,7 +51,7 @@ async function findSoftwareIcd(): Promise<{ path: string; note: string } | null>
     for (const name of names.filter((n) => n.startsWith('lvp_icd'))) {
       const path = `${dir}/${name}`;
       const version = lavapipeVersion(fs, path);
-      if (version !== null && version >= 24) return { path, note: `Mesa lavapipe ${version} (${path})` };
+      if (version !== null && version >= 24) return { path, note: `Mesa lavapipe (Mesa ≥ ${version}, ${path})` };
     }
   }
   const swiftshader = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
@@ -70,7 +70,7 @@ function lavapipeVersion(fs: typeof import('node:fs'), icdPath: string): number 
     const m = /^1\.(\d+)\.(\d+)/.exec(api);
     if (lib && m) {
       const minor = Number(m[1]), patch = Number(m[2]);
-      if (minor >= 4 || (minor === 3 && patch >= 274)) return 24;
+      if (minor >= 4 || (minor === 3 && patch >= 274)) return 24; // "24" = Mesa 24 or newer
       return 22;
     }
   } catch { /* unreadable ICD: not usable */ }

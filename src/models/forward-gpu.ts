@@ -3,7 +3,7 @@
 // norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
-// Linear weights go to the GPU as f16 when the device has shader-f16 (matmul/tiled and
+// Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (matmul/tiled and
 // logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
 
 import { addGpu } from '../../kernels/add.js';
@@ -59,7 +59,9 @@ export class GpuTransformer {
 
   constructor(readonly rt: GpuRuntime, readonly weights: LoadedWeights, opts: GpuForwardOptions = {}) {
     const c = weights.config;
-    this.f16 = opts.f16 ?? rt.hasF16;
+    // Default: f16 on hardware adapters with shader-f16. CPU rasterisers (lavapipe) expose
+    // shader-f16 but emulate it; there the f32 kernels measured faster (bench kernels).
+    this.f16 = opts.f16 ?? (rt.hasF16 && !rt.handle.info.software);
     if (this.f16 && !rt.hasF16) throw new Error('f16 weights need the shader-f16 feature');
     let bytes = 0;
     const up = (name: string, asF16 = false): GPUBuffer => {

@@ -14,8 +14,8 @@ export interface ModelOptions {
   /** A GPU runtime (WebGPU backend) or 'cpu'. */
   device: GpuRuntime | 'cpu';
   /**
-   * f16 weight storage. WebGPU: store linear weights and the LM head as f16 (default: when the
-   * device has shader-f16). CPU: round the same tensors through f16 (default false), so a CPU
+   * f16 weight storage. WebGPU: store linear weights and the LM head as f16 (default: on a
+   * hardware adapter with shader-f16). CPU: round the same tensors through f16 (default false), so a CPU
    * twin can check an f16 GPU model at f32 tolerances (--verify does this).
    */
   f16?: boolean;
