@@ -15,6 +15,8 @@
 //   (cosine_source 'lm-mean-hidden'); null with cosine 'off'.
 //   x_tokens, y_tokens (as scored), truncated (+ x_tokens_full / y_tokens_full when cut).
 
+import { cosineRowsCpu } from '../../kernels/cosine.js';
+import { rng } from '../util/rng.js';
 import type { LanguageModel } from '../models/lm.js';
 import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } from '../scheduler/index.js';
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
@@ -180,28 +182,11 @@ interface PairItem {
 
 const TAG_VEC_X = 1000, TAG_VEC_Y = 1001;
 
-export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`cosine: vectors of length ${a.length} and ${b.length}`);
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+  return cosineRowsCpu(a, b, 1, a.length)[0];
 }
 
-/** Deterministic PRNG (mulberry32) for verify sampling. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function createScorerFromModels(opts: ScorerOptions): Scorer {
   const F = opts.model;
