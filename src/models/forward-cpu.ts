@@ -9,6 +9,7 @@
 // has no prediction.
 
 import { attentionCpu } from '../../kernels/attention.js';
+import { logprobCpu } from '../../kernels/logprob.js';
 import { matmulCpu } from '../../kernels/matmul.js';
 import { layernormCpu, rmsnormCpu } from '../../kernels/norm.js';
 import { ropeCpu } from '../../kernels/rope.js';
@@ -94,33 +95,31 @@ export function logitsCpu(w: LoadedWeights, hidden: Float32Array, rows?: readonl
   return matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
 }
 
-/** log softmax(logits)[target] over one row, in f64: x − max − log Σ exp(x − max). */
-export function logSoftmaxAt(logits: ArrayLike<number>, offset: number, V: number, target: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[offset + i] > max) max = logits[offset + i];
-  let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(logits[offset + i] - max);
-  return logits[offset + target] - max - Math.log(sum);
-}
-
 /**
  * Per-token log-probabilities of one sequence: out[t] = log p(ids[t] | ids[0..t-1]) for each t ≥ 1
  * with targetMask[t] set (every t ≥ 1 when no mask is given); NaN elsewhere (out[0] is always NaN).
- * Only the needed rows of the LM head are computed.
+ * The LM head is the fused log-likelihood kernel's CPU twin (kernels/logprob.ts: f64 logits over
+ * vocabulary tiles, max-subtracted logsumexp, only the scored rows), the same code that checks
+ * the GPU kernel; this is the CPU backend's scoring path (cpu-score.ts).
  */
 export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask?: ArrayLike<number | boolean>): Float64Array {
-  const T = ids.length, V = w.config.vocabSize;
+  const T = ids.length, V = w.config.vocabSize, d = w.config.dim;
   if (targetMask && targetMask.length !== T) throw new Error(`${w.config.name}: targetMask has ${targetMask.length} entries for ${T} tokens`);
   checkIds(w, ids);
   const out = new Float64Array(T).fill(NaN);
-  const targets: number[] = [];
-  for (let t = 1; t < T; t++) if (!targetMask || targetMask[t]) targets.push(t);
-  if (targets.length === 0) return out;
+  let last = 0;
+  for (let t = 1; t < T; t++) if (!targetMask || targetMask[t]) last = t;
+  if (last === 0) return out;
   // Positions after the last scored token cannot influence it (causal): skip them.
-  const last = targets[targets.length - 1];
+  // Row r of the hidden states predicts token r + 1.
   const hidden = forwardHiddenCpu(w, Array.prototype.slice.call(ids, 0, last) as number[]);
-  const logits = logitsCpu(w, hidden, targets.map((t) => t - 1));
-  targets.forEach((t, i) => { out[t] = logSoftmaxAt(logits, i * V, V, ids[t]); });
+  const targets = new Uint32Array(last), mask = new Uint8Array(last);
+  for (let t = 1; t <= last; t++) {
+    targets[t - 1] = ids[t];
+    mask[t - 1] = !targetMask || targetMask[t] ? 1 : 0;
+  }
+  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d);
+  for (let t = 1; t <= last; t++) if (mask[t - 1]) out[t] = logp[t - 1];
   return out;
 }
 
