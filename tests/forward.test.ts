@@ -68,6 +68,20 @@ describe('transformer prefill', async () => {
     gpu.dispose();
   });
 
+  it.skipIf(!rt)('meanHidden (the lm-mean-hidden cosine input): GPU pooling matches the CPU twin in a padded batch', async () => {
+    const tiny = buildTinyModel('hf-llama', join(dir, 'mean'));
+    const cpu = await loadModel(tiny.path, { device: 'cpu' });
+    const gpu = await loadModel(tiny.path, { device: rt!, f16: false });
+    const seqs = randomSeqs(r, cpu.config.vocabSize, [6, 1, 14]);
+    const [want, got] = [await cpu.meanHidden(seqs), await gpu.meanHidden(seqs)];
+    seqs.forEach((_, i) => {
+      expect(got[i].length).toBe(cpu.config.dim);
+      const v = validate(got[i], want[i], { atol: 1e-4 });
+      expect(v.ok, `seq ${i}: ${v.summary}`).toBe(true);
+    });
+    gpu.dispose();
+  });
+
   it.skipIf(!rt)('pad positions are never scored: changing pad contents changes nothing', async () => {
     const tiny = buildTinyModel('llama2c', join(dir, 'pad'));
     const w = await loadWeights(tiny.path);

@@ -1,5 +1,6 @@
 // The CPU backend's unit of work, shared by the in-thread path and the worker threads.
 
+import { meanPoolCpu } from '../../kernels/pool.js';
 import { forwardHiddenCpu, logProbsCpu } from './forward-cpu.js';
 import type { LoadedWeights } from './types.js';
 
@@ -9,11 +10,7 @@ export function scoreSequenceCpu(w: LoadedWeights, ids: number[]): Float32Array 
   return Float32Array.from(logProbsCpu(w, ids).subarray(1));
 }
 
-/** Mean over positions of the final normed hidden states. */
+/** Mean over positions of the final normed hidden states (the pooling kernel's CPU twin). */
 export function meanHiddenCpu(w: LoadedWeights, ids: number[]): Float32Array {
-  const d = w.config.dim;
-  const hidden = forwardHiddenCpu(w, ids);
-  const out = new Float32Array(d);
-  for (let i = 0; i < ids.length; i++) for (let j = 0; j < d; j++) out[j] += hidden[i * d + j] / ids.length;
-  return out;
+  return meanPoolCpu(forwardHiddenCpu(w, ids), [ids.length], 1, ids.length, w.config.dim);
 }

@@ -13,6 +13,7 @@ import { checkIds, embedGpu } from '../../kernels/embed.js';
 import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
 import { normGpu } from '../../kernels/norm.js';
+import { meanPoolGpu } from '../../kernels/pool.js';
 import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { toF16 } from '../util/f16.js';
@@ -192,17 +193,17 @@ export class GpuTransformer {
 
   /** Final normed hidden states of each sequence, averaged over its positions. */
   async meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]> {
+    const { rt } = this;
     const batch = packBatch(seqs, this.config.padId ?? 0);
     const d = this.config.dim;
     const H = this.forwardHidden(batch);
-    const all = await this.rt.readF32(H, batch.B * batch.L * d);
-    this.rt.release(H);
-    return seqs.map((s, b) => {
-      const out = new Float32Array(d);
-      const n = s.ids.length;
-      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[j] += all[(b * batch.L + i) * d + j] / n;
-      return out;
-    });
+    // Pool on the GPU (kernels/pool.ts) so only B × d floats come back, not B × L × d.
+    const seqLen = rt.upload(batch.seqLen, 'seqLen');
+    const pooled = rt.acquire(batch.B * d * 4, 'storage', 'meanHidden');
+    meanPoolGpu(rt, { x: H, seqLen, out: pooled, B: batch.B, L: batch.L, d });
+    const all = await rt.readF32(pooled, batch.B * d);
+    for (const b of [H, seqLen, pooled]) rt.release(b);
+    return seqs.map((_, b) => all.slice(b * d, b * d + d));
   }
 
   /** Final normed hidden states [B·L, d] of a packed batch (for tests). */
