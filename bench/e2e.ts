@@ -32,6 +32,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { PairFigures } from './peer-transformers.js';
+import { packageRoot, settings } from '../src/env.js';
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -66,18 +67,7 @@ interface Args {
   peerResult: string | null;
 }
 
-/** The folder holding package.json, walking up from this module (dist/bench/ or bench/). */
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench/e2e: no package.json above this file');
-    dir = up;
-  }
-}
-
-const ROOT = projectRoot();
+const ROOT = packageRoot();
 
 function parse(argv: string[]): Args {
   const { values } = parseArgs({
@@ -327,7 +317,7 @@ function gpuStats(model: object): { peakBytesAllocated: number; weightBytes: num
 function concordVersion(): string {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   // CONCORD_BENCH_REV: the revision measured when the tree is a snapshot without .git
-  let rev = process.env.CONCORD_BENCH_REV ?? '';
+  let rev = settings.benchRev ?? '';
   if (!rev) try {
     const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     rev = git('rev-parse', '--short', 'HEAD');
@@ -415,7 +405,7 @@ async function workerMain(args: Args): Promise<void> {
     result = {
       contestant: c, name: c === 'peer' ? 'transformers.js' : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
       runs: [], peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuPeakBytes: null, gpuWeightBytes: null, notes: [],
-      error: `${err.message}${process.env.CONCORD_BENCH_STACK ? `\n${err.stack}` : ''}`,
+      error: `${err.message}${settings.benchStack ? `\n${err.stack}` : ''}`,
     };
   }
   writeFileSync(args.resultFile!, JSON.stringify(result));

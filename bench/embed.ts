@@ -6,7 +6,7 @@
 //
 //   npx tsc -p tsconfig.build.json && node dist/bench/embed.js [--gpu-sentences N (0: none)] [--no-gpu] [--dedup N]
 //
-// --dedup N (default 2000, 0 to skip): the comparison stage of `concord dedup` (src/embed/dedup.ts)
+// --dedup N (default 2000, 0 to skip): the comparison stage of `concord dedup` (src/dedup/index.ts)
 // on N unit vectors (the fixture's embeddings with noise: near-duplicates included), CPU twins
 // against the GPU kernels, checked to keep the same records before either is timed.
 //
@@ -16,21 +16,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { meanPoolNormalizeCpu, padBatch } from '../src/embed/bert-cpu.js';
-import { dedupVectors, VectorStore, type DedupVectorsResult } from '../src/embed/dedup.js';
-import { createEmbedder, loadEmbedderSources, resolveEmbedderPath, type Embedder } from '../src/embed/index.js';
+import { meanPoolNormalizeCpu, padBatch } from '../src/encoder/bert-cpu.js';
+import { dedupVectors, VectorStore, type DedupVectorsResult } from '../src/dedup/index.js';
+import { createEmbedder, loadEmbedderSources, resolveEmbedderPath, type Embedder } from '../src/encoder/index.js';
 import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package root not found');
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot } from '../src/env.js';
 
 function sentences(): string[] {
   const file = join(packageRoot(), 'tests', 'fixtures', 'sentences.txt');

@@ -7,6 +7,7 @@
 // gives T/ROWS × S workgroups; each writes a (max, sumexp) partial, merged exactly in pass 2.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu } from './matmul.js';
 
 export const LOGPROB_ROWS = 8; // positions per workgroup (const ROWS in partial.wgsl)
@@ -69,7 +70,7 @@ export interface LogprobArgs {
 
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
 export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
-  const variant: LogprobVariant = { kind: rt.handle.info.software ? 'direct' : 'tiled', ...a.variant };
+  const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob'), ...a.variant };
   const wg = variant.wg ?? 64;
   const bytes = logprobWorkgroupBytes(wg);
   if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {

@@ -4,6 +4,7 @@
 // CPU twin below. The CPU twin accumulates in f64 (JavaScript numbers).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { kernelVariant } from '../src/gpu/variants.js';
 
 export type BLayout = 'kn' | 'nk';
 
@@ -22,10 +23,8 @@ export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant 
   return { shader, f16Weights: f16, constants: { TRANS_B: layout === 'nk' ? 1 : 0 } };
 }
 
-/** The variant for this runtime: direct on software adapters (f32 only), tiled elsewhere. */
-export function defaultMatmulVariant(rt: GpuRuntime): MatmulVariant {
-  return rt.handle.info.software ? 'direct' : 'tiled';
-}
+/** The variant for this runtime (src/gpu/variants.ts: direct on software adapters, tiled elsewhere, or forced). */
+export const defaultMatmulVariant = (rt: GpuRuntime): MatmulVariant => kernelVariant(rt, 'matmul');
 
 export interface MatmulArgs {
   A: GPUBuffer;

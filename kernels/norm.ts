@@ -53,7 +53,6 @@ export function normGpu(rt: GpuRuntime, a: NormArgs): void {
   }
 }
 
-export const rmsnormGpu = (rt: GpuRuntime, a: Omit<NormArgs, 'kind' | 'bias'>): void => normGpu(rt, { ...a, kind: 'rms' });
 export const layernormGpu = (rt: GpuRuntime, a: Omit<NormArgs, 'kind'> & { bias: GPUBuffer }): void => normGpu(rt, { ...a, kind: 'layer' });
 
 /** CPU twin of RMSNorm: y = x / sqrt(mean(x^2) + eps) * w, in f64. */

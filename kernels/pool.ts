@@ -9,6 +9,7 @@
 //    column wins).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { kernelVariant } from '../src/gpu/variants.js';
 
 export const POOL_WG = 64;
 
@@ -64,10 +65,8 @@ export function rowMaxSpec(workgroupSize = ROW_MAX_WG, variant: RowMaxVariant = 
   return { shader: 'pool/row-max', entryPoint: variant === 'direct' ? 'direct' : 'main', constants: { WG: workgroupSize } };
 }
 
-/** direct on software adapters, reduce elsewhere (as kernels/matmul.ts picks its variant). */
-export function defaultRowMaxVariant(rt: GpuRuntime): RowMaxVariant {
-  return rt.handle.info.software ? 'direct' : 'reduce';
-}
+/** src/gpu/variants.ts: direct on software adapters, reduce elsewhere, or forced. */
+export const defaultRowMaxVariant = (rt: GpuRuntime): RowMaxVariant => kernelVariant(rt, 'rowmax');
 
 export interface RowMaxArgs {
   /** f32 [N, M] scores */

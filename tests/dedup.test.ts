@@ -1,4 +1,4 @@
-// Near-duplicate removal (src/embed/dedup.ts, `concord dedup`): the blockwise greedy search against a
+// Near-duplicate removal (src/dedup/index.ts, `concord dedup`): the blockwise greedy search against a
 // plain reference, GPU (all-pairs cosine kernel + masked row max) against CPU (their twins) with
 // tiny blocks and embeddings spilled to a temporary file, and the command's exit codes and
 // file:line messages.
@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu } from '../kernels/pool.js';
-import { dedupFile, dedupVectors, VectorStore, type DedupVectorsResult } from '../src/embed/dedup.js';
-import { loadEmbedder, type Embedder } from '../src/embed/index.js';
+import { dedupFile, dedupVectors, VectorStore, type DedupVectorsResult } from '../src/dedup/index.js';
+import { loadEmbedder, type Embedder } from '../src/encoder/index.js';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
 
 const tmpDirs: string[] = [];
@@ -228,7 +228,7 @@ describe('dedup: files and the command', async () => {
   });
 
   it('concord dedup: exit codes, file:line messages, usage errors', async () => {
-    const { dedupCommand } = await import('../src/embed/cli.js');
+    const { dedupCommand } = await import('../src/cli/main.js').then((m) => ({ embedCommand: m.COMMANDS.embed, dedupCommand: m.COMMANDS.dedup }));
     const err: string[] = [];
     const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((s: unknown) => { err.push(String(s)); return true; });
     const outSpy = vi.spyOn(console, 'log').mockImplementation(() => {});

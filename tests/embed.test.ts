@@ -1,4 +1,4 @@
-// Sentence embeddings (src/embed) against ONNX Runtime running the very same model_q4.onnx.
+// Sentence embeddings (src/encoder) against ONNX Runtime running the very same model_q4.onnx.
 // onnxruntime-node is a devDependency used here only; concord reads the ONNX file itself.
 //
 // Two references: ORT on model_q4.onnx as shipped, whose MatMulNBits nodes say accuracy_level=4
@@ -13,15 +13,16 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { meanPoolCpu } from '../kernels/pool.js';
 import { erf, erfc } from '../kernels/act.js';
-import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/embed/bert-cpu.js';
-import { BertGpu } from '../src/embed/bert-gpu.js';
-import { bertFromSafetensors } from '../src/embed/hf-bert.js';
-import { BATCH_COSTS, batchCost, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/embed/index.js';
-import { dequantMatMulNBits, quantizeMatMulNBits4 } from '../src/embed/matmulnbits.js';
-import type { BertWeights } from '../src/embed/types.js';
-import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/embed/onnx.js';
-import { BertGraphError, bertFromOnnx } from '../src/embed/onnx-bert.js';
-import { openSafetensorsFolder, writeSafetensors } from '../src/models/safetensors.js';
+import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/encoder/bert-cpu.js';
+import { BertGpu } from '../src/encoder/bert-gpu.js';
+import { bertFromSafetensors } from '../src/encoder/hf-bert.js';
+import { BATCH_COSTS, batchCost, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/encoder/index.js';
+import { dequantMatMulNBits } from '../src/formats/matmulnbits.js';
+import { quantizeMatMulNBits4, writeSafetensors } from './helpers/writers.js';
+import type { BertWeights } from '../src/encoder/types.js';
+import { encodeOnnx, onnx, type OnnxTensorProto } from '../src/formats/onnx.js';
+import { BertGraphError, bertFromOnnx } from '../src/encoder/onnx-bert.js';
+import { openSafetensorsFolder } from '../src/formats/safetensors.js';
 import { validate } from '../src/validate.js';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
 
@@ -295,7 +296,7 @@ describe('embed: ONNX graphs of other shapes', () => {
 
 describe('embed: CLI (embed, dedup)', () => {
   it('concord embed --json and concord dedup on the CPU', async () => {
-    const { embedCommand, dedupCommand } = await import('../src/embed/cli.js');
+    const { embedCommand, dedupCommand } = await import('../src/cli/main.js').then((m) => ({ embedCommand: m.COMMANDS.embed, dedupCommand: m.COMMANDS.dedup }));
     const lines: string[] = [];
     const spy = vi.spyOn(console, 'log').mockImplementation((s: unknown) => { lines.push(String(s)); });
     const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
@@ -496,7 +497,7 @@ describe('embed: all-MiniLM-L6-v2', async () => {
   });
 
   it('loads a Hugging Face BertModel folder (safetensors f32 / f16 / bf16) to the same encoder', async () => {
-    // Write MiniLM's (dequantised) weights under transformers' names (src/models/safetensors.ts
+    // Write MiniLM's (dequantised) weights under transformers' names (src/formats/safetensors.ts
     // writes them; F16 / BF16 round to nearest even) and read them back as a folder.
     const hfTensors = (m: BertWeights): { name: string; data: Float32Array; shape: number[] }[] => {
       const c = m.config;

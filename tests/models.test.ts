@@ -11,9 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardHiddenCpu, logitsCpu, logProbsBatchCpu, logProbsCpu } from '../src/models/forward-cpu.js';
 import { loadHf, readHfConfig, SUPPORTED_ARCHITECTURES } from '../src/models/hf.js';
-import { loadLlama2c, parseLlama2c, readLlama2cHeader, serializeLlama2c } from '../src/models/llama2c.js';
-import { defaultModelDir, loadWeights, modelsDir, resolveModel } from '../src/models/load.js';
-import { openSafetensors, openSafetensorsFolder, writeSafetensors } from '../src/models/safetensors.js';
+import { readLlama2cHeader } from '../src/formats/llama2c.js';
+import { loadLlama2c, parseLlama2c } from '../src/models/llama2c.js';
+import { serializeLlama2c, writeSafetensors } from './helpers/writers.js';
+import { modelsDir } from '../src/env.js';
+import { defaultModelDir, loadWeights, resolveModel } from '../src/models/load.js';
+import { openSafetensors, openSafetensorsFolder } from '../src/formats/safetensors.js';
 import { tensor, type LoadedWeights } from '../src/models/types.js';
 import { f16BitsToF32 } from '../src/util/f16.js';
 import { randInt, randn, rng } from './helpers/gpu.js';
@@ -408,13 +411,15 @@ describe('stories15M', () => {
     expect(good - bad).toBeGreaterThan(2);
   });
 
-  it('prefill speed (100 tokens, every position scored)', () => {
+  // Speed lives in bench/ (README "Benchmarks"), not in a timed test: this only reports it.
+  it('a 100-token prefill scores every position (time reported, not asserted)', () => {
     const ids = randomIds(9, 99, 32000);
     ids.unshift(1);
     const t0 = performance.now();
-    logProbsCpu(m, ids);
+    const lp = logProbsCpu(m, ids);
     const ms = performance.now() - t0;
     console.log(`[stories15M] CPU prefill + log-probs of 100 tokens: ${ms.toFixed(0)} ms (${((100 / ms) * 1000).toFixed(0)} tokens/s)`);
-    expect(ms).toBeLessThan(10_000);
+    expect(Number.isNaN(lp[0])).toBe(true);
+    for (let t = 1; t < ids.length; t++) expect(lp[t]).toBeLessThan(0);
   });
 });

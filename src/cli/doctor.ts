@@ -2,6 +2,7 @@
 // `--device auto` would choose here.
 
 import { autoDecision, GpuHandle, requestGpu } from '../gpu/device.js';
+import { command, EXIT, parseFlags } from './common.js';
 
 const KEY_LIMITS = [
   'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
@@ -72,3 +73,15 @@ export function formatDoctor(r: DoctorReport): string {
   lines.push(`--device auto → ${r.auto.backend}: ${r.auto.reason}`);
   return lines.join('\n');
 }
+
+export const DOCTOR_HELP = `concord doctor [--json]
+
+What runtime, adapter, features and limits concord sees, and what --device auto would choose.
+  --json    the same as JSON`;
+
+export const doctorCommand = command('doctor', DOCTOR_HELP, async (argv) => {
+  const { values } = parseFlags(argv, { json: { type: 'boolean' } });
+  const report = await doctorReport();
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+  return EXIT.ok;
+});

@@ -1,20 +1,19 @@
-// The `concord` command line. Each subcommand parses its own flags (node:util parseArgs) and
-// returns an exit code; see README "Exit codes".
+// The `concord` command line: it only dispatches. Each command lives in its own file and returns
+// an exit code (src/cli/common.ts: the codes, the flag parsers, the one error → exit mapping;
+// README "Exit codes").
 
-import { parseArgs } from 'node:util';
-import { chooseBackend, parseDeviceChoice } from '../gpu/device.js';
-import { GpuRuntime } from '../gpu/runtime.js';
-import { doctorReport, formatDoctor } from './doctor.js';
-import { pipelineCommands } from './commands.js';
-import { dedupCommand, embedCommand } from '../embed/cli.js';
+import { benchCommand } from './bench.js';
+import { EXIT, log, type Command } from './common.js';
+import { dedupCommand } from './dedup.js';
+import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
+import { embedCommand } from './embed.js';
+import { filterCommand } from './filter.js';
+import { logprobCommand } from './logprob.js';
+import { runCommand } from './run.js';
+import { scoreCommand } from './score.js';
 
-// 0 ok; 1 unexpected failure; 2 usage (bad flags, templates, filter options); 3 input errors that
-// stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
-// kernel benchmark failing validation); 5 no GPU where one was required; 6 --resume impossible (the
-// input or the scoring options changed since the checkpoint). Non-strict runs with bad records
-// exit 0 and list them in the errors file. An interrupted score/run exits 130 (SIGINT) or 143
-// (SIGTERM) after pointing at --resume.
-export const EXIT = { ok: 0, failure: 1, usage: 2, inputErrors: 3, verifyFailed: 4, noGpu: 5, resumeMismatch: 6 } as const;
+export { EXIT } from './common.js';
 
 const HELP = `concord — score and filter instruction–response pairs by mutual alignment (WGSL on WebGPU)
 
@@ -31,53 +30,21 @@ Usage:
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
-takes the CPU path. The choice and its reason are always printed.`;
+takes the CPU path. The choice and its reason are always printed.
+Every command takes --help.`;
 
-export type Command = (argv: string[]) => Promise<number>;
-
-const commands: Record<string, Command> = {
-  ...pipelineCommands,
+/** Every command, by name (tests/cli-usage.test.ts checks each one's usage errors). */
+export const COMMANDS: Record<string, Command> = {
+  doctor: doctorCommand,
+  bench: benchCommand,
+  logprob: logprobCommand,
+  score: scoreCommand,
+  filter: filterCommand,
+  run: runCommand,
+  demo: demoCommand,
   embed: embedCommand,
   dedup: dedupCommand,
-  async doctor(argv) {
-    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
-    const report = await doctorReport();
-    console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
-    return EXIT.ok;
-  },
-
-  async bench(argv) {
-    const [what, ...rest] = argv;
-    if (what !== 'kernels') {
-      console.error(`concord bench: unknown benchmark '${what ?? ''}' (try: concord bench kernels)`);
-      return EXIT.usage;
-    }
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        json: { type: 'boolean', default: false },
-        size: { type: 'string', default: 'small' },
-        device: { type: 'string', default: 'both' },
-      },
-    });
-    if (values.size !== 'small' && values.size !== 'large') throw new UsageError('--size must be small or large');
-    const devices: ('webgpu' | 'cpu')[] = values.device === 'both' ? ['webgpu', 'cpu'] : [values.device === 'cpu' ? 'cpu' : 'webgpu'];
-    let rt: GpuRuntime | null = null;
-    if (devices.includes('webgpu')) {
-      // A kernel benchmark is about the WGSL: take the adapter even when it is a software one.
-      const d = await chooseBackend(values.device === 'both' ? 'webgpu' : parseDeviceChoice(values.device));
-      console.error(`concord: ${d.reason}`);
-      if (d.gpu) rt = new GpuRuntime(d.gpu);
-    }
-    const { runKernelBench } = await import('../../bench/kernels.js');
-    const results = await runKernelBench({ size: values.size, devices, rt, log: values.json ? undefined : (l) => console.log(l) });
-    if (values.json) console.log(JSON.stringify(results, null, 2));
-    rt?.destroy();
-    return results.every((r) => r.validated) ? EXIT.ok : EXIT.verifyFailed;
-  },
 };
-
-export class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -85,24 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return cmd ? EXIT.ok : EXIT.usage;
   }
-  const run = commands[cmd];
+  const run = COMMANDS[cmd];
   if (!run) {
-    console.error(`concord: unknown command '${cmd}'\n\n${HELP}`);
+    log(`concord: unknown command '${cmd}'\n\n${HELP}`);
     return EXIT.usage;
   }
-  try {
-    return await run(rest);
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    if (err instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`concord ${cmd}: ${err.message}`);
-      return EXIT.usage;
-    }
-    if (err.name === 'GpuUnavailableError' || err.constructor?.name === 'GpuUnavailableError') {
-      console.error(`concord ${cmd}: ${err.message}`);
-      return EXIT.noGpu;
-    }
-    console.error(`concord ${cmd}: ${err.stack ?? err.message}`);
-    return EXIT.failure;
-  }
+  return run(rest);
 }

@@ -21,6 +21,8 @@
 //    rank by r-IFD, lowest first (the response best predicts its prompt); --keep-fraction as above.
 //  cosine: keep cosine ≥ --min-cosine; with --keep-fraction, the top f·n by cosine among those.
 
+import { UsageError } from '../errors.js';
+
 export type Rule = 'main' | 'ifd' | 'superfilter' | 'rifd' | 'cosine';
 export const RULES: Rule[] = ['main', 'ifd', 'superfilter', 'rifd', 'cosine'];
 
@@ -56,7 +58,7 @@ export interface FilterResult {
   applied: Record<string, number | string | null>;
 }
 
-export class FilterError extends Error {}
+export class FilterError extends UsageError {}
 
 /** Empirical CDF rank of each finite value among the finite values (fraction ≤ it); NaN for non-finite. */
 export function percentileRanks(values: number[]): number[] {

@@ -4,6 +4,9 @@
 // ourselves (a Mesa lavapipe >= 24 ICD when installed, else Chromium's SwiftShader) and say so.
 // This must happen before dawn.node's create(), because the loader reads the variable then.
 
+import { settings } from '../env.js';
+import { GpuUnavailableError } from '../errors.js';
+
 export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
 
 export interface AdapterSummary {
@@ -32,7 +35,7 @@ export interface BackendDecision {
   reason: string;
 }
 
-export class GpuUnavailableError extends Error {}
+export { GpuUnavailableError } from '../errors.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -90,6 +93,19 @@ function hasHardwareGpu(fs: typeof import('node:fs')): boolean {
   }
 }
 
+/** Whether the dynamic linker can find the Vulkan loader (LD_LIBRARY_PATH, the ld.so cache, the usual folders). */
+function vulkanLoaderPresent(fs: typeof import('node:fs')): boolean {
+  const lib = 'libvulkan.so.1';
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/lib/x86_64-linux-gnu'];
+  if (dirs.some((d) => fs.existsSync(`${d}/${lib}`))) return true;
+  try {
+    return fs.readFileSync('/etc/ld.so.cache').includes(lib);
+  } catch {
+    return false;
+  }
+}
+
 async function nodeNavigatorGpu(): Promise<GPU> {
   if (nodeGpu) return nodeGpu;
   const fs = await import('node:fs');
@@ -107,6 +123,14 @@ async function nodeNavigatorGpu(): Promise<GPU> {
     } else {
       nodeDriverNote = 'no hardware Vulkan driver and no software ICD (apt-get install chromium libvulkan1)';
     }
+  }
+  // Without a Vulkan loader or any driver, dawn.node prints its own raw errors (BackendVk.cpp)
+  // before failing; say it once, in our words, and do not start it.
+  if (process.platform === 'linux' && !vulkanLoaderPresent(fs)) {
+    throw new GpuUnavailableError('no Vulkan loader (libvulkan.so.1) on this machine, so no WebGPU in Node (apt-get install libvulkan1, plus a driver: chromium for SwiftShader or mesa-vulkan-drivers)');
+  }
+  if (!userSet && !process.env.VK_ICD_FILENAMES && !hasHardwareGpu(fs)) {
+    throw new GpuUnavailableError(nodeDriverNote);
   }
   // A variable module name keeps browser bundlers from trying to resolve the native addon.
   const modName = 'webgpu';
@@ -174,7 +198,7 @@ export async function requestGpu(): Promise<GpuHandle> {
 }
 
 export function requireGpuFromEnv(): boolean {
-  return isNode && process.env.CONCORD_REQUIRE_GPU === '1';
+  return settings.requireGpu;
 }
 
 /**
@@ -215,10 +239,4 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
   const d = autoDecision(gpu);
   if (d.backend === 'cpu') gpu.device.destroy();
   return { ...d, gpu: d.backend === 'webgpu' ? gpu : null };
-}
-
-export function parseDeviceChoice(s: string | undefined): DeviceChoice {
-  const v = s ?? 'auto';
-  if (v !== 'auto' && v !== 'webgpu' && v !== 'cpu') throw new Error(`--device must be auto, webgpu or cpu (got '${v}')`);
-  return v;
 }

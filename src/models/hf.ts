@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { openSafetensorsFolder, type TensorSource } from './safetensors.js';
+import { openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from './types.js';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;

@@ -3,17 +3,18 @@
 //   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
 //   a folder with model.bin       → the same
 //   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
-// The models dir is <package root>/models (the package root is the nearest folder above this file
-// holding package.json); CONCORD_MODELS_DIR overrides it.
+// The models dir is src/env.ts modelsDir(): <package root>/models, or CONCORD_MODELS_DIR.
 
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { modelsDir } from '../env.js';
+import { UsageError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { llama2cTokenizer } from '../tokenizer/llama2c.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
-import { loadLlama2c, readLlama2cHeader } from './llama2c.js';
+import { readLlama2cHeader } from '../formats/llama2c.js';
+import { loadLlama2c } from './llama2c.js';
 import type { LoadedWeights } from './types.js';
 
 export const DEFAULT_MODEL = 'stories15M';
@@ -32,21 +33,6 @@ export interface LoadOptions {
   tokenizer?: string;
 }
 
-/** The folder holding package.json, walking up from this module. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-}
-
-export function modelsDir(): string {
-  return process.env.CONCORD_MODELS_DIR ? resolve(process.env.CONCORD_MODELS_DIR) : join(packageRoot(), 'models');
-}
-
 export function defaultModelDir(): string {
   return join(modelsDir(), DEFAULT_MODEL);
 }
@@ -56,20 +42,20 @@ export function resolveModel(pathOrName: string): { format: 'llama2c' | 'hf'; pa
   const named = NAMED_MODELS[pathOrName];
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
-    if (!existsSync(p)) throw new Error(`model '${pathOrName}': ${p} not found (run \`npm run fetch-models\`, or set CONCORD_MODELS_DIR)`);
+    if (!existsSync(p)) throw new UsageError(`model '${pathOrName}': ${p} not found (run \`npm run fetch-models\`, or set CONCORD_MODELS_DIR)`);
     return { format: 'llama2c', path: p };
   }
   const p = resolve(pathOrName);
   if (!existsSync(p)) {
-    throw new Error(`model '${pathOrName}': no such file or folder (${p}); give 'default', '${DEFAULT_MODEL}', a llama2.c .bin or a Hugging Face folder`);
+    throw new UsageError(`model '${pathOrName}': no such file or folder (${p}); give 'default', '${DEFAULT_MODEL}', a llama2.c .bin or a Hugging Face folder`);
   }
   if (statSync(p).isDirectory()) {
     if (existsSync(join(p, 'config.json'))) return { format: 'hf', path: p };
     if (existsSync(join(p, 'model.bin'))) return { format: 'llama2c', path: join(p, 'model.bin') };
-    throw new Error(`${p}: folder has neither config.json (Hugging Face) nor model.bin (llama2.c)`);
+    throw new UsageError(`${p}: folder has neither config.json (Hugging Face) nor model.bin (llama2.c)`);
   }
   if (p.endsWith('.bin')) return { format: 'llama2c', path: p };
-  throw new Error(`${p}: not a model (expected a llama2.c .bin checkpoint or a Hugging Face folder with config.json)`);
+  throw new UsageError(`${p}: not a model (expected a llama2.c .bin checkpoint or a Hugging Face folder with config.json)`);
 }
 
 function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {

@@ -1,6 +1,7 @@
 // modelFromWeights: a LanguageModel from weights already in memory (any source: files in Node,
 // ArrayBuffers in the browser). No file-system imports here, so the browser bundle can use it.
 
+import { isNode, nodeBuiltin, settings } from '../env.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { roundThroughF16 } from '../util/f16.js';
@@ -96,9 +97,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
 }
 
 function defaultThreads(): number {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown } }).process;
-  const env = proc?.env?.CONCORD_CPU_THREADS;
-  if (env) return Math.max(1, Number(env) || 1);
-  const os = proc?.getBuiltinModule?.('node:os') as typeof import('node:os') | undefined;
-  return Math.min(os?.availableParallelism?.() ?? 1, 8);
+  if (settings.cpuThreads) return settings.cpuThreads;
+  if (!isNode) return 1;
+  return Math.min(nodeBuiltin<typeof import('node:os')>('os').availableParallelism(), 8);
 }

@@ -3,15 +3,17 @@
 // on, unless strict.
 
 import * as fs from 'node:fs';
+import { InputError } from '../errors.js';
 import { applyFilter, type FilterOptions, type FilterResult, type ScoreFields } from '../filter/index.js';
 import {
-  AtomicWriter, ResumeError, ScoredOutput, checkpointMismatch, countJsonlRecords, inputIdentity, openInput,
+  AtomicWriter, ResumeError, ScoredOutput, checkpointMismatch, countJsonlRecords, hashOptions, inputIdentity, openInput,
   readCheckpoint, readLinesUpTo, ProgressReporter, type FileRecord, type InputPosition,
 } from './node-io.js';
 import type { ScoreProgress, Scorer, ScoreResult } from './scorer.js';
 import { SummaryBuilder, type Quantiles } from './stats.js';
 
-export class StrictError extends Error {}
+/** --strict stopped at a bad record (exit 3). */
+export class StrictError extends InputError {}
 
 export interface ScoreFileOptions {
   scorer: Scorer;
@@ -24,14 +26,17 @@ export interface ScoreFileOptions {
   /** Checkpoint after this many records (default 256) or this many ms (default 5000), whichever first. */
   checkpointEvery?: number;
   checkpointMs?: number;
-  /** Hash of everything that changes scores; a resumed run must match it. */
-  optionsHash: string;
+  /**
+   * Hash of everything that changes scores; a resumed run must match it. Default: the hash of
+   * the scorer's identity (createScorer) and `limit`.
+   */
+  optionsHash?: string;
   quiet?: boolean;
   /** Human-readable messages (stderr). */
   log: (line: string) => void;
   /** Error messages printed to the log before "... and N more" (default 10). */
   maxErrorLines?: number;
-  /** Records the caller will score at most (--limit; for the progress total only). */
+  /** Score only the first `limit` records of the input (--limit; a resumed run counts from record 0). */
   limit?: number;
 }
 
@@ -66,14 +71,20 @@ export function scoredLine(r: ScoreResult): string {
   return JSON.stringify({ ...(r.record as Record<string, unknown>), scores: r.scores });
 }
 
+/** The errors file of a job writing `output`, unless one is named: `<output>.errors.jsonl`. */
+export const errorsPathFor = (output: string): string => `${output}.errors.jsonl`;
+
 export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   const { scorer, log } = o;
-  const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
+  const errorsPath = o.errors ?? errorsPathFor(o.output);
+  const identity0 = (scorer as { identity?: Record<string, unknown> }).identity;
+  if (o.optionsHash === undefined && identity0 === undefined) throw new Error('scoreFile: give optionsHash, or a scorer from createScorer');
+  const optionsHash = o.optionsHash ?? hashOptions({ ...identity0, limit: o.limit ?? null });
   const identity = inputIdentity(o.input);
   let ckpt = o.resume ? readCheckpoint(o.output) : null;
   if (o.resume && !ckpt) log(`concord: --resume: no checkpoint for ${o.output}; starting from the beginning`);
   if (ckpt) {
-    const why = checkpointMismatch(ckpt, identity, o.optionsHash);
+    const why = checkpointMismatch(ckpt, identity, optionsHash);
     if (why) throw new ResumeError(`cannot resume ${o.output}: ${why}; run without --resume to start over`);
   } else if (!o.resume && fs.existsSync(`${o.output}.partial`)) {
     log(`concord: an interrupted run left ${o.output}.partial; starting over (pass --resume to continue it)`);
@@ -90,16 +101,19 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   if (src.format === 'json-array' && !o.quiet) log(`concord: ${o.input} is a JSON array: read and parsed whole (JSONL is streamed line by line)`);
   const inFile = src.total ?? (await countJsonlRecords(o.input));
   const total = o.limit !== undefined ? Math.min(o.limit, inFile) : inFile;
-  const writer = new ScoredOutput(o.output, errorsPath, identity, o.optionsHash, ckpt);
+  const writer = new ScoredOutput(o.output, errorsPath, identity, optionsHash, ckpt);
   ckpt = null;
 
   // End positions of records read but not yet written (bounded by the scheduler's window).
   const positions = new Map<number, { offset: number; line: number }>();
   let readIndex = from.units;
+  const limit = o.limit ?? Infinity;
   async function* tracked(): AsyncGenerator<FileRecord> {
+    if (readIndex >= limit) return;
     for await (const r of src.records) {
       positions.set(readIndex++, { offset: r.endOffset, line: r.line });
       yield r;
+      if (readIndex >= limit) return;
     }
   }
 
@@ -206,7 +220,7 @@ function scoresOf(r: FileRecord): { scores?: ScoreFields; error?: string } {
 }
 
 export async function filterFile(o: FilterFileOptions): Promise<FilterSummary> {
-  const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
+  const errorsPath = o.errors ?? errorsPathFor(o.output);
   // Pass 1: the scores only.
   const scores: ScoreFields[] = [];
   const errs: string[] = [];
@@ -252,4 +266,28 @@ export async function filterFile(o: FilterFileOptions): Promise<FilterSummary> {
     counts: { records: scores.length + errs.length, kept: decision.kept, dropped: decision.dropped, errors: errs.length },
     applied: decision.applied,
   };
+}
+
+// ---- run: score, then filter -------------------------------------------------------------------
+
+export interface RunFileOptions extends Omit<ScoreFileOptions, 'output'> {
+  /** The kept records. */
+  output: string;
+  dropOut?: string;
+  /** Keep the scored records here (default: `<output>.scored.jsonl`, removed at the end; --resume continues from it). */
+  scoredOut?: string;
+  filter: FilterOptions;
+}
+
+/**
+ * Score `input`, then filter the scored records. Bad input records go to the errors file of the
+ * run's output (errorsPathFor(output), or `errors`); the filter step reads what the score step
+ * wrote, so it runs strict: a record it cannot filter is an error of the run.
+ */
+export async function runFile(o: RunFileOptions): Promise<{ score: ScoreSummary; filter: FilterSummary }> {
+  const scoredOut = o.scoredOut ?? `${o.output}.scored.jsonl`;
+  const score = await scoreFile({ ...o, output: scoredOut, errors: o.errors ?? errorsPathFor(o.output) });
+  const filter = await filterFile({ input: scoredOut, output: o.output, dropOut: o.dropOut, filter: o.filter, strict: true, log: o.log, maxErrorLines: o.maxErrorLines });
+  if (!o.scoredOut) fs.rmSync(scoredOut, { force: true });
+  return { score, filter };
 }

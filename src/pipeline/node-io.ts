@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SourcedRecord } from './input.js';
+import { InputError, ResumeError } from '../errors.js';
 
 // ---- input -------------------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ export function arrayElementLines(text: string): number[] {
   return lines;
 }
 
-export class InputError extends Error {}
+export { InputError } from '../errors.js';
 
 /** A JSON array file, read and parsed whole (README: arrays are not streamed). */
 export function readJsonArray(file: string, name: string): FileRecord[] {
@@ -276,7 +277,7 @@ export interface Checkpoint {
   savedAt: string;
 }
 
-export class ResumeError extends Error {}
+export { ResumeError } from '../errors.js';
 
 export const progressPathFor = (out: string) => `${out}.progress.json`;
 

@@ -15,6 +15,7 @@
 //   (cosine_source 'lm-mean-hidden'); null with cosine 'off'.
 //   x_tokens, y_tokens (as scored), truncated (+ x_tokens_full / y_tokens_full when cut).
 
+import { UsageError } from '../errors.js';
 import { cosineRowsCpu } from '../../kernels/cosine.js';
 import { rng } from '../util/rng.js';
 import type { LanguageModel } from '../models/lm.js';
@@ -57,7 +58,7 @@ export interface ScoreResult {
   error?: string;
 }
 
-/** A sentence encoder (src/embed's Embedder fits). */
+/** A sentence encoder (src/encoder's Embedder fits). */
 export interface TextEmbedder {
   embed(texts: string[]): Promise<Float32Array[]>;
   /** shown in cosine_source, e.g. 'all-MiniLM-L6-v2' */
@@ -194,14 +195,14 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   const sameModel = R === F;
   const tokF = F.tokenizer;
   if (!sameModel && (R.tokenizer.vocabSize !== tokF.vocabSize || R.tokenizer.bosId !== tokF.bosId)) {
-    throw new Error(`--reverse-model: its tokenizer differs from the forward model's (vocab ${R.tokenizer.vocabSize} vs ${tokF.vocabSize}); x and y must have the same ids under both`);
+    throw new UsageError(`--reverse-model: its tokenizer differs from the forward model's (vocab ${R.tokenizer.vocabSize} vs ${tokF.vocabSize}); x and y must have the same ids under both`);
   }
   const startId = tokF.bosId ?? tokF.eosId;
   if (startId === null) throw new Error(`${F.config.name}: the tokenizer has neither a BOS nor an EOS token to start sequences with`);
   const modelMax = Math.min(F.maxLen, R.maxLen);
   const maxLen = opts.maxLen ?? modelMax;
-  if (!(maxLen >= 2)) throw new Error(`--max-len must be at least 2 (got ${maxLen})`);
-  if (maxLen > modelMax) throw new Error(`--max-len ${maxLen} is over the model's maximum sequence length ${modelMax}`);
+  if (!(maxLen >= 2)) throw new UsageError(`--max-len must be at least 2 (got ${maxLen})`);
+  if (maxLen > modelMax) throw new UsageError(`--max-len ${maxLen} is over the model's maximum sequence length ${modelMax}`);
 
   const defaults = defaultTemplates(tokF);
   const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? defaults.forward;
@@ -215,10 +216,10 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     fourPass: opts.passes === 4,
   });
   const available = maxLen - 1 - plan.literalTokens;
-  if (available < 2) throw new Error(`--max-len ${maxLen} leaves no room for x and y after the templates' ${plan.literalTokens} literal tokens`);
+  if (available < 2) throw new UsageError(`--max-len ${maxLen} leaves no room for x and y after the templates' ${plan.literalTokens} literal tokens`);
 
   const cosineMode: CosineMode = opts.cosine ?? (opts.embedder ? 'embed' : 'lm');
-  if (cosineMode === 'embed' && !opts.embedder) throw new Error('cosine: embed needs an embedder');
+  if (cosineMode === 'embed' && !opts.embedder) throw new UsageError('cosine: embed needs an embedder');
   const cosineSource = cosineMode === 'off' ? null : cosineMode === 'embed' ? `embed:${opts.embedder!.name ?? 'sentence-encoder'}` : 'lm-mean-hidden';
   const fields: FieldMap = { ...DEFAULT_FIELDS, ...opts.fields };
   const now = opts.now ?? (() => (typeof performance !== 'undefined' ? performance.now() : Date.now()));

@@ -18,6 +18,7 @@
 //    Face tokenizers do for added tokens.
 
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { UsageError } from '../errors.js';
 
 export type Slot = 'x' | 'y';
 
@@ -51,7 +52,7 @@ export const DEFAULT_FORWARD_TEMPLATE = DEFAULT_TEMPLATES.wordStart.forward;
 /** @deprecated See DEFAULT_FORWARD_TEMPLATE. */
 export const DEFAULT_REVERSE_TEMPLATE = DEFAULT_TEMPLATES.wordStart.reverse;
 
-export class TemplateError extends Error {}
+export class TemplateError extends UsageError {}
 
 /**
  * Parse a template. `{x}` and `{y}` are the slots; `{{` and `}}` stand for literal braces; any other

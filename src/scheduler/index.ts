@@ -7,7 +7,7 @@
 //  2. Packing. Within a window and a lane, jobs are sorted by length (longest first) and cut into
 //     batches of neighbouring lengths, each within the lane's token budget (sequences × padded
 //     length ≤ LanguageModel.tokenBudget), choosing the cuts that minimise the padded tokens plus a
-//     small per-batch cost (packLane). Sorting a whole window keeps sequences of similar length
+//     small per-batch cost (packLane → planBatches). Sorting a whole window keeps sequences of similar length
 //     together, so little of each padded batch is padding.
 //  3. Prefetch. One batch is in flight (by default) and the next one is prepared while it runs —
 //     including tokenising the next window when the current one has no batches left.
@@ -50,42 +50,62 @@ export interface Lane {
   run(payloads: unknown[], info: BatchInfo): Promise<unknown[]>;
 }
 
-export interface PackedBatch {
+/** A batch the scheduler formed: which jobs, padded to what length. */
+export interface BatchPlan {
   lane: string;
   jobs: Job[];
   paddedLen: number;
   realTokens: number;
 }
 
+/** What a batch of `size` sequences padded to `paddedLen` tokens costs (any unit; lower is better). */
+export type BatchCost = (size: number, paddedLen: number) => number;
+
 /**
- * Pack one lane's jobs. Jobs are sorted longest first and cut into contiguous runs, each a batch
- * padded to its first (longest) job, with (jobs × padded length) ≤ budget (a job longer than the
- * budget goes alone) and at most maxBatch jobs. The cut minimises the computed tokens
- * Σ B × padded L plus `overhead` token-equivalents per batch (dynamic programming over the sorted
- * run, O(n · batch size)): taking as many jobs as fit would pad short jobs up to long ones, while a
- * batch per length would pay the per-call cost each time.
+ * The one batch planner (LM scoring and the sentence encoder both use it): cut `lens`, sorted by
+ * length in either direction, into contiguous batches — each padded to its longest member, with
+ * at most `maxBatch` sequences and (sequences × padded length) ≤ `maxTokens` (a longer sequence
+ * goes alone) — minimising Σ cost(size, paddedLen). Exact dynamic programme over the cut points,
+ * O(n · batch size); on ties the longer last batch wins (fewer batches). Returns each batch's end.
  */
-export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = Infinity, overhead = defaultOverhead(budget)): PackedBatch[] {
-  const sorted = jobs.slice().sort((a, b) => b.length - a.length || a.item - b.item || a.tag - b.tag);
-  const n = sorted.length;
+export function planBatches(lens: readonly number[], o: { maxBatch?: number; maxTokens: number; cost: BatchCost }): number[] {
+  const n = lens.length, maxBatch = o.maxBatch ?? Infinity;
+  for (let k = 1, dir = 0; k < n; k++) {
+    const d = Math.sign(lens[k] - lens[k - 1]);
+    if (d && dir && d !== dir) throw new Error('planBatches: lengths must be sorted');
+    if (d) dir = d;
+  }
   const cost = new Float64Array(n + 1).fill(Infinity);
   const from = new Int32Array(n + 1);
   cost[0] = 0;
   for (let j = 1; j <= n; j++) {
-    // Batch = sorted[i .. j-1], padded to sorted[i].length; going left, the padded length grows.
+    // Batch = lens[i .. j-1]; going left it grows, and with it (if ascending) nothing or (if
+    // descending) the padded length.
     for (let i = j - 1; i >= 0; i--) {
-      const size = j - i;
-      if (size > maxBatch || (size > 1 && size * sorted[i].length > budget)) break;
-      const c = cost[i] + size * sorted[i].length + overhead;
-      if (c < cost[j]) { cost[j] = c; from[j] = i; }
+      const size = j - i, L = Math.max(lens[i], lens[j - 1]);
+      if (size > maxBatch || (size > 1 && size * L > o.maxTokens)) break;
+      const c = cost[i] + o.cost(size, L);
+      if (c <= cost[j]) { cost[j] = c; from[j] = i; }
     }
   }
-  const out: PackedBatch[] = [];
-  for (let j = n; j > 0; j = from[j]) {
-    const part = sorted.slice(from[j], j);
-    out.push({ lane, jobs: part, paddedLen: part[0].length, realTokens: part.reduce((s, x) => s + x.length, 0) });
-  }
-  return out.reverse();
+  const ends: number[] = [];
+  for (let j = n; j > 0; j = from[j]) ends.push(j);
+  return ends.reverse();
+}
+
+/**
+ * Pack one lane's jobs. Jobs are sorted longest first and cut by planBatches, the cost of a batch
+ * being its computed tokens (B × padded L) plus `overhead` token-equivalents: taking as many jobs
+ * as fit would pad short jobs up to long ones, while a batch per length would pay the per-call
+ * cost each time.
+ */
+export function packLane(lane: string, jobs: Job[], budget: number, maxBatch = Infinity, overhead = defaultOverhead(budget)): BatchPlan[] {
+  const sorted = jobs.slice().sort((a, b) => b.length - a.length || a.item - b.item || a.tag - b.tag);
+  const ends = planBatches(sorted.map((j) => j.length), { maxBatch, maxTokens: budget, cost: (B, L) => B * L + overhead });
+  return ends.map((end, k) => {
+    const part = sorted.slice(k ? ends[k - 1] : 0, end);
+    return { lane, jobs: part, paddedLen: part[0].length, realTokens: part.reduce((s, x) => s + x.length, 0) };
+  });
 }
 
 /**
@@ -97,7 +117,7 @@ export function defaultOverhead(budget: number): number {
 }
 
 /** Pack a window's jobs lane by lane (lanes in the order given). */
-export function packJobs(jobs: Job[], lanes: Record<string, Lane>): PackedBatch[] {
+export function packJobs(jobs: Job[], lanes: Record<string, Lane>): BatchPlan[] {
   const byLane = new Map<string, Job[]>();
   for (const j of jobs) {
     if (!lanes[j.lane]) throw new Error(`scheduler: job for unknown lane '${j.lane}'`);
@@ -105,7 +125,7 @@ export function packJobs(jobs: Job[], lanes: Record<string, Lane>): PackedBatch[
     if (!l) byLane.set(j.lane, (l = []));
     l.push(j);
   }
-  const out: PackedBatch[] = [];
+  const out: BatchPlan[] = [];
   for (const name of Object.keys(lanes)) {
     const l = byLane.get(name);
     if (l) out.push(...packLane(name, l, lanes[name].budget, lanes[name].maxBatch, lanes[name].batchOverhead));
@@ -182,7 +202,7 @@ export class Scheduler<In, Item> {
     let exhausted = false;
     let nextIndex = 0;
     const windows: WindowState<Item>[] = [];
-    const queue: { batch: PackedBatch; window: WindowState<Item> }[] = [];
+    const queue: { batch: BatchPlan; window: WindowState<Item> }[] = [];
 
     const pullWindow = async (): Promise<boolean> => {
       if (exhausted) return false;
@@ -208,14 +228,14 @@ export class Scheduler<In, Item> {
     // The next batch to run, pulling (and preparing) the next window when the queue is empty.
     // 'empty' means a window without jobs (all its items invalid): the caller drains it, so a long
     // run of invalid records never piles up in memory.
-    const nextBatch = async (): Promise<{ batch: PackedBatch; window: WindowState<Item> } | 'empty' | null> => {
+    const nextBatch = async (): Promise<{ batch: BatchPlan; window: WindowState<Item> } | 'empty' | null> => {
       if (queue.length > 0) return queue.shift()!;
       if (!(await pullWindow())) return null;
       return queue.length > 0 ? queue.shift()! : 'empty';
     };
 
-    const inflight: { batch: PackedBatch; window: WindowState<Item>; out: Promise<unknown[]> }[] = [];
-    const launch = (q: { batch: PackedBatch; window: WindowState<Item> }) => {
+    const inflight: { batch: BatchPlan; window: WindowState<Item>; out: Promise<unknown[]> }[] = [];
+    const launch = (q: { batch: BatchPlan; window: WindowState<Item> }) => {
       const { batch } = q;
       const info: BatchInfo = { lane: batch.lane, index: this.stats.batches++, size: batch.jobs.length, paddedLen: batch.paddedLen, realTokens: batch.realTokens };
       const out = lanes[batch.lane].run(batch.jobs.map((j) => j.payload), info);

@@ -224,29 +224,3 @@ export function llama2cTokenizerFromBytes(data: Uint8Array | ArrayBuffer, source
 export function llama2cTokenizer(path: string, vocabSize?: number): HfTextTokenizer {
   return llama2cTokenizerFromVocab(readLlama2cTokenizer(path, vocabSize), path);
 }
-
-/**
- * A llama2.c tokenizer.bin (newer export: '<0xXX>' byte tokens, '▁' as ' ', BOS/EOS as
- * '\n<s>\n' / '\n</s>\n'), e.g. for tiny test models.
- */
-export function serializeLlama2cTokenizer(pieces: readonly string[], scores: ArrayLike<number>): Uint8Array {
-  const enc = new TextEncoder();
-  const strs = pieces.map((p, id) => enc.encode(id === 1 || id === 2 ? `\n${p}\n` : p.replaceAll('\u2581', ' ')));
-  const maxLen = strs.reduce((m, s) => Math.max(m, s.length), 0);
-  const out = new Uint8Array(4 + strs.reduce((n, s) => n + 8 + s.length, 0));
-  const dv = new DataView(out.buffer);
-  dv.setInt32(0, maxLen, true);
-  let o = 4;
-  strs.forEach((s, id) => {
-    dv.setFloat32(o, scores[id], true);
-    dv.setInt32(o + 4, s.length, true);
-    out.set(s, o + 8);
-    o += 8 + s.length;
-  });
-  return out;
-}
-
-/** Write a llama2.c tokenizer.bin (Node). */
-export function writeLlama2cTokenizer(path: string, pieces: readonly string[], scores: ArrayLike<number>): void {
-  nodeFs().writeFileSync(path, serializeLlama2cTokenizer(pieces, scores));
-}

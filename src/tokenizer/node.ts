@@ -5,16 +5,10 @@
 import type * as Fs from 'node:fs';
 import type * as Path from 'node:path';
 
-type BuiltinGetter = (id: string) => unknown;
+import { nodeBuiltin } from '../env.js';
 
-function builtin<T>(id: string): T {
-  const get = (globalThis as { process?: { getBuiltinModule?: BuiltinGetter } }).process?.getBuiltinModule;
-  if (!get) throw new Error(`reading files needs Node.js >= 20.16 (process.getBuiltinModule); in a browser, use the *FromBytes / parse* functions`);
-  return get(id) as T;
-}
-
-export const nodeFs = (): typeof Fs => builtin<typeof Fs>('node:fs');
-export const nodePath = (): typeof Path => builtin<typeof Path>('node:path');
+export const nodeFs = (): typeof Fs => nodeBuiltin<typeof Fs>('fs');
+export const nodePath = (): typeof Path => nodeBuiltin<typeof Path>('path');
 
 /** True on little-endian hosts (model files are little-endian; typed arrays use host order). */
 export const littleEndianHost = (): boolean => new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

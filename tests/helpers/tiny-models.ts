@@ -21,10 +21,10 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeLlama2c } from '../../src/models/llama2c.js';
-import { f32ToBf16Bits, writeSafetensors, type SafetensorsDtype, type TensorToWrite } from '../../src/models/safetensors.js';
+import type { SafetensorsDtype } from '../../src/formats/safetensors.js';
+import { f32ToBf16Bits, writeLlama2c, writeLlama2cTokenizer, writeSafetensors, type TensorToWrite } from './writers.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from '../../src/models/types.js';
-import { sentencepieceTokenizerConfig, sentencepieceTokenizerJson, writeLlama2cTokenizer, type SentencePieceVocab } from '../../src/tokenizer/llama2c.js';
+import { sentencepieceTokenizerConfig, sentencepieceTokenizerJson, type SentencePieceVocab } from '../../src/tokenizer/llama2c.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/util/f16.js';
 import { randn, rng } from './gpu.js';
 

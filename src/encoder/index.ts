@@ -9,13 +9,15 @@
 // files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
 // 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
 
+import { isNode, modelsDir, nodeBuiltin } from '../env.js';
+import { planBatches as planCuts } from '../scheduler/index.js';
 import { ATTN_BQ } from '../../kernels/attention.js';
 import { defaultMatmulVariant, MATMUL_TILE, type MatmulVariant } from '../../kernels/matmul.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
 import { BertGpu } from './bert-gpu.js';
 import { bertFromSafetensors, type HfBertConfigJson } from './hf-bert.js';
-import { externalLocations } from './onnx.js';
+import { externalLocations } from '../formats/onnx.js';
 import { bertFromOnnx } from './onnx-bert.js';
 import { BertTokenizer } from './tokenize.js';
 import type { BertConfig, BertWeights } from './types.js';
@@ -145,58 +147,21 @@ export function batchCost(B: number, L: number, m: BatchCostModel = BATCH_COSTS.
 }
 
 /**
- * Cut texts sorted by length (ascending token counts) into contiguous GPU batches, each padded to
- * its longest text: at most maxBatch texts and maxTokens padded tokens per batch (a longer text
- * goes alone), minimising the summed batchCost. Exact dynamic programme, O(n · maxBatch). Returns
- * the end index of each batch.
+ * GPU batches of texts sorted by length (ascending token counts): the scheduler's planBatches with
+ * this cost model; at most maxBatch texts and maxTokens padded tokens per batch (a longer text goes
+ * alone). Returns the end index of each batch.
  */
 export function planBatches(lens: number[], maxBatch: number, maxTokens: number, model: BatchCostModel = BATCH_COSTS.tiled): number[] {
-  const n = lens.length;
-  const cost = new Float64Array(n + 1).fill(Infinity);
-  const from = new Int32Array(n + 1);
-  cost[0] = 0;
-  for (let e = 1; e <= n; e++) {
-    const L = lens[e - 1];
-    if (e > 1 && L < lens[e - 2]) throw new Error('planBatches: lengths must be sorted ascending');
-    for (let s = e - 1; s >= 0 && e - s <= maxBatch; s--) {
-      const B = e - s;
-      if (B > 1 && B * L > maxTokens) break;
-      const c = cost[s] + batchCost(B, L, model);
-      if (c <= cost[e]) { cost[e] = c; from[e] = s; } // on ties, the longer last batch (fewer batches)
-    }
-  }
-  const ends: number[] = [];
-  for (let e = n; e > 0; e = from[e]) ends.push(e);
-  return ends.reverse();
+  if (lens.some((L, k) => k > 0 && L < lens[k - 1])) throw new Error('planBatches: lengths must be sorted ascending');
+  return planCuts(lens, { maxBatch, maxTokens, cost: (B, L) => batchCost(B, L, model) });
 }
 
 /** Known names → folder under models/. */
 const NAMES: Record<string, string> = { minilm: 'all-MiniLM-L6-v2', 'all-minilm-l6-v2': 'all-MiniLM-L6-v2' };
 
-type NodeProcess = { getBuiltinModule?: (m: string) => unknown; env?: Record<string, string | undefined> };
-interface NodeMods { fs: typeof import('node:fs'); path: typeof import('node:path'); url: typeof import('node:url') }
-
-function nodeMods(): NodeMods {
-  const proc = ((globalThis as { process?: NodeProcess }).process ?? {});
-  const fs = proc.getBuiltinModule?.('node:fs') as NodeMods['fs'] | undefined;
-  const path = proc.getBuiltinModule?.('node:path') as NodeMods['path'] | undefined;
-  const url = proc.getBuiltinModule?.('node:url') as NodeMods['url'] | undefined;
-  if (!fs || !path || !url) throw new Error('loadEmbedder reads files and needs Node (>= 20.16); in a browser use createEmbedder()');
-  return { fs, path, url };
-}
-
-/** The models/ folder: $CONCORD_MODELS_DIR, or models/ in the package root (the first folder above this module with package.json). */
-export function modelsDir(): string {
-  const { fs, path, url } = nodeMods();
-  const env = ((globalThis as { process?: NodeProcess }).process?.env ?? {}).CONCORD_MODELS_DIR;
-  if (env) return env;
-  let dir = path.dirname(url.fileURLToPath(import.meta.url));
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'models');
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package root (package.json) above src/embed to find models/ in; set CONCORD_MODELS_DIR');
-    dir = parent;
-  }
+function nodeMods(): { fs: typeof import('node:fs'); path: typeof import('node:path') } {
+  if (!isNode) throw new Error('loadEmbedder reads files and needs Node (>= 20.16); in a browser use createEmbedder()');
+  return { fs: nodeBuiltin<typeof import('node:fs')>('fs'), path: nodeBuiltin<typeof import('node:path')>('path') };
 }
 
 /** Resolve 'minilm' / a folder / a .onnx path to what a loader needs. */
@@ -247,7 +212,7 @@ export async function loadEmbedderSources(pathOrName: string): Promise<EmbedderS
   let weights: BertWeights;
   if (r.kind === 'hf') {
     // Imported here: the safetensors reader uses node:fs, and this module stays loadable in a browser.
-    const { openSafetensorsFolder } = await import('../models/safetensors.js');
+    const { openSafetensorsFolder } = await import('../formats/safetensors.js');
     weights = bertFromSafetensors(hfConfig as unknown as HfBertConfigJson, openSafetensorsFolder(r.dir), name);
   } else {
     const bytes = fs.readFileSync(r.model);

@@ -66,36 +66,3 @@ export function dequantMatMulNBits(p: MatMulNBitsParams, what = 'MatMulNBits'): 
   }
   return W;
 }
-
-/** Inverse, for tests: quantise f32 [N, K] to 4-bit blocks with symmetric-ish (min/max) scales. */
-export function quantizeMatMulNBits4(W: Float32Array, N: number, K: number, blockSize: number, withZeroPoints: boolean): MatMulNBitsParams {
-  const nBlocks = Math.ceil(K / blockSize);
-  const blobSize = blockSize / 2;
-  const B = new Uint8Array(N * nBlocks * blobSize);
-  const scales = new Float32Array(N * nBlocks);
-  const zpRowBytes = Math.ceil(nBlocks / 2);
-  const zeroPoints = withZeroPoints ? new Uint8Array(N * zpRowBytes) : null;
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < nBlocks; b++) {
-      let lo = 0, hi = 0;
-      for (let k = b * blockSize; k < Math.min(K, (b + 1) * blockSize); k++) { lo = Math.min(lo, W[n * K + k]); hi = Math.max(hi, W[n * K + k]); }
-      let scale: number, z: number;
-      if (withZeroPoints) {
-        scale = (hi - lo) / 15 || 1;
-        z = Math.min(15, Math.max(0, Math.round(-lo / scale)));
-        zeroPoints![n * zpRowBytes + (b >> 1)] |= z << ((b & 1) * 4);
-      } else {
-        const amax = Math.max(-lo, hi);
-        scale = amax / 7 || 1;
-        z = 8;
-      }
-      scales[n * nBlocks + b] = scale;
-      for (let k = b * blockSize; k < Math.min(K, (b + 1) * blockSize); k++) {
-        const q = Math.min(15, Math.max(0, Math.round(W[n * K + k] / scale) + z));
-        const kin = k - b * blockSize;
-        B[(n * nBlocks + b) * blobSize + (kin >> 1)] |= q << ((kin & 1) * 4);
-      }
-    }
-  }
-  return { K, N, bits: 4, blockSize, B, scales, zeroPoints };
-}

@@ -2,10 +2,10 @@
 // model_type 'bert'), model.safetensors (f32, f16 or bf16), tokenizer.json. Tensor names follow
 // transformers' BertModel, optionally under a 'bert.' prefix (task heads are ignored).
 //
-// Tensors come through src/models/safetensors.ts (openSafetensorsFolder: one file or a sharded
+// Tensors come through src/formats/safetensors.ts (openSafetensorsFolder: one file or a sharded
 // index; F32, F16 and BF16 read as f32), the same reader the language models use.
 
-import type { TensorSource } from '../models/safetensors.js';
+import type { TensorSource } from '../formats/safetensors.js';
 import { checkBertWeights, type BertConfig, type BertLayer, type BertWeights } from './types.js';
 
 export interface HfBertConfigJson {

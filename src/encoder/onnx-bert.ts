@@ -10,8 +10,8 @@
 // Anything else (EmbedLayerNormalization, fused Attention with packed QKV, tanh GELU, ...) fails
 // with an error naming the node where the walk stopped.
 
-import { dequantMatMulNBits } from './matmulnbits.js';
-import { DT, OnnxGraph, OnnxNode, dtypeName, parseOnnx, type ExternalData } from './onnx.js';
+import { dequantMatMulNBits } from '../formats/matmulnbits.js';
+import { DT, OnnxGraph, OnnxNode, dtypeName, parseOnnx, type ExternalData } from '../formats/onnx.js';
 import { checkBertWeights, type BertConfig, type BertLayer, type BertWeights } from './types.js';
 
 interface Linear {

@@ -34,7 +34,7 @@ import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu } from '../../kernels/p
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
 import { AtomicWriter, openInput } from '../pipeline/node-io.js';
-import type { Embedder } from './index.js';
+import type { Embedder } from '../encoder/index.js';
 
 /** Default memory budget for the embeddings held in memory (bytes); beyond it they go to a file. */
 export const DEDUP_MEMORY_BUDGET = 512 * 1024 * 1024;

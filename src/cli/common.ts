@@ -1,0 +1,94 @@
+// What every `concord` command shares: the exit codes, the one usage error, the flag parsers and
+// the one error → exit code mapping. A command is `(argv) => Promise<exit code>`; wrap its body
+// in `command(name, help, body)` and every failure becomes one line on stderr with its documented
+// exit code (the stack only with CONCORD_DEBUG=1).
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { settings } from '../env.js';
+import { ConcordError, EXIT, UsageError } from '../errors.js';
+import type { DeviceChoice } from '../gpu/device.js';
+
+export { EXIT, UsageError };
+
+export type Command = (argv: string[]) => Promise<number>;
+
+export const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values<O extends Options> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : O[K] extends { multiple: true } ? string[] : string };
+
+/**
+ * node:util parseArgs in strict mode, with its errors turned into one-line usage errors that name
+ * the flag (an unknown flag, a string flag without a value, a value given to a boolean flag, a
+ * positional argument where none is taken).
+ */
+export function parseFlags<O extends Options>(argv: string[], options: O, positionals = false): { values: Values<O>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: positionals, strict: true });
+    return { values: r.values as Values<O>, positionals: r.positionals };
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (!err.code?.startsWith('ERR_PARSE_ARGS')) throw e;
+    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
+    const arg = /argument '([^']*)'/.exec(err.message)?.[1];
+    switch (err.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': throw new UsageError(`unknown flag ${flag ?? err.message}`);
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+        throw new UsageError(/does not take an argument/.test(err.message) ? `${flag} takes no value` : `${flag} needs a value`);
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': throw new UsageError(`unexpected argument '${arg ?? err.message}'`);
+      default: throw new UsageError(err.message.split('\n')[0]);
+    }
+  }
+}
+
+/** A number flag; undefined when absent, a usage error naming the flag when out of range. */
+export function numFlag(v: string | undefined, name: string, o: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!Number.isFinite(n) || (o.int && !Number.isInteger(n)) || (o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) {
+    const range = o.min !== undefined || o.max !== undefined ? ` in [${o.min ?? '-∞'}, ${o.max ?? '∞'}]` : '';
+    throw new UsageError(`${name} must be ${o.int ? 'an integer' : 'a number'}${range} (got '${v}')`);
+  }
+  return n;
+}
+
+/** A flag with a fixed set of values. */
+export function choiceFlag<C extends string>(v: string | undefined, name: string, choices: readonly C[]): C {
+  if (v === undefined || !(choices as readonly string[]).includes(v)) {
+    throw new UsageError(`${name} must be ${choices.slice(0, -1).join(', ')}${choices.length > 1 ? ' or ' : ''}${choices[choices.length - 1]} (got '${v ?? ''}')`);
+  }
+  return v as C;
+}
+
+export const deviceFlag = (v: string | undefined): DeviceChoice => choiceFlag(v ?? 'auto', '--device', ['auto', 'webgpu', 'cpu'] as const);
+
+/** Backslash escapes in template flags: \n, \t, \\ (so a shell can pass "{x}\n\n{y}"). */
+export function unescapeCli(s: string): string {
+  return s.replace(/\\([nt\\])/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : '\\'));
+}
+
+/** The one error → exit code mapping: one line on stderr, the stack only with CONCORD_DEBUG=1. */
+export function exitCodeFor(e: unknown, cmd: string): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const code = err instanceof ConcordError ? err.exitCode : EXIT.failure;
+  const hint = err instanceof UsageError ? ` (concord ${cmd} --help)` : '';
+  const first = err.message.split('\n')[0];
+  const debugHint = code === EXIT.failure && !settings.debug ? ' (CONCORD_DEBUG=1 shows the stack)' : '';
+  log(`concord ${cmd}: ${settings.debug ? err.stack ?? err.message : first}${hint}${debugHint}`);
+  return code;
+}
+
+/** A command: `--help`/`-h` prints `help`; everything the body throws goes through exitCodeFor. */
+export function command(name: string, help: string, body: (argv: string[]) => Promise<number>): Command {
+  return async (argv) => {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      console.log(help);
+      return EXIT.ok;
+    }
+    try {
+      return await body(argv);
+    } catch (e) {
+      return exitCodeFor(e, name);
+    }
+  };
+}

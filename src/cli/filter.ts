@@ -1,0 +1,62 @@
+// `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
+
+import { RULES, type FilterOptions, type Rule } from '../filter/index.js';
+import { filterFile, type FilterSummary } from '../pipeline/files.js';
+import { writeFileAtomic } from '../pipeline/node-io.js';
+import { choiceFlag, command, EXIT, log, numFlag, parseFlags } from './common.js';
+import { inputMustExist, oneInput, requireOutput } from './score.js';
+
+export const FILTER_OPTIONS = {
+  output: { type: 'string', short: 'o' },
+  'drop-out': { type: 'string' },
+  rule: { type: 'string' },
+  signal: { type: 'string' },
+  'keep-fraction': { type: 'string' },
+  'fwd-threshold': { type: 'string' },
+  'rev-threshold': { type: 'string' },
+  'min-cosine': { type: 'string' },
+  errors: { type: 'string' },
+  strict: { type: 'boolean' },
+  summary: { type: 'string' },
+  quiet: { type: 'boolean' },
+} as const;
+
+export type FilterFlags = { [K in keyof typeof FILTER_OPTIONS]?: (typeof FILTER_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-out dropped.jsonl] [options]
+
+  --rule main|ifd|superfilter|rifd|cosine   (default main)
+  --signal gain|logp            main: pointwise gains (default) or raw log-probs
+  --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
+  --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
+  --min-cosine X                cosine rule
+  --errors FILE  --strict  --summary FILE  --quiet`;
+
+export function filterOptionsFrom(v: FilterFlags): FilterOptions {
+  return {
+    rule: choiceFlag(v.rule ?? 'main', '--rule', RULES as readonly Rule[]),
+    signal: choiceFlag(v.signal ?? 'gain', '--signal', ['gain', 'logp'] as const),
+    keepFraction: numFlag(v['keep-fraction'], '--keep-fraction', { min: 0, max: 1 }),
+    fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'),
+    revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
+    minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
+  };
+}
+
+export function formatFilterSummary(s: FilterSummary): string {
+  const c = s.counts;
+  const a = Object.entries(s.applied).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(5)) : v}`).join(' ');
+  return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
+}
+
+export const filterCommand = command('filter', FILTER_HELP, async (argv) => {
+  const { values: v, positionals } = parseFlags(argv, FILTER_OPTIONS, true);
+  const input = oneInput(positionals, 'concord filter scored.jsonl -o kept.jsonl');
+  const output = requireOutput(v.output);
+  const filter = filterOptionsFrom(v);
+  await inputMustExist(input);
+  const summary = await filterFile({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log });
+  if (!v.quiet) log(formatFilterSummary(summary));
+  if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
+  return EXIT.ok;
+});

@@ -1,0 +1,39 @@
+// `concord run`: score, then filter (src/pipeline/files.ts runFile), with the flags of both.
+
+import { runFile } from '../pipeline/files.js';
+import { writeFileAtomic } from '../pipeline/node-io.js';
+import { command, log, parseFlags } from './common.js';
+import { FILTER_HELP, FILTER_OPTIONS, filterOptionsFrom, formatFilterSummary } from './filter.js';
+import {
+  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, inputMustExist, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
+} from './score.js';
+
+const RUN_OPTIONS = { ...FILTER_OPTIONS, ...SCORE_OPTIONS, 'scored-out': { type: 'string' } } as const;
+
+export const RUN_HELP = `concord run <in.jsonl> -o kept.jsonl [--drop-out dropped.jsonl] [--scored-out scored.jsonl] [score and filter options]
+
+Bad input records go to --errors (default <out>.errors.jsonl). The scored records go to
+--scored-out, or to <out>.scored.jsonl, removed at the end (--resume continues from it).
+
+${SCORE_HELP}
+
+${FILTER_HELP}`;
+
+export const runCommand = command('run', RUN_HELP, async (argv) => {
+  const { values: v, positionals } = parseFlags(argv, RUN_OPTIONS, true);
+  const input = oneInput(positionals, 'concord run in.jsonl -o kept.jsonl');
+  const output = requireOutput(v.output);
+  const s = scoreSettings(v);
+  const filter = filterOptionsFrom(v);
+  await inputMustExist(input);
+  return withScorer(s, !!v.quiet, 'run', async (scorer) => {
+    const r = await runFile({
+      scorer, input, output, dropOut: v['drop-out'], scoredOut: v['scored-out'], errors: v.errors, filter,
+      resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
+    });
+    describeRun(r.score, scorer, 'run');
+    if (!v.quiet) log(`${formatScoreSummary(r.score)}\n${formatFilterSummary(r.filter)}`);
+    if (v.summary) writeFileAtomic(v.summary, JSON.stringify({ ...r.score, filter: r.filter }, null, 2) + '\n');
+    return verifyCode(r.score);
+  });
+});

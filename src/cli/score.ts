@@ -1,0 +1,207 @@
+// `concord score`: the scorer's flags → createScorer → scoreFile. Also the pieces `run` and
+// `demo` share: the score flags, their help, the scorer set-up and the summary lines.
+
+import { DEFAULT_FIELDS } from '../pipeline/input.js';
+import { createScorer, type ConfiguredScorer } from '../pipeline/index.js';
+import { scoreFile, type ScoreSummary } from '../pipeline/files.js';
+import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../pipeline/node-io.js';
+import { settings } from '../env.js';
+import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
+
+export const SCORE_OPTIONS = {
+  output: { type: 'string', short: 'o' },
+  model: { type: 'string' },
+  'reverse-model': { type: 'string' },
+  device: { type: 'string' },
+  'forward-template': { type: 'string' },
+  'reverse-template': { type: 'string' },
+  'chat-template': { type: 'string' },
+  passes: { type: 'string' },
+  'max-len': { type: 'string' },
+  'on-overlong': { type: 'string' },
+  'instruction-field': { type: 'string' },
+  'input-field': { type: 'string' },
+  'output-field': { type: 'string' },
+  cosine: { type: 'string' },
+  'embed-model': { type: 'string' },
+  errors: { type: 'string' },
+  strict: { type: 'boolean' },
+  resume: { type: 'boolean' },
+  summary: { type: 'string' },
+  quiet: { type: 'boolean' },
+  verify: { type: 'string' },
+  'verify-tol': { type: 'string' },
+  window: { type: 'string' },
+  'token-budget': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  limit: { type: 'string' },
+} as const;
+
+export type ScoreFlags = { [K in keyof typeof SCORE_OPTIONS]?: (typeof SCORE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [options]
+
+Models and devices
+  --model <path|default>        forward model (default: stories15M)
+  --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
+  --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
+Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
+  --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
+                                stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
+  --reverse-template T          default "{y}{x}" / "{y}\\n\\n{x}"
+  --chat-template NAME|auto     role-prefix chat format: chatml, llama2, zephyr, alpaca, or auto
+                                (detected from the model's tokenizer_config.json chat_template)
+  --passes min|4                min (default): fewest passes the templates allow; 4: always four
+Lengths
+  --max-len N                   longest sequence (default: the model's maxLen)
+  --on-overlong truncate|error  truncate (default: x from the left, y from the right) or report an error
+Input
+  --instruction-field F  --input-field F  --output-field F   (Alpaca field names)
+  --limit N                     score only the first N records
+Cosine
+  --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
+                                WebGPU, else the LM's mean hidden states; off skips it (fastest)
+  --embed-model <path|minilm>   sentence encoder for --cosine embed/auto (default minilm)
+Output and robustness
+  --errors FILE                 bad records as JSONL (default <out>.errors.jsonl)
+  --strict                      stop at the first bad record (exit 3)
+  --resume                      continue an interrupted run from its checkpoint
+  --checkpoint-every N          records between checkpoints (default 256; also every 5 s)
+  --summary FILE                write the summary as JSON
+  --quiet                       no progress or summary on stderr
+Checking
+  --verify N                    re-score N sampled batches on the CPU twin; exit 4 if max |Δ| > tol
+  --verify-tol X                default 1e-3
+Tuning
+  --window N                    pairs per scheduling window (default 1024)
+  --token-budget N              override the model's tokens per batch`;
+
+/** Every score flag checked (values, ranges, choices) before anything is loaded. */
+export function scoreSettings(v: ScoreFlags) {
+  const passes = choiceFlag(v.passes ?? 'min', '--passes', ['min', '4'] as const);
+  const fields = {
+    ...(v['instruction-field'] ? { instruction: v['instruction-field'] } : {}),
+    ...(v['input-field'] ? { input: v['input-field'] } : {}),
+    ...(v['output-field'] ? { output: v['output-field'] } : {}),
+  };
+  for (const [k, f] of Object.entries(fields)) if (!f.trim()) throw new UsageError(`--${k}-field must name a field (default '${DEFAULT_FIELDS[k as keyof typeof DEFAULT_FIELDS]}')`);
+  const verifyN = numFlag(v.verify, '--verify', { int: true, min: 0 }) ?? 0;
+  return {
+    model: v.model ?? 'default',
+    reverseModel: v['reverse-model'] ?? null,
+    device: deviceFlag(v.device),
+    forwardTemplate: v['forward-template'] !== undefined ? unescapeCli(v['forward-template']) : undefined,
+    reverseTemplate: v['reverse-template'] !== undefined ? unescapeCli(v['reverse-template']) : undefined,
+    chatTemplate: v['chat-template'] ?? null,
+    passes: passes === '4' ? (4 as const) : ('min' as const),
+    maxLen: numFlag(v['max-len'], '--max-len', { int: true, min: 2 }),
+    overlong: choiceFlag(v['on-overlong'] ?? 'truncate', '--on-overlong', ['truncate', 'error'] as const),
+    fields,
+    cosine: choiceFlag(v.cosine ?? 'auto', '--cosine', ['auto', 'embed', 'lm', 'off'] as const),
+    embedModel: v['embed-model'],
+    verify: verifyN > 0 ? { batches: verifyN, tol: numFlag(v['verify-tol'], '--verify-tol', { min: 0 }) ?? 1e-3 } : null,
+    windowSize: numFlag(v.window, '--window', { int: true, min: 1 }),
+    tokenBudget: numFlag(v['token-budget'], '--token-budget', { int: true, min: 1 }),
+    checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }),
+    limit: numFlag(v.limit, '--limit', { int: true, min: 0 }),
+  };
+}
+
+export type ScoreSettings = ReturnType<typeof scoreSettings>;
+
+export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<ConfiguredScorer> {
+  const inject = settings.testInjectDeviation;
+  return createScorer({
+    model: s.model, reverseModel: s.reverseModel, device: s.device,
+    forwardTemplate: s.forwardTemplate, reverseTemplate: s.reverseTemplate, chatTemplate: s.chatTemplate,
+    passes: s.passes, maxLen: s.maxLen, overlong: s.overlong, fields: s.fields,
+    cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
+    windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,
+    log: quiet ? undefined : log,
+  });
+}
+
+const fmt = (x: number | undefined | null, d = 3) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : x.toFixed(d));
+
+export function formatScoreSummary(s: ScoreSummary): string {
+  const c = s.counts;
+  const lines = [
+    `concord score: ${c.records} records → ${c.scored} scored, ${c.errors} errors${s.errors_file ? ` (${s.errors_file})` : ''}, ${c.truncated} truncated${c.resumed_from ? ` (resumed after ${c.resumed_from})` : ''}`,
+    `  passes ${s.passes}  forward ${JSON.stringify(s.templates.forward)}  reverse ${JSON.stringify(s.templates.reverse)}  max-len ${s.max_len}  cosine ${s.cosine_source ?? 'off'}`,
+  ];
+  const dev = s.device as { backend: string; name: string; reason: string | null } | undefined;
+  if (dev) lines.push(`  device ${dev.name}${dev.reason ? ` (${dev.reason})` : ''}`);
+  const t = s.throughput;
+  lines.push(`  ${fmt(t.pairs_per_s, 2)} pairs/s  ${t.tokens_per_s} tokens/s  padding efficiency ${fmt(s.padding_efficiency, 4)} over ${s.batches} batches  ${fmt(t.elapsed_s, 1)} s`);
+  lines.push(`  ${'score'.padEnd(9)} ${['p05', 'p25', 'p50', 'p75', 'p95', 'mean'].map((h) => h.padStart(9)).join('')}`);
+  for (const [k, q] of Object.entries(s.scores)) {
+    if (!q) continue;
+    lines.push(`  ${k.padEnd(9)} ${[q.p05, q.p25, q.p50, q.p75, q.p95, q.mean].map((x) => fmt(x, Math.abs(x) >= 100 ? 1 : 3).padStart(9)).join('')}`);
+  }
+  if (s.verify) {
+    const vr = s.verify;
+    lines.push(`  verify: ${vr.batches} batches, ${vr.tokens} tokens on the CPU twin: max |Δ| ${vr.maxAbsDiff.toExponential(2)} ${vr.ok ? '≤' : '>'} tol ${vr.tol} — ${vr.ok ? 'ok' : 'FAILED'}`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Load the scorer for the checked settings, run `job` with it, free it. Ctrl-C / kill leave the
+ * last checkpoint standing and say how to continue (exit 128 + signal number).
+ */
+export async function withScorer<T>(s: ScoreSettings, quiet: boolean, cmd: string, job: (scorer: ConfiguredScorer) => Promise<T>): Promise<T> {
+  const scorer = await scorerFromSettings(s, quiet);
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`\nconcord ${cmd}: interrupted (${sig}); rerun the same command with --resume to continue from the last checkpoint`);
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await job(scorer);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    scorer.dispose();
+  }
+}
+
+/** What a score summary says of the scorer (command, device, models). */
+export function describeRun(summary: ScoreSummary, scorer: ConfiguredScorer, cmd: string): ScoreSummary {
+  return Object.assign(summary, { command: cmd, device: scorer.device, model: scorer.models[0].config.name, reverse_model: scorer.models[1]?.config.name ?? null });
+}
+
+export const verifyCode = (summary: ScoreSummary): number => (summary.verify && !summary.verify.ok ? EXIT.verifyFailed : EXIT.ok);
+
+/** The one input file a file command takes. */
+export function oneInput(positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new UsageError(`expected one input file (${usage})`);
+  return positionals[0];
+}
+
+export function requireOutput(o: string | undefined): string {
+  if (!o) throw new UsageError('-o/--output is required');
+  return o;
+}
+
+export async function inputMustExist(file: string): Promise<void> {
+  const fs = await import('node:fs');
+  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
+}
+
+export const scoreCommand = command('score', SCORE_HELP, async (argv) => {
+  const { values: v, positionals } = parseFlags(argv, SCORE_OPTIONS, true);
+  const input = oneInput(positionals, 'concord score in.jsonl -o scored.jsonl');
+  const output = requireOutput(v.output);
+  const s = scoreSettings(v);
+  await inputMustExist(input);
+  const summary = await withScorer(s, !!v.quiet, 'score', async (scorer) => describeRun(await scoreFile({
+    scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
+  }), scorer, 'score'));
+  const code = verifyCode(summary);
+  if (!v.quiet) log(formatScoreSummary(summary));
+  if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
+  if (code === EXIT.verifyFailed) log('concord score: --verify: the primary backend deviates from the CPU twin beyond --verify-tol');
+  return code;
+});

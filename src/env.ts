@@ -1,0 +1,118 @@
+// Where concord's files are and every CONCORD_* setting, in one place. Nothing else under src/
+// reads process.env for a CONCORD_* variable or walks up to package.json.
+//
+//   import { settings, packageRoot, modelsDir, nodeBuiltin } from './env.js';
+//
+// `settings` is frozen; each entry reads its environment variable when asked (so a test that sets
+// a variable for one case sees it), and is documented in the README's "Settings" table. In a
+// browser every setting reads as unset and the folder helpers throw (no file system there).
+
+type NodeProcess = { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown };
+
+const proc = (): NodeProcess | undefined => (globalThis as { process?: NodeProcess }).process;
+const raw = (name: string): string | undefined => {
+  const v = proc()?.env?.[name];
+  return v === undefined || v === '' ? undefined : v;
+};
+
+/** True in Node (process.getBuiltinModule exists from Node 20.16). */
+export const isNode = typeof proc()?.getBuiltinModule === 'function';
+
+/** A Node builtin module (node:fs, node:path, …) without a static import, so browser bundles stay clean. */
+export function nodeBuiltin<T = unknown>(name: 'fs' | 'path' | 'url' | 'os' | 'crypto'): T {
+  const m = proc()?.getBuiltinModule?.(`node:${name}`);
+  if (!m) throw new Error(`node:${name} is needed here and exists only in Node (>= 20.16); in a browser, pass the data in memory`);
+  return m as T;
+}
+
+export interface Settings {
+  /** CONCORD_REQUIRE_GPU=1: a missing WebGPU adapter is an error (exit 5) and `--device auto` accepts a software adapter. */
+  readonly requireGpu: boolean;
+  /** CONCORD_MODELS_DIR: the folder of the embedded models (default <package root>/models). */
+  readonly modelsDir: string | undefined;
+  /** CONCORD_SHADER_DIR: the folder of the WGSL files (default <package root>/shaders). */
+  readonly shaderDir: string | undefined;
+  /** CONCORD_CPU_THREADS: worker threads of the CPU backend (default: cores, at most 8). */
+  readonly cpuThreads: number | undefined;
+  /**
+   * CONCORD_KERNEL_VARIANT: force kernel variants, for benchmarks and bug reports: one variant for
+   * every op that has it ('direct', 'tiled') or per op ('matmul=tiled,logprob=direct'). Read by
+   * kernelVariant() in src/gpu/variants.ts, the one place that chooses variants.
+   */
+  readonly kernelVariant: string | undefined;
+  /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
+  readonly debug: boolean;
+  /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
+  readonly testModelModule: string | undefined;
+  /** CONCORD_TEST_INJECT_DEVIATION: test hook, added to every primary log-prob (shows that --verify catches it). */
+  readonly testInjectDeviation: number;
+  /** CONCORD_BENCH_REV: the revision bench/e2e.ts records with its results. */
+  readonly benchRev: string | undefined;
+  /** CONCORD_BENCH_STACK=1: bench/e2e.ts keeps the stack of a failed row. */
+  readonly benchStack: boolean;
+}
+
+const num = (name: string): number | undefined => {
+  const v = raw(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name}=${v}: not a number`);
+  return n;
+};
+
+export const settings: Settings = Object.freeze({
+  get requireGpu() { return raw('CONCORD_REQUIRE_GPU') === '1'; },
+  get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
+  get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
+  get cpuThreads() { const n = num('CONCORD_CPU_THREADS'); return n === undefined ? undefined : Math.max(1, Math.floor(n)); },
+  get kernelVariant() { return raw('CONCORD_KERNEL_VARIANT'); },
+  get debug() { return raw('CONCORD_DEBUG') === '1'; },
+  get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
+  get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
+  get benchRev() { return raw('CONCORD_BENCH_REV'); },
+  get benchStack() { return raw('CONCORD_BENCH_STACK') === '1'; },
+});
+
+/** The environment variable behind each setting, for the README table and error messages. */
+export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Object.freeze({
+  requireGpu: 'CONCORD_REQUIRE_GPU',
+  modelsDir: 'CONCORD_MODELS_DIR',
+  shaderDir: 'CONCORD_SHADER_DIR',
+  cpuThreads: 'CONCORD_CPU_THREADS',
+  kernelVariant: 'CONCORD_KERNEL_VARIANT',
+  debug: 'CONCORD_DEBUG',
+  testModelModule: 'CONCORD_TEST_MODEL_MODULE',
+  testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',
+  benchRev: 'CONCORD_BENCH_REV',
+  benchStack: 'CONCORD_BENCH_STACK',
+});
+
+let root: string | null = null;
+
+/** The package root: the first folder above this module holding package.json (src/ in tests, dist/src/ when built). */
+export function packageRoot(): string {
+  if (root) return root;
+  const fs = nodeBuiltin<typeof import('node:fs')>('fs');
+  const path = nodeBuiltin<typeof import('node:path')>('path');
+  const url = nodeBuiltin<typeof import('node:url')>('url');
+  const here = url.fileURLToPath(import.meta.url);
+  for (let dir = path.dirname(here); ; ) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return (root = dir);
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${here} (set CONCORD_MODELS_DIR and CONCORD_SHADER_DIR)`);
+    dir = up;
+  }
+}
+
+/** The embedded models: $CONCORD_MODELS_DIR, else <package root>/models. */
+export function modelsDir(): string {
+  const path = nodeBuiltin<typeof import('node:path')>('path');
+  const env = settings.modelsDir;
+  return env ? path.resolve(env) : path.join(packageRoot(), 'models');
+}
+
+/** The WGSL files: $CONCORD_SHADER_DIR, else <package root>/shaders. */
+export function shadersDir(): string {
+  const path = nodeBuiltin<typeof import('node:path')>('path');
+  return settings.shaderDir ?? path.join(packageRoot(), 'shaders');
+}

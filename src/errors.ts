@@ -1,0 +1,50 @@
+// The errors a user can cause, each with the exit code the CLI returns for it (README "Exit
+// codes"). Library code throws these; src/cli/common.ts maps them to exit codes in one place.
+// Anything else is an unexpected failure (exit 1).
+
+export const EXIT = {
+  ok: 0,
+  /** an unexpected failure (a bug, a full disk, a lost device) */
+  failure: 1,
+  /** bad flags or options: an unknown flag, a bad value, a missing argument, a bad template or filter rule */
+  usage: 2,
+  /** input that stops the run: --strict at a bad record, an unreadable input file or JSON array */
+  inputErrors: 3,
+  /** --verify above tolerance, or a kernel benchmark failing validation */
+  verifyFailed: 4,
+  /** no GPU where one was required (--device webgpu, CONCORD_REQUIRE_GPU=1) */
+  noGpu: 5,
+  /** --resume impossible: the input or the scoring options changed since the checkpoint */
+  resumeMismatch: 6,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** A user-facing error: its message is one line that says what to change. */
+export class ConcordError extends Error {
+  readonly exitCode: ExitCode = EXIT.failure;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flags or options (exit 2). */
+export class UsageError extends ConcordError {
+  override readonly exitCode = EXIT.usage;
+}
+
+/** Input that stops the run (exit 3). */
+export class InputError extends ConcordError {
+  override readonly exitCode = EXIT.inputErrors;
+}
+
+/** No WebGPU adapter where one was required (exit 5). */
+export class GpuUnavailableError extends ConcordError {
+  override readonly exitCode = EXIT.noGpu;
+}
+
+/** --resume cannot continue (exit 6). */
+export class ResumeError extends ConcordError {
+  override readonly exitCode = EXIT.resumeMismatch;
+}

@@ -1,0 +1,39 @@
+// concord's public entry (Node): `import { createScorer, loadModel, … } from 'concord'`.
+//
+//   import { createScorer, scoreFile, filterFile, applyFilter } from 'concord';
+//   const scorer = await createScorer({ model: 'default', device: 'auto' });
+//   for await (const r of scorer.score([{ instruction: 'Name a colour.', output: 'Blue.' }])) console.log(r.scores ?? r.error);
+//   await scoreFile({ scorer, input: 'in.jsonl', output: 'scored.jsonl', log: console.error });
+//
+// Everything here is documented in the README's "Library" section. The browser demo builds from
+// the same modules (web/engine.ts): createScorer with a model from modelFromWeights, no files.
+
+// Scoring pairs
+export {
+  createScorer, createScorerFromModels, cosineSimilarity, recordToPair, joinPrompt, DEFAULT_FIELDS, RecordError, SourcedRecord,
+  planPasses, truncatePair, defaultTemplates, parseTemplate, CHAT_FORMATS, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
+  type ConfiguredScorer, type CreateScorerOptions, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
+  type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport, type FieldMap, type PairText,
+  type PassPlan, type ChatFormat, type Quantiles,
+} from './pipeline/index.js';
+// File jobs (resumable, atomic outputs, file:line errors)
+export {
+  scoreFile, filterFile, runFile, errorsPathFor, StrictError,
+  type ScoreFileOptions, type ScoreSummary, type FilterFileOptions, type FilterSummary, type RunFileOptions,
+} from './pipeline/files.js';
+export { dedupFile, type DedupFileOptions, type DedupOn, type DedupSummary } from './dedup/index.js';
+// Selection rules
+export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type FilterOptions, type FilterResult, type Rule, type ScoreFields } from './filter/index.js';
+// Models and the sentence encoder
+export { loadModel, modelFromWeights, sharedRuntime, type LoadModelOptions, type LoadedLanguageModel, type LanguageModel, type SequenceRequest, type SequenceScores } from './models/index.js';
+export { loadWeights, resolveModel, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
+export type { ModelConfig, LoadedWeights } from './models/types.js';
+export type { TextTokenizer } from './tokenizer/types.js';
+export { loadEmbedder, createEmbedder, type Embedder, type EmbedderOptions, type EmbedStats } from './encoder/index.js';
+// Devices and kernels
+export { requestGpu, chooseBackend, autoDecision, type DeviceChoice, type GpuHandle, type BackendDecision } from './gpu/device.js';
+export { GpuRuntime } from './gpu/runtime.js';
+export { kernelVariant, KERNEL_VARIANTS, type VariantOp } from './gpu/variants.js';
+// Settings, errors, exit codes
+export { settings, SETTING_VARIABLES, packageRoot, modelsDir, type Settings } from './env.js';
+export { EXIT, ConcordError, UsageError, InputError, GpuUnavailableError, ResumeError } from './errors.js';

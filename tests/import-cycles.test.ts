@@ -1,0 +1,69 @@
+// No import cycles under src/, kernels/ or bench/: every static (value) import between the
+// project's own modules forms a DAG. Type-only imports are erased by the compiler and do not count.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect, test } from 'vitest';
+
+const ROOT = path.resolve(__dirname, '..');
+const DIRS = ['src', 'kernels', 'bench'];
+
+function files(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? files(p) : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [p] : [];
+  });
+}
+
+/** Static value imports of a module: `import … from './x.js'`, `export … from './x.js'`, `import './x.js'`. */
+export function importsOf(file: string, text = fs.readFileSync(file, 'utf8')): string[] {
+  const out: string[] = [];
+  const re = /^\s*(import|export)\s+(type\s+)?([^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
+  for (const m of text.matchAll(re)) {
+    if (m[2]) continue; // import type / export type
+    if (m[1] === 'export' && !m[3]) continue;
+    const spec = m[4];
+    if (!spec.startsWith('.')) continue;
+    // `import { type A, type B } from` is erased too.
+    if (m[3] && /^\{[^}]*\}\s+from\s+$/.test(m[3]) && m[3].slice(1, m[3].indexOf('}')).split(',').every((n) => /^\s*type\s/.test(n) || !n.trim())) continue;
+    const target = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
+    if (fs.existsSync(target)) out.push(target);
+  }
+  return out;
+}
+
+export function findCycle(graph: Map<string, string[]>): string[] | null {
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | null => {
+    state.set(n, 1);
+    stack.push(n);
+    for (const m of graph.get(n) ?? []) {
+      if (state.get(m) === 1) return [...stack.slice(stack.indexOf(m)), m];
+      if (!state.has(m)) {
+        const c = visit(m);
+        if (c) return c;
+      }
+    }
+    stack.pop();
+    state.set(n, 2);
+    return null;
+  };
+  for (const n of graph.keys()) if (!state.has(n)) { const c = visit(n); if (c) return c; }
+  return null;
+}
+
+test('the cycle finder finds a planted cycle (and the parser sees value imports only)', () => {
+  expect(importsOf(path.join(ROOT, 'src/x.ts'), "import type { A } from './cli/main.js';\nimport { type B } from './cli/common.js';\n")).toEqual([]);
+  expect(importsOf(path.join(ROOT, 'src/x.ts'), "import { A } from './cli/main.js';\n")).toEqual([path.join(ROOT, 'src/cli/main.ts')]);
+  expect(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]]))).toEqual(['a', 'b', 'c', 'a']);
+  expect(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', []]]))).toBeNull();
+});
+
+test('no import cycle under src/, kernels/, bench/', () => {
+  const graph = new Map<string, string[]>();
+  for (const d of DIRS) for (const f of files(path.join(ROOT, d))) graph.set(f, importsOf(f));
+  expect(graph.size).toBeGreaterThan(50);
+  const cycle = findCycle(graph);
+  expect(cycle?.map((f) => path.relative(ROOT, f)) ?? null).toBeNull();
+});
