@@ -13,7 +13,8 @@ import type { LanguageModel } from '../models/lm.js';
 import { StrictError, filterFile, scoreFile, type FilterSummary, type ScoreSummary } from '../pipeline/files.js';
 import { InputError, ResumeError, hashOptions, writeFileAtomic } from '../pipeline/node-io.js';
 import { createScorerFromModels, type CosineMode, type Scorer, type TextEmbedder } from '../pipeline/scorer.js';
-import { TemplateError, encodeStandalone, resolveChatFormat } from '../pipeline/templates.js';
+import { resolveChatTemplate } from '../pipeline/chat-template.js';
+import { TemplateError, encodeStandalone } from '../pipeline/templates.js';
 import { EXIT, type Command } from './main.js';
 
 class CliUsageError extends Error {}
@@ -26,7 +27,7 @@ type LoadedLm = LanguageModel & { deviceReason?: string; runtime?: GpuRuntime | 
  * loadModel from src/models, or — test hook — from the module named by CONCORD_TEST_MODEL_MODULE
  * (an ES module exporting the same `loadModel(name, {device})`; tests point it at a fake model).
  */
-async function loadLm(spec: string, device: DeviceChoice, extra: { f16?: boolean } = {}): Promise<LoadedLm> {
+async function loadLm(spec: string, device: DeviceChoice, extra: { f16?: boolean; revision?: string } = {}): Promise<LoadedLm> {
   const hook = process.env.CONCORD_TEST_MODEL_MODULE;
   if (hook) {
     const mod = (await import(pathToFileURL(path.resolve(hook)).href)) as { loadModel: (s: string, o: { device: DeviceChoice }) => Promise<LoadedLm> };
@@ -75,6 +76,8 @@ const SCORE_OPTIONS = {
   'forward-template': { type: 'string' },
   'reverse-template': { type: 'string' },
   'chat-template': { type: 'string' },
+  system: { type: 'string' },
+  revision: { type: 'string' },
   passes: { type: 'string', default: 'min' },
   'max-len': { type: 'string' },
   'on-overlong': { type: 'string', default: 'truncate' },
@@ -116,15 +119,20 @@ const FILTER_OPTIONS = {
 export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [options]
 
 Models and devices
-  --model <path|default>        forward model (default: stories15M)
+  --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
+                                looked up in the local Hugging Face cache (never downloaded)
+  --revision REV                branch, tag or commit of a cached model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
   --reverse-template T          default "{y}{x}" / "{y}\\n\\n{x}"
-  --chat-template NAME|auto     role-prefix chat format: chatml, llama2, zephyr, alpaca, or auto
-                                (detected from the model's tokenizer_config.json chat_template)
+  --chat-template auto|none|F   the model's own Jinja chat template (auto: chat_template.jinja or
+                                tokenizer_config.json's chat_template, when it has one), none (default),
+                                or a .jinja file; x is the user turn and y the assistant turn (reverse:
+                                swapped)
+  --system TEXT                 a system prompt for the chat template (\n \t \\ escapes)
   --passes min|4                min (default): fewest passes the templates allow; 4: always four
 Lengths
   --max-len N                   longest sequence (default: the model's maxLen)
@@ -208,14 +216,17 @@ async function embedderFor(mode: string, spec: string | undefined, lm: LoadedLm)
 
 async function setupScorer(v: ScoreValues, quiet: boolean): Promise<ScoreSetup> {
   const device = parseDeviceChoice(v.device);
-  const lm = await loadLm(v.model ?? 'default', device);
+  const lm = await loadLm(v.model ?? 'default', device, { revision: v.revision });
   if (!quiet) log(describeDevice(lm, 'model'));
   const rev = v['reverse-model'] ? await loadShared(v['reverse-model'], device, lm) : null;
   if (rev && !quiet) log(describeDevice(rev, 'reverse model'));
   const passes = v.passes === '4' ? 4 : v.passes === 'min' ? 'min' : null;
   if (passes === null) throw new CliUsageError(`--passes must be min or 4 (got '${v.passes}')`);
   if (v['on-overlong'] !== 'truncate' && v['on-overlong'] !== 'error') throw new CliUsageError(`--on-overlong must be truncate or error`);
-  const chat = v['chat-template'] ? resolveChatFormat(v['chat-template'], lm.tokenizer) : null;
+  const system = v.system !== undefined ? unescapeCli(v.system) : undefined;
+  const chatRes = resolveChatTemplate(v['chat-template'] ?? 'none', lm.tokenizer, { model: lm.config.name, system });
+  if (v['chat-template'] !== undefined && !quiet) log(`concord: ${chatRes.note}`);
+  const chat = chatRes.format;
   const cos = await embedderFor(v.cosine ?? 'auto', v['embed-model'], lm);
   if (cos.note && !quiet) log(cos.note);
 
@@ -225,7 +236,7 @@ async function setupScorer(v: ScoreValues, quiet: boolean): Promise<ScoreSetup> 
     // An f16 GPU model is checked by a twin whose weights are rounded through f16 the same way, so
     // the f32 tolerance measures the kernels, not the storage format.
     const f16 = { f16: (lm as { f16?: boolean }).f16 ?? false };
-    const twin = await loadLm(v.model ?? 'default', 'cpu', f16);
+    const twin = await loadLm(v.model ?? 'default', 'cpu', { ...f16, revision: v.revision });
     const twinRev = v['reverse-model'] ? await loadLm(v['reverse-model'], 'cpu', f16) : undefined;
     verify = { model: twin, reverseModel: twinRev, batches: verifyN, tol: numFlag(v['verify-tol'], '--verify-tol', { min: 0 }) ?? 1e-3 };
   }
@@ -422,12 +433,12 @@ export const pipelineCommands: Record<string, Command> = {
       args: argv,
       options: {
         model: { type: 'string', default: 'default' }, context: { type: 'string', default: '' }, target: { type: 'string' },
-        device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false },
+        device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false }, revision: { type: 'string' },
       },
     });
     try {
       if (v.target === undefined || v.target === '') throw new CliUsageError('--target is required (the text to score)');
-      const lm = await loadLm(v.model!, parseDeviceChoice(v.device));
+      const lm = await loadLm(v.model!, parseDeviceChoice(v.device), { revision: v.revision });
       log(describeDevice(lm));
       const tok = lm.tokenizer;
       const start = tok.bosId ?? tok.eosId;

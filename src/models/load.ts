@@ -3,6 +3,8 @@
 //   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
 //   a folder with model.bin       → the same
 //   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
+//   a hub id ('Qwen/Qwen3-0.6B')  → its snapshot in the local Hugging Face cache (./hf-cache.ts;
+//                                   only when no such file or folder exists; never downloads)
 // The models dir is <package root>/models (the package root is the nearest folder above this file
 // holding package.json); CONCORD_MODELS_DIR overrides it.
 
@@ -13,6 +15,7 @@ import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { llama2cTokenizer } from '../tokenizer/llama2c.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
+import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
 import { loadLlama2c, readLlama2cHeader } from './llama2c.js';
 import type { LoadedWeights } from './types.js';
 
@@ -30,6 +33,8 @@ export interface LoadedModel extends LoadedWeights {
 export interface LoadOptions {
   /** Tokenizer file to use instead of the one found beside the model (tokenizer.bin or a folder with tokenizer.json). */
   tokenizer?: string;
+  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  revision?: string;
 }
 
 /** The folder holding package.json, walking up from this module. */
@@ -52,8 +57,19 @@ export function defaultModelDir(): string {
 }
 
 /** Resolve a name or path to what will be loaded. */
-export function resolveModel(pathOrName: string): { format: 'llama2c' | 'hf'; path: string } {
+export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: 'llama2c' | 'hf'; path: string } {
   const named = NAMED_MODELS[pathOrName];
+  if (opts.revision !== undefined && (named !== undefined || existsSync(resolve(pathOrName)))) {
+    throw new Error(`model '${pathOrName}': --revision applies to a model id in the Hugging Face cache, not to a local file or folder`);
+  }
+  if (named === undefined && !existsSync(resolve(pathOrName)) && looksLikeModelId(pathOrName)) {
+    try {
+      pathOrName = resolveCachedModel(pathOrName, { revision: opts.revision }).path;
+    } catch (e) {
+      if (!(e instanceof HfCacheError)) throw e;
+      throw new Error(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
+    }
+  }
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
     if (!existsSync(p)) throw new Error(`model '${pathOrName}': ${p} not found (run \`npm run fetch-models\`, or set CONCORD_MODELS_DIR)`);
@@ -80,7 +96,7 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
 
 /** Load weights (canonical names, f32) and the model's tokenizer. */
 export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { format, path } = resolveModel(pathOrName);
+  const { format, path } = resolveModel(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
     const w = loadHf(path, tokenizer);

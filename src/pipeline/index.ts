@@ -23,7 +23,10 @@ export {
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport,
 } from './scorer.js';
 export { SummaryBuilder, quantiles, type Quantiles } from './stats.js';
-export { CHAT_FORMATS, DEFAULT_TEMPLATES, defaultTemplates, parseTemplate, type ChatFormat } from './templates.js';
+export { DEFAULT_TEMPLATES, defaultTemplates, parseTemplate } from './templates.js';
+export {
+  ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatFormat, type ChatTemplateOptions, type ChatTemplateSource,
+} from './chat-template.js';
 
 export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reverseModel' | 'verify'> {
   /** A loaded model, or a name/path for loadModel ('default' = stories15M). */
