@@ -64,7 +64,7 @@ export function resolveCachedModel(id: string, opts: { revision?: string; env?: 
     throw new HfCacheError(`model '${id}' is not in ${where}: no ${repo} (concord never downloads; fetch it first, e.g. \`huggingface-cli download ${id}\`)`);
   }
   const snapshots = join(repo, 'snapshots');
-  const snaps = isDir(snapshots) ? readdirSync(snapshots).filter((n) => isDir(join(snapshots, n))) : [];
+  const snaps = isDir(snapshots) ? readdirSync(snapshots).filter((n) => isDir(join(snapshots, n))).sort() : [];
   let commit: string;
   if (/^[0-9a-f]{40}$/.test(revision)) {
     commit = revision;
@@ -76,7 +76,7 @@ export function resolveCachedModel(id: string, opts: { revision?: string; env?: 
       const byPrefix = /^[0-9a-f]{7,39}$/.test(revision) ? snaps.filter((n) => n.startsWith(revision)) : [];
       if (byPrefix.length === 1) commit = byPrefix[0];
       else {
-        const refs = isDir(join(repo, 'refs')) ? readdirSync(join(repo, 'refs')) : [];
+        const refs = isDir(join(repo, 'refs')) ? readdirSync(join(repo, 'refs')).sort() : [];
         throw new HfCacheError(
           `model '${id}' revision '${revision}': no ${ref} in ${where}` +
             ` (refs there: ${refs.join(', ') || 'none'}; snapshots: ${snaps.join(', ') || 'none'})`,

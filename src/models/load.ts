@@ -57,18 +57,21 @@ export function defaultModelDir(): string {
 }
 
 /** Resolve a name or path to what will be loaded. */
-export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: 'llama2c' | 'hf'; path: string } {
+export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: 'llama2c' | 'hf'; path: string; hubId?: string } {
   const named = NAMED_MODELS[pathOrName];
   if (opts.revision !== undefined && (named !== undefined || existsSync(resolve(pathOrName)))) {
     throw new Error(`model '${pathOrName}': --revision applies to a model id in the Hugging Face cache, not to a local file or folder`);
   }
   if (named === undefined && !existsSync(resolve(pathOrName)) && looksLikeModelId(pathOrName)) {
+    let cached;
     try {
-      pathOrName = resolveCachedModel(pathOrName, { revision: opts.revision }).path;
+      cached = resolveCachedModel(pathOrName, { revision: opts.revision });
     } catch (e) {
       if (!(e instanceof HfCacheError)) throw e;
       throw new Error(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
     }
+    const r = resolveModel(cached.path);
+    return { ...r, hubId: `${pathOrName}@${cached.revision === cached.commit ? cached.commit.slice(0, 12) : `${cached.revision}=${cached.commit.slice(0, 12)}`}` };
   }
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
@@ -96,10 +99,12 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
 
 /** Load weights (canonical names, f32) and the model's tokenizer. */
 export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { format, path } = resolveModel(pathOrName, { revision: opts.revision });
+  const { format, path, hubId } = resolveModel(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
     const w = loadHf(path, tokenizer);
+    // A cached id is named by the id and revision, not by the snapshot path.
+    if (hubId) w.config.name = w.config.name.split(path).join(hubId);
     return { ...w, tokenizer, format, path };
   }
   const header = readLlama2cHeader(path);
