@@ -68,7 +68,7 @@ export function resolveModel(pathOrName: string, opts: { revision?: string } = {
       cached = resolveCachedModel(pathOrName, { revision: opts.revision });
     } catch (e) {
       if (!(e instanceof HfCacheError)) throw e;
-      throw new Error(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
+      throw new HfCacheError(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
     }
     const r = resolveModel(cached.path);
     return { ...r, hubId: `${pathOrName}@${cached.revision === cached.commit ? cached.commit.slice(0, 12) : `${cached.revision}=${cached.commit.slice(0, 12)}`}` };
