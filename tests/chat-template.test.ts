@@ -287,6 +287,15 @@ test('scorer: x and y stripped as the template strips content (Llama 3 | trim), 
   expect(a.passes.map((p) => p.ids)).toEqual(b.passes.map((p) => p.ids));
 });
 
+test('createScorer({ chatTemplate, system }) resolves the model\'s own template', async () => {
+  const { createScorer } = await import('../src/pipeline/index.js');
+  const tok = concordTokenizer('gemma3');
+  const sc = await createScorer({ model: recordingLm(tok, 'gemma3'), chatTemplate: 'auto', system: 'Be brief.', cosine: 'off' });
+  expect(sc.templates.forward).toBe('<start_of_turn>user\nBe brief.\n\n{x}<end_of_turn>\n<start_of_turn>model\n{y}');
+  const plain = await createScorer({ model: recordingLm(tok, 'gemma3'), cosine: 'off' });
+  expect(plain.templates.forward).toBe('{x}\n\n{y}');
+});
+
 test('fixture: tests/fixtures/chat-templates.json holds these rendered sequences', () => {
   const path = join(fixturesDir, 'chat-templates.json');
   const keys = ['llama3', 'qwen3', 'gemma3', 'phi-3.5', 'smollm2', 'mistral'];

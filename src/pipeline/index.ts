@@ -24,6 +24,7 @@ export {
 } from './scorer.js';
 export { SummaryBuilder, quantiles, type Quantiles } from './stats.js';
 export { DEFAULT_TEMPLATES, defaultTemplates, parseTemplate } from './templates.js';
+import { resolveChatTemplate } from './chat-template.js';
 export {
   ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatFormat, type ChatTemplateOptions, type ChatTemplateSource,
 } from './chat-template.js';
@@ -36,6 +37,12 @@ export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reve
   device?: DeviceChoice;
   /** Re-score this many sampled batches on the CPU twin (models given by name are loaded again on 'cpu'). */
   verify?: ScorerOptions['verify'] | { batches: number; tol?: number };
+  /** Revision of a model id resolved in the local Hugging Face cache (models given by name). */
+  revision?: string;
+  /** 'auto' (the model's own Jinja chat template, if any) | 'none' (default) | a .jinja file; ignored when `chat` is given. */
+  chatTemplate?: string;
+  /** System prompt for the chat template. */
+  system?: string;
 }
 
 type ModelsModule = typeof import('../models/index.js');
@@ -48,7 +55,7 @@ async function loader(): Promise<ModelsModule> {
 
 export async function createScorer(o: CreateScorerOptions): Promise<Scorer> {
   const load = async (m: LanguageModel | string, device: DeviceChoice, f16?: boolean): Promise<LanguageModel> =>
-    typeof m === 'string' ? (await loader()).loadModel(m, { device, f16 }) : m;
+    typeof m === 'string' ? (await loader()).loadModel(m, { device, f16, revision: m === o.model ? o.revision : undefined }) : m;
   const device = o.device ?? 'auto';
   const model = await load(o.model, device);
   const reverseModel = o.reverseModel ? await load(o.reverseModel, device) : null;
@@ -65,5 +72,9 @@ export async function createScorer(o: CreateScorerOptions): Promise<Scorer> {
       };
     }
   }
-  return createScorerFromModels({ ...o, model, reverseModel, verify });
+  const chat = o.chat !== undefined ? o.chat
+    : o.chatTemplate !== undefined || o.system !== undefined
+      ? resolveChatTemplate(o.chatTemplate ?? 'auto', model.tokenizer, { model: model.config.name, system: o.system }).format
+      : null;
+  return createScorerFromModels({ ...o, model, reverseModel, verify, chat });
 }
