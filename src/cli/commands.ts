@@ -132,7 +132,8 @@ Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
                                 tokenizer_config.json's chat_template, when it has one), none (default),
                                 or a .jinja file; x is the user turn and y the assistant turn (reverse:
                                 swapped)
-  --system TEXT                 a system prompt for the chat template (\n \t \\ escapes)
+  --system TEXT                 a system prompt for the chat template (implies --chat-template auto;
+                                \\n \\t \\\\ escapes)
   --passes min|4                min (default): fewest passes the templates allow; 4: always four
 Lengths
   --max-len N                   longest sequence (default: the model's maxLen)
@@ -224,8 +225,9 @@ async function setupScorer(v: ScoreValues, quiet: boolean): Promise<ScoreSetup> 
   if (passes === null) throw new CliUsageError(`--passes must be min or 4 (got '${v.passes}')`);
   if (v['on-overlong'] !== 'truncate' && v['on-overlong'] !== 'error') throw new CliUsageError(`--on-overlong must be truncate or error`);
   const system = v.system !== undefined ? unescapeCli(v.system) : undefined;
-  const chatRes = resolveChatTemplate(v['chat-template'] ?? 'none', lm.tokenizer, { model: lm.config.name, system });
-  if (v['chat-template'] !== undefined && !quiet) log(`concord: ${chatRes.note}`);
+  // --system alone implies --chat-template auto.
+  const chatRes = resolveChatTemplate(v['chat-template'] ?? (system !== undefined ? 'auto' : 'none'), lm.tokenizer, { model: lm.config.name, system });
+  if ((v['chat-template'] !== undefined || system !== undefined) && !quiet) log(`concord: ${chatRes.note}`);
   const chat = chatRes.format;
   const cos = await embedderFor(v.cosine ?? 'auto', v['embed-model'], lm);
   if (cos.note && !quiet) log(cos.note);
