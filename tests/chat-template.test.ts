@@ -233,6 +233,14 @@ describe('templates that cannot be cut are errors naming the model', () => {
     expect(() => cut(text)).toThrow(re);
   });
 
+  test("today's date (strftime_now, as in Llama 3.2's template) is noted, and date_string pins it", () => {
+    const text = "{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}Today Date: {{ date_string }}\n" + loop("{{ m['content'] }}");
+    expect(cut(text).notes?.join()).toMatch(/can insert today's date/);
+    const pinned = chatFormatFromTemplate({ text, origin: 't' }, tok, { model: 'm', variables: { date_string: '26 Jul 2024' } });
+    expect(pinned.forward).toBe('Today Date: 26 Jul 2024\n<|user|>{x}<|end|><|assistant|>{y}');
+    expect(pinned.notes).toEqual([]);
+  });
+
   test('a template that puts the assistant first', () => {
     expect(() => cut("{{ messages[1]['content'] }}|{{ messages[0]['content'] }}")).toThrow(/renders the assistant message before the user message/);
   });

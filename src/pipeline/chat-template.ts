@@ -186,6 +186,10 @@ export function chatFormatFromTemplate(src: ChatTemplateSource, tok: TextTokeniz
 
   const f = direction('forward');
   const r = direction('reverse');
+  if (/\bstrftime_now\b/.test(src.text) && !('date_string' in vars)) {
+    // Llama 3.2: "Today Date: " + strftime_now(...) — the literal text changes with the day of the run.
+    notes.add("the template can insert today's date (strftime_now), so its text depends on the day it runs; set variables.date_string to pin it");
+  }
   if (strip.start || strip.end) {
     const sides = strip.start && strip.end ? 'leading and trailing' : strip.start ? 'leading' : 'trailing';
     notes.add(`x and y are stripped of ${sides} whitespace, as the template strips message content`);
