@@ -11,7 +11,8 @@
 // Scoring pairs
 export {
   createScorer, createScorerFromModels, cosineSimilarity, recordToPair, joinPrompt, DEFAULT_FIELDS, RecordError, SourcedRecord,
-  planPasses, truncatePair, defaultTemplates, parseTemplate, CHAT_FORMATS, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
+  planPasses, truncatePair, defaultTemplates, parseTemplate, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
+  ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatTemplateOptions, type ChatTemplateSource,
   type ConfiguredScorer, type CreateScorerOptions, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport, type FieldMap, type PairText,
   type PassPlan, type ChatFormat, type Quantiles,

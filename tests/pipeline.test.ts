@@ -8,9 +8,8 @@ import { createScorer, type ScoreResult } from '../src/pipeline/index.js';
 import { RecordError, SourcedRecord, joinPrompt, recordToPair } from '../src/pipeline/input.js';
 import { truncatePair } from '../src/pipeline/plan.js';
 import { createScorerFromModels, type ScorerOptions } from '../src/pipeline/scorer.js';
-import {
-  CHAT_FORMATS, TemplateError, detectChatFormat, encodeContinuation, encodeStandalone, parseTemplate, resolveChatFormat,
-} from '../src/pipeline/templates.js';
+import { chatFormatFromTemplate } from '../src/pipeline/chat-template.js';
+import { TemplateError, encodeContinuation, encodeStandalone, parseTemplate } from '../src/pipeline/templates.js';
 import { llama2cTokenizer } from '../src/tokenizer/llama2c.js';
 import { createFakeLm } from './helpers/fake-lm.js';
 
@@ -55,17 +54,15 @@ describe('templates', () => {
     expect(encodeStandalone(tok, 'Once upon')).toEqual([9038, 2501]); // '▁Once' '▁upon'
   });
 
-  test('chat formats are detected from chat_template markers', () => {
-    expect(detectChatFormat("{% for m in messages %}<|im_start|>{{ m['role'] }}")).toBe(CHAT_FORMATS.chatml);
-    expect(detectChatFormat('{{ bos_token }}[INST] {{ content }} [/INST]')).toBe(CHAT_FORMATS.llama2);
-    expect(detectChatFormat('{{ unknown }}')).toBeNull();
-    const tok = Object.assign(createFakeLm().tokenizer, { config: { chat_template: '<|user|>\n{{ m }}</s>' } });
-    expect(resolveChatFormat('auto', tok)).toBe(CHAT_FORMATS.zephyr);
-    expect(resolveChatFormat('ChatML', tok)).toBe(CHAT_FORMATS.chatml);
-    expect(() => resolveChatFormat('auto', createFakeLm().tokenizer)).toThrow(/no chat_template/);
+  test('a chat template (tests/chat-template.test.ts) replaces the default templates; its prefix costs passes', () => {
+    const lm = createFakeLm();
+    const chat = chatFormatFromTemplate(
+      { text: "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}", origin: 'test' }, lm.tokenizer, { model: 'fake' },
+    );
+    expect(chat.forward).toBe('<|im_start|>user\n{x}<|im_end|>\n<|im_start|>assistant\n{y}');
     // A chat format prefixes both templates: log p(x) and log p(y) take their own passes.
-    const sc = createScorerFromModels({ model: createFakeLm(), chat: CHAT_FORMATS.chatml, cosine: 'off' });
-    expect(sc.templates.forward).toBe(CHAT_FORMATS.chatml.forward);
+    const sc = createScorerFromModels({ model: lm, chat, cosine: 'off' });
+    expect(sc.templates).toEqual({ forward: chat.forward, reverse: chat.reverse });
     expect(sc.passes).toBe(4);
   });
 });

@@ -4,11 +4,12 @@ import { loadModel } from '../models/index.js';
 import { encodeStandalone } from '../pipeline/templates.js';
 import { command, deviceFlag, EXIT, log, parseFlags, UsageError } from './common.js';
 
-export const LOGPROB_HELP = `concord logprob --model <path|default> --context "…" --target "…" [--device …] [--json]
+export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
 
 Tokenises context and target separately (as scoring does), joins the ids after BOS and prints
 log p(token | prefix) for every target token, their sum, mean and the perplexity.
-  --model <path|default>     default: stories15M
+  --model <path|id|default>  default: stories15M; an id is looked up in the local Hugging Face cache
+  --revision REV             branch, tag or commit of a cached model id (default main)
   --context TEXT             (default empty)
   --target TEXT              required
   --device auto|webgpu|cpu   (default auto)
@@ -16,11 +17,11 @@ log p(token | prefix) for every target token, their sum, mean and the perplexity
 
 export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
   const { values: v } = parseFlags(argv, {
-    model: { type: 'string' }, context: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
+    model: { type: 'string' }, revision: { type: 'string' }, context: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
   });
   if (v.target === undefined || v.target === '') throw new UsageError('--target is required (the text to score)');
   const device = deviceFlag(v.device);
-  const lm = await loadModel(v.model ?? 'default', { device });
+  const lm = await loadModel(v.model ?? 'default', { device, revision: v.revision });
   try {
     log(`concord: model ${lm.config.name} on ${lm.deviceName}${lm.deviceReason ? ` — ${lm.deviceReason}` : ''}`);
     const tok = lm.tokenizer;

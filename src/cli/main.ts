@@ -20,7 +20,7 @@ const HELP = `concord — score and filter instruction–response pairs by mutua
 Usage:
   concord doctor [--json]                      runtime, adapter, features, limits, --device auto's choice
   concord bench kernels [--json] [--size small|large] [--device auto|webgpu|cpu|both]
-  concord logprob --model <path|default> --context "…" --target "…" [--device …] [--json]
+  concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
   concord score <in.jsonl|json> -o scored.jsonl [options]      (concord score --help)
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]
   concord run <in.jsonl|json> -o kept.jsonl [score + filter options]

@@ -17,6 +17,8 @@ export const SCORE_OPTIONS = {
   'forward-template': { type: 'string' },
   'reverse-template': { type: 'string' },
   'chat-template': { type: 'string' },
+  system: { type: 'string' },
+  revision: { type: 'string' },
   passes: { type: 'string' },
   'max-len': { type: 'string' },
   'on-overlong': { type: 'string' },
@@ -43,15 +45,21 @@ export type ScoreFlags = { [K in keyof typeof SCORE_OPTIONS]?: (typeof SCORE_OPT
 export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [options]
 
 Models and devices
-  --model <path|default>        forward model (default: stories15M)
+  --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
+                                looked up in the local Hugging Face cache (never downloaded)
+  --revision REV                branch, tag or commit of a cached model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
   --reverse-template T          default "{y}{x}" / "{y}\\n\\n{x}"
-  --chat-template NAME|auto     role-prefix chat format: chatml, llama2, zephyr, alpaca, or auto
-                                (detected from the model's tokenizer_config.json chat_template)
+  --chat-template auto|none|F   the model's own Jinja chat template (auto: chat_template.jinja or
+                                tokenizer_config.json's chat_template, when it has one), none (default),
+                                or a .jinja file; x is the user turn and y the assistant turn (reverse:
+                                swapped)
+  --system TEXT                 a system prompt for the chat template (implies --chat-template auto;
+                                \\n \\t \\\\ escapes)
   --passes min|4                min (default): fewest passes the templates allow; 4: always four
 Lengths
   --max-len N                   longest sequence (default: the model's maxLen)
@@ -93,7 +101,9 @@ export function scoreSettings(v: ScoreFlags) {
     device: deviceFlag(v.device),
     forwardTemplate: v['forward-template'] !== undefined ? unescapeCli(v['forward-template']) : undefined,
     reverseTemplate: v['reverse-template'] !== undefined ? unescapeCli(v['reverse-template']) : undefined,
-    chatTemplate: v['chat-template'] ?? null,
+    chatTemplate: v['chat-template'],
+    system: v.system !== undefined ? unescapeCli(v.system) : undefined,
+    revision: v.revision,
     passes: passes === '4' ? (4 as const) : ('min' as const),
     maxLen: numFlag(v['max-len'], '--max-len', { int: true, min: 2 }),
     overlong: choiceFlag(v['on-overlong'] ?? 'truncate', '--on-overlong', ['truncate', 'error'] as const),
@@ -114,7 +124,7 @@ export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<Co
   const inject = settings.testInjectDeviation;
   return createScorer({
     model: s.model, reverseModel: s.reverseModel, device: s.device,
-    forwardTemplate: s.forwardTemplate, reverseTemplate: s.reverseTemplate, chatTemplate: s.chatTemplate,
+    forwardTemplate: s.forwardTemplate, reverseTemplate: s.reverseTemplate, chatTemplate: s.chatTemplate, system: s.system, revision: s.revision,
     passes: s.passes, maxLen: s.maxLen, overlong: s.overlong, fields: s.fields,
     cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
     windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,

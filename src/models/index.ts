@@ -16,6 +16,8 @@ export interface LoadModelOptions extends Omit<ModelOptions, 'device' | 'reason'
   device?: DeviceChoice | GpuRuntime;
   /** Tokenizer file/folder to use instead of the one beside the model. */
   tokenizer?: string;
+  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  revision?: string;
 }
 
 export interface LoadedLanguageModel extends ModelWithWeights {
@@ -43,7 +45,7 @@ export async function loadModel(pathOrName = 'default', opts: LoadModelOptions =
   } else {
     ({ rt, reason } = await sharedRuntime(opts.device ?? 'auto'));
   }
-  const weights = await loadWeights(pathOrName, { tokenizer: opts.tokenizer });
+  const weights = await loadWeights(pathOrName, { tokenizer: opts.tokenizer, revision: opts.revision });
   const lm = await modelFromWeights(weights, weights.tokenizer, { ...opts, device: rt ?? 'cpu', reason });
   return lm as LoadedLanguageModel;
 }

@@ -3,6 +3,8 @@
 //   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
 //   a folder with model.bin       → the same
 //   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
+//   a hub id ('Qwen/Qwen3-0.6B')  → its snapshot in the local Hugging Face cache (./hf-cache.ts;
+//                                   only when no such file or folder exists; never downloads)
 // The models dir is src/env.ts modelsDir(): <package root>/models, or CONCORD_MODELS_DIR.
 
 import { existsSync, statSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { llama2cTokenizer } from '../tokenizer/llama2c.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
+import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
 import { loadLlama2c } from './llama2c.js';
 import type { LoadedWeights } from './types.js';
 
@@ -31,6 +34,8 @@ export interface LoadedModel extends LoadedWeights {
 export interface LoadOptions {
   /** Tokenizer file to use instead of the one found beside the model (tokenizer.bin or a folder with tokenizer.json). */
   tokenizer?: string;
+  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  revision?: string;
 }
 
 export function defaultModelDir(): string {
@@ -38,8 +43,22 @@ export function defaultModelDir(): string {
 }
 
 /** Resolve a name or path to what will be loaded. */
-export function resolveModel(pathOrName: string): { format: 'llama2c' | 'hf'; path: string } {
+export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: 'llama2c' | 'hf'; path: string; hubId?: string } {
   const named = NAMED_MODELS[pathOrName];
+  if (opts.revision !== undefined && (named !== undefined || existsSync(resolve(pathOrName)))) {
+    throw new UsageError(`model '${pathOrName}': --revision applies to a model id in the Hugging Face cache, not to a local file or folder`);
+  }
+  if (named === undefined && !existsSync(resolve(pathOrName)) && looksLikeModelId(pathOrName)) {
+    let cached;
+    try {
+      cached = resolveCachedModel(pathOrName, { revision: opts.revision });
+    } catch (e) {
+      if (!(e instanceof HfCacheError)) throw e;
+      throw new HfCacheError(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
+    }
+    const r = resolveModel(cached.path);
+    return { ...r, hubId: `${pathOrName}@${cached.revision === cached.commit ? cached.commit.slice(0, 12) : `${cached.revision}=${cached.commit.slice(0, 12)}`}` };
+  }
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
     if (!existsSync(p)) throw new UsageError(`model '${pathOrName}': ${p} not found (run \`npm run fetch-models\`, or set CONCORD_MODELS_DIR)`);
@@ -66,10 +85,12 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
 
 /** Load weights (canonical names, f32) and the model's tokenizer. */
 export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { format, path } = resolveModel(pathOrName);
+  const { format, path, hubId } = resolveModel(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
     const w = loadHf(path, tokenizer);
+    // A cached id is named by the id and revision, not by the snapshot path.
+    if (hubId) w.config.name = w.config.name.split(path).join(hubId);
     return { ...w, tokenizer, format, path };
   }
   const header = readLlama2cHeader(path);

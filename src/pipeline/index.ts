@@ -17,7 +17,7 @@ import type { DeviceChoice } from '../gpu/device.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { LanguageModel } from '../models/lm.js';
 import { createScorerFromModels, type CosineMode, type Scorer, type ScorerOptions, type TextEmbedder } from './scorer.js';
-import { resolveChatFormat, type ChatFormat } from './templates.js';
+import { resolveChatTemplate, type ChatFormat } from './chat-template.js';
 
 export { applyFilter, RULES, type FilterOptions, type FilterResult, type Rule } from '../filter/index.js';
 export { DEFAULT_FIELDS, RecordError, SourcedRecord, joinPrompt, recordToPair, type FieldMap, type PairText } from './input.js';
@@ -27,7 +27,10 @@ export {
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport,
 } from './scorer.js';
 export { SummaryBuilder, quantiles, type Quantiles } from './stats.js';
-export { CHAT_FORMATS, DEFAULT_TEMPLATES, defaultTemplates, parseTemplate, type ChatFormat } from './templates.js';
+export { DEFAULT_TEMPLATES, defaultTemplates, parseTemplate } from './templates.js';
+export {
+  ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatFormat, type ChatTemplateOptions, type ChatTemplateSource,
+} from './chat-template.js';
 
 export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reverseModel' | 'verify' | 'cosine' | 'embedder' | 'chat'> {
   /** A loaded model, or a name/path for loadModel ('default' = stories15M). */
@@ -44,8 +47,16 @@ export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reve
   cosine?: 'auto' | CosineMode;
   /** The sentence encoder: loaded, or a name/path for loadEmbedder (default 'minilm'). */
   embedModel?: TextEmbedder | string;
-  /** A chat format by name ('auto': detected from the model's tokenizer), or one already resolved. */
+  /**
+   * The model's own Jinja chat template ('auto': chat_template.jinja or tokenizer_config.json's
+   * chat_template, when it has one), 'none' (the default unless `system` is given), a .jinja
+   * file, or a format already resolved (chatFormatFromTemplate).
+   */
   chatTemplate?: string | ChatFormat | null;
+  /** A system prompt for the chat template (implies chatTemplate 'auto'). */
+  system?: string;
+  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (the forward model, by name). */
+  revision?: string;
   /**
    * Re-score sampled batches on the CPU twin. With models given by name, the twins are loaded
    * on 'cpu' (their weights rounded through f16 where the GPU model stores f16); with loaded
@@ -69,7 +80,7 @@ export interface ConfiguredScorer extends Scorer {
 
 type ModelsModule = typeof import('../models/index.js');
 type EncoderModule = typeof import('../encoder/index.js');
-type LoadFn = (spec: string, o: { device: DeviceChoice | GpuRuntime; f16?: boolean }) => Promise<LanguageModel>;
+type LoadFn = (spec: string, o: { device: DeviceChoice | GpuRuntime; f16?: boolean; revision?: string }) => Promise<LanguageModel>;
 
 // Variable specifiers keep browser bundlers from pulling the Node-only loaders in.
 const importNode = async <T>(spec: string): Promise<T> => (await import(/* @vite-ignore */ spec)) as T;
@@ -125,7 +136,7 @@ export async function createScorer(o: CreateScorerOptions): Promise<ConfiguredSc
   const owned: LanguageModel[] = [];
   const load = async (m: LanguageModel | string, on: DeviceChoice | GpuRuntime, f16?: boolean): Promise<LanguageModel> => {
     if (typeof m !== 'string') return m;
-    const lm = await (await modelLoader())(m, { device: on, f16 });
+    const lm = await (await modelLoader())(m, { device: on, f16, revision: m === o.model ? o.revision : undefined });
     owned.push(lm);
     return lm;
   };
@@ -135,7 +146,13 @@ export async function createScorer(o: CreateScorerOptions): Promise<ConfiguredSc
   const rt = (model as { runtime?: GpuRuntime | null }).runtime ?? null;
   const reverseModel = o.reverseModel ? await load(o.reverseModel, rt ?? device) : null;
   if (reverseModel) say(describe(reverseModel, 'reverse model'));
-  const chat = typeof o.chatTemplate === 'string' ? resolveChatFormat(o.chatTemplate, model.tokenizer) : o.chatTemplate ?? null;
+  let chat: ChatFormat | null = null;
+  if (o.chatTemplate && typeof o.chatTemplate !== 'string') chat = o.chatTemplate;
+  else if (o.chatTemplate !== undefined || o.system !== undefined) {
+    const r = resolveChatTemplate(o.chatTemplate ?? (o.system !== undefined ? 'auto' : 'none'), model.tokenizer, { model: model.config.name, system: o.system });
+    say(`concord: ${r.note}`);
+    chat = r.format;
+  }
   const cos = await chooseEmbedder(o, model);
   if (cos.note) say(cos.note);
 
@@ -158,7 +175,7 @@ export async function createScorer(o: CreateScorerOptions): Promise<ConfiguredSc
 
   const scorer = createScorerFromModels({ ...o, model, reverseModel, verify, chat, cosine: cos.cosine, embedder: cos.embedder });
   const identity = {
-    model: [typeof o.model === 'string' ? o.model : model.config.name, model.config.name],
+    model: [typeof o.model === 'string' ? o.model : model.config.name, model.config.name, ...(o.revision ? [o.revision] : [])],
     reverse: reverseModel ? [typeof o.reverseModel === 'string' ? o.reverseModel : reverseModel.config.name, reverseModel.config.name] : null,
     templates: scorer.templates, passes: scorer.passes, maxLen: scorer.maxLen, overlong: o.overlong ?? 'truncate', fields: o.fields ?? {},
     cosine: scorer.cosineSource,

@@ -23,8 +23,9 @@ import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } f
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
 import { SLOT_ONLY, passSequences, planPasses, spanSum, truncatePair, type PassPlan, type Quantity } from './plan.js';
 import {
-  defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate, type ChatFormat,
+  defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate,
 } from './templates.js';
+import type { ChatFormat } from './chat-template.js';
 
 export interface PairScores {
   fwd_logp: number;
@@ -110,7 +111,7 @@ export interface ScorerOptions {
   /** Default: defaultTemplates(tokenizer) — "{x}{y}" for word-start tokenizers, "{x}\n\n{y}" for byte-level ones. */
   forwardTemplate?: string;
   reverseTemplate?: string;
-  /** A chat format: its templates replace the default ones (explicit templates still win). */
+  /** A chat format (./chat-template.ts): its templates replace the default ones (explicit templates still win); stripContent strips x and y. */
   chat?: ChatFormat | null;
   /** 'min' (default): the fewest passes the templates allow; 4: always the four-pass computation. */
   passes?: 'min' | 4;
@@ -207,6 +208,9 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   const defaults = defaultTemplates(tokF);
   const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? defaults.forward;
   const revSrc = opts.reverseTemplate ?? opts.chat?.reverse ?? defaults.reverse;
+  // A chat template that strips message content: x and y are stripped too, in every pass (chat-template.ts).
+  const strip = opts.chat?.stripContent && (opts.forwardTemplate === undefined || opts.reverseTemplate === undefined) ? opts.chat.stripContent : null;
+  const clean = (t: string): string => (strip?.start ? (strip.end ? t.trim() : t.trimStart()) : strip?.end ? t.trimEnd() : t);
   const plan = planPasses({
     forward: encodeTemplate(tokF, parseTemplate(fwdSrc, ['x', 'y'])),
     reverse: encodeTemplate(tokF, parseTemplate(revSrc, ['y', 'x'])),
@@ -321,7 +325,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         const pair = recordToPair(item.record, fields);
         item.xText = pair.x;
         item.yText = pair.y;
-        const x = encodeStandalone(tokF, pair.x), y = encodeStandalone(tokF, pair.y);
+        const x = encodeStandalone(tokF, clean(pair.x)), y = encodeStandalone(tokF, clean(pair.y));
         if (x.length === 0) throw new RecordError('the prompt has no tokens');
         if (y.length === 0) throw new RecordError('the response has no tokens');
         item.xFull = x.length;

@@ -19,6 +19,12 @@ export interface TokenizerJson {
 
 export type TokenizerConfigJson = Record<string, unknown>;
 
+/** A Jinja chat template and where it was read from (src/pipeline/chat-template.ts renders it). */
+export interface ChatTemplateSource {
+  text: string;
+  origin: string;
+}
+
 export interface SpecialIds {
   bosId?: number | null;
   eosId?: number | null;
@@ -32,8 +38,13 @@ export class HfTextTokenizer implements TextTokenizer {
   readonly padId: number | null;
   readonly vocabSize: number;
   readonly dummyPrefix: boolean;
+  /** The model's chat template: chat_template.jinja in the folder, else tokenizer_config.json's chat_template; null when none. */
+  readonly chatTemplate: ChatTemplateSource | null;
 
-  constructor(readonly json: TokenizerJson, readonly config: TokenizerConfigJson, readonly source: string, ids: SpecialIds = {}) {
+  constructor(
+    readonly json: TokenizerJson, readonly config: TokenizerConfigJson, readonly source: string, ids: SpecialIds = {},
+    chatTemplate?: ChatTemplateSource | null,
+  ) {
     const full = { added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json };
     try {
       this.hf = new Tokenizer(full, config);
@@ -53,6 +64,8 @@ export class HfTextTokenizer implements TextTokenizer {
     for (const id of this.hf.get_vocab(true).values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
     this.dummyPrefix = hasDummyPrefix(full);
+    const ct = configChatTemplate(config);
+    this.chatTemplate = chatTemplate !== undefined ? chatTemplate : ct !== null ? { text: ct, origin: 'tokenizer_config.json' } : null;
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -67,6 +80,17 @@ export class HfTextTokenizer implements TextTokenizer {
   idToToken(id: number): string | undefined {
     return this.hf.id_to_token(id);
   }
+}
+
+/** tokenizer_config.json's chat_template: a string, or the one named 'default' in a list of named templates. */
+export function configChatTemplate(config: TokenizerConfigJson): string | null {
+  const ct = config.chat_template;
+  if (typeof ct === 'string') return ct;
+  if (Array.isArray(ct)) {
+    const d = ct.find((c) => (c as { name?: unknown }).name === 'default') as { template?: unknown } | undefined;
+    if (typeof d?.template === 'string') return d.template;
+  }
+  return null;
 }
 
 /** Does this tokenizer.json prepend a word-start marker (sentencepiece dummy prefix / add_prefix_space)? */
@@ -112,5 +136,13 @@ export function loadHfTokenizer(dir: string, ids: SpecialIds = {}): HfTextTokeni
   if (!json || typeof json !== 'object' || !json.model) throw new Error(`${tj}: tokenizer.json has no "model" section`);
   const tc = join(dir, 'tokenizer_config.json');
   const config = existsSync(tc) ? (readJson(tc, 'tokenizer_config.json') as TokenizerConfigJson) : {};
-  return new HfTextTokenizer(json, config, `tokenizer.json (${tj})`, ids);
+  // Like transformers: chat_template.jinja beside the tokenizer wins over tokenizer_config.json's.
+  const jinja = join(dir, 'chat_template.jinja');
+  let chat: ChatTemplateSource | null = null;
+  if (existsSync(jinja)) chat = { text: nodeFs().readFileSync(jinja, 'utf8'), origin: jinja };
+  else {
+    const ct = configChatTemplate(config);
+    if (ct !== null) chat = { text: ct, origin: tc };
+  }
+  return new HfTextTokenizer(json, config, `tokenizer.json (${tj})`, ids, chat);
 }
