@@ -47,7 +47,7 @@ export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [opt
 Models and devices
   --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
                                 looked up in the local Hugging Face cache (never downloaded)
-  --revision REV                branch, tag or commit of a cached model id (default main)
+  --revision REV                branch, tag or commit of a cached --model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)

