@@ -10,6 +10,20 @@ import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.j
 
 export type RopeLayout = 'interleaved' | 'half';
 
+/**
+ * Frequency scaling of the inv_freq table (the shader only reads the table, so a scaling variant
+ * changes nothing else). 'llama3' is Llama 3.1's: wavelengths above original/low_freq_factor are
+ * divided by factor, those below original/high_freq_factor kept, the band between interpolated
+ * (transformers modeling_rope_utils.py, _compute_llama3_parameters).
+ */
+export type RopeScaling = {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+};
+
 export const ROPE_WG = 64;
 
 export function ropeSpec(layout: RopeLayout): ProgramSpec {
@@ -22,11 +36,32 @@ export function ropeSpec(layout: RopeLayout): ProgramSpec {
  * (`1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))`): exponent, power and quotient each
  * rounded to f32.
  */
-export function ropeInvFreq(headDim: number, theta: number): Float32Array {
+export function ropeInvFreq(headDim: number, theta: number, scaling?: RopeScaling | null): Float32Array {
   const f = Math.fround;
   const out = new Float32Array(headDim / 2);
   for (let j = 0; j < headDim / 2; j++) out[j] = f(1 / f(Math.pow(f(theta), f((2 * j) / headDim))));
+  if (scaling) applyScaling(out, scaling);
   return out;
+}
+
+/** Scale an inv_freq table in place (each entry computed in f64 from the f32 base, then rounded to f32). */
+function applyScaling(invFreq: Float32Array, s: RopeScaling): void {
+  if (s.type !== 'llama3') throw new Error(`rope: unknown scaling ${JSON.stringify((s as { type: unknown }).type)}`);
+  if (!(s.factor > 0) || !(s.highFreqFactor > s.lowFreqFactor)) throw new Error(`rope: llama3 scaling needs factor > 0 and high_freq_factor > low_freq_factor (got ${JSON.stringify(s)})`);
+  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+  for (let j = 0; j < invFreq.length; j++) {
+    const f0 = invFreq[j];
+    const wavelen = (2 * Math.PI) / f0;
+    let f1: number;
+    if (wavelen < highWavelen) f1 = f0;
+    else if (wavelen > lowWavelen) f1 = f0 / s.factor;
+    else {
+      const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      f1 = (1 - smooth) * (f0 / s.factor) + smooth * f0;
+    }
+    invFreq[j] = f1;
+  }
 }
 
 export interface RopeArgs {
@@ -41,18 +76,20 @@ export interface RopeArgs {
   headDim: number;
   theta: number;
   layout: RopeLayout;
+  /** Frequency scaling (Llama 3.1 'llama3'); none when omitted. */
+  scaling?: RopeScaling | null;
 }
 
 // One inv_freq table per (runtime, headDim, theta), uploaded once and kept for the runtime's life
 // (a few hundred bytes; never returned to the pool).
 const invFreqTables = new WeakMap<GpuRuntime, Map<string, GPUBuffer>>();
 
-function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number): GPUBuffer {
+function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number, scaling: RopeScaling | null | undefined): GPUBuffer {
   let m = invFreqTables.get(rt);
   if (!m) invFreqTables.set(rt, (m = new Map()));
-  const key = `${headDim}:${theta}`;
+  const key = `${headDim}:${theta}${scaling ? ':' + JSON.stringify(scaling) : ''}`;
   let buf = m.get(key);
-  if (!buf) m.set(key, (buf = rt.upload(ropeInvFreq(headDim, theta), `rope.inv_freq ${key}`)));
+  if (!buf) m.set(key, (buf = rt.upload(ropeInvFreq(headDim, theta, scaling), `rope.inv_freq ${key}`)));
   return buf;
 }
 
@@ -64,18 +101,18 @@ export function ropeGpu(rt: GpuRuntime, a: RopeArgs): void {
   const pairs = T * (a.nHeads + a.nKvHeads) * (a.headDim / 2);
   if (pairs === 0) return;
   const u = rt.uniform(new Uniforms().u32(T).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).build(), 'rope.params');
-  rt.dispatch(ropeSpec(a.layout), [u, invFreqBuffer(rt, a.headDim, a.theta), a.q, a.k], ceilDiv(pairs, ROPE_WG));
+  rt.dispatch(ropeSpec(a.layout), [u, invFreqBuffer(rt, a.headDim, a.theta, a.scaling), a.q, a.k], ceilDiv(pairs, ROPE_WG));
 }
 
 /**
  * CPU twin for one tensor x [B*L, nHeads*headDim] (call it for Q and for K). The angle is the f32
  * product the references compute; cos, sin and the rotation are in f64. Returns a new array.
  */
-export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, headDim: number, theta: number, layout: RopeLayout): Float32Array {
+export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, headDim: number, theta: number, layout: RopeLayout, scaling?: RopeScaling | null): Float32Array {
   if (headDim % 2) throw new Error(`rope: head dim ${headDim} is odd`);
   const T = B * L, hh = headDim / 2;
   if (x.length !== T * nHeads * headDim) throw new Error(`rope: ${x.length} values for [${T}, ${nHeads}*${headDim}]`);
-  const invFreq = ropeInvFreq(headDim, theta);
+  const invFreq = ropeInvFreq(headDim, theta, scaling);
   const y = new Float32Array(x);
   for (let t = 0; t < T; t++) {
     const pos = t % L;

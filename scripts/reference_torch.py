@@ -416,5 +416,346 @@ def main():
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes) in {time.time() - t0:.1f}s")
 
 
+# ==========================================================================
+# Hugging Face families: tiny random checkpoints in each family's real layout
+# and a float64 reference forward written from the published transformers
+# modelling code (huggingface/transformers, src/transformers/...), not from
+# concord's TypeScript. Subcommand:
+#
+#     /usr/bin/python3 scripts/reference_torch.py hf [--family NAME ...] [--out-dir tests/fixtures/hf]
+#
+# Each family folder gets config.json (the family's real field names),
+# model.safetensors (its real tensor names, in its usual storage dtype),
+# tokenizer.json + tokenizer_config.json (a tiny sentencepiece-style BPE with
+# byte fallback, so `concord logprob --model <folder>` works), and
+# reference.json: for a few random id sequences, log p(ids[t] | ids[:t]) for
+# t >= 1 from the float64 forward.
+#
+# Precision policy. The equations are the modelling files'; the arithmetic is
+# float64 throughout, except where transformers itself forces float32 whatever
+# the model dtype: the RoPE inverse frequencies (computed in float32 at init,
+# modeling_rope_utils.py) and the angle position * inv_freq (the rotary
+# embedding's forward runs with autocast off in .float(), modeling_llama.py
+# LlamaRotaryEmbedding.forward). cos/sin of that float32 angle are taken in
+# float64. (transformers' RMSNorm also casts to float32; that is a precision
+# cast, not part of the equation, and is not reproduced.)
+# ==========================================================================
+
+import struct as _struct
+
+HF_DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def st_write(path, tensors):
+    """Write a safetensors file: u64 header length, JSON header, raw little-endian data."""
+    header, blobs, off = {}, [], 0
+    for name, (t, dtype) in tensors.items():
+        t = t.detach().to(HF_DT[dtype]).contiguous()
+        raw = t.view(torch.int16).numpy().tobytes() if dtype != "F32" else t.numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(_struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def tiny_tokenizer():
+    """A sentencepiece-style BPE tokenizer.json (legacy Llama form: Prepend/Replace normalizer, byte fallback)."""
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + ["\u2581"]
+    pieces += [chr(c) for c in range(33, 127)]
+    merges = [("\u2581", "t"), ("h", "e"), ("\u2581t", "he"), ("\u2581", "a"), ("i", "n"), ("\u2581", "s"),
+              ("e", "r"), ("o", "n"), ("a", "n"), ("\u2581", "w"), ("r", "e"), ("\u2581", "b"), ("e", "d"),
+              ("\u2581", "c"), ("i", "t"), ("o", "u"), ("\u2581a", "n"), ("\u2581an", "d")]
+    for a, b in merges:
+        pieces.append(a + b)
+    vocab = {p: i for i, p in enumerate(pieces)}
+    assert len(vocab) == len(pieces)
+    special = lambda i: {"id": i, "content": pieces[i], "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    tj = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [special(0), special(1), special(2)],
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                           {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                                     {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                     {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": [[a, b] for a, b in merges]},
+    }
+    cfg = {"tokenizer_class": "LlamaTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+           "pad_token": None, "add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False, "legacy": True}
+    return tj, cfg, len(pieces)
+
+
+# ---- equations ------------------------------------------------------------
+
+def rms_norm(x, w, eps):
+    # modeling_llama.py LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def inv_freq_f32(cfg, head_dim):
+    """modeling_rope_utils.py: _compute_default_rope_parameters, and _compute_llama3_parameters
+    when rope_scaling.rope_type == 'llama3' — in float32, as transformers computes it."""
+    base = cfg.get("rope_theta", 10000.0)
+    dim = head_dim
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    rs = cfg.get("rope_scaling")
+    if rs and rs.get("rope_type", rs.get("type")) == "llama3":
+        factor = rs["factor"]
+        low_freq_factor = rs["low_freq_factor"]
+        high_freq_factor = rs["high_freq_factor"]
+        old_context_len = rs["original_max_position_embeddings"]
+        low_freq_wavelen = old_context_len / low_freq_factor
+        high_freq_wavelen = old_context_len / high_freq_factor
+        wavelen = 2 * math.pi / inv
+        inv_l = torch.where(wavelen > low_freq_wavelen, inv / factor, inv)
+        smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+        inv = torch.where(is_medium, smoothed, inv_l)
+    elif rs and rs.get("rope_type", rs.get("type")) not in (None, "default"):
+        raise ValueError(f"rope_scaling {rs} not implemented here")
+    return inv
+
+
+def rope_cos_sin(cfg, head_dim, T):
+    # modeling_llama.py LlamaRotaryEmbedding.forward: freqs = inv_freq @ positions (float32),
+    # emb = cat(freqs, freqs); cos/sin (here in float64 of the float32 angle).
+    inv = inv_freq_f32(cfg, head_dim)
+    pos = torch.arange(T, dtype=torch.float32)
+    freqs = pos[:, None] * inv[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1).double()
+    return emb.cos(), emb.sin()
+
+
+def rotate_half(x):
+    # modeling_llama.py rotate_half
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x, cos, sin):
+    # modeling_llama.py apply_rotary_pos_emb: x * cos + rotate_half(x) * sin; x [H, T, hd]
+    return x * cos[None] + rotate_half(x) * sin[None]
+
+
+def attention(q, k, v, window, scaling):
+    """modeling_llama.py eager_attention_forward (repeat_kv for GQA, softmax(QK^T * scaling + mask) V);
+    mask from masking_utils.py: causal_mask_function kv_idx <= q_idx, and for sliding layers
+    sliding_window_overlay kv_idx > q_idx - sliding_window."""
+    H, T, hd = q.shape
+    rep = H // k.shape[0]
+    k = k.repeat_interleave(rep, dim=0)
+    v = v.repeat_interleave(rep, dim=0)
+    qi = torch.arange(T)[:, None]
+    ki = torch.arange(T)[None, :]
+    allowed = ki <= qi
+    if window:
+        allowed = allowed & (ki > qi - window)
+    s = torch.matmul(q, k.transpose(1, 2)) * scaling
+    s = s.masked_fill(~allowed[None], float("-inf"))
+    p = torch.softmax(s, dim=-1)
+    return torch.matmul(p, v)
+
+
+def layer_plan(fam, cfg):
+    """Per layer: (sliding window or None, uses RoPE), from each family's configuration file."""
+    n = cfg["num_hidden_layers"]
+    arch = cfg["architectures"][0]
+    sw = cfg.get("sliding_window")
+    if arch == "MistralForCausalLM":
+        # modeling_mistral.py: every layer passes sliding_window=config.sliding_window
+        return [(sw, True)] * n
+    if arch == "SmolLM3ForCausalLM":
+        # configuration_smollm3.py: no_rope_layers (1 = RoPE); layer_types sliding only for NoPE
+        # layers when use_sliding_window; modeling_smollm3.py: self.use_rope = no_rope_layers[i]
+        nrl = cfg.get("no_rope_layers") or [int((i + 1) % cfg.get("no_rope_layer_interval", 4) != 0) for i in range(n)]
+        use_sw = cfg.get("use_sliding_window") and sw is not None
+        return [((sw if (use_sw and not nrl[i]) else None), bool(nrl[i])) for i in range(n)]
+    if arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM"):
+        # configuration_qwen3.py: sliding_window only if use_sliding_window, on layers i >= max_window_layers
+        use = cfg.get("use_sliding_window") and sw is not None
+        mwl = cfg.get("max_window_layers", n)
+        return [((sw if use and i >= mwl else None), True) for i in range(n)]
+    return [(None, True)] * n  # modeling_llama.py: full causal attention, RoPE everywhere
+
+
+def hf_forward_logprobs(fam, cfg, W, ids):
+    """Llama-style decoder (modeling_llama.py LlamaDecoderLayer: x + attn(norm(x)), x + mlp(norm(x)),
+    LlamaMLP down(silu(gate(x)) * up(x))), with each family's differences:
+      Qwen3  (models/qwen3/modeling_qwen3.py): q_norm / k_norm RMSNorm over head_dim of each head,
+             before RoPE; head_dim from config; q/k/v biases only with attention_bias.
+      Mistral (models/mistral/modeling_mistral.py): sliding-window mask in every layer.
+      SmolLM3 (models/smollm3/modeling_smollm3.py): RoPE skipped in layers with no_rope_layers[i] == 0.
+    Returns log_softmax(logits) [T, V] in float64."""
+    d = cfg["hidden_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or d // H
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    cos, sin = rope_cos_sin(cfg, hd, T)
+    scaling = hd ** -0.5
+    lin = lambda h, name: h @ W[name + ".weight"].T + (W[name + ".bias"] if name + ".bias" in W else 0)
+    for i, (window, use_rope) in enumerate(layer_plan(fam, cfg)):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        if p + "self_attn.q_norm.weight" in W:  # Qwen3
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        if use_rope:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        a = attention(q, k, v, window, scaling).transpose(0, 1).reshape(T, H * hd)
+        x = x + lin(a, p + "self_attn.o_proj")
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        g = lin(h, p + "mlp.gate_proj")
+        x = x + lin(torch.nn.functional.silu(g) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms_norm(x, W["model.norm.weight"], eps)
+    head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
+    return torch.log_softmax(x @ head.T, dim=-1)
+
+
+# ---- families -------------------------------------------------------------
+
+def base_llama_cfg(arch, model_type, vocab, **kw):
+    cfg = {
+        "architectures": [arch], "model_type": model_type, "hidden_size": 64, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_act": "silu",
+        "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": vocab,
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2, "attention_bias": False,
+        "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": True,
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def hf_families(vocab):
+    # Field names and values as each family's real config.json ships them (sizes shrunk).
+    return {
+        # Llama 3.2 1B/3B style: rope_theta 5e5 and the llama3 rope_scaling block, tied head.
+        "llama3": (base_llama_cfg("LlamaForCausalLM", "llama", vocab, rope_theta=500000.0, rms_norm_eps=1e-5,
+                                  max_position_embeddings=131072, tie_word_embeddings=True, mlp_bias=False,
+                                  pretraining_tp=1, head_dim=16, torch_dtype="bfloat16",
+                                  rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                                "original_max_position_embeddings": 8192, "rope_type": "llama3"}), "BF16"),
+        # SmolLM2 (LlamaForCausalLM, rope_theta 1e5, tied, no rope_scaling).
+        "smollm2": (base_llama_cfg("LlamaForCausalLM", "llama", vocab, rope_theta=100000.0, max_position_embeddings=8192,
+                                   tie_word_embeddings=True, rope_scaling=None, mlp_bias=False, pretraining_tp=1,
+                                   torch_dtype="bfloat16"), "BF16"),
+        # Qwen3 0.6B style: explicit head_dim (here 2x hidden/heads), q_norm/k_norm, no biases, tied.
+        "qwen3": (base_llama_cfg("Qwen3ForCausalLM", "qwen3", vocab, head_dim=32, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                                 max_position_embeddings=40960, tie_word_embeddings=True, rope_scaling=None,
+                                 use_sliding_window=False, sliding_window=None, max_window_layers=2,
+                                 torch_dtype="bfloat16"), "BF16"),
+        # Mistral 7B v0.1 style: sliding_window (here 8, shorter than the test sequences), untied, GQA.
+        "mistral": (base_llama_cfg("MistralForCausalLM", "mistral", vocab, sliding_window=8, max_position_embeddings=32768,
+                                   tie_word_embeddings=False, torch_dtype="float16"), "F16"),
+        # SmolLM3 3B style: no_rope_layers (every 4th layer NoPE in the real one; here layer 2 of 3), tied.
+        "smollm3": (base_llama_cfg("SmolLM3ForCausalLM", "smollm3", vocab, num_hidden_layers=3, rope_theta=5000000.0,
+                                   rms_norm_eps=1e-6, max_position_embeddings=65536, tie_word_embeddings=True,
+                                   no_rope_layers=[1, 1, 0], no_rope_layer_interval=4, use_sliding_window=False,
+                                   sliding_window=None, mlp_bias=False, torch_dtype="bfloat16"), "BF16"),
+    }
+
+
+def hf_random_weights(cfg, seed):
+    """Random tensors under the family's real names (modeling_*.py module names)."""
+    g = torch.Generator().manual_seed(seed)
+    d, V, ff = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or d // H
+    W = {}
+    mat = lambda name, r, c, sc=None: W.__setitem__(name, torch.randn(r, c, generator=g, dtype=torch.float64) * (sc or c ** -0.5))
+    vec = lambda name, n, mean, sc: W.__setitem__(name, mean + sc * torch.randn(n, generator=g, dtype=torch.float64))
+    mat("model.embed_tokens.weight", V, d, 0.5)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        vec(p + "input_layernorm.weight", d, 1.0, 0.1)
+        mat(p + "self_attn.q_proj.weight", H * hd, d)
+        mat(p + "self_attn.k_proj.weight", KV * hd, d)
+        mat(p + "self_attn.v_proj.weight", KV * hd, d)
+        if cfg.get("attention_bias"):
+            for n, m in (("q", H * hd), ("k", KV * hd), ("v", KV * hd)):
+                vec(p + f"self_attn.{n}_proj.bias", m, 0.0, 0.2)
+        mat(p + "self_attn.o_proj.weight", d, H * hd)
+        if cfg["architectures"][0] == "Qwen3ForCausalLM":
+            vec(p + "self_attn.q_norm.weight", hd, 1.0, 0.2)
+            vec(p + "self_attn.k_norm.weight", hd, 1.0, 0.2)
+        vec(p + "post_attention_layernorm.weight", d, 1.0, 0.1)
+        mat(p + "mlp.gate_proj.weight", ff, d)
+        mat(p + "mlp.up_proj.weight", ff, d)
+        mat(p + "mlp.down_proj.weight", d, ff)
+    vec("model.norm.weight", d, 1.0, 0.1)
+    if not cfg.get("tie_word_embeddings"):
+        mat("lm_head.weight", V, d, 0.5)
+    return W
+
+
+def hf_main(argv):
+    ap = argparse.ArgumentParser(prog="reference_torch.py hf")
+    ap.add_argument("--family", action="append", help="family to (re)generate (default: all)")
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "tests", "fixtures", "hf"))
+    args = ap.parse_args(argv)
+    tj, tcfg, ntok = tiny_tokenizer()
+    vocab = ((ntok + 15) // 16) * 16 + 16  # padded past the tokenizer, as real checkpoints often are
+    fams = hf_families(vocab)
+    names = args.family or list(fams)
+    for fi, name in enumerate(names):
+        cfg, dtype = fams[name]
+        seed = 1000 + sorted(fams).index(name)
+        W = hf_random_weights(cfg, seed)
+        # The reference computes on the stored values: round through the storage dtype.
+        W = {k: v.to(HF_DT[dtype]).to(torch.float64) for k, v in W.items()}
+        out = os.path.join(args.out_dir, name)
+        os.makedirs(out, exist_ok=True)
+        st_write(os.path.join(out, "model.safetensors"), {k: (v, dtype) for k, v in W.items()})
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        with open(os.path.join(out, "tokenizer.json"), "w") as f:
+            json.dump(tj, f, ensure_ascii=False)
+        with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+            json.dump(tcfg, f, indent=2)
+        g = random.Random(seed)
+        seqs = [[1] + [g.randrange(3, vocab) for _ in range(n - 1)] for n in (2, 9, 23, 40)]
+        entries = []
+        for ids in seqs:
+            lp = hf_forward_logprobs(name, cfg, W, ids)
+            entries.append({"ids": ids, "logprobs": [lp[t - 1, ids[t]].item() for t in range(1, len(ids))]})
+        ref = {
+            "family": name,
+            "architecture": cfg["architectures"][0],
+            "source": f"scripts/reference_torch.py hf (PyTorch {torch.__version__}, float64; equations from transformers' modelling files named there)",
+            "storage_dtype": dtype,
+            "sha256": sha256_file(os.path.join(out, "model.safetensors")),
+            "notes": "logprobs[t-1] = log p(ids[t] | ids[:t]) for t >= 1, float64 forward on the stored (rounded) weights",
+            "sequences": entries,
+        }
+        with open(os.path.join(out, "reference.json"), "w") as f:
+            json.dump(ref, f, indent=1)
+        size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
+        print(f"{name}: {cfg['architectures'][0]} {dtype}, {len(W)} tensors, folder {size} bytes")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "hf":
+        sys.exit(hf_main(sys.argv[2:]))
     sys.exit(main())

@@ -157,6 +157,45 @@ describe('ops', async () => {
       });
     }
 
+    const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
+    it('llama3 scaling: wavelengths below orig/high kept, above orig/low divided by factor, smooth between (modeling_rope_utils.py)', () => {
+      const hd = 128, theta = 500000;
+      const base = ropeInvFreq(hd, theta), got = ropeInvFreq(hd, theta, llama3);
+      let kept = 0, divided = 0, smoothed = 0;
+      for (let j = 0; j < hd / 2; j++) {
+        const wl = (2 * Math.PI) / base[j];
+        if (wl < 8192 / 4) { expect(got[j]).toBe(base[j]); kept++; }
+        else if (wl > 8192 / 1) { expect(got[j]).toBe(Math.fround(base[j] / 8)); divided++; }
+        else {
+          const s = (8192 / wl - 1) / (4 - 1);
+          expect(got[j]).toBe(Math.fround((1 - s) * (base[j] / 8) + s * base[j]));
+          expect(got[j]).toBeLessThan(base[j]);
+          expect(got[j]).toBeGreaterThan(base[j] / 8);
+          smoothed++;
+        }
+      }
+      // Llama 3.1's head dim 128 / theta 5e5 has entries in all three bands.
+      expect(kept).toBeGreaterThan(0); expect(divided).toBeGreaterThan(0); expect(smoothed).toBeGreaterThan(0);
+    });
+
+    it.skipIf(!rt)('GPU with llama3 scaling matches the CPU twin', async () => {
+      const B = 2, L = 29, nH = 4, nKv = 2, hd = 64, theta = 500000;
+      // A small original context so that all three bands occur at hd 64.
+      const sc = { ...llama3, originalMaxPositionEmbeddings: 64 };
+      const q = randn(r, B * L * nH * hd), k = randn(r, B * L * nKv * hd);
+      const qb = rt!.upload(q), kb = rt!.upload(k);
+      ropeGpu(rt!, { q: qb, k: kb, B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, theta, layout: 'half', scaling: sc });
+      const gq = await rt!.readF32(qb, q.length), gk = await rt!.readF32(kb, k.length);
+      rt!.release(qb); rt!.release(kb);
+      const wantQ = ropeCpu(q, B, L, nH, hd, theta, 'half', sc);
+      // The scaling changed something (it is not the unscaled rotation).
+      expect(validate(wantQ, ropeCpu(q, B, L, nH, hd, theta, 'half'), { atol: 1e-4 }).ok).toBe(false);
+      const vq = validate(gq, wantQ, { atol: 1e-5, rtol: 1e-5 });
+      const vk = validate(gk, ropeCpu(k, B, L, nKv, hd, theta, 'half', sc), { atol: 1e-5, rtol: 1e-5 });
+      expect(vq.ok, vq.summary).toBe(true);
+      expect(vk.ok, vk.summary).toBe(true);
+    });
+
     it.skipIf(!rt)('GPU stays accurate at positions up to 2047 (angle reduced mod 2pi before sin/cos)', async () => {
       const B = 1, L = 2048, hd = 64;
       const q = randn(r, L * hd), k = randn(r, L * hd);
@@ -192,6 +231,53 @@ describe('ops', async () => {
       };
       const seq = [6, 4];
       close(attentionCpu(q, k, v, seq, B, L, nH, nKv, hd), attentionCpu(q, rep(k), rep(v), seq, B, L, nH, nH, hd), 1e-7);
+    });
+
+    it('CPU twin: a sliding window of W keys (query included) equals full attention over only those keys', () => {
+      const L = 9, nH = 2, hd = 4, W = 3;
+      const q = randn(r, L * nH * hd), k = randn(r, L * nH * hd), v = randn(r, L * nH * hd);
+      const got = attentionCpu(q, k, v, [L], 1, L, nH, nH, hd, true, { window: W });
+      const full = attentionCpu(q, k, v, [L], 1, L, nH, nH, hd);
+      for (let i = 0; i < L; i++) {
+        // Row i alone: keys i-W+1..i as a short sequence whose last row is the query.
+        const j0 = Math.max(0, i - W + 1), n = i - j0 + 1;
+        const sub = (x: Float32Array) => x.slice(j0 * nH * hd, (i + 1) * nH * hd);
+        const want = attentionCpu(sub(q), sub(k), sub(v), [n], 1, n, nH, nH, hd).slice((n - 1) * nH * hd);
+        close(got.slice(i * nH * hd, (i + 1) * nH * hd), want, 1e-7);
+      }
+      // Rows past the window differ from full attention; rows within it do not.
+      close(got.slice(0, W * nH * hd), full.slice(0, W * nH * hd), 0);
+      expect(validate(got, full, { atol: 1e-3 }).ok).toBe(false);
+      expect(() => attentionCpu(q, k, v, [L], 1, L, nH, nH, hd, false, { window: W })).toThrow(/causal/);
+    });
+
+    it('CPU twin: an explicit scale replaces 1/sqrt(hd)', () => {
+      const L = 5, hd = 4;
+      const q = randn(r, L * hd), k = randn(r, L * hd), v = randn(r, L * hd);
+      const q2 = q.map((x) => x * 0.3 * Math.sqrt(hd));
+      close(attentionCpu(q, k, v, [L], 1, L, 1, 1, hd, true, { scale: 0.3 }), attentionCpu(q2, k, v, [L], 1, L, 1, 1, hd), 1e-6);
+    });
+
+    it.skipIf(!rt)('GPU sliding window and explicit scale match the CPU twin (windows below, across and above the 16-key tile)', async () => {
+      const cases2: { B: number; L: number; nH: number; nKv: number; hd: number; seq: number[]; window: number; scale?: number }[] = [
+        { B: 2, L: 50, nH: 4, nKv: 2, hd: 32, seq: [50, 33], window: 5 },
+        { B: 1, L: 70, nH: 2, nKv: 1, hd: 64, seq: [70], window: 16 },
+        { B: 1, L: 70, nH: 2, nKv: 1, hd: 64, seq: [70], window: 17, scale: 0.05 },
+        { B: 3, L: 41, nH: 3, nKv: 3, hd: 48, seq: [41, 1, 29], window: 1 },
+        { B: 1, L: 20, nH: 2, nKv: 2, hd: 16, seq: [20], window: 64 },
+      ];
+      for (const c of cases2) {
+        const T = c.B * c.L;
+        const q = randn(r, T * c.nH * c.hd), k = randn(r, T * c.nKv * c.hd), v = randn(r, T * c.nKv * c.hd);
+        const got = await run(rt!, [q, k, v, Uint32Array.from(c.seq)], ([qb, kb, vb, sb]) => {
+          const out = rt!.acquire(q.byteLength);
+          attentionGpu(rt!, { q: qb!, k: kb!, v: vb!, seqLen: sb!, out, B: c.B, L: c.L, nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, window: c.window, scale: c.scale });
+          return out;
+        }, q.length);
+        const want = attentionCpu(q, k, v, c.seq, c.B, c.L, c.nH, c.nKv, c.hd, true, { window: c.window, scale: c.scale });
+        const res = validate(got, want, { atol: 1e-4, rtol: 1e-4 });
+        expect(res.ok, `${JSON.stringify(c)}: ${res.summary}`).toBe(true);
+      }
     });
 
     async function attnGpu(q: Float32Array, k: Float32Array, v: Float32Array, seq: number[], B: number, L: number, nH: number, nKv: number, hd: number) {

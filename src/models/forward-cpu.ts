@@ -8,13 +8,16 @@
 // Indexing of log-probs: out[t] = log p(ids[t] | ids[0..t-1]), predicted from position t-1; out[0]
 // has no prediction.
 
+import { geluTanhCpu, swigluCpu } from '../../kernels/act.js';
+import { addCpu } from '../../kernels/add.js';
 import { attentionCpu } from '../../kernels/attention.js';
+import { embedCpu } from '../../kernels/embed.js';
 import { logprobCpu } from '../../kernels/logprob.js';
 import { matmulCpu } from '../../kernels/matmul.js';
-import { layernormCpu, rmsnormCpu } from '../../kernels/norm.js';
+import { normCpu, rmsnormCpu } from '../../kernels/norm.js';
 import { ropeCpu } from '../../kernels/rope.js';
 import type { LoadedWeights } from './types.js';
-import { tensor } from './types.js';
+import { layerUsesRope, layerWindow, optionalTensor, tensor } from './types.js';
 
 function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   const c = w.config;
@@ -26,15 +29,6 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   }
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-/** GPT-2's gelu_new (tanh approximation). */
-export const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
-export const silu = (x: number): number => x / (1 + Math.exp(-x));
-
-function addInPlace(x: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) x[i] += y[i];
-}
-
 /** Final normed hidden states [T, d] of one sequence. */
 export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
   checkIds(w, ids);
@@ -42,45 +36,41 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
   const norm = (x: Float32Array, prefix: string): Float32Array =>
-    c.norm === 'rms'
-      ? rmsnormCpu(x, tensor(w, `${prefix}.weight`), T, d, c.normEps)
-      : layernormCpu(x, tensor(w, `${prefix}.weight`), tensor(w, `${prefix}.bias`), T, d, c.normEps);
+    normCpu(c.norm, x, tensor(w, `${prefix}.weight`), optionalTensor(w, `${prefix}.bias`), T, d, c.normEps);
+  // A linear layer; its bias when the tensor exists (the GPU path decides the same way).
+  const linear = (x: Float32Array, weight: string, bias: string | null, out: number, inn: number): Float32Array =>
+    matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  const emb = tensor(w, 'tok_emb');
-  const x = new Float32Array(T * d);
-  for (let t = 0; t < T; t++) x.set(emb.subarray(ids[t] * d, ids[t] * d + d), t * d);
-  if (c.pos === 'learned') {
-    const pe = tensor(w, 'pos_emb');
-    for (let i = 0; i < T * d; i++) x[i] += pe[i];
-  }
+  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
     // Attention block.
     const xn = norm(x, `${p}.attn_norm`);
-    let q = matmulCpu(xn, tensor(w, `${p}.wq`), c.qkvBias ? tensor(w, `${p}.bq`) : null, T, qd, d, 'nk');
-    let k = matmulCpu(xn, tensor(w, `${p}.wk`), c.qkvBias ? tensor(w, `${p}.bk`) : null, T, kvd, d, 'nk');
-    const v = matmulCpu(xn, tensor(w, `${p}.wv`), c.qkvBias ? tensor(w, `${p}.bv`) : null, T, kvd, d, 'nk');
-    if (c.pos === 'rope') {
-      q = ropeCpu(q, 1, T, nH, hd, c.ropeTheta, c.ropeLayout);
-      k = ropeCpu(k, 1, T, nKv, hd, c.ropeTheta, c.ropeLayout);
+    let q = linear(xn, `${p}.wq`, `${p}.bq`, qd, d);
+    let k = linear(xn, `${p}.wk`, `${p}.bk`, kvd, d);
+    const v = linear(xn, `${p}.wv`, `${p}.bv`, kvd, d);
+    // Per-head q/k RMSNorm (Qwen3): the norm kernel over [T·heads, hd] rows.
+    const qNorm = optionalTensor(w, `${p}.q_norm.weight`), kNorm = optionalTensor(w, `${p}.k_norm.weight`);
+    if (qNorm) q = rmsnormCpu(q, qNorm, T * nH, hd, c.normEps);
+    if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps);
+    if (layerUsesRope(c, l)) {
+      q = ropeCpu(q, 1, T, nH, hd, c.ropeTheta, c.ropeLayout, c.ropeScaling);
+      k = ropeCpu(k, 1, T, nKv, hd, c.ropeTheta, c.ropeLayout, c.ropeScaling);
     }
-    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd);
-    addInPlace(x, matmulCpu(att, tensor(w, `${p}.wo`), c.mlpBias ? tensor(w, `${p}.bo`) : null, T, d, qd, 'nk'));
+    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l) });
+    x = addCpu(x, linear(att, `${p}.wo`, `${p}.bo`, d, qd));
 
     // Feed-forward block.
     const hn = norm(x, `${p}.ffn_norm`);
     let h: Float32Array;
     if (c.act === 'swiglu') {
-      const g = matmulCpu(hn, tensor(w, `${p}.w_gate`), null, T, ff, d, 'nk');
-      h = matmulCpu(hn, tensor(w, `${p}.w_up`), null, T, ff, d, 'nk');
-      for (let i = 0; i < h.length; i++) h[i] = silu(g[i]) * h[i];
+      h = swigluCpu(linear(hn, `${p}.w_gate`, null, ff, d), linear(hn, `${p}.w_up`, null, ff, d));
     } else {
-      h = matmulCpu(hn, tensor(w, `${p}.w_up`), c.mlpBias ? tensor(w, `${p}.b_up`) : null, T, ff, d, 'nk');
-      for (let i = 0; i < h.length; i++) h[i] = geluTanh(h[i]);
+      h = geluTanhCpu(linear(hn, `${p}.w_up`, `${p}.b_up`, ff, d));
     }
-    addInPlace(x, matmulCpu(h, tensor(w, `${p}.w_down`), c.mlpBias ? tensor(w, `${p}.b_down`) : null, T, d, ff, 'nk'));
+    x = addCpu(x, linear(h, `${p}.w_down`, `${p}.b_down`, d, ff));
   }
   return norm(x, 'final_norm');
 }

@@ -18,13 +18,16 @@ import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { toF16 } from '../util/f16.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
-import { LoadedWeights, ModelConfig, tensor } from './types.js';
+import { layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
 interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
 
 interface Layer {
   attnNorm: GPUBuffer; attnNormB: GPUBuffer | null;
   q: Linear; k: Linear; v: Linear; o: Linear;
+  /** Per-head RMSNorm weights of q and k [hd] (Qwen3), when the tensors exist. */
+  qNorm: GPUBuffer | null; kNorm: GPUBuffer | null;
+  window: number; rope: boolean;
   ffnNorm: GPUBuffer; ffnNormB: GPUBuffer | null;
   gate: Linear | null; up: Linear; down: Linear;
 }
@@ -85,6 +88,8 @@ export class GpuTransformer {
         attnNorm: up(`${p}attn_norm.weight`), attnNormB: opt(`${p}attn_norm.bias`),
         q: lin(`${p}wq`, `${p}bq`, qd, c.dim), k: lin(`${p}wk`, `${p}bk`, kvd, c.dim), v: lin(`${p}wv`, `${p}bv`, kvd, c.dim),
         o: lin(`${p}wo`, `${p}bo`, c.dim, qd),
+        qNorm: opt(`${p}q_norm.weight`), kNorm: opt(`${p}k_norm.weight`),
+        window: layerWindow(c, i), rope: layerUsesRope(c, i),
         ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
         gate: c.act === 'swiglu' ? lin(`${p}w_gate`, null, c.hiddenDim, c.dim) : null,
         up: lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
@@ -133,6 +138,10 @@ export class GpuTransformer {
     const proj = rt.acquire(T * d * 4, 'storage', 'proj');
     const h1 = rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn1');
     const h2 = c.act === 'swiglu' ? rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn2') : null;
+    // Normed q/k (the norm kernel is out of place) for layers with q/k norms.
+    const anyQkNorm = this.layers.some((l) => l.qNorm || l.kNorm);
+    const qn = anyQkNorm ? rt.acquire(T * qd * 4, 'storage', 'qn') : null;
+    const kn = anyQkNorm ? rt.acquire(T * kvd * 4, 'storage', 'kn') : null;
 
     embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize });
     const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer) =>
@@ -142,10 +151,14 @@ export class GpuTransformer {
       this.linear(xn, layer.q, q, T);
       this.linear(xn, layer.k, k, T);
       this.linear(xn, layer.v, v, T);
-      if (c.pos === 'rope') {
-        ropeGpu(rt, { q, k, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: c.ropeTheta, layout: c.ropeLayout });
+      // Per-head q/k RMSNorm (Qwen3): the norm kernel over [T·heads, hd] rows.
+      let qa = q, ka = k;
+      if (layer.qNorm) { normGpu(rt, { kind: 'rms', x: q, weight: layer.qNorm, out: qn!, rows: T * c.nHeads, d: c.headDim, eps: c.normEps }); qa = qn!; }
+      if (layer.kNorm) { normGpu(rt, { kind: 'rms', x: k, weight: layer.kNorm, out: kn!, rows: T * c.nKvHeads, d: c.headDim, eps: c.normEps }); ka = kn!; }
+      if (layer.rope) {
+        ropeGpu(rt, { q: qa, k: ka, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: c.ropeTheta, layout: c.ropeLayout, scaling: c.ropeScaling });
       }
-      attentionGpu(rt, { q, k, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim });
+      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window });
       this.linear(att, layer.o, proj, T);
       addGpu(rt, { x: proj, y: x, n: T * d });
       norm(layer.ffnNorm, layer.ffnNormB, xn);
@@ -162,7 +175,7 @@ export class GpuTransformer {
     }
     const out = rt.acquire(T * d * 4, 'storage', 'hidden');
     norm(this.finalNorm, this.finalNormB, out);
-    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2]) if (b) rt.release(b);
+    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2, qn, kn]) if (b) rt.release(b);
     return out;
   }
 

@@ -14,9 +14,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { openSafetensorsFolder, type TensorSource } from './safetensors.js';
+import type { RopeScaling } from '../../kernels/rope.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from './types.js';
 
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
+export const SUPPORTED_ARCHITECTURES = [
+  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM', 'GPT2LMHeadModel',
+] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 type Json = Record<string, unknown>;
@@ -108,33 +111,118 @@ export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInf
     };
   }
 
-  // Llama family.
+  // Llama family (Llama 2/3.x, SmolLM2, Mistral, Qwen2, Qwen3, SmolLM3).
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw unsupported(`hidden_act ${JSON.stringify(act)} (only silu)`);
-  const rs = raw.rope_scaling as Json | null | undefined;
-  if (rs && (rs.rope_type ?? rs.type) !== 'default') throw unsupported(`rope_scaling ${JSON.stringify(rs)}`);
-  if (raw.attention_bias === true && architecture !== 'Qwen2ForCausalLM') throw unsupported('attention_bias true');
+  if (raw.attention_bias === true && architecture !== 'Qwen2ForCausalLM' && architecture !== 'Qwen3ForCausalLM') throw unsupported('attention_bias true');
   if (raw.mlp_bias === true) throw unsupported('mlp_bias true');
   const d = num('hidden_size');
   const nHeads = num('num_attention_heads');
   const nKvHeads = num('num_key_value_heads', nHeads);
+  const nLayers = num('num_hidden_layers');
+  // head_dim: explicit in Qwen3 (and may differ from hidden_size / heads); null means the default.
   const headDim = num('head_dim', d / nHeads);
   if (nHeads % nKvHeads !== 0) throw new Error(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`${path}: head size ${headDim} must be an even integer`);
-  let maxSeqLen = num('max_position_embeddings', 2048);
-  // Sliding-window attention equals full attention while sequences fit in the window: cap there.
-  const sliding = architecture === 'Qwen2ForCausalLM' ? (raw.use_sliding_window === true ? raw.sliding_window : null) : raw.sliding_window;
-  if (typeof sliding === 'number' && sliding > 0) maxSeqLen = Math.min(maxSeqLen, sliding);
+  const maxSeqLen = num('max_position_embeddings', 2048);
+  const { theta, scaling } = ropeConfig(raw, path, architecture, num);
+  const layerWindows = slidingWindows(raw, path, architecture, nLayers);
+  const layerRope = architecture === 'SmolLM3ForCausalLM' ? smolLM3Rope(raw, path, nLayers) : undefined;
+  // Qwen2 always has q/k/v biases; Qwen3 and SmolLM3 have them when attention_bias says so.
+  const qkvBias = architecture === 'Qwen2ForCausalLM' || raw.attention_bias === true;
   return {
     architecture,
     raw,
     config: {
-      arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers: num('num_hidden_layers'),
+      arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers,
       nHeads, nKvHeads, headDim, maxSeqLen, normEps: num('rms_norm_eps', 1e-6), norm: 'rms', act: 'swiglu', pos: 'rope',
-      ropeTheta: num('rope_theta', 10000), ropeLayout: 'half', qkvBias: architecture === 'Qwen2ForCausalLM', mlpBias: false,
-      tiedEmbeddings: raw.tie_word_embeddings === true, ...ids,
+      ropeTheta: theta, ropeLayout: 'half', qkvBias, mlpBias: false,
+      // SmolLM3's config class defaults to tied embeddings; the others to untied.
+      tiedEmbeddings: (raw.tie_word_embeddings ?? architecture === 'SmolLM3ForCausalLM') === true, ...ids,
+      ...(scaling ? { ropeScaling: scaling } : {}),
+      ...(layerWindows.some((w) => w > 0) ? { layerWindows } : {}),
+      ...(layerRope && layerRope.some((r) => !r) ? { layerRope } : {}),
     },
   };
+}
+
+type NumField = (key: string, fallback?: number) => number;
+
+/**
+ * rope_theta and rope_scaling (config.json as checkpoints ship it), or rope_parameters (how newer
+ * transformers versions save the two together). Scaling types: none/'default', and 'llama3'
+ * (Llama 3.1/3.2: factor, low_freq_factor, high_freq_factor, original_max_position_embeddings).
+ */
+function ropeConfig(raw: Json, path: string, architecture: string, num: NumField): { theta: number; scaling: RopeScaling | null } {
+  const params = (raw.rope_parameters ?? null) as Json | null;
+  const rs = (params ?? raw.rope_scaling ?? null) as Json | null;
+  const thetaDefault = architecture === 'SmolLM3ForCausalLM' ? 2000000 : 10000;
+  const theta = params && typeof params.rope_theta === 'number' ? params.rope_theta : num('rope_theta', thetaDefault);
+  if (!rs) return { theta, scaling: null };
+  const type = rs.rope_type ?? rs.type ?? 'default';
+  if (type === 'default') return { theta, scaling: null };
+  if (type === 'llama3') {
+    const f = (k: string): number => {
+      const v = rs[k];
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: rope_scaling llama3 needs a numeric "${k}" (got ${JSON.stringify(v)})`);
+      return v;
+    };
+    const scaling: RopeScaling = {
+      type: 'llama3', factor: f('factor'), lowFreqFactor: f('low_freq_factor'), highFreqFactor: f('high_freq_factor'),
+      originalMaxPositionEmbeddings: f('original_max_position_embeddings'),
+    };
+    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) throw new Error(`${path}: rope_scaling llama3 needs high_freq_factor > low_freq_factor`);
+    return { theta, scaling };
+  }
+  throw new Error(`${path}: ${architecture} with rope_scaling ${JSON.stringify(rs)} is not supported (supported rope types: default, llama3)`);
+}
+
+/**
+ * Per-layer sliding windows, as transformers builds them: an explicit layer_types list
+ * ("sliding_attention" / "full_attention") wins; else Mistral slides every layer when
+ * sliding_window is set; Qwen2/Qwen3 slide layers i >= max_window_layers when use_sliding_window;
+ * SmolLM3 slides its NoPE layers when use_sliding_window (configuration_*.py of each).
+ */
+function slidingWindows(raw: Json, path: string, architecture: string, nLayers: number): number[] {
+  const sw = raw.sliding_window;
+  const window = typeof sw === 'number' && sw > 0 ? sw : 0;
+  const enabled = architecture === 'MistralForCausalLM' || architecture === 'LlamaForCausalLM' ? window > 0 : raw.use_sliding_window === true && window > 0;
+  if (raw.use_sliding_window === true && window === 0) throw new Error(`${path}: use_sliding_window is true but sliding_window is ${JSON.stringify(sw)}`);
+  if (Array.isArray(raw.layer_types)) {
+    const lt = raw.layer_types as unknown[];
+    if (lt.length < nLayers) throw new Error(`${path}: layer_types has ${lt.length} entries for ${nLayers} layers`);
+    return lt.slice(0, nLayers).map((t, i) => {
+      if (t === 'full_attention') return 0;
+      if (t === 'sliding_attention') {
+        // Qwen2/3 and SmolLM3 drop the window unless use_sliding_window (their configuration_*.py).
+        return enabled ? window : 0;
+      }
+      throw new Error(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
+    });
+  }
+  if (!enabled) return new Array(nLayers).fill(0);
+  if (architecture === 'Qwen2ForCausalLM' || architecture === 'Qwen3ForCausalLM') {
+    const mwl = typeof raw.max_window_layers === 'number' ? raw.max_window_layers : nLayers;
+    return Array.from({ length: nLayers }, (_, i) => (i >= mwl ? window : 0));
+  }
+  if (architecture === 'SmolLM3ForCausalLM') {
+    const rope = smolLM3Rope(raw, path, nLayers);
+    return rope.map((r) => (r ? 0 : window));
+  }
+  return new Array(nLayers).fill(window);
+}
+
+/** SmolLM3's no_rope_layers: 1 = the layer uses RoPE, 0 = NoPE; default every 4th layer NoPE (configuration_smollm3.py). */
+function smolLM3Rope(raw: Json, path: string, nLayers: number): boolean[] {
+  const nrl = raw.no_rope_layers;
+  if (nrl === undefined || nrl === null) {
+    const interval = typeof raw.no_rope_layer_interval === 'number' ? raw.no_rope_layer_interval : 4;
+    return Array.from({ length: nLayers }, (_, i) => (i + 1) % interval !== 0);
+  }
+  if (!Array.isArray(nrl) || nrl.length < nLayers || nrl.some((v) => v !== 0 && v !== 1)) {
+    throw new Error(`${path}: no_rope_layers must list 0/1 for each of the ${nLayers} layers (got ${JSON.stringify(nrl)})`);
+  }
+  return (nrl as number[]).slice(0, nLayers).map((v) => v === 1);
 }
 
 /** [rows, cols] → [cols, rows]. */
@@ -153,8 +241,10 @@ function getChecked(src: TensorSource, name: string, shape: number[]): Float32Ar
   return src.get(name);
 }
 
-function loadLlamaFamily(src: TensorSource, c: ModelConfig): TensorMap {
+function loadLlamaFamily(src: TensorSource, c: ModelConfig, architecture: HfArchitecture): TensorMap {
   const t: TensorMap = new Map();
+  // Qwen3: RMSNorm over each head of q and k (modeling_qwen3.py Qwen3Attention.q_norm / k_norm).
+  const qkNorm = architecture === 'Qwen3ForCausalLM';
   const pre = src.has('model.embed_tokens.weight') ? 'model.' : '';
   const { dim: d, hiddenDim: ff, vocabSize: V } = c;
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
@@ -171,6 +261,10 @@ function loadLlamaFamily(src: TensorSource, c: ModelConfig): TensorMap {
       t.set(`${o}bv`, getChecked(src, `${h}self_attn.v_proj.bias`, [kvd]));
     }
     t.set(`${o}wo`, getChecked(src, `${h}self_attn.o_proj.weight`, [d, qd]));
+    if (qkNorm) {
+      t.set(`${o}q_norm.weight`, getChecked(src, `${h}self_attn.q_norm.weight`, [c.headDim]));
+      t.set(`${o}k_norm.weight`, getChecked(src, `${h}self_attn.k_norm.weight`, [c.headDim]));
+    }
     t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
     t.set(`${o}w_gate`, getChecked(src, `${h}mlp.gate_proj.weight`, [ff, d]));
     t.set(`${o}w_up`, getChecked(src, `${h}mlp.up_proj.weight`, [ff, d]));
@@ -219,8 +313,8 @@ function loadGpt2(src: TensorSource, c: ModelConfig): TensorMap {
 
 /** Load a Hugging Face folder. `tokenizer` supplies special ids that config.json leaves out. */
 export function loadHf(dir: string, tokenizer?: TextTokenizer): LoadedWeights {
-  const { config } = readHfConfig(dir, tokenizer);
+  const { config, architecture } = readHfConfig(dir, tokenizer);
   const src = openSafetensorsFolder(dir);
-  const tensors = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config);
+  const tensors = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config, architecture);
   return { config, tensors };
 }

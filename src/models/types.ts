@@ -2,10 +2,12 @@
 // consume. Loaders (llama2.c checkpoints, Hugging Face folders) map their tensor names onto the
 // canonical names below, transposing where needed so that every linear weight is [out, in].
 
+import type { RopeScaling } from '../../kernels/rope.js';
+
 export type Arch = 'llama' | 'gpt2';
 
 export interface ModelConfig {
-  /** 'llama' covers LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and llama2.c. */
+  /** 'llama' covers the decoder-only RMSNorm/SwiGLU/RoPE families (Llama, Mistral, Qwen2/3, SmolLM) and llama2.c. */
   arch: Arch;
   /** Human-readable source, e.g. 'stories15M (llama2.c)'. */
   name: string;
@@ -26,10 +28,22 @@ export interface ModelConfig {
   ropeTheta: number;
   /** 'interleaved' rotates pairs (2i, 2i+1) as llama2.c; 'half' rotates (i, i + hd/2) as HF rotate_half. */
   ropeLayout: 'interleaved' | 'half';
-  /** Linear layers carry biases: q/k/v for Qwen2; every layer for GPT-2. */
+  /**
+   * Linear layers carry biases: q/k/v for Qwen2; every layer for GPT-2. Loaders read the bias
+   * tensors when set; both forward passes decide by the tensors' presence.
+   */
   qkvBias: boolean;
   /** o-proj and MLP biases (GPT-2). */
   mlpBias: boolean;
+  /** RoPE frequency scaling (Llama 3.1 'llama3'); none when absent or null. */
+  ropeScaling?: RopeScaling | null;
+  /**
+   * Per-layer attention window (length nLayers): 0 = full causal attention, W > 0 = a sliding
+   * window of W keys including the query (Mistral's sliding_window). All 0 when absent.
+   */
+  layerWindows?: number[];
+  /** Per-layer RoPE (length nLayers): false skips RoPE in that layer (SmolLM3's no_rope_layers). All true when absent. */
+  layerRope?: boolean[];
   tiedEmbeddings: boolean;
   bosId: number | null;
   eosId: number | null;
@@ -42,6 +56,7 @@ export interface ModelConfig {
  *   layers.{i}.attn_norm.weight [d]   layers.{i}.attn_norm.bias [d] (LayerNorm only)
  *   layers.{i}.wq [nHeads*hd, d]  layers.{i}.wk [nKv*hd, d]  layers.{i}.wv [nKv*hd, d]  layers.{i}.wo [d, nHeads*hd]
  *   layers.{i}.bq / bk / bv (qkvBias)   layers.{i}.bo (mlpBias)
+ *   layers.{i}.q_norm.weight [hd]  layers.{i}.k_norm.weight [hd]  (Qwen3: RMSNorm over each head of q and k, before RoPE)
  *   layers.{i}.ffn_norm.weight [d]   layers.{i}.ffn_norm.bias [d] (LayerNorm only)
  *   swiglu: layers.{i}.w_gate [ff, d]  layers.{i}.w_up [ff, d]  layers.{i}.w_down [d, ff]
  *   gelu:   layers.{i}.w_up [ff, d] + b_up [ff]   layers.{i}.w_down [d, ff] + b_down [d]
@@ -59,4 +74,14 @@ export function tensor(w: LoadedWeights, name: string): Float32Array {
   const t = w.tensors.get(name);
   if (!t) throw new Error(`${w.config.name}: missing tensor '${name}'`);
   return t;
+}
+
+/** Attention window of layer l (0 = full). */
+export const layerWindow = (c: ModelConfig, l: number): number => c.layerWindows?.[l] ?? 0;
+/** Whether layer l applies RoPE. */
+export const layerUsesRope = (c: ModelConfig, l: number): boolean => c.pos === 'rope' && (c.layerRope?.[l] ?? true);
+
+/** A tensor when present (biases, q/k norms), else null. */
+export function optionalTensor(w: LoadedWeights, name: string): Float32Array | null {
+  return w.tensors.get(name) ?? null;
 }
