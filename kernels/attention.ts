@@ -41,6 +41,8 @@ export interface AttentionArgs {
   window?: number;
   /** Score scale (default 1/sqrt(headDim)); Gemma's query_pre_attn_scalar sets its own. */
   scale?: number;
+  /** Soft-cap of the scaled scores, softcap * tanh(s / softcap) (Gemma 2); 0 or omitted: none. */
+  softcap?: number;
 }
 
 /** Record O = softmax(Q K^T · scale + causal/window/pad mask) V. */
@@ -53,7 +55,7 @@ export function attentionGpu(rt: GpuRuntime, a: AttentionArgs): void {
   const window = checkWindow(a.window, a.causal ?? true);
   if (grid.some((g) => g === 0)) return;
   const scale = a.scale ?? 1 / Math.sqrt(a.headDim);
-  const u = rt.uniform(new Uniforms().u32(a.B).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).f32(scale).u32(window).build(), 'attention.params');
+  const u = rt.uniform(new Uniforms().u32(a.B).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).f32(scale).u32(window).f32(a.softcap ?? 0).build(), 'attention.params');
   rt.dispatch(attentionSpec(a.causal ?? true), [u, a.q, a.k, a.v, a.seqLen, a.out], grid);
 }
 
@@ -64,7 +66,7 @@ function checkWindow(window: number | undefined, causal: boolean): number {
   return w;
 }
 
-export interface AttentionCpuOptions { window?: number; scale?: number }
+export interface AttentionCpuOptions { window?: number; scale?: number; softcap?: number }
 
 /** CPU twin: per query row, max-subtracted softmax over its allowed keys, sums in f64. */
 export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, seqLen: ArrayLike<number>, B: number, L: number, nHeads: number, nKvHeads: number, headDim: number, causal = true, opts: AttentionCpuOptions = {}): Float32Array {
@@ -72,6 +74,7 @@ export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, 
   const window = checkWindow(opts.window, causal);
   const hd = headDim, qs = nHeads * hd, kvs = nKvHeads * hd, group = nHeads / nKvHeads;
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
+  const softcap = opts.softcap ?? 0;
   const out = new Float32Array(B * L * qs);
   const scores = new Float64Array(L);
   const acc = new Float64Array(hd);
@@ -88,7 +91,7 @@ export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, 
           const ko = (b * L + j) * kvs + kvh * hd;
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
-          scores[j] = s * scale;
+          scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
           m = Math.max(m, scores[j]);
         }
         let sum = 0;

@@ -506,13 +506,38 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
+def rope_type(cfg):
+    rs = cfg.get("rope_scaling")
+    return rs.get("rope_type", rs.get("type")) if rs else None
+
+
+def longrope_attention_factor(cfg):
+    # modeling_rope_utils.py _compute_longrope_parameters: factor from max / original positions when
+    # the config has original_max_position_embeddings; attention_factor sqrt(1 + log f / log orig).
+    rs = cfg["rope_scaling"]
+    factor, af = rs.get("factor"), rs.get("attention_factor")
+    if cfg.get("original_max_position_embeddings"):
+        orig = cfg["original_max_position_embeddings"]
+        factor = cfg["max_position_embeddings"] / orig
+    else:
+        orig = cfg["max_position_embeddings"]
+    if af is None:
+        af = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+    return af
+
+
 def inv_freq_f32(cfg, head_dim):
     """modeling_rope_utils.py: _compute_default_rope_parameters, and _compute_llama3_parameters
-    when rope_scaling.rope_type == 'llama3' — in float32, as transformers computes it."""
+    when rope_scaling.rope_type == 'llama3' — in float32, as transformers computes it. head_dim is
+    the rotary dim (head_dim * partial_rotary_factor)."""
     base = cfg.get("rope_theta", 10000.0)
     dim = head_dim
-    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
     rs = cfg.get("rope_scaling")
+    if rope_type(cfg) in ("longrope", "su"):
+        # _compute_longrope_parameters with seq_len within original_max_position_embeddings: short_factor
+        ext = torch.tensor(rs["short_factor"], dtype=torch.float32)
+        return 1.0 / (ext * base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
     if rs and rs.get("rope_type", rs.get("type")) == "llama3":
         factor = rs["factor"]
         low_freq_factor = rs["low_freq_factor"]
@@ -526,6 +551,9 @@ def inv_freq_f32(cfg, head_dim):
         smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
         is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
         inv = torch.where(is_medium, smoothed, inv_l)
+    elif rs and rs.get("rope_type", rs.get("type")) == "linear":
+        # _compute_linear_scaling_rope_parameters: inv_freq /= factor
+        inv = inv / rs["factor"]
     elif rs and rs.get("rope_type", rs.get("type")) not in (None, "default"):
         raise ValueError(f"rope_scaling {rs} not implemented here")
     return inv
@@ -538,7 +566,9 @@ def rope_cos_sin(cfg, head_dim, T):
     pos = torch.arange(T, dtype=torch.float32)
     freqs = pos[:, None] * inv[None, :]
     emb = torch.cat((freqs, freqs), dim=-1).double()
-    return emb.cos(), emb.sin()
+    # attention_scaling multiplies cos and sin (1 except longrope; modeling_phi3.py Phi3RotaryEmbedding)
+    af = longrope_attention_factor(cfg) if rope_type(cfg) in ("longrope", "su") else 1.0
+    return emb.cos() * af, emb.sin() * af
 
 
 def rotate_half(x):
@@ -549,8 +579,11 @@ def rotate_half(x):
 
 
 def apply_rope(x, cos, sin):
-    # modeling_llama.py apply_rotary_pos_emb: x * cos + rotate_half(x) * sin; x [H, T, hd]
-    return x * cos[None] + rotate_half(x) * sin[None]
+    # modeling_llama.py apply_rotary_pos_emb: x * cos + rotate_half(x) * sin; x [H, T, hd].
+    # modeling_phi3.py: only the first rotary_dim = cos.shape[-1] dims rotate, the rest pass through.
+    rd = cos.shape[-1]
+    x_rot, x_pass = x[..., :rd], x[..., rd:]
+    return torch.cat([x_rot * cos[None] + rotate_half(x_rot) * sin[None], x_pass], dim=-1)
 
 
 def attention(q, k, v, window, scaling):
@@ -572,13 +605,98 @@ def attention(q, k, v, window, scaling):
     return torch.matmul(p, v)
 
 
+def attention_capped(q, k, v, window, scaling, softcap):
+    """models/gemma2/modeling_gemma2.py eager_attention_forward: scores * scaling, then
+    softcap * tanh(scores / softcap) when attn_logit_softcapping is set, then the mask, softmax."""
+    H, T, hd = q.shape
+    rep = H // k.shape[0]
+    k = k.repeat_interleave(rep, dim=0)
+    v = v.repeat_interleave(rep, dim=0)
+    qi = torch.arange(T)[:, None]
+    ki = torch.arange(T)[None, :]
+    allowed = ki <= qi
+    if window:
+        allowed = allowed & (ki > qi - window)
+    s = torch.matmul(q, k.transpose(1, 2)) * scaling
+    if softcap is not None:
+        s = torch.tanh(s / softcap) * softcap
+    s = s.masked_fill(~allowed[None], float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v)
+
+
+def gemma_rms_norm(x, w, eps):
+    # modeling_gemma2.py / modeling_gemma3.py GemmaRMSNorm: x * rsqrt(mean(x^2) + eps) * (1 + weight)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1.0 + w)
+
+
+def gemma_forward_logprobs(cfg, W, ids):
+    """Gemma 2 (models/gemma2/modeling_gemma2.py) and Gemma 3 text (models/gemma3/modeling_gemma3.py):
+      embeddings * hidden_size**0.5 (Gemma2Model.forward normalizer; Gemma3TextScaledWordEmbedding);
+      DecoderLayer: x + post_attention_layernorm(attn(input_layernorm(x))),
+                    x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
+      MLP down(gelu_pytorch_tanh(gate(x)) * up(x)); RMSNorm * (1 + w);
+      attention scaling query_pre_attn_scalar**-0.5; Gemma 2: attn_logit_softcapping on the scores;
+      sliding layers: layer_types, else Gemma 2 (configuration_gemma2.py) even layers,
+      Gemma 3 (configuration_gemma3.py) bool((i + 1) % sliding_window_pattern);
+      Gemma 3: q_norm / k_norm (Gemma RMSNorm over head_dim) before RoPE; sliding layers use
+      rope_local_base_freq with default RoPE, global layers rope_theta with rope_scaling;
+      CausalLM: logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping when set."""
+    arch = cfg["architectures"][0]
+    g3 = arch == "Gemma3ForCausalLM"
+    d, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg["head_dim"]
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    n = cfg["num_hidden_layers"]
+    if cfg.get("layer_types"):
+        types = cfg["layer_types"]
+    elif g3:
+        types = ["sliding_attention" if (i + 1) % cfg["sliding_window_pattern"] else "full_attention" for i in range(n)]
+    else:
+        types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)] * torch.tensor(d ** 0.5, dtype=torch.float64)
+    rope_global = rope_cos_sin(cfg, hd, T)
+    rope_local = rope_cos_sin({"rope_theta": cfg.get("rope_local_base_freq", 10000.0)}, hd, T) if g3 else rope_global
+    scaling = cfg["query_pre_attn_scalar"] ** -0.5
+    softcap = None if g3 else cfg.get("attn_logit_softcapping")
+    lin = lambda h, name: h @ W[name + ".weight"].T
+    for i in range(n):
+        p = f"model.layers.{i}."
+        sliding = types[i] == "sliding_attention"
+        r = x
+        h = gemma_rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        if g3:
+            q = gemma_rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = gemma_rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        cos, sin = rope_local if sliding else rope_global
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        a = attention_capped(q, k, v, cfg["sliding_window"] if sliding else None, scaling, softcap)
+        a = lin(a.transpose(0, 1).reshape(T, H * hd), p + "self_attn.o_proj")
+        x = r + gemma_rms_norm(a, W[p + "post_attention_layernorm.weight"], eps)
+        r = x
+        h = gemma_rms_norm(x, W[p + "pre_feedforward_layernorm.weight"], eps)
+        g = torch.nn.functional.gelu(lin(h, p + "mlp.gate_proj"), approximate="tanh")
+        m = lin(g * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        x = r + gemma_rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps)
+    x = gemma_rms_norm(x, W["model.norm.weight"], eps)
+    logits = x @ W["model.embed_tokens.weight"].T
+    cap = cfg.get("final_logit_softcapping")
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits, dim=-1)
+
+
 def layer_plan(fam, cfg):
     """Per layer: (sliding window or None, uses RoPE), from each family's configuration file."""
     n = cfg["num_hidden_layers"]
     arch = cfg["architectures"][0]
     sw = cfg.get("sliding_window")
-    if arch == "MistralForCausalLM":
-        # modeling_mistral.py: every layer passes sliding_window=config.sliding_window
+    if arch in ("MistralForCausalLM", "Phi3ForCausalLM"):
+        # modeling_mistral.py / modeling_phi3.py: every layer passes sliding_window=config.sliding_window
         return [(sw, True)] * n
     if arch == "SmolLM3ForCausalLM":
         # configuration_smollm3.py: no_rope_layers (1 = RoPE); layer_types sliding only for NoPE
@@ -601,6 +719,8 @@ def hf_forward_logprobs(fam, cfg, W, ids):
              before RoPE; head_dim from config; q/k/v biases only with attention_bias.
       Mistral (models/mistral/modeling_mistral.py): sliding-window mask in every layer.
       SmolLM3 (models/smollm3/modeling_smollm3.py): RoPE skipped in layers with no_rope_layers[i] == 0.
+      Phi-3   (models/phi3/modeling_phi3.py): fused qkv_proj (q | k | v rows) and gate_up_proj
+             (gate | up: up * act(gate)), partial_rotary_factor, longrope, sliding window everywhere.
     Returns log_softmax(logits) [T, V] in float64."""
     d = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
@@ -609,15 +729,21 @@ def hf_forward_logprobs(fam, cfg, W, ids):
     eps = cfg["rms_norm_eps"]
     T = len(ids)
     x = W["model.embed_tokens.weight"][torch.tensor(ids)]
-    cos, sin = rope_cos_sin(cfg, hd, T)
+    cos, sin = rope_cos_sin(cfg, int(hd * cfg.get("partial_rotary_factor", 1.0)), T)
     scaling = hd ** -0.5
     lin = lambda h, name: h @ W[name + ".weight"].T + (W[name + ".bias"] if name + ".bias" in W else 0)
     for i, (window, use_rope) in enumerate(layer_plan(fam, cfg)):
         p = f"model.layers.{i}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
-        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
-        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        if p + "self_attn.qkv_proj.weight" in W:  # Phi-3
+            qkv = lin(h, p + "self_attn.qkv_proj")
+            qp = H * hd
+            q, k, v = qkv[..., :qp], qkv[..., qp:qp + KV * hd], qkv[..., qp + KV * hd:]
+        else:
+            q, k, v = lin(h, p + "self_attn.q_proj"), lin(h, p + "self_attn.k_proj"), lin(h, p + "self_attn.v_proj")
+        q = q.reshape(T, H, hd).transpose(0, 1)
+        k = k.reshape(T, KV, hd).transpose(0, 1)
+        v = v.reshape(T, KV, hd).transpose(0, 1)
         if p + "self_attn.q_norm.weight" in W:  # Qwen3
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
@@ -626,8 +752,11 @@ def hf_forward_logprobs(fam, cfg, W, ids):
         a = attention(q, k, v, window, scaling).transpose(0, 1).reshape(T, H * hd)
         x = x + lin(a, p + "self_attn.o_proj")
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        g = lin(h, p + "mlp.gate_proj")
-        x = x + lin(torch.nn.functional.silu(g) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        if p + "mlp.gate_up_proj.weight" in W:  # Phi-3
+            g, u = lin(h, p + "mlp.gate_up_proj").chunk(2, dim=-1)
+        else:
+            g, u = lin(h, p + "mlp.gate_proj"), lin(h, p + "mlp.up_proj")
+        x = x + lin(u * torch.nn.functional.silu(g), p + "mlp.down_proj")
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
     return torch.log_softmax(x @ head.T, dim=-1)
@@ -673,6 +802,36 @@ def hf_families(vocab):
                                    rms_norm_eps=1e-6, max_position_embeddings=65536, tie_word_embeddings=True,
                                    no_rope_layers=[1, 1, 0], no_rope_layer_interval=4, use_sliding_window=False,
                                    sliding_window=None, mlp_bias=False, torch_dtype="bfloat16"), "BF16"),
+        # Phi-3.5-mini / Phi-4-mini style: fused qkv_proj and gate_up_proj, partial_rotary_factor 0.75
+        # (Phi-4-mini's), longrope with short/long factors and original_max_position_embeddings 4096,
+        # sliding_window (16 here, so the test sequences cross it), untied head.
+        "phi3": (base_llama_cfg("Phi3ForCausalLM", "phi3", vocab, max_position_embeddings=131072,
+                                original_max_position_embeddings=4096, partial_rotary_factor=0.75, sliding_window=16,
+                                rope_scaling={"type": "longrope", "short_factor": [1.0, 1.08, 1.3, 1.7, 2.6, 4.1],
+                                              "long_factor": [1.1, 1.6, 2.9, 6.5, 13.0, 31.0]},
+                                tie_word_embeddings=False, resid_pdrop=0.0, embd_pdrop=0.0, torch_dtype="bfloat16"), "BF16"),
+        # Gemma 2 2B style: head_dim and query_pre_attn_scalar set apart from hidden/heads, even layers
+        # sliding (window 8 here), and both soft-caps — set far below the real 50 / 30 so that the
+        # tiny random model's scores and logits actually reach them.
+        "gemma2": ({
+            "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 64, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+            "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "vocab_size": vocab, "tie_word_embeddings": True,
+            "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": 1, "attention_bias": False, "attention_dropout": 0.0,
+            "query_pre_attn_scalar": 24, "sliding_window": 8, "final_logit_softcapping": 3.0,
+            "attn_logit_softcapping": 1.5, "cache_implementation": "hybrid", "torch_dtype": "bfloat16"}, "BF16"),
+        # Gemma 3 text (Gemma3ForCausalLM, as gemma-3-1b-it): q/k norms, local RoPE base on sliding layers,
+        # linear rope_scaling on global ones (as the 4B+ text configs), sliding_window_pattern (2 here).
+        "gemma3": ({
+            "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 64,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
+            "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+            "vocab_size": vocab, "tie_word_embeddings": True, "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": 1,
+            "attention_bias": False, "attention_dropout": 0.0, "query_pre_attn_scalar": 32, "sliding_window": 8,
+            "sliding_window_pattern": 2, "final_logit_softcapping": None, "attn_logit_softcapping": None,
+            "cache_implementation": "hybrid", "torch_dtype": "bfloat16"}, "BF16"),
     }
 
 
@@ -686,28 +845,45 @@ def hf_random_weights(cfg, seed):
     W = {}
     mat = lambda name, r, c, sc=None: W.__setitem__(name, torch.randn(r, c, generator=g, dtype=torch.float64) * (sc or c ** -0.5))
     vec = lambda name, n, mean, sc: W.__setitem__(name, mean + sc * torch.randn(n, generator=g, dtype=torch.float64))
+    gemma = cfg["architectures"][0].startswith("Gemma")
+    nmean = 0.0 if gemma else 1.0  # Gemma stores RMSNorm weights as w in (1 + w)
     mat("model.embed_tokens.weight", V, d, 0.5)
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        vec(p + "input_layernorm.weight", d, 1.0, 0.1)
-        mat(p + "self_attn.q_proj.weight", H * hd, d)
-        mat(p + "self_attn.k_proj.weight", KV * hd, d)
-        mat(p + "self_attn.v_proj.weight", KV * hd, d)
+        vec(p + "input_layernorm.weight", d, nmean, 0.1)
+        phi = cfg["architectures"][0] == "Phi3ForCausalLM"
+        if phi:
+            mat(p + "self_attn.qkv_proj.weight", (H + 2 * KV) * hd, d, d ** -0.5)
+        else:
+            mat(p + "self_attn.q_proj.weight", H * hd, d)
+            mat(p + "self_attn.k_proj.weight", KV * hd, d)
+            mat(p + "self_attn.v_proj.weight", KV * hd, d)
         if cfg.get("attention_bias"):
             for n, m in (("q", H * hd), ("k", KV * hd), ("v", KV * hd)):
                 vec(p + f"self_attn.{n}_proj.bias", m, 0.0, 0.2)
         mat(p + "self_attn.o_proj.weight", d, H * hd)
-        if cfg["architectures"][0] == "Qwen3ForCausalLM":
-            vec(p + "self_attn.q_norm.weight", hd, 1.0, 0.2)
-            vec(p + "self_attn.k_norm.weight", hd, 1.0, 0.2)
-        vec(p + "post_attention_layernorm.weight", d, 1.0, 0.1)
-        mat(p + "mlp.gate_proj.weight", ff, d)
-        mat(p + "mlp.up_proj.weight", ff, d)
+        if cfg["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+            vec(p + "self_attn.q_norm.weight", hd, nmean, 0.2)
+            vec(p + "self_attn.k_norm.weight", hd, nmean, 0.2)
+        vec(p + "post_attention_layernorm.weight", d, nmean, 0.1)
+        if gemma:
+            vec(p + "pre_feedforward_layernorm.weight", d, nmean, 0.1)
+            vec(p + "post_feedforward_layernorm.weight", d, nmean, 0.1)
+        if phi:
+            mat(p + "mlp.gate_up_proj.weight", 2 * ff, d, d ** -0.5)
+        else:
+            mat(p + "mlp.gate_proj.weight", ff, d)
+            mat(p + "mlp.up_proj.weight", ff, d)
         mat(p + "mlp.down_proj.weight", d, ff)
-    vec("model.norm.weight", d, 1.0, 0.1)
+    vec("model.norm.weight", d, nmean, 0.1)
     if not cfg.get("tie_word_embeddings"):
         mat("lm_head.weight", V, d, 0.5)
     return W
+
+
+# Fixed per family, so that regenerating one family leaves the others' fixtures byte-identical.
+HF_SEEDS = {"llama3": 1000, "mistral": 1001, "qwen3": 1002, "smollm2": 1003, "smollm3": 1004, "gemma2": 1005, "gemma3": 1006,
+            "phi3": 1007}
 
 
 def hf_main(argv):
@@ -721,7 +897,7 @@ def hf_main(argv):
     names = args.family or list(fams)
     for fi, name in enumerate(names):
         cfg, dtype = fams[name]
-        seed = 1000 + sorted(fams).index(name)
+        seed = HF_SEEDS[name]
         W = hf_random_weights(cfg, seed)
         # The reference computes on the stored values: round through the storage dtype.
         W = {k: v.to(HF_DT[dtype]).to(torch.float64) for k, v in W.items()}
@@ -738,7 +914,8 @@ def hf_main(argv):
         seqs = [[1] + [g.randrange(3, vocab) for _ in range(n - 1)] for n in (2, 9, 23, 40)]
         entries = []
         for ids in seqs:
-            lp = hf_forward_logprobs(name, cfg, W, ids)
+            fwd = gemma_forward_logprobs if cfg["architectures"][0].startswith("Gemma") else (lambda c, w_, i_: hf_forward_logprobs(name, c, w_, i_))
+            lp = fwd(cfg, W, ids)
             entries.append({"ids": ids, "logprobs": [lp[t - 1, ids[t]].item() for t in range(1, len(ids))]})
         ref = {
             "family": name,

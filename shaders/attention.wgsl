@@ -24,7 +24,9 @@
 
 // window > 0 (causal only): query i sees keys j with i - window < j <= i (a sliding window that
 // counts the query itself); 0 = unlimited. Tiles wholly before the window are never loaded.
-struct Params { B: u32, L: u32, nH: u32, nKv: u32, hd: u32, scale: f32, window: u32 }
+// softcap > 0: scores become softcap * tanh(score / softcap) before the mask (Gemma 2's
+// attn_logit_softcapping, modeling_gemma2.py eager_attention_forward); 0 = none.
+struct Params { B: u32, L: u32, nH: u32, nKv: u32, hd: u32, scale: f32, window: u32, softcap: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -45,6 +47,18 @@ const RS = 129u;            // padded row stride of Qs and Ks
 // Masked scores. A finite sentinel (WGSL has no -inf literal); any real score is far above it.
 const MASKED = -3.0e38;
 const MASK_TEST = -1.0e38;
+
+// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
+// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
+fn tanh_safe(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.25) {
+    let z = x * x;
+    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
+  }
+  let e = exp(-2.0 * a);
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
 
 var<workgroup> Qs: array<f32, 2064>;   // BQ * RS
 var<workgroup> Ks: array<f32, 2064>;   // BK * RS
@@ -117,6 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       var dot = 0.0;
       for (var d = 0u; d < hd; d++) { dot = fma(Qs[r * RS + d], Ks[c * RS + d], dot); }
       s = dot * p.scale;
+      if (p.softcap > 0.0) { s = p.softcap * tanh_safe(s / p.softcap); }
     }
     S[r * BK + c] = s;
     workgroupBarrier();

@@ -8,7 +8,7 @@
 // Indexing of log-probs: out[t] = log p(ids[t] | ids[0..t-1]), predicted from position t-1; out[0]
 // has no prediction.
 
-import { geluTanhCpu, swigluCpu } from '../../kernels/act.js';
+import { gatedCpu, geluTanhCpu } from '../../kernels/act.js';
 import { addCpu } from '../../kernels/add.js';
 import { attentionCpu } from '../../kernels/attention.js';
 import { embedCpu } from '../../kernels/embed.js';
@@ -17,7 +17,7 @@ import { matmulCpu } from '../../kernels/matmul.js';
 import { normCpu, rmsnormCpu } from '../../kernels/norm.js';
 import { ropeCpu } from '../../kernels/rope.js';
 import type { LoadedWeights } from './types.js';
-import { layerUsesRope, layerWindow, optionalTensor, tensor } from './types.js';
+import { layerRopeParams, layerUsesRope, layerWindow, optionalTensor, tensor } from './types.js';
 
 function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   const c = w.config;
@@ -35,14 +35,15 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
+  const wOff = c.normWeightOffset ?? 0;
   const norm = (x: Float32Array, prefix: string): Float32Array =>
-    normCpu(c.norm, x, tensor(w, `${prefix}.weight`), optionalTensor(w, `${prefix}.bias`), T, d, c.normEps);
+    normCpu(c.norm, x, tensor(w, `${prefix}.weight`), optionalTensor(w, `${prefix}.bias`), T, d, c.normEps, wOff);
   // A linear layer; its bias when the tensor exists (the GPU path decides the same way).
   const linear = (x: Float32Array, weight: string, bias: string | null, out: number, inn: number): Float32Array =>
     matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d);
+  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
@@ -51,26 +52,32 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     let q = linear(xn, `${p}.wq`, `${p}.bq`, qd, d);
     let k = linear(xn, `${p}.wk`, `${p}.bk`, kvd, d);
     const v = linear(xn, `${p}.wv`, `${p}.bv`, kvd, d);
-    // Per-head q/k RMSNorm (Qwen3): the norm kernel over [T·heads, hd] rows.
+    // Per-head q/k RMSNorm (Qwen3, Gemma 3): the norm kernel over [T·heads, hd] rows.
     const qNorm = optionalTensor(w, `${p}.q_norm.weight`), kNorm = optionalTensor(w, `${p}.k_norm.weight`);
-    if (qNorm) q = rmsnormCpu(q, qNorm, T * nH, hd, c.normEps);
-    if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps);
+    if (qNorm) q = rmsnormCpu(q, qNorm, T * nH, hd, c.normEps, wOff);
+    if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps, wOff);
     if (layerUsesRope(c, l)) {
-      q = ropeCpu(q, 1, T, nH, hd, c.ropeTheta, c.ropeLayout, c.ropeScaling);
-      k = ropeCpu(k, 1, T, nKv, hd, c.ropeTheta, c.ropeLayout, c.ropeScaling);
+      const { theta, scaling } = layerRopeParams(c, l);
+      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
+      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
     }
-    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l) });
-    x = addCpu(x, linear(att, `${p}.wo`, `${p}.bo`, d, qd));
+    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+    let o = linear(att, `${p}.wo`, `${p}.bo`, d, qd);
+    // Gemma: the attention output is normed before the residual add (when the tensor exists).
+    if (w.tensors.has(`${p}.post_attn_norm.weight`)) o = norm(o, `${p}.post_attn_norm`);
+    x = addCpu(x, o);
 
     // Feed-forward block.
     const hn = norm(x, `${p}.ffn_norm`);
     let h: Float32Array;
-    if (c.act === 'swiglu') {
-      h = swigluCpu(linear(hn, `${p}.w_gate`, null, ff, d), linear(hn, `${p}.w_up`, null, ff, d));
+    if (c.act === 'swiglu' || c.act === 'geglu') {
+      h = gatedCpu(c.act === 'geglu' ? 'gelu_tanh' : 'silu', linear(hn, `${p}.w_gate`, null, ff, d), linear(hn, `${p}.w_up`, null, ff, d));
     } else {
       h = geluTanhCpu(linear(hn, `${p}.w_up`, `${p}.b_up`, ff, d));
     }
-    x = addCpu(x, linear(h, `${p}.w_down`, `${p}.b_down`, d, ff));
+    let m = linear(h, `${p}.w_down`, `${p}.b_down`, d, ff);
+    if (w.tensors.has(`${p}.post_ffn_norm.weight`)) m = norm(m, `${p}.post_ffn_norm`);
+    x = addCpu(x, m);
   }
   return norm(x, 'final_norm');
 }
@@ -82,7 +89,10 @@ export function logitsCpu(w: LoadedWeights, hidden: Float32Array, rows?: readonl
   const r = rows ?? Array.from({ length: T }, (_, i) => i);
   const h = new Float32Array(r.length * d);
   r.forEach((t, i) => h.set(hidden.subarray(t * d, t * d + d), i * d));
-  return matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
+  const logits = matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
+  const cap = w.config.finalSoftcap;
+  if (cap) for (let i = 0; i < logits.length; i++) logits[i] = cap * Math.tanh(logits[i] / cap);
+  return logits;
 }
 
 /**
@@ -108,7 +118,7 @@ export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask
     targets[t - 1] = ids[t];
     mask[t - 1] = !targetMask || targetMask[t] ? 1 : 0;
   }
-  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d);
+  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d, 1, last, w.config.finalSoftcap ?? 0);
   for (let t = 1; t <= last; t++) if (mask[t - 1]) out[t] = logp[t - 1];
   return out;
 }
