@@ -695,6 +695,11 @@ def layer_plan(fam, cfg):
     n = cfg["num_hidden_layers"]
     arch = cfg["architectures"][0]
     sw = cfg.get("sliding_window")
+    if arch == "MinistralForCausalLM":
+        # configuration_ministral.py layer_types (default: all sliding when sliding_window is set);
+        # modeling_ministral.py: sliding_window only on "sliding_attention" layers
+        lt = cfg.get("layer_types") or (["sliding_attention" if sw is not None else "full_attention"] * n)
+        return [((sw if t == "sliding_attention" else None), True) for t in lt]
     if arch in ("MistralForCausalLM", "Phi3ForCausalLM"):
         # modeling_mistral.py / modeling_phi3.py: every layer passes sliding_window=config.sliding_window
         return [(sw, True)] * n
@@ -718,6 +723,7 @@ def hf_forward_logprobs(fam, cfg, W, ids):
       Qwen3  (models/qwen3/modeling_qwen3.py): q_norm / k_norm RMSNorm over head_dim of each head,
              before RoPE; head_dim from config; q/k/v biases only with attention_bias.
       Mistral (models/mistral/modeling_mistral.py): sliding-window mask in every layer.
+      Ministral (models/ministral/modeling_ministral.py): sliding-window mask on layer_types' sliding layers.
       SmolLM3 (models/smollm3/modeling_smollm3.py): RoPE skipped in layers with no_rope_layers[i] == 0.
       Phi-3   (models/phi3/modeling_phi3.py): fused qkv_proj (q | k | v rows) and gate_up_proj
              (gate | up: up * act(gate)), partial_rotary_factor, longrope, sliding window everywhere.
@@ -797,6 +803,10 @@ def hf_families(vocab):
         # Mistral 7B v0.1 style: sliding_window (here 8, shorter than the test sequences), untied, GQA.
         "mistral": (base_llama_cfg("MistralForCausalLM", "mistral", vocab, sliding_window=8, max_position_embeddings=32768,
                                    tie_word_embeddings=False, torch_dtype="float16"), "F16"),
+        # Ministral 8B style (MinistralForCausalLM): layer_types interleaving sliding and full attention.
+        "ministral": (base_llama_cfg("MinistralForCausalLM", "ministral", vocab, sliding_window=8, max_position_embeddings=32768,
+                                     layer_types=["sliding_attention", "full_attention"], rope_theta=100000000.0,
+                                     tie_word_embeddings=False, torch_dtype="bfloat16"), "BF16"),
         # SmolLM3 3B style: no_rope_layers (every 4th layer NoPE in the real one; here layer 2 of 3), tied.
         "smollm3": (base_llama_cfg("SmolLM3ForCausalLM", "smollm3", vocab, num_hidden_layers=3, rope_theta=5000000.0,
                                    rms_norm_eps=1e-6, max_position_embeddings=65536, tie_word_embeddings=True,
@@ -883,7 +893,7 @@ def hf_random_weights(cfg, seed):
 
 # Fixed per family, so that regenerating one family leaves the others' fixtures byte-identical.
 HF_SEEDS = {"llama3": 1000, "mistral": 1001, "qwen3": 1002, "smollm2": 1003, "smollm3": 1004, "gemma2": 1005, "gemma3": 1006,
-            "phi3": 1007}
+            "phi3": 1007, "ministral": 1008}
 
 
 def hf_main(argv):

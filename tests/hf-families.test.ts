@@ -67,6 +67,12 @@ const FAMILIES: { family: string; check: (w: LoadedWeights) => void; ablate: Abl
     ablate: [['sliding window', cfgWith({ layerWindows: undefined })]],
   },
   {
+    family: 'ministral',
+    // layer_types: sliding, then full attention.
+    check: (w) => expect(w.config.layerWindows).toEqual([8, 0]),
+    ablate: [['sliding window', cfgWith({ layerWindows: undefined })], ['full layer', cfgWith({ layerWindows: [8, 8] })]],
+  },
+  {
     family: 'smollm3',
     check: (w) => {
       expect(w.config.layerRope).toEqual([true, true, false]);

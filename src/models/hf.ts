@@ -1,6 +1,6 @@
 // Hugging Face model folders (config.json + safetensors) → canonical weights.
 //
-//   Llama family — LlamaForCausalLM (Llama 2/3.x, SmolLM2), MistralForCausalLM, Qwen2ForCausalLM,
+//   Llama family — LlamaForCausalLM (Llama 2/3.x, SmolLM2), MistralForCausalLM, MinistralForCausalLM, Qwen2ForCausalLM,
 //     Qwen3ForCausalLM, SmolLM3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM:
 //     model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
 //     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied).
@@ -23,7 +23,7 @@ import type { RopeScaling } from '../../kernels/rope.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from './types.js';
 
 export const SUPPORTED_ARCHITECTURES = [
-  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM',
+  'LlamaForCausalLM', 'MistralForCausalLM', 'MinistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM',
   'Gemma2ForCausalLM', 'Gemma3ForCausalLM', 'Phi3ForCausalLM', 'GPT2LMHeadModel',
 ] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -223,15 +223,16 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
     ({ theta, scaling } = ropeConfig(raw, path, architecture, num));
     if (g3) localTheta = num('rope_local_base_freq', 10000);
   }
-  const softcap = (k: string): number | undefined => {
-    const v = raw[k];
+  // Absent fields take the config classes' defaults (Gemma2Config: 50 / 30; Gemma3TextConfig: none); null disables.
+  const softcap = (k: string, fallback: number | undefined): number | undefined => {
+    const v = raw[k] === undefined ? fallback : raw[k];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'number' || !(v > 0)) throw new Error(`${path}: ${k} must be a positive number or null (got ${JSON.stringify(v)})`);
     return v;
   };
   // Gemma 3 does not pass attn_logit_softcapping to its attention (modeling_gemma3.py); Gemma 2 does.
-  const attnSoftcap = g3 ? undefined : softcap('attn_logit_softcapping');
-  const finalSoftcap = softcap('final_logit_softcapping');
+  const attnSoftcap = g3 ? undefined : softcap('attn_logit_softcapping', 50);
+  const finalSoftcap = softcap('final_logit_softcapping', g3 ? undefined : 30);
   return {
     arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers, nHeads, nKvHeads, headDim,
     maxSeqLen: num('max_position_embeddings', 8192), normEps: num('rms_norm_eps', 1e-6), norm: 'rms', act: 'geglu', pos: 'rope',
@@ -242,7 +243,7 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
     normWeightOffset: 1,
     // sqrt(hidden) in the compute dtype (modeling_gemma2.py: torch.tensor(hidden_size**0.5, dtype=hidden_states.dtype)); f32 here.
     embedScale: Math.fround(Math.sqrt(d)),
-    attnScale: num('query_pre_attn_scalar', headDim) ** -0.5,
+    attnScale: num('query_pre_attn_scalar', 256) ** -0.5,
     ...(attnSoftcap ? { attnSoftcap } : {}),
     ...(finalSoftcap ? { finalSoftcap } : {}),
   };
@@ -307,7 +308,8 @@ function slidingWindows(raw: Json, path: string, architecture: string, nLayers: 
   const sw = raw.sliding_window;
   const window = typeof sw === 'number' && sw > 0 ? sw : 0;
   // Mistral and Phi-3 pass config.sliding_window to every layer (modeling_mistral.py, modeling_phi3.py).
-  const everyLayer = architecture === 'MistralForCausalLM' || architecture === 'LlamaForCausalLM' || architecture === 'Phi3ForCausalLM';
+  // Ministral: sliding layers from layer_types, all of them by default (configuration_ministral.py).
+  const everyLayer = architecture === 'MistralForCausalLM' || architecture === 'MinistralForCausalLM' || architecture === 'LlamaForCausalLM' || architecture === 'Phi3ForCausalLM';
   const enabled = everyLayer ? window > 0 : raw.use_sliding_window === true && window > 0;
   if (raw.use_sliding_window === true && window === 0) throw new Error(`${path}: use_sliding_window is true but sliding_window is ${JSON.stringify(sw)}`);
   if (Array.isArray(raw.layer_types)) {
