@@ -1,5 +1,6 @@
 // act: the MLP activations, elementwise over n = T*ff values.
 //   swiglu (Llama):          out = silu(gate) * up               shaders/act/swiglu.wgsl
+//   geglu (Gemma):           out = gelu_tanh(gate) * up          shaders/act/swiglu.wgsl, GELU override
 //   gelu 'tanh' (GPT-2 gelu_new) and 'erf' (BERT, exact GELU)    shaders/act/gelu.wgsl
 // Each shader has a `main` (separate output) and an `inplace` entry point; folded 1-D grids.
 // CPU twins below in f64, with a high-precision erf.
@@ -10,8 +11,12 @@ export type GeluKind = 'tanh' | 'erf';
 
 export const ACT_WG = 256;
 
-export function swigluSpec(inplace: boolean): ProgramSpec {
-  return { shader: 'act/swiglu', entryPoint: inplace ? 'inplace' : 'main', constants: { WG: ACT_WG } };
+/** The gate's activation in a gated MLP: silu (SwiGLU) or the tanh GELU (GeGLU). */
+export type GateAct = 'silu' | 'gelu_tanh';
+
+export function swigluSpec(inplace: boolean, gate: GateAct = 'silu'): ProgramSpec {
+  // The silu default keeps its original cache key.
+  return { shader: 'act/swiglu', entryPoint: inplace ? 'inplace' : 'main', constants: gate === 'silu' ? { WG: ACT_WG } : { WG: ACT_WG, GELU: 1 } };
 }
 
 export function geluSpec(kind: GeluKind, inplace: boolean): ProgramSpec {
@@ -26,16 +31,18 @@ export interface SwigluArgs {
   /** f32 [n]; omit (or pass gate) to write the result over gate. */
   out?: GPUBuffer | null;
   n: number;
+  /** The gate's activation (default silu; 'gelu_tanh' for GeGLU). */
+  act?: GateAct;
 }
 
-/** Record out = silu(gate) * up (in place into gate when out is omitted). */
+/** Record out = act(gate) * up (in place into gate when out is omitted). */
 export function swigluGpu(rt: GpuRuntime, a: SwigluArgs): void {
   if (a.n <= 0) return;
   if (a.up === a.gate || a.up === a.out) throw new Error('swiglu: up must be a separate buffer');
   const inplace = !a.out || a.out === a.gate;
   const u = rt.uniform(new Uniforms().u32(a.n).build(), 'swiglu.params');
   const bufs = inplace ? [u, a.gate, a.up] : [u, a.gate, a.up, a.out!];
-  rt.dispatch(swigluSpec(inplace), bufs, ceilDiv(a.n, ACT_WG));
+  rt.dispatch(swigluSpec(inplace, a.act), bufs, ceilDiv(a.n, ACT_WG));
 }
 
 export interface GeluArgs {
@@ -62,6 +69,22 @@ export function swigluCpu(gate: Float32Array, up: Float32Array): Float32Array {
     out[i] = (g / (1 + Math.exp(-g))) * up[i];
   }
   return out;
+}
+
+/** CPU twin of GeGLU: gelu_tanh(gate) * up, in f64. */
+export function gegluCpu(gate: Float32Array, up: Float32Array): Float32Array {
+  const out = new Float32Array(gate.length);
+  const k = Math.sqrt(2 / Math.PI);
+  for (let i = 0; i < gate.length; i++) {
+    const g = gate[i];
+    out[i] = 0.5 * g * (1 + Math.tanh(k * (g + 0.044715 * g * g * g))) * up[i];
+  }
+  return out;
+}
+
+/** CPU twin of the gated activation. */
+export function gatedCpu(act: GateAct, gate: Float32Array, up: Float32Array): Float32Array {
+  return act === 'gelu_tanh' ? gegluCpu(gate, up) : swigluCpu(gate, up);
 }
 
 /** CPU twin of GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */

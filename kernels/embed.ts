@@ -28,6 +28,8 @@ export interface EmbedArgs {
   L: number;
   d: number;
   vocabSize: number;
+  /** Multiply the token embedding by this (Gemma: sqrt(hidden)); default 1. */
+  scale?: number;
 }
 
 /** Throws when an id is outside [0, vocabSize): the GPU would silently clamp it. */
@@ -47,14 +49,14 @@ export function embedGpu(rt: GpuRuntime, a: EmbedArgs): void {
   const nPos = a.posEmb ? a.nPos ?? 0 : 1;
   if (a.posEmb && nPos < a.L) throw new Error(`embed: L=${a.L} exceeds the ${nPos} learned positions`);
   if (T * a.d === 0) return;
-  const u = rt.uniform(new Uniforms().u32(T).u32(a.d).u32(a.vocabSize).u32(a.L).u32(a.posEmb ? 1 : 0).u32(nPos).build(), 'embed.params');
+  const u = rt.uniform(new Uniforms().u32(T).u32(a.d).u32(a.vocabSize).u32(a.L).u32(a.posEmb ? 1 : 0).u32(nPos).f32(a.scale ?? 1).build(), 'embed.params');
   // The shader never reads pos_emb without has_pos, but the binding must hold some buffer.
   const pos = a.posEmb ?? rt.scratch(16, 'embed.nopos');
   rt.dispatch(embedSpec(), [u, a.ids, a.tokEmb, pos, a.out], ceilDiv(T * a.d, EMBED_WG));
 }
 
 /** CPU twin. Throws on ids outside the vocabulary and on positions beyond posEmb. */
-export function embedCpu(ids: ArrayLike<number>, tokEmb: Float32Array, posEmb: Float32Array | null, B: number, L: number, d: number): Float32Array {
+export function embedCpu(ids: ArrayLike<number>, tokEmb: Float32Array, posEmb: Float32Array | null, B: number, L: number, d: number, scale = 1): Float32Array {
   const T = B * L;
   if (ids.length !== T) throw new Error(`embed: ${ids.length} ids for B*L = ${T}`);
   const V = Math.floor(tokEmb.length / d);
@@ -63,7 +65,7 @@ export function embedCpu(ids: ArrayLike<number>, tokEmb: Float32Array, posEmb: F
   const out = new Float32Array(T * d);
   for (let t = 0; t < T; t++) {
     const src = ids[t] * d, dst = t * d, pos = (t % L) * d;
-    for (let c = 0; c < d; c++) out[dst + c] = tokEmb[src + c] + (posEmb ? posEmb[pos + c] : 0);
+    for (let c = 0; c < d; c++) out[dst + c] = tokEmb[src + c] * scale + (posEmb ? posEmb[pos + c] : 0);
   }
   return out;
 }

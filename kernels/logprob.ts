@@ -66,6 +66,8 @@ export interface LogprobArgs {
   B?: number;
   L?: number;
   variant?: LogprobVariant;
+  /** Final-logit soft-cap, softcap * tanh(logit / softcap), inside the online log-softmax (Gemma 2); 0/omitted: none. */
+  softcap?: number;
 }
 
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
@@ -80,7 +82,8 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
   const { S, chunk } = vocabSplits(a.T, a.V, wg);
   const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
   const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
-  const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).build(), 'logprob.partial.params');
+  if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
+  const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), 'logprob.partial.params');
   rt.dispatch(specs.partial, [u1, a.H, a.W, a.targets, partial, tgt], ceilDiv(a.T, LOGPROB_ROWS) * S);
   const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
   rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp], ceilDiv(a.T, 64));
@@ -106,8 +109,11 @@ export interface LogprobResult {
   mean: Float64Array;
 }
 
-/** CPU twin: f64 logits (blocked matmul over vocabulary tiles), max-subtracted logsumexp, masked reductions. */
-export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T): LogprobResult {
+/**
+ * CPU twin: f64 logits (blocked matmul over vocabulary tiles), soft-capped when softcap > 0,
+ * max-subtracted logsumexp, masked reductions.
+ */
+export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T, softcap = 0): LogprobResult {
   checkTargets(targets, mask, V);
   // Only the scored rows are computed: gather them, then stream W in tiles of VT rows.
   const rows: number[] = [];
@@ -123,6 +129,7 @@ export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<
     const logits = matmulCpu(Hs, W.subarray(v0 * d, (v0 + n) * d), null, R, n, d, 'nk', tile.subarray(0, R * n));
     for (let i = 0; i < R; i++) {
       const row = logits.subarray(i * n, i * n + n);
+      if (softcap > 0) for (let j = 0; j < n; j++) row[j] = softcap * Math.tanh(row[j] / softcap);
       let m = max[i];
       for (let j = 0; j < n; j++) if (row[j] > m) m = row[j];
       let s = sum[i] * Math.exp(max[i] - m); // rescale the running sum to the new max (0 at the start)

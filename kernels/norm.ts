@@ -37,6 +37,8 @@ export interface NormArgs {
   eps: number;
   /** Override normWorkgroupSize(d) (power of two, <= 256). */
   workgroupSize?: number;
+  /** RMSNorm only: scale by (weight + weightOffset); 1 for Gemma's (1 + w). Default 0. */
+  weightOffset?: number;
 }
 
 /** Record out = norm(x) * weight (+ bias). */
@@ -44,7 +46,8 @@ export function normGpu(rt: GpuRuntime, a: NormArgs): void {
   if (a.x === a.out) throw new Error('norm: out must be a different buffer from x');
   if (a.rows === 0 || a.d === 0) return;
   const spec = normSpec(a.kind, a.workgroupSize ?? normWorkgroupSize(a.d));
-  const u = rt.uniform(new Uniforms().u32(a.rows).u32(a.d).f32(a.eps).build(), `${spec.shader}.params`);
+  if (a.weightOffset && a.kind !== 'rms') throw new Error('layernorm: weightOffset is an RMSNorm option');
+  const u = rt.uniform(new Uniforms().u32(a.rows).u32(a.d).f32(a.eps).f32(a.weightOffset ?? 0).build(), `${spec.shader}.params`);
   if (a.kind === 'rms') {
     rt.dispatch(spec, [u, a.x, a.weight, a.out], a.rows);
   } else {
@@ -55,15 +58,15 @@ export function normGpu(rt: GpuRuntime, a: NormArgs): void {
 
 export const layernormGpu = (rt: GpuRuntime, a: Omit<NormArgs, 'kind'> & { bias: GPUBuffer }): void => normGpu(rt, { ...a, kind: 'layer' });
 
-/** CPU twin of RMSNorm: y = x / sqrt(mean(x^2) + eps) * w, in f64. */
-export function rmsnormCpu(x: Float32Array, w: Float32Array, rows: number, d: number, eps: number): Float32Array {
+/** CPU twin of RMSNorm: y = x / sqrt(mean(x^2) + eps) * (w + offset), in f64 (offset 1: Gemma's (1 + w)). */
+export function rmsnormCpu(x: Float32Array, w: Float32Array, rows: number, d: number, eps: number, offset = 0): Float32Array {
   const y = new Float32Array(rows * d);
   for (let r = 0; r < rows; r++) {
     const o = r * d;
     let ss = 0;
     for (let c = 0; c < d; c++) ss += x[o + c] * x[o + c];
     const inv = 1 / Math.sqrt(ss / d + eps);
-    for (let c = 0; c < d; c++) y[o + c] = x[o + c] * inv * w[c];
+    for (let c = 0; c < d; c++) y[o + c] = x[o + c] * inv * (w[c] + offset);
   }
   return y;
 }
@@ -84,8 +87,9 @@ export function layernormCpu(x: Float32Array, w: Float32Array, b: Float32Array, 
   return y;
 }
 
-export function normCpu(kind: NormKind, x: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, d: number, eps: number): Float32Array {
-  if (kind === 'rms') return rmsnormCpu(x, w, rows, d, eps);
+export function normCpu(kind: NormKind, x: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, d: number, eps: number, weightOffset = 0): Float32Array {
+  if (kind === 'rms') return rmsnormCpu(x, w, rows, d, eps, weightOffset);
+  if (weightOffset) throw new Error('layernorm: weightOffset is an RMSNorm option');
   if (!b) throw new Error('layernorm: bias required');
   return layernormCpu(x, w, b, rows, d, eps);
 }

@@ -416,5 +416,533 @@ def main():
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes) in {time.time() - t0:.1f}s")
 
 
+# ==========================================================================
+# Hugging Face families: tiny random checkpoints in each family's real layout
+# and a float64 reference forward written from the published transformers
+# modelling code (huggingface/transformers, src/transformers/...), not from
+# concord's TypeScript. Subcommand:
+#
+#     /usr/bin/python3 scripts/reference_torch.py hf [--family NAME ...] [--out-dir tests/fixtures/hf]
+#
+# Each family folder gets config.json (the family's real field names),
+# model.safetensors (its real tensor names, in its usual storage dtype),
+# tokenizer.json + tokenizer_config.json (a tiny sentencepiece-style BPE with
+# byte fallback, so `concord logprob --model <folder>` works), and
+# reference.json: for a few random id sequences, log p(ids[t] | ids[:t]) for
+# t >= 1 from the float64 forward.
+#
+# Precision policy. The equations are the modelling files'; the arithmetic is
+# float64 throughout, except where transformers itself forces float32 whatever
+# the model dtype: the RoPE inverse frequencies (computed in float32 at init,
+# modeling_rope_utils.py) and the angle position * inv_freq (the rotary
+# embedding's forward runs with autocast off in .float(), modeling_llama.py
+# LlamaRotaryEmbedding.forward). cos/sin of that float32 angle are taken in
+# float64. (transformers' RMSNorm also casts to float32; that is a precision
+# cast, not part of the equation, and is not reproduced.)
+# ==========================================================================
+
+import struct as _struct
+
+HF_DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def st_write(path, tensors):
+    """Write a safetensors file: u64 header length, JSON header, raw little-endian data."""
+    header, blobs, off = {}, [], 0
+    for name, (t, dtype) in tensors.items():
+        t = t.detach().to(HF_DT[dtype]).contiguous()
+        raw = t.view(torch.int16).numpy().tobytes() if dtype != "F32" else t.numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(_struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def tiny_tokenizer():
+    """A sentencepiece-style BPE tokenizer.json (legacy Llama form: Prepend/Replace normalizer, byte fallback)."""
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + ["\u2581"]
+    pieces += [chr(c) for c in range(33, 127)]
+    merges = [("\u2581", "t"), ("h", "e"), ("\u2581t", "he"), ("\u2581", "a"), ("i", "n"), ("\u2581", "s"),
+              ("e", "r"), ("o", "n"), ("a", "n"), ("\u2581", "w"), ("r", "e"), ("\u2581", "b"), ("e", "d"),
+              ("\u2581", "c"), ("i", "t"), ("o", "u"), ("\u2581a", "n"), ("\u2581an", "d")]
+    for a, b in merges:
+        pieces.append(a + b)
+    vocab = {p: i for i, p in enumerate(pieces)}
+    assert len(vocab) == len(pieces)
+    special = lambda i: {"id": i, "content": pieces[i], "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    tj = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [special(0), special(1), special(2)],
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                           {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                                     {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                     {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": [[a, b] for a, b in merges]},
+    }
+    cfg = {"tokenizer_class": "LlamaTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+           "pad_token": None, "add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False, "legacy": True}
+    return tj, cfg, len(pieces)
+
+
+# ---- equations ------------------------------------------------------------
+
+def rms_norm(x, w, eps):
+    # modeling_llama.py LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rope_type(cfg):
+    rs = cfg.get("rope_scaling")
+    return rs.get("rope_type", rs.get("type")) if rs else None
+
+
+def longrope_attention_factor(cfg):
+    # modeling_rope_utils.py _compute_longrope_parameters: factor from max / original positions when
+    # the config has original_max_position_embeddings; attention_factor sqrt(1 + log f / log orig).
+    rs = cfg["rope_scaling"]
+    factor, af = rs.get("factor"), rs.get("attention_factor")
+    if cfg.get("original_max_position_embeddings"):
+        orig = cfg["original_max_position_embeddings"]
+        factor = cfg["max_position_embeddings"] / orig
+    else:
+        orig = cfg["max_position_embeddings"]
+    if af is None:
+        af = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+    return af
+
+
+def inv_freq_f32(cfg, head_dim):
+    """modeling_rope_utils.py: _compute_default_rope_parameters, and _compute_llama3_parameters
+    when rope_scaling.rope_type == 'llama3' — in float32, as transformers computes it. head_dim is
+    the rotary dim (head_dim * partial_rotary_factor)."""
+    base = cfg.get("rope_theta", 10000.0)
+    dim = head_dim
+    rs = cfg.get("rope_scaling")
+    if rope_type(cfg) in ("longrope", "su"):
+        # _compute_longrope_parameters with seq_len within original_max_position_embeddings: short_factor
+        ext = torch.tensor(rs["short_factor"], dtype=torch.float32)
+        return 1.0 / (ext * base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    if rs and rs.get("rope_type", rs.get("type")) == "llama3":
+        factor = rs["factor"]
+        low_freq_factor = rs["low_freq_factor"]
+        high_freq_factor = rs["high_freq_factor"]
+        old_context_len = rs["original_max_position_embeddings"]
+        low_freq_wavelen = old_context_len / low_freq_factor
+        high_freq_wavelen = old_context_len / high_freq_factor
+        wavelen = 2 * math.pi / inv
+        inv_l = torch.where(wavelen > low_freq_wavelen, inv / factor, inv)
+        smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+        inv = torch.where(is_medium, smoothed, inv_l)
+    elif rs and rs.get("rope_type", rs.get("type")) == "linear":
+        # _compute_linear_scaling_rope_parameters: inv_freq /= factor
+        inv = inv / rs["factor"]
+    elif rs and rs.get("rope_type", rs.get("type")) not in (None, "default"):
+        raise ValueError(f"rope_scaling {rs} not implemented here")
+    return inv
+
+
+def rope_cos_sin(cfg, head_dim, T):
+    # modeling_llama.py LlamaRotaryEmbedding.forward: freqs = inv_freq @ positions (float32),
+    # emb = cat(freqs, freqs); cos/sin (here in float64 of the float32 angle).
+    inv = inv_freq_f32(cfg, head_dim)
+    pos = torch.arange(T, dtype=torch.float32)
+    freqs = pos[:, None] * inv[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1).double()
+    # attention_scaling multiplies cos and sin (1 except longrope; modeling_phi3.py Phi3RotaryEmbedding)
+    af = longrope_attention_factor(cfg) if rope_type(cfg) in ("longrope", "su") else 1.0
+    return emb.cos() * af, emb.sin() * af
+
+
+def rotate_half(x):
+    # modeling_llama.py rotate_half
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x, cos, sin):
+    # modeling_llama.py apply_rotary_pos_emb: x * cos + rotate_half(x) * sin; x [H, T, hd].
+    # modeling_phi3.py: only the first rotary_dim = cos.shape[-1] dims rotate, the rest pass through.
+    rd = cos.shape[-1]
+    x_rot, x_pass = x[..., :rd], x[..., rd:]
+    return torch.cat([x_rot * cos[None] + rotate_half(x_rot) * sin[None], x_pass], dim=-1)
+
+
+def attention(q, k, v, window, scaling):
+    """modeling_llama.py eager_attention_forward (repeat_kv for GQA, softmax(QK^T * scaling + mask) V);
+    mask from masking_utils.py: causal_mask_function kv_idx <= q_idx, and for sliding layers
+    sliding_window_overlay kv_idx > q_idx - sliding_window."""
+    H, T, hd = q.shape
+    rep = H // k.shape[0]
+    k = k.repeat_interleave(rep, dim=0)
+    v = v.repeat_interleave(rep, dim=0)
+    qi = torch.arange(T)[:, None]
+    ki = torch.arange(T)[None, :]
+    allowed = ki <= qi
+    if window:
+        allowed = allowed & (ki > qi - window)
+    s = torch.matmul(q, k.transpose(1, 2)) * scaling
+    s = s.masked_fill(~allowed[None], float("-inf"))
+    p = torch.softmax(s, dim=-1)
+    return torch.matmul(p, v)
+
+
+def attention_capped(q, k, v, window, scaling, softcap):
+    """models/gemma2/modeling_gemma2.py eager_attention_forward: scores * scaling, then
+    softcap * tanh(scores / softcap) when attn_logit_softcapping is set, then the mask, softmax."""
+    H, T, hd = q.shape
+    rep = H // k.shape[0]
+    k = k.repeat_interleave(rep, dim=0)
+    v = v.repeat_interleave(rep, dim=0)
+    qi = torch.arange(T)[:, None]
+    ki = torch.arange(T)[None, :]
+    allowed = ki <= qi
+    if window:
+        allowed = allowed & (ki > qi - window)
+    s = torch.matmul(q, k.transpose(1, 2)) * scaling
+    if softcap is not None:
+        s = torch.tanh(s / softcap) * softcap
+    s = s.masked_fill(~allowed[None], float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v)
+
+
+def gemma_rms_norm(x, w, eps):
+    # modeling_gemma2.py / modeling_gemma3.py GemmaRMSNorm: x * rsqrt(mean(x^2) + eps) * (1 + weight)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1.0 + w)
+
+
+def gemma_forward_logprobs(cfg, W, ids):
+    """Gemma 2 (models/gemma2/modeling_gemma2.py) and Gemma 3 text (models/gemma3/modeling_gemma3.py):
+      embeddings * hidden_size**0.5 (Gemma2Model.forward normalizer; Gemma3TextScaledWordEmbedding);
+      DecoderLayer: x + post_attention_layernorm(attn(input_layernorm(x))),
+                    x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
+      MLP down(gelu_pytorch_tanh(gate(x)) * up(x)); RMSNorm * (1 + w);
+      attention scaling query_pre_attn_scalar**-0.5; Gemma 2: attn_logit_softcapping on the scores;
+      sliding layers: layer_types, else Gemma 2 (configuration_gemma2.py) even layers,
+      Gemma 3 (configuration_gemma3.py) bool((i + 1) % sliding_window_pattern);
+      Gemma 3: q_norm / k_norm (Gemma RMSNorm over head_dim) before RoPE; sliding layers use
+      rope_local_base_freq with default RoPE, global layers rope_theta with rope_scaling;
+      CausalLM: logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping when set."""
+    arch = cfg["architectures"][0]
+    g3 = arch == "Gemma3ForCausalLM"
+    d, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg["head_dim"]
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    n = cfg["num_hidden_layers"]
+    if cfg.get("layer_types"):
+        types = cfg["layer_types"]
+    elif g3:
+        types = ["sliding_attention" if (i + 1) % cfg["sliding_window_pattern"] else "full_attention" for i in range(n)]
+    else:
+        types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)] * torch.tensor(d ** 0.5, dtype=torch.float64)
+    rope_global = rope_cos_sin(cfg, hd, T)
+    rope_local = rope_cos_sin({"rope_theta": cfg.get("rope_local_base_freq", 10000.0)}, hd, T) if g3 else rope_global
+    scaling = cfg["query_pre_attn_scalar"] ** -0.5
+    softcap = None if g3 else cfg.get("attn_logit_softcapping")
+    lin = lambda h, name: h @ W[name + ".weight"].T
+    for i in range(n):
+        p = f"model.layers.{i}."
+        sliding = types[i] == "sliding_attention"
+        r = x
+        h = gemma_rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        if g3:
+            q = gemma_rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = gemma_rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        cos, sin = rope_local if sliding else rope_global
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        a = attention_capped(q, k, v, cfg["sliding_window"] if sliding else None, scaling, softcap)
+        a = lin(a.transpose(0, 1).reshape(T, H * hd), p + "self_attn.o_proj")
+        x = r + gemma_rms_norm(a, W[p + "post_attention_layernorm.weight"], eps)
+        r = x
+        h = gemma_rms_norm(x, W[p + "pre_feedforward_layernorm.weight"], eps)
+        g = torch.nn.functional.gelu(lin(h, p + "mlp.gate_proj"), approximate="tanh")
+        m = lin(g * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        x = r + gemma_rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps)
+    x = gemma_rms_norm(x, W["model.norm.weight"], eps)
+    logits = x @ W["model.embed_tokens.weight"].T
+    cap = cfg.get("final_logit_softcapping")
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits, dim=-1)
+
+
+def layer_plan(fam, cfg):
+    """Per layer: (sliding window or None, uses RoPE), from each family's configuration file."""
+    n = cfg["num_hidden_layers"]
+    arch = cfg["architectures"][0]
+    sw = cfg.get("sliding_window")
+    if arch == "MinistralForCausalLM":
+        # configuration_ministral.py layer_types (default: all sliding when sliding_window is set);
+        # modeling_ministral.py: sliding_window only on "sliding_attention" layers
+        lt = cfg.get("layer_types") or (["sliding_attention" if sw is not None else "full_attention"] * n)
+        return [((sw if t == "sliding_attention" else None), True) for t in lt]
+    if arch in ("MistralForCausalLM", "Phi3ForCausalLM"):
+        # modeling_mistral.py / modeling_phi3.py: every layer passes sliding_window=config.sliding_window
+        return [(sw, True)] * n
+    if arch == "SmolLM3ForCausalLM":
+        # configuration_smollm3.py: no_rope_layers (1 = RoPE); layer_types sliding only for NoPE
+        # layers when use_sliding_window; modeling_smollm3.py: self.use_rope = no_rope_layers[i]
+        nrl = cfg.get("no_rope_layers") or [int((i + 1) % cfg.get("no_rope_layer_interval", 4) != 0) for i in range(n)]
+        use_sw = cfg.get("use_sliding_window") and sw is not None
+        return [((sw if (use_sw and not nrl[i]) else None), bool(nrl[i])) for i in range(n)]
+    if arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM"):
+        # configuration_qwen3.py: sliding_window only if use_sliding_window, on layers i >= max_window_layers
+        use = cfg.get("use_sliding_window") and sw is not None
+        mwl = cfg.get("max_window_layers", n)
+        return [((sw if use and i >= mwl else None), True) for i in range(n)]
+    return [(None, True)] * n  # modeling_llama.py: full causal attention, RoPE everywhere
+
+
+def hf_forward_logprobs(fam, cfg, W, ids):
+    """Llama-style decoder (modeling_llama.py LlamaDecoderLayer: x + attn(norm(x)), x + mlp(norm(x)),
+    LlamaMLP down(silu(gate(x)) * up(x))), with each family's differences:
+      Qwen3  (models/qwen3/modeling_qwen3.py): q_norm / k_norm RMSNorm over head_dim of each head,
+             before RoPE; head_dim from config; q/k/v biases only with attention_bias.
+      Mistral (models/mistral/modeling_mistral.py): sliding-window mask in every layer.
+      Ministral (models/ministral/modeling_ministral.py): sliding-window mask on layer_types' sliding layers.
+      SmolLM3 (models/smollm3/modeling_smollm3.py): RoPE skipped in layers with no_rope_layers[i] == 0.
+      Phi-3   (models/phi3/modeling_phi3.py): fused qkv_proj (q | k | v rows) and gate_up_proj
+             (gate | up: up * act(gate)), partial_rotary_factor, longrope, sliding window everywhere.
+    Returns log_softmax(logits) [T, V] in float64."""
+    d = cfg["hidden_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or d // H
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    cos, sin = rope_cos_sin(cfg, int(hd * cfg.get("partial_rotary_factor", 1.0)), T)
+    scaling = hd ** -0.5
+    lin = lambda h, name: h @ W[name + ".weight"].T + (W[name + ".bias"] if name + ".bias" in W else 0)
+    for i, (window, use_rope) in enumerate(layer_plan(fam, cfg)):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        if p + "self_attn.qkv_proj.weight" in W:  # Phi-3
+            qkv = lin(h, p + "self_attn.qkv_proj")
+            qp = H * hd
+            q, k, v = qkv[..., :qp], qkv[..., qp:qp + KV * hd], qkv[..., qp + KV * hd:]
+        else:
+            q, k, v = lin(h, p + "self_attn.q_proj"), lin(h, p + "self_attn.k_proj"), lin(h, p + "self_attn.v_proj")
+        q = q.reshape(T, H, hd).transpose(0, 1)
+        k = k.reshape(T, KV, hd).transpose(0, 1)
+        v = v.reshape(T, KV, hd).transpose(0, 1)
+        if p + "self_attn.q_norm.weight" in W:  # Qwen3
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        if use_rope:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        a = attention(q, k, v, window, scaling).transpose(0, 1).reshape(T, H * hd)
+        x = x + lin(a, p + "self_attn.o_proj")
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        if p + "mlp.gate_up_proj.weight" in W:  # Phi-3
+            g, u = lin(h, p + "mlp.gate_up_proj").chunk(2, dim=-1)
+        else:
+            g, u = lin(h, p + "mlp.gate_proj"), lin(h, p + "mlp.up_proj")
+        x = x + lin(u * torch.nn.functional.silu(g), p + "mlp.down_proj")
+    x = rms_norm(x, W["model.norm.weight"], eps)
+    head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
+    return torch.log_softmax(x @ head.T, dim=-1)
+
+
+# ---- families -------------------------------------------------------------
+
+def base_llama_cfg(arch, model_type, vocab, **kw):
+    cfg = {
+        "architectures": [arch], "model_type": model_type, "hidden_size": 64, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_act": "silu",
+        "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": vocab,
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2, "attention_bias": False,
+        "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": True,
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def hf_families(vocab):
+    # Field names and values as each family's real config.json ships them (sizes shrunk).
+    return {
+        # Llama 3.2 1B/3B style: rope_theta 5e5 and the llama3 rope_scaling block, tied head.
+        "llama3": (base_llama_cfg("LlamaForCausalLM", "llama", vocab, rope_theta=500000.0, rms_norm_eps=1e-5,
+                                  max_position_embeddings=131072, tie_word_embeddings=True, mlp_bias=False,
+                                  pretraining_tp=1, head_dim=16, torch_dtype="bfloat16",
+                                  rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                                "original_max_position_embeddings": 8192, "rope_type": "llama3"}), "BF16"),
+        # SmolLM2 (LlamaForCausalLM, rope_theta 1e5, tied, no rope_scaling).
+        "smollm2": (base_llama_cfg("LlamaForCausalLM", "llama", vocab, rope_theta=100000.0, max_position_embeddings=8192,
+                                   tie_word_embeddings=True, rope_scaling=None, mlp_bias=False, pretraining_tp=1,
+                                   torch_dtype="bfloat16"), "BF16"),
+        # Qwen3 0.6B style: explicit head_dim (here 2x hidden/heads), q_norm/k_norm, no biases, tied.
+        "qwen3": (base_llama_cfg("Qwen3ForCausalLM", "qwen3", vocab, head_dim=32, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                                 max_position_embeddings=40960, tie_word_embeddings=True, rope_scaling=None,
+                                 use_sliding_window=False, sliding_window=None, max_window_layers=2,
+                                 torch_dtype="bfloat16"), "BF16"),
+        # Mistral 7B v0.1 style: sliding_window (here 8, shorter than the test sequences), untied, GQA.
+        "mistral": (base_llama_cfg("MistralForCausalLM", "mistral", vocab, sliding_window=8, max_position_embeddings=32768,
+                                   tie_word_embeddings=False, torch_dtype="float16"), "F16"),
+        # Ministral 8B style (MinistralForCausalLM): layer_types interleaving sliding and full attention.
+        "ministral": (base_llama_cfg("MinistralForCausalLM", "ministral", vocab, sliding_window=8, max_position_embeddings=32768,
+                                     layer_types=["sliding_attention", "full_attention"], rope_theta=100000000.0,
+                                     tie_word_embeddings=False, torch_dtype="bfloat16"), "BF16"),
+        # SmolLM3 3B style: no_rope_layers (every 4th layer NoPE in the real one; here layer 2 of 3), tied.
+        "smollm3": (base_llama_cfg("SmolLM3ForCausalLM", "smollm3", vocab, num_hidden_layers=3, rope_theta=5000000.0,
+                                   rms_norm_eps=1e-6, max_position_embeddings=65536, tie_word_embeddings=True,
+                                   no_rope_layers=[1, 1, 0], no_rope_layer_interval=4, use_sliding_window=False,
+                                   sliding_window=None, mlp_bias=False, torch_dtype="bfloat16"), "BF16"),
+        # Phi-3.5-mini / Phi-4-mini style: fused qkv_proj and gate_up_proj, partial_rotary_factor 0.75
+        # (Phi-4-mini's), longrope with short/long factors and original_max_position_embeddings 4096,
+        # sliding_window (16 here, so the test sequences cross it), untied head.
+        "phi3": (base_llama_cfg("Phi3ForCausalLM", "phi3", vocab, max_position_embeddings=131072,
+                                original_max_position_embeddings=4096, partial_rotary_factor=0.75, sliding_window=16,
+                                rope_scaling={"type": "longrope", "short_factor": [1.0, 1.08, 1.3, 1.7, 2.6, 4.1],
+                                              "long_factor": [1.1, 1.6, 2.9, 6.5, 13.0, 31.0]},
+                                tie_word_embeddings=False, resid_pdrop=0.0, embd_pdrop=0.0, torch_dtype="bfloat16"), "BF16"),
+        # Gemma 2 2B style: head_dim and query_pre_attn_scalar set apart from hidden/heads, even layers
+        # sliding (window 8 here), and both soft-caps — set far below the real 50 / 30 so that the
+        # tiny random model's scores and logits actually reach them.
+        "gemma2": ({
+            "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 64, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+            "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "vocab_size": vocab, "tie_word_embeddings": True,
+            "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": 1, "attention_bias": False, "attention_dropout": 0.0,
+            "query_pre_attn_scalar": 24, "sliding_window": 8, "final_logit_softcapping": 3.0,
+            "attn_logit_softcapping": 1.5, "cache_implementation": "hybrid", "torch_dtype": "bfloat16"}, "BF16"),
+        # Gemma 3 text (Gemma3ForCausalLM, as gemma-3-1b-it): q/k norms, local RoPE base on sliding layers,
+        # linear rope_scaling on global ones (as the 4B+ text configs), sliding_window_pattern (2 here).
+        "gemma3": ({
+            "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 64,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
+            "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+            "vocab_size": vocab, "tie_word_embeddings": True, "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": 1,
+            "attention_bias": False, "attention_dropout": 0.0, "query_pre_attn_scalar": 32, "sliding_window": 8,
+            "sliding_window_pattern": 2, "final_logit_softcapping": None, "attn_logit_softcapping": None,
+            "cache_implementation": "hybrid", "torch_dtype": "bfloat16"}, "BF16"),
+    }
+
+
+def hf_random_weights(cfg, seed):
+    """Random tensors under the family's real names (modeling_*.py module names)."""
+    g = torch.Generator().manual_seed(seed)
+    d, V, ff = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or d // H
+    W = {}
+    mat = lambda name, r, c, sc=None: W.__setitem__(name, torch.randn(r, c, generator=g, dtype=torch.float64) * (sc or c ** -0.5))
+    vec = lambda name, n, mean, sc: W.__setitem__(name, mean + sc * torch.randn(n, generator=g, dtype=torch.float64))
+    gemma = cfg["architectures"][0].startswith("Gemma")
+    nmean = 0.0 if gemma else 1.0  # Gemma stores RMSNorm weights as w in (1 + w)
+    mat("model.embed_tokens.weight", V, d, 0.5)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        vec(p + "input_layernorm.weight", d, nmean, 0.1)
+        phi = cfg["architectures"][0] == "Phi3ForCausalLM"
+        if phi:
+            mat(p + "self_attn.qkv_proj.weight", (H + 2 * KV) * hd, d, d ** -0.5)
+        else:
+            mat(p + "self_attn.q_proj.weight", H * hd, d)
+            mat(p + "self_attn.k_proj.weight", KV * hd, d)
+            mat(p + "self_attn.v_proj.weight", KV * hd, d)
+        if cfg.get("attention_bias"):
+            for n, m in (("q", H * hd), ("k", KV * hd), ("v", KV * hd)):
+                vec(p + f"self_attn.{n}_proj.bias", m, 0.0, 0.2)
+        mat(p + "self_attn.o_proj.weight", d, H * hd)
+        if cfg["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+            vec(p + "self_attn.q_norm.weight", hd, nmean, 0.2)
+            vec(p + "self_attn.k_norm.weight", hd, nmean, 0.2)
+        vec(p + "post_attention_layernorm.weight", d, nmean, 0.1)
+        if gemma:
+            vec(p + "pre_feedforward_layernorm.weight", d, nmean, 0.1)
+            vec(p + "post_feedforward_layernorm.weight", d, nmean, 0.1)
+        if phi:
+            mat(p + "mlp.gate_up_proj.weight", 2 * ff, d, d ** -0.5)
+        else:
+            mat(p + "mlp.gate_proj.weight", ff, d)
+            mat(p + "mlp.up_proj.weight", ff, d)
+        mat(p + "mlp.down_proj.weight", d, ff)
+    vec("model.norm.weight", d, nmean, 0.1)
+    if not cfg.get("tie_word_embeddings"):
+        mat("lm_head.weight", V, d, 0.5)
+    return W
+
+
+# Fixed per family, so that regenerating one family leaves the others' fixtures byte-identical.
+HF_SEEDS = {"llama3": 1000, "mistral": 1001, "qwen3": 1002, "smollm2": 1003, "smollm3": 1004, "gemma2": 1005, "gemma3": 1006,
+            "phi3": 1007, "ministral": 1008}
+
+
+def hf_main(argv):
+    ap = argparse.ArgumentParser(prog="reference_torch.py hf")
+    ap.add_argument("--family", action="append", help="family to (re)generate (default: all)")
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "tests", "fixtures", "hf"))
+    args = ap.parse_args(argv)
+    tj, tcfg, ntok = tiny_tokenizer()
+    vocab = ((ntok + 15) // 16) * 16 + 16  # padded past the tokenizer, as real checkpoints often are
+    fams = hf_families(vocab)
+    names = args.family or list(fams)
+    for fi, name in enumerate(names):
+        cfg, dtype = fams[name]
+        seed = HF_SEEDS[name]
+        W = hf_random_weights(cfg, seed)
+        # The reference computes on the stored values: round through the storage dtype.
+        W = {k: v.to(HF_DT[dtype]).to(torch.float64) for k, v in W.items()}
+        out = os.path.join(args.out_dir, name)
+        os.makedirs(out, exist_ok=True)
+        st_write(os.path.join(out, "model.safetensors"), {k: (v, dtype) for k, v in W.items()})
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        with open(os.path.join(out, "tokenizer.json"), "w") as f:
+            json.dump(tj, f, ensure_ascii=False)
+        with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+            json.dump(tcfg, f, indent=2)
+        g = random.Random(seed)
+        seqs = [[1] + [g.randrange(3, vocab) for _ in range(n - 1)] for n in (2, 9, 23, 40)]
+        entries = []
+        for ids in seqs:
+            fwd = gemma_forward_logprobs if cfg["architectures"][0].startswith("Gemma") else (lambda c, w_, i_: hf_forward_logprobs(name, c, w_, i_))
+            lp = fwd(cfg, W, ids)
+            entries.append({"ids": ids, "logprobs": [lp[t - 1, ids[t]].item() for t in range(1, len(ids))]})
+        ref = {
+            "family": name,
+            "architecture": cfg["architectures"][0],
+            "source": f"scripts/reference_torch.py hf (PyTorch {torch.__version__}, float64; equations from transformers' modelling files named there)",
+            "storage_dtype": dtype,
+            "sha256": sha256_file(os.path.join(out, "model.safetensors")),
+            "notes": "logprobs[t-1] = log p(ids[t] | ids[:t]) for t >= 1, float64 forward on the stored (rounded) weights",
+            "sequences": entries,
+        }
+        with open(os.path.join(out, "reference.json"), "w") as f:
+            json.dump(ref, f, indent=1)
+        size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
+        print(f"{name}: {cfg['architectures'][0]} {dtype}, {len(W)} tensors, folder {size} bytes")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "hf":
+        sys.exit(hf_main(sys.argv[2:]))
     sys.exit(main())

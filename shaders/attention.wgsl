@@ -22,7 +22,11 @@
 // rows at the same d hit different banks) + Vs + S + P = 26.7 KiB, under the 32 KiB that
 // SwiftShader allows.
 
-struct Params { B: u32, L: u32, nH: u32, nKv: u32, hd: u32, scale: f32 }
+// window > 0 (causal only): query i sees keys j with i - window < j <= i (a sliding window that
+// counts the query itself); 0 = unlimited. Tiles wholly before the window are never loaded.
+// softcap > 0: scores become softcap * tanh(score / softcap) before the mask (Gemma 2's
+// attn_logit_softcapping, modeling_gemma2.py eager_attention_forward); 0 = none.
+struct Params { B: u32, L: u32, nH: u32, nKv: u32, hd: u32, scale: f32, window: u32, softcap: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -43,6 +47,18 @@ const RS = 129u;            // padded row stride of Qs and Ks
 // Masked scores. A finite sentinel (WGSL has no -inf literal); any real score is far above it.
 const MASKED = -3.0e38;
 const MASK_TEST = -1.0e38;
+
+// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
+// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
+fn tanh_safe(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.25) {
+    let z = x * x;
+    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
+  }
+  let e = exp(-2.0 * a);
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
 
 var<workgroup> Qs: array<f32, 2064>;   // BQ * RS
 var<workgroup> Ks: array<f32, 2064>;   // BK * RS
@@ -80,11 +96,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   // Keys this block needs: [0, k_end). Causal: row q0 + BQ - 1 sees keys up to itself; none past
   // len. Bidirectional: all of [0, len). A block made only of pad rows needs no keys at all.
   let k_end = select(0u, select(len, min(q0 + BQ, len), CAUSAL), q0 < len);
+  // With a window, the block's first row q0 needs keys from q0 + 1 - window on: start at that
+  // key's tile (tile-aligned, so tile boundaries still depend only on positions).
+  var k_start = 0u;
+  if (CAUSAL && p.window > 0u && q0 + 1u > p.window) { k_start = ((q0 + 1u - p.window) / BK) * BK; }
 
   var m = MASKED;
   var l = 0.0;
   var acc: array<f32, ACC>;
-  for (var k0 = 0u; k0 < k_end; k0 += BK) {
+  for (var k0 = k_start; k0 < k_end; k0 += BK) {
     // The previous tile has been consumed (and, on the first pass, Qs is complete).
     workgroupBarrier();
     for (var e = li; e < BK * hd; e += WG) {
@@ -102,13 +122,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     }
     workgroupBarrier();
 
-    // Score of (row r, key k0 + c); causal: key <= query (which also keeps it below len).
+    // Score of (row r, key k0 + c); causal: key <= query (which also keeps it below len), and
+    // inside the window when there is one.
     let kc = k0 + c;
+    let in_window = p.window == 0u || kc + p.window > qi;
     var s = MASKED;
-    if (real_row && kc < k_end && (kc <= qi || !CAUSAL)) {
+    if (real_row && kc < k_end && ((kc <= qi && in_window) || !CAUSAL)) {
       var dot = 0.0;
       for (var d = 0u; d < hd; d++) { dot = fma(Qs[r * RS + d], Ks[c * RS + d], dot); }
       s = dot * p.scale;
+      if (p.softcap > 0.0) { s = p.softcap * tanh_safe(s / p.softcap); }
     }
     S[r * BK + c] = s;
     workgroupBarrier();

@@ -1,9 +1,10 @@
-// RMSNorm: Y[r, :] = X[r, :] / sqrt(mean(X[r, :]^2) + eps) * w.
+// RMSNorm: Y[r, :] = X[r, :] / sqrt(mean(X[r, :]^2) + eps) * (w + w_off).
+// w_off = 0 (Llama) or 1 (Gemma's (1 + weight), modeling_gemma2.py Gemma2RMSNorm).
 // One workgroup per row (folded 1-D grid: row = wid.x + wid.y * nwg.x). Each invocation sums a
 // strided slice of the row (c = li, li + WG, ...), so any d works, odd or below WG; the partial
 // sums meet in a workgroup tree reduction, which needs WG to be a power of two.
 
-struct Params { T: u32, d: u32, eps: f32 }
+struct Params { T: u32, d: u32, eps: f32, w_off: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -35,6 +36,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   }
   let inv = inverseSqrt(red[0] / f32(p.d) + p.eps);
   for (var c = li; c < p.d; c += WG) {
-    Y[base + c] = X[base + c] * inv * w[c];
+    Y[base + c] = X[base + c] * inv * (w[c] + p.w_off);
   }
 }

@@ -14,7 +14,10 @@
 // on [-pi/4, pi/4] (~1e-7 relative) and the quadrant's sign/swap. What remains is the f32 rounding
 // of the angle itself (half an ulp: 6e-5 rad at pos 2048), which the f32 references share.
 
-struct Params { T: u32, L: u32, nH: u32, nKv: u32, hd: u32 }
+// rd: leading dims of each head that rotate (partial rotary, Phi-3/4: partial_rotary_factor · hd;
+// rd = hd otherwise); pair j < rd/2 rotates (j, j + rd/2) or (2j, 2j+1); dims >= rd pass through.
+// mscale multiplies cos and sin (LongRoPE's attention factor; 1 otherwise).
+struct Params { T: u32, L: u32, nH: u32, nKv: u32, hd: u32, rd: u32, mscale: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> inv_freq: array<f32>;
@@ -49,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + li;
-  let hh = p.hd / 2u;
+  let hh = p.rd / 2u;
   let heads = p.nH + p.nKv;
   if (i >= p.T * heads * hh) { return; }
   let t = i / (heads * hh);
@@ -57,7 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let j = i % hh;
 
   let pos = f32(t % p.L);
-  let sc = sin_cos(pos * inv_freq[j]);
+  let sc = sin_cos(pos * inv_freq[j]) * p.mscale;
 
   var a: u32;
   var b: u32;

@@ -18,12 +18,12 @@ function makeCase(r: () => number, T: number, V: number, d: number, B: number, l
   return { H, W, targets, mask, T, V, d, B, L: T / B };
 }
 
-async function runGpu(rt: GpuRuntime, c: Case, variant: LogprobVariant = {}, W: ArrayBufferView = c.W) {
+async function runGpu(rt: GpuRuntime, c: Case, variant: LogprobVariant = {}, W: ArrayBufferView = c.W, softcap = 0) {
   const bufs = {
     H: rt.upload(c.H), W: rt.upload(W), targets: rt.upload(c.targets), mask: rt.upload(c.mask),
     logp: rt.acquire(c.T * 4), seqStats: rt.acquire(c.B * 16),
   };
-  logprobGpu(rt, { ...bufs, T: c.T, V: c.V, d: c.d, B: c.B, L: c.L, variant });
+  logprobGpu(rt, { ...bufs, T: c.T, V: c.V, d: c.d, B: c.B, L: c.L, variant, softcap });
   const logp = await rt.readF32(bufs.logp, c.T);
   const stats = await rt.readF32(bufs.seqStats, c.B * 4);
   for (const b of Object.values(bufs)) rt.release(b);
@@ -107,6 +107,32 @@ describe('fused LM-head log-likelihood', async () => {
         const gpu = await runGpu(rt!, c, variant);
         const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
         expect(v.ok, `${JSON.stringify(variant)} T=${c.T}: ${v.summary}`).toBe(true);
+      }
+    }
+  });
+
+  it('CPU twin: final-logit soft-cap applied inside the log-softmax (pinned)', () => {
+    // logits [1, 2, 3], cap 2: capped c_v = 2 tanh(v / 2); log p(2) = c_3 - log(sum exp c_v).
+    const res = logprobCpu(new Float32Array([1]), new Float32Array([1, 2, 3]), [2], [1], 1, 3, 1, 1, 1, 2);
+    const c = [1, 2, 3].map((v) => 2 * Math.tanh(v / 2));
+    expect(res.logp[0]).toBeCloseTo(c[2] - Math.log(c.reduce((a, v) => a + Math.exp(v), 0)), 6);
+  });
+
+  it.skipIf(!rt)('GPU final-logit soft-cap matches the CPU twin in every variant (tiled, direct, workgroup sizes, f16)', async () => {
+    for (const [c, cap] of [[makeCase(r, 10, 1500, 31, 2, 40), 30], [makeCase(r, 64, 2003, 17, 4, 12), 5], [makeCase(r, 3, 300, 8, 1, 2), 0.7]] as const) {
+      const cpu = logprobCpu(c.H, c.W, c.targets, c.mask, c.T, c.V, c.d, c.B, c.L, cap);
+      // The cap changes the result here (logit spread well beyond it).
+      expect(validate(cpu.logp, logprobCpu(c.H, c.W, c.targets, c.mask, c.T, c.V, c.d).logp, { atol: 1e-2, mask: c.mask }).ok).toBe(false);
+      for (const variant of [{ kind: 'tiled', wg: 32 }, { kind: 'tiled', wg: 128 }, { kind: 'tiled' }, { kind: 'direct' }, { kind: 'direct', wg: 128 }] as const) {
+        const gpu = await runGpu(rt!, c, variant, c.W, cap);
+        const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
+        expect(v.ok, `${JSON.stringify(variant)} cap ${cap} T=${c.T}: ${v.summary}`).toBe(true);
+      }
+      if (rt!.hasF16) {
+        const cpu16 = logprobCpu(c.H, roundThroughF16(c.W), c.targets, c.mask, c.T, c.V, c.d, c.B, c.L, cap);
+        const gpu = await runGpu(rt!, c, { f16: true }, toF16(c.W), cap);
+        const v = validate(gpu.logp, cpu16.logp, { atol: 1e-4, mask: c.mask });
+        expect(v.ok, `f16 cap ${cap}: ${v.summary}`).toBe(true);
       }
     }
   });

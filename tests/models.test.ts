@@ -250,8 +250,12 @@ describe('loader errors name the file and the reason', () => {
     const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, architectures: ['FalconForCausalLM'] }));
     expect(() => loadHf(l)).toThrow(new RegExp(`config\\.json: unsupported architecture FalconForCausalLM; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`));
+    // llama3 rope scaling is supported (tests/hf-families.test.ts); an incomplete block names the field,
+    // and other rope types stay unsupported.
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'llama3', factor: 8 } }));
-    expect(() => loadHf(l)).toThrow(/config\.json: LlamaForCausalLM with rope_scaling .*llama3.* is not supported/);
+    expect(() => loadHf(l)).toThrow(/config\.json: rope_scaling llama3 needs a numeric "low_freq_factor"/);
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'yarn', factor: 4 } }));
+    expect(() => loadHf(l)).toThrow(/config\.json: LlamaForCausalLM with rope_scaling .*yarn.* is not supported \(supported rope types: default, linear, llama3, longrope\)/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, intermediate_size: cfg.intermediate_size + 1 }));
     expect(() => loadHf(l)).toThrow(/model\.safetensors: tensor 'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[176, 64\], expected \[177, 64\]/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, tie_word_embeddings: false, num_hidden_layers: 3 }));

@@ -8,7 +8,7 @@ import { embedCpu, embedGpu } from '../kernels/embed.js';
 import { layernormCpu, normCpu, normGpu, rmsnormCpu, type NormKind } from '../kernels/norm.js';
 import { ropeCpu, ropeGpu, ropeInvFreq, type RopeLayout } from '../kernels/rope.js';
 import { attentionCpu, attentionGpu } from '../kernels/attention.js';
-import { erf, erfc, geluCpu, geluErfCpu, geluGpu, geluTanhCpu, swigluCpu, swigluGpu, type GeluKind } from '../kernels/act.js';
+import { erf, erfc, gegluCpu, geluCpu, geluErfCpu, geluGpu, geluTanhCpu, swigluCpu, swigluGpu, type GeluKind } from '../kernels/act.js';
 import type { GpuRuntime } from '../src/gpu/runtime.js';
 import { validate } from '../src/validate.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
@@ -101,6 +101,140 @@ describe('ops', async () => {
     }
   });
 
+  // ---------------------------------------------------------- family features (Gemma, Llama 3.x)
+  describe('family features', () => {
+    it('CPU twins: RMSNorm (1 + w), scaled embedding, GeGLU, linear RoPE scaling, soft-capped scores', () => {
+      const x = randn(r, 3 * 10), w = randn(r, 10);
+      close(rmsnormCpu(x, w, 3, 10, 1e-6, 1), rmsnormCpu(x, w.map((v) => v + 1), 3, 10, 1e-6), 1e-7);
+      const tok = Float32Array.from([0, 1, 10, 11]);
+      expect([...embedCpu([1, 0], tok, null, 1, 2, 2, 8)]).toEqual([80, 88, 0, 8]);
+      const g = randn(r, 20, 3), u = randn(r, 20);
+      const gt = geluTanhCpu(g);
+      close(gegluCpu(g, u), gt.map((v, i) => v * u[i]), 1e-6);
+      close(ropeInvFreq(16, 10000, { type: 'linear', factor: 8 }), ropeInvFreq(16, 10000).map((v) => Math.fround(v / 8)), 0);
+      // Soft-capping bounds every score by the cap: with q·k huge, cap 1 makes the scores within ±1.
+      const L = 4, hd = 2;
+      const q = Float32Array.from({ length: L * hd }, (_, i) => (i % 2 ? 100 : -50)), k = q.slice(), v = randn(r, L * hd);
+      const capped = attentionCpu(q, k, v, [L], 1, L, 1, 1, hd, true, { softcap: 1 });
+      const manual = new Float32Array(L * hd);
+      for (let i = 0; i < L; i++) {
+        const sc: number[] = [];
+        for (let j = 0; j <= i; j++) sc.push(Math.tanh((q[2 * i] * k[2 * j] + q[2 * i + 1] * k[2 * j + 1]) / Math.SQRT2));
+        const m = Math.max(...sc), e = sc.map((s2) => Math.exp(s2 - m)), z = e.reduce((a, b) => a + b, 0);
+        for (let dd = 0; dd < hd; dd++) manual[i * hd + dd] = e.reduce((a2, p2, j) => a2 + p2 * v[j * hd + dd], 0) / z;
+      }
+      close(capped, manual, 1e-6);
+    });
+
+    it.skipIf(!rt)('GPU RMSNorm with weight offset 1 matches the CPU twin', async () => {
+      for (const [rows, d] of [[5, 64], [3, 37], [7, 256]] as const) {
+        const x = randn(r, rows * d, 2), w = randn(r, d, 0.3);
+        const got = await run(rt!, [x, w], ([xb, wb]) => {
+          const out = rt!.acquire(rows * d * 4);
+          normGpu(rt!, { kind: 'rms', x: xb!, weight: wb!, out, rows, d, eps: 1e-6, weightOffset: 1 });
+          return out;
+        }, rows * d);
+        close(got, rmsnormCpu(x, w, rows, d, 1e-6, 1), 1e-5);
+      }
+    });
+
+    it.skipIf(!rt)('GPU scaled embedding matches the CPU twin', async () => {
+      const B = 2, L = 7, d = 33, V = 19;
+      const ids = Uint32Array.from({ length: B * L }, () => randInt(r, 0, V - 1));
+      const tok = randn(r, V * d);
+      const got = await run(rt!, [ids, tok], ([i, t]) => {
+        const out = rt!.acquire(B * L * d * 4);
+        embedGpu(rt!, { ids: i!, tokEmb: t!, out, B, L, d, vocabSize: V, scale: Math.sqrt(2304) });
+        return out;
+      }, B * L * d);
+      close(got, embedCpu(ids, tok, null, B, L, d, Math.sqrt(2304)), 1e-6);
+    });
+
+    it.skipIf(!rt)('GPU GeGLU matches the CPU twin, out of place and in place', async () => {
+      const n = 1000;
+      const gate = randn(r, n, 4), up = randn(r, n);
+      const want = gegluCpu(gate, up);
+      for (const inplace of [false, true]) {
+        const got = await run(rt!, [gate, up], ([gb, ub]) => {
+          const out = rt!.acquire(n * 4);
+          swigluGpu(rt!, { gate: gb!, up: ub!, out: inplace ? null : out, n, act: 'gelu_tanh' });
+          return inplace ? gb! : out;
+        }, n);
+        close(got, want, 1e-5);
+      }
+    });
+
+    it.skipIf(!rt)('GPU attention soft-cap (alone, with a window and a query_pre_attn_scalar scale) matches the CPU twin', async () => {
+      for (const c of [
+        { B: 2, L: 37, nH: 4, nKv: 2, hd: 32, seq: [37, 20], softcap: 50, window: 0, scale: 1, qs: 6 },
+        { B: 1, L: 45, nH: 2, nKv: 1, hd: 64, seq: [45], softcap: 5, window: 9, scale: 1 / Math.sqrt(256), qs: 8 },
+        { B: 1, L: 20, nH: 2, nKv: 2, hd: 16, seq: [20], softcap: 0.5, window: 0, scale: 0.25, qs: 1 },
+      ]) {
+        const T = c.B * c.L;
+        const q = randn(r, T * c.nH * c.hd, c.qs), k = randn(r, T * c.nKv * c.hd, c.qs), v = randn(r, T * c.nKv * c.hd);
+        const got = await run(rt!, [q, k, v, Uint32Array.from(c.seq)], ([qb, kb, vb, sb]) => {
+          const out = rt!.acquire(q.byteLength);
+          attentionGpu(rt!, { q: qb!, k: kb!, v: vb!, seqLen: sb!, out, B: c.B, L: c.L, nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, window: c.window, scale: c.scale, softcap: c.softcap });
+          return out;
+        }, q.length);
+        const want = attentionCpu(q, k, v, c.seq, c.B, c.L, c.nH, c.nKv, c.hd, true, { window: c.window, scale: c.scale, softcap: c.softcap });
+        // The cap matters in these cases.
+        expect(validate(want, attentionCpu(q, k, v, c.seq, c.B, c.L, c.nH, c.nKv, c.hd, true, { window: c.window, scale: c.scale }), { atol: 1e-3 }).ok).toBe(false);
+        const res = validate(got, want, { atol: 1e-4, rtol: 1e-4 });
+        expect(res.ok, `${JSON.stringify(c)}: ${res.summary}`).toBe(true);
+      }
+    });
+
+    it('CPU twin: partial rotary rotates the leading dims only (pairs within them); longrope divides by its factors and scales cos/sin', () => {
+      const B = 1, L = 6, nH = 2, hd = 16, rd = 12;
+      const x = randn(r, B * L * nH * hd);
+      const got = ropeCpu(x, B, L, nH, hd, 10000, 'half', null, rd);
+      // The rotated part equals a full rotation of a head of dim rd; the rest is untouched.
+      const head = (v: Float32Array, lo: number, hi: number) => {
+        const out = new Float32Array(B * L * nH * (hi - lo));
+        for (let t = 0; t < B * L * nH; t++) out.set(v.subarray(t * hd + lo, t * hd + hi), t * (hi - lo));
+        return out;
+      };
+      close(head(got, 0, rd), ropeCpu(head(x, 0, rd), B, L, nH, rd, 10000, 'half'), 0);
+      close(head(got, rd, hd), head(x, rd, hd), 0);
+      const factors = Array.from({ length: rd / 2 }, (_, j) => 1 + j * 0.5);
+      const lr = { type: 'longrope', factors, attentionFactor: 1.2 } as const;
+      const f = Math.fround;
+      const inv = ropeInvFreq(rd, 10000, lr);
+      for (let j = 0; j < rd / 2; j++) expect(inv[j]).toBe(f(1 / f(f(factors[j]) * f(Math.pow(10000, f((2 * j) / rd))))));
+      // Position 0 (angle 0): cos = 1, sin = 0, so rotated dims are scaled by the attention factor.
+      const g2 = ropeCpu(x, B, L, nH, hd, 10000, 'half', lr, rd);
+      close(g2.subarray(0, rd), x.subarray(0, rd).map((v) => v * 1.2), 1e-6);
+      close(g2.subarray(rd, hd), x.subarray(rd, hd), 0);
+      expect(() => ropeCpu(x, B, L, nH, hd, 10000, 'half', null, 7)).toThrow(/rotary dim/);
+    });
+
+    it.skipIf(!rt)('GPU partial rotary and longrope match the CPU twin (both layouts)', async () => {
+      for (const layout of ['half', 'interleaved'] as const) {
+        for (const [hd, rd, sc] of [[32, 24, null], [64, 48, { type: 'longrope', factors: Array.from({ length: 24 }, (_, j) => 1 + j / 7), attentionFactor: 1.19 }], [16, 16, { type: 'longrope', factors: Array.from({ length: 8 }, () => 2), attentionFactor: 1.1 }]] as const) {
+          const B = 2, L = 19, nH = 3, nKv = 1;
+          const q = randn(r, B * L * nH * hd), k = randn(r, B * L * nKv * hd);
+          const qb = rt!.upload(q), kb = rt!.upload(k);
+          ropeGpu(rt!, { q: qb, k: kb, B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, theta: 10000, layout, scaling: sc as never, rotaryDim: rd });
+          const gq = await rt!.readF32(qb, q.length), gk = await rt!.readF32(kb, k.length);
+          rt!.release(qb); rt!.release(kb);
+          close(gq, ropeCpu(q, B, L, nH, hd, 10000, layout, sc as never, rd), 1e-5);
+          close(gk, ropeCpu(k, B, L, nKv, hd, 10000, layout, sc as never, rd), 1e-5);
+        }
+      }
+    });
+
+    it.skipIf(!rt)('GPU RoPE with linear scaling matches the CPU twin', async () => {
+      const B = 2, L = 21, nH = 4, nKv = 1, hd = 32, theta = 1e6, sc = { type: 'linear', factor: 8 } as const;
+      const q = randn(r, B * L * nH * hd), k = randn(r, B * L * nKv * hd);
+      const qb = rt!.upload(q), kb = rt!.upload(k);
+      ropeGpu(rt!, { q: qb, k: kb, B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, theta, layout: 'half', scaling: sc });
+      const gq = await rt!.readF32(qb, q.length);
+      rt!.release(qb); rt!.release(kb);
+      close(gq, ropeCpu(q, B, L, nH, hd, theta, 'half', sc), 1e-5);
+    });
+  });
+
   // ----------------------------------------------------------------------------------------- rope
   describe('rope', () => {
     it('inv_freq is run.c / HF f32: 1/theta^(2j/hd) with each step rounded to f32', () => {
@@ -157,6 +291,45 @@ describe('ops', async () => {
       });
     }
 
+    const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
+    it('llama3 scaling: wavelengths below orig/high kept, above orig/low divided by factor, smooth between (modeling_rope_utils.py)', () => {
+      const hd = 128, theta = 500000;
+      const base = ropeInvFreq(hd, theta), got = ropeInvFreq(hd, theta, llama3);
+      let kept = 0, divided = 0, smoothed = 0;
+      for (let j = 0; j < hd / 2; j++) {
+        const wl = (2 * Math.PI) / base[j];
+        if (wl < 8192 / 4) { expect(got[j]).toBe(base[j]); kept++; }
+        else if (wl > 8192 / 1) { expect(got[j]).toBe(Math.fround(base[j] / 8)); divided++; }
+        else {
+          const s = (8192 / wl - 1) / (4 - 1);
+          expect(got[j]).toBe(Math.fround((1 - s) * (base[j] / 8) + s * base[j]));
+          expect(got[j]).toBeLessThan(base[j]);
+          expect(got[j]).toBeGreaterThan(base[j] / 8);
+          smoothed++;
+        }
+      }
+      // Llama 3.1's head dim 128 / theta 5e5 has entries in all three bands.
+      expect(kept).toBeGreaterThan(0); expect(divided).toBeGreaterThan(0); expect(smoothed).toBeGreaterThan(0);
+    });
+
+    it.skipIf(!rt)('GPU with llama3 scaling matches the CPU twin', async () => {
+      const B = 2, L = 29, nH = 4, nKv = 2, hd = 64, theta = 500000;
+      // A small original context so that all three bands occur at hd 64.
+      const sc = { ...llama3, originalMaxPositionEmbeddings: 64 };
+      const q = randn(r, B * L * nH * hd), k = randn(r, B * L * nKv * hd);
+      const qb = rt!.upload(q), kb = rt!.upload(k);
+      ropeGpu(rt!, { q: qb, k: kb, B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, theta, layout: 'half', scaling: sc });
+      const gq = await rt!.readF32(qb, q.length), gk = await rt!.readF32(kb, k.length);
+      rt!.release(qb); rt!.release(kb);
+      const wantQ = ropeCpu(q, B, L, nH, hd, theta, 'half', sc);
+      // The scaling changed something (it is not the unscaled rotation).
+      expect(validate(wantQ, ropeCpu(q, B, L, nH, hd, theta, 'half'), { atol: 1e-4 }).ok).toBe(false);
+      const vq = validate(gq, wantQ, { atol: 1e-5, rtol: 1e-5 });
+      const vk = validate(gk, ropeCpu(k, B, L, nKv, hd, theta, 'half', sc), { atol: 1e-5, rtol: 1e-5 });
+      expect(vq.ok, vq.summary).toBe(true);
+      expect(vk.ok, vk.summary).toBe(true);
+    });
+
     it.skipIf(!rt)('GPU stays accurate at positions up to 2047 (angle reduced mod 2pi before sin/cos)', async () => {
       const B = 1, L = 2048, hd = 64;
       const q = randn(r, L * hd), k = randn(r, L * hd);
@@ -192,6 +365,53 @@ describe('ops', async () => {
       };
       const seq = [6, 4];
       close(attentionCpu(q, k, v, seq, B, L, nH, nKv, hd), attentionCpu(q, rep(k), rep(v), seq, B, L, nH, nH, hd), 1e-7);
+    });
+
+    it('CPU twin: a sliding window of W keys (query included) equals full attention over only those keys', () => {
+      const L = 9, nH = 2, hd = 4, W = 3;
+      const q = randn(r, L * nH * hd), k = randn(r, L * nH * hd), v = randn(r, L * nH * hd);
+      const got = attentionCpu(q, k, v, [L], 1, L, nH, nH, hd, true, { window: W });
+      const full = attentionCpu(q, k, v, [L], 1, L, nH, nH, hd);
+      for (let i = 0; i < L; i++) {
+        // Row i alone: keys i-W+1..i as a short sequence whose last row is the query.
+        const j0 = Math.max(0, i - W + 1), n = i - j0 + 1;
+        const sub = (x: Float32Array) => x.slice(j0 * nH * hd, (i + 1) * nH * hd);
+        const want = attentionCpu(sub(q), sub(k), sub(v), [n], 1, n, nH, nH, hd).slice((n - 1) * nH * hd);
+        close(got.slice(i * nH * hd, (i + 1) * nH * hd), want, 1e-7);
+      }
+      // Rows past the window differ from full attention; rows within it do not.
+      close(got.slice(0, W * nH * hd), full.slice(0, W * nH * hd), 0);
+      expect(validate(got, full, { atol: 1e-3 }).ok).toBe(false);
+      expect(() => attentionCpu(q, k, v, [L], 1, L, nH, nH, hd, false, { window: W })).toThrow(/causal/);
+    });
+
+    it('CPU twin: an explicit scale replaces 1/sqrt(hd)', () => {
+      const L = 5, hd = 4;
+      const q = randn(r, L * hd), k = randn(r, L * hd), v = randn(r, L * hd);
+      const q2 = q.map((x) => x * 0.3 * Math.sqrt(hd));
+      close(attentionCpu(q, k, v, [L], 1, L, 1, 1, hd, true, { scale: 0.3 }), attentionCpu(q2, k, v, [L], 1, L, 1, 1, hd), 1e-6);
+    });
+
+    it.skipIf(!rt)('GPU sliding window and explicit scale match the CPU twin (windows below, across and above the 16-key tile)', async () => {
+      const cases2: { B: number; L: number; nH: number; nKv: number; hd: number; seq: number[]; window: number; scale?: number }[] = [
+        { B: 2, L: 50, nH: 4, nKv: 2, hd: 32, seq: [50, 33], window: 5 },
+        { B: 1, L: 70, nH: 2, nKv: 1, hd: 64, seq: [70], window: 16 },
+        { B: 1, L: 70, nH: 2, nKv: 1, hd: 64, seq: [70], window: 17, scale: 0.05 },
+        { B: 3, L: 41, nH: 3, nKv: 3, hd: 48, seq: [41, 1, 29], window: 1 },
+        { B: 1, L: 20, nH: 2, nKv: 2, hd: 16, seq: [20], window: 64 },
+      ];
+      for (const c of cases2) {
+        const T = c.B * c.L;
+        const q = randn(r, T * c.nH * c.hd), k = randn(r, T * c.nKv * c.hd), v = randn(r, T * c.nKv * c.hd);
+        const got = await run(rt!, [q, k, v, Uint32Array.from(c.seq)], ([qb, kb, vb, sb]) => {
+          const out = rt!.acquire(q.byteLength);
+          attentionGpu(rt!, { q: qb!, k: kb!, v: vb!, seqLen: sb!, out, B: c.B, L: c.L, nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, window: c.window, scale: c.scale });
+          return out;
+        }, q.length);
+        const want = attentionCpu(q, k, v, c.seq, c.B, c.L, c.nH, c.nKv, c.hd, true, { window: c.window, scale: c.scale });
+        const res = validate(got, want, { atol: 1e-4, rtol: 1e-4 });
+        expect(res.ok, `${JSON.stringify(c)}: ${res.summary}`).toBe(true);
+      }
     });
 
     async function attnGpu(q: Float32Array, k: Float32Array, v: Float32Array, seq: number[], B: number, L: number, nH: number, nKv: number, hd: number) {

@@ -15,7 +15,7 @@ struct Params {
   d: u32,       // hidden size
   S: u32,       // vocabulary splits
   chunk: u32,   // vocabulary entries per split (a multiple of WG)
-  _pad0: u32,
+  softcap: f32, // > 0: logits become softcap * tanh(logit / softcap) (Gemma 2's final_logit_softcapping)
   _pad1: u32,
   _pad2: u32,
 }
@@ -33,6 +33,24 @@ const DT = 32u;
 const NEG = -3.0e38;
 
 var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
+
+// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
+// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
+fn tanh_safe(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.25) {
+    let z = x * x;
+    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
+  }
+  let e = exp(-2.0 * a);
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+fn cap4(x: vec4f) -> vec4f {
+  if (p.softcap <= 0.0) { return x; }
+  let c = p.softcap;
+  return c * vec4f(tanh_safe(x.x / c), tanh_safe(x.y / c), tanh_safe(x.z / c), tanh_safe(x.w / c));
+}
 
 fn merge(a: vec2f, b: vec2f) -> vec2f {
   let m = max(a.x, b.x);
@@ -98,6 +116,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       acc2 = fma(x0, w1, acc2);
       acc3 = fma(x1, w1, acc3);
     }
+    acc0 = cap4(acc0);
+    acc1 = cap4(acc1);
+    acc2 = cap4(acc2);
+    acc3 = cap4(acc3);
     online(acc0, &m0, &s0);
     online(acc1, &m1, &s1);
     targetHit(acc0, t0, v, row0);

@@ -8,13 +8,16 @@
 // Indexing of log-probs: out[t] = log p(ids[t] | ids[0..t-1]), predicted from position t-1; out[0]
 // has no prediction.
 
+import { gatedCpu, geluTanhCpu } from '../../kernels/act.js';
+import { addCpu } from '../../kernels/add.js';
 import { attentionCpu } from '../../kernels/attention.js';
+import { embedCpu } from '../../kernels/embed.js';
 import { logprobCpu } from '../../kernels/logprob.js';
 import { matmulCpu } from '../../kernels/matmul.js';
-import { layernormCpu, rmsnormCpu } from '../../kernels/norm.js';
+import { normCpu, rmsnormCpu } from '../../kernels/norm.js';
 import { ropeCpu } from '../../kernels/rope.js';
 import type { LoadedWeights } from './types.js';
-import { tensor } from './types.js';
+import { layerRopeParams, layerUsesRope, layerWindow, optionalTensor, tensor } from './types.js';
 
 function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   const c = w.config;
@@ -26,61 +29,55 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   }
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-/** GPT-2's gelu_new (tanh approximation). */
-export const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
-export const silu = (x: number): number => x / (1 + Math.exp(-x));
-
-function addInPlace(x: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) x[i] += y[i];
-}
-
 /** Final normed hidden states [T, d] of one sequence. */
 export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
   checkIds(w, ids);
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
+  const wOff = c.normWeightOffset ?? 0;
   const norm = (x: Float32Array, prefix: string): Float32Array =>
-    c.norm === 'rms'
-      ? rmsnormCpu(x, tensor(w, `${prefix}.weight`), T, d, c.normEps)
-      : layernormCpu(x, tensor(w, `${prefix}.weight`), tensor(w, `${prefix}.bias`), T, d, c.normEps);
+    normCpu(c.norm, x, tensor(w, `${prefix}.weight`), optionalTensor(w, `${prefix}.bias`), T, d, c.normEps, wOff);
+  // A linear layer; its bias when the tensor exists (the GPU path decides the same way).
+  const linear = (x: Float32Array, weight: string, bias: string | null, out: number, inn: number): Float32Array =>
+    matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  const emb = tensor(w, 'tok_emb');
-  const x = new Float32Array(T * d);
-  for (let t = 0; t < T; t++) x.set(emb.subarray(ids[t] * d, ids[t] * d + d), t * d);
-  if (c.pos === 'learned') {
-    const pe = tensor(w, 'pos_emb');
-    for (let i = 0; i < T * d; i++) x[i] += pe[i];
-  }
+  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
     // Attention block.
     const xn = norm(x, `${p}.attn_norm`);
-    let q = matmulCpu(xn, tensor(w, `${p}.wq`), c.qkvBias ? tensor(w, `${p}.bq`) : null, T, qd, d, 'nk');
-    let k = matmulCpu(xn, tensor(w, `${p}.wk`), c.qkvBias ? tensor(w, `${p}.bk`) : null, T, kvd, d, 'nk');
-    const v = matmulCpu(xn, tensor(w, `${p}.wv`), c.qkvBias ? tensor(w, `${p}.bv`) : null, T, kvd, d, 'nk');
-    if (c.pos === 'rope') {
-      q = ropeCpu(q, 1, T, nH, hd, c.ropeTheta, c.ropeLayout);
-      k = ropeCpu(k, 1, T, nKv, hd, c.ropeTheta, c.ropeLayout);
+    let q = linear(xn, `${p}.wq`, `${p}.bq`, qd, d);
+    let k = linear(xn, `${p}.wk`, `${p}.bk`, kvd, d);
+    const v = linear(xn, `${p}.wv`, `${p}.bv`, kvd, d);
+    // Per-head q/k RMSNorm (Qwen3, Gemma 3): the norm kernel over [T·heads, hd] rows.
+    const qNorm = optionalTensor(w, `${p}.q_norm.weight`), kNorm = optionalTensor(w, `${p}.k_norm.weight`);
+    if (qNorm) q = rmsnormCpu(q, qNorm, T * nH, hd, c.normEps, wOff);
+    if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps, wOff);
+    if (layerUsesRope(c, l)) {
+      const { theta, scaling } = layerRopeParams(c, l);
+      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
+      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
     }
-    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd);
-    addInPlace(x, matmulCpu(att, tensor(w, `${p}.wo`), c.mlpBias ? tensor(w, `${p}.bo`) : null, T, d, qd, 'nk'));
+    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+    let o = linear(att, `${p}.wo`, `${p}.bo`, d, qd);
+    // Gemma: the attention output is normed before the residual add (when the tensor exists).
+    if (w.tensors.has(`${p}.post_attn_norm.weight`)) o = norm(o, `${p}.post_attn_norm`);
+    x = addCpu(x, o);
 
     // Feed-forward block.
     const hn = norm(x, `${p}.ffn_norm`);
     let h: Float32Array;
-    if (c.act === 'swiglu') {
-      const g = matmulCpu(hn, tensor(w, `${p}.w_gate`), null, T, ff, d, 'nk');
-      h = matmulCpu(hn, tensor(w, `${p}.w_up`), null, T, ff, d, 'nk');
-      for (let i = 0; i < h.length; i++) h[i] = silu(g[i]) * h[i];
+    if (c.act === 'swiglu' || c.act === 'geglu') {
+      h = gatedCpu(c.act === 'geglu' ? 'gelu_tanh' : 'silu', linear(hn, `${p}.w_gate`, null, ff, d), linear(hn, `${p}.w_up`, null, ff, d));
     } else {
-      h = matmulCpu(hn, tensor(w, `${p}.w_up`), c.mlpBias ? tensor(w, `${p}.b_up`) : null, T, ff, d, 'nk');
-      for (let i = 0; i < h.length; i++) h[i] = geluTanh(h[i]);
+      h = geluTanhCpu(linear(hn, `${p}.w_up`, `${p}.b_up`, ff, d));
     }
-    addInPlace(x, matmulCpu(h, tensor(w, `${p}.w_down`), c.mlpBias ? tensor(w, `${p}.b_down`) : null, T, d, ff, 'nk'));
+    let m = linear(h, `${p}.w_down`, `${p}.b_down`, d, ff);
+    if (w.tensors.has(`${p}.post_ffn_norm.weight`)) m = norm(m, `${p}.post_ffn_norm`);
+    x = addCpu(x, m);
   }
   return norm(x, 'final_norm');
 }
@@ -92,7 +89,10 @@ export function logitsCpu(w: LoadedWeights, hidden: Float32Array, rows?: readonl
   const r = rows ?? Array.from({ length: T }, (_, i) => i);
   const h = new Float32Array(r.length * d);
   r.forEach((t, i) => h.set(hidden.subarray(t * d, t * d + d), i * d));
-  return matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
+  const logits = matmulCpu(h, tensor(w, 'lm_head'), null, r.length, V, d, 'nk');
+  const cap = w.config.finalSoftcap;
+  if (cap) for (let i = 0; i < logits.length; i++) logits[i] = cap * Math.tanh(logits[i] / cap);
+  return logits;
 }
 
 /**
@@ -118,7 +118,7 @@ export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask
     targets[t - 1] = ids[t];
     mask[t - 1] = !targetMask || targetMask[t] ? 1 : 0;
   }
-  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d);
+  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d, 1, last, w.config.finalSoftcap ?? 0);
   for (let t = 1; t <= last; t++) if (mask[t - 1]) out[t] = logp[t - 1];
   return out;
 }

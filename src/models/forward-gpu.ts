@@ -18,15 +18,22 @@ import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { toF16 } from '../util/f16.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
-import { LoadedWeights, ModelConfig, tensor } from './types.js';
+import type { RopeScaling } from '../../kernels/rope.js';
+import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
 interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
 
 interface Layer {
   attnNorm: GPUBuffer; attnNormB: GPUBuffer | null;
   q: Linear; k: Linear; v: Linear; o: Linear;
+  /** Per-head RMSNorm weights of q and k [hd] (Qwen3), when the tensors exist. */
+  qNorm: GPUBuffer | null; kNorm: GPUBuffer | null;
+  window: number; rope: boolean;
   ffnNorm: GPUBuffer; ffnNormB: GPUBuffer | null;
+  /** Gemma: norms of the attention / MLP outputs before their residual adds, when the tensors exist. */
+  postAttnNorm: GPUBuffer | null; postFfnNorm: GPUBuffer | null;
   gate: Linear | null; up: Linear; down: Linear;
+  theta: number; scaling: RopeScaling | null;
 }
 
 export interface GpuForwardOptions {
@@ -85,8 +92,12 @@ export class GpuTransformer {
         attnNorm: up(`${p}attn_norm.weight`), attnNormB: opt(`${p}attn_norm.bias`),
         q: lin(`${p}wq`, `${p}bq`, qd, c.dim), k: lin(`${p}wk`, `${p}bk`, kvd, c.dim), v: lin(`${p}wv`, `${p}bv`, kvd, c.dim),
         o: lin(`${p}wo`, `${p}bo`, c.dim, qd),
+        qNorm: opt(`${p}q_norm.weight`), kNorm: opt(`${p}k_norm.weight`),
+        window: layerWindow(c, i), rope: layerUsesRope(c, i),
         ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
-        gate: c.act === 'swiglu' ? lin(`${p}w_gate`, null, c.hiddenDim, c.dim) : null,
+        postAttnNorm: opt(`${p}post_attn_norm.weight`), postFfnNorm: opt(`${p}post_ffn_norm.weight`),
+        gate: c.act === 'swiglu' || c.act === 'geglu' ? lin(`${p}w_gate`, null, c.hiddenDim, c.dim) : null,
+        ...layerRopeParams(c, i),
         up: lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
         down: lin(`${p}w_down`, `${p}b_down`, c.dim, c.hiddenDim),
       });
@@ -132,37 +143,52 @@ export class GpuTransformer {
     const att = rt.acquire(T * qd * 4, 'storage', 'att');
     const proj = rt.acquire(T * d * 4, 'storage', 'proj');
     const h1 = rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn1');
-    const h2 = c.act === 'swiglu' ? rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn2') : null;
+    const h2 = c.act === 'swiglu' || c.act === 'geglu' ? rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn2') : null;
+    const anyPostNorm = this.layers.some((l) => l.postAttnNorm || l.postFfnNorm);
+    const pn = anyPostNorm ? rt.acquire(T * d * 4, 'storage', 'postNorm') : null;
+    const wOff = c.normWeightOffset ?? 0;
+    // Normed q/k (the norm kernel is out of place) for layers with q/k norms.
+    const anyQkNorm = this.layers.some((l) => l.qNorm || l.kNorm);
+    const qn = anyQkNorm ? rt.acquire(T * qd * 4, 'storage', 'qn') : null;
+    const kn = anyQkNorm ? rt.acquire(T * kvd * 4, 'storage', 'kn') : null;
 
-    embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize });
-    const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer) =>
-      normGpu(rt, { kind: c.norm, x, weight: w, bias: b, out, rows: T, d, eps: c.normEps });
+    embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize, scale: c.embedScale });
+    const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer, src: GPUBuffer = x) =>
+      normGpu(rt, { kind: c.norm, x: src, weight: w, bias: b, out, rows: T, d, eps: c.normEps, weightOffset: wOff });
+    // residual += (post-norm of) the block output in proj.
+    const residual = (postNorm: GPUBuffer | null) => {
+      if (postNorm) { norm(postNorm, null, pn!, proj); addGpu(rt, { x: pn!, y: x, n: T * d }); } else addGpu(rt, { x: proj, y: x, n: T * d });
+    };
     for (const layer of this.layers) {
       norm(layer.attnNorm, layer.attnNormB, xn);
       this.linear(xn, layer.q, q, T);
       this.linear(xn, layer.k, k, T);
       this.linear(xn, layer.v, v, T);
-      if (c.pos === 'rope') {
-        ropeGpu(rt, { q, k, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: c.ropeTheta, layout: c.ropeLayout });
+      // Per-head q/k RMSNorm (Qwen3): the norm kernel over [T·heads, hd] rows.
+      let qa = q, ka = k;
+      if (layer.qNorm) { normGpu(rt, { kind: 'rms', x: q, weight: layer.qNorm, out: qn!, rows: T * c.nHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); qa = qn!; }
+      if (layer.kNorm) { normGpu(rt, { kind: 'rms', x: k, weight: layer.kNorm, out: kn!, rows: T * c.nKvHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); ka = kn!; }
+      if (layer.rope) {
+        ropeGpu(rt, { q: qa, k: ka, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim });
       }
-      attentionGpu(rt, { q, k, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim });
+      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap });
       this.linear(att, layer.o, proj, T);
-      addGpu(rt, { x: proj, y: x, n: T * d });
+      residual(layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);
       if (layer.gate && h2) {
         this.linear(xn, layer.gate, h1, T);
         this.linear(xn, layer.up, h2, T);
-        swigluGpu(rt, { gate: h1, up: h2, n: T * c.hiddenDim });
+        swigluGpu(rt, { gate: h1, up: h2, n: T * c.hiddenDim, act: c.act === 'geglu' ? 'gelu_tanh' : 'silu' });
       } else {
         this.linear(xn, layer.up, h1, T);
         geluGpu(rt, { x: h1, n: T * c.hiddenDim, kind: 'tanh' });
       }
       this.linear(h1, layer.down, proj, T);
-      addGpu(rt, { x: proj, y: x, n: T * d });
+      residual(layer.postFfnNorm);
     }
     const out = rt.acquire(T * d * 4, 'storage', 'hidden');
     norm(this.finalNorm, this.finalNormB, out);
-    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2]) if (b) rt.release(b);
+    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2, qn, kn, pn]) if (b) rt.release(b);
     return out;
   }
 
@@ -185,7 +211,7 @@ export class GpuTransformer {
     const H = this.forwardHidden(batch);
     const tb = rt.upload(targets, 'targets'), mb = rt.upload(mask, 'mask');
     const logp = rt.acquire(T * 4, 'storage', 'logp');
-    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 } });
+    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
     const all = await rt.readF32(logp, T);
     for (const b of [H, tb, mb, logp]) rt.release(b);
     return seqs.map((s, b) => ({ logprobs: all.slice(b * L, b * L + Math.max(0, s.ids.length - 1)) }));

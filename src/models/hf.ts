@@ -1,9 +1,14 @@
 // Hugging Face model folders (config.json + safetensors) → canonical weights.
 //
-//   LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM: model.embed_tokens, model.layers.{i}.
-//     {input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj},
-//     model.norm, lm_head (absent when tie_word_embeddings). Already [out, in]. HF's q/k rows are
-//     in rotate_half order, so ropeLayout is 'half' and no permutation is needed. Qwen2 adds q/k/v biases.
+//   Llama family — LlamaForCausalLM (Llama 2/3.x, SmolLM2), MistralForCausalLM, MinistralForCausalLM, Qwen2ForCausalLM,
+//     Qwen3ForCausalLM, SmolLM3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM:
+//     model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
+//     post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head (absent when tied).
+//     Already [out, in]. HF's q/k rows are in rotate_half order, so ropeLayout is 'half'. Qwen2 adds
+//     q/k/v biases; Qwen3 and Gemma 3 per-head self_attn.{q,k}_norm; Phi-3 fuses qkv_proj and
+//     gate_up_proj (split here); Gemma's post_attention_layernorm normalises the attention output and
+//     pre_/post_feedforward_layernorm wrap the MLP. Per-family config (rope scaling, windows, NoPE
+//     layers, soft-caps, ...) is read from each family's own config.json field names.
 //   GPT2LMHeadModel: (transformer.)wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
 //     mlp.c_proj}, ln_f. Conv1D stores weights [in, out]: transposed to [out, in]; c_attn is the fused
 //     q|k|v [d, 3d] and is split. The LM head is tied to wte.
@@ -14,9 +19,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
+import type { RopeScaling } from '../../kernels/rope.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from './types.js';
 
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
+export const SUPPORTED_ARCHITECTURES = [
+  'LlamaForCausalLM', 'MistralForCausalLM', 'MinistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM',
+  'Gemma2ForCausalLM', 'Gemma3ForCausalLM', 'Phi3ForCausalLM', 'GPT2LMHeadModel',
+] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 type Json = Record<string, unknown>;
@@ -108,33 +117,236 @@ export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInf
     };
   }
 
-  // Llama family.
+  if (architecture === 'Gemma2ForCausalLM' || architecture === 'Gemma3ForCausalLM') return { architecture, raw, config: gemmaConfig(raw, path, architecture, name, ids, num) };
+
+  // Llama family (Llama 2/3.x, SmolLM2, Mistral, Qwen2, Qwen3, SmolLM3).
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw unsupported(`hidden_act ${JSON.stringify(act)} (only silu)`);
-  const rs = raw.rope_scaling as Json | null | undefined;
-  if (rs && (rs.rope_type ?? rs.type) !== 'default') throw unsupported(`rope_scaling ${JSON.stringify(rs)}`);
-  if (raw.attention_bias === true && architecture !== 'Qwen2ForCausalLM') throw unsupported('attention_bias true');
+  if (raw.attention_bias === true && architecture !== 'Qwen2ForCausalLM' && architecture !== 'Qwen3ForCausalLM') throw unsupported('attention_bias true');
   if (raw.mlp_bias === true) throw unsupported('mlp_bias true');
   const d = num('hidden_size');
   const nHeads = num('num_attention_heads');
   const nKvHeads = num('num_key_value_heads', nHeads);
+  const nLayers = num('num_hidden_layers');
+  // head_dim: explicit in Qwen3 (and may differ from hidden_size / heads); null means the default.
   const headDim = num('head_dim', d / nHeads);
   if (nHeads % nKvHeads !== 0) throw new Error(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`${path}: head size ${headDim} must be an even integer`);
   let maxSeqLen = num('max_position_embeddings', 2048);
-  // Sliding-window attention equals full attention while sequences fit in the window: cap there.
-  const sliding = architecture === 'Qwen2ForCausalLM' ? (raw.use_sliding_window === true ? raw.sliding_window : null) : raw.sliding_window;
-  if (typeof sliding === 'number' && sliding > 0) maxSeqLen = Math.min(maxSeqLen, sliding);
+  // Phi-3/4: partial rotary (partial_rotary_factor of each head's dims rotate; modeling_phi3.py).
+  const prf = typeof raw.partial_rotary_factor === 'number' ? raw.partial_rotary_factor : 1;
+  const rotaryDim = Math.trunc(headDim * prf);
+  if (!(prf > 0 && prf <= 1) || rotaryDim % 2 !== 0 || rotaryDim < 2) throw new Error(`${path}: partial_rotary_factor ${prf} gives rotary dim ${rotaryDim} of head dim ${headDim} (must be even, >= 2)`);
+  const { theta, scaling } = ropeConfig(raw, path, architecture, num, rotaryDim);
+  if (scaling?.type === 'longrope') {
+    // transformers switches to long_factor past original_max_position_embeddings (dynamic_rope_update);
+    // concord keeps the short factors, so sequences stop there.
+    const orig = num('original_max_position_embeddings', maxSeqLen);
+    maxSeqLen = Math.min(maxSeqLen, orig);
+  }
+  const layerWindows = slidingWindows(raw, path, architecture, nLayers);
+  const layerRope = architecture === 'SmolLM3ForCausalLM' ? smolLM3Rope(raw, path, nLayers) : undefined;
+  // Qwen2 always has q/k/v biases; Qwen3 and SmolLM3 have them when attention_bias says so.
+  const qkvBias = architecture === 'Qwen2ForCausalLM' || raw.attention_bias === true;
   return {
     architecture,
     raw,
     config: {
-      arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers: num('num_hidden_layers'),
+      arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers,
       nHeads, nKvHeads, headDim, maxSeqLen, normEps: num('rms_norm_eps', 1e-6), norm: 'rms', act: 'swiglu', pos: 'rope',
-      ropeTheta: num('rope_theta', 10000), ropeLayout: 'half', qkvBias: architecture === 'Qwen2ForCausalLM', mlpBias: false,
-      tiedEmbeddings: raw.tie_word_embeddings === true, ...ids,
+      ropeTheta: theta, ropeLayout: 'half', qkvBias, mlpBias: false,
+      // SmolLM3's config class defaults to tied embeddings; the others to untied.
+      tiedEmbeddings: (raw.tie_word_embeddings ?? architecture === 'SmolLM3ForCausalLM') === true, ...ids,
+      ...(scaling ? { ropeScaling: scaling } : {}),
+      ...(rotaryDim !== headDim ? { rotaryDim } : {}),
+      ...(layerWindows.some((w) => w > 0) ? { layerWindows } : {}),
+      ...(layerRope && layerRope.some((r) => !r) ? { layerRope } : {}),
     },
   };
+}
+
+type NumField = (key: string, fallback?: number) => number;
+
+/**
+ * Gemma 2 (models/gemma2/modeling_gemma2.py, configuration_gemma2.py) and Gemma 3 text
+ * (models/gemma3/modeling_gemma3.py, configuration_gemma3.py Gemma3TextConfig): embeddings x
+ * sqrt(hidden), RMSNorm with (1 + w), norms before and after attention and MLP, GeGLU with
+ * gelu_pytorch_tanh, scores scaled by query_pre_attn_scalar^-0.5, sliding-window layers
+ * interleaved with global ones (layer_types, else Gemma 2: even layers slide; Gemma 3: all but
+ * every sliding_window_pattern-th); Gemma 2's attention and final-logit soft-caps; Gemma 3's
+ * per-head q/k norms and local RoPE base (rope_local_base_freq, unscaled) on sliding layers.
+ */
+function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' | 'Gemma3ForCausalLM', name: string,
+  ids: { bosId: number | null; eosId: number | null; padId: number | null }, num: NumField): ModelConfig {
+  const g3 = architecture === 'Gemma3ForCausalLM';
+  const act = raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh';
+  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh') throw new Error(`${path}: ${architecture} with hidden_activation ${JSON.stringify(act)} is not supported (only gelu_pytorch_tanh)`);
+  if (raw.attention_bias === true) throw new Error(`${path}: ${architecture} with attention_bias true is not supported`);
+  if (raw.tie_word_embeddings === false) throw new Error(`${path}: ${architecture} with tie_word_embeddings false is not supported`);
+  if (g3 && raw.use_bidirectional_attention === true) throw new Error(`${path}: ${architecture} with use_bidirectional_attention is not supported (causal LM scoring)`);
+  const d = num('hidden_size');
+  const nHeads = num('num_attention_heads');
+  const nKvHeads = num('num_key_value_heads', nHeads);
+  const nLayers = num('num_hidden_layers');
+  const headDim = num('head_dim', 256);
+  if (nHeads % nKvHeads !== 0) throw new Error(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`${path}: head size ${headDim} must be an even integer`);
+  const window = num('sliding_window', 4096);
+  let types: string[];
+  if (Array.isArray(raw.layer_types)) {
+    types = (raw.layer_types as string[]).slice(0, nLayers);
+    if (types.length < nLayers) throw new Error(`${path}: layer_types has ${types.length} entries for ${nLayers} layers`);
+  } else if (g3) {
+    const pattern = num('sliding_window_pattern', 6);
+    types = Array.from({ length: nLayers }, (_, i) => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'));
+  } else {
+    types = Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  }
+  const layerWindows = types.map((t, i) => {
+    if (t === 'sliding_attention') return window;
+    if (t === 'full_attention') return 0;
+    throw new Error(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
+  });
+  // RoPE: rope_theta / rope_scaling / rope_local_base_freq as checkpoints ship them, or
+  // rope_parameters keyed by layer type (newer transformers).
+  let theta: number, scaling: RopeScaling | null = null, localTheta: number | undefined;
+  const rp = raw.rope_parameters as Json | undefined;
+  if (rp && typeof rp === 'object' && (rp.full_attention || rp.sliding_attention)) {
+    const full = (rp.full_attention ?? {}) as Json, loc = (rp.sliding_attention ?? {}) as Json;
+    ({ theta, scaling } = ropeConfig({ rope_parameters: full }, path, architecture, num));
+    if (g3) {
+      const l = ropeConfig({ rope_parameters: loc }, path, architecture, num);
+      if (l.scaling) throw new Error(`${path}: ${architecture} with scaled RoPE on sliding layers is not supported`);
+      localTheta = l.theta;
+    }
+  } else {
+    ({ theta, scaling } = ropeConfig(raw, path, architecture, num));
+    if (g3) localTheta = num('rope_local_base_freq', 10000);
+  }
+  // Absent fields take the config classes' defaults (Gemma2Config: 50 / 30; Gemma3TextConfig: none); null disables.
+  const softcap = (k: string, fallback: number | undefined): number | undefined => {
+    const v = raw[k] === undefined ? fallback : raw[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !(v > 0)) throw new Error(`${path}: ${k} must be a positive number or null (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  // Gemma 3 does not pass attn_logit_softcapping to its attention (modeling_gemma3.py); Gemma 2 does.
+  const attnSoftcap = g3 ? undefined : softcap('attn_logit_softcapping', 50);
+  const finalSoftcap = softcap('final_logit_softcapping', g3 ? undefined : 30);
+  return {
+    arch: 'llama', name, vocabSize: num('vocab_size'), dim: d, hiddenDim: num('intermediate_size'), nLayers, nHeads, nKvHeads, headDim,
+    maxSeqLen: num('max_position_embeddings', 8192), normEps: num('rms_norm_eps', 1e-6), norm: 'rms', act: 'geglu', pos: 'rope',
+    ropeTheta: theta, ropeLayout: 'half', qkvBias: false, mlpBias: false, tiedEmbeddings: true, ...ids,
+    ...(scaling ? { ropeScaling: scaling } : {}),
+    ...(localTheta !== undefined ? { ropeLocalTheta: localTheta } : {}),
+    ...(layerWindows.some((w) => w > 0) ? { layerWindows } : {}),
+    normWeightOffset: 1,
+    // sqrt(hidden) in the compute dtype (modeling_gemma2.py: torch.tensor(hidden_size**0.5, dtype=hidden_states.dtype)); f32 here.
+    embedScale: Math.fround(Math.sqrt(d)),
+    attnScale: num('query_pre_attn_scalar', 256) ** -0.5,
+    ...(attnSoftcap ? { attnSoftcap } : {}),
+    ...(finalSoftcap ? { finalSoftcap } : {}),
+  };
+}
+
+
+/**
+ * rope_theta and rope_scaling (config.json as checkpoints ship it), or rope_parameters (how newer
+ * transformers versions save the two together). Scaling types: none/'default', 'linear' (factor;
+ * Gemma 3's global layers) and 'llama3' (Llama 3.1/3.2: factor, low_freq_factor,
+ * high_freq_factor, original_max_position_embeddings).
+ */
+function ropeConfig(raw: Json, path: string, architecture: string, num: NumField, rotaryDim = 0): { theta: number; scaling: RopeScaling | null } {
+  const params = (raw.rope_parameters ?? null) as Json | null;
+  const rs = (params ?? raw.rope_scaling ?? null) as Json | null;
+  const thetaDefault = architecture === 'SmolLM3ForCausalLM' ? 2000000 : 10000;
+  const theta = params && typeof params.rope_theta === 'number' ? params.rope_theta : num('rope_theta', thetaDefault);
+  if (!rs) return { theta, scaling: null };
+  const type = rs.rope_type ?? rs.type ?? 'default';
+  if (type === 'default') return { theta, scaling: null };
+  if (type === 'llama3') {
+    const f = (k: string): number => {
+      const v = rs[k];
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: rope_scaling llama3 needs a numeric "${k}" (got ${JSON.stringify(v)})`);
+      return v;
+    };
+    const scaling: RopeScaling = {
+      type: 'llama3', factor: f('factor'), lowFreqFactor: f('low_freq_factor'), highFreqFactor: f('high_freq_factor'),
+      originalMaxPositionEmbeddings: f('original_max_position_embeddings'),
+    };
+    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) throw new Error(`${path}: rope_scaling llama3 needs high_freq_factor > low_freq_factor`);
+    return { theta, scaling };
+  }
+  if (type === 'linear') {
+    const factor = rs.factor;
+    if (typeof factor !== 'number' || !(factor > 0)) throw new Error(`${path}: rope_scaling linear needs a positive numeric "factor" (got ${JSON.stringify(factor)})`);
+    return { theta, scaling: { type: 'linear', factor } };
+  }
+  if (type === 'longrope' || type === 'su') {
+    // modeling_rope_utils.py _compute_longrope_parameters ('su' is its old name in Phi-3 configs).
+    const sf = rs.short_factor;
+    if (!Array.isArray(sf) || sf.length !== rotaryDim / 2 || sf.some((v) => typeof v !== 'number' || !(v > 0))) {
+      throw new Error(`${path}: rope_scaling longrope needs short_factor: ${rotaryDim / 2} positive numbers (rotary dim ${rotaryDim} / 2; got ${Array.isArray(sf) ? `${sf.length} entries` : JSON.stringify(sf)})`);
+    }
+    const maxPos = num('max_position_embeddings', 2048);
+    const origTop = raw.original_max_position_embeddings;
+    const orig = typeof origTop === 'number' ? origTop : typeof rs.original_max_position_embeddings === 'number' ? rs.original_max_position_embeddings : maxPos;
+    const factor = typeof origTop === 'number' ? maxPos / origTop : typeof rs.factor === 'number' ? rs.factor : maxPos / orig;
+    const attentionFactor = typeof rs.attention_factor === 'number' ? rs.attention_factor : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
+    return { theta, scaling: { type: 'longrope', factors: sf as number[], attentionFactor } };
+  }
+  throw new Error(`${path}: ${architecture} with rope_scaling ${JSON.stringify(rs)} is not supported (supported rope types: default, linear, llama3, longrope)`);
+}
+
+/**
+ * Per-layer sliding windows, as transformers builds them: an explicit layer_types list
+ * ("sliding_attention" / "full_attention") wins; else Mistral slides every layer when
+ * sliding_window is set; Qwen2/Qwen3 slide layers i >= max_window_layers when use_sliding_window;
+ * SmolLM3 slides its NoPE layers when use_sliding_window (configuration_*.py of each).
+ */
+function slidingWindows(raw: Json, path: string, architecture: string, nLayers: number): number[] {
+  const sw = raw.sliding_window;
+  const window = typeof sw === 'number' && sw > 0 ? sw : 0;
+  // Mistral and Phi-3 pass config.sliding_window to every layer (modeling_mistral.py, modeling_phi3.py).
+  // Ministral: sliding layers from layer_types, all of them by default (configuration_ministral.py).
+  const everyLayer = architecture === 'MistralForCausalLM' || architecture === 'MinistralForCausalLM' || architecture === 'LlamaForCausalLM' || architecture === 'Phi3ForCausalLM';
+  const enabled = everyLayer ? window > 0 : raw.use_sliding_window === true && window > 0;
+  if (raw.use_sliding_window === true && window === 0) throw new Error(`${path}: use_sliding_window is true but sliding_window is ${JSON.stringify(sw)}`);
+  if (Array.isArray(raw.layer_types)) {
+    const lt = raw.layer_types as unknown[];
+    if (lt.length < nLayers) throw new Error(`${path}: layer_types has ${lt.length} entries for ${nLayers} layers`);
+    return lt.slice(0, nLayers).map((t, i) => {
+      if (t === 'full_attention') return 0;
+      if (t === 'sliding_attention') {
+        // Qwen2/3 and SmolLM3 drop the window unless use_sliding_window (their configuration_*.py).
+        return enabled ? window : 0;
+      }
+      throw new Error(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
+    });
+  }
+  if (!enabled) return new Array(nLayers).fill(0);
+  if (architecture === 'Qwen2ForCausalLM' || architecture === 'Qwen3ForCausalLM') {
+    const mwl = typeof raw.max_window_layers === 'number' ? raw.max_window_layers : nLayers;
+    return Array.from({ length: nLayers }, (_, i) => (i >= mwl ? window : 0));
+  }
+  if (architecture === 'SmolLM3ForCausalLM') {
+    const rope = smolLM3Rope(raw, path, nLayers);
+    return rope.map((r) => (r ? 0 : window));
+  }
+  return new Array(nLayers).fill(window);
+}
+
+/** SmolLM3's no_rope_layers: 1 = the layer uses RoPE, 0 = NoPE; default every 4th layer NoPE (configuration_smollm3.py). */
+function smolLM3Rope(raw: Json, path: string, nLayers: number): boolean[] {
+  const nrl = raw.no_rope_layers;
+  if (nrl === undefined || nrl === null) {
+    const interval = typeof raw.no_rope_layer_interval === 'number' ? raw.no_rope_layer_interval : 4;
+    return Array.from({ length: nLayers }, (_, i) => (i + 1) % interval !== 0);
+  }
+  if (!Array.isArray(nrl) || nrl.length < nLayers || nrl.some((v) => v !== 0 && v !== 1)) {
+    throw new Error(`${path}: no_rope_layers must list 0/1 for each of the ${nLayers} layers (got ${JSON.stringify(nrl)})`);
+  }
+  return (nrl as number[]).slice(0, nLayers).map((v) => v === 1);
 }
 
 /** [rows, cols] → [cols, rows]. */
@@ -153,8 +365,15 @@ function getChecked(src: TensorSource, name: string, shape: number[]): Float32Ar
   return src.get(name);
 }
 
-function loadLlamaFamily(src: TensorSource, c: ModelConfig): TensorMap {
+function loadLlamaFamily(src: TensorSource, c: ModelConfig, architecture: HfArchitecture): TensorMap {
   const t: TensorMap = new Map();
+  // Qwen3 and Gemma 3: RMSNorm over each head of q and k (modeling_qwen3.py Qwen3Attention.q_norm / k_norm).
+  const qkNorm = architecture === 'Qwen3ForCausalLM' || architecture === 'Gemma3ForCausalLM';
+  // Gemma 2/3: post_attention_layernorm normalises the attention output (not the MLP input);
+  // pre_/post_feedforward_layernorm wrap the MLP.
+  const sandwich = architecture === 'Gemma2ForCausalLM' || architecture === 'Gemma3ForCausalLM';
+  // Phi-3/4: fused qkv_proj and gate_up_proj, split here into the canonical tensors.
+  const fused = architecture === 'Phi3ForCausalLM';
   const pre = src.has('model.embed_tokens.weight') ? 'model.' : '';
   const { dim: d, hiddenDim: ff, vocabSize: V } = c;
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
@@ -162,18 +381,43 @@ function loadLlamaFamily(src: TensorSource, c: ModelConfig): TensorMap {
   for (let i = 0; i < c.nLayers; i++) {
     const h = `${pre}layers.${i}.`, o = `layers.${i}.`;
     t.set(`${o}attn_norm.weight`, getChecked(src, `${h}input_layernorm.weight`, [d]));
-    t.set(`${o}wq`, getChecked(src, `${h}self_attn.q_proj.weight`, [qd, d]));
-    t.set(`${o}wk`, getChecked(src, `${h}self_attn.k_proj.weight`, [kvd, d]));
-    t.set(`${o}wv`, getChecked(src, `${h}self_attn.v_proj.weight`, [kvd, d]));
+    if (fused) {
+      // Phi-3: qkv_proj rows are q | k | v (modeling_phi3.py Phi3Attention: query_pos = heads · head_dim).
+      const qkv = getChecked(src, `${h}self_attn.qkv_proj.weight`, [qd + 2 * kvd, d]);
+      t.set(`${o}wq`, qkv.slice(0, qd * d));
+      t.set(`${o}wk`, qkv.slice(qd * d, (qd + kvd) * d));
+      t.set(`${o}wv`, qkv.slice((qd + kvd) * d));
+    } else {
+      t.set(`${o}wq`, getChecked(src, `${h}self_attn.q_proj.weight`, [qd, d]));
+      t.set(`${o}wk`, getChecked(src, `${h}self_attn.k_proj.weight`, [kvd, d]));
+      t.set(`${o}wv`, getChecked(src, `${h}self_attn.v_proj.weight`, [kvd, d]));
+    }
     if (c.qkvBias) {
       t.set(`${o}bq`, getChecked(src, `${h}self_attn.q_proj.bias`, [qd]));
       t.set(`${o}bk`, getChecked(src, `${h}self_attn.k_proj.bias`, [kvd]));
       t.set(`${o}bv`, getChecked(src, `${h}self_attn.v_proj.bias`, [kvd]));
     }
     t.set(`${o}wo`, getChecked(src, `${h}self_attn.o_proj.weight`, [d, qd]));
-    t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
-    t.set(`${o}w_gate`, getChecked(src, `${h}mlp.gate_proj.weight`, [ff, d]));
-    t.set(`${o}w_up`, getChecked(src, `${h}mlp.up_proj.weight`, [ff, d]));
+    if (qkNorm) {
+      t.set(`${o}q_norm.weight`, getChecked(src, `${h}self_attn.q_norm.weight`, [c.headDim]));
+      t.set(`${o}k_norm.weight`, getChecked(src, `${h}self_attn.k_norm.weight`, [c.headDim]));
+    }
+    if (sandwich) {
+      t.set(`${o}post_attn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
+      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}pre_feedforward_layernorm.weight`, [d]));
+      t.set(`${o}post_ffn_norm.weight`, getChecked(src, `${h}post_feedforward_layernorm.weight`, [d]));
+    } else {
+      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
+    }
+    if (fused) {
+      // Phi-3: gate_up_proj rows are gate | up (Phi3MLP: gate, up_states = chunk(2); up_states * act(gate)).
+      const gu = getChecked(src, `${h}mlp.gate_up_proj.weight`, [2 * ff, d]);
+      t.set(`${o}w_gate`, gu.slice(0, ff * d));
+      t.set(`${o}w_up`, gu.slice(ff * d));
+    } else {
+      t.set(`${o}w_gate`, getChecked(src, `${h}mlp.gate_proj.weight`, [ff, d]));
+      t.set(`${o}w_up`, getChecked(src, `${h}mlp.up_proj.weight`, [ff, d]));
+    }
     t.set(`${o}w_down`, getChecked(src, `${h}mlp.down_proj.weight`, [d, ff]));
   }
   t.set('final_norm.weight', getChecked(src, `${pre}norm.weight`, [d]));
@@ -219,8 +463,8 @@ function loadGpt2(src: TensorSource, c: ModelConfig): TensorMap {
 
 /** Load a Hugging Face folder. `tokenizer` supplies special ids that config.json leaves out. */
 export function loadHf(dir: string, tokenizer?: TextTokenizer): LoadedWeights {
-  const { config } = readHfConfig(dir, tokenizer);
+  const { config, architecture } = readHfConfig(dir, tokenizer);
   const src = openSafetensorsFolder(dir);
-  const tensors = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config);
+  const tensors = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config, architecture);
   return { config, tensors };
 }
