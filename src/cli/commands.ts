@@ -118,7 +118,8 @@ export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [opt
 Models and devices
   --model <path|default>        forward model (default: stories15M)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
-  --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
+  --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
+                                cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -225,8 +226,8 @@ async function setupScorer(v: ScoreValues, quiet: boolean): Promise<ScoreSetup> 
     // An f16 GPU model is checked by a twin whose weights are rounded through f16 the same way, so
     // the f32 tolerance measures the kernels, not the storage format.
     const f16 = { f16: (lm as { f16?: boolean }).f16 ?? false };
-    const twin = await loadLm(v.model ?? 'default', 'cpu', f16);
-    const twinRev = v['reverse-model'] ? await loadLm(v['reverse-model'], 'cpu', f16) : undefined;
+    const twin = await loadLm(v.model ?? 'default', 'cpu-twin', f16);
+    const twinRev = v['reverse-model'] ? await loadLm(v['reverse-model'], 'cpu-twin', f16) : undefined;
     verify = { model: twin, reverseModel: twinRev, batches: verifyN, tol: numFlag(v['verify-tol'], '--verify-tol', { min: 0 }) ?? 1e-3 };
   }
   const inject = Number(process.env.CONCORD_TEST_INJECT_DEVIATION ?? 0);

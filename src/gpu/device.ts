@@ -4,7 +4,8 @@
 // ourselves (a Mesa lavapipe >= 24 ICD when installed, else Chromium's SwiftShader) and say so.
 // This must happen before dawn.node's create(), because the loader reads the variable then.
 
-export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
+/** 'cpu-twin': the CPU path on the TypeScript twin instead of onnxruntime (the reference; for debugging and tests). */
+export type DeviceChoice = 'auto' | 'webgpu' | 'cpu' | 'cpu-twin';
 
 export interface AdapterSummary {
   vendor: string;
@@ -200,7 +201,7 @@ export const adapterName = (gpu: GpuHandle): string =>
  * adapter is an error. The reason is always returned so callers can print it.
  */
 export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecision> {
-  if (choice === 'cpu') return { backend: 'cpu', gpu: null, reason: '--device cpu: CPU path chosen explicitly' };
+  if (choice === 'cpu' || choice === 'cpu-twin') return { backend: 'cpu', gpu: null, reason: `--device ${choice}: CPU path chosen explicitly` };
   let gpu: GpuHandle;
   try {
     gpu = await requestGpu();
@@ -219,6 +220,6 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
 
 export function parseDeviceChoice(s: string | undefined): DeviceChoice {
   const v = s ?? 'auto';
-  if (v !== 'auto' && v !== 'webgpu' && v !== 'cpu') throw new Error(`--device must be auto, webgpu or cpu (got '${v}')`);
+  if (v !== 'auto' && v !== 'webgpu' && v !== 'cpu' && v !== 'cpu-twin') throw new Error(`--device must be auto, webgpu, cpu or cpu-twin (got '${v}')`);
   return v;
 }
