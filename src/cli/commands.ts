@@ -191,14 +191,15 @@ async function embedderFor(mode: string, spec: string | undefined, lm: LoadedLm)
   if (mode === 'off' || mode === 'lm') return { cosine: mode, embedder: null };
   if (mode !== 'auto' && mode !== 'embed') throw new CliUsageError(`--cosine must be auto, embed, lm or off (got '${mode}')`);
   const name = spec ?? 'minilm';
-  // auto on the CPU path: the encoder's CPU twin costs several times the LM per token (measured on
-  // the sample: ~4×), so auto takes the LM's hidden states there unless --embed-model is given.
-  if (mode === 'auto' && !spec && lm.backend === 'cpu') {
-    return { cosine: 'lm', embedder: null, note: "concord: cosine from the LM's mean hidden states (CPU path; --cosine embed for all-MiniLM-L6-v2, slower on the CPU)" };
-  }
   try {
     const { loadEmbedder } = await import('../embed/index.js');
     const enc = await loadEmbedder(name, { device: lm.runtime ?? 'cpu' });
+    // auto on the CPU path: the encoder on onnxruntime adds ~0.4× the LM's time (data/sample-pairs,
+    // stories15M), but its CPU twin several times the LM's: with the twin, auto takes the LM's hidden states.
+    if (mode === 'auto' && !spec && enc.device === 'cpu' && /twin/i.test(enc.deviceName)) {
+      enc.dispose();
+      return { cosine: 'lm', embedder: null, note: "concord: cosine from the LM's mean hidden states (the encoder would run on its CPU twin, several times slower than the LM; --cosine embed to use it anyway)" };
+    }
     const label = name.toLowerCase() === 'minilm' ? 'all-MiniLM-L6-v2' : path.basename(name.replace(/[\\/]+$/, ''));
     return { cosine: 'embed', embedder: { embed: (t) => enc.embed(t), name: label } };
   } catch (e) {

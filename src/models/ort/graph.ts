@@ -196,8 +196,9 @@ export class LmGraph {
   headLogprobs(h: V, targets: V): V {
     const g = this.g, { B, L, N } = this.dims;
     const logits = this.linear(h, 'lm_head', null); // [N, V]
+    const tg = this.reshape(targets, [N, 1]);
     const logp = g.op('LogSoftmax', [logits], { axis: 1 });
-    const picked = g.op('GatherElements', [logp, this.reshape(targets, [N, 1])], { axis: 1 }); // [N, 1]
+    const picked = g.op('GatherElements', [logp, tg], { axis: 1 }); // [N, 1]
     return this.reshape(picked, [B, L]);
   }
 
