@@ -50,14 +50,15 @@ export const DATASETS = [
   { name: 'alpaca-cherry-5pct', file: 'alpaca-cherry-5pct.json', format: 'json-array' as const },
 ];
 
-type Contestant = 'peer' | 'webgpu' | 'cpu';
+type Device = 'webgpu' | 'cpu' | 'cpu-twin';
+type Contestant = 'peer' | Device;
 
 interface Args {
   markdown: boolean;
   json: boolean;
   limit: number;
   softwareGpuLimit: number;
-  devices: ('webgpu' | 'cpu')[];
+  devices: Device[];
   peer: boolean;
   dataDir: string;
   out: string | null;
@@ -77,7 +78,7 @@ function parse(argv: string[]): Args {
       json: { type: 'boolean', default: false },
       limit: { type: 'string', default: String(DEFAULT_LIMIT) },
       'software-gpu-limit': { type: 'string', default: String(DEFAULT_SOFTWARE_GPU_LIMIT) },
-      devices: { type: 'string', default: 'webgpu,cpu' },
+      devices: { type: 'string', default: 'webgpu,cpu,cpu-twin' },
       'no-peer': { type: 'boolean', default: false },
       data: { type: 'string', default: join(ROOT, '..', 'shared', 'data') },
       out: { type: 'string' },
@@ -93,7 +94,7 @@ function parse(argv: string[]): Args {
   npm run bench -- --report bench/results/e2e-<date>.json [--markdown]   re-print a saved run
   --limit N      first N pairs of each data set (default ${DEFAULT_LIMIT})
   --software-gpu-limit M   webgpu on a software adapter (SwiftShader, lavapipe): first M pairs only (default ${DEFAULT_SOFTWARE_GPU_LIMIT})
-  --devices      concord backends to run, in order (default webgpu,cpu)
+  --devices      concord backends to run, in order (default webgpu,cpu,cpu-twin; cpu = onnxruntime, cpu-twin = the TypeScript twin)
   --data DIR     the benchmark data (default ../shared/data from the project root)
   --out DIR      where results go (default bench/results; '-' writes nothing)`);
     process.exit(0);
@@ -103,15 +104,15 @@ function parse(argv: string[]): Args {
   const softwareGpuLimit = Number(values['software-gpu-limit']);
   if (!Number.isInteger(softwareGpuLimit) || softwareGpuLimit < 1) throw new Error(`--software-gpu-limit must be a positive integer (got ${values['software-gpu-limit']})`);
   const devices = values.devices.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const d of devices) if (d !== 'webgpu' && d !== 'cpu') throw new Error(`--devices: unknown device '${d}' (webgpu, cpu)`);
+  for (const d of devices) if (d !== 'webgpu' && d !== 'cpu' && d !== 'cpu-twin') throw new Error(`--devices: unknown device '${d}' (webgpu, cpu, cpu-twin)`);
   const worker = values.worker ?? null;
-  if (worker !== null && !['peer', 'webgpu', 'cpu'].includes(worker)) throw new Error(`--worker: unknown contestant '${worker}'`);
+  if (worker !== null && !['peer', 'webgpu', 'cpu', 'cpu-twin'].includes(worker)) throw new Error(`--worker: unknown contestant '${worker}'`);
   return {
     markdown: values.markdown,
     json: values.json,
     limit,
     softwareGpuLimit,
-    devices: devices as ('webgpu' | 'cpu')[],
+    devices: devices as Device[],
     peer: !values['no-peer'],
     dataDir: values.data,
     out: values.out === '-' ? null : (values.out ?? join(ROOT, 'bench', 'results')),
@@ -184,14 +185,15 @@ export interface WorkerResult {
 
 const now = () => performance.now();
 
-async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerResult> {
+async function runConcord(device: Device, args: Args): Promise<WorkerResult> {
   const { loadModel } = await import('../src/models/index.js');
   const { createScorer } = await import('../src/pipeline/index.js');
   const notes: string[] = [];
   let t = now();
   const model = await loadModel('stories15M', { device });
   const loadMs = now() - t;
-  if (model.backend !== device) throw new Error(`asked for --device ${device}, got ${model.backend} (${model.deviceName})`);
+  if (model.backend !== (device === 'webgpu' ? 'webgpu' : 'cpu')) throw new Error(`asked for --device ${device}, got ${model.backend} (${model.deviceName})`);
+  if (device === 'cpu' && !/onnxruntime/.test(model.deviceName)) throw new Error(`--device cpu did not get onnxruntime: ${model.deviceName} (${model.deviceReason})`);
   // The four likelihoods only: no cosine lane (the peer computes none).
   const makeScorer = () => createScorer({ model, cosine: 'off' });
   const software = model.runtime?.handle.info.software ?? false;
@@ -236,13 +238,13 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
     const ms = now() - t;
     const cpuMs = cpuMsSince(cpu0);
     const sch = scorer.stats.scheduler;
-    // The CPU backend scores one sequence at a time: it never computes padding, whatever the packing.
-    if (device === 'cpu' && runs.length === 0) notes.push(`scheduler packing ${f(sch?.paddingEfficiency ?? 1, 3)} (not computed: the CPU twin runs sequences one at a time)`);
+    // The CPU twin scores one sequence at a time: it never computes padding, whatever the packing.
+    if (device === 'cpu-twin' && runs.length === 0) notes.push(`scheduler packing ${f(sch?.paddingEfficiency ?? 1, 3)} (not computed: the CPU twin runs sequences one at a time)`);
     runs.push({
       dataset: ds.name, pairs: scores.length, ms, cpuMs,
       pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
       lmTokens: scorer.stats.lmTokens,
-      paddingEfficiency: device === 'cpu' ? 1 : sch?.paddingEfficiency ?? 1,
+      paddingEfficiency: device === 'cpu-twin' ? 1 : sch?.paddingEfficiency ?? 1,
       batches: sch?.batches ?? 0,
       truncated: scorer.stats.truncated,
       loadavg: loadavg(),
@@ -254,7 +256,7 @@ async function runConcord(device: 'webgpu' | 'cpu', args: Args): Promise<WorkerR
   // How well the scheduler packs whole data sets for this backend's token budget: the same scorer
   // over a stand-in model that returns zeros (tokenisation and packing only, not timed).
   const packing: WorkerResult['packing'] = [];
-  if (device === 'webgpu') {
+  if (device !== 'cpu-twin') {
     const stub = {
       ...model,
       scoreBatch: async (seqs: { ids: number[] }[]) => seqs.map((q) => ({ logprobs: new Float32Array(Math.max(0, q.ids.length - 1)) })),

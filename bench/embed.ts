@@ -1,4 +1,5 @@
-// Sentence-embedding throughput: concord on the CPU (TypeScript twin), concord on WebGPU, and
+// Sentence-embedding throughput: concord on the CPU (onnxruntime, as shipped and f32 compute; the
+// TypeScript twin), concord on WebGPU, and
 // onnxruntime-node (CPU) on the very same model_q4.onnx, over the sentences of
 // tests/fixtures/sentences.txt. Every path is validated against ONNX Runtime before it is timed
 // (min cosine per sentence); the first WebGPU run (pipeline compilation, weight upload) is
@@ -10,7 +11,6 @@
 // on N unit vectors (the fixture's embeddings with noise: near-duplicates included), CPU twins
 // against the GPU kernels, checked to keep the same records before either is timed.
 //
-// onnxruntime-node is a devDependency: this benchmark is a development tool, not part of concord.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,6 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { meanPoolNormalizeCpu, padBatch } from '../src/encoder/bert-cpu.js';
 import { dedupVectors, VectorStore, type DedupVectorsResult } from '../src/dedup/index.js';
 import { createEmbedder, loadEmbedderSources, resolveEmbedderPath, type Embedder } from '../src/encoder/index.js';
+import { ortEncoderFor } from '../src/encoder/ort-bert.js';
 import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { packageRoot } from '../src/env.js';
@@ -129,6 +130,19 @@ async function main(): Promise<void> {
   const cpuCos = minCosine(got, ref);
   const tc = await timeRuns(() => cpu.embed(texts), 1000, 3);
   line('concord CPU (TypeScript twin, f64 accumulation)', texts.length, tc.ms, `  [${tc.runs} runs; min cosine vs ORT ${cpuCos.toFixed(6)}]`);
+
+  // concord's CPU path on onnxruntime (src/encoder/ort-bert.ts), as shipped and with f32 compute:
+  // validated against the twin before timing.
+  for (const compute of ['shipped', 'f32'] as const) {
+    const { encoder } = await ortEncoderFor(src, { cpuBackend: 'onnxruntime', ortCompute: compute });
+    const enc = createEmbedder(src, { device: 'cpu', ortEncoder: encoder });
+    const v = await enc.embed(texts);
+    const cos = minCosine(v, got);
+    if (!(cos >= 0.999)) throw new Error(`concord onnxruntime (${compute}): min cosine vs the twin ${cos} < 0.999`);
+    const t = await timeRuns(() => enc.embed(texts), 1000, 20);
+    line(`concord CPU (${enc.deviceName.replace(/^CPU \(|\)$/g, '')})`, texts.length, t.ms, `  [${t.runs} runs; min cosine vs the twin ${cos.toFixed(7)}; load ${(await import('node:os')).loadavg()[0].toFixed(1)}]`);
+    enc.dispose();
+  }
 
   // dedup's comparison stage on the CPU (the reference for the GPU run below).
   // Noise 0.003 per component: copies of one sentence score ~0.996 with each other, far above the

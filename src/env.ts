@@ -34,6 +34,8 @@ export interface Settings {
   readonly shaderDir: string | undefined;
   /** CONCORD_CPU_THREADS: worker threads of the CPU backend (default: cores, at most 8). */
   readonly cpuThreads: number | undefined;
+  /** CONCORD_CPU_BACKEND: 'onnxruntime' (default in Node) or 'twin' (the TypeScript twin) for --device cpu, the LM and the encoder. */
+  readonly cpuBackend: 'onnxruntime' | 'twin' | undefined;
   /**
    * CONCORD_KERNEL_VARIANT: force kernel variants, for benchmarks and bug reports: one variant for
    * every op that has it ('direct', 'tiled') or per op ('matmul=tiled,logprob=direct'). Read by
@@ -65,6 +67,11 @@ export const settings: Settings = Object.freeze({
   get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
   get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
   get cpuThreads() { const n = num('CONCORD_CPU_THREADS'); return n === undefined ? undefined : Math.max(1, Math.floor(n)); },
+  get cpuBackend() {
+    const v = raw('CONCORD_CPU_BACKEND');
+    if (v !== undefined && v !== 'onnxruntime' && v !== 'twin') throw new Error(`CONCORD_CPU_BACKEND must be onnxruntime or twin (got '${v}')`);
+    return v;
+  },
   get kernelVariant() { return raw('CONCORD_KERNEL_VARIANT'); },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
@@ -79,6 +86,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   modelsDir: 'CONCORD_MODELS_DIR',
   shaderDir: 'CONCORD_SHADER_DIR',
   cpuThreads: 'CONCORD_CPU_THREADS',
+  cpuBackend: 'CONCORD_CPU_BACKEND',
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',

@@ -155,7 +155,7 @@ beforeAll(async () => {
   server = await serveStatic({ '/': join(root, 'web-dist'), '/tiny/': dirname(tinyPath) });
 
   // The reference: the Node engine on the same files (its own disk loaders, the CPU twin).
-  const model: LanguageModel = await loadModel(tinyPath, { device: 'cpu' });
+  const model: LanguageModel = await loadModel(tinyPath, { device: 'cpu-twin' });
   const scorer = await createScorer({ model, cosine: 'off' });
   nodeScores = [];
   for await (const r of scorer.score(parseRecords(readFileSync(SAMPLE, 'utf8')).records)) {

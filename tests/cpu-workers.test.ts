@@ -16,8 +16,8 @@ describe('CPU worker threads', () => {
     expect(existsSync(built), `${built} missing: run npm run build`).toBe(true);
     const compiled = (await import(pathToFileURL(built).href)) as typeof import('../src/models/index.js');
     const path = makeTinyModel('hf-gpt2', join(mkdtempSync(join(tmpdir(), 'concord-workers-')), 'm'));
-    const pooled = await compiled.loadModel(path, { device: 'cpu', threads: 2 });
-    const inline = await loadModel(path, { device: 'cpu', threads: 1 });
+    const pooled = await compiled.loadModel(path, { device: 'cpu-twin', threads: 2 });
+    const inline = await loadModel(path, { device: 'cpu-twin', threads: 1 });
     expect(pooled.deviceName).toContain('2 worker threads');
     expect(inline.deviceName).toContain('1 thread');
     const r = rng(5);

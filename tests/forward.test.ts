@@ -26,7 +26,7 @@ describe('transformer prefill', async () => {
   for (const kind of TINY_KINDS) {
     it.skipIf(!rt)(`${kind}: GPU per-token log-probs match the CPU twin (≤1e-4), padded batch of mixed lengths`, async () => {
       const tiny = buildTinyModel(kind, join(dir, kind));
-      const cpu = await loadModel(tiny.path, { device: 'cpu' });
+      const cpu = await loadModel(tiny.path, { device: 'cpu-twin' });
       const gpu = await loadModel(tiny.path, { device: rt!, f16: false });
       const seqs = randomSeqs(r, cpu.config.vocabSize, [1, 2, 9, 17, 5]);
       const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];
@@ -42,7 +42,7 @@ describe('transformer prefill', async () => {
   it.skipIf(!rt || !rt.hasF16)('f16 weights: GPU matches the CPU twin on f16-rounded weights (≤1e-4)', async () => {
     for (const kind of ['llama2c', 'hf-gpt2'] as const) {
       const tiny = buildTinyModel(kind, join(dir, `f16-${kind}`));
-      const cpu = await loadModel(tiny.path, { device: 'cpu', f16: true });
+      const cpu = await loadModel(tiny.path, { device: 'cpu-twin', f16: true });
       const gpu = await loadModel(tiny.path, { device: rt!, f16: true });
       expect(gpu.deviceName).toContain('f16');
       const seqs = randomSeqs(r, cpu.config.vocabSize, [4, 15, 9]);
@@ -70,7 +70,7 @@ describe('transformer prefill', async () => {
 
   it.skipIf(!rt)('meanHidden (the lm-mean-hidden cosine input): GPU pooling matches the CPU twin in a padded batch', async () => {
     const tiny = buildTinyModel('hf-llama', join(dir, 'mean'));
-    const cpu = await loadModel(tiny.path, { device: 'cpu' });
+    const cpu = await loadModel(tiny.path, { device: 'cpu-twin' });
     const gpu = await loadModel(tiny.path, { device: rt!, f16: false });
     const seqs = randomSeqs(r, cpu.config.vocabSize, [6, 1, 14]);
     const [want, got] = [await cpu.meanHidden(seqs), await gpu.meanHidden(seqs)];
@@ -96,7 +96,7 @@ describe('transformer prefill', async () => {
   });
 
   it('stories15M CPU path matches the independent PyTorch float64 reference (≤1e-3 nats/token, ≥20 sentences)', async () => {
-    const lm = await loadModel('default', { device: 'cpu' });
+    const lm = await loadModel('default', { device: 'cpu-twin' });
     expect(reference.sentences.length).toBeGreaterThanOrEqual(20);
     let worst = 0;
     for (const s of reference.sentences) {
@@ -112,7 +112,7 @@ describe('transformer prefill', async () => {
 
   it.skipIf(!rt)('stories15M on WebGPU (f32) matches the CPU twin (≤1e-4) and the reference on short real sentences', async () => {
     const gpu = await loadModel('default', { device: rt!, f16: false });
-    const cpu = await loadModel('default', { device: 'cpu' });
+    const cpu = await loadModel('default', { device: 'cpu-twin' });
     const short = reference.sentences.filter((s) => s.ids.length <= 24).slice(0, 3).map((s) => ({ ids: s.ids, ref: s.logprobs }));
     expect(short.length).toBeGreaterThan(0);
     const got = await gpu.scoreBatch(short);

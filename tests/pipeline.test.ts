@@ -256,7 +256,7 @@ describe('scorer on stories15M (CPU twin)', () => {
   let lm: LanguageModel;
   beforeAll(async () => {
     const { loadModel } = await import('../src/models/index.js');
-    lm = await loadModel('default', { device: 'cpu' });
+    lm = await loadModel('default', { device: 'cpu-twin' });
   });
 
   const pairs = [

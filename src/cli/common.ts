@@ -60,7 +60,7 @@ export function choiceFlag<C extends string>(v: string | undefined, name: string
   return v as C;
 }
 
-export const deviceFlag = (v: string | undefined): DeviceChoice => choiceFlag(v ?? 'auto', '--device', ['auto', 'webgpu', 'cpu'] as const);
+export const deviceFlag = (v: string | undefined): DeviceChoice => choiceFlag(v ?? 'auto', '--device', ['auto', 'webgpu', 'cpu', 'cpu-twin'] as const);
 
 /** Backslash escapes in template flags: \n, \t, \\ (so a shell can pass "{x}\n\n{y}"). */
 export function unescapeCli(s: string): string {

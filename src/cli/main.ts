@@ -30,7 +30,8 @@ Usage:
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
-takes the CPU path. The choice and its reason are always printed.
+takes the CPU path (onnxruntime's native kernels); --device cpu-twin the CPU path on the TypeScript
+twin (the reference). The choice and its reason are always printed.
 Every command takes --help.`;
 
 /** Every command, by name (tests/cli-usage.test.ts checks each one's usage errors). */

@@ -49,7 +49,8 @@ Models and devices
                                 looked up in the local Hugging Face cache (never downloaded)
   --revision REV                branch, tag or commit of a cached --model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
-  --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
+  --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
+                                cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)

@@ -7,7 +7,9 @@
 // Sources: 'minilm' / 'all-MiniLM-L6-v2', a folder (ONNX: *.onnx + external data; or Hugging
 // Face: config.json + model.safetensors; both with tokenizer.json), or a .onnx file (tokenizer
 // files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
-// 'cpu' the TypeScript twin; there is no silent fallback from one to the other.
+// 'cpu' the CPU path — loadEmbedder runs an ONNX file on onnxruntime-node (ort-bert.ts; the twin
+// where there is no ONNX file, onnxruntime is missing or CONCORD_CPU_BACKEND=twin; deviceName says
+// which), createEmbedder alone the TypeScript twin. There is no fallback from WebGPU to the CPU.
 
 import { isNode, modelsDir, nodeBuiltin } from '../env.js';
 import { planBatches as planCuts } from '../scheduler/index.js';
@@ -19,8 +21,10 @@ import { BertGpu } from './bert-gpu.js';
 import { bertFromSafetensors, type HfBertConfigJson } from './hf-bert.js';
 import { externalLocations } from '../formats/onnx.js';
 import { bertFromOnnx } from './onnx-bert.js';
+import type { EncoderCpuBackend, OrtBert, OrtBertCompute } from './ort-bert.js';
 import { BertTokenizer } from './tokenize.js';
 import type { BertConfig, BertWeights } from './types.js';
+import type { ExternalData } from '../formats/onnx.js';
 
 export type { BertConfig, BertWeights } from './types.js';
 export { BertTokenizer } from './tokenize.js';
@@ -36,6 +40,15 @@ export interface EmbedderOptions {
   maxBatchSize?: number;
   /** Called for each text cut to maxLength tokens. */
   onTruncate?: (index: number, fullLength: number, maxLength: number) => void;
+  /**
+   * CPU: 'onnxruntime' runs the ONNX file on onnxruntime-node (loadEmbedder's default for ONNX
+   * sources), 'twin' the TypeScript twin. Default: CONCORD_CPU_BACKEND, else onnxruntime where it loads.
+   */
+  cpuBackend?: EncoderCpuBackend;
+  /** onnxruntime: the graph as shipped (default) or with f32 compute (ort-bert.ts). */
+  ortCompute?: OrtBertCompute;
+  /** An onnxruntime encoder already made (loadEmbedder passes it; createEmbedder alone runs the twin on the CPU). */
+  ortEncoder?: OrtBert | null;
 }
 
 export interface EmbedStats {
@@ -70,6 +83,8 @@ export interface EmbedderSources {
   tokenizerJson: object;
   /** tokenizer_config.json, parsed (optional) */
   tokenizerConfig?: object;
+  /** The ONNX file and its external data, when the weights came from one (for onnxruntime). */
+  onnx?: { bytes: Uint8Array; external: ExternalData; source: string };
 }
 
 /** Build an embedder from weights already in memory (the browser entry: no file system). */
@@ -80,6 +95,7 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
   const maxTokens = opts.maxBatchTokens ?? 4096;
   const maxBatch = opts.maxBatchSize ?? 64;
   const gpu = device === 'cpu' ? null : new BertGpu(device, src.weights);
+  const ortEnc = device === 'cpu' ? opts.ortEncoder ?? null : null;
   const d = src.weights.config.dim;
   const stats: EmbedStats = { texts: 0, tokens: 0, paddedTokens: 0, truncated: 0, batches: 0 };
 
@@ -99,11 +115,12 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     // planBatches cuts them; CPU: one text at a time (no padding work at all; the batch path is
     // tested separately).
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
-    const ends = gpu ? planBatches(order.map((i) => seqs[i].length), maxBatch, maxTokens, BATCH_COSTS[defaultMatmulVariant(gpu.rt)]) : order.map((_, i) => i + 1);
+    const lens = order.map((i) => seqs[i].length);
+    const ends = gpu ? planBatches(lens, maxBatch, maxTokens, BATCH_COSTS[defaultMatmulVariant(gpu.rt)]) : ortEnc ? planBatches(lens, maxBatch, maxTokens, ORT_BATCH_COST) : order.map((_, i) => i + 1);
     for (let b = 0, start = 0; b < ends.length; start = ends[b++]) {
       const idx = order.slice(start, ends[b]);
       const batch = padBatch(idx.map((i) => seqs[i]), tokenizer.padId);
-      const vecs = gpu ? await gpu.embedSentences(batch) : bertEmbedSentencesCpu(src.weights, batch);
+      const vecs = gpu ? await gpu.embedSentences(batch) : ortEnc ? await ortEnc.embedSentences(batch) : bertEmbedSentencesCpu(src.weights, batch);
       idx.forEach((i, j) => { out[i] = vecs.slice(j * d, (j + 1) * d); });
       stats.batches++;
       stats.paddedTokens += batch.B * batch.S;
@@ -115,11 +132,11 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     config: src.weights.config,
     tokenizer,
     device: gpu ? 'webgpu' : 'cpu',
-    deviceName: gpu ? gpu.rt.name : 'CPU (TypeScript twin)',
+    deviceName: gpu ? gpu.rt.name : ortEnc ? `CPU (onnxruntime ${ortEnc.version}, ${ortEnc.threads} threads, ${ortEnc.compute === 'f32' ? 'f32 compute' : 'graph as shipped'})` : 'CPU (TypeScript twin)',
     dim: d,
     stats,
     embed,
-    dispose: () => gpu?.dispose(),
+    dispose: () => { gpu?.dispose(); ortEnc?.dispose(); },
   };
 }
 
@@ -136,6 +153,8 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
  * query block. The tiled figures stand in for GPUs, where no one has measured yet.
  */
 export interface BatchCostModel { overhead: number; rowTile: number; attnBlock: number }
+/** onnxruntime on the CPU: cost ≈ computed tokens (padding included) plus a small per-run overhead. */
+export const ORT_BATCH_COST: BatchCostModel = { overhead: 16, rowTile: 1, attnBlock: 1 };
 export const BATCH_COSTS: Record<MatmulVariant, BatchCostModel> = {
   tiled: { overhead: 64, rowTile: MATMUL_TILE, attnBlock: 3 },
   direct: { overhead: 32, rowTile: 4, attnBlock: 28 },
@@ -210,6 +229,7 @@ export async function loadEmbedderSources(pathOrName: string): Promise<EmbedderS
   const hfConfig = readJson(findNear('config.json'));
   const name = path.basename(r.dir);
   let weights: BertWeights;
+  let onnxSrc: EmbedderSources['onnx'];
   if (r.kind === 'hf') {
     // Imported here: the safetensors reader uses node:fs, and this module stays loadable in a browser.
     const { openSafetensorsFolder } = await import('../formats/safetensors.js');
@@ -223,10 +243,17 @@ export async function loadEmbedderSources(pathOrName: string): Promise<EmbedderS
       external.set(loc, fs.readFileSync(f));
     }
     weights = bertFromOnnx(bytes, external, { name, hfConfig });
+    onnxSrc = { bytes, external, source: r.model };
   }
-  return { weights, tokenizerJson: readJson(tokPath)!, tokenizerConfig: readJson(findNear('tokenizer_config.json')) ?? {} };
+  return { weights, tokenizerJson: readJson(tokPath)!, tokenizerConfig: readJson(findNear('tokenizer_config.json')) ?? {}, onnx: onnxSrc };
 }
 
 export async function loadEmbedder(pathOrName: string, opts: EmbedderOptions = {}): Promise<Embedder> {
-  return createEmbedder(await loadEmbedderSources(pathOrName), opts);
+  const src = await loadEmbedderSources(pathOrName);
+  // The CPU path runs the ONNX file on onnxruntime (ort-bert.ts) unless the twin is asked for.
+  if ((opts.device ?? 'cpu') === 'cpu' && opts.ortEncoder === undefined) {
+    const { ortEncoderFor } = await import('./ort-bert.js');
+    return createEmbedder(src, { ...opts, ortEncoder: (await ortEncoderFor(src, opts)).encoder });
+  }
+  return createEmbedder(src, opts);
 }

@@ -7,7 +7,8 @@
 import { settings } from '../env.js';
 import { GpuUnavailableError } from '../errors.js';
 
-export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
+/** 'cpu-twin': the CPU path on the TypeScript twin instead of onnxruntime (the reference; for debugging and tests). */
+export type DeviceChoice = 'auto' | 'webgpu' | 'cpu' | 'cpu-twin';
 
 export interface AdapterSummary {
   vendor: string;
@@ -224,7 +225,7 @@ export const adapterName = (gpu: GpuHandle): string =>
  * adapter is an error. The reason is always returned so callers can print it.
  */
 export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecision> {
-  if (choice === 'cpu') return { backend: 'cpu', gpu: null, reason: '--device cpu: CPU path chosen explicitly' };
+  if (choice === 'cpu' || choice === 'cpu-twin') return { backend: 'cpu', gpu: null, reason: `--device ${choice}: CPU path chosen explicitly` };
   let gpu: GpuHandle;
   try {
     gpu = await requestGpu();

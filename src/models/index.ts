@@ -1,5 +1,5 @@
 // loadModel(pathOrName, {device}): weights + tokenizer from disk + a backend, behind the
-// LanguageModel interface. `device` is 'auto' | 'webgpu' | 'cpu' (src/gpu/device.ts: the choice
+// LanguageModel interface. `device` is 'auto' | 'webgpu' | 'cpu' | 'cpu-twin' (src/gpu/device.ts: the choice
 // and its reason are reported in `deviceReason`), or a GpuRuntime to share one device between
 // models (forward and reverse models, the sentence encoder). For weights already in memory (the
 // browser), use modelFromWeights from ./model.js.
@@ -28,7 +28,7 @@ export interface LoadedLanguageModel extends ModelWithWeights {
 let shared: { rt: GpuRuntime; reason: string } | null = null;
 
 export async function sharedRuntime(choice: DeviceChoice): Promise<{ rt: GpuRuntime | null; reason: string }> {
-  if (choice === 'cpu') return { rt: null, reason: '--device cpu: CPU path chosen explicitly' };
+  if (choice === 'cpu' || choice === 'cpu-twin') return { rt: null, reason: `--device ${choice}: CPU path chosen explicitly` };
   if (shared) return shared;
   const d = await chooseBackend(choice);
   if (!d.gpu) return { rt: null, reason: d.reason };
@@ -46,6 +46,7 @@ export async function loadModel(pathOrName = 'default', opts: LoadModelOptions =
     ({ rt, reason } = await sharedRuntime(opts.device ?? 'auto'));
   }
   const weights = await loadWeights(pathOrName, { tokenizer: opts.tokenizer, revision: opts.revision });
-  const lm = await modelFromWeights(weights, weights.tokenizer, { ...opts, device: rt ?? 'cpu', reason });
+  const cpuBackend = opts.device === 'cpu-twin' ? 'twin' : opts.cpuBackend;
+  const lm = await modelFromWeights(weights, weights.tokenizer, { ...opts, device: rt ?? 'cpu', reason, cpuBackend });
   return lm as LoadedLanguageModel;
 }

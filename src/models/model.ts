@@ -2,6 +2,7 @@
 // ArrayBuffers in the browser). No file-system imports here, so the browser bundle can use it.
 
 import { isNode, nodeBuiltin, settings } from '../env.js';
+import { UsageError } from '../errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { roundThroughF16 } from '../util/f16.js';
@@ -26,7 +27,15 @@ export interface ModelOptions {
   threads?: number;
   /** Why this device was chosen, for the user. */
   reason?: string;
+  /**
+   * CPU backend: 'onnxruntime' (onnxruntime-node's native kernels on an ONNX graph of the weights;
+   * the default in Node) or 'twin' (the TypeScript twin, the reference). Default: CONCORD_CPU_BACKEND,
+   * else 'onnxruntime', falling back to the twin (with the reason) where onnxruntime-node cannot load.
+   */
+  cpuBackend?: CpuBackend;
 }
+
+export type CpuBackend = 'onnxruntime' | 'twin';
 
 export interface ModelWithWeights extends LanguageModel {
   deviceReason: string;
@@ -71,12 +80,29 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       dispose: () => gpu.dispose(),
     };
   }
-  // CPU backend: the TypeScript twin, one sequence at a time (no padding is ever computed),
-  // spread over worker threads where they exist (the compiled package in Node).
   const f16 = opts.f16 ?? false;
   const w: LoadedWeights = f16
     ? { config: weights.config, tensors: new Map([...weights.tensors].map(([n, t]) => [n, isF16Tensor(n) ? roundThroughF16(t) : t])) }
     : weights;
+  // CPU backend: onnxruntime-node (src/models/ort/) unless the twin is asked for.
+  const choice = cpuBackendChoice(opts.cpuBackend);
+  let twinNote = choice.explicit ? `; ${choice.explicit}` : '';
+  const gaps = choice.backend === 'onnxruntime' ? (await import('./ort/graph.js')).ortGraphGaps(w) : [];
+  if (gaps.length) {
+    const why = `the onnxruntime graph does not build ${gaps.join(', ')} yet`;
+    if (choice.explicit) throw new UsageError(`${w.config.name}: ${why} (use --device cpu-twin)`);
+    twinNote = `; ${why}: using the TypeScript twin`;
+  } else if (choice.backend === 'onnxruntime') {
+    try {
+      const { ortModel } = await import('./ort/model-ort.js');
+      return { ...common, ...(await ortModel(w, { reason: opts.reason, tokenBudget: opts.tokenBudget, threads: opts.threads, f16 })) };
+    } catch (e) {
+      if (choice.explicit) throw e;
+      twinNote = `; onnxruntime unavailable (${(e as Error).message}), using the TypeScript twin`;
+    }
+  }
+  // The TypeScript twin, one sequence at a time (no padding is ever computed), spread over worker
+  // threads where they exist (the compiled package in Node).
   const pool = await CpuWorkerPool.create(w, opts.threads ?? defaultThreads());
   const run = async (type: 'score' | 'mean', seqs: SequenceRequest[]): Promise<Float32Array[]> => {
     if (pool && seqs.length > 1) return pool.run(type, seqs.map((s) => s.ids));
@@ -85,8 +111,8 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   return {
     ...common,
     backend: 'cpu',
-    deviceName: `cpu (JavaScript, ${pool ? `${pool.size} worker threads` : '1 thread'}${f16 ? ', f16-rounded weights' : ''})`,
-    deviceReason: opts.reason ?? 'cpu',
+    deviceName: `cpu: TypeScript twin (JavaScript, ${pool ? `${pool.size} worker threads` : '1 thread'}${f16 ? ', f16-rounded weights' : ''})`,
+    deviceReason: (opts.reason ?? 'cpu') + twinNote,
     runtime: null,
     f16,
     tokenBudget: opts.tokenBudget ?? 4096,
@@ -94,6 +120,14 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     meanHidden: (seqs) => run('mean', seqs),
     dispose: () => { void pool?.destroy(); },
   };
+}
+
+/** The CPU backend to use: the option, else CONCORD_CPU_BACKEND, else onnxruntime in Node. */
+function cpuBackendChoice(opt: CpuBackend | undefined): { backend: CpuBackend; explicit: string | null } {
+  if (opt) return { backend: opt, explicit: `CPU backend '${opt}' requested` };
+  const env = settings.cpuBackend;
+  if (env) return { backend: env, explicit: `CONCORD_CPU_BACKEND=${env}` };
+  return { backend: isNode ? 'onnxruntime' : 'twin', explicit: null };
 }
 
 function defaultThreads(): number {

@@ -59,7 +59,7 @@ export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reve
   revision?: string;
   /**
    * Re-score sampled batches on the CPU twin. With models given by name, the twins are loaded
-   * on 'cpu' (their weights rounded through f16 where the GPU model stores f16); with loaded
+   * on 'cpu-twin' (their weights rounded through f16 where the GPU model stores f16); with loaded
    * models, pass the twins in `model`/`reverseModel`.
    */
   verify?: ScorerOptions['verify'] | { batches: number; tol?: number } | null;
@@ -108,15 +108,16 @@ async function chooseEmbedder(o: CreateScorerOptions, lm: LanguageModel): Promis
   if (o.embedModel && typeof o.embedModel !== 'string') return { cosine: 'embed', embedder: o.embedModel };
   const spec = o.embedModel;
   const name = spec ?? 'minilm';
-  // auto on the CPU path: the encoder's CPU twin costs several times the LM per token (measured on
-  // the sample: ~4×), so auto takes the LM's hidden states there unless embedModel is given.
-  if (mode === 'auto' && !spec && lm.backend === 'cpu') {
-    return { cosine: 'lm', embedder: null, note: "concord: cosine from the LM's mean hidden states (CPU path; --cosine embed for all-MiniLM-L6-v2, slower on the CPU)" };
-  }
   try {
     const { loadEmbedder } = await importNode<EncoderModule>('../encoder/index.js');
     const rt = (lm as { runtime?: GpuRuntime | null }).runtime ?? null;
     const enc = await loadEmbedder(name, { device: rt ?? 'cpu' });
+    // auto on the CPU path: the encoder on onnxruntime adds ~0.4× the LM's time (data/sample-pairs,
+    // stories15M), but its CPU twin several times the LM's: with the twin, auto takes the LM's hidden states.
+    if (mode === 'auto' && !spec && enc.device === 'cpu' && /twin/i.test(enc.deviceName)) {
+      enc.dispose();
+      return { cosine: 'lm', embedder: null, note: "concord: cosine from the LM's mean hidden states (the encoder would run on its CPU twin, several times slower than the LM; --cosine embed to use it anyway)" };
+    }
     const path = nodeBuiltin<typeof import('node:path')>('path');
     const label = name.toLowerCase() === 'minilm' ? 'all-MiniLM-L6-v2' : path.basename(name.replace(/[\\/]+$/, ''));
     return { cosine: 'embed', embedder: { embed: (t) => enc.embed(t), name: label, dispose: () => enc.dispose() } as TextEmbedder };
@@ -166,8 +167,8 @@ export async function createScorer(o: CreateScorerOptions): Promise<ConfiguredSc
       const f16 = (model as { f16?: boolean }).f16 ?? false;
       verify = {
         ...o.verify,
-        model: await load(o.model, 'cpu', f16),
-        reverseModel: typeof o.reverseModel === 'string' ? await load(o.reverseModel, 'cpu', f16) : undefined,
+        model: await load(o.model, 'cpu-twin', f16),
+        reverseModel: typeof o.reverseModel === 'string' ? await load(o.reverseModel, 'cpu-twin', f16) : undefined,
       };
     }
   }

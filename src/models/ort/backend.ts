@@ -1,0 +1,142 @@
+// The CPU backend on onnxruntime-node: concord's canonical weights as an ONNX graph (./graph.ts),
+// serialised in memory and run by onnxruntime's native CPU kernels (MLAS), batched and right-padded
+// by the scheduler's batches. The TypeScript twin (forward-cpu.ts) stays the reference it is
+// tested and --verify'd against.
+//
+// Two sessions over the same weights: the scoring graph (LM head inside: B×L log-probs back) and,
+// created on first use, the hidden-states graph for meanHidden (onnxruntime runs a whole graph
+// whatever is fetched, and the head is most of the work of a small model). Runs are serialised:
+// each already uses every core (intraOpNumThreads = cores).
+//
+// Node only: onnxruntime-node is a native addon, loaded by a variable module name so that browser
+// bundlers never try to resolve it.
+
+import { nodeBuiltin, settings } from '../../env.js';
+import type { SequenceRequest, SequenceScores } from '../lm.js';
+import type { LoadedWeights } from '../types.js';
+import { buildLmGraph } from './graph.js';
+
+type Ort = typeof import('onnxruntime-node');
+type Session = import('onnxruntime-node').InferenceSession;
+
+let ortModule: Promise<Ort> | null = null;
+
+/** onnxruntime-node, or an Error saying why it cannot be used here. */
+export async function loadOrt(): Promise<Ort> {
+  if (typeof process === 'undefined' || !process.versions?.node) throw new Error('onnxruntime-node needs Node.js');
+  const name = 'onnxruntime-node';
+  ortModule ??= import(/* @vite-ignore */ name) as Promise<Ort>;
+  try {
+    return await ortModule;
+  } catch (e) {
+    ortModule = null;
+    throw new Error(`onnxruntime-node could not be loaded (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+export interface OrtLmOptions {
+  /** intra-op threads (default: the machine's available parallelism). */
+  threads?: number;
+}
+
+export function defaultOrtThreads(): number {
+  if (settings.cpuThreads) return settings.cpuThreads;
+  return Math.max(1, nodeBuiltin<typeof import('node:os')>('os').availableParallelism());
+}
+
+export class OrtLm {
+  private hiddenSession: Promise<Session> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number) {}
+
+  static async create(w: LoadedWeights, opts: OrtLmOptions = {}): Promise<OrtLm> {
+    const ort = await loadOrt();
+    const threads = opts.threads ?? defaultOrtThreads();
+    const session = await OrtLm.session(ort, buildLmGraph(w, { head: true }), threads);
+    return new OrtLm(ort, w, session, threads);
+  }
+
+  private static session(ort: Ort, model: Uint8Array, threads: number): Promise<Session> {
+    return ort.InferenceSession.create(model, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  }
+
+  /** Run one job at a time (each run uses every core already). */
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Right-padded int64 ids [B, L], f32 mask, and (for scoring) the target ids (ids shifted left by one). */
+  private feeds(seqs: number[][], targets: boolean): { feeds: Record<string, import('onnxruntime-node').Tensor>; L: number } {
+    const c = this.w.config;
+    const B = seqs.length, L = Math.max(1, ...seqs.map((s) => s.length));
+    const ids = new BigInt64Array(B * L), mask = new Float32Array(B * L);
+    const tg = targets ? new BigInt64Array(B * L) : null;
+    seqs.forEach((s, b) => {
+      if (s.length === 0) throw new Error(`${c.name}: empty token sequence`);
+      if (s.length > c.maxSeqLen) throw new Error(`${c.name}: ${s.length} tokens exceed the model's maxSeqLen ${c.maxSeqLen}`);
+      for (let t = 0; t < s.length; t++) {
+        const id = s[t];
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`${c.name}: token id ${id} at position ${t} is outside the vocabulary [0, ${c.vocabSize})`);
+        ids[b * L + t] = BigInt(id);
+        mask[b * L + t] = 1;
+        if (tg && t + 1 < s.length) tg[b * L + t] = BigInt(s[t + 1]);
+      }
+    });
+    const T = this.ort.Tensor;
+    const feeds: Record<string, import('onnxruntime-node').Tensor> = {
+      input_ids: new T('int64', ids, [B, L]),
+      mask: new T('float32', mask, [B, L]),
+    };
+    if (tg) feeds.target_ids = new T('int64', tg, [B, L]);
+    return { feeds, L };
+  }
+
+  scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
+    return this.serial(async () => {
+      const out: SequenceScores[] = seqs.map(() => ({ logprobs: new Float32Array(0) }));
+      // Sequences of one token have nothing to score; leave them out of the run.
+      const live = seqs.map((s, i) => i).filter((i) => seqs[i].ids.length >= 2);
+      if (!live.length) return out;
+      const { feeds, L } = this.feeds(live.map((i) => seqs[i].ids), true);
+      const res = await this.score.run(feeds, ['logprobs']);
+      const lp = res.logprobs.data as Float32Array;
+      live.forEach((i, b) => { out[i].logprobs = lp.slice(b * L, b * L + seqs[i].ids.length - 1); });
+      for (const t of Object.values(res)) t.dispose();
+      return out;
+    });
+  }
+
+  meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]> {
+    return this.serial(async () => {
+      if (!seqs.length) return [];
+      this.hiddenSession ??= OrtLm.session(this.ort, buildLmGraph(this.w, { head: false }), this.threads);
+      const session = await this.hiddenSession;
+      const { feeds } = this.feeds(seqs.map((s) => s.ids), false);
+      const res = await session.run(feeds);
+      const d = this.w.config.dim, m = res.mean_hidden.data as Float32Array;
+      const out = seqs.map((_, b) => m.slice(b * d, b * d + d));
+      for (const t of Object.values(res)) t.dispose();
+      return out;
+    });
+  }
+
+  /** onnxruntime's version, e.g. '1.30.0'. */
+  get version(): string {
+    const v = (this.ort.env as { versions?: Record<string, string> }).versions;
+    return v?.node ?? v?.common ?? '';
+  }
+
+  dispose(): void {
+    void this.score.release();
+    void this.hiddenSession?.then((s) => s.release());
+  }
+}
