@@ -152,7 +152,7 @@ describe('resume after kill -9', () => {
     expect(ids).toEqual(Array.from({ length: N }, (_, i) => i).filter((i) => i % 17 !== 9));
     for (const f of ['res.jsonl.partial', 'res.jsonl.progress.json', 'res.jsonl.errors.jsonl.partial']) expect(fs.existsSync(p(f))).toBe(false);
     const sum = JSON.parse(fs.readFileSync(p('res.summary.json'), 'utf8'));
-    expect(sum.counts.resumed_from).toBe(ck.position.units);
+    expect(sum.counts.resumed_from).toBe(ck.position.units + ck.ahead);
     expect(sum.counts.records).toBe(N);
     expect(sum.counts.errors).toBe(Math.floor((N - 10) / 17) + 1);
   });

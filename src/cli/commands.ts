@@ -10,8 +10,8 @@ import { FilterError, RULES, applyFilter, mainSignals, type FilterOptions, type 
 import { parseDeviceChoice, type DeviceChoice } from '../gpu/device.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { LanguageModel } from '../models/lm.js';
-import { StrictError, filterFile, scoreFile, type FilterSummary, type ScoreSummary } from '../pipeline/files.js';
-import { InputError, ResumeError, hashOptions, writeFileAtomic } from '../pipeline/node-io.js';
+import { PathError, StrictError, filterFile, lockOutputs, preflightPaths, removeDoneMarker, scoreFile, type FilterSummary, type ScoreSummary } from '../pipeline/files.js';
+import { InputError, OutputError, ResumeError, hashOptions, writeFileAtomic } from '../pipeline/node-io.js';
 import { createScorerFromModels, type CosineMode, type Scorer, type TextEmbedder } from '../pipeline/scorer.js';
 import { TemplateError, encodeStandalone, resolveChatFormat } from '../pipeline/templates.js';
 import { EXIT, type Command } from './main.js';
@@ -298,21 +298,13 @@ function formatFilterSummary(s: FilterSummary): string {
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 
-async function* limited<T>(it: AsyncIterable<T>, n: number | undefined): AsyncGenerator<T> {
-  if (n === 0) return;
-  let k = 0;
-  for await (const x of it) {
-    yield x;
-    if (n !== undefined && ++k >= n) return;
-  }
-}
-
 /** Map the pipeline's errors to exit codes (others propagate to main: EXIT.failure). */
 function exitFor(e: unknown, cmd: string): number {
   const msg = (e as Error).message;
   if (e instanceof StrictError || e instanceof InputError) { log(`concord ${cmd}: ${msg}`); return EXIT.inputErrors; }
   if (e instanceof ResumeError) { log(`concord ${cmd}: ${msg}`); return EXIT.resumeMismatch; }
-  if (e instanceof CliUsageError || e instanceof FilterError || e instanceof TemplateError) { log(`concord ${cmd}: ${msg}`); return EXIT.usage; }
+  if (e instanceof CliUsageError || e instanceof FilterError || e instanceof TemplateError || e instanceof PathError) { log(`concord ${cmd}: ${msg}`); return EXIT.usage; }
+  if (e instanceof OutputError) { log(`concord ${cmd}: ${msg}`); return EXIT.failure; }
   throw e;
 }
 
@@ -320,12 +312,6 @@ async function runScore(v: ScoreValues, input: string, output: string, cmd: stri
   const quiet = !!v.quiet;
   const setup = await setupScorer(v, quiet);
   const { scorer } = setup;
-  // --limit: wrap the scorer's input (the checkpoint counts records the same way).
-  const s0 = scorer.score.bind(scorer);
-  if (setup.limit !== undefined) {
-    const lim = setup.limit;
-    (scorer as { score: Scorer['score'] }).score = (items, o) => s0(limited(items as AsyncIterable<unknown>, Math.max(0, lim - (o?.firstIndex ?? 0))), o);
-  }
   // Ctrl-C / kill: the last checkpoint stands; say how to continue (exit 128 + signal number).
   const onSignal = (sig: NodeJS.Signals) => {
     log(`\nconcord ${cmd}: interrupted (${sig}); rerun the same command with --resume to continue from the last checkpoint`);
@@ -335,7 +321,7 @@ async function runScore(v: ScoreValues, input: string, output: string, cmd: stri
   process.once('SIGTERM', onSignal);
   const summary = await scoreFile({
     scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, optionsHash: setup.optionsHash, quiet, log,
-    checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }), limit: setup.limit,
+    checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }), limit: setup.limit, keepDoneMarker: cmd === 'run',
   });
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -362,7 +348,8 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one input file (concord score in.jsonl -o scored.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
+      const paths = preflightPaths({ input: positionals[0], output: v.output, errors: v.errors ?? `${v.output}.errors.jsonl`, summary: v.summary });
+      lockOutputs(paths.outputs);
       const { code, summary } = await runScore(v, positionals[0], v.output, 'score');
       if (!v.quiet) log(formatScoreSummary(summary));
       if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
@@ -380,7 +367,8 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one scored file (concord filter scored.jsonl -o kept.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
+      const paths = preflightPaths({ input: positionals[0], output: v.output, dropOut: v['drop-out'], errors: v.errors ?? `${v.output}.errors.jsonl`, summary: v.summary });
+      lockOutputs(paths.outputs);
       const summary = await filterFile({
         input: positionals[0], output: v.output, dropOut: v['drop-out'], errors: v.errors, filter: filterOptionsFrom(v), strict: v.strict, log,
       });
@@ -399,16 +387,20 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one input file (concord run in.jsonl -o kept.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
       const filterOpts = filterOptionsFrom(v as FilterValues);
       // The scored records go to --scored-out, or to <out>.scored.jsonl which is removed at the end
       // (it is also what --resume continues from).
       const scoredOut = (v['scored-out'] as string | undefined) ?? `${v.output}.scored.jsonl`;
+      const paths = preflightPaths({
+        input: positionals[0], output: v.output, dropOut: v['drop-out'] as string | undefined, scoredOut, summary: v.summary as string | undefined,
+        errors: v.errors ?? `${scoredOut}.errors.jsonl`, more: [{ flag: 'the filter errors file', path: `${v.output}.filter-errors.jsonl` }],
+      });
+      lockOutputs(paths.outputs);
       const { code, summary } = await runScore({ ...v, summary: undefined }, positionals[0], scoredOut, 'run');
       const fsum = await filterFile({
         input: scoredOut, output: v.output, dropOut: v['drop-out'] as string | undefined, errors: `${v.output}.filter-errors.jsonl`, filter: filterOpts, strict: v.strict, log,
       });
-      if (!v['scored-out']) fs.rmSync(scoredOut, { force: true });
+      removeDoneMarker(scoredOut, !v['scored-out']);
       if (!v.quiet) log(`${formatScoreSummary(summary)}\n${formatFilterSummary(fsum)}`);
       if (v.summary) writeFileAtomic(v.summary as string, JSON.stringify({ ...summary, filter: fsum }, null, 2) + '\n');
       return code;

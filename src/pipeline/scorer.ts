@@ -158,8 +158,20 @@ export interface Scorer {
   /** Score records (objects, or SourcedRecord from a file reader); yields in input order. */
   score(
     items: Iterable<unknown> | AsyncIterable<unknown>,
-    opts?: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void },
+    opts?: ScoreCallOptions,
   ): AsyncGenerator<ScoreResult>;
+}
+
+export interface ScoreCallOptions {
+  /** Index of the first item (default: continues after the previous call). */
+  firstIndex?: number;
+  onProgress?: (p: ScoreProgress) => void;
+  /**
+   * Called as soon as a record's scores are complete, in any order (within a window records finish
+   * longest-first), before it is yielded in input order; records that fail before scoring are not
+   * reported here. For checkpoints that must not wait for a whole window.
+   */
+  onDone?: (r: ScoreResult) => void;
 }
 
 interface PairItem {
@@ -392,7 +404,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   let runOffset = 0;
   async function* score(
     items: Iterable<unknown> | AsyncIterable<unknown>,
-    o: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void } = {},
+    o: ScoreCallOptions = {},
   ): AsyncGenerator<ScoreResult> {
     const t0 = now();
     const base = stats.elapsedMs;
@@ -409,6 +421,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     };
     const sched = new Scheduler<unknown, PairItem>({
       lanes, windowSize: opts.windowSize, inFlight: opts.inFlight, prepare, onResult, onBatchDone: report,
+      onItemDone: o.onDone ? (item) => o.onDone!(finish(item)) : undefined,
     });
     stats.scheduler = sched.stats;
     runOffset = o.firstIndex ?? nextIndex;
