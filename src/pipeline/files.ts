@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { applyFilter, type FilterOptions, type FilterResult, type ScoreFields } from '../filter/index.js';
 import {
-  AtomicWriter, InputError, PrefixHasher, ResumeError, ScoredOutput, checkResumeFiles, checkpointMismatch, completeFinishedRun,
+  AtomicWriter, InputError, PrefixHasher, aheadPathFor, ResumeError, ScoredOutput, checkResumeFiles, checkpointMismatch, completeFinishedRun, crashPoint,
   countJsonlRecords, openInput, progressPathFor, readAhead, readCheckpoint, readLinesUpTo, ProgressReporter, type Checkpoint,
   type FileRecord, type InputPosition,
 } from './node-io.js';
@@ -479,7 +479,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
     if (from.units === 0 && readIndex > 0 && parseErrors === readIndex) {
       // Not one record could be read: this is not JSONL (or not this format) at all.
       writer.abort();
-      for (const f of [`${o.output}.partial`, `${errorsPath}.partial`, progressPathFor(o.output)]) fs.rmSync(f, { force: true });
+      for (const f of [`${o.output}.partial`, `${errorsPath}.partial`, aheadPathFor(o.output), progressPathFor(o.output)]) fs.rmSync(f, { force: true });
       throw new InputError(`${o.input}: none of its ${readIndex} lines is a JSON record (${firstParseError}); is it JSONL or a JSON array?`);
     }
     checkpoint(true);
@@ -634,6 +634,8 @@ export async function filterFile(o: FilterFileOptions): Promise<FilterSummary> {
     }
     if (k !== scores.length) throw new InputError(`${o.input}: changed while it was being filtered (${k} valid records on the second read, ${scores.length} on the first)`);
     for (const l of errs) errW!.write(l);
+    for (const w of all) w.flush();
+    crashPoint('filter-written');
     for (const w of all) w.sync();
     for (const w of all) w.commit();
   } catch (e) {

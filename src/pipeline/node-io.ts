@@ -677,6 +677,11 @@ export class ScoredOutput {
   }
 }
 
+/** Test hook: CONCORD_TEST_CRASH_AT=<point> kills the process (SIGKILL) there, to test --resume. */
+export function crashPoint(point: string): void {
+  if (process.env.CONCORD_TEST_CRASH_AT === point) process.kill(process.pid, 'SIGKILL');
+}
+
 function finishRenames(outPath: string, errorsPath: string, emptyErrors: AtomicWriter | null): void {
   const outTmp = `${outPath}.partial`, errTmp = `${errorsPath}.partial`;
   if (emptyErrors) {
@@ -688,6 +693,7 @@ function finishRenames(outPath: string, errorsPath: string, emptyErrors: AtomicW
   if (!emptyErrors && fs.existsSync(errTmp)) {
     fs.rmSync(errorsPath, { force: true });
     renameInto(errTmp, errorsPath);
+    crashPoint('between-renames');
   }
   if (fs.existsSync(outTmp)) renameInto(outTmp, outPath);
 }
