@@ -390,7 +390,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
 
   const every = o.checkpointEvery ?? 256;
   const everyMs = o.checkpointMs ?? 5000;
-  const progress = new ProgressReporter({ total, offset: from.units, quiet: o.quiet });
+  const progress = new ProgressReporter({ total, offset: recovered, quiet: o.quiet });
   let sinceCheckpoint = 0;
   let position = from;
   let nextOut = from.units; // next input index to write in order
