@@ -265,6 +265,23 @@ describe('7. FIFO input', () => {
   });
 });
 
+describe('7. signals', () => {
+  test('SIGTERM mid-run: exit 143 pointing at --resume, the lock released; --resume finishes the same output', async () => {
+    write('sig.jsonl', Array.from({ length: 40 }, (_, i) => record(i)));
+    const args = ['score', 'sig.jsonl', '--cosine', 'off', '--window', '8', '--checkpoint-every', '2', '--quiet'];
+    expect((await c.run([...args, '-o', 'sig.ref.jsonl'])).code).toBe(0);
+    const { child, done } = c.cli([...args, '-o', 'sig.out.jsonl'], { CONCORD_FAKE_DELAY_MS: '40', CONCORD_FAKE_BUDGET: '32' });
+    await waitFor(() => JSON.parse(read('sig.out.jsonl.progress.json')).position.units >= 4, 40_000, 'a checkpoint');
+    child.kill('SIGTERM');
+    const r = await done;
+    expect(r.code).toBe(143);
+    expect(r.stderr).toMatch(/interrupted \(SIGTERM\); rerun the same command with --resume/);
+    expect(exists('sig.out.jsonl.lock')).toBe(false);
+    expect((await c.run([...args, '-o', 'sig.out.jsonl', '--resume'])).code).toBe(0);
+    expect(read('sig.out.jsonl')).toBe(read('sig.ref.jsonl'));
+  });
+});
+
 describe('9. nothing silently changed', () => {
   test('invalid UTF-8 is an error record with file:line (the text is not scored altered)', async () => {
     const good = Buffer.from(JSON.stringify(record(1)) + '\n');
