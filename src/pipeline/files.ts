@@ -381,7 +381,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
       const i = readIndex++;
       positions.set(i, { offset: r.endOffset, line: r.line });
       if (r.parseError) { if (parseErrors++ === 0) firstParseError = `${r.loc}: ${r.parseError}`; }
-      else dups.check(r);
+      else { release(); dups.check(r); }
       if (resumed.has(i)) continue; // its result is in .ahead
       inputIndexOf.set(fedIndex++, i);
       yield r;
@@ -395,6 +395,11 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   let position = from;
   let nextOut = from.units; // next input index to write in order
   let printed = 0;
+  // Until a record parses, messages about records that do not are held back: a file with no JSON
+  // record at all gets the one-line verdict below instead of a line per record.
+  let held: string[] | null = from.units === 0 ? [] : null;
+  const say = (l: string) => { if (held) held.push(l); else log(l); };
+  const release = () => { if (held) { const h = held; held = null; for (const l of h) log(l); } };
   // Finished out of order in this run and not yet written in order: input index → output line;
   // `journaled`: those of them already in .ahead (with the furthest input offset they reach).
   const early = new Map<number, string>();
@@ -465,8 +470,8 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
           throw new StrictError(`${r.loc}: ${r.error} (--strict: stopping at the first bad record)`);
         }
         writeInOrder(i, errorLine(r), true);
-        if (printed < maxErr) log(`${r.loc}: ${r.error}`);
-        else if (printed === maxErr) log(`... more errors in ${errorsPath}`);
+        if (printed < maxErr) say(`${r.loc}: ${r.error}`);
+        else if (printed === maxErr) say(`... more errors in ${errorsPath}`);
         printed++;
         sinceCheckpoint++;
       } else {
@@ -482,6 +487,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
       for (const f of [`${o.output}.partial`, `${errorsPath}.partial`, aheadPathFor(o.output), progressPathFor(o.output)]) fs.rmSync(f, { force: true });
       throw new InputError(`${o.input}: none of its ${readIndex} lines is a JSON record (${firstParseError}); is it JSONL or a JSON array?`);
     }
+    release();
     checkpoint(true);
     writer.finish(o.keepDoneMarker);
   } catch (e) {
@@ -600,20 +606,26 @@ export async function filterFile(o: FilterFileOptions): Promise<FilterSummary> {
   const errs: string[] = [];
   const maxErr = o.maxErrorLines ?? 10;
   let parseErrors = 0, firstParseError = '';
+  // Held back until a record parses (see scoreFile).
+  let held: string[] | null = [];
+  const say = (l: string) => { if (held) held.push(l); else o.log(l); };
+  const release = () => { if (held) { const h = held; held = null; for (const l of h) o.log(l); } };
   for await (const r of openInput(o.input, o.input).records) {
+    if (!r.parseError) release();
     const s = scoresOf(r, need);
     if (s.scores) scores.push(s.scores);
     else {
       if (r.parseError && parseErrors++ === 0) firstParseError = `${r.loc}: ${r.parseError}`;
       if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
-      if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
-      else if (errs.length === maxErr) o.log(`... more errors in ${errorsPath}`);
+      if (errs.length < maxErr) say(`${r.loc}: ${s.error}`);
+      else if (errs.length === maxErr) say(`... more errors in ${errorsPath}`);
       errs.push(errorLine({ loc: r.loc, error: s.error, record: r.record }));
     }
   }
   if (parseErrors > 0 && parseErrors === errs.length && scores.length === 0) {
     throw new InputError(`${o.input}: none of its ${parseErrors} lines is a JSON record (${firstParseError}); is it JSONL or a JSON array?`);
   }
+  release();
   const decision = applyFilter(scores, o.filter);
   // Pass 2: write every valid record to kept or dropped, with `keep` and `filter_score`. Every file
   // is written and fsynced before any is renamed into place.
