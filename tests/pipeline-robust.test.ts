@@ -60,10 +60,7 @@ describe('1. full disk', () => {
     const mnt = p('small');
     fs.mkdirSync(mnt, { recursive: true });
     const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { encoding: 'utf8' });
-    if (m.status !== 0) {
-      ctx.skip(); // needs root with CAP_SYS_ADMIN: `mount` said: m.stderr
-      return;
-    }
+    if (m.status !== 0) ctx.skip(`cannot mount a tmpfs (needs root with CAP_SYS_ADMIN): ${m.stderr.trim()}`);
     try {
       write('t.jsonl', Array.from({ length: 40 }, (_, i) => bigRecord(i, 2500)));
       expect((await c.run(['score', 't.jsonl', '-o', 't.scored.jsonl', '--cosine', 'off', '--quiet'])).code).toBe(0);
