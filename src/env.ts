@@ -48,6 +48,10 @@ export interface Settings {
   readonly testModelModule: string | undefined;
   /** CONCORD_TEST_INJECT_DEVIATION: test hook, added to every primary log-prob (shows that --verify catches it). */
   readonly testInjectDeviation: number;
+  /** CONCORD_TEST_FAIL_WRITE=<substring>:<bytes>: test hook, writes to matching output paths fail with ENOSPC past <bytes>. */
+  readonly testFailWrite: string | undefined;
+  /** CONCORD_TEST_CRASH_AT=<point>: test hook, SIGKILL at a named point ('between-renames', 'filter-written') to test --resume. */
+  readonly testCrashAt: string | undefined;
   /** CONCORD_BENCH_REV: the revision bench/e2e.ts records with its results. */
   readonly benchRev: string | undefined;
   /** CONCORD_BENCH_STACK=1: bench/e2e.ts keeps the stack of a failed row. */
@@ -76,6 +80,8 @@ export const settings: Settings = Object.freeze({
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
+  get testFailWrite() { return raw('CONCORD_TEST_FAIL_WRITE'); },
+  get testCrashAt() { return raw('CONCORD_TEST_CRASH_AT'); },
   get benchRev() { return raw('CONCORD_BENCH_REV'); },
   get benchStack() { return raw('CONCORD_BENCH_STACK') === '1'; },
 });
@@ -91,6 +97,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',
+  testFailWrite: 'CONCORD_TEST_FAIL_WRITE',
+  testCrashAt: 'CONCORD_TEST_CRASH_AT',
   benchRev: 'CONCORD_BENCH_REV',
   benchStack: 'CONCORD_BENCH_STACK',
 });

@@ -23,6 +23,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** A user-facing error: its message is one line that says what to change. */
 export class ConcordError extends Error {
   readonly exitCode: ExitCode = EXIT.failure;
+  /** Whether the CLI should point at `--help` (a flag or option was wrong). */
+  readonly pointsAtHelp: boolean = false;
   constructor(message: string) {
     super(message);
     this.name = new.target.name;
@@ -32,6 +34,7 @@ export class ConcordError extends Error {
 /** Bad flags or options (exit 2). */
 export class UsageError extends ConcordError {
   override readonly exitCode = EXIT.usage;
+  override readonly pointsAtHelp: boolean = true;
 }
 
 /** Input that stops the run (exit 3). */

@@ -2,64 +2,16 @@
 // the CONCORD_TEST_MODEL_MODULE hook: bad input, JSON arrays, kill -9 then --resume, --verify with
 // an injected deviation, filter and run. dist/ is rebuilt first when older than the sources.
 
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import ts from 'typescript';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { record, setupCli, type Cli } from './helpers/cli.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'concord.js');
-let tmp = '';
-let fakeModule = '';
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-beforeAll(() => {
-  const built = path.join(ROOT, 'dist', 'src', 'cli', 'commands.js');
-  const srcTime = Math.max(...['src/pipeline', 'src/cli', 'src/scheduler', 'src/filter'].map((d) => newestMtime(path.join(ROOT, d))));
-  if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < srcTime) {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-    if (!fs.existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
-  }
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-cli-'));
-  // The fake model as plain JS for the child process (its imports are type-only).
-  const src = fs.readFileSync(path.join(ROOT, 'tests', 'helpers', 'fake-lm.ts'), 'utf8');
-  fakeModule = path.join(tmp, 'fake-lm.mjs');
-  fs.writeFileSync(fakeModule, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);
-});
-
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-
-function cli(args: string[], env: Record<string, string> = {}, opts: { fake?: boolean } = {}): { child: ReturnType<typeof spawn>; done: Promise<Run> } {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: tmp,
-    env: { ...process.env, ...(opts.fake === false ? {} : { CONCORD_TEST_MODEL_MODULE: fakeModule }), ...env },
-  });
-  let stdout = '', stderr = '';
-  child.stdout!.on('data', (d) => { stdout += d; });
-  child.stderr!.on('data', (d) => { stderr += d; });
-  const done = new Promise<Run>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
-  return { child, done };
-}
-
-const run = (args: string[], env: Record<string, string> = {}, opts: { fake?: boolean } = {}) => cli(args, env, opts).done;
-const p = (name: string) => path.join(tmp, name);
-const lines = (file: string) => fs.readFileSync(p(file), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
-
-const WORDS = ['cat', 'dog', 'sun', 'rain', 'ball', 'tree', 'park', 'red', 'big', 'happy', 'play', 'run', 'home', 'mom', 'friend'];
-function record(i: number): object {
-  const w = (n: number, s: number) => Array.from({ length: n }, (_, k) => WORDS[(i * 7 + k * s) % WORDS.length]).join(' ');
-  return { id: i, instruction: `story ${w(2 + (i % 5), 3)}`, input: i % 3 === 0 ? w(2, 5) : '', output: w(3 + ((i * 11) % 13), 2) };
-}
+let c: Cli;
+beforeAll(() => { c = setupCli(); });
+const cli: Cli['cli'] = (...a) => c.cli(...a);
+const run: Cli['run'] = (...a) => c.run(...a);
+const p = (name: string) => c.p(name);
+const lines = (file: string) => c.lines(file);
 
 describe('bad input', () => {
   test('file:line: reason in the errors file, the good records scored, exit 0; --strict stops with exit 3', async () => {
@@ -152,7 +104,7 @@ describe('resume after kill -9', () => {
     expect(ids).toEqual(Array.from({ length: N }, (_, i) => i).filter((i) => i % 17 !== 9));
     for (const f of ['res.jsonl.partial', 'res.jsonl.progress.json', 'res.jsonl.errors.jsonl.partial']) expect(fs.existsSync(p(f))).toBe(false);
     const sum = JSON.parse(fs.readFileSync(p('res.summary.json'), 'utf8'));
-    expect(sum.counts.resumed_from).toBe(ck.position.units);
+    expect(sum.counts.resumed_from).toBe(ck.position.units + ck.ahead);
     expect(sum.counts.records).toBe(N);
     expect(sum.counts.errors).toBe(Math.floor((N - 10) / 17) + 1);
   });

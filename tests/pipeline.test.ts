@@ -292,3 +292,32 @@ describe('scorer on stories15M (CPU twin)', () => {
     }
   });
 });
+
+describe('onDone: results as soon as they are complete (checkpoints inside a window)', () => {
+  test('every scored record is reported once, out of order, before it is yielded in order; same scores', async () => {
+    const lm = createFakeLm({ tokenBudget: 48 });
+    const recs = Array.from({ length: 40 }, (_, i) => (i === 3 ? { instruction: 'no output' } : {
+      instruction: `story ${'dog '.repeat(1 + ((i * 7) % 9))}`, output: `the ${'cat ran '.repeat(1 + ((i * 5) % 11))}`,
+    }));
+    const scorer = createScorerFromModels({ model: lm, cosine: 'lm', windowSize: 40 });
+    const done: { index: number; fwd: number }[] = [];
+    const yieldedAt: number[] = [];
+    const out: ScoreResult[] = [];
+    for await (const r of scorer.score(recs, { onDone: (d) => done.push({ index: d.index, fwd: d.scores!.fwd_logp }) })) {
+      yieldedAt.push(done.length);
+      out.push(r);
+    }
+    expect(out.map((r) => r.index)).toEqual(recs.map((_, i) => i));
+    expect(done.map((d) => d.index).sort((a, b) => a - b)).toEqual(recs.map((_, i) => i).filter((i) => i !== 3));
+    expect(done.map((d) => d.index)).not.toEqual([...done.map((d) => d.index)].sort((a, b) => a - b)); // out of order
+    // Record i is reported before it is yielded, with the scores it is yielded with.
+    out.forEach((r, k) => {
+      if (r.error) return;
+      const at = done.findIndex((d) => d.index === r.index);
+      expect(at).toBeLessThan(yieldedAt[k]);
+      expect(done[at].fwd).toBe(r.scores!.fwd_logp);
+    });
+    // Most of the window is finished before its first record is.
+    expect(done.findIndex((d) => d.index === 0)).toBeGreaterThan(10);
+  });
+});

@@ -71,24 +71,30 @@ export function unescapeCli(s: string): string {
 export function exitCodeFor(e: unknown, cmd: string): number {
   const err = e instanceof Error ? e : new Error(String(e));
   const code = err instanceof ConcordError ? err.exitCode : EXIT.failure;
-  const hint = err instanceof UsageError ? ` (concord ${cmd} --help)` : '';
+  const hint = err instanceof ConcordError && err.pointsAtHelp ? ` (concord ${cmd} --help)` : '';
   const first = err.message.split('\n')[0];
   const debugHint = code === EXIT.failure && !settings.debug ? ' (CONCORD_DEBUG=1 shows the stack)' : '';
   log(`concord ${cmd}: ${settings.debug ? err.stack ?? err.message : first}${hint}${debugHint}`);
   return code;
 }
 
-/** A command: `--help`/`-h` prints `help`; everything the body throws goes through exitCodeFor. */
-export function command(name: string, help: string, body: (argv: string[]) => Promise<number>): Command {
+/**
+ * A command: `--help`/`-h` prints `help`; everything the body throws goes through exitCodeFor.
+ * `defer(fn)` runs fn when the command ends, however it ends (e.g. releasing output locks).
+ */
+export function command(name: string, help: string, body: (argv: string[], defer: (fn: () => void) => void) => Promise<number>): Command {
   return async (argv) => {
     if (argv.includes('--help') || argv.includes('-h')) {
       console.log(help);
       return EXIT.ok;
     }
+    const deferred: (() => void)[] = [];
     try {
-      return await body(argv);
+      return await body(argv, (fn) => deferred.push(fn));
     } catch (e) {
       return exitCodeFor(e, name);
+    } finally {
+      for (const fn of deferred.reverse()) fn();
     }
   };
 }

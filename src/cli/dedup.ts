@@ -12,6 +12,7 @@
 
 import * as fs from 'node:fs';
 import { DEDUP_CPU_BLOCK, DEDUP_MEMORY_BUDGET, dedupFile } from '../dedup/index.js';
+import { lockOutputs, preflightPaths } from '../pipeline/files.js';
 import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, UsageError } from './common.js';
 import { openEmbedder } from './embed.js';
 
@@ -27,7 +28,7 @@ export const DEDUP_HELP = `concord dedup — drop near-duplicate records by sent
   --memory-budget MB     embeddings held in memory (default ${DEDUP_MEMORY_BUDGET / 1048576}); beyond it they go to a temporary file
 Exit codes: 0 ok, 1 failure, 2 usage, 3 some records could not be read (reported as file:line: reason), 5 no GPU for --device webgpu.`;
 
-export const dedupCommand = command('dedup', DEDUP_HELP, async (argv) => {
+export const dedupCommand = command('dedup', DEDUP_HELP, async (argv, defer) => {
   const { values, positionals } = parseFlags(argv, {
       output: { type: 'string', short: 'o' },
       threshold: { type: 'string' },
@@ -49,6 +50,8 @@ export const dedupCommand = command('dedup', DEDUP_HELP, async (argv) => {
   const device = deviceFlag(values.device);
   const file = positionals[0];
   if (!fs.existsSync(file)) throw new UsageError(`${file}: no such file`);
+  const dupes = values['dupes-out'];
+  defer(lockOutputs(preflightPaths({ input: file, output: values.output, more: dupes ? [{ flag: '--dupes-out', path: dupes }] : [] }).outputs));
 
   const { enc, rt } = await openEmbedder(values.model ?? 'minilm', device, maxLength);
   try {

@@ -1,10 +1,10 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
 import { RULES, type FilterOptions, type Rule } from '../filter/index.js';
-import { filterFile, type FilterSummary } from '../pipeline/files.js';
+import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterSummary } from '../pipeline/files.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags } from './common.js';
-import { inputMustExist, oneInput, requireOutput } from './score.js';
+import { oneInput, requireOutput } from './score.js';
 
 export const FILTER_OPTIONS = {
   output: { type: 'string', short: 'o' },
@@ -49,12 +49,12 @@ export function formatFilterSummary(s: FilterSummary): string {
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 
-export const filterCommand = command('filter', FILTER_HELP, async (argv) => {
+export const filterCommand = command('filter', FILTER_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, FILTER_OPTIONS, true);
   const input = oneInput(positionals, 'concord filter scored.jsonl -o kept.jsonl');
   const output = requireOutput(v.output);
   const filter = filterOptionsFrom(v);
-  await inputMustExist(input);
+  defer(lockOutputs(preflightPaths({ input, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
   const summary = await filterFile({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log });
   if (!v.quiet) log(formatFilterSummary(summary));
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');

@@ -1,11 +1,11 @@
 // `concord run`: score, then filter (src/pipeline/files.ts runFile), with the flags of both.
 
-import { runFile } from '../pipeline/files.js';
+import { errorsPathFor, lockOutputs, preflightPaths, runFile, scoredPathFor } from '../pipeline/files.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { command, log, parseFlags } from './common.js';
 import { FILTER_HELP, FILTER_OPTIONS, filterOptionsFrom, formatFilterSummary } from './filter.js';
 import {
-  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, inputMustExist, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
+  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
 } from './score.js';
 
 const RUN_OPTIONS = { ...FILTER_OPTIONS, ...SCORE_OPTIONS, 'scored-out': { type: 'string' } } as const;
@@ -19,13 +19,14 @@ ${SCORE_HELP}
 
 ${FILTER_HELP}`;
 
-export const runCommand = command('run', RUN_HELP, async (argv) => {
+export const runCommand = command('run', RUN_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, RUN_OPTIONS, true);
   const input = oneInput(positionals, 'concord run in.jsonl -o kept.jsonl');
   const output = requireOutput(v.output);
   const s = scoreSettings(v);
   const filter = filterOptionsFrom(v);
-  await inputMustExist(input);
+  const scoredOut = scoredPathFor({ output, scoredOut: v['scored-out'] });
+  defer(lockOutputs(preflightPaths({ input, output, dropOut: v['drop-out'], scoredOut, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
   return withScorer(s, !!v.quiet, 'run', async (scorer) => {
     const r = await runFile({
       scorer, input, output, dropOut: v['drop-out'], scoredOut: v['scored-out'], errors: v.errors, filter,

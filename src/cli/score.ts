@@ -3,8 +3,7 @@
 
 import { DEFAULT_FIELDS } from '../pipeline/input.js';
 import { createScorer, type ConfiguredScorer } from '../pipeline/index.js';
-import { scoreFile, type ScoreSummary } from '../pipeline/files.js';
-import { InputError } from '../errors.js';
+import { errorsPathFor, lockOutputs, preflightPaths, scoreFile, type ScoreSummary } from '../pipeline/files.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { settings } from '../env.js';
 import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
@@ -196,17 +195,13 @@ export function requireOutput(o: string | undefined): string {
   return o;
 }
 
-export async function inputMustExist(file: string): Promise<void> {
-  const fs = await import('node:fs');
-  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
-}
-
-export const scoreCommand = command('score', SCORE_HELP, async (argv) => {
+export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, SCORE_OPTIONS, true);
   const input = oneInput(positionals, 'concord score in.jsonl -o scored.jsonl');
   const output = requireOutput(v.output);
   const s = scoreSettings(v);
-  await inputMustExist(input);
+  // Paths are checked (collisions, directories, the input) and locked before any model loads.
+  defer(lockOutputs(preflightPaths({ input, output, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
   const summary = await withScorer(s, !!v.quiet, 'score', async (scorer) => describeRun(await scoreFile({
     scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
   }), scorer, 'score'));

@@ -23,7 +23,7 @@ export { applyFilter, RULES, type FilterOptions, type FilterResult, type Rule } 
 export { DEFAULT_FIELDS, RecordError, SourcedRecord, joinPrompt, recordToPair, type FieldMap, type PairText } from './input.js';
 export { planPasses, truncatePair, type PassPlan } from './plan.js';
 export {
-  cosineSimilarity, createScorerFromModels, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
+  cosineSimilarity, createScorerFromModels, type CosineMode, type PairScores, type ScoreCallOptions, type ScoreProgress, type ScoreResult, type Scorer,
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport,
 } from './scorer.js';
 export { SummaryBuilder, quantiles, type Quantiles } from './stats.js';

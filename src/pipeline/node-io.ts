@@ -2,11 +2,13 @@
 // numbers, atomic output files, the resumable scored-output writer with its checkpoint sidecar, and
 // the terminal progress reporter. The scorer itself (scorer.ts) never touches files.
 
-import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { settings } from '../env.js';
+import { ConcordError, InputError, ResumeError } from '../errors.js';
 import { SourcedRecord } from './input.js';
-import { InputError, ResumeError } from '../errors.js';
 
 // ---- input -------------------------------------------------------------------------------------
 
@@ -27,6 +29,61 @@ export interface InputPosition {
 }
 
 export type InputFormat = 'jsonl' | 'json-array';
+
+/** What a file looks like from its first bytes: a text format concord reads, or something else. */
+export type InputKind = InputFormat | 'parquet' | 'gzip' | 'zstd' | 'bzip2' | 'xz' | 'zip' | 'arrow' | 'utf16' | 'binary';
+
+export interface DetectedInput {
+  kind: InputKind;
+  /** e.g. 'a Parquet file (starts with PAR1)' */
+  what: string;
+}
+
+const MAGIC: { kind: InputKind; bytes: number[]; what: string }[] = [
+  { kind: 'parquet', bytes: [0x50, 0x41, 0x52, 0x31], what: 'a Parquet file (starts with PAR1)' },
+  { kind: 'gzip', bytes: [0x1f, 0x8b], what: 'a gzip-compressed file' },
+  { kind: 'zstd', bytes: [0x28, 0xb5, 0x2f, 0xfd], what: 'a zstd-compressed file' },
+  { kind: 'bzip2', bytes: [0x42, 0x5a, 0x68], what: 'a bzip2-compressed file' },
+  { kind: 'xz', bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], what: 'an xz-compressed file' },
+  { kind: 'zip', bytes: [0x50, 0x4b, 0x03, 0x04], what: 'a zip archive' },
+  { kind: 'arrow', bytes: [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31], what: 'an Arrow IPC file' },
+  { kind: 'utf16', bytes: [0xff, 0xfe], what: 'UTF-16 text (little-endian BOM); convert it to UTF-8' },
+  { kind: 'utf16', bytes: [0xfe, 0xff], what: 'UTF-16 text (big-endian BOM); convert it to UTF-8' },
+];
+
+/**
+ * Classify a file by its first 8 KiB: a known magic number (Parquet, gzip, zstd, ...), NUL bytes
+ * (binary), else JSONL, or a JSON array when the first non-blank character is '['. The reader
+ * dispatch (openInput) consults this; formats other than jsonl/json-array are refused there
+ * unless a reader for them exists.
+ */
+export function detectInputKind(file: string): DetectedInput {
+  const fd = fs.openSync(file, 'r');
+  let head: Buffer;
+  try {
+    const buf = Buffer.alloc(8192);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    head = buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+  for (const m of MAGIC) if (head.length >= m.bytes.length && m.bytes.every((b, i) => head[i] === b)) return { kind: m.kind, what: m.what };
+  const nul = head.indexOf(0);
+  if (nul !== -1) return { kind: 'binary', what: `binary data (a NUL byte at offset ${nul})` };
+  return { kind: sniffFormatOf(head, file), what: 'text' };
+}
+
+function sniffFormatOf(head: Buffer, file: string): InputFormat {
+  let i = 0;
+  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) i = 3; // BOM
+  for (; i < head.length; i++) {
+    const c = head[i];
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    return c === 0x5b ? 'json-array' : 'jsonl';
+  }
+  // All blank so far: look further (rare; a file of blank lines is JSONL with no records).
+  return head.length < 8192 ? 'jsonl' : sniffFormat(file);
+}
 
 /** JSONL unless the first non-blank byte is '[' (a JSON array, read whole). */
 export function sniffFormat(file: string): InputFormat {
@@ -49,12 +106,57 @@ export function sniffFormat(file: string): InputFormat {
   }
 }
 
-function parseLine(text: string, loc: string): { record: unknown; error?: string } {
+/** Deepest nesting a record may have (JSON.stringify recurses; far deeper records would overflow the stack). */
+export const MAX_RECORD_DEPTH = 512;
+
+/** Nesting depth of a parsed JSON value, iteratively; stops counting past `limit`. */
+export function jsonDepth(v: unknown, limit = MAX_RECORD_DEPTH): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d > max) { max = d; if (max > limit) return max; }
+    for (const c of Array.isArray(x) ? x : Object.values(x as object)) if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+/** Byte offset of the first invalid UTF-8 sequence in `b` (-1 when valid). */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i];
+    let n = 0, min = 0;
+    if (c < 0x80) { i++; continue; }
+    else if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; }
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; }
+    else return i;
+    let cp = c & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || (d & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+function parseLine(text: string): { record: unknown; error?: string } {
+  let record: unknown;
   try {
-    return { record: JSON.parse(text) };
+    record = JSON.parse(text);
   } catch (e) {
     return { record: undefined, error: `malformed JSON: ${(e as Error).message}` };
   }
+  return checkDepth(record);
+}
+
+function checkDepth(record: unknown): { record: unknown; error?: string } {
+  if (jsonDepth(record) > MAX_RECORD_DEPTH) return { record: undefined, error: `record nested more than ${MAX_RECORD_DEPTH} levels deep` };
+  return { record };
 }
 
 /**
@@ -69,13 +171,18 @@ export async function* readJsonl(file: string, name: string, from: InputPosition
   const emit = (bytes: Buffer): FileRecord | null => {
     line++;
     offset += bytes.length;
+    if (!isUtf8(bytes)) {
+      // Decoding would replace the bad bytes by U+FFFD and score altered text: an error record instead.
+      const at = firstInvalidUtf8(bytes);
+      return new FileRecord(undefined, `${name}:${line}`, `invalid UTF-8 (byte ${at + 1} of the line)`, line, offset);
+    }
     let text = bytes.toString('utf8');
     if (text.endsWith('\n')) text = text.slice(0, -1);
     if (text.endsWith('\r')) text = text.slice(0, -1);
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.trim() === '') return null;
     const loc = `${name}:${line}`;
-    const p = parseLine(text, loc);
+    const p = parseLine(text);
     return new FileRecord(p.record, loc, p.error, line, offset);
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -122,7 +229,12 @@ export { InputError } from '../errors.js';
 
 /** A JSON array file, read and parsed whole (README: arrays are not streamed). */
 export function readJsonArray(file: string, name: string): FileRecord[] {
-  const text = fs.readFileSync(file, 'utf8').replace(/^\ufeff/, '');
+  const bytes = fs.readFileSync(file);
+  if (!isUtf8(bytes)) {
+    const at = firstInvalidUtf8(bytes);
+    throw new InputError(`${name}:${bytes.subarray(0, at).toString('latin1').split('\n').length}: invalid UTF-8 (byte ${at} of the file) in a JSON array (read whole, so the file stops here)`);
+  }
+  const text = bytes.toString('utf8').replace(/^\ufeff/, '');
   let arr: unknown;
   try {
     arr = JSON.parse(text);
@@ -134,7 +246,10 @@ export function readJsonArray(file: string, name: string): FileRecord[] {
   }
   if (!Array.isArray(arr)) throw new InputError(`${name}:1: expected a JSON array or JSONL`);
   const lines = arrayElementLines(text);
-  return arr.map((rec, k) => new FileRecord(rec, `${name}:${lines[k] ?? 1}`, undefined, lines[k] ?? 1, 0));
+  return arr.map((rec, k) => {
+    const c = checkDepth(rec);
+    return new FileRecord(c.record, `${name}:${lines[k] ?? 1}`, c.error, lines[k] ?? 1, 0);
+  });
 }
 
 export interface RecordSource {
@@ -146,7 +261,9 @@ export interface RecordSource {
 }
 
 export function openInput(file: string, name: string, from?: InputPosition): RecordSource {
-  const format = sniffFormat(file);
+  const d = detectInputKind(file);
+  if (d.kind !== 'jsonl' && d.kind !== 'json-array') throw new InputError(`${name}: this looks like ${d.what}, not JSONL or a JSON array`);
+  const format = d.kind;
   if (format === 'jsonl') return { format, records: readJsonl(file, name, from), total: null };
   const all = readJsonArray(file, name);
   return { format, records: all.slice(from?.units ?? 0), total: all.length };
@@ -165,27 +282,145 @@ export async function countJsonlRecords(file: string): Promise<number> {
   return n + (nonBlank ? 1 : 0);
 }
 
-export interface InputIdentity {
-  path: string;
-  size: number;
-  mtimeMs: number;
-  /** sha256 of the first KiB */
-  head: string;
-}
-
-export function inputIdentity(file: string): InputIdentity {
-  const st = fs.statSync(file);
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(Math.min(1024, st.size));
-  try { fs.readSync(fd, buf, 0, buf.length, 0); } finally { fs.closeSync(fd); }
-  return { path: path.resolve(file), size: st.size, mtimeMs: st.mtimeMs, head: createHash('sha256').update(buf).digest('hex') };
-}
-
 export function hashOptions(o: unknown): string {
   return createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 16);
 }
 
-// ---- atomic output -----------------------------------------------------------------------------
+/** What a checkpoint remembers of its input: the consumed prefix's length and SHA-256. */
+export interface InputIdentity {
+  path: string;
+  /** Bytes of the input the checkpoint depends on (from byte 0). */
+  hashedBytes: number;
+  /** sha256 of those bytes */
+  sha256: string;
+}
+
+/**
+ * SHA-256 of a growing prefix of a file, read from disk as the prefix grows (each byte once):
+ * `advance(n)` extends it to the first n bytes, `identity()` digests a copy.
+ */
+export class PrefixHasher {
+  private hash: Hash = createHash('sha256');
+  private done = 0;
+
+  constructor(readonly file: string) {}
+
+  get bytes(): number {
+    return this.done;
+  }
+
+  advance(to: number): void {
+    if (to <= this.done) return;
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(1 << 20, to - this.done));
+      while (this.done < to) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, to - this.done), this.done);
+        if (n === 0) throw new ResumeError(`${this.file} is shorter (${this.done} bytes) than the ${to} bytes already read from it; it changed during the run`);
+        this.hash.update(buf.subarray(0, n));
+        this.done += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  identity(): InputIdentity {
+    return { path: path.resolve(this.file), hashedBytes: this.done, sha256: this.hash.copy().digest('hex') };
+  }
+}
+
+// ---- checked writes ----------------------------------------------------------------------------
+
+/** Writing an output failed (disk full, I/O error): the command fails and no final file is torn. */
+export class OutputError extends ConcordError {}
+
+function outputError(file: string, what: string, e: unknown): OutputError {
+  const err = e as NodeJS.ErrnoException;
+  return new OutputError(`${file}: ${what} failed: ${err.code ? `${err.code} ` : ''}${(err.message ?? String(e)).replace(/^[A-Z]+: /, '')}`);
+}
+
+/**
+ * Test hook: CONCORD_TEST_FAIL_WRITE=<substring>:<bytes> makes writes to files whose path contains
+ * <substring> fail with ENOSPC once <bytes> bytes have gone to that file (the first part of the
+ * write that crosses the limit is written, as a full disk does).
+ */
+function injectedLimit(file: string): number {
+  const spec = settings.testFailWrite;
+  if (!spec) return Infinity;
+  const k = spec.lastIndexOf(':');
+  const sub = spec.slice(0, k), n = Number(spec.slice(k + 1));
+  return k > 0 && file.includes(sub) && Number.isFinite(n) ? n : Infinity;
+}
+
+/** An open file with every write checked: short writes are retried, errors raise OutputError. */
+export class CheckedFile {
+  private fd: number | null;
+  /** Bytes in the file (this object's writes included). */
+  bytes = 0;
+  private readonly limit: number;
+
+  constructor(readonly file: string, flags: 'w' | 'a', readonly label = file) {
+    try {
+      this.fd = fs.openSync(file, flags);
+      if (flags === 'a') this.bytes = fs.fstatSync(this.fd).size;
+    } catch (e) {
+      throw outputError(label, 'opening', e);
+    }
+    this.limit = injectedLimit(label);
+  }
+
+  write(data: string | Buffer): void {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    for (let off = 0; off < buf.length;) {
+      let n: number;
+      try {
+        if (this.fd === null) throw new Error('file already closed');
+        const room = this.limit - this.bytes;
+        if (room <= 0) throw Object.assign(new Error('no space left on device (CONCORD_TEST_FAIL_WRITE)'), { code: 'ENOSPC' });
+        n = fs.writeSync(this.fd, buf, off, Math.min(buf.length - off, room));
+      } catch (e) {
+        throw outputError(this.label, 'writing', e);
+      }
+      if (n <= 0) throw outputError(this.label, 'writing', Object.assign(new Error('the write wrote nothing'), { code: 'EIO' }));
+      off += n;
+      this.bytes += n;
+    }
+  }
+
+  sync(): void {
+    try {
+      if (this.fd !== null) fs.fsyncSync(this.fd);
+    } catch (e) {
+      throw outputError(this.label, 'fsync', e);
+    }
+  }
+
+  truncate(len: number): void {
+    try {
+      if (this.fd !== null) fs.ftruncateSync(this.fd, len);
+      this.bytes = len;
+    } catch (e) {
+      throw outputError(this.label, 'truncating', e);
+    }
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    try {
+      fs.closeSync(fd);
+    } catch (e) {
+      throw outputError(this.label, 'closing', e);
+    }
+  }
+
+  /** Close, ignoring errors (cleanup paths). */
+  closeQuietly(): void {
+    try { this.close(); } catch { /* cleanup */ }
+  }
+}
 
 function fsyncDir(dir: string): void {
   try {
@@ -194,32 +429,45 @@ function fsyncDir(dir: string): void {
   } catch { /* not supported everywhere; the rename itself is atomic */ }
 }
 
-/** Write a whole file atomically: a temporary file next to it, fsync, rename. */
-export function writeFileAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
+export const tmpPathFor = (file: string) => `${file}.tmp-${process.pid}`;
+
+function renameInto(tmp: string, file: string): void {
   try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    throw outputError(file, `renaming ${tmp} into place`, e);
   }
-  fs.renameSync(tmp, file);
   fsyncDir(path.dirname(path.resolve(file)));
 }
 
-/** A buffered append-only file that becomes `final` atomically on commit(). */
+/** Write a whole file atomically: a temporary file next to it, every write checked, fsync, rename. */
+export function writeFileAtomic(file: string, data: string): void {
+  const tmp = tmpPathFor(file);
+  const f = new CheckedFile(tmp, 'w', file);
+  try {
+    f.write(data);
+    f.sync();
+    f.close();
+  } catch (e) {
+    f.closeQuietly();
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  renameInto(tmp, file);
+}
+
+/** A buffered append-only file that becomes `final` atomically on commit(). Every write is checked. */
 export class AtomicWriter {
-  private fd: number;
+  private f: CheckedFile;
   private buf: string[] = [];
   private bufLen = 0;
   /** Bytes written (flushed or not). */
   bytes = 0;
   lines = 0;
 
-  constructor(readonly final: string, readonly tmp = `${final}.tmp-${process.pid}`, opts: { append?: boolean } = {}) {
-    this.fd = fs.openSync(tmp, opts.append ? 'a' : 'w');
-    if (opts.append) this.bytes = fs.fstatSync(this.fd).size;
+  constructor(readonly final: string, readonly tmp = tmpPathFor(final), opts: { append?: boolean } = {}) {
+    this.f = new CheckedFile(tmp, opts.append ? 'a' : 'w', final);
+    this.bytes = this.f.bytes;
   }
 
   write(line: string): void {
@@ -233,116 +481,173 @@ export class AtomicWriter {
 
   flush(): void {
     if (this.buf.length === 0) return;
-    fs.writeSync(this.fd, this.buf.join(''));
+    const data = this.buf.join('');
     this.buf = [];
     this.bufLen = 0;
+    this.f.write(data);
   }
 
   sync(): void {
     this.flush();
-    fs.fsyncSync(this.fd);
+    this.f.sync();
+  }
+
+  /** Drop everything after the first `len` bytes (flushing first). */
+  truncate(len: number): void {
+    this.flush();
+    this.f.truncate(len);
+    this.bytes = len;
   }
 
   commit(): void {
-    this.sync();
-    fs.closeSync(this.fd);
-    fs.renameSync(this.tmp, this.final);
-    fsyncDir(path.dirname(path.resolve(this.final)));
+    try {
+      this.sync();
+      this.f.close();
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    renameInto(this.tmp, this.final);
   }
 
   /** Close without renaming; remove the temporary file unless `keep`. */
   abort(keep = false): void {
-    try { this.flush(); fs.closeSync(this.fd); } catch { /* already closed */ }
+    if (keep) {
+      try { this.flush(); } catch { /* the checkpoint stands */ }
+    }
+    this.buf = [];
+    this.bufLen = 0;
+    this.f.closeQuietly();
     if (!keep) fs.rmSync(this.tmp, { force: true });
   }
 }
 
 // ---- resumable scored output -------------------------------------------------------------------
-// Scored records go, in input order, to `<out>.partial` and errors to `<errors>.partial`; every so
-// often both are fsynced and `<out>.progress.json` (written atomically) records how far they are
-// complete: records consumed, input byte offset and line, the byte length of each partial file, the
-// input's identity (size, mtime, sha256 of its first KiB) and a hash of the scoring options. After a
-// crash or kill -9, --resume truncates both partials to the checkpointed lengths (dropping any line
-// written after it, complete or torn), re-reads the input from the checkpointed offset and goes on:
-// every record ends up exactly once, in order. At the end the partials are renamed to their final
-// names and the sidecar is removed.
+// Scored records go, in input order, to `<out>.partial` and errors to `<errors>.partial`. Records
+// finished out of order (a window is scored longest-first, so most of it finishes before the
+// window's first record does) go to `<out>.ahead` as `index<TAB>line`. Every --checkpoint-every
+// records (counted as they finish, in any order) or 5 s, all three are fsynced and
+// `<out>.progress.json` (written atomically) records: the in-order prefix (records consumed, input
+// byte offset and line), the byte length of each file, the length and SHA-256 of the input prefix
+// the checkpoint depends on (up to the furthest record it holds a result for) and a hash of the
+// scoring options. --resume checks the input prefix's hash, truncates the three files to their
+// checkpointed lengths (dropping any line written after it, complete or torn), re-reads the input
+// from the prefix's offset, takes the results in `.ahead` instead of re-scoring those records and
+// goes on: every record ends up exactly once, in order. At the end the partials are renamed to
+// their final names and the sidecars are removed.
 
 export interface Checkpoint {
-  version: 1;
+  version: 2;
   position: InputPosition;
   outBytes: number;
   errBytes: number;
+  aheadBytes: number;
+  /** Results in `.ahead` past the prefix (informational). */
+  ahead: number;
   input: InputIdentity;
   optionsHash: string;
+  /** Set by the last checkpoint, just before the final renames. */
+  complete?: boolean;
   savedAt: string;
 }
 
 export { ResumeError } from '../errors.js';
 
 export const progressPathFor = (out: string) => `${out}.progress.json`;
+export const aheadPathFor = (out: string) => `${out}.ahead`;
 
-export function readCheckpoint(out: string): Checkpoint | null {
-  const p = progressPathFor(out);
-  if (!fs.existsSync(p)) return null;
-  try {
-    const c = JSON.parse(fs.readFileSync(p, 'utf8')) as Checkpoint;
-    if (c.version !== 1 || !c.position) throw new Error('unknown version');
-    return c;
-  } catch (e) {
-    throw new ResumeError(`${p}: unreadable checkpoint (${(e as Error).message}); delete it to start over`);
-  }
-}
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 
-/** Why a checkpoint cannot be resumed with this input and these options, or null when it can. */
-export function checkpointMismatch(c: Checkpoint, input: InputIdentity, optionsHash: string): string | null {
-  if (c.input.size !== input.size || c.input.head !== input.head || c.input.mtimeMs !== input.mtimeMs) {
-    return `the input changed since the checkpoint (${c.input.path}: size ${c.input.size}, mtime ${new Date(c.input.mtimeMs).toISOString()})`;
-  }
-  if (c.optionsHash !== optionsHash) return 'the scoring options (models, templates, --max-len, fields, cosine) differ from the interrupted run';
+/** The problem with a parsed checkpoint's shape, or null. */
+function checkpointShape(c: unknown): string | null {
+  if (!c || typeof c !== 'object') return 'not a JSON object';
+  const o = c as Record<string, unknown>;
+  if (o.version !== 2) return o.version === 1 ? 'written by an older concord (version 1)' : `unknown version ${JSON.stringify(o.version)}`;
+  const pos = o.position as Record<string, unknown> | undefined;
+  if (!pos || typeof pos !== 'object' || !isCount(pos.units) || !isCount(pos.offset) || !isCount(pos.line)) return "missing or invalid 'position'";
+  for (const k of ['outBytes', 'errBytes', 'aheadBytes', 'ahead']) if (!isCount(o[k])) return `missing or invalid '${k}'`;
+  const inp = o.input as Record<string, unknown> | undefined;
+  if (!inp || typeof inp !== 'object' || typeof inp.path !== 'string' || !isCount(inp.hashedBytes) || typeof inp.sha256 !== 'string') return "missing or invalid 'input'";
+  if (typeof o.optionsHash !== 'string') return "missing 'optionsHash'";
   return null;
 }
 
+export function readCheckpoint(out: string): Checkpoint | null {
+  const p = progressPathFor(out);
+  let text: string;
+  try {
+    text = fs.readFileSync(p, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new ResumeError(`${p}: cannot read the checkpoint (${(e as Error).message}); delete it to start over`);
+  }
+  let c: unknown;
+  try {
+    c = JSON.parse(text);
+  } catch (e) {
+    throw new ResumeError(`${p}: unreadable checkpoint (${(e as Error).message}); delete it to start over`);
+  }
+  const why = checkpointShape(c);
+  if (why) throw new ResumeError(`${p}: unusable checkpoint (${why}); delete it to start over`);
+  return c as Checkpoint;
+}
+
+/**
+ * Why a checkpoint cannot be resumed with this input file and these options, or null when it can.
+ * On success the returned hasher holds the input's checkpointed prefix (to go on hashing from).
+ */
+export function checkpointMismatch(c: Checkpoint, input: string, optionsHash: string): { why: string } | { hasher: PrefixHasher } {
+  if (c.optionsHash !== optionsHash) return { why: 'the scoring options (models, templates, --max-len, fields, cosine, --limit) differ from the interrupted run' };
+  const size = fs.statSync(input).size;
+  const changed = `the input changed since the checkpoint (the SHA-256 of its first ${c.input.hashedBytes} bytes, which the checkpoint covers, differs)`;
+  if (size < c.input.hashedBytes) return { why: `${changed.slice(0, -1)}: the file is now ${size} bytes)` };
+  const h = new PrefixHasher(input);
+  h.advance(c.input.hashedBytes);
+  if (h.identity().sha256 !== c.input.sha256) return { why: changed };
+  return { hasher: h };
+}
+
+/** The three files of an in-progress score and its checkpoint sidecar. */
 export class ScoredOutput {
   readonly out: AtomicWriter;
   readonly errors: AtomicWriter;
+  readonly ahead: AtomicWriter;
   private lastCheckpoint = 0;
 
   constructor(
     readonly outPath: string,
     readonly errorsPath: string,
-    private readonly identity: InputIdentity,
     private readonly optionsHash: string,
     resumeFrom: Checkpoint | null,
   ) {
-    const outTmp = `${outPath}.partial`, errTmp = `${errorsPath}.partial`;
+    const outTmp = `${outPath}.partial`, errTmp = `${errorsPath}.partial`, aheadTmp = aheadPathFor(outPath);
     // A fresh start: a checkpoint left by an earlier run no longer describes the partial files.
     if (!resumeFrom) fs.rmSync(progressPathFor(outPath), { force: true });
-    if (resumeFrom) {
-      // Drop whatever was written after the checkpoint (possibly a torn line).
-      for (const [f, len] of [[outTmp, resumeFrom.outBytes], [errTmp, resumeFrom.errBytes]] as const) {
-        if (!fs.existsSync(f)) {
-          if (len > 0) throw new ResumeError(`${f} is missing but the checkpoint says ${len} bytes were written; delete ${progressPathFor(outPath)} to start over`);
-          fs.writeFileSync(f, '');
-        }
-        const size = fs.statSync(f).size;
-        if (size < len) throw new ResumeError(`${f} is shorter (${size} bytes) than its checkpoint (${len}); delete ${progressPathFor(outPath)} to start over`);
-        fs.truncateSync(f, len);
-      }
-    }
+    if (resumeFrom) checkResumeFiles(outPath, errorsPath, resumeFrom);
     this.out = new AtomicWriter(outPath, outTmp, { append: !!resumeFrom });
     this.errors = new AtomicWriter(errorsPath, errTmp, { append: !!resumeFrom });
+    this.ahead = new AtomicWriter(aheadTmp, aheadTmp, { append: !!resumeFrom });
+    if (resumeFrom) {
+      // Drop whatever was written after the checkpoint (possibly a torn line).
+      this.out.truncate(resumeFrom.outBytes);
+      this.errors.truncate(resumeFrom.errBytes);
+      this.ahead.truncate(resumeFrom.aheadBytes);
+    }
     this.lastCheckpoint = Date.now();
   }
 
-  /** fsync both partials, then record the position atomically. */
-  checkpoint(position: InputPosition): void {
+  /** fsync the files, then record the position atomically. */
+  checkpoint(position: InputPosition, input: InputIdentity, ahead: number, complete = false): void {
     this.out.sync();
     this.errors.sync();
+    this.ahead.sync();
     const c: Checkpoint = {
-      version: 1, position, outBytes: this.out.bytes, errBytes: this.errors.bytes, input: this.identity,
-      optionsHash: this.optionsHash, savedAt: new Date().toISOString(),
+      version: 2, position, outBytes: this.out.bytes, errBytes: this.errors.bytes, aheadBytes: ahead > 0 ? this.ahead.bytes : 0, ahead, input,
+      optionsHash: this.optionsHash, ...(complete ? { complete: true } : {}), savedAt: new Date().toISOString(),
     };
     writeFileAtomic(progressPathFor(this.outPath), JSON.stringify(c, null, 2) + '\n');
+    // Nothing past the prefix: the results in `.ahead` are all in the partials now.
+    if (ahead === 0 && this.ahead.bytes > 0) this.ahead.truncate(0);
     this.lastCheckpoint = Date.now();
   }
 
@@ -350,16 +655,92 @@ export class ScoredOutput {
     return Date.now() - this.lastCheckpoint;
   }
 
-  /** Rename the partials to their final names (no errors: no errors file) and drop the sidecar. */
-  finish(): void {
-    this.out.commit();
-    if (this.errors.bytes > 0) this.errors.commit();
-    else {
-      this.errors.abort();
-      fs.rmSync(this.errorsPath, { force: true }); // a stale errors file from an earlier run
-    }
-    fs.rmSync(progressPathFor(this.outPath), { force: true });
+  /**
+   * After the final (complete) checkpoint: rename the partials to their final names (no errors: no
+   * errors file) and drop the sidecars (the progress file stays, marked complete, with keepMarker).
+   */
+  finish(keepMarker = false): void {
+    this.ahead.abort();
+    finishRenames(this.outPath, this.errorsPath, this.errors.bytes > 0 ? null : this.errors);
+    if (!keepMarker) fs.rmSync(progressPathFor(this.outPath), { force: true });
   }
+
+  /** Stop, leaving the files as the last checkpoint describes them. */
+  abort(): void {
+    for (const w of [this.out, this.errors, this.ahead]) w.abort(true);
+  }
+}
+
+/** Test hook: CONCORD_TEST_CRASH_AT=<point> kills the process (SIGKILL) there, to test --resume. */
+export function crashPoint(point: string): void {
+  if (settings.testCrashAt === point) process.kill(process.pid, 'SIGKILL');
+}
+
+function finishRenames(outPath: string, errorsPath: string, emptyErrors: AtomicWriter | null): void {
+  const outTmp = `${outPath}.partial`, errTmp = `${errorsPath}.partial`;
+  if (emptyErrors) {
+    emptyErrors.abort();
+    fs.rmSync(errorsPath, { force: true }); // a stale errors file from an earlier run
+  }
+  // Order matters for a kill in between: the errors file first, the output (which the resume
+  // check looks for) last.
+  if (!emptyErrors && fs.existsSync(errTmp)) {
+    fs.rmSync(errorsPath, { force: true });
+    renameInto(errTmp, errorsPath);
+    crashPoint('between-renames');
+  }
+  if (fs.existsSync(outTmp)) renameInto(outTmp, outPath);
+}
+
+/** The files a checkpoint describes must be there and at least as long as it says. */
+export function checkResumeFiles(outPath: string, errorsPath: string, c: Checkpoint): void {
+  const restart = `delete ${progressPathFor(outPath)} to start over`;
+  for (const [f, len] of [[`${outPath}.partial`, c.outBytes], [`${errorsPath}.partial`, c.errBytes], [aheadPathFor(outPath), c.aheadBytes]] as const) {
+    let size: number;
+    try {
+      size = fs.statSync(f).size;
+    } catch {
+      if (len > 0) throw new ResumeError(`cannot resume: ${f} is missing but the checkpoint says ${len} bytes were written; ${restart}`);
+      continue;
+    }
+    if (size < len) throw new ResumeError(`cannot resume: ${f} is shorter (${size} bytes) than its checkpoint (${len} bytes); ${restart}`);
+  }
+}
+
+/**
+ * A checkpoint marked complete: scoring had finished when the run stopped, maybe between the final
+ * renames. Finish those renames; the caller rebuilds the summary from the final files.
+ */
+export function completeFinishedRun(outPath: string, errorsPath: string, c: Checkpoint): void {
+  const restart = `delete ${progressPathFor(outPath)} to start over`;
+  for (const [tmp, fin, len] of [[`${outPath}.partial`, outPath, c.outBytes], [`${errorsPath}.partial`, errorsPath, c.errBytes]] as const) {
+    const src = fs.existsSync(tmp) ? tmp : fs.existsSync(fin) ? fin : null;
+    if (src === null) {
+      if (len > 0) throw new ResumeError(`cannot resume: the run had finished but neither ${tmp} nor ${fin} exists; ${restart}`);
+      continue;
+    }
+    const size = fs.statSync(src).size;
+    if (size < len) throw new ResumeError(`cannot resume: ${src} is shorter (${size} bytes) than its checkpoint (${len} bytes); ${restart}`);
+    if (size > len) fs.truncateSync(src, len);
+  }
+  fs.rmSync(aheadPathFor(outPath), { force: true });
+  if (c.errBytes === 0) {
+    fs.rmSync(`${errorsPath}.partial`, { force: true });
+    fs.rmSync(errorsPath, { force: true });
+  }
+  finishRenames(outPath, errorsPath, null);
+}
+
+/** Results in `<out>.ahead` (first `bytes` bytes) for records at or after `from`: index → output line. */
+export function readAhead(out: string, bytes: number, from: number): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const l of readLinesUpTo(aheadPathFor(out), bytes)) {
+    const tab = l.indexOf('\t');
+    const i = Number(l.slice(0, tab));
+    if (tab <= 0 || !Number.isInteger(i)) throw new ResumeError(`cannot resume: ${aheadPathFor(out)} has a malformed line; delete ${progressPathFor(out)} to start over`);
+    if (i >= from) m.set(i, l.slice(tab + 1));
+  }
+  return m;
 }
 
 /** Complete lines of the first `bytes` bytes of a file (rebuilding statistics on resume). */

@@ -20,10 +20,11 @@ import { cosineRowsCpu } from '../../kernels/cosine.js';
 import { rng } from '../util/rng.js';
 import type { LanguageModel } from '../models/lm.js';
 import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } from '../scheduler/index.js';
+import { boundEncoderText, encodeBounded } from './bound.js';
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
 import { SLOT_ONLY, passSequences, planPasses, spanSum, truncatePair, type PassPlan, type Quantity } from './plan.js';
 import {
-  defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate,
+  defaultTemplates, encodeTemplate, parseTemplate,
 } from './templates.js';
 import type { ChatFormat } from './chat-template.js';
 
@@ -45,6 +46,8 @@ export interface PairScores {
   truncated: boolean;
   x_tokens_full?: number;
   y_tokens_full?: number;
+  /** A side was far over the budget and only its kept end was tokenised: the full counts are estimates. */
+  tokens_full_estimated?: boolean;
 }
 
 export interface ScoreResult {
@@ -160,8 +163,20 @@ export interface Scorer {
   /** Score records (objects, or SourcedRecord from a file reader); yields in input order. */
   score(
     items: Iterable<unknown> | AsyncIterable<unknown>,
-    opts?: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void },
+    opts?: ScoreCallOptions,
   ): AsyncGenerator<ScoreResult>;
+}
+
+export interface ScoreCallOptions {
+  /** Index of the first item (default: continues after the previous call). */
+  firstIndex?: number;
+  onProgress?: (p: ScoreProgress) => void;
+  /**
+   * Called as soon as a record's scores are complete, in any order (within a window records finish
+   * longest-first), before it is yielded in input order; records that fail before scoring are not
+   * reported here. For checkpoints that must not wait for a whole window.
+   */
+  onDone?: (r: ScoreResult) => void;
 }
 
 interface PairItem {
@@ -175,6 +190,7 @@ interface PairItem {
   yIds: number[];
   xFull: number;
   yFull: number;
+  fullEstimated?: boolean;
   truncated: boolean;
   sums: Partial<Record<Quantity, { sum: number; count: number }>>;
   vec: { x?: Float32Array; y?: Float32Array };
@@ -325,14 +341,17 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         const pair = recordToPair(item.record, fields);
         item.xText = pair.x;
         item.yText = pair.y;
-        const x = encodeStandalone(tokF, clean(pair.x)), y = encodeStandalone(tokF, clean(pair.y));
+        // Texts far over the budget: only their kept ends are tokenised (bound.ts).
+        const xb = encodeBounded(tokF, clean(pair.x), 'tail', available), yb = encodeBounded(tokF, clean(pair.y), 'head', available);
+        const x = xb.ids, y = yb.ids;
         if (x.length === 0) throw new RecordError('the prompt has no tokens');
         if (y.length === 0) throw new RecordError('the response has no tokens');
-        item.xFull = x.length;
-        item.yFull = y.length;
+        item.xFull = xb.full;
+        item.yFull = yb.full;
+        if (xb.estimated || yb.estimated) item.fullEstimated = true;
         const t = truncatePair(x, y, available);
         if (t.truncated && opts.overlong === 'error') {
-          throw new RecordError(`over-long pair: x ${x.length} + y ${y.length} tokens + ${plan.literalTokens} template tokens + 1 is over --max-len ${maxLen}`);
+          throw new RecordError(`over-long pair: x ${item.xFull} + y ${item.yFull}${item.fullEstimated ? ' (estimated)' : ''} tokens + ${plan.literalTokens} template tokens + 1 is over --max-len ${maxLen}`);
         }
         item.xIds = t.xIds;
         item.yIds = t.yIds;
@@ -350,8 +369,8 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         jobs.push({ lane: 'H', length: item.xIds.length + 1, payload: [startId!, ...item.xIds], item: k, tag: TAG_VEC_X });
         jobs.push({ lane: 'H', length: item.yIds.length + 1, payload: [startId!, ...item.yIds], item: k, tag: TAG_VEC_Y });
       } else if (cosineMode === 'embed') {
-        jobs.push({ lane: 'E', length: 1, payload: item.xText, item: k, tag: TAG_VEC_X });
-        jobs.push({ lane: 'E', length: 1, payload: item.yText, item: k, tag: TAG_VEC_Y });
+        jobs.push({ lane: 'E', length: 1, payload: boundEncoderText(item.xText), item: k, tag: TAG_VEC_X });
+        jobs.push({ lane: 'E', length: 1, payload: boundEncoderText(item.yText), item: k, tag: TAG_VEC_Y });
       }
     });
     return { items, jobs };
@@ -389,6 +408,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     if (item.truncated) {
       s.x_tokens_full = item.xFull;
       s.y_tokens_full = item.yFull;
+      if (item.fullEstimated) s.tokens_full_estimated = true;
     }
     return { index: item.index, loc: item.loc, record: item.record, scores: s };
   }
@@ -397,7 +417,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   let runOffset = 0;
   async function* score(
     items: Iterable<unknown> | AsyncIterable<unknown>,
-    o: { firstIndex?: number; onProgress?: (p: ScoreProgress) => void } = {},
+    o: ScoreCallOptions = {},
   ): AsyncGenerator<ScoreResult> {
     const t0 = now();
     const base = stats.elapsedMs;
@@ -414,6 +434,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     };
     const sched = new Scheduler<unknown, PairItem>({
       lanes, windowSize: opts.windowSize, inFlight: opts.inFlight, prepare, onResult, onBatchDone: report,
+      onItemDone: o.onDone ? (item) => o.onDone!(finish(item)) : undefined,
     });
     stats.scheduler = sched.stats;
     runOffset = o.firstIndex ?? nextIndex;

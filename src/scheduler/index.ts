@@ -177,6 +177,11 @@ export interface SchedulerOptions<In, Item> {
   onResult(item: Item, job: Job, output: unknown): void;
   /** Called after each batch's results are handed over (progress reporting). */
   onBatchDone?(stats: SchedulerStats): void;
+  /**
+   * Called as soon as an item's last job is done, out of input order (checkpointing work that
+   * cannot be yielded yet); items without jobs are not reported here. run() still yields in order.
+   */
+  onItemDone?(item: Item): void;
 }
 
 interface WindowState<Item> {
@@ -277,7 +282,7 @@ export class Scheduler<In, Item> {
       }
       batch.jobs.forEach((j, k) => {
         onResult(window.items[j.item], j, outputs[k]);
-        window.pending[j.item]--;
+        if (--window.pending[j.item] === 0) this.opts.onItemDone?.(window.items[j.item]);
       });
       this.stats.jobsDone += batch.jobs.length;
       this.opts.onBatchDone?.(this.stats);
