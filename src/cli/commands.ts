@@ -100,8 +100,10 @@ const SCORE_OPTIONS = {
 const FILTER_OPTIONS = {
   output: { type: 'string', short: 'o' },
   'drop-out': { type: 'string' },
-  rule: { type: 'string', default: 'main' },
+  rule: { type: 'string', default: 'auto' },
   signal: { type: 'string', default: 'gain' },
+  fusion: { type: 'string', default: 'mean' },
+  'min-score': { type: 'string' },
   'keep-fraction': { type: 'string' },
   'fwd-threshold': { type: 'string' },
   'rev-threshold': { type: 'string' },
@@ -152,11 +154,16 @@ Tuning
 
 export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-out dropped.jsonl] [options]
 
-  --rule main|ifd|superfilter|rifd|cosine   (default main)
+  --rule auto|main|fused|ifd|superfilter|rifd|cosine
+                                auto (default): fused when every record has an encoder cosine
+                                (cosine_source embed:…), else main (both directions' gains)
   --signal gain|logp            main: pointwise gains (default) or raw log-probs
+  --fusion mean|min             fused: mean (default) or smallest of the percentile ranks of
+                                g_fwd, g_rev and cosine
+  --min-score X                 fused: keep only a fused score ≥ X (in [0, 1])
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
-  --min-cosine X                cosine rule
+  --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
   --errors FILE  --strict  --summary FILE  --quiet`;
 
 type ScoreValues = { [K in keyof typeof SCORE_OPTIONS]?: (typeof SCORE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -173,6 +180,8 @@ function filterOptionsFrom(v: FilterValues): FilterOptions {
     fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'),
     revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
     minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
+    fusion: v.fusion === 'min' ? 'min' : v.fusion === 'mean' || v.fusion === undefined ? 'mean' : (() => { throw new CliUsageError(`--fusion must be mean or min (got '${v.fusion}')`); })(),
+    minScore: numFlag(v['min-score'], '--min-score', { min: 0, max: 1 }),
   };
 }
 
