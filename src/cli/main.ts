@@ -9,6 +9,7 @@ import { pipelineCommands } from './commands.js';
 import { dedupCommand, embedCommand } from '../embed/cli.js';
 import { evalCommand } from './eval.js';
 import { selectCommand } from './select.js';
+import { reportCommand } from './report.js';
 
 // 0 ok; 1 unexpected failure; 2 usage (bad flags, templates, filter options); 3 input errors that
 // stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
@@ -32,6 +33,7 @@ Usage:
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
   concord eval <scored.jsonl> --label FIELD [--positive V] [--json]   AUC, precision/recall per score and rule
   concord select <scored.jsonl> --budget N --diversity 0.9 -o selected.jsonl   best-first, diverse
+  concord report <scored.jsonl> -o report.html [--group source] [--label F]   one self-contained page
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
@@ -45,6 +47,7 @@ const commands: Record<string, Command> = {
   dedup: dedupCommand,
   eval: evalCommand,
   select: selectCommand,
+  report: reportCommand,
   async doctor(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
     const report = await doctorReport();
