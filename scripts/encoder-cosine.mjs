@@ -12,13 +12,25 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeOnnx, onnx } from '../dist/src/embed/onnx.js';
 import { BertTokenizer } from '../dist/src/embed/tokenize.js';
 import { recordToPair } from '../dist/src/pipeline/input.js';
 
 const { values: v, positionals } = parseArgs({ allowPositionals: true, options: { output: { type: 'string', short: 'o' }, check: { type: 'string' } } });
 const dir = 'models/all-MiniLM-L6-v2';
 const tok = new BertTokenizer(JSON.parse(fs.readFileSync(`${dir}/tokenizer.json`, 'utf8')), JSON.parse(fs.readFileSync(`${dir}/tokenizer_config.json`, 'utf8')), 256);
-const session = await ort.InferenceSession.create(`${dir}/model_q4.onnx`);
+// The shipped graph asks onnxruntime for int8 activations inside MatMulNBits (accuracy_level=4);
+// concord computes in f32. A copy of the same graph and weights at accuracy_level=0 matches
+// concord's encoder to ~3e-7 in pair cosine (README "Sentence embeddings"; tests/embed.test.ts).
+const m = onnx.ModelProto.decode(fs.readFileSync(`${dir}/model_q4.onnx`));
+for (const nd of m.graph?.node ?? []) for (const a of nd.attribute ?? []) if (a.name === 'accuracy_level') a.i = 0;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-evalcos-'));
+fs.writeFileSync(path.join(tmp, 'model.onnx'), encodeOnnx(m));
+fs.copyFileSync(`${dir}/model_q4.onnx_data`, path.join(tmp, 'model_q4.onnx_data'));
+const session = await ort.InferenceSession.create(path.join(tmp, 'model.onnx'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function embed(text) {
   const ids = tok.encode(text).ids;

@@ -65,6 +65,16 @@ describe('concord eval and report commands', () => {
     expect((await capture(['eval', join(dir, 'nope.jsonl'), '--label', 'label'])).code).toBe(3);
   });
 
+  it('filter without --rule: auto takes the fused rule on encoder cosines, main otherwise', async () => {
+    const sum = join(dir, 'f.json');
+    expect((await capture(['filter', scoredFile, '-o', join(dir, 'kept.jsonl'), '--summary', sum, '--quiet'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(sum, 'utf8')).applied).toMatchObject({ rule: 'fused', rule_requested: 'auto', thresholds: 'defaults' });
+    const lmCos = join(dir, 'lm.jsonl');
+    writeFileSync(lmCos, readFileSync(scoredFile, 'utf8').replaceAll('embed:all-MiniLM-L6-v2', 'lm-mean-hidden'));
+    expect((await capture(['filter', lmCos, '-o', join(dir, 'kept2.jsonl'), '--summary', sum, '--quiet'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(sum, 'utf8')).applied).toMatchObject({ rule: 'main', rule_requested: 'auto', fwd_threshold: 0, rev_threshold: 0 });
+  });
+
   it('report writes one page', async () => {
     const out = join(dir, 'cli.html');
     const r = await capture(['report', scoredFile, '-o', out, '--group', 'source', '--label', 'label']);
