@@ -75,6 +75,14 @@ describe('concord eval and report commands', () => {
     expect(JSON.parse(readFileSync(sum, 'utf8')).applied).toMatchObject({ rule: 'main', rule_requested: 'auto', fwd_threshold: 0, rev_threshold: 0 });
   });
 
+  it('select: usage errors before any model is loaded (exit 2), a missing file exit 3', async () => {
+    expect((await capture(['select', scoredFile, '-o', join(dir, 's.jsonl')])).code).toBe(2); // no budget
+    expect((await capture(['select', scoredFile, '-o', join(dir, 's.jsonl'), '--budget', '3', '--keep-fraction', '0.5'])).code).toBe(2);
+    expect((await capture(['select', scoredFile, '-o', join(dir, 's.jsonl'), '--budget', '3', '--diversity', '1.5'])).code).toBe(2);
+    expect((await capture(['select', scoredFile, '-o', join(dir, 's.jsonl'), '--budget', '3', '--rule', 'nope'])).code).toBe(2);
+    expect((await capture(['select', join(dir, 'nope.jsonl'), '-o', join(dir, 's.jsonl'), '--budget', '3'])).code).toBe(3);
+  });
+
   it('report writes one page', async () => {
     const out = join(dir, 'cli.html');
     const r = await capture(['report', scoredFile, '-o', out, '--group', 'source', '--label', 'label']);
