@@ -2,7 +2,7 @@
 
 import { describe, expect, test } from 'vitest';
 import { auc, evaluate, formatEval, parseLabel } from '../src/eval/index.js';
-import { FUSED_DEFAULTS, applyFilter, resolveRule, type ScoreFields } from '../src/filter/index.js';
+import { FUSED_DEFAULTS, FUSED_GAIN_WEIGHT, applyFilter, resolveRule, type ScoreFields } from '../src/filter/index.js';
 
 /** y_logp = x_logp = −2, fwd_logp = −2 + gf, rev_logp = −2 + gr; IFD/r-IFD from the gains. */
 const pair = (gf: number, gr: number, cosine: number | null = null, source: string | null = cosine === null ? null : 'embed:all-MiniLM-L6-v2'): ScoreFields => ({
@@ -122,12 +122,26 @@ describe('rules fused and auto', () => {
     expect(a.applied.rule_requested).toBe('auto');
   });
 
-  test('fused at its defaults applies FUSED_DEFAULTS', () => {
-    const s = [pair(0.2, 0.2, FUSED_DEFAULTS.minCosine + 0.1), pair(0.2, 0.2, FUSED_DEFAULTS.minCosine - 0.1), pair(0.3, 0.3, FUSED_DEFAULTS.minCosine + 0.2)];
+  test('fused (sum, the default): cosine + λ·(g_fwd + g_rev), kept at the default minimum score', () => {
+    const t = FUSED_DEFAULTS.sum.minScore!;
+    // scores: 0.3 + λ·0.4, 0.3 − λ·2, 0.1 + λ·3
+    const s = [pair(0.2, 0.2, 0.3), pair(-1, -1, 0.3), pair(1.5, 1.5, 0.1)];
     const r = applyFilter(s, { rule: 'fused' });
+    expect(r.applied).toMatchObject({ rule: 'fused', fusion: 'sum', thresholds: 'defaults', min_score: t, gain_weight: FUSED_GAIN_WEIGHT });
+    const want = [0.3 + FUSED_GAIN_WEIGHT * 0.4, 0.3 - FUSED_GAIN_WEIGHT * 2, 0.1 + FUSED_GAIN_WEIGHT * 3];
+    r.score.forEach((x, i) => expect(x).toBeCloseTo(want[i], 12));
+    expect(r.keep).toEqual(want.map((x) => x >= t));
+    // an explicit --min-score replaces the default; --keep-fraction ranks by the same score
+    expect(applyFilter(s, { rule: 'fused', minScore: 0.35 }).keep).toEqual(want.map((x) => x >= 0.35));
+    expect(applyFilter(s, { rule: 'fused', keepFraction: 1 / 3 }).keep).toEqual(want.map((x) => x === Math.max(...want)));
+  });
+
+  test('fused mean/min at their defaults: the cosine threshold', () => {
+    const c = FUSED_DEFAULTS.mean.minCosine!;
+    const s = [pair(0.2, 0.2, c + 0.1), pair(0.2, 0.2, c - 0.1), pair(0.3, 0.3, c + 0.2)];
+    const r = applyFilter(s, { rule: 'fused', fusion: 'mean' });
     expect(r.applied.thresholds).toBe('defaults');
-    expect(r.keep[1]).toBe(false);
-    expect(r.keep[2]).toBe(true);
+    expect(r.keep).toEqual([true, false, true]);
   });
 
   test('fused (min) and explicit thresholds', () => {
@@ -136,8 +150,8 @@ describe('rules fused and auto', () => {
     const r = applyFilter(s, { rule: 'fused', fusion: 'min', keepFraction: 0.5 });
     expect(r.score).toEqual([0.25, 0.5, 0.5, 0.25]);
     expect(r.keep).toEqual([false, true, true, false]);
-    expect(applyFilter(s, { rule: 'fused', minCosine: 0.6 }).keep).toEqual([true, false, true, false]);
-    expect(applyFilter(s, { rule: 'fused', revThreshold: 0 }).keep).toEqual([false, true, true, true]);
+    expect(applyFilter(s, { rule: 'fused', fusion: 'min', minCosine: 0.6 }).keep).toEqual([true, false, true, false]);
+    expect(applyFilter(s, { rule: 'fused', fusion: 'min', revThreshold: 0 }).keep).toEqual([false, true, true, true]);
   });
 });
 

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FilterError, RULES, applyFilter, mainSignals, type FilterOptions, type Rule } from '../filter/index.js';
+import { FUSIONS, FilterError, RULES, applyFilter, mainSignals, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
 import { parseDeviceChoice, type DeviceChoice } from '../gpu/device.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { LanguageModel } from '../models/lm.js';
@@ -102,7 +102,7 @@ const FILTER_OPTIONS = {
   'drop-out': { type: 'string' },
   rule: { type: 'string', default: 'auto' },
   signal: { type: 'string', default: 'gain' },
-  fusion: { type: 'string', default: 'mean' },
+  fusion: { type: 'string', default: 'sum' },
   'min-score': { type: 'string' },
   'keep-fraction': { type: 'string' },
   'fwd-threshold': { type: 'string' },
@@ -158,9 +158,9 @@ export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-
                                 auto (default): fused when every record has an encoder cosine
                                 (cosine_source embed:…), else main (both directions' gains)
   --signal gain|logp            main: pointwise gains (default) or raw log-probs
-  --fusion mean|min             fused: mean (default) or smallest of the percentile ranks of
-                                g_fwd, g_rev and cosine
-  --min-score X                 fused: keep only a fused score ≥ X (in [0, 1])
+  --fusion sum|mean|min         fused: sum (default): cosine + 0.1·(g_fwd + g_rev); mean / min:
+                                the mean / smallest of the percentile ranks of g_fwd, g_rev, cosine
+  --min-score X                 fused: keep only a fused score ≥ X
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
   --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
@@ -180,8 +180,8 @@ function filterOptionsFrom(v: FilterValues): FilterOptions {
     fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'),
     revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
     minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
-    fusion: v.fusion === 'min' ? 'min' : v.fusion === 'mean' || v.fusion === undefined ? 'mean' : (() => { throw new CliUsageError(`--fusion must be mean or min (got '${v.fusion}')`); })(),
-    minScore: numFlag(v['min-score'], '--min-score', { min: 0, max: 1 }),
+    fusion: FUSIONS.includes((v.fusion ?? 'sum') as Fusion) ? ((v.fusion ?? 'sum') as Fusion) : (() => { throw new CliUsageError(`--fusion must be ${FUSIONS.join(', ')} (got '${v.fusion}')`); })(),
+    minScore: numFlag(v['min-score'], '--min-score'),
   };
 }
 

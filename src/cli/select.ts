@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { RULES, type Rule } from '../filter/index.js';
+import { FUSIONS, RULES, type Fusion, type Rule } from '../filter/index.js';
 import { parseDeviceChoice } from '../gpu/device.js';
 import { selectFile, type SelectOn } from '../select/file.js';
 import { EXIT, UsageError } from './main.js';
@@ -19,7 +19,7 @@ score-first greedy). Output: the selected records in input order, with select_ra
   --diversity τ          cosine bound to every kept pair (default 0.9; 1 = no diversity: top-N by score)
   --rule R               the ranking (default auto: fused with encoder cosines, else main); also
                          ${RULES.join(', ')}
-  --fusion mean|min  --signal gain|logp  --fwd-threshold X  --rev-threshold X  --min-cosine X
+  --fusion sum|mean|min  --signal gain|logp  --fwd-threshold X  --rev-threshold X  --min-cosine X
                          as for concord filter (thresholds given exclude pairs from the walk)
   --on x|y|xy            the text embedded: the prompt x, the response y, or x + "\\n\\n" + y (default xy)
   --embed-model M        sentence encoder (default minilm = all-MiniLM-L6-v2)
@@ -42,7 +42,7 @@ export async function selectCommand(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       output: { type: 'string', short: 'o' }, budget: { type: 'string' }, 'keep-fraction': { type: 'string' },
-      diversity: { type: 'string', default: '0.9' }, rule: { type: 'string', default: 'auto' }, fusion: { type: 'string', default: 'mean' },
+      diversity: { type: 'string', default: '0.9' }, rule: { type: 'string', default: 'auto' }, fusion: { type: 'string', default: 'sum' },
       signal: { type: 'string', default: 'gain' }, 'fwd-threshold': { type: 'string' }, 'rev-threshold': { type: 'string' }, 'min-cosine': { type: 'string' },
       on: { type: 'string', default: 'xy' }, 'embed-model': { type: 'string', default: 'minilm' }, device: { type: 'string', default: 'auto' },
       'block-size': { type: 'string' }, summary: { type: 'string' }, quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
@@ -56,7 +56,7 @@ export async function selectCommand(argv: string[]): Promise<number> {
   if ((budget === undefined) === (keepFraction === undefined)) throw new UsageError('give one of --budget N or --keep-fraction F');
   const tau = num(v.diversity, '--diversity', { min: -1, max: 1 })!;
   if (!RULES.includes(v.rule as Rule)) throw new UsageError(`--rule must be one of ${RULES.join(', ')} (got '${v.rule}')`);
-  if (v.fusion !== 'mean' && v.fusion !== 'min') throw new UsageError(`--fusion must be mean or min (got '${v.fusion}')`);
+  if (!FUSIONS.includes(v.fusion as Fusion)) throw new UsageError(`--fusion must be ${FUSIONS.join(', ')} (got '${v.fusion}')`);
   if (v.signal !== 'gain' && v.signal !== 'logp') throw new UsageError(`--signal must be gain or logp (got '${v.signal}')`);
   if (v.on !== 'x' && v.on !== 'y' && v.on !== 'xy') throw new UsageError(`--on must be x, y or xy (got '${v.on}')`);
   const blockSize = num(v['block-size'], '--block-size', { int: true, min: 1 });
@@ -73,7 +73,7 @@ export async function selectCommand(argv: string[]): Promise<number> {
     const s = await selectFile({
       input: file, output: v.output, budget, keepFraction, tau, on: v.on, embedder: enc, device: rt ?? 'cpu', blockSize,
       filter: {
-        rule: v.rule as Rule, fusion: v.fusion, signal: v.signal,
+        rule: v.rule as Rule, fusion: v.fusion as Fusion, signal: v.signal,
         fwdThreshold: num(v['fwd-threshold'], '--fwd-threshold'), revThreshold: num(v['rev-threshold'], '--rev-threshold'),
         minCosine: num(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
       },

@@ -93,6 +93,7 @@ export const EVAL_RULES: { name: string; opts: Partial<FilterOptions> & { rule: 
   { name: 'auto', opts: { rule: 'auto' } },
   { name: 'main', opts: { rule: 'main' } },
   { name: 'main (logp)', opts: { rule: 'main', signal: 'logp' } },
+  { name: 'fused (sum)', opts: { rule: 'fused', fusion: 'sum' } },
   { name: 'fused (mean)', opts: { rule: 'fused', fusion: 'mean' } },
   { name: 'fused (min)', opts: { rule: 'fused', fusion: 'min' } },
   { name: 'ifd', opts: { rule: 'ifd' } },

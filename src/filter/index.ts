@@ -21,18 +21,29 @@
 //    rank by r-IFD, lowest first (the response best predicts its prompt); --keep-fraction as above.
 //  cosine: keep cosine ≥ --min-cosine; with --keep-fraction, the top f·n by cosine among those.
 //  fused (every signal): the LM's two directional gains and the sentence encoder's x↔y cosine.
-//    Its score is the mean (--fusion mean, default) or the smallest (--fusion min) of the three
-//    percentile ranks. With --keep-fraction: the top f·n by that score among the pairs clearing the
-//    thresholds given. Without: the default thresholds FUSED_DEFAULTS (absolute, in signal units,
-//    chosen on concord's evaluation sets — README "Evaluating rules").
+//    --fusion sum (default): score = cosine + λ·(g_fwd + g_rev), λ = FUSED_GAIN_WEIGHT — the cosine
+//      leads and the gains (nats per token) nudge it; absolute, so its thresholds mean the same in
+//      every file. --fusion mean / min: the mean / smallest of the three percentile ranks.
+//    With --keep-fraction: the top f·n by that score among the pairs clearing the thresholds given
+//    (--min-score on the fused score, --min-cosine, --fwd-threshold, --rev-threshold). Without a
+//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — README
+//    "Evaluating rules").
 //  auto (the CLI's default): fused when every record has an encoder cosine (`cosine_source`
 //    starting with 'embed:'), else main.
 
 export type Rule = 'main' | 'ifd' | 'superfilter' | 'rifd' | 'cosine' | 'fused' | 'auto';
 export const RULES: Rule[] = ['auto', 'main', 'fused', 'ifd', 'superfilter', 'rifd', 'cosine'];
 
-/** The fused rule's thresholds when neither --keep-fraction nor thresholds are given. */
-export const FUSED_DEFAULTS = { minCosine: 0.2, fwdThreshold: -Infinity, revThreshold: -Infinity, minScore: 0 } as const;
+/** fused --fusion sum: the weight of each gain (nats per token) next to the cosine. */
+export const FUSED_GAIN_WEIGHT = 0.1;
+export type Fusion = 'sum' | 'mean' | 'min';
+export const FUSIONS: Fusion[] = ['sum', 'mean', 'min'];
+/** The fused rule's thresholds when neither --keep-fraction nor thresholds are given, per fusion. */
+export const FUSED_DEFAULTS: Record<Fusion, { minScore?: number; minCosine?: number }> = {
+  sum: { minScore: 0.25 },
+  mean: { minCosine: 0.25 },
+  min: { minCosine: 0.25 },
+};
 
 export interface FilterOptions {
   rule: Rule;
@@ -43,9 +54,9 @@ export interface FilterOptions {
   revThreshold?: number;
   /** cosine and fused rules */
   minCosine?: number;
-  /** fused: how the percentile ranks combine (default mean) */
-  fusion?: 'mean' | 'min';
-  /** fused: keep only pairs whose fused score (a percentile-rank mean/min in [0, 1]) is ≥ this */
+  /** fused: how the signals combine (default sum) */
+  fusion?: Fusion;
+  /** fused: keep only pairs whose fused score is ≥ this */
   minScore?: number;
 }
 
@@ -168,24 +179,30 @@ export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions): Filte
     applied.rev_threshold = tr ?? null;
     rank = score.map((x, i) => (clears(i) ? x : -Infinity));
   } else if (opts.rule === 'fused') {
-    const fusion = opts.fusion ?? 'mean';
-    if (fusion !== 'mean' && fusion !== 'min') throw new FilterError(`--fusion must be mean or min (got '${String(fusion)}')`);
+    const fusion = opts.fusion ?? 'sum';
+    if (!FUSIONS.includes(fusion)) throw new FilterError(`--fusion must be ${FUSIONS.join(', ')} (got '${String(fusion)}')`);
     applied.fusion = fusion;
     const sig = scores.map((s) => mainSignals(s, 'gain'));
     const gf = sig.map((s) => s.fwd), gr = sig.map((s) => s.rev), cs = scores.map((s) => num(s.cosine));
-    const pf = percentileRanks(gf), pr = percentileRanks(gr), pc = percentileRanks(cs);
-    // The mean is formed from the integer ranks (rank·count), so equal rank sums give equal scores
-    // (float sums of the fractions in a different order could differ in the last bit).
-    const cnt = (v: number[]) => v.filter(Number.isFinite).length;
-    const nf = cnt(gf), nr = cnt(gr), nc = cnt(cs);
-    score = pf.map((p, i) =>
-      fusion === 'min' ? Math.min(p, pr[i], pc[i])
-        : nf === nr && nr === nc ? (Math.round(p * nf) + Math.round(pr[i] * nf) + Math.round(pc[i] * nf)) / (3 * nf)
-        : (p + pr[i] + pc[i]) / 3);
+    if (fusion === 'sum') {
+      score = cs.map((c, i) => c + FUSED_GAIN_WEIGHT * (gf[i] + gr[i]));
+      applied.gain_weight = FUSED_GAIN_WEIGHT;
+    } else {
+      const pf = percentileRanks(gf), pr = percentileRanks(gr), pc = percentileRanks(cs);
+      // The mean is formed from the integer ranks (rank·count), so equal rank sums give equal
+      // scores (float sums of the fractions in another order could differ in the last bit).
+      const cnt = (v: number[]) => v.filter(Number.isFinite).length;
+      const nf = cnt(gf), nr = cnt(gr), nc = cnt(cs);
+      score = pf.map((p, i) =>
+        fusion === 'min' ? Math.min(p, pr[i], pc[i])
+          : nf === nr && nr === nc ? (Math.round(p * nf) + Math.round(pr[i] * nf) + Math.round(pc[i] * nf)) / (3 * nf)
+          : (p + pr[i] + pc[i]) / 3);
+      score = score.map((x, i) => (Number.isFinite(pf[i]) && Number.isFinite(pr[i]) && Number.isFinite(pc[i]) ? x : NaN));
+    }
     const explicit = opts.fwdThreshold !== undefined || opts.revThreshold !== undefined || opts.minCosine !== undefined || opts.minScore !== undefined;
-    const d = f === undefined && !explicit ? FUSED_DEFAULTS : null;
-    const tf = opts.fwdThreshold ?? d?.fwdThreshold ?? -Infinity;
-    const tr = opts.revThreshold ?? d?.revThreshold ?? -Infinity;
+    const d = f === undefined && !explicit ? FUSED_DEFAULTS[fusion] : null;
+    const tf = opts.fwdThreshold ?? -Infinity;
+    const tr = opts.revThreshold ?? -Infinity;
     const tc = opts.minCosine ?? d?.minCosine ?? -Infinity;
     const ts = opts.minScore ?? d?.minScore ?? -Infinity;
     const clears = (i: number) => Number.isFinite(score[i]) && gf[i] >= tf && gr[i] >= tr && cs[i] >= tc && score[i] >= ts;
