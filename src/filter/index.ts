@@ -40,7 +40,7 @@ export type Fusion = 'sum' | 'mean' | 'min';
 export const FUSIONS: Fusion[] = ['sum', 'mean', 'min'];
 /** The fused rule's thresholds when neither --keep-fraction nor thresholds are given, per fusion. */
 export const FUSED_DEFAULTS: Record<Fusion, { minScore?: number; minCosine?: number }> = {
-  sum: { minScore: 0.25 },
+  sum: { minScore: 0.4 },
   mean: { minCosine: 0.25 },
   min: { minCosine: 0.25 },
 };
