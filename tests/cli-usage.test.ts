@@ -34,6 +34,15 @@ const ROWS: Row[] = [
   ['dedup', 'unknown flag', ['dedup', 'in.jsonl', '-o', 'u.jsonl', '--bogus'], '--bogus'],
   ['dedup', 'bad value', ['dedup', 'in.jsonl', '-o', 'u.jsonl', '--threshold', '2'], '--threshold'],
   ['dedup', 'missing argument', ['dedup', 'in.jsonl'], '-o'],
+  ['eval', 'unknown flag', ['eval', 's.jsonl', '--label', 'l', '--bogus'], '--bogus'],
+  ['eval', 'bad value', ['eval', 's.jsonl', '--label', 'l', '--keep-fraction', '7'], '--keep-fraction'],
+  ['eval', 'missing argument', ['eval', 's.jsonl'], '--label'],
+  ['select', 'unknown flag', ['select', 's.jsonl', '-o', 'x.jsonl', '--budget', '3', '--bogus'], '--bogus'],
+  ['select', 'bad value', ['select', 's.jsonl', '-o', 'x.jsonl', '--budget', '3', '--diversity', '2'], '--diversity'],
+  ['select', 'missing argument', ['select', 's.jsonl', '-o', 'x.jsonl'], '--budget'],
+  ['report', 'unknown flag', ['report', 's.jsonl', '-o', 'r.html', '--bogus'], '--bogus'],
+  ['report', 'bad value', ['report', 's.jsonl', '-o', 'r.html', '--rule', 'best'], '--rule'],
+  ['report', 'missing argument', ['report', 's.jsonl'], '-o/--output'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {

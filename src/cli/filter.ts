@@ -1,6 +1,6 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
-import { RULES, type FilterOptions, type Rule } from '../filter/index.js';
+import { FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
 import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterSummary } from '../pipeline/files.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags } from './common.js';
@@ -11,6 +11,8 @@ export const FILTER_OPTIONS = {
   'drop-out': { type: 'string' },
   rule: { type: 'string' },
   signal: { type: 'string' },
+  fusion: { type: 'string' },
+  'min-score': { type: 'string' },
   'keep-fraction': { type: 'string' },
   'fwd-threshold': { type: 'string' },
   'rev-threshold': { type: 'string' },
@@ -25,21 +27,28 @@ export type FilterFlags = { [K in keyof typeof FILTER_OPTIONS]?: (typeof FILTER_
 
 export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-out dropped.jsonl] [options]
 
-  --rule main|ifd|superfilter|rifd|cosine   (default main)
+  --rule auto|main|fused|ifd|superfilter|rifd|cosine
+                                auto (default): fused when every record has an encoder cosine
+                                (cosine_source embed:…), else main (both directions' gains)
   --signal gain|logp            main: pointwise gains (default) or raw log-probs
+  --fusion sum|mean|min         fused: sum (default): cosine + 0.1·(g_fwd + g_rev); mean / min:
+                                the mean / smallest of the percentile ranks of g_fwd, g_rev, cosine
+  --min-score X                 fused: keep only a fused score ≥ X
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
-  --min-cosine X                cosine rule
+  --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
   --errors FILE  --strict  --summary FILE  --quiet`;
 
 export function filterOptionsFrom(v: FilterFlags): FilterOptions {
   return {
-    rule: choiceFlag(v.rule ?? 'main', '--rule', RULES as readonly Rule[]),
+    rule: choiceFlag(v.rule ?? 'auto', '--rule', RULES as readonly Rule[]),
     signal: choiceFlag(v.signal ?? 'gain', '--signal', ['gain', 'logp'] as const),
     keepFraction: numFlag(v['keep-fraction'], '--keep-fraction', { min: 0, max: 1 }),
     fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'),
     revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
     minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
+    fusion: choiceFlag(v.fusion ?? 'sum', '--fusion', FUSIONS as readonly Fusion[]),
+    minScore: numFlag(v['min-score'], '--min-score'),
   };
 }
 

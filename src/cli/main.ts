@@ -8,10 +8,13 @@ import { dedupCommand } from './dedup.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { embedCommand } from './embed.js';
+import { evalCommand } from './eval.js';
 import { filterCommand } from './filter.js';
 import { logprobCommand } from './logprob.js';
+import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
+import { selectCommand } from './select.js';
 
 export { EXIT } from './common.js';
 
@@ -27,6 +30,9 @@ Usage:
   concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
+  concord eval <scored.jsonl> --label FIELD [--positive V] [--json]   AUC, precision/recall per score and rule
+  concord select <scored.jsonl> --budget N --diversity 0.9 -o selected.jsonl   best-first, diverse
+  concord report <scored.jsonl> -o report.html [--group source] [--label F]   one self-contained page
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
@@ -45,6 +51,9 @@ export const COMMANDS: Record<string, Command> = {
   demo: demoCommand,
   embed: embedCommand,
   dedup: dedupCommand,
+  eval: evalCommand,
+  select: selectCommand,
+  report: reportCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -203,7 +203,7 @@ export async function dedupVectors(store: VectorStore, opts: DedupVectorsOptions
  * the earlier blocks' (best/arg, from the row max) and this block's kept rows before it (diag, the
  * n×n scores of the block with itself). Earlier blocks win ties (smaller index), as within a block.
  */
-function decideBlock(i0: number, n: number, diag: Float32Array, best: Float32Array, arg: Uint32Array, threshold: number, res: DedupVectorsResult): void {
+export function decideBlock(i0: number, n: number, diag: Float32Array, best: Float32Array, arg: Uint32Array, threshold: number, res: DedupVectorsResult): void {
   const { kept, dupOf, cosine } = res;
   for (let r = 0; r < n; r++) {
     let v = arg[r] === ROW_MAX_NONE ? -Infinity : best[r];

@@ -20,11 +20,32 @@
 //  rifd (Selective Reflection-Tuning — Li et al. 2024, ACL Findings): keep IFD < 1 and r-IFD < 1;
 //    rank by r-IFD, lowest first (the response best predicts its prompt); --keep-fraction as above.
 //  cosine: keep cosine ≥ --min-cosine; with --keep-fraction, the top f·n by cosine among those.
+//  fused (every signal): the LM's two directional gains and the sentence encoder's x↔y cosine.
+//    --fusion sum (default): score = cosine + λ·(g_fwd + g_rev), λ = FUSED_GAIN_WEIGHT — the cosine
+//      leads and the gains (nats per token) nudge it; absolute, so its thresholds mean the same in
+//      every file. --fusion mean / min: the mean / smallest of the three percentile ranks.
+//    With --keep-fraction: the top f·n by that score among the pairs clearing the thresholds given
+//    (--min-score on the fused score, --min-cosine, --fwd-threshold, --rev-threshold). Without a
+//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — README
+//    "Evaluating rules").
+//  auto (the CLI's default): fused when every record has an encoder cosine (`cosine_source`
+//    starting with 'embed:'), else main.
 
 import { UsageError } from '../errors.js';
 
-export type Rule = 'main' | 'ifd' | 'superfilter' | 'rifd' | 'cosine';
-export const RULES: Rule[] = ['main', 'ifd', 'superfilter', 'rifd', 'cosine'];
+export type Rule = 'main' | 'ifd' | 'superfilter' | 'rifd' | 'cosine' | 'fused' | 'auto';
+export const RULES: Rule[] = ['auto', 'main', 'fused', 'ifd', 'superfilter', 'rifd', 'cosine'];
+
+/** fused --fusion sum: the weight of each gain (nats per token) next to the cosine. */
+export const FUSED_GAIN_WEIGHT = 0.1;
+export type Fusion = 'sum' | 'mean' | 'min';
+export const FUSIONS: Fusion[] = ['sum', 'mean', 'min'];
+/** The fused rule's thresholds when neither --keep-fraction nor thresholds are given, per fusion. */
+export const FUSED_DEFAULTS: Record<Fusion, { minScore?: number; minCosine?: number }> = {
+  sum: { minScore: 0.4 },
+  mean: { minCosine: 0.25 },
+  min: { minCosine: 0.25 },
+};
 
 export interface FilterOptions {
   rule: Rule;
@@ -33,8 +54,12 @@ export interface FilterOptions {
   keepFraction?: number;
   fwdThreshold?: number;
   revThreshold?: number;
-  /** cosine rule */
+  /** cosine and fused rules */
   minCosine?: number;
+  /** fused: how the signals combine (default sum) */
+  fusion?: Fusion;
+  /** fused: keep only pairs whose fused score is ≥ this */
+  minScore?: number;
 }
 
 /** The score fields the rules read (a PairScores fits). */
@@ -46,12 +71,18 @@ export interface ScoreFields {
   ifd?: number;
   rifd?: number;
   cosine?: number | null;
+  cosine_source?: string | null;
 }
 
 export interface FilterResult {
   keep: boolean[];
   /** The score the rule ranks by (main: combined percentile rank; ifd: IFD; rifd: r-IFD; cosine). NaN when not computable. */
   score: number[];
+  /**
+   * The rule's preference order as one key: higher is kept first; −Infinity for pairs the rule's
+   * thresholds exclude (or whose scores are missing). For AUCs (src/eval).
+   */
+  rank: number[];
   kept: number;
   dropped: number;
   /** What was applied, in signal units, for the summary. */
@@ -91,14 +122,27 @@ export function mainSignals(s: ScoreFields, signal: 'gain' | 'logp'): { fwd: num
   return { fwd: num(s.fwd_logp) - num(s.y_logp), rev: num(s.rev_logp) - num(s.x_logp) };
 }
 
-export function applyFilter(scores: ScoreFields[], opts: FilterOptions): FilterResult {
-  checkFraction(opts.keepFraction);
+/** The encoder's cosine, when the record has one (cosine_source 'embed:…'). */
+export const hasEncoderCosine = (s: ScoreFields): boolean =>
+  typeof s.cosine === 'number' && Number.isFinite(s.cosine) && typeof s.cosine_source === 'string' && s.cosine_source.startsWith('embed:');
+
+/** 'auto' → 'fused' when every record has an encoder cosine, else 'main'; other rules unchanged. */
+export function resolveRule(scores: ScoreFields[], rule: Rule): Exclude<Rule, 'auto'> {
+  if (rule !== 'auto') return rule;
+  return scores.length > 0 && scores.every(hasEncoderCosine) ? 'fused' : 'main';
+}
+
+export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions): FilterResult {
+  checkFraction(optsIn.keepFraction);
+  const opts = { ...optsIn, rule: resolveRule(scores, optsIn.rule) };
   const n = scores.length;
   const f = opts.keepFraction;
   const keep = new Array<boolean>(n).fill(false);
   let score: number[];
   const applied: FilterResult['applied'] = { rule: opts.rule };
+  if (optsIn.rule !== opts.rule) applied.rule_requested = optsIn.rule;
   if (f !== undefined) applied.keep_fraction = f;
+  let rank: number[] | null = null;
 
   if (opts.rule === 'main') {
     const signal = opts.signal ?? 'gain';
@@ -135,6 +179,45 @@ export function applyFilter(scores: ScoreFields[], opts: FilterOptions): FilterR
     }
     applied.fwd_threshold = tf ?? null;
     applied.rev_threshold = tr ?? null;
+    rank = score.map((x, i) => (clears(i) ? x : -Infinity));
+  } else if (opts.rule === 'fused') {
+    const fusion = opts.fusion ?? 'sum';
+    if (!FUSIONS.includes(fusion)) throw new FilterError(`--fusion must be ${FUSIONS.join(', ')} (got '${String(fusion)}')`);
+    applied.fusion = fusion;
+    const sig = scores.map((s) => mainSignals(s, 'gain'));
+    const gf = sig.map((s) => s.fwd), gr = sig.map((s) => s.rev), cs = scores.map((s) => num(s.cosine));
+    if (fusion === 'sum') {
+      score = cs.map((c, i) => c + FUSED_GAIN_WEIGHT * (gf[i] + gr[i]));
+      applied.gain_weight = FUSED_GAIN_WEIGHT;
+    } else {
+      const pf = percentileRanks(gf), pr = percentileRanks(gr), pc = percentileRanks(cs);
+      // The mean is formed from the integer ranks (rank·count), so equal rank sums give equal
+      // scores (float sums of the fractions in another order could differ in the last bit).
+      const cnt = (v: number[]) => v.filter(Number.isFinite).length;
+      const nf = cnt(gf), nr = cnt(gr), nc = cnt(cs);
+      score = pf.map((p, i) =>
+        fusion === 'min' ? Math.min(p, pr[i], pc[i])
+          : nf === nr && nr === nc ? (Math.round(p * nf) + Math.round(pr[i] * nf) + Math.round(pc[i] * nf)) / (3 * nf)
+          : (p + pr[i] + pc[i]) / 3);
+      score = score.map((x, i) => (Number.isFinite(pf[i]) && Number.isFinite(pr[i]) && Number.isFinite(pc[i]) ? x : NaN));
+    }
+    const explicit = opts.fwdThreshold !== undefined || opts.revThreshold !== undefined || opts.minCosine !== undefined || opts.minScore !== undefined;
+    const d = f === undefined && !explicit ? FUSED_DEFAULTS[fusion] : null;
+    const tf = opts.fwdThreshold ?? -Infinity;
+    const tr = opts.revThreshold ?? -Infinity;
+    const tc = opts.minCosine ?? d?.minCosine ?? -Infinity;
+    const ts = opts.minScore ?? d?.minScore ?? -Infinity;
+    const clears = (i: number) => Number.isFinite(score[i]) && gf[i] >= tf && gr[i] >= tr && cs[i] >= tc && score[i] >= ts;
+    const eligible = scores.map((_, i) => i).filter(clears);
+    const chosen = f === undefined ? new Set(eligible) : topK(eligible, score, Math.round(f * n), true);
+    for (const i of chosen) keep[i] = true;
+    const show = (x: number) => (Number.isFinite(x) ? x : null);
+    applied.fwd_threshold = show(tf);
+    applied.rev_threshold = show(tr);
+    applied.min_cosine = show(tc);
+    applied.min_score = show(ts);
+    if (d) applied.thresholds = 'defaults';
+    rank = score.map((x, i) => (clears(i) ? x : -Infinity));
   } else if (opts.rule === 'ifd' || opts.rule === 'superfilter') {
     score = scores.map((s) => num(s.ifd));
     const eligible = score.map((_, i) => i).filter((i) => Number.isFinite(score[i]) && score[i] < 1);
@@ -142,6 +225,8 @@ export function applyFilter(scores: ScoreFields[], opts: FilterOptions): FilterR
     for (const i of chosen) keep[i] = true;
     applied.max_ifd = 1;
     applied.ranked_by = 'ifd, highest first';
+    const el = new Set(eligible);
+    rank = score.map((x, i) => (el.has(i) ? x : -Infinity));
   } else if (opts.rule === 'rifd') {
     const ifd = scores.map((s) => num(s.ifd));
     score = scores.map((s) => num(s.rifd));
@@ -151,6 +236,8 @@ export function applyFilter(scores: ScoreFields[], opts: FilterOptions): FilterR
     applied.max_ifd = 1;
     applied.max_rifd = 1;
     applied.ranked_by = 'rifd, lowest first';
+    const el = new Set(eligible);
+    rank = score.map((x, i) => (el.has(i) ? -x : -Infinity));
   } else if (opts.rule === 'cosine') {
     score = scores.map((s) => num(s.cosine));
     if (opts.minCosine === undefined && f === undefined) throw new FilterError('--rule cosine needs --min-cosine (and/or --keep-fraction)');
@@ -159,9 +246,11 @@ export function applyFilter(scores: ScoreFields[], opts: FilterOptions): FilterR
     const chosen = f === undefined ? new Set(eligible) : topK(eligible, score, Math.round(f * n), true);
     for (const i of chosen) keep[i] = true;
     applied.min_cosine = opts.minCosine ?? null;
+    const el = new Set(eligible);
+    rank = score.map((x, i) => (el.has(i) ? x : -Infinity));
   } else {
     throw new FilterError(`unknown rule '${String(opts.rule)}' (${RULES.join(', ')})`);
   }
   const kept = keep.filter(Boolean).length;
-  return { keep, score, kept, dropped: n - kept, applied };
+  return { keep, score, rank: rank!, kept, dropped: n - kept, applied };
 }

@@ -1,0 +1,77 @@
+// `concord select scored.jsonl (--budget N | --keep-fraction F) --diversity τ -o selected.jsonl`:
+// budgeted, diversity-aware selection (src/select).
+
+import * as fs from 'node:fs';
+import { FUSIONS, RULES, type Fusion, type Rule } from '../filter/index.js';
+import { selectFile, type SelectOn } from '../select/file.js';
+import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../pipeline/node-io.js';
+import { choiceFlag, command, deviceFlag, EXIT, numFlag, parseFlags, UsageError } from './common.js';
+
+export const SELECT_HELP = `concord select <scored.jsonl> (--budget N | --keep-fraction F) [--diversity τ] -o selected.jsonl
+
+Walks the pairs by the rule's score, best first, and keeps one only if the cosine of its embedding
+with every pair kept so far is below τ, until N (or F × records) pairs are kept (DEITA's
+score-first greedy). Output: the selected records in input order, with select_rank and filter_score.
+
+  --budget N             pairs to keep
+  --keep-fraction F      or this fraction of the scored records
+  --diversity τ          cosine bound to every kept pair (default 0.9; 1 = no diversity: top-N by score)
+  --rule R               the ranking (default auto: fused with encoder cosines, else main); also
+                         ${RULES.join(', ')}
+  --fusion sum|mean|min  --signal gain|logp  --fwd-threshold X  --rev-threshold X  --min-cosine X
+                         as for concord filter (thresholds given exclude pairs from the walk)
+  --on x|y|xy            the text embedded: the prompt x, the response y, or x + "\\n\\n" + y (default xy)
+  --embed-model M        sentence encoder (default minilm = all-MiniLM-L6-v2)
+  --device auto|webgpu|cpu  where the encoder and the all-pairs cosine run (default auto)
+  --block-size N         candidates per block (default: GPU up to 4096, CPU 1024)
+  --summary FILE  --quiet`;
+
+export const selectCommand = command('select', SELECT_HELP, async (argv) => {
+  const { values: v, positionals } = parseFlags(argv, {
+    output: { type: 'string', short: 'o' }, budget: { type: 'string' }, 'keep-fraction': { type: 'string' },
+    diversity: { type: 'string' }, rule: { type: 'string' }, fusion: { type: 'string' },
+    signal: { type: 'string' }, 'fwd-threshold': { type: 'string' }, 'rev-threshold': { type: 'string' }, 'min-cosine': { type: 'string' },
+    on: { type: 'string' }, 'embed-model': { type: 'string' }, device: { type: 'string' },
+    'block-size': { type: 'string' }, summary: { type: 'string' }, quiet: { type: 'boolean' },
+  }, true);
+  if (positionals.length !== 1) throw new UsageError('expected one scored file (concord select scored.jsonl --budget N -o selected.jsonl)');
+  if (!v.output) throw new UsageError('-o/--output is required');
+  const output = v.output;
+  const budget = numFlag(v.budget, '--budget', { int: true, min: 0 });
+  const keepFraction = numFlag(v['keep-fraction'], '--keep-fraction', { min: 0, max: 1 });
+  if ((budget === undefined) === (keepFraction === undefined)) throw new UsageError('give one of --budget N or --keep-fraction F');
+  const tau = numFlag(v.diversity ?? '0.9', '--diversity', { min: -1, max: 1 })!;
+  const rule = choiceFlag(v.rule ?? 'auto', '--rule', RULES as readonly Rule[]);
+  const fusion = choiceFlag(v.fusion ?? 'sum', '--fusion', FUSIONS as readonly Fusion[]);
+  const signal = choiceFlag(v.signal ?? 'gain', '--signal', ['gain', 'logp'] as const);
+  const on = choiceFlag(v.on ?? 'xy', '--on', ['x', 'y', 'xy'] as const);
+  const device = deviceFlag(v.device);
+  const blockSize = numFlag(v['block-size'], '--block-size', { int: true, min: 1 });
+  const filter = {
+    rule, fusion, signal,
+    fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'), revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
+    minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
+  };
+  const file = positionals[0];
+  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
+  const log = v.quiet ? () => {} : (s: string) => { process.stderr.write(`${s}\n`); };
+
+  const { sharedRuntime } = await import('../models/index.js');
+  const { loadEmbedder } = await import('../encoder/index.js');
+  const { rt, reason } = await sharedRuntime(device);
+  const enc = await loadEmbedder(v['embed-model'] ?? 'minilm', { device: rt ?? 'cpu' });
+  log(`concord: encoder ${enc.config.name} on ${enc.deviceName} — ${reason}`);
+  try {
+    const s = await selectFile({
+      input: file, output, budget, keepFraction, tau, on, embedder: enc, device: rt ?? 'cpu', blockSize, filter,
+      log: (s) => process.stderr.write(`${s}\n`),
+    });
+    log(`concord select: ${s.records} records, ${s.ranked} ranked by ${s.applied.rule}; walked ${s.walked} best first, ${s.selected} selected (budget ${s.budget}), ${s.rejected_for_diversity} turned down (cosine ≥ ${s.tau} to a kept pair on ${s.on}), ${s.errors} unreadable`);
+    log(`concord select: embedding ${s.embed_ms.toFixed(0)} ms on ${enc.deviceName}; comparison ${s.compare_ms.toFixed(0)} ms on ${rt ? rt.name : 'CPU'} (blocks of ${s.block_size}, ${s.score_blocks} score blocks)`);
+    if (v.summary) writeFileAtomic(v.summary, JSON.stringify(s, null, 2) + '\n');
+    return s.errors ? EXIT.inputErrors : EXIT.ok;
+  } finally {
+    enc.dispose();
+  }
+});
