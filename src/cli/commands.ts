@@ -13,6 +13,11 @@ import type { LanguageModel } from '../models/lm.js';
 import { StrictError, filterFile, scoreFile, type FilterSummary, type ScoreSummary } from '../pipeline/files.js';
 import { InputError, ResumeError, hashOptions, writeFileAtomic } from '../pipeline/node-io.js';
 import { createScorerFromModels, type CosineMode, type Scorer, type TextEmbedder } from '../pipeline/scorer.js';
+import { InputSet } from '../formats/records.js';
+import { isParquetPath, scoreTarget } from '../formats/parquet.js';
+import { ShardError, argvWithoutShard, resolveShard } from '../shard/index.js';
+import { ShardRun, defaultShardFormat, type ShardRunPlan } from '../shard/run.js';
+import { filterInputs } from '../shard/merge.js';
 import { TemplateError, encodeStandalone, resolveChatFormat } from '../pipeline/templates.js';
 import { EXIT, type Command } from './main.js';
 
@@ -94,6 +99,12 @@ const SCORE_OPTIONS = {
   'token-budget': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   limit: { type: 'string' },
+  split: { type: 'string' },
+  shard: { type: 'string' },
+  shards: { type: 'string' },
+  'out-dir': { type: 'string' },
+  'out-format': { type: 'string' },
+  gpu: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -119,6 +130,8 @@ Models and devices
   --model <path|default>        forward model (default: stories15M)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu      (default auto; the choice and its reason are printed)
+  --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
+                                its name (README "Several GPUs in one host")
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -132,6 +145,13 @@ Lengths
 Input
   --instruction-field F  --input-field F  --output-field F   (Alpaca field names)
   --limit N                     score only the first N records
+  in.* may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob
+  --split NAME                  a folder's or glob's split (train-*.parquet, train/…)
+Sharded runs (README "Sharded runs")
+  --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
+  --shards n                    the shard count when i comes from the job engine
+  --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
+  --out-format jsonl|parquet    the shards' format (default parquet for Parquet input, else jsonl)
 Cosine
   --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
                                 WebGPU, else the LM's mean hidden states; off skips it (fastest)
@@ -307,18 +327,33 @@ async function* limited<T>(it: AsyncIterable<T>, n: number | undefined): AsyncGe
   }
 }
 
+/** Plain JSONL in and out: filterFile as before; Parquet in or out, a folder or a glob: the format-aware filter. */
+async function filterAny(fo: Parameters<typeof filterFile>[0]): Promise<FilterSummary> {
+  const inputs = InputSet.resolve(fo.input);
+  const parquetOut = isParquetPath(fo.output) || (!!fo.dropOut && isParquetPath(fo.dropOut));
+  return inputs.plainSingle && !parquetOut ? filterFile(fo) : filterInputs({ ...fo, inputs });
+}
+
 /** Map the pipeline's errors to exit codes (others propagate to main: EXIT.failure). */
 function exitFor(e: unknown, cmd: string): number {
   const msg = (e as Error).message;
   if (e instanceof StrictError || e instanceof InputError) { log(`concord ${cmd}: ${msg}`); return EXIT.inputErrors; }
   if (e instanceof ResumeError) { log(`concord ${cmd}: ${msg}`); return EXIT.resumeMismatch; }
-  if (e instanceof CliUsageError || e instanceof FilterError || e instanceof TemplateError) { log(`concord ${cmd}: ${msg}`); return EXIT.usage; }
+  if (e instanceof CliUsageError || e instanceof FilterError || e instanceof TemplateError || e instanceof ShardError) { log(`concord ${cmd}: ${msg}`); return EXIT.usage; }
   throw e;
 }
 
-async function runScore(v: ScoreValues, input: string, output: string, cmd: string): Promise<{ code: number; summary: ScoreSummary }> {
+async function runScore(
+  v: ScoreValues, input: string, output: string, cmd: string,
+  io: { inputs?: InputSet; plan?: (optionsHash: string) => Promise<ShardRunPlan | null> } = {},
+): Promise<{ code: number; summary: ScoreSummary | null }> {
   const quiet = !!v.quiet;
+  if (v.gpu !== undefined) process.env.CONCORD_GPU = v.gpu;
   const setup = await setupScorer(v, quiet);
+  // A shard decides where it writes (or that it is already complete) once the options hash is known.
+  const plan = io.plan ? await io.plan(setup.optionsHash) : { output, errors: v.errors, resume: v.resume, range: undefined };
+  if (!plan) { for (const m of setup.models) m.dispose(); return { code: EXIT.ok, summary: null }; }
+  const target = scoreTarget(plan.output, plan.errors);
   const { scorer } = setup;
   // --limit: wrap the scorer's input (the checkpoint counts records the same way).
   const s0 = scorer.score.bind(scorer);
@@ -334,11 +369,14 @@ async function runScore(v: ScoreValues, input: string, output: string, cmd: stri
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const summary = await scoreFile({
-    scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, optionsHash: setup.optionsHash, quiet, log,
+    scorer, input, output: target.scoreTo, errors: target.errors, resume: plan.resume, strict: v.strict, optionsHash: setup.optionsHash, quiet, log,
     checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }), limit: setup.limit,
+    inputs: io.inputs, range: plan.range,
   });
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  await target.finish();
+  summary.output = plan.output;
   summary.command = cmd;
   summary.device = setup.device;
   summary.model = setup.models[0].config.name;
@@ -361,9 +399,20 @@ export const pipelineCommands: Record<string, Command> = {
     if (v.help) { console.log(SCORE_HELP); return EXIT.ok; }
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one input file (concord score in.jsonl -o scored.jsonl)');
-      if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
-      const { code, summary } = await runScore(v, positionals[0], v.output, 'score');
+      const shard = resolveShard({ shard: v.shard, shards: v.shards, outDir: v['out-dir'] });
+      if (!v.output && !shard) throw new CliUsageError('-o/--output is required (or --out-dir with --shard for a sharded run)');
+      const inputs = InputSet.resolve(positionals[0], { split: v.split });
+      let run: ShardRun | null = null;
+      if (shard) {
+        if (v.output) throw new CliUsageError('a sharded run writes into --out-dir; drop -o (concord merge DIR -o … joins the shards)');
+        if (v.limit !== undefined) throw new CliUsageError('--limit does not combine with --shard');
+        const fmt = (v['out-format'] as 'jsonl' | 'parquet' | undefined) ?? defaultShardFormat(inputs);
+        if (fmt !== 'jsonl' && fmt !== 'parquet') throw new CliUsageError(`--out-format must be jsonl or parquet (got '${fmt}')`);
+        run = new ShardRun({ spec: shard, outDir: v['out-dir']!, format: fmt, inputs, inputSpec: positionals[0], split: v.split, argv: argvWithoutShard(argv), log });
+      }
+      const { code, summary } = await runScore(v, positionals[0], v.output ?? '', 'score', { inputs, plan: run ? (h) => run.plan(h) : undefined });
+      if (!summary) return EXIT.ok; // a complete shard, skipped
+      if (run) { run.finish(summary); summary.manifest = run.manifestPath; }
       if (!v.quiet) log(formatScoreSummary(summary));
       if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
       if (code === EXIT.verifyFailed) log('concord score: --verify: the primary backend deviates from the CPU twin beyond --verify-tol');
@@ -380,10 +429,7 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one scored file (concord filter scored.jsonl -o kept.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
-      const summary = await filterFile({
-        input: positionals[0], output: v.output, dropOut: v['drop-out'], errors: v.errors, filter: filterOptionsFrom(v), strict: v.strict, log,
-      });
+      const summary = await filterAny({ input: positionals[0], output: v.output, dropOut: v['drop-out'], errors: v.errors, filter: filterOptionsFrom(v), strict: v.strict, log });
       if (!v.quiet) log(formatFilterSummary(summary));
       if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
       return EXIT.ok;
@@ -399,13 +445,14 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one input file (concord run in.jsonl -o kept.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
-      if (!fs.existsSync(positionals[0])) throw new InputError(`${positionals[0]}: no such file`);
       const filterOpts = filterOptionsFrom(v as FilterValues);
+      const inputs = InputSet.resolve(positionals[0], { split: v.split as string | undefined });
       // The scored records go to --scored-out, or to <out>.scored.jsonl which is removed at the end
       // (it is also what --resume continues from).
       const scoredOut = (v['scored-out'] as string | undefined) ?? `${v.output}.scored.jsonl`;
-      const { code, summary } = await runScore({ ...v, summary: undefined }, positionals[0], scoredOut, 'run');
-      const fsum = await filterFile({
+      const { code, summary: s } = await runScore({ ...v, summary: undefined }, positionals[0], scoredOut, 'run', { inputs });
+      const summary = s!;
+      const fsum = await filterAny({
         input: scoredOut, output: v.output, dropOut: v['drop-out'] as string | undefined, errors: `${v.output}.filter-errors.jsonl`, filter: filterOpts, strict: v.strict, log,
       });
       if (!v['scored-out']) fs.rmSync(scoredOut, { force: true });
@@ -477,7 +524,7 @@ export const pipelineCommands: Record<string, Command> = {
       const scored = path.join(dir, 'scored.jsonl');
       const t0 = performance.now();
       const { summary } = await runScore({ device: v.device, model: v.model, cosine: v.cosine, passes: 'min', 'on-overlong': 'truncate' }, input, scored, 'demo');
-      log(formatScoreSummary(summary));
+      log(formatScoreSummary(summary!));
       const keepFraction = numFlag(v['keep-fraction'], '--keep-fraction', { min: 0, max: 1 });
       const recs = fs.readFileSync(scored, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { scores: Record<string, number> });
       const f = applyFilter(recs.map((r) => r.scores), { rule: 'main', keepFraction });

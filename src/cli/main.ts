@@ -7,6 +7,7 @@ import { GpuRuntime } from '../gpu/runtime.js';
 import { doctorReport, formatDoctor } from './doctor.js';
 import { pipelineCommands } from './commands.js';
 import { dedupCommand, embedCommand } from '../embed/cli.js';
+import { mergeCommand } from './merge.js';
 
 // 0 ok; 1 unexpected failure; 2 usage (bad flags, templates, filter options); 3 input errors that
 // stop the run (--strict, an unreadable input file or JSON array); 4 --verify above tolerance (or a
@@ -28,6 +29,7 @@ Usage:
   concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
+  concord merge <out-dir> -o scored.jsonl      join a sharded run's shards (concord merge --help)
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
@@ -39,6 +41,7 @@ const commands: Record<string, Command> = {
   ...pipelineCommands,
   embed: embedCommand,
   dedup: dedupCommand,
+  merge: mergeCommand,
   async doctor(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } });
     const report = await doctorReport();

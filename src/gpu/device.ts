@@ -112,7 +112,16 @@ async function nodeNavigatorGpu(): Promise<GPU> {
   const modName = 'webgpu';
   const mod = (await import(/* @vite-ignore */ modName)) as { create: (o: string[]) => GPU; globals: object };
   Object.assign(globalThis, mod.globals);
-  nodeGpu = mod.create([]);
+  // --gpu N|NAME (src/gpu/select.ts): dawn.node's adapter= flag, or Mesa's device-select layer.
+  const flags: string[] = [];
+  if (process.env.CONCORD_GPU) {
+    const { selectGpu } = await import('./select.js');
+    const sel = selectGpu(process.env.CONCORD_GPU);
+    Object.assign(process.env, sel.env);
+    flags.push(...sel.flags);
+    nodeDriverNote += `; ${sel.note}`;
+  }
+  nodeGpu = mod.create(flags);
   (globalThis as { __concordDawn?: GPU }).__concordDawn = nodeGpu; // extra strong reference
   return nodeGpu;
 }
@@ -206,7 +215,7 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
     gpu = await requestGpu();
   } catch (e) {
     const msg = (e as Error).message;
-    if (choice === 'webgpu' || requireGpuFromEnv()) throw new GpuUnavailableError(`--device ${choice}: ${msg}`);
+    if (choice === 'webgpu' || requireGpuFromEnv() || (isNode && process.env.CONCORD_GPU)) throw new GpuUnavailableError(`--device ${choice}: ${msg}`);
     return { gpu: null, ...autoDecision(null, msg) };
   }
   if (choice === 'webgpu') {

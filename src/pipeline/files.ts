@@ -9,6 +9,7 @@ import {
   readCheckpoint, readLinesUpTo, ProgressReporter, type FileRecord, type InputPosition,
 } from './node-io.js';
 import type { ScoreProgress, Scorer, ScoreResult } from './scorer.js';
+import { InputSet, type RecordRange } from '../formats/records.js';
 import { SummaryBuilder, type Quantiles } from './stats.js';
 
 export class StrictError extends Error {}
@@ -33,6 +34,10 @@ export interface ScoreFileOptions {
   maxErrorLines?: number;
   /** Records the caller will score at most (--limit; for the progress total only). */
   limit?: number;
+  /** The input's files (a folder, a glob, Parquet, compressed JSONL: src/formats/records.ts); default: `input` as one file. */
+  inputs?: InputSet;
+  /** Score only these record indices (a shard: src/shard). */
+  range?: RecordRange;
 }
 
 export interface ScoreSummary {
@@ -69,7 +74,8 @@ export function scoredLine(r: ScoreResult): string {
 export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
   const { scorer, log } = o;
   const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
-  const identity = inputIdentity(o.input);
+  const inputs = o.inputs ?? InputSet.resolve(o.input);
+  const identity = inputs.identity();
   let ckpt = o.resume ? readCheckpoint(o.output) : null;
   if (o.resume && !ckpt) log(`concord: --resume: no checkpoint for ${o.output}; starting from the beginning`);
   if (ckpt) {
@@ -86,7 +92,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<ScoreSummary> {
     log(`concord: resuming ${o.output} after ${ckpt.position.units} records (line ${ckpt.position.line} of ${o.input})`);
   }
   const from: InputPosition = ckpt?.position ?? { units: 0, offset: 0, line: 0 };
-  const src = openInput(o.input, o.input, from);
+  const src = await inputs.open(from, o.range);
   if (src.format === 'json-array' && !o.quiet) log(`concord: ${o.input} is a JSON array: read and parsed whole (JSONL is streamed line by line)`);
   const inFile = src.total ?? (await countJsonlRecords(o.input));
   const total = o.limit !== undefined ? Math.min(o.limit, inFile) : inFile;
