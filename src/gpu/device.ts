@@ -215,7 +215,8 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
     gpu = await requestGpu();
   } catch (e) {
     const msg = (e as Error).message;
-    if (choice === 'webgpu' || requireGpuFromEnv() || (isNode && process.env.CONCORD_GPU)) throw new GpuUnavailableError(`--device ${choice}: ${msg}`);
+    const sel = isNode && process.env.CONCORD_GPU ? ` --gpu ${process.env.CONCORD_GPU}` : '';
+    if (choice === 'webgpu' || requireGpuFromEnv() || sel) throw new GpuUnavailableError(`--device ${choice}${sel}: ${msg}`);
     return { gpu: null, ...autoDecision(null, msg) };
   }
   if (choice === 'webgpu') {
