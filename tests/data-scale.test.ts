@@ -98,6 +98,16 @@ describe('readers', () => {
     }
   });
 
+  test('the browser demo reads a Parquet file into the same records (web/parquet.ts, pure: no Node APIs)', async () => {
+    const { parquetToJsonl, isParquetBytes } = await import('../web/parquet.js');
+    const buf = fs.readFileSync(p('rg-GZIP.parquet'));
+    expect(isParquetBytes(new Uint8Array(buf.subarray(0, 4)))).toBe(true);
+    const { text, rows } = await parquetToJsonl(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer);
+    expect(rows).toBe(50);
+    const recs = text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(recs[3]).toEqual({ id: 3, instruction: rec(3).instruction, output: rec(3).output, tags: ['odd', 'x'] });
+  });
+
   test('a truncated or non-Parquet file with a Parquet name: file: reason (an InputError, exit 3 in the CLI)', async () => {
     const good = fs.readFileSync(p('rg-SNAPPY.parquet'));
     fs.writeFileSync(p('torn.parquet'), good.subarray(0, good.length - 40));

@@ -20,9 +20,10 @@ import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMe
 import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter, schemaFromColumnData, type BasicType } from 'hyparquet-writer';
 import { InputError } from '../pipeline/node-io.js';
+import { flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
 
 export const PARQUET_MAGIC = 'PAR1';
-export const SCORE_PREFIX = 'scores.';
+export { SCORE_PREFIX, flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
 
 export class ParquetInputError extends InputError {}
 
@@ -60,47 +61,6 @@ export async function parquetMeta(file: string): Promise<FileMetaData> {
 
 export async function parquetRowCount(file: string): Promise<number> {
   return Number((await parquetMeta(file)).num_rows);
-}
-
-/** A Parquet value as JSON (see the top of the file). */
-export function toJsonValue(v: unknown): unknown {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-  if (typeof v === 'number') return Number.isFinite(v) ? (Object.is(v, -0) ? 0 : v) : null;
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (Array.isArray(v) || ArrayBuffer.isView(v)) return Array.from(v as ArrayLike<unknown>, toJsonValue);
-  if (typeof v === 'object') {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) o[k] = toJsonValue(x);
-    return o;
-  }
-  return v;
-}
-
-/** `scores.*` columns folded back into a `scores` object (as the JSONL form has it). */
-export function unflattenScores(row: Record<string, unknown>): Record<string, unknown> {
-  let scores: Record<string, unknown> | null = null;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) {
-    if (k.startsWith(SCORE_PREFIX)) {
-      if (!scores) { scores = {}; out.scores = scores; }
-      scores[k.slice(SCORE_PREFIX.length)] = v;
-    } else out[k] = v;
-  }
-  return out;
-}
-
-/** A record's `scores` object spread into `scores.*` fields (a record without one is unchanged). */
-export function flattenScores(rec: Record<string, unknown>): Record<string, unknown> {
-  const s = rec.scores;
-  if (!s || typeof s !== 'object' || Array.isArray(s)) return rec;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(rec)) {
-    if (k === 'scores') for (const [sk, sv] of Object.entries(s as Record<string, unknown>)) out[SCORE_PREFIX + sk] = sv;
-    else out[k] = v;
-  }
-  return out;
 }
 
 export interface ParquetRow {
