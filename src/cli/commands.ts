@@ -445,6 +445,7 @@ export const pipelineCommands: Record<string, Command> = {
     try {
       if (positionals.length !== 1) throw new CliUsageError('expected one input file (concord run in.jsonl -o kept.jsonl)');
       if (!v.output) throw new CliUsageError('-o/--output is required');
+      if (v.shard || v.shards || v['out-dir']) throw new CliUsageError('concord run does not shard: use concord score --shard i/n --out-dir DIR, then concord merge DIR --kept …');
       const filterOpts = filterOptionsFrom(v as FilterValues);
       const inputs = InputSet.resolve(positionals[0], { split: v.split as string | undefined });
       // The scored records go to --scored-out, or to <out>.scored.jsonl which is removed at the end
