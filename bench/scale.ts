@@ -1,4 +1,6 @@
 // `npm run build && node dist/bench/scale.js [--sizes 1e4,1e5,1e6] [--shards 4] [--format jsonl|parquet] [--markdown]`
+// (--format parquet: the input is a Parquet file with row groups of 4,096 and every output is
+// Parquet: this shows the row-group-bounded reader and the Parquet writer at scale.)
 //
 // Scale figures for concord's data path: synthetic records streamed through `concord score` (one
 // process), the same records as a sharded run (`--shard i/n --out-dir`, the shards one after
@@ -25,6 +27,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
+import { writeParquetRows } from '../src/formats/parquet.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 function findRoot(dir: string): string {
@@ -138,11 +141,20 @@ interface Row { n: number; peer: Measured; score: Measured; shards: Measured; me
 const rows: Row[] = [];
 const ext = fmt === 'parquet' ? 'parquet' : 'jsonl';
 for (const n of sizes) {
-  const input = path.join(dir, `in-${n}.jsonl`);
+  let input = path.join(dir, `in-${n}.jsonl`);
   await writeInput(input, n);
+  if (fmt === 'parquet') {
+    // The same records (the malformed lines become rows without an output field: still errors).
+    const pqIn = path.join(dir, `in-${n}.parquet`);
+    async function* recs(): AsyncGenerator<Record<string, unknown>> {
+      for (let i = 0; i < n; i++) { const l = line(i); yield l.startsWith('{"instruction": "broken') ? { id: i, instruction: 'broken', input: '', output: null } : JSON.parse(l); }
+    }
+    await writeParquetRows(pqIn, recs);
+    input = pqIn;
+  }
   const load = loadavg()[0];
   const common = ['score', input, '--cosine', 'off', '--quiet'];
-  const peer = await child([peerFile, input]);
+  const peer = await child([peerFile, input.replace(/\.parquet$/, '.jsonl')]);
   const score = await child([BIN, ...common, '-o', path.join(dir, `single-${n}.${ext}`)]);
   const outDir = path.join(dir, `shards-${n}`);
   let shardMs = 0, shardRss = 0;

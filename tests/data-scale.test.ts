@@ -19,6 +19,7 @@ import { fileAsyncBuffer, readParquetRows } from '../src/formats/parquet.js';
 import { InputError } from '../src/pipeline/node-io.js';
 import { ShardError, resolveShard, shardRange } from '../src/shard/index.js';
 import { selectGpu, driPrimeTag } from '../src/gpu/select.js';
+import { Column, quantiles } from '../src/pipeline/stats.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'concord.js');
@@ -202,6 +203,24 @@ describe('shard arithmetic and job-engine defaults', () => {
     expect(() => resolveShard({ shard: '4/4', outDir: 'o' }, {})).toThrow(/outside 0\.\.3/);
     expect(() => resolveShard({ shard: '1/4' }, {})).toThrow(/--out-dir/);
     expect(() => resolveShard({ shard: '1-4', outDir: 'o' }, {})).toThrow(/must be i\/n/);
+  });
+});
+
+describe('summary statistics in bounded memory', () => {
+  test('exact quantiles up to the cap; beyond it a fixed-seed uniform sample of cap values, n/mean/min/max exact', () => {
+    const vals = Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 100_000); // a permutation of 0..99999
+    const small = new Column(1 << 20);
+    for (const v of vals) small.push(v);
+    expect(small.quantiles()).toEqual(quantiles(Float64Array.from(vals)));
+    const c = new Column(4096), c2 = new Column(4096);
+    for (const v of vals) { c.push(v); c2.push(v); }
+    expect(c.values().length).toBe(4096);
+    const q = c.quantiles()!;
+    expect(q).toMatchObject({ n: 100_000, min: 0, max: 99_999, mean: 49_999.5 });
+    for (const [k, want] of [['p05', 5_000], ['p25', 25_000], ['p50', 50_000], ['p75', 75_000], ['p95', 95_000]] as const) {
+      expect(Math.abs(q[k] - want)).toBeLessThan(2_500); // ≈ 3 standard errors of a 4,096 sample
+    }
+    expect(c2.quantiles()).toEqual(q); // the same values in the same order: the same summary
   });
 });
 

@@ -82,7 +82,8 @@ export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummar
   const maxErr = o.maxErrorLines ?? 10;
   for await (const r of (await o.inputs.open()).records) {
     const s = scoresOf(r);
-    if (s.scores) scores.push(s.scores);
+    // Only the numbers the rules read (not the whole record): O(N) small objects for a whole-set rule.
+    if (s.scores) { const x = s.scores; scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine }); }
     else {
       if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
       if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
