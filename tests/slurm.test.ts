@@ -3,7 +3,8 @@
 // of 4 tasks over 2,400 records scored by a tiny llama2.c model on the CPU path. One task is killed
 // with SIGKILL mid-run (after its first checkpoints, before it finishes) and requeued with
 // `scontrol requeue`; it resumes its shard from the checkpoint. `concord merge` then must give the
-// single-process output byte for byte (scored records and the errors file).
+// single-process output byte for byte (scored records and the errors file). Resubmitting the whole
+// array afterwards skips every (complete) shard.
 //
 // Runs when slurm-wlm and munge are installed; CONCORD_REQUIRE_SLURM=1 (.ci/run sets it) makes
 // their absence a failure instead of a skip.
@@ -159,5 +160,19 @@ describe.skipIf(!haveSlurm && !required)('Slurm job array: kill one task mid-run
     expect(b.equals(a)).toBe(true);
     expect(a.toString().trim().split('\n')).toHaveLength(N - 6); // 6 bad lines (i % 401 === 7)
     expect(fs.readFileSync(path.join(tmp, 'merged.jsonl.errors.jsonl')).equals(fs.readFileSync(path.join(tmp, 'single.jsonl.errors.jsonl')))).toBe(true);
+
+    // Resubmitting the whole array is safe: every task finds its shard complete and skips it.
+    const shardBytes = fs.readFileSync(path.join(outDir, 'shard-0-of-4.jsonl'));
+    jobId = sh('sbatch', [
+      '--parsable', '--gres=none', '--cpus-per-task=1', '--array=0-3', `--output=${path.join(tmp, 'again-%a.log')}`,
+      path.join(ROOT, 'examples', 'slurm', 'score.sbatch'),
+    ], { INPUT: input, OUT_DIR: outDir, CONCORD: `${process.execPath} ${BIN}`, CONCORD_ARGS: scoreArgs.join(' ') }).trim().split(';')[0];
+    await until('the resubmitted array to complete', () => {
+      const st = taskStates();
+      if ([...st.values()].some((x) => x === 'FAILED' || x === 'CANCELLED')) throw new Error(`resubmitted tasks failed: ${JSON.stringify([...st])}`);
+      return st.size === 4 && [...st.values()].every((x) => x === 'COMPLETED') ? st : null;
+    }, 120_000, 300);
+    for (let i = 0; i < 4; i++) expect(fs.readFileSync(path.join(tmp, `again-${i}.log`), 'utf8')).toMatch(new RegExp(`shard ${i}/4 .* is complete .*; skipping`));
+    expect(fs.readFileSync(path.join(outDir, 'shard-0-of-4.jsonl')).equals(shardBytes)).toBe(true);
   });
 });
