@@ -155,7 +155,8 @@ describe('4 and 8. paths checked before the model loads', () => {
   test('input problems: a directory, a FIFO, a missing file exit 3 at once; unreadable too', async () => {
     fs.mkdirSync(p('indir'), { recursive: true });
     const dir = await c.run(['score', 'indir', '-o', 'o.jsonl']);
-    expect([dir.code, dir.stderr.trim()]).toEqual([3, 'concord score: indir: is a directory, not an input file']);
+    // A folder is a dataset (issue 14); one without data files is an input error.
+    expect([dir.code, dir.stderr.trim()]).toEqual([3, 'concord score: indir: no data files (.parquet, .jsonl, .jsonl.gz, .jsonl.zst, .json) in this folder']);
     const miss = await c.run(['filter', 'nope.jsonl', '-o', 'o.jsonl']);
     expect([miss.code, miss.stderr.trim()]).toEqual([3, 'concord filter: nope.jsonl: no such file']);
     if (typeof process.getuid === 'function' && process.getuid() === 0) {
@@ -327,9 +328,11 @@ describe('9. nothing silently changed', () => {
 
 describe('10. binary input', () => {
   test.each([
-    ['Parquet', () => Buffer.concat([Buffer.from('PAR1'), Buffer.alloc(64, 7), Buffer.from('PAR1')]), /looks like a Parquet file \(starts with PAR1\)/],
-    ['gzip', () => zlib.gzipSync(JSON.stringify(record(1)) + '\n'), /looks like a gzip-compressed file/],
-    ['zstd', () => Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]), /looks like a zstd-compressed file/],
+    // Parquet and gzip/zstd-compressed JSONL are inputs since issue 14: what is refused is a file that
+    // does not decode as what it looks like.
+    ['Parquet', () => Buffer.concat([Buffer.from('PAR1'), Buffer.alloc(64, 7), Buffer.from('PAR1')]), /not a readable Parquet file/],
+    ['gzip', () => zlib.gzipSync(JSON.stringify(record(1)) + '\n').subarray(0, 20), /gzip/],
+    ['zstd', () => Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]), /zstd/],
     ['NUL bytes', () => Buffer.concat([Buffer.from(JSON.stringify(record(1)) + '\n'), Buffer.alloc(10)]), /looks like binary data \(a NUL byte at offset \d+\)/],
     ['text that is no JSON at all', () => Buffer.from('id,instruction,output\n1,a,b\n2,c,d\n'), /none of its 3 lines is a JSON record \(bin\.text.*:1: malformed JSON.*\); is it JSONL or a JSON array\?/],
   ])('%s: exit 3 saying what the file looks like; no output', async (name, bytes, msg) => {

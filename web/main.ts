@@ -118,12 +118,26 @@ function dataNote(): void {
   note.classList.toggle('error-text', parsed.errors.length > 0);
   note.textContent = parsed.records.length || parsed.errors.length
     ? `${parsed.records.length} records${parsed.errors.length ? ` · ${parsed.errors.length} unreadable (${parsed.errors.slice(0, 2).join('; ')})` : ''}`
-    : 'Alpaca (instruction/input/output), messages or conversations records, one per line, or a JSON array.';
+    : 'Alpaca (instruction/input/output), messages or conversations records, one per line, a JSON array, or a Parquet file (drop or choose it).';
 }
 
 async function loadText(text: string): Promise<void> {
   $<HTMLTextAreaElement>('data-text').value = text;
   dataNote();
+}
+
+/** A dropped or chosen file: Parquet (by its magic bytes) becomes JSONL text; anything else is text. */
+async function loadFile(f: File): Promise<void> {
+  const head = new Uint8Array(await f.slice(0, 4).arrayBuffer());
+  const { isParquetBytes, parquetToJsonl } = await import('./parquet.js');
+  if (!isParquetBytes(head)) return loadText(await f.text());
+  try {
+    const { text, rows } = await parquetToJsonl(await f.arrayBuffer());
+    await loadText(text);
+    $('data-note').textContent += ` · from Parquet ${f.name} (${rows} rows)`;
+  } catch (e) {
+    $('data-note').textContent = `${f.name}: not a readable Parquet file (${(e as Error).message})`;
+  }
 }
 
 async function loadSample(): Promise<void> {
@@ -432,7 +446,7 @@ $('load-sample').addEventListener('click', () => void loadSample());
 $('data-text').addEventListener('input', dataNote);
 $<HTMLInputElement>('data-file').addEventListener('change', async (ev) => {
   const f = (ev.target as HTMLInputElement).files?.[0];
-  if (f) await loadText(await f.text());
+  if (f) await loadFile(f);
 });
 for (const target of [$('drop'), $('data-text')]) {
   target.addEventListener('dragover', (ev) => { ev.preventDefault(); $('drop').classList.add('over'); });
@@ -441,7 +455,7 @@ for (const target of [$('drop'), $('data-text')]) {
     ev.preventDefault();
     $('drop').classList.remove('over');
     const f = (ev as DragEvent).dataTransfer?.files?.[0];
-    if (f) await loadText(await f.text());
+    if (f) await loadFile(f);
   });
 }
 

@@ -72,9 +72,11 @@ export function exitCodeFor(e: unknown, cmd: string): number {
   const err = e instanceof Error ? e : new Error(String(e));
   const code = err instanceof ConcordError ? err.exitCode : EXIT.failure;
   const hint = err instanceof ConcordError && err.pointsAtHelp ? ` (concord ${cmd} --help)` : '';
-  const first = err.message.split('\n')[0];
+  // Our own errors are worded for the user (a few, e.g. the list of adapters, span lines); anything
+  // else shows its first line only.
+  const text = err instanceof ConcordError ? err.message : err.message.split('\n')[0];
   const debugHint = code === EXIT.failure && !settings.debug ? ' (CONCORD_DEBUG=1 shows the stack)' : '';
-  log(`concord ${cmd}: ${settings.debug ? err.stack ?? err.message : first}${hint}${debugHint}`);
+  log(`concord ${cmd}: ${settings.debug ? err.stack ?? err.message : text}${hint}${debugHint}`);
   return code;
 }
 

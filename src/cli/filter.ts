@@ -1,7 +1,10 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
 import { FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
-import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterSummary } from '../pipeline/files.js';
+import { isParquetPath } from '../formats/parquet.js';
+import { InputSet } from '../formats/records.js';
+import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
+import { filterInputs } from '../shard/merge.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags } from './common.js';
 import { oneInput, requireOutput } from './score.js';
@@ -58,13 +61,21 @@ export function formatFilterSummary(s: FilterSummary): string {
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 
+/** Plain JSONL in and out: filterFile; Parquet in or out, a folder or a glob: the format-aware filter (src/shard/merge.ts). */
+export async function filterAny(fo: FilterFileOptions): Promise<FilterSummary> {
+  const inputs = InputSet.resolve(fo.input);
+  const parquetOut = isParquetPath(fo.output) || (!!fo.dropOut && isParquetPath(fo.dropOut));
+  return inputs.plainSingle && !parquetOut ? filterFile(fo) : filterInputs({ ...fo, inputs });
+}
+
 export const filterCommand = command('filter', FILTER_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, FILTER_OPTIONS, true);
   const input = oneInput(positionals, 'concord filter scored.jsonl -o kept.jsonl');
   const output = requireOutput(v.output);
   const filter = filterOptionsFrom(v);
-  defer(lockOutputs(preflightPaths({ input, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
-  const summary = await filterFile({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log });
+  const plain = InputSet.resolve(input).plainSingle;
+  defer(lockOutputs(preflightPaths({ input: plain ? input : undefined, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
+  const summary = await filterAny({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log });
   if (!v.quiet) log(formatFilterSummary(summary));
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
   return EXIT.ok;

@@ -11,6 +11,7 @@ import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { filterCommand } from './filter.js';
 import { logprobCommand } from './logprob.js';
+import { mergeCommand } from './merge.js';
 import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
@@ -27,6 +28,7 @@ Usage:
   concord score <in.jsonl|json> -o scored.jsonl [options]      (concord score --help)
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]
   concord run <in.jsonl|json> -o kept.jsonl [score + filter options]
+  concord merge <out-dir> -o scored.jsonl      join a sharded run's shards (concord merge --help)
   concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
@@ -48,6 +50,7 @@ export const COMMANDS: Record<string, Command> = {
   score: scoreCommand,
   filter: filterCommand,
   run: runCommand,
+  merge: mergeCommand,
   demo: demoCommand,
   embed: embedCommand,
   dedup: dedupCommand,

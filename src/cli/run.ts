@@ -2,10 +2,10 @@
 
 import { errorsPathFor, lockOutputs, preflightPaths, runFile, scoredPathFor } from '../pipeline/files.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
-import { command, log, parseFlags } from './common.js';
+import { command, log, parseFlags, UsageError } from './common.js';
 import { FILTER_HELP, FILTER_OPTIONS, filterOptionsFrom, formatFilterSummary } from './filter.js';
 import {
-  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
+  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, inputSetFor, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
 } from './score.js';
 
 const RUN_OPTIONS = { ...FILTER_OPTIONS, ...SCORE_OPTIONS, 'scored-out': { type: 'string' } } as const;
@@ -25,11 +25,13 @@ export const runCommand = command('run', RUN_HELP, async (argv, defer) => {
   const output = requireOutput(v.output);
   const s = scoreSettings(v);
   const filter = filterOptionsFrom(v);
+  if (v.shard || v.shards || v['out-dir']) throw new UsageError('concord run does not shard: use concord score --shard i/n --out-dir DIR, then concord merge DIR --kept …');
+  const inputs = inputSetFor(input, v.split);
   const scoredOut = scoredPathFor({ output, scoredOut: v['scored-out'] });
-  defer(lockOutputs(preflightPaths({ input, output, dropOut: v['drop-out'], scoredOut, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
+  defer(lockOutputs(preflightPaths({ input: inputs.plainSingle ? inputs.files[0].path : undefined, output, dropOut: v['drop-out'], scoredOut, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
   return withScorer(s, !!v.quiet, 'run', async (scorer) => {
     const r = await runFile({
-      scorer, input, output, dropOut: v['drop-out'], scoredOut: v['scored-out'], errors: v.errors, filter,
+      scorer, input, inputs, output, dropOut: v['drop-out'], scoredOut: v['scored-out'], errors: v.errors, filter,
       resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
     });
     describeRun(r.score, scorer, 'run');

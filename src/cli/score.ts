@@ -3,9 +3,13 @@
 
 import { DEFAULT_FIELDS } from '../pipeline/input.js';
 import { createScorer, type ConfiguredScorer } from '../pipeline/index.js';
-import { errorsPathFor, lockOutputs, preflightPaths, scoreFile, type ScoreSummary } from '../pipeline/files.js';
+import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../pipeline/files.js';
+import { scoreTarget } from '../formats/parquet.js';
+import { InputSet } from '../formats/records.js';
+import { argvWithoutShard, resolveShard } from '../shard/index.js';
+import { ShardRun, defaultShardFormat } from '../shard/run.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
-import { settings } from '../env.js';
+import { nodeBuiltin, settings } from '../env.js';
 import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
 export const SCORE_OPTIONS = {
@@ -37,6 +41,12 @@ export const SCORE_OPTIONS = {
   'token-budget': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   limit: { type: 'string' },
+  split: { type: 'string' },
+  shard: { type: 'string' },
+  shards: { type: 'string' },
+  'out-dir': { type: 'string' },
+  'out-format': { type: 'string' },
+  gpu: { type: 'string' },
 } as const;
 
 export type ScoreFlags = { [K in keyof typeof SCORE_OPTIONS]?: (typeof SCORE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -50,6 +60,8 @@ Models and devices
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
+  --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
+                                its name (README "Several GPUs in one host")
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -67,6 +79,13 @@ Lengths
 Input
   --instruction-field F  --input-field F  --output-field F   (Alpaca field names)
   --limit N                     score only the first N records
+  in.* may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob
+  --split NAME                  a folder's or glob's split (train-*.parquet, train/…)
+Sharded runs (README "Sharded runs")
+  --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
+  --shards n                    the shard count when i comes from the job engine
+  --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
+  --out-format jsonl|parquet    the shards' format (default parquet for Parquet input, else jsonl)
 Cosine
   --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
                                 WebGPU, else the LM's mean hidden states; off skips it (fastest)
@@ -195,16 +214,52 @@ export function requireOutput(o: string | undefined): string {
   return o;
 }
 
+/** The input as a set of files (one file, a folder, a glob; --split), checked before any model loads. */
+export function inputSetFor(input: string, split: string | undefined): InputSet {
+  // A FIFO, a device, an unreadable file: refused before anything opens it (exit 3). A folder is a dataset.
+  let st: import('node:fs').Stats | null = null;
+  try { st = nodeBuiltin<typeof import('node:fs')>('fs').statSync(input); } catch { /* a glob, or missing: resolve says */ }
+  if (st && !st.isDirectory()) checkInputFile(input);
+  return InputSet.resolve(input, { split });
+}
+
 export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, SCORE_OPTIONS, true);
   const input = oneInput(positionals, 'concord score in.jsonl -o scored.jsonl');
-  const output = requireOutput(v.output);
+  const shard = resolveShard({ shard: v.shard, shards: v.shards, outDir: v['out-dir'] });
+  if (!v.output && !shard) throw new UsageError('-o/--output is required (or --out-dir with --shard for a sharded run)');
+  if (shard && v.output) throw new UsageError('a sharded run writes into --out-dir; drop -o (concord merge DIR -o … joins the shards)');
+  if (shard && v.limit !== undefined) throw new UsageError('--limit does not combine with --shard');
   const s = scoreSettings(v);
-  // Paths are checked (collisions, directories, the input) and locked before any model loads.
-  defer(lockOutputs(preflightPaths({ input, output, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
-  const summary = await withScorer(s, !!v.quiet, 'score', async (scorer) => describeRun(await scoreFile({
-    scorer, input, output, errors: v.errors, resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
-  }), scorer, 'score'));
+  const inputs = inputSetFor(input, v.split);
+  if (v.gpu !== undefined) process.env.CONCORD_GPU = v.gpu; // read by src/gpu/device.ts (settings.gpu)
+  let run: ShardRun | null = null;
+  if (shard) {
+    const format = choiceFlag(v['out-format'] ?? defaultShardFormat(inputs), '--out-format', ['jsonl', 'parquet'] as const);
+    run = new ShardRun({ spec: shard, outDir: v['out-dir']!, format, inputs, inputSpec: input, split: v.split, argv: argvWithoutShard(argv), log });
+  } else {
+    // Paths are checked (collisions, directories) and locked before any model loads.
+    const output = v.output!;
+    defer(lockOutputs(preflightPaths({ input: inputs.plainSingle ? inputs.files[0].path : undefined, output, errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
+  }
+  const summary = await withScorer(s, !!v.quiet, 'score', async (scorer) => {
+    const optionsHash = scoreOptionsHash(scorer, s.limit);
+    // A shard decides where it writes (or that it is complete already) once the options hash is known.
+    const plan = run ? await run.plan(optionsHash) : { output: v.output!, errors: v.errors, resume: !!v.resume, range: undefined };
+    if (!plan) return null;
+    if (run) defer(lockOutputs([plan.output]));
+    // A Parquet output is scored into a resumable JSONL staging file and converted at the end.
+    const target = scoreTarget(plan.output, plan.errors ?? errorsPathFor(plan.output));
+    const sum = await scoreFile({
+      scorer, input, inputs, range: plan.range, output: target.scoreTo, errors: target.errors, resume: plan.resume, strict: v.strict,
+      quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit, optionsHash,
+    });
+    await target.finish();
+    sum.output = plan.output;
+    return describeRun(sum, scorer, 'score');
+  });
+  if (!summary) return EXIT.ok; // a complete shard, skipped
+  if (run) { run.finish(summary); summary.manifest = run.manifestPath; }
   const code = verifyCode(summary);
   if (!v.quiet) log(formatScoreSummary(summary));
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');

@@ -137,7 +137,16 @@ async function nodeNavigatorGpu(): Promise<GPU> {
   const modName = 'webgpu';
   const mod = (await import(/* @vite-ignore */ modName)) as { create: (o: string[]) => GPU; globals: object };
   Object.assign(globalThis, mod.globals);
-  nodeGpu = mod.create([]);
+  // --gpu N|NAME (src/gpu/select.ts): dawn.node's adapter= flag, or Mesa's device-select layer.
+  const flags: string[] = [];
+  if (settings.gpu) {
+    const { selectGpu } = await import('./select.js');
+    const sel = selectGpu(settings.gpu);
+    Object.assign(process.env, sel.env);
+    flags.push(...sel.flags);
+    nodeDriverNote += `; ${sel.note}`;
+  }
+  nodeGpu = mod.create(flags);
   (globalThis as { __concordDawn?: GPU }).__concordDawn = nodeGpu; // extra strong reference
   return nodeGpu;
 }
@@ -231,7 +240,8 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
     gpu = await requestGpu();
   } catch (e) {
     const msg = (e as Error).message;
-    if (choice === 'webgpu' || requireGpuFromEnv()) throw new GpuUnavailableError(`--device ${choice}: ${msg}`);
+    const sel = isNode && settings.gpu ? ` --gpu ${settings.gpu}` : '';
+    if (choice === 'webgpu' || requireGpuFromEnv() || sel) throw new GpuUnavailableError(`--device ${choice}${sel}: ${msg}`);
     return { gpu: null, ...autoDecision(null, msg) };
   }
   if (choice === 'webgpu') {

@@ -4,15 +4,17 @@
 // preflightPaths (input readable and a regular file, outputs writable and all distinct) and
 // lockOutputs (one concord per output path).
 
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError, UsageError } from '../errors.js';
+import { InputSet, type RecordRange } from '../formats/records.js';
 import { applyFilter, type FilterOptions, type FilterResult, type ScoreFields } from '../filter/index.js';
 import {
   AtomicWriter, PrefixHasher, aheadPathFor, ResumeError, ScoredOutput, checkResumeFiles, checkpointMismatch, completeFinishedRun, crashPoint,
   countJsonlRecords, hashOptions, openInput, progressPathFor, readAhead, readCheckpoint, readLinesUpTo, ProgressReporter, type Checkpoint,
-  type FileRecord, type InputPosition,
+  type FileRecord, type InputIdentity, type InputPosition,
 } from './node-io.js';
 import type { ScoreProgress, Scorer, ScoreResult } from './scorer.js';
 import { SummaryBuilder, type Quantiles } from './stats.js';
@@ -252,6 +254,10 @@ export interface ScoreFileOptions {
    * with removeDoneMarker when done).
    */
   keepDoneMarker?: boolean;
+  /** The input's files (a folder, a glob, Parquet, compressed JSONL: src/formats/records.ts); default: `input` as one file. */
+  inputs?: InputSet;
+  /** Score only these record indices (a shard: src/shard). */
+  range?: RecordRange;
 }
 
 export interface ScoreSummary {
@@ -325,21 +331,58 @@ function parseOutputLine(l: string, file: string, restart: string): Record<strin
   }
 }
 
+/** What a checkpoint records of the input (PrefixHasher: the consumed prefix of one plain file). */
+interface InputHasher { advance(to: number): void; identity(): InputIdentity }
+
+/** The identity of an input read through InputSet (several files, compressed, Parquet, a range): all its bytes, hashed once. */
+class WholeInputHasher implements InputHasher {
+  private id: InputIdentity;
+  constructor(inputs: InputSet) {
+    const h = createHash('sha256');
+    let bytes = 0;
+    const buf = Buffer.alloc(1 << 20);
+    for (const f of inputs.files) {
+      const fd = fs.openSync(f.path, 'r');
+      try {
+        for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; bytes += n) h.update(buf.subarray(0, n));
+      } finally {
+        fs.closeSync(fd);
+      }
+      h.update(`\0${f.name}\0`);
+    }
+    this.id = { path: path.resolve(inputs.spec), hashedBytes: bytes, sha256: h.digest('hex') };
+  }
+  advance(): void { /* the whole input is hashed already */ }
+  identity(): InputIdentity { return this.id; }
+}
+
 /** The errors file of a job writing `output`, unless one is named: `<output>.errors.jsonl`. */
 export const errorsPathFor = (output: string): string => `${output}.errors.jsonl`;
 
+/** The hash a checkpoint (and a shard's manifest) records: the scorer's identity (createScorer) and --limit. */
+export function scoreOptionsHash(scorer: Scorer, limit?: number): string {
+  const identity = (scorer as { identity?: Record<string, unknown> }).identity;
+  if (identity === undefined) throw new Error('scoreFile: give optionsHash, or a scorer from createScorer');
+  return hashOptions({ ...identity, limit: limit ?? null });
+}
+
 export async function scoreFile(opts: ScoreFileOptions): Promise<ScoreSummary> {
-  const identity = (opts.scorer as { identity?: Record<string, unknown> }).identity;
-  if (opts.optionsHash === undefined && identity === undefined) throw new Error('scoreFile: give optionsHash, or a scorer from createScorer');
-  const o = { ...opts, optionsHash: opts.optionsHash ?? hashOptions({ ...identity, limit: opts.limit ?? null }) };
+  const o = { ...opts, optionsHash: opts.optionsHash ?? scoreOptionsHash(opts.scorer, opts.limit) };
   const { scorer, log } = o;
   const errorsPath = o.errors ?? errorsPathFor(o.output);
   const restart = `delete ${progressPathFor(o.output)} to start over`;
   let ckpt: Checkpoint | null = o.resume ? readCheckpoint(o.output) : null;
   if (o.resume && !ckpt) log(`concord: --resume: no checkpoint for ${o.output}; starting from the beginning`);
-  let hasher = new PrefixHasher(o.input);
+  // One plain JSONL / JSON file read whole: the checkpoint hashes the prefix it consumed. Anything
+  // else (several files, compressed, Parquet, a shard's range): the SHA-256 of all the input's bytes.
+  const inputs = o.inputs ?? InputSet.resolve(o.input);
+  const single = inputs.plainSingle && !o.range;
+  let hasher: InputHasher = single ? new PrefixHasher(inputs.files[0].path) : new WholeInputHasher(inputs);
   if (ckpt) {
-    const m = checkpointMismatch(ckpt, o.input, o.optionsHash);
+    const m: { why: string } | { hasher: InputHasher } = single
+      ? checkpointMismatch(ckpt, inputs.files[0].path, o.optionsHash)
+      : ckpt.optionsHash !== o.optionsHash ? { why: 'the scoring options (models, templates, --max-len, fields, cosine, --limit) differ from the interrupted run' }
+        : ckpt.input.sha256 !== hasher.identity().sha256 ? { why: `the input changed since the checkpoint (the SHA-256 of its ${inputs.files.length} file(s) differs)` } : { hasher };
     if ('why' in m) throw new ResumeError(`cannot resume ${o.output}: ${m.why}; run without --resume to start over`);
     hasher = m.hasher;
     if (ckpt.complete) return finishedRun(o, errorsPath, ckpt);
@@ -369,10 +412,10 @@ export async function scoreFile(opts: ScoreFileOptions): Promise<ScoreSummary> {
   }
   const from: InputPosition = ckpt?.position ?? { units: 0, offset: 0, line: 0 };
   const recovered = from.units + resumed.size;
-  const src = openInput(o.input, o.input, from);
+  const src = single ? openInput(o.input, o.input, from) : await inputs.open(from, o.range);
   if (src.format === 'json-array') {
     if (!o.quiet) log(`concord: ${o.input} is a JSON array: read and parsed whole (JSONL is streamed line by line)`);
-    hasher.advance(fs.statSync(o.input).size); // parsed whole: every record depends on every byte
+    if (single) hasher.advance(fs.statSync(o.input).size); // parsed whole: every record depends on every byte
   }
   const inFile = src.total ?? (await countJsonlRecords(o.input));
   const total = o.limit !== undefined ? Math.min(o.limit, inFile) : inFile;
@@ -675,7 +718,7 @@ export async function filterFile(o: FilterFileOptions): Promise<FilterSummary> {
 
 // ---- run: score, then filter -------------------------------------------------------------------
 
-export interface RunFileOptions extends Omit<ScoreFileOptions, 'output' | 'keepDoneMarker'> {
+export interface RunFileOptions extends Omit<ScoreFileOptions, 'output' | 'keepDoneMarker' | 'range'> {
   /** The kept records. */
   output: string;
   dropOut?: string;

@@ -1,5 +1,7 @@
 // Summary statistics over scored pairs: counts and quantiles of every score. Pure.
 
+import { rng } from '../util/rng.js';
+
 export interface Quantiles {
   n: number;
   mean: number;
@@ -33,20 +35,50 @@ export function quantiles(values: ArrayLike<number>): Quantiles | null {
   };
 }
 
-/** A growable Float64 column. */
+/**
+ * A column of values in bounded memory: every value up to `cap` (then the quantiles are exact), and
+ * beyond that a uniform sample of `cap` of them (reservoir sampling with a fixed seed, so the same
+ * values in the same order give the same summary, resumed or not); n, mean, min and max stay exact.
+ */
 export class Column {
   private buf = new Float64Array(256);
-  length = 0;
-  push(x: number): void {
-    if (this.length === this.buf.length) {
-      const b = new Float64Array(this.buf.length * 2);
-      b.set(this.buf);
-      this.buf = b;
-    }
-    this.buf[this.length++] = x;
+  private seen = 0;
+  private sum = 0;
+  private lo = Infinity;
+  private hi = -Infinity;
+  private readonly rand: () => number;
+  constructor(readonly cap = 1 << 16) {
+    this.rand = rng(0x5eed);
   }
+  get length(): number { return this.seen; }
+  push(x: number): void {
+    this.seen++;
+    this.sum += x;
+    if (x < this.lo) this.lo = x;
+    if (x > this.hi) this.hi = x;
+    const kept = Math.min(this.seen - 1, this.cap);
+    if (kept < this.cap) {
+      if (kept === this.buf.length) {
+        const b = new Float64Array(Math.min(this.cap, this.buf.length * 2));
+        b.set(this.buf);
+        this.buf = b;
+      }
+      this.buf[kept] = x;
+      return;
+    }
+    const j = Math.floor(this.rand() * this.seen);
+    if (j < this.cap) this.buf[j] = x;
+  }
+  /** The values kept: all of them up to `cap`, else the sample. */
   values(): Float64Array {
-    return this.buf.subarray(0, this.length);
+    return this.buf.subarray(0, Math.min(this.seen, this.cap));
+  }
+  /** Quantiles of the kept values with the exact n, mean, min and max. */
+  quantiles(): Quantiles | null {
+    const q = quantiles(this.values());
+    if (!q || this.seen <= this.cap) return q;
+    const r = (x: number) => Number(x.toPrecision(6));
+    return { ...q, n: this.seen, mean: r(this.sum / this.seen), min: r(this.lo), max: r(this.hi) };
   }
 }
 
@@ -76,7 +108,7 @@ export class SummaryBuilder {
 
   quantiles(): Record<string, Quantiles | null> {
     const out: Record<string, Quantiles | null> = {};
-    for (const [k, c] of this.columns) out[k] = quantiles(c.values());
+    for (const [k, c] of this.columns) out[k] = c.quantiles();
     return out;
   }
 }

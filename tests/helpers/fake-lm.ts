@@ -138,6 +138,7 @@ export async function loadModel(name: string, opts: { device?: string } = {}): P
   const n = (k: string) => (env[k] !== undefined ? Number(env[k]) : undefined);
   return createFakeLm({
     name: `fake:${name}`,
+    vocabSize: n('CONCORD_FAKE_VOCAB'),
     delayMs: n('CONCORD_FAKE_DELAY_MS'),
     maxLen: n('CONCORD_FAKE_MAXLEN'),
     tokenBudget: n('CONCORD_FAKE_BUDGET'),

@@ -1,0 +1,223 @@
+// Parquet in and out (Node). Reading: hyparquet with hyparquet-compressors (zstd, gzip, brotli, lz4,
+// snappy), one row group at a time, so memory is bounded by a row group, not the file. Writing:
+// hyparquet-writer's incremental ParquetWriter, one row group at a time, into a temporary file that
+// is renamed into place (atomic).
+//
+// Rows become plain JSON values (the same records a JSONL line would give): INT64 → number when
+// safe, else a decimal string; timestamps → ISO strings; binary → base64 strings; nested lists and
+// structs stay arrays and objects. Field mapping (--instruction-field …) then applies to the columns.
+//
+// Written files: the record's fields as columns, and a scored record's `scores` object flattened to
+// one column per score (`scores.fwd_logp`, `scores.ifd`, …; readers here fold them back into a
+// `scores` object). Column types come from a first pass over the rows: all booleans → BOOLEAN, all
+// integers → INT64, all numbers → DOUBLE, all strings → STRING, anything else (lists, objects,
+// mixed) → a JSON column. Same rows, same bytes: the merged output of a sharded run and a single
+// process's output are byte-identical.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { ParquetWriter, fileWriter, schemaFromColumnData, type BasicType } from 'hyparquet-writer';
+import { InputError } from '../pipeline/node-io.js';
+import { flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
+
+export const PARQUET_MAGIC = 'PAR1';
+export { SCORE_PREFIX, flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
+
+export class ParquetInputError extends InputError {}
+
+/** A synchronous-fd AsyncBuffer (hyparquet reads ranges: the footer, then one row group's columns). */
+export function fileAsyncBuffer(file: string): AsyncBuffer & { close(): void } {
+  const fd = fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  return {
+    byteLength: size,
+    slice(start: number, end?: number): ArrayBuffer {
+      const e = Math.min(end ?? size, size);
+      const buf = Buffer.alloc(Math.max(0, e - start));
+      let off = 0;
+      while (off < buf.length) {
+        const n = fs.readSync(fd, buf, off, buf.length - off, start + off);
+        if (n === 0) break;
+        off += n;
+      }
+      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+    },
+    close() { try { fs.closeSync(fd); } catch { /* closed */ } },
+  };
+}
+
+export async function parquetMeta(file: string): Promise<FileMetaData> {
+  const buf = fileAsyncBuffer(file);
+  try {
+    return await parquetMetadataAsync(buf);
+  } catch (e) {
+    throw new ParquetInputError(`${file}: not a readable Parquet file (${(e as Error).message})`);
+  } finally {
+    buf.close();
+  }
+}
+
+export async function parquetRowCount(file: string): Promise<number> {
+  return Number((await parquetMeta(file)).num_rows);
+}
+
+export interface ParquetRow {
+  /** 1-based row number in the file. */
+  row: number;
+  record: Record<string, unknown>;
+}
+
+/**
+ * Rows of a Parquet file from `startRow` (0-based) on, one row group at a time. A file that cannot
+ * be read at all throws ParquetInputError (`file: reason`); a row group that fails to decode throws
+ * it with the row range (`file:rows a-b: reason`).
+ */
+export async function* readParquetRows(file: string, name = file, startRow = 0): AsyncGenerator<ParquetRow> {
+  const buf = fileAsyncBuffer(file);
+  try {
+    let metadata: FileMetaData;
+    try {
+      metadata = await parquetMetadataAsync(buf);
+    } catch (e) {
+      throw new ParquetInputError(`${name}: not a readable Parquet file (${(e as Error).message})`);
+    }
+    let groupStart = 0;
+    for (const rg of metadata.row_groups) {
+      const n = Number(rg.num_rows);
+      const groupEnd = groupStart + n;
+      if (groupEnd > startRow && n > 0) {
+        const from = Math.max(groupStart, startRow);
+        let rows: Record<string, unknown>[];
+        try {
+          rows = await parquetReadObjects({ file: buf, metadata, rowStart: from, rowEnd: groupEnd, compressors });
+        } catch (e) {
+          throw new ParquetInputError(`${name}:${from + 1}-${groupEnd}: cannot decode this row group (${(e as Error).message})`);
+        }
+        for (let k = 0; k < rows.length; k++) {
+          yield { row: from + k + 1, record: unflattenScores(toJsonValue(rows[k]) as Record<string, unknown>) };
+        }
+      }
+      groupStart = groupEnd;
+    }
+  } finally {
+    buf.close();
+  }
+}
+
+// ---- writing ---------------------------------------------------------------------------------------
+
+type ColType = 'BOOLEAN' | 'INT64' | 'DOUBLE' | 'STRING' | 'JSON';
+
+function valueType(v: unknown): ColType | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'boolean') return 'BOOLEAN';
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? 'INT64' : 'DOUBLE';
+  if (typeof v === 'string') return 'STRING';
+  return 'JSON';
+}
+
+function joinType(a: ColType | undefined, b: ColType): ColType {
+  if (!a || a === b) return b;
+  if ((a === 'INT64' && b === 'DOUBLE') || (a === 'DOUBLE' && b === 'INT64')) return 'DOUBLE';
+  return 'JSON';
+}
+
+/** Column names (first appearance over the rows) and their types, from one pass over the rows. */
+export class ColumnPlan {
+  readonly types = new Map<string, ColType | undefined>();
+  add(row: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(row)) {
+      const t = valueType(v);
+      const had = this.types.get(k);
+      if (t === null) { if (!this.types.has(k)) this.types.set(k, undefined); continue; }
+      this.types.set(k, joinType(had, t));
+    }
+  }
+  columns(): { name: string; type: ColType }[] {
+    return [...this.types].map(([name, t]) => ({ name, type: t ?? 'STRING' }));
+  }
+}
+
+function columnValue(v: unknown, type: ColType): unknown {
+  if (v === undefined || v === null) return null;
+  if (type === 'INT64') return BigInt(v as number);
+  if (type === 'DOUBLE') return Number(v);
+  return v; // BOOLEAN, STRING, JSON (the writer stringifies)
+}
+
+export const DEFAULT_ROW_GROUP = 4096;
+
+/**
+ * Write rows to a Parquet file atomically. `rows` is called twice: once to plan the columns, once to
+ * write (so both passes stream; memory holds one row group).
+ */
+export async function writeParquetRows(out: string, rows: () => AsyncIterable<Record<string, unknown>>, o: { rowGroupSize?: number } = {}): Promise<{ rows: number; bytes: number }> {
+  const plan = new ColumnPlan();
+  let total = 0;
+  for await (const r of rows()) { plan.add(flattenScores(r)); total++; }
+  const cols = plan.columns();
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  try {
+    const schema = schemaFromColumnData({ columnData: cols.map((c) => ({ name: c.name, data: [], type: c.type as BasicType, nullable: true })) });
+    const writer = fileWriter(tmp);
+    const pq = new ParquetWriter({ writer, schema, createdBy: 'concord (hyparquet-writer)' });
+    const size = o.rowGroupSize ?? DEFAULT_ROW_GROUP;
+    let group: Record<string, unknown>[] = [];
+    const flush = () => {
+      if (group.length === 0) return;
+      const columnData = cols.map((c) => ({ name: c.name, data: group.map((r) => columnValue(r[c.name], c.type)), type: c.type as BasicType, nullable: true }));
+      pq.write({ columnData, rowGroupSize: group.length });
+      group = [];
+    };
+    for await (const r of rows()) {
+      group.push(flattenScores(r));
+      if (group.length >= size) flush();
+    }
+    flush();
+    pq.finish();
+    const fd = fs.openSync(tmp, 'r+');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  return { rows: total, bytes: fs.statSync(out).size };
+}
+
+/** JSONL (records one per line) → Parquet, both passes streaming from the file. */
+export async function jsonlToParquet(jsonl: string, out: string, o: { rowGroupSize?: number } = {}): Promise<{ rows: number; bytes: number }> {
+  return writeParquetRows(out, () => jsonlObjects(jsonl), o);
+}
+
+async function* jsonlObjects(file: string): AsyncGenerator<Record<string, unknown>> {
+  let carry = '';
+  for await (const chunk of fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
+    const parts = (carry + chunk).split('\n');
+    carry = parts.pop()!;
+    for (const l of parts) if (l.trim() !== '') yield JSON.parse(l) as Record<string, unknown>;
+  }
+  if (carry.trim() !== '') yield JSON.parse(carry) as Record<string, unknown>;
+}
+
+export const isParquetPath = (p: string) => /\.parquet$/i.test(p);
+
+/**
+ * Where `concord score` writes while it runs: a Parquet output is scored into a resumable JSONL
+ * staging file (`<out>.scored.jsonl`, with today's checkpoints) and converted when complete.
+ */
+export function scoreTarget(output: string, errors?: string): { scoreTo: string; errors: string; finish: () => Promise<void> } {
+  if (!isParquetPath(output)) return { scoreTo: output, errors: errors ?? `${output}.errors.jsonl`, finish: async () => {} };
+  const scoreTo = `${output}.scored.jsonl`;
+  return {
+    scoreTo,
+    errors: errors ?? `${output}.errors.jsonl`,
+    finish: async () => {
+      await jsonlToParquet(scoreTo, output);
+      fs.rmSync(scoreTo, { force: true });
+    },
+  };
+}

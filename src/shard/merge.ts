@@ -1,0 +1,278 @@
+// `concord merge DIR`: check that every shard of one run is in DIR and agrees (same inputs, options
+// and n; contiguous ranges with no gap or overlap; files matching their manifests' hashes), then
+// write the scored set in input order (shard order: the ranges are contiguous) and/or apply a filter
+// rule over all shards at once — percentile rules (main, --keep-fraction) are decided over the
+// whole set, never per shard.
+//
+// Also the format-aware filter (`filterInputs`): records from any input the readers take (JSONL,
+// Parquet, folders, globs), kept / dropped written as JSONL or Parquet.
+
+import * as fs from 'node:fs';
+import { InputError } from '../errors.js';
+import * as path from 'node:path';
+import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
+import { InputSet, detectFormat, type InputFile } from '../formats/records.js';
+import { isParquetPath, writeParquetRows } from '../formats/parquet.js';
+import { AtomicWriter, progressPathFor, type FileRecord } from '../pipeline/node-io.js';
+import { StrictError, type FilterSummary } from '../pipeline/files.js';
+import { digestFile, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
+
+/** A missing, unfinished or inconsistent shard (exit 3). */
+export class MergeError extends InputError {}
+
+// ---- the format-aware filter -------------------------------------------------------------------------
+
+function scoresOf(r: FileRecord): { scores?: ScoreFields; error?: string } {
+  if (r.parseError) return { error: r.parseError };
+  const rec = r.record;
+  if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return { error: 'record must be a JSON object' };
+  const s = (rec as { scores?: unknown }).scores;
+  if (!s || typeof s !== 'object') return { error: "no 'scores' object (run `concord score` first)" };
+  return { scores: s as ScoreFields };
+}
+
+function errorLine(loc: string, error: string, record: unknown): string {
+  const line = Number(/:(\d+)$/.exec(loc)?.[1] ?? NaN);
+  const o: Record<string, unknown> = { loc, message: `${loc}: ${error}`, error };
+  if (Number.isFinite(line)) o.line = line;
+  if (record !== undefined) o.record = record;
+  return JSON.stringify(o);
+}
+
+/** A JSONL or Parquet output written from records in one pass (Parquet: via a JSONL staging file). */
+class RecordSink {
+  private readonly w: AtomicWriter;
+  private readonly staging: string | null;
+  constructor(readonly out: string) {
+    this.staging = isParquetPath(out) ? `${out}.staging.jsonl` : null;
+    this.w = new AtomicWriter(this.staging ?? out);
+  }
+  write(rec: object): void { this.w.write(JSON.stringify(rec)); }
+  async commit(): Promise<void> {
+    this.w.commit();
+    if (this.staging) {
+      const staging = this.staging;
+      await writeParquetRows(this.out, () => jsonlRecords(staging));
+      fs.rmSync(staging, { force: true });
+    }
+  }
+  abort(): void { this.w.abort(); if (this.staging) fs.rmSync(this.staging, { force: true }); }
+}
+
+async function* jsonlRecords(file: string): AsyncGenerator<Record<string, unknown>> {
+  const set = new InputSet(file, [{ path: file, name: file, format: 'jsonl' }]);
+  for await (const r of (await set.open()).records) yield r.record as Record<string, unknown>;
+}
+
+export interface FilterInputsOptions {
+  inputs: InputSet;
+  input: string;
+  output?: string;
+  dropOut?: string;
+  errors?: string;
+  filter: FilterOptions;
+  strict?: boolean;
+  log: (line: string) => void;
+  maxErrorLines?: number;
+}
+
+/** filterFile's contract over any input: kept (and dropped) records with `keep` and `filter_score`. */
+export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummary> {
+  const errorsPath = o.errors ?? `${o.output ?? o.dropOut}.errors.jsonl`;
+  const scores: ScoreFields[] = [];
+  const errs: string[] = [];
+  const maxErr = o.maxErrorLines ?? 10;
+  for await (const r of (await o.inputs.open()).records) {
+    const s = scoresOf(r);
+    // Only the numbers the rules read (not the whole record): O(N) small objects for a whole-set rule.
+    if (s.scores) { const x = s.scores; scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine }); }
+    else {
+      if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
+      if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
+      errs.push(errorLine(r.loc, s.error!, r.record));
+    }
+  }
+  const decision = applyFilter(scores, o.filter);
+  const kept = o.output ? new RecordSink(o.output) : null;
+  const dropped = o.dropOut ? new RecordSink(o.dropOut) : null;
+  try {
+    let k = 0;
+    for await (const r of (await o.inputs.open()).records) {
+      if (!scoresOf(r).scores) continue;
+      const keep = decision.keep[k];
+      const fs_ = decision.score[k];
+      k++;
+      const rec = { ...(r.record as object), keep, filter_score: Number.isFinite(fs_) ? fs_ : null };
+      if (keep) kept?.write(rec);
+      else dropped?.write(rec);
+    }
+    await kept?.commit();
+    await dropped?.commit();
+  } catch (e) {
+    kept?.abort();
+    dropped?.abort();
+    throw e;
+  }
+  if (errs.length > 0) {
+    const w = new AtomicWriter(errorsPath);
+    for (const l of errs) w.write(l);
+    w.commit();
+  } else fs.rmSync(errorsPath, { force: true });
+  return {
+    command: 'filter', input: o.input, output: o.output ?? '', drop_out: o.dropOut ?? null, errors_file: errs.length ? errorsPath : null,
+    counts: { records: scores.length + errs.length, kept: decision.kept, dropped: decision.dropped, errors: errs.length },
+    applied: decision.applied,
+  };
+}
+
+// ---- checking the shards --------------------------------------------------------------------------------
+
+export interface CheckedRun {
+  dir: string;
+  manifests: ShardManifest[];
+  n: number;
+  total: number;
+  runId: string;
+}
+
+/** Every shard of the one run in `dir`, checked; throws MergeError listing every problem and the commands that fix them. */
+export function checkShards(dir: string): CheckedRun {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new MergeError(`${dir}: no such folder`);
+  const names = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\.manifest\.json$/.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const partials = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\..*progress\.json$/.test(f));
+  if (names.length === 0) {
+    const hint = partials.length ? ` (only unfinished shards: ${partials.join(', ')}; rerun their score commands)` : '';
+    throw new MergeError(`${dir}: no shard manifests (shard-<i>-of-<n>.manifest.json)${hint}; run concord score … --shard i/n --out-dir ${dir} first`);
+  }
+  const all = names.map((f) => readManifest(path.join(dir, f)));
+  const runs = new Map<string, ShardManifest[]>();
+  for (const m of all) runs.set(m.run_id, [...(runs.get(m.run_id) ?? []), m]);
+  if (runs.size > 1) {
+    const list = [...runs].map(([id, ms]) => `run ${id} (n=${ms[0].shard.n}, ${ms[0].input_spec}: ${ms.map((m) => shardBase(m.shard.i, m.shard.n)).join(', ')})`).join('; ');
+    throw new MergeError(`${dir} holds shards of ${runs.size} different runs (inputs, options or n differ): ${list}; keep one run per --out-dir`);
+  }
+  const [runId, ms] = [...runs][0];
+  const n = ms[0].shard.n;
+  const total = ms[0].total_records;
+  const argv = ms[0].argv;
+  const byI = new Map(ms.map((m) => [m.shard.i, m]));
+  const problems: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = byI.get(i);
+    const cmd = redoCommand(argv, i, n);
+    const want = shardRange(i, n, total);
+    if (!m) {
+      const p = shardPaths(dir, i, n, ms[0].output.format);
+      const staged = [progressPathFor(p.output), progressPathFor(`${p.output}.scored.jsonl`)].find((f) => fs.existsSync(f));
+      problems.push(staged
+        ? `shard ${i}/${n} is unfinished (${staged} is its checkpoint); resume it: ${cmd}`
+        : `shard ${i}/${n} is missing (no ${p.manifest}); run: ${cmd}`);
+      continue;
+    }
+    if (m.shard.start !== want.start || m.shard.end !== want.end) {
+      problems.push(`shard ${i}/${n}: records ${m.shard.start}..${m.shard.end} but the run's share is ${want.start}..${want.end}; redo it: ${cmd}`);
+    }
+    if (m.counts.records !== m.shard.end - m.shard.start) {
+      problems.push(`shard ${i}/${n}: ${m.counts.records} records done of its ${m.shard.end - m.shard.start}; redo it: ${cmd}`);
+    }
+    for (const d of [m.output, m.errors]) {
+      if (!d) continue;
+      const f = path.join(dir, d.file);
+      if (!fs.existsSync(f)) { problems.push(`shard ${i}/${n}: ${f} is missing; redo it: ${cmd}`); continue; }
+      const now = digestFile(f);
+      if (now.bytes !== d.bytes || now.sha256 !== d.sha256) problems.push(`shard ${i}/${n}: ${f} does not match its manifest (sha256 ${now.sha256.slice(0, 12)}…, manifest ${d.sha256.slice(0, 12)}…); redo it: ${cmd}`);
+    }
+  }
+  if (problems.length) throw new MergeError(`${dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''} (run ${runId}, ${n} shards):\n  ${problems.join('\n  ')}`);
+  return { dir, manifests: [...byI.values()].sort((a, b) => a.shard.i - b.shard.i), n, total, runId };
+}
+
+// ---- merging ----------------------------------------------------------------------------------------------
+
+export interface MergeOptions {
+  dir: string;
+  /** The scored set, in input order (JSONL or Parquet by extension). */
+  output?: string;
+  /** default `<output>.errors.jsonl` (the shards' bad records, in input order) */
+  errors?: string;
+  /** A filter rule over all shards: kept records here … */
+  kept?: string;
+  /** … and dropped ones here. */
+  dropOut?: string;
+  filter?: FilterOptions;
+  log: (s: string) => void;
+}
+
+export interface MergeSummary {
+  command: 'merge';
+  dir: string;
+  run_id: string;
+  shards: number;
+  counts: { records: number; scored: number; errors: number };
+  output: string | null;
+  errors_file: string | null;
+  filter: FilterSummary | null;
+}
+
+/** The files one after the other into `out`, atomically (a temporary file, fsync, rename). */
+function concatFiles(files: string[], out: string): void {
+  const tmp = `${out}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (const f of files) {
+      const src = fs.openSync(f, 'r');
+      try {
+        for (let pos = 0; ;) {
+          const n = fs.readSync(src, buf, 0, buf.length, pos);
+          if (n === 0) break;
+          pos += n;
+          for (let off = 0; off < n;) off += fs.writeSync(fd, buf, off, n - off);
+        }
+      } finally {
+        fs.closeSync(src);
+      }
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch { /* closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.renameSync(tmp, out);
+}
+
+export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
+  const run = checkShards(o.dir);
+  const outFiles = run.manifests.map((m) => path.join(o.dir, m.output.file));
+  const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: detectFormat(f) }));
+  const shardSet = new InputSet(o.dir, files);
+  const counts = run.manifests.reduce((c, m) => ({ records: c.records + m.counts.records, scored: c.scored + m.counts.scored, errors: c.errors + m.counts.errors }), { records: 0, scored: 0, errors: 0 });
+  let errorsFile: string | null = null;
+  if (o.output) {
+    const allJsonl = run.manifests.every((m) => m.output.format === 'jsonl');
+    if (isParquetPath(o.output)) {
+      async function* recs(): AsyncGenerator<Record<string, unknown>> {
+        for await (const r of (await shardSet.open()).records) yield r.record as Record<string, unknown>;
+      }
+      await writeParquetRows(o.output, recs);
+    } else if (allJsonl) {
+      concatFiles(outFiles, o.output); // byte for byte what one process writes
+    } else {
+      const sink = new RecordSink(o.output);
+      for await (const r of (await shardSet.open()).records) sink.write(r.record as object);
+      await sink.commit();
+    }
+    const errFiles = run.manifests.filter((m) => m.errors).map((m) => path.join(o.dir, m.errors!.file));
+    const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
+    if (errFiles.length) { concatFiles(errFiles, errorsPath); errorsFile = errorsPath; }
+    else fs.rmSync(errorsPath, { force: true });
+    o.log(`concord merge: ${run.n} shards of run ${run.runId} → ${o.output} (${counts.scored} scored, ${counts.errors} errors${errorsFile ? ` in ${errorsFile}` : ''})`);
+  }
+  let filter: FilterSummary | null = null;
+  if (o.kept || o.dropOut) {
+    filter = await filterInputs({ inputs: shardSet, input: o.dir, output: o.kept, dropOut: o.dropOut, errors: `${o.kept ?? o.dropOut}.errors.jsonl`, filter: o.filter ?? { rule: 'main' }, log: o.log });
+  }
+  return { command: 'merge', dir: o.dir, run_id: run.runId, shards: run.n, counts, output: o.output ?? null, errors_file: errorsFile, filter };
+}
