@@ -50,11 +50,12 @@ export class OrtBert {
 
   static async create(bytes: Uint8Array, external: ExternalData, dim: number, opts: OrtBertOptions = {}, source = 'onnx'): Promise<OrtBert> {
     const ort = await loadOrt();
-    const { defaultOrtThreads } = await import('../models/ort/backend.js');
+    const { defaultOrtThreads, ortSessionExtra } = await import('../models/ort/backend.js');
     const threads = opts.threads ?? defaultOrtThreads();
     const compute = opts.compute ?? 'f32';
     const session = await ort.InferenceSession.create(inlineOnnx(bytes, external, compute, source), {
       executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      extra: ortSessionExtra(),
     });
     for (const need of ['input_ids', 'attention_mask']) if (!session.inputNames.includes(need)) throw new Error(`${source}: the ONNX encoder has no '${need}' input (inputs: ${session.inputNames.join(', ')})`);
     if (!session.outputNames.includes('last_hidden_state')) throw new Error(`${source}: the ONNX encoder has no 'last_hidden_state' output (outputs: ${session.outputNames.join(', ')})`);
