@@ -4,7 +4,8 @@
 // instruction data, same model (stories15M) and the same token ids.
 //
 // One run, one child process per contestant (so peak RSS and the GPU device belong to one of them
-// only), in this order: the peer, concord `webgpu`, concord `cpu`, the peer again. Each child
+// only), in this order: the peer, concord `webgpu`, concord `cpu` (onnxruntime), concord `cpu-twin`
+// (the TypeScript twin), the peer again. Each child
 //   1. loads its model (timed: `load`),
 //   2. scores the first WARMUP pairs once (timed separately: `first run`, which holds the WGSL
 //      pipeline compilation and first uploads),

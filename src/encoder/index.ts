@@ -45,7 +45,7 @@ export interface EmbedderOptions {
    * sources), 'twin' the TypeScript twin. Default: CONCORD_CPU_BACKEND, else onnxruntime where it loads.
    */
   cpuBackend?: EncoderCpuBackend;
-  /** onnxruntime: the graph as shipped (default) or with f32 compute (ort-bert.ts). */
+  /** onnxruntime: f32 compute (default) or the graph as shipped (ort-bert.ts). */
   ortCompute?: OrtBertCompute;
   /** An onnxruntime encoder already made (loadEmbedder passes it; createEmbedder alone runs the twin on the CPU). */
   ortEncoder?: OrtBert | null;

@@ -44,6 +44,18 @@ export function defaultOrtThreads(): number {
   return Math.max(1, nodeBuiltin<typeof import('node:os')>('os').availableParallelism());
 }
 
+/**
+ * Session config entries shared by concord's sessions. The intra-op pool does not spin between
+ * ops and runs (`session.intra_op.allow_spinning` 0): on 2 shared cores spinning threads take the
+ * CPU from the JavaScript work between batches (measured, `concord score data/sample-pairs.jsonl
+ * --device cpu --cosine off`, load ~11: 12.6–13.5 s wall and 5.3 s CPU with spinning, 9.6–9.9 s and
+ * 4.0 s without). CONCORD_ORT_SPINNING=1 turns it back on.
+ */
+export function ortSessionExtra(): Record<string, unknown> {
+  const spin = process.env.CONCORD_ORT_SPINNING === '1' ? '1' : '0';
+  return { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } };
+}
+
 export class OrtLm {
   private hiddenSession: Promise<Session> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -64,6 +76,7 @@ export class OrtLm {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      extra: ortSessionExtra(),
     });
   }
 
