@@ -34,6 +34,8 @@ export interface Settings {
   readonly shaderDir: string | undefined;
   /** CONCORD_CPU_THREADS: worker threads of the CPU backend (default: cores, at most 8). */
   readonly cpuThreads: number | undefined;
+  /** CONCORD_ORT_SPINNING=1: onnxruntime's intra-op threads spin between ops (off by default: ~25% faster on a loaded machine). */
+  readonly ortSpinning: boolean;
   /** CONCORD_GPU (or --gpu): which Vulkan adapter on a host with several GPUs — an index (PCI order) or a part of its name (src/gpu/select.ts). */
   readonly gpu: string | undefined;
   /** CONCORD_CPU_BACKEND: 'onnxruntime' (default in Node) or 'twin' (the TypeScript twin) for --device cpu, the LM and the encoder. */
@@ -73,6 +75,7 @@ export const settings: Settings = Object.freeze({
   get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
   get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
   get cpuThreads() { const n = num('CONCORD_CPU_THREADS'); return n === undefined ? undefined : Math.max(1, Math.floor(n)); },
+  get ortSpinning() { return raw('CONCORD_ORT_SPINNING') === '1'; },
   get gpu() { return raw('CONCORD_GPU'); },
   get cpuBackend() {
     const v = raw('CONCORD_CPU_BACKEND');
@@ -97,6 +100,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   cpuThreads: 'CONCORD_CPU_THREADS',
   cpuBackend: 'CONCORD_CPU_BACKEND',
   gpu: 'CONCORD_GPU',
+  ortSpinning: 'CONCORD_ORT_SPINNING',
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',

@@ -52,7 +52,7 @@ export function defaultOrtThreads(): number {
  * 4.0 s without). CONCORD_ORT_SPINNING=1 turns it back on.
  */
 export function ortSessionExtra(): Record<string, unknown> {
-  const spin = process.env.CONCORD_ORT_SPINNING === '1' ? '1' : '0';
+  const spin = settings.ortSpinning ? '1' : '0';
   return { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } };
 }
 
