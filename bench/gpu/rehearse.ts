@@ -42,6 +42,10 @@ export function rehearse(bundle: string, opts: { short?: boolean; extraEnv?: Rec
     PATH: sandboxPath(dir), HOME: dir, TMPDIR: dir, OUT: out, LANG: 'C.UTF-8',
     VK_DRIVER_FILES: LAVAPIPE_ICD, VK_ICD_FILENAMES: LAVAPIPE_ICD,
     CONCORD_PYTHON: '/usr/bin/python3',
+    // Mesa's on-disk shader cache is the stand-in driver's, not the bundle's: keep the user's, so
+    // lavapipe does not recompile every WGSL pipeline with LLVM on each rehearsal (tens of seconds
+    // each on a loaded 2-core machine). The GPU machine's driver has its own cache.
+    XDG_CACHE_HOME: process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? '/root', '.cache'),
     ...opts.extraEnv,
   };
   const args = ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'bash', join(dir, '.gpu', 'run.sh'), ...(opts.short === false ? [] : ['--short'])];
