@@ -139,6 +139,8 @@ def gen(args):
     if args.max_len:
         c["max_position_embeddings"] = args.max_len
     c.update({"torch_dtype": "bfloat16", "use_cache": False, "bos_token_id": 1, "eos_token_id": 2})
+    # transformers 5 reads rotary settings from rope_parameters (rope_theta is the legacy key; both are written)
+    c["rope_parameters"] = {"rope_type": "default", "rope_theta": c.get("rope_theta", 10000.0)}
     os.makedirs(args.out, exist_ok=True)
     dev, _ = device_name()
     g = torch.Generator(device=dev)
@@ -166,9 +168,10 @@ def gen(args):
 # the fallback forward (no transformers): HF Llama / Qwen2 semantics, right padding + causal mask
 
 class TorchCausalLM:
-    def __init__(self, model_dir, dtype, dev):
+    def __init__(self, model_dir, dtype, dev, tensors=None):
         self.c = json.load(open(os.path.join(model_dir, "config.json")))
-        raw = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+        # tensors: a loaded model's state_dict (shared, no copy) for the cross-check of HfCausalLM
+        raw = tensors if tensors is not None else read_safetensors(os.path.join(model_dir, "model.safetensors"))
         self.raw = raw
         self.dev = dev
         self.to(dtype)
@@ -179,7 +182,7 @@ class TorchCausalLM:
 
     def to(self, dtype):
         self.dtype = dtype
-        self.w = {k: v.to(self.dev, dtype) for k, v in self.raw.items()}
+        self.w = {k: v.to(self.dev, dtype) for k, v in self.raw.items() if v.is_floating_point()}
         return self
 
     def __call__(self, ids):
@@ -251,6 +254,23 @@ def load(model_dir, dtype, dev):
     if HAVE_TRANSFORMERS and os.environ.get("CONCORD_PEER_FALLBACK") != "1":
         return HfCausalLM(model_dir, dtype, dev)
     return TorchCausalLM(model_dir, dtype, dev)
+
+
+def cross_check(model, model_dir, seq, dev):
+    """transformers against the small reference forward above, on one sequence in fp32, over the same
+    weights (the loaded model's own tensors): catches a config that transformers reads differently
+    (rotary base, tied head, biases) before any figure is taken."""
+    if not isinstance(model, HfCausalLM):
+        return None
+    ref = TorchCausalLM(model_dir, torch.float32, dev, tensors=dict(model.m.state_dict()))
+    ids = torch.tensor([seq["ids"]], device=dev)
+    with torch.no_grad():
+        a = forward_logits(model, ids, [ids.shape[1]], dev)[0].float().log_softmax(-1)
+        b = ref(ids)[0].float().log_softmax(-1)
+    tgt = ids[0, 1:, None]
+    d = (a[:-1].gather(-1, tgt) - b[:-1].gather(-1, tgt)).abs().max().item()
+    del ref
+    return {"maxAbsDiffLogprob": d, "tokens": int(ids.shape[1]), "ok": d <= 1e-3}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +363,12 @@ def score(args):
     res = {"implementation": model.name, "fallback": isinstance(model, TorchCausalLM), "torch": torch.__version__,
            "device": dname, "loadS": load_s, "budget": args.batch_tokens, "modes": []}
     print(f"peer.py: {model.name} on {dname}, loaded in {load_s:.1f} s", file=sys.stderr)
+    try:
+        res["crossCheck"] = cross_check(model, args.model, pairs[0]["four"][0], dev) if pairs else None
+        if res["crossCheck"]:
+            print(f"peer.py: transformers vs the reference torch forward (fp32, one sequence): max |Δ log p| {res['crossCheck']['maxAbsDiffLogprob']:.2e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001
+        res["crossCheck"] = {"error": f"{type(e).__name__}: {e}", "ok": False}
     deadline = time.time() + args.time_limit if args.time_limit else None
     for m in modes:
         desc, plan, dtype, batched = MODES[m]

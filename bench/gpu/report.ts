@@ -18,7 +18,11 @@ export interface PeerMode {
   pairs?: number; ms?: number; lmTokens?: number; paddedTokens?: number; scores?: Means[]; error?: string;
 }
 
-export interface PeerResult { implementation: string; fallback: boolean; torch: string; device: string; loadS: number; budget: number; modes: PeerMode[]; cudaPeakBytes?: number }
+export interface PeerResult {
+  implementation: string; fallback: boolean; torch: string; device: string; loadS: number; budget: number; modes: PeerMode[]; cudaPeakBytes?: number;
+  /** transformers vs peer.py's reference forward on one sequence (null when the fallback itself ran). */
+  crossCheck?: { maxAbsDiffLogprob?: number; ok: boolean; error?: string } | null;
+}
 
 export interface ConcordResult {
   contestant: string; label: string; device: string; f16: boolean; model: string; loadMs: number; firstRunMs: number; ms: number;
@@ -88,6 +92,8 @@ export function buildReport(input: GpuReportInput): GpuReport {
     const rB16 = modeB16 ? rate(modeB16.pairs!, modeB16.ms!) : null;
     if (!c) problems.push(`${m.label}: concord did not run`);
     if (!m.peer) problems.push(`${m.label}: the peers did not run`);
+    const cc = m.peer?.crossCheck;
+    if (cc && !cc.ok) problems.push(`${m.label}: transformers disagrees with peer.py's reference forward (${cc.error ?? `max |Δ log p| ${cc.maxAbsDiffLogprob}`})`);
     if (c && c.scores.length !== seqPairs.length) problems.push(`${m.label}: concord scored ${c.scores.length} pairs, the sequence file has ${seqPairs.length}`);
     let tokenMismatches = 0;
     if (c) c.scores.forEach((s, i) => { if (!s || s.xTokens !== seqPairs[i]?.xTokens || s.yTokens !== seqPairs[i]?.yTokens) tokenMismatches++; });

@@ -146,11 +146,15 @@ model() {
   printf '{"label":"%s","shape":"%s","random":%s,"seed":%s,"source":"%s","params":%s,"maxLen":%s}\n' \
     "$label" "$src" "$random" "$seed" "$( [ "$random" = true ] && echo "random weights, seed $seed" || echo 'stories15M (trained), f16 safetensors')" "$params" "$maxlen" > "$WORK/model-$label.json"
   $NODE seqs --tokenizer "$TOK" --max-len "$maxlen" $DATA --limit "$limit" --out "$WORK/seqs-$label.json" || return 1
-  $NODE score --label "$label" --model "$dir" --tokenizer "$TOK" --max-len "$maxlen" $DATA --limit "$limit" --out "$WORK/concord-$label.json" $verify
+  local t0; t0=$(date +%s)
+  # concord gets at most half the model's budget, so that the peers always get their turn
+  timeout --kill-after=5 $(( budget / 2 )) $NODE score --label "$label" --model "$dir" --tokenizer "$TOK" --max-len "$maxlen" $DATA --limit "$limit" --out "$WORK/concord-$label.json" $verify
   local crc=$?
-  # the peers get what is left of this model's budget, less a margin for the report
+  # the peers get what is left of this model's budget (peer.py stops starting modes past it, and
+  # writes its JSON after every mode, so a cut keeps the modes that finished)
+  local rest=$(( budget - ($(date +%s) - t0) - 10 ))
   "$PY" "$B/peer.py" score --model "$dir" --seqs "$WORK/seqs-$label.json" --out "$WORK/peer-$label.json" \
-    --batch-tokens "${CONCORD_PEER_BATCH_TOKENS:-8192}" --time-limit $(( budget * 2 / 3 ))
+    --batch-tokens "${CONCORD_PEER_BATCH_TOKENS:-8192}" --time-limit $(( rest > 10 ? rest : 10 ))
   local prc=$?
   [ "$random" = true ] && rm -rf "$dir"
   [ $crc -eq 0 ] && [ $prc -eq 0 ]
@@ -159,8 +163,9 @@ export -f model
 if [ "$SHORT" = 1 ]; then
   MODELS=("stories15M stories15M 1 128 110 --verify-cpu" "tiny-qwen2 tiny-qwen2 2 256 90 --verify-cpu" "tiny-llama tiny-llama 2 256 90 --verify-cpu")
 else
-  MODELS=("stories15M stories15M 32 256 40 --verify-cpu" "Qwen2.5-0.5B Qwen2.5-0.5B 16 1024 60" "Llama-3.2-1B Llama-3.2-1B 16 1024 60"
-          "Qwen2.5-1.5B Qwen2.5-1.5B 16 1024 70" "Llama-3.1-8B Llama-3.1-8B 8 1024 120")
+  # budgets include generating the weights; 8B: ~16 GB of safetensors written, read by both sides
+  MODELS=("stories15M stories15M 32 256 40 --verify-cpu" "Qwen2.5-0.5B Qwen2.5-0.5B 16 1024 50" "Llama-3.2-1B Llama-3.2-1B 16 1024 55"
+          "Qwen2.5-1.5B Qwen2.5-1.5B 16 1024 60" "Llama-3.1-8B Llama-3.1-8B 8 1024 200")
 fi
 for spec in "${MODELS[@]}"; do
   read -r label src limit maxlen budget verify <<< "$spec"
