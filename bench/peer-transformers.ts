@@ -80,7 +80,19 @@ export async function loadPeer(dir: string, opts: PeerOptions = {}): Promise<Pee
   env.localModelPath = dirname(dir) + '/';
   const id = basename(dir);
   const device = opts.device ?? 'cpu';
-  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', device });
+  // On 'webgpu' transformers.js asks ORT to keep the KV-cache outputs (present.*) on the GPU, but
+  // the export has no KV cache (use_cache false) and ORT rejects the unknown output names. The
+  // request is skipped when env.backends.onnx.wasm.proxy is set (a browser-only flag that
+  // onnxruntime-node ignores), so set it while the session is created, and restore it.
+  const wasm = (env.backends.onnx as { wasm?: { proxy?: boolean } }).wasm;
+  const proxy = wasm?.proxy;
+  if (device === 'webgpu' && wasm) wasm.proxy = true;
+  let model: Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>;
+  try {
+    model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', device });
+  } finally {
+    if (wasm) wasm.proxy = proxy;
+  }
   const tokenizer = await AutoTokenizer.from_pretrained(id);
   let tokens = 0;
   return {
