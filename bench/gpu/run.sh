@@ -127,7 +127,8 @@ export CONCORD_DAWN_FLAGS="$TOGGLES"
 
 # ---- kernels: every variant validated against its CPU twin on this GPU, then timed ----
 if [ "$SHORT" = 1 ]; then KSIZE=tiny; KB=90; else KSIZE=large; KB=75; fi
-step kernels "$KB" $NODE kernels --size "$KSIZE" --out "$WORK/kernels.json"
+if [ "${CONCORD_GPU_SKIP_KERNELS:-0}" = 1 ]; then echo "== step kernels: skipped (CONCORD_GPU_SKIP_KERNELS=1)"
+else step kernels "$KB" $NODE kernels --size "$KSIZE" --out "$WORK/kernels.json"; fi
 
 # ---- end to end, per model: sequences, concord, the peers (same GPU, same weights, same ids) ----
 TOK="$WORK/models/stories15M/tokenizer.bin"
@@ -169,6 +170,8 @@ else
 fi
 for spec in "${MODELS[@]}"; do
   read -r label src limit maxlen budget verify <<< "$spec"
+  # CONCORD_GPU_MODELS="stories15M Llama-3.1-8B": run only these (a second, shorter call)
+  if [ -n "${CONCORD_GPU_MODELS:-}" ] && [[ " $CONCORD_GPU_MODELS " != *" $label "* ]]; then continue; fi
   if [ "$(left)" -lt $(( budget / 2 + 20 )) ]; then
     echo "== model $label: SKIPPED (budget ${budget} s, $(left) s left)"
     printf '{"label":"%s","shape":"%s","random":true,"seed":null,"source":"","params":null,"maxLen":%s,"skipped":"out of time (%s s left of %s s)"}\n' "$label" "$src" "$maxlen" "$(left)" "$TOTAL" > "$WORK/model-$label.json"
