@@ -62,6 +62,14 @@ describe('GPU benchmark bundle', () => {
     expect(pairs[1].truncated).toBe(true);
   });
 
+  it('gpu:table writes the table between the README markers and nowhere else', async () => {
+    const { replaceBlock, START, END } = await import('../bench/gpu/table.js');
+    const readme = `# x\n\n${START}\nold table\n${END}\n\nafter\n`;
+    expect(replaceBlock(readme, '| new |')).toBe(`# x\n\n${START}\n| new |\n${END}\n\nafter\n`);
+    expect(() => replaceBlock('# no markers', 't')).toThrow(/no <!-- gpu-table:start -->/);
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(START);
+  });
+
   describe.skipIf(!ready)('short rehearsal (run.sh --short under env -i)', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'concord-gpu-bundle-test-'));
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
