@@ -94,9 +94,10 @@ export B WORK PY SHORT
 export -f setup
 step setup 60 setup || { echo "run.sh: setup failed; nothing can run"; exit 1; }
 export PATH="$WORK/bin:$PATH"
-export LD_LIBRARY_PATH="$WORK/gl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# the carried loader libraries for Node (dawn.node) only: Python/torch keep the system's libraries
+export GLLIB="$WORK/gl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CONCORD_DAWN_NODE="$WORK/bin/dawn.node" XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-export NODE="$WORK/bin/node --max-old-space-size=16384 $B/concord-gpu.mjs"
+export NODE="env LD_LIBRARY_PATH=$GLLIB $WORK/bin/node --max-old-space-size=16384 $B/concord-gpu.mjs"
 
 # ---- the Vulkan ICD: the environment's, else NVIDIA's where the container toolkit puts it ----
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
@@ -115,6 +116,10 @@ TOGGLES=${CONCORD_GPU_TOGGLES:-enable-dawn-features=allow_unsafe_apis,vulkan_ena
 envstep() {
   (command -v nvidia-smi >/dev/null && nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv) > "$WORK/nvidia-smi.txt" 2>&1 || echo "(no nvidia-smi)" > "$WORK/nvidia-smi.txt"
   cat "$WORK/nvidia-smi.txt"
+  ldd --version 2>/dev/null | head -1
+  # dawn.node needs glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.30; a missing library shows here
+  LD_LIBRARY_PATH=$GLLIB ldd "$WORK/bin/dawn.node" 2>/dev/null | grep -i "not found" && echo "run.sh: dawn.node is missing libraries (above)"
+  LD_LIBRARY_PATH=$GLLIB "$WORK/bin/node" -e 'try { require(process.env.CONCORD_DAWN_NODE); console.log("dawn.node loads") } catch (e) { console.log("dawn.node does NOT load: " + e.message) }'
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
   "$PY" -c 'import transformers; print("transformers", transformers.__version__)' 2>/dev/null || echo "transformers: not installed (the peers use the torch fallback forward, marked as such)"
   CONCORD_DAWN_FLAGS= $NODE env --out "$WORK/env-plain.json" > /dev/null || echo "env (no toggles): no adapter"
