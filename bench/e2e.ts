@@ -52,7 +52,11 @@ export const DATASETS = [
 ];
 
 type Device = 'webgpu' | 'cpu' | 'cpu-twin';
-type Contestant = 'peer' | Device;
+type Contestant = 'peer' | Device | 'peer-webgpu' | 'peer-webgpu-batched';
+const WEBGPU_PEERS = ['peer-webgpu', 'peer-webgpu-batched'] as const;
+const isWebgpuPeer = (c: Contestant) => c === 'peer-webgpu' || c === 'peer-webgpu-batched';
+/** Padded tokens per batch of the batched transformers.js-webgpu peer. */
+const WEBGPU_PEER_BUDGET = 2048;
 
 interface Args {
   markdown: boolean;
@@ -61,6 +65,8 @@ interface Args {
   softwareGpuLimit: number;
   devices: Device[];
   peer: boolean;
+  /** transformers.js on onnxruntime-node's WebGPU EP beside concord webgpu (batch 1 and batched). */
+  webgpuPeer: boolean;
   dataDir: string;
   out: string | null;
   report: string | null;
@@ -81,6 +87,7 @@ function parse(argv: string[]): Args {
       'software-gpu-limit': { type: 'string', default: String(DEFAULT_SOFTWARE_GPU_LIMIT) },
       devices: { type: 'string', default: 'webgpu,cpu,cpu-twin' },
       'no-peer': { type: 'boolean', default: false },
+      'no-webgpu-peer': { type: 'boolean', default: false },
       data: { type: 'string', default: join(ROOT, '..', 'shared', 'data') },
       out: { type: 'string' },
       report: { type: 'string' },
@@ -96,6 +103,7 @@ function parse(argv: string[]): Args {
   --limit N      first N pairs of each data set (default ${DEFAULT_LIMIT})
   --software-gpu-limit M   webgpu on a software adapter (SwiftShader, lavapipe): first M pairs only (default ${DEFAULT_SOFTWARE_GPU_LIMIT})
   --devices      concord backends to run, in order (default webgpu,cpu,cpu-twin; cpu = onnxruntime, cpu-twin = the TypeScript twin)
+  --no-webgpu-peer   skip transformers.js-webgpu (onnxruntime-node's WebGPU EP, batch 1 and batched), which runs beside concord webgpu
   --data DIR     the benchmark data (default ../shared/data from the project root)
   --out DIR      where results go (default bench/results; '-' writes nothing)`);
     process.exit(0);
@@ -107,7 +115,7 @@ function parse(argv: string[]): Args {
   const devices = values.devices.split(',').map((s) => s.trim()).filter(Boolean);
   for (const d of devices) if (d !== 'webgpu' && d !== 'cpu' && d !== 'cpu-twin') throw new Error(`--devices: unknown device '${d}' (webgpu, cpu, cpu-twin)`);
   const worker = values.worker ?? null;
-  if (worker !== null && !['peer', 'webgpu', 'cpu', 'cpu-twin'].includes(worker)) throw new Error(`--worker: unknown contestant '${worker}'`);
+  if (worker !== null && !['peer', 'webgpu', 'cpu', 'cpu-twin', ...WEBGPU_PEERS].includes(worker)) throw new Error(`--worker: unknown contestant '${worker}'`);
   return {
     markdown: values.markdown,
     json: values.json,
@@ -115,6 +123,7 @@ function parse(argv: string[]): Args {
     softwareGpuLimit,
     devices: devices as Device[],
     peer: !values['no-peer'],
+    webgpuPeer: !values['no-webgpu-peer'],
     dataDir: values.data,
     out: values.out === '-' ? null : (values.out ?? join(ROOT, 'bench', 'results')),
     report: values.report ?? null,
@@ -329,15 +338,29 @@ function concordVersion(): string {
   return rev ? `${pkg.version} (${rev})` : pkg.version;
 }
 
-async function runPeer(args: Args): Promise<WorkerResult> {
-  const { loadPeer, peerPairScorer } = await import('./peer-transformers.js');
+async function runPeer(args: Args, kind: 'peer' | 'peer-webgpu' | 'peer-webgpu-batched' = 'peer'): Promise<WorkerResult> {
+  const { loadPeer, peerPairScorer, peerBatchedScores, WEBGPU_BATCHED_PEER_NAME } = await import('./peer-transformers.js');
   const { llama2cTokenizer } = await import('../src/tokenizer/llama2c.js');
   const { recordToPair } = await import('../src/pipeline/input.js');
   const { encodeStandalone } = await import('../src/pipeline/templates.js');
 
   const dir = join(ROOT, 'models', 'stories15M-onnx');
+  const webgpu = kind !== 'peer';
+  let driverNote = '';
+  let limit = args.limit;
+  const notes: string[] = [];
+  if (webgpu) {
+    // the same Vulkan driver concord's webgpu child takes (device.ts's rule), set before ORT loads
+    const { configureNodeVulkanDriver } = await import('../src/gpu/device.js');
+    driverNote = await configureNodeVulkanDriver();
+    const icd = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES || '';
+    if (/lvp_icd|swiftshader/i.test(icd) || /software/i.test(driverNote)) {
+      limit = Math.min(args.limit, args.softwareGpuLimit);
+      if (limit < args.limit) notes.push(`software adapter: first ${limit} pairs per data set only (--software-gpu-limit), as concord webgpu`);
+    }
+  }
   let t = now();
-  const peer = await loadPeer(dir);
+  const peer = await loadPeer(dir, { device: webgpu ? 'webgpu' : 'cpu' });
   const loadMs = now() - t;
   const hfConfig = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { max_position_embeddings: number };
   // concord's tokenizer, templates, truncation and the four-pass plan: the same ids as concord's
@@ -349,10 +372,13 @@ async function runPeer(args: Args): Promise<WorkerResult> {
     if (theirs.length !== ids.length || theirs.some((v, k) => v !== ids[k])) tokenizerMismatches++;
   };
 
-  const datasets = DATASETS.map((ds) => ({ ds, records: readRecords(args.dataDir, ds, args.limit) }));
+  const datasets = DATASETS.map((ds) => ({ ds, records: readRecords(args.dataDir, ds, limit) }));
+  const batched = kind === 'peer-webgpu-batched';
+  const maxLen = hfConfig.max_position_embeddings;
   t = now();
   const warm = datasets[0].records.slice(0, WARMUP);
-  for (const r of warm) await scorePair(r);
+  if (batched) await peerBatchedScores(peer, tok, maxLen, warm, WEBGPU_PEER_BUDGET);
+  else for (const r of warm) await scorePair(r);
   const firstRunMs = now() - t;
 
   const runs: RunFigures[] = [];
@@ -362,18 +388,21 @@ async function runPeer(args: Args): Promise<WorkerResult> {
     const pairMs: number[] = [];
     const cpu0 = process.cpuUsage();
     t = now();
-    for (const r of records) {
-      const t1 = now();
-      scores.push(await scorePair(r));
-      pairMs.push(now() - t1);
+    if (batched) scores.push(...await peerBatchedScores(peer, tok, maxLen, records, WEBGPU_PEER_BUDGET));
+    else {
+      for (const r of records) {
+        const t1 = now();
+        scores.push(await scorePair(r));
+        pairMs.push(now() - t1);
+      }
     }
     const ms = now() - t;
     const cpuMs = cpuMsSince(cpu0);
     runs.push({
       dataset: ds.name, pairs: scores.length, ms, cpuMs,
       pairTokens: scores.reduce((n, s) => n + s.xTokens + s.yTokens, 0),
-      lmTokens: peer.tokens - tokens0, paddingEfficiency: 1, batches: 4 * scores.length,
-      truncated: scores.filter((s) => s.truncated).length, loadavg: loadavg(), scores, pairMs,
+      lmTokens: peer.tokens - tokens0, paddingEfficiency: 1, batches: batched ? 0 : 4 * scores.length,
+      truncated: scores.filter((s) => s.truncated).length, loadavg: loadavg(), scores, ...(batched ? {} : { pairMs }),
     });
     // not timed: does transformers.js's tokenizer (the exported tokenizer.json) give concord's ids?
     for (const r of records) {
@@ -383,13 +412,15 @@ async function runPeer(args: Args): Promise<WorkerResult> {
     }
   }
   const nTexts = 2 * datasets.reduce((n, d) => n + d.records.length, 0);
-  const notes = [
+  notes.push(
     `token ids from concord's tokenizer; transformers.js's own tokenizer (exported tokenizer.json) agrees on ${nTexts - tokenizerMismatches}/${nTexts} texts`,
-    'onnxruntime-node default session options (intra-op threads = physical cores)',
-  ];
+    webgpu ? `onnxruntime-node WebGPU execution provider; Vulkan driver: ${driverNote}${batched ? `; batches of ≤ ${WEBGPU_PEER_BUDGET} padded tokens, length-sorted, right-padded` : ''}`
+      : 'onnxruntime-node default session options (intra-op threads = physical cores)',
+  );
   const ortVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string }).version;
   const result: WorkerResult = {
-    contestant: 'peer', name: peer.name, device: `cpu (onnxruntime-node ${ortVersion}, ${cpus().length} cores)`,
+    contestant: kind, name: batched ? WEBGPU_BATCHED_PEER_NAME : peer.name,
+    device: webgpu ? `webgpu (onnxruntime-node ${ortVersion} WebGPU EP)` : `cpu (onnxruntime-node ${ortVersion}, ${cpus().length} cores)`,
     version: `@huggingface/transformers ${peer.version}`,
     loadMs, firstRunMs, firstRunPairs: warm.length, runs,
     peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuPeakBytes: null, gpuWeightBytes: null, notes,
@@ -402,11 +433,11 @@ async function workerMain(args: Args): Promise<void> {
   const c = args.worker!;
   let result: WorkerResult;
   try {
-    result = c === 'peer' ? await runPeer(args) : await runConcord(c, args);
+    result = c === 'peer' || isWebgpuPeer(c) ? await runPeer(args, c as 'peer' | 'peer-webgpu' | 'peer-webgpu-batched') : await runConcord(c as 'webgpu' | 'cpu', args);
   } catch (e) {
     const err = e as Error;
     result = {
-      contestant: c, name: c === 'peer' ? 'transformers.js' : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
+      contestant: c, name: c === 'peer' ? 'transformers.js' : isWebgpuPeer(c) ? `transformers.js-${c.slice(5)}` : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
       runs: [], peakRssBytes: process.resourceUsage().maxRSS * 1024, gpuPeakBytes: null, gpuWeightBytes: null, notes: [],
       error: `${err.message}${settings.benchStack ? `\n${err.stack}` : ''}`,
     };
@@ -452,7 +483,7 @@ function spawnWorker(c: Contestant, args: Args, again = false): Promise<WorkerRe
         return;
       }
       resolveP({
-        contestant: c, name: c === 'peer' ? 'transformers.js' : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
+        contestant: c, name: c === 'peer' ? 'transformers.js' : isWebgpuPeer(c) ? `transformers.js-${c.slice(5)}` : `concord ${c}`, device: '', version: '', loadMs: 0, firstRunMs: 0, firstRunPairs: 0,
         runs: [], peakRssBytes: 0, gpuPeakBytes: null, gpuWeightBytes: null, notes: [], error: `worker exited with ${signal ?? code} and no result`,
       });
     });
@@ -526,6 +557,26 @@ function rows(rep: E2eReport): Row[] {
   return out;
 }
 
+/** concord webgpu against transformers.js-webgpu (batch 1, batched) on the same adapter, pairs and run. */
+export function webgpuComparison(rep: E2eReport): string[] {
+  const cw = rep.results.find((r) => r.contestant === 'webgpu' && !r.error);
+  const peers = rep.results.filter((r) => isWebgpuPeer(r.contestant) && !r.error);
+  if (!cw || !peers.length) return [];
+  const out: string[] = [];
+  for (const run of cw.runs) {
+    const c = run.pairs / (run.ms / 1000);
+    const parts = peers.map((p) => {
+      const pr = p.runs.find((x) => x.dataset === run.dataset);
+      if (!pr) return `${p.name}: not run`;
+      const n = Math.min(pr.pairs, run.pairs);
+      const rate = peerPairsPerS(pr, n);
+      return `${p.contestant === 'peer-webgpu' ? 'batch 1' : 'batched'} ${g(rate)} pairs/s → concord ${g(c / rate)}×`;
+    });
+    out.push(`- ${run.dataset} (${run.pairs} pairs): concord webgpu ${g(c)} pairs/s; transformers.js-webgpu ${parts.join('; ')}`);
+  }
+  return out;
+}
+
 function prevalidationText(r: WorkerResult): string {
   const p = r.prevalidation;
   if (!p) return '';
@@ -550,6 +601,13 @@ export function renderMarkdown(rep: E2eReport): string {
   for (const r of rows(rep)) {
     lines.push(`| ${r.contestant} | ${r.dataset} | ${g(r.pairsPerS)} | ${r.ratio === null ? '—' : `${g(r.ratio)}×`} | ${f(r.pairTokS, 0)} | ${f(r.lmTokS, 0)} | ${f(r.cpuPerPair, 2)} | ${f(r.padEff, 3)} | ${r.padFull} | ${f(r.firstS, 1)} | ${f(r.loadS, 1)} | ${r.rss} | ${r.gpu} | ${r.diff} | ${r.valid} | ${r.load1} |`);
   }
+  const wg = webgpuComparison(rep);
+  if (wg.length) {
+    lines.push('');
+    lines.push(`WebGPU peer on the same adapter, same run (target: concord ≥ 2× transformers.js-webgpu's pairs/s):`);
+    lines.push('');
+    lines.push(...wg);
+  }
   lines.push('');
   lines.push(`padding eff.: real ÷ computed tokens of the measured run's batches; whole set: the scheduler's packing of the complete data set under the backend's token budget (no model run).`);
   lines.push('');
@@ -566,6 +624,8 @@ function renderText(rep: E2eReport): string {
   for (const r of rows(rep)) {
     out.push(`${r.contestant.slice(0, 30).padEnd(30)} ${r.dataset.padEnd(38)} ${g(r.pairsPerS).padStart(8)} ${(r.ratio === null ? '—' : g(r.ratio)).padStart(6)} ${f(r.pairTokS, 0).padStart(9)} ${f(r.lmTokS, 0).padStart(8)} ${f(r.padEff, 3).padStart(5)} ${r.rss.padStart(8)} ${r.gpu.padStart(8)} ${r.diff.padStart(9)} ${r.valid.padEnd(8)} ${r.load1}`);
   }
+  const wg = webgpuComparison(rep);
+  if (wg.length) out.push('', 'WebGPU, same adapter:', ...wg);
   for (const c of rep.comparisons) {
     if (!c.ok) out.push(`\n!!! concord ${c.contestant} on ${c.dataset} DISAGREES with the peer: max |Δ| ${c.maxAbsDiff.toExponential(2)} nats/token (tolerance ${rep.tol}) at ${c.worst}; ${c.tokenMismatches} pairs with different token counts. Its figures are INVALID.`);
   }
@@ -604,7 +664,8 @@ async function parentMain(args: Args): Promise<number> {
   const results: WorkerResult[] = [];
   // The peer runs first (its scores validate the others) and again last: the load on a shared
   // machine drifts, and the ratio uses the mean of the two.
-  const order: Contestant[] = [...(args.peer ? ['peer' as const] : []), ...args.devices, ...(args.peer && args.devices.length ? ['peer' as const] : [])];
+  const webgpuPeers: Contestant[] = args.peer && args.webgpuPeer && args.devices.includes('webgpu') ? [...WEBGPU_PEERS] : [];
+  const order: Contestant[] = [...(args.peer ? ['peer' as const] : []), ...webgpuPeers, ...args.devices, ...(args.peer && args.devices.length ? ['peer' as const] : [])];
   for (const [k, c] of order.entries()) {
     const again = c === 'peer' && k > 0;
     if (c === 'peer' && !again) {

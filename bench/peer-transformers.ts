@@ -25,10 +25,14 @@ import { DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, e
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
 export const PEER_NAME = 'transformers.js (onnxruntime-node CPU, fp32, batch 1, 4 passes)';
+export const WEBGPU_PEER_NAME = 'transformers.js-webgpu (onnxruntime-node WebGPU EP, fp32, batch 1, 4 passes)';
+export const WEBGPU_BATCHED_PEER_NAME = 'transformers.js-webgpu batched (onnxruntime-node WebGPU EP, fp32, length-sorted padded batches, 4 passes)';
 
 export interface PeerOptions {
   /** 'loop' (default): one pass over the row; 'transformers': the library's log_softmax helper. */
   logSoftmax?: 'loop' | 'transformers';
+  /** 'cpu' (default): onnxruntime-node's CPU EP; 'webgpu': its WebGPU EP (Dawn inside onnxruntime, on the Vulkan driver the environment names). */
+  device?: 'cpu' | 'webgpu';
 }
 
 /** log p(target) from one row of logits: x[target] − max − log Σ exp(x − max), sums in f64. */
@@ -58,6 +62,8 @@ export interface PeerModel {
   tokens: number;
   /** One forward pass for one sequence; log p summed over its span. */
   score(seq: PeerSequence): Promise<PeerSpanScore>;
+  /** One forward pass for a right-padded batch (attention_mask marks the real tokens). */
+  scoreBatch(seqs: PeerSequence[]): Promise<PeerSpanScore[]>;
   /** transformers.js's own tokenizer for the exported tokenizer.json (for an agreement check only). */
   encode(text: string): number[];
   dispose(): Promise<void>;
@@ -73,11 +79,24 @@ export async function loadPeer(dir: string, opts: PeerOptions = {}): Promise<Pee
   env.allowLocalModels = true;
   env.localModelPath = dirname(dir) + '/';
   const id = basename(dir);
-  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', device: 'cpu' });
+  const device = opts.device ?? 'cpu';
+  // On 'webgpu' transformers.js asks ORT to keep the KV-cache outputs (present.*) on the GPU, but
+  // the export has no KV cache (use_cache false) and ORT rejects the unknown output names. The
+  // request is skipped when env.backends.onnx.wasm.proxy is set (a browser-only flag that
+  // onnxruntime-node ignores), so set it while the session is created, and restore it.
+  const wasm = (env.backends.onnx as { wasm?: { proxy?: boolean } }).wasm;
+  const proxy = wasm?.proxy;
+  if (device === 'webgpu' && wasm) wasm.proxy = true;
+  let model: Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>;
+  try {
+    model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', device });
+  } finally {
+    if (wasm) wasm.proxy = proxy;
+  }
   const tokenizer = await AutoTokenizer.from_pretrained(id);
   let tokens = 0;
   return {
-    name: lsm === 'loop' ? PEER_NAME : PEER_NAME.replace(')', ', library log_softmax)'),
+    name: device === 'webgpu' ? WEBGPU_PEER_NAME : lsm === 'loop' ? PEER_NAME : PEER_NAME.replace(')', ', library log_softmax)'),
     version: env.version,
     get tokens() { return tokens; },
     async score(seq) {
@@ -99,6 +118,26 @@ export async function loadPeer(dir: string, opts: PeerOptions = {}): Promise<Pee
       tokens += T;
       logits.dispose?.();
       return { sum, count: e - s };
+    },
+    async scoreBatch(seqs) {
+      const B = seqs.length;
+      const L = Math.max(...seqs.map((q) => q.ids.length));
+      const ids = new BigInt64Array(B * L), mask = new BigInt64Array(B * L);
+      seqs.forEach((q, b) => q.ids.forEach((v, t) => { ids[b * L + t] = BigInt(v); mask[b * L + t] = 1n; }));
+      const out = await model({ input_ids: new Tensor('int64', ids, [B, L]), attention_mask: new Tensor('int64', mask, [B, L]) });
+      const logits = out.logits as Tensor;
+      const V = logits.dims[2];
+      const data = logits.data as Float32Array;
+      const res = seqs.map((q, b) => {
+        const [s, e] = q.span;
+        if (!(s >= 1 && e <= q.ids.length && s < e)) throw new Error(`peer: bad span [${s}, ${e}) for ${q.ids.length} tokens`);
+        let sum = 0;
+        for (let t = s; t < e; t++) sum += logSoftmaxAt(data.subarray((b * L + t - 1) * V, (b * L + t) * V), q.ids[t]);
+        tokens += q.ids.length;
+        return { sum, count: e - s };
+      });
+      logits.dispose?.();
+      return res;
     },
     encode(text) {
       return tokenizer.encode(text, { add_special_tokens: false });
@@ -140,5 +179,56 @@ export function peerPairScorer(peer: PeerModel, tok: TextTokenizer, maxLen: numb
       }
     }
     return { fwd: means.fwd, rev: means.rev, y: means.y, x: means.x, xTokens: xIds.length, yTokens: yIds.length, truncated };
+  };
+}
+
+/**
+ * Score records with the peer in padded batches: every pair's four sequences (the same ones
+ * peerPairScorer builds), sorted by length and packed into batches of at most `budget` padded
+ * tokens, one forward pass per batch. Returns the figures in input order.
+ */
+export async function peerBatchedScores(peer: PeerModel, tok: TextTokenizer, maxLen: number, records: unknown[], budget: number): Promise<PairFigures[]> {
+  const seqs: { pair: number; quantity: string; seq: PeerSequence }[] = [];
+  const meta: { xTokens: number; yTokens: number; truncated: boolean }[] = [];
+  const collect = peerPairSequences(tok, maxLen);
+  records.forEach((r, k) => {
+    const p = collect(r);
+    meta.push(p);
+    for (const s of p.seqs) seqs.push({ pair: k, ...s });
+  });
+  seqs.sort((a, b) => a.seq.ids.length - b.seq.ids.length);
+  const means: Record<string, number>[] = records.map(() => ({}));
+  for (let i = 0; i < seqs.length;) {
+    let j = i + 1;
+    while (j < seqs.length && seqs[j].seq.ids.length * (j - i + 1) <= budget) j++;
+    const batch = seqs.slice(i, j);
+    const res = await peer.scoreBatch(batch.map((b) => b.seq));
+    batch.forEach((b, k) => { means[b.pair][b.quantity] = res[k].sum / res[k].count; });
+    i = j;
+  }
+  return meta.map((m, k) => ({ fwd: means[k].fwd, rev: means[k].rev, y: means[k].y, x: means[k].x, ...m }));
+}
+
+/** The four sequences of a pair under concord's rules (one per likelihood), with the span each one scores. */
+export function peerPairSequences(tok: TextTokenizer, maxLen: number): (record: unknown) => { seqs: { quantity: string; seq: PeerSequence }[]; xTokens: number; yTokens: number; truncated: boolean } {
+  const plan = planPasses({
+    forward: encodeTemplate(tok, parseTemplate(DEFAULT_FORWARD_TEMPLATE, ['x', 'y'])),
+    reverse: encodeTemplate(tok, parseTemplate(DEFAULT_REVERSE_TEMPLATE, ['y', 'x'])),
+    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
+    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
+    sameModel: true,
+    fourPass: true,
+  });
+  const available = maxLen - 1 - plan.literalTokens;
+  const bos = tok.bosId;
+  if (bos === null) throw new Error('peer: the tokenizer has no BOS');
+  return (record) => {
+    const pair = recordToPair(record);
+    const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
+    const seqs: { quantity: string; seq: PeerSequence }[] = [];
+    for (const s of passSequences(plan, bos, xIds, yIds)) {
+      for (const read of plan.passes[s.pass].reads) seqs.push({ quantity: read.quantity, seq: { ids: s.ids, span: s.spans[read.slot]! } });
+    }
+    return { seqs, xTokens: xIds.length, yTokens: yIds.length, truncated };
   };
 }

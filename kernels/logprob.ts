@@ -1,5 +1,5 @@
 // Fused LM-head log-likelihood: for every position t, log p(target_t) = h_t·w_target − logsumexp_v(h_t·w_v),
-// without ever writing the T×V logits (shaders/logprob/partial.wgsl → combine.wgsl → reduce.wgsl),
+// without ever writing the T×V logits (shaders/logprob/partial.wgsl → combine.wgsl),
 // plus the masked per-sequence sum, count and mean. The CPU twin below computes the same in f64.
 //
 // Why split over V: one workgroup per position would leave most of a large GPU idle for short
@@ -24,12 +24,11 @@ export interface LogprobVariant {
   kind?: 'tiled' | 'direct';
 }
 
-export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec; reduce: ProgramSpec } {
+export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   return {
     partial: { shader: !v.f16 && v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial', f16Weights: v.f16, constants: { WG: wg } },
     combine: { shader: 'logprob/combine', constants: { WG: 64 } },
-    reduce: { shader: 'logprob/reduce', constants: { WG: 64 } },
   };
 }
 
@@ -57,14 +56,9 @@ export interface LogprobArgs {
   mask: GPUBuffer;
   /** out: log p(target) per position [T], 0 where masked */
   logp: GPUBuffer;
-  /** out (optional): per-sequence vec4 (sum, count, mean, 0) [B] */
-  seqStats?: GPUBuffer;
   T: number;
   V: number;
   d: number;
-  /** positions are B sequences × L slots; defaults B = 1, L = T */
-  B?: number;
-  L?: number;
   variant?: LogprobVariant;
   /** Final-logit soft-cap, softcap * tanh(logit / softcap), inside the online log-softmax (Gemma 2); 0/omitted: none. */
   softcap?: number;
@@ -87,12 +81,6 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
   rt.dispatch(specs.partial, [u1, a.H, a.W, a.targets, partial, tgt], ceilDiv(a.T, LOGPROB_ROWS) * S);
   const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
   rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp], ceilDiv(a.T, 64));
-  if (a.seqStats) {
-    const B = a.B ?? 1, L = a.L ?? a.T;
-    if (B * L !== a.T) throw new Error(`logprob: B·L = ${B}·${L} must equal T = ${a.T}`);
-    const u3 = rt.uniform(new Uniforms().u32(B).u32(L).build(), 'logprob.reduce.params');
-    rt.dispatch(specs.reduce, [u3, a.logp, a.mask, a.seqStats], B);
-  }
 }
 
 /** Check targets before upload: a masked-in target outside the vocabulary would never be found. */

@@ -578,7 +578,7 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def apply_rope(x, cos, sin):
+def apply_rope_half(x, cos, sin):
     # modeling_llama.py apply_rotary_pos_emb: x * cos + rotate_half(x) * sin; x [H, T, hd].
     # modeling_phi3.py: only the first rotary_dim = cos.shape[-1] dims rotate, the rest pass through.
     rd = cos.shape[-1]
@@ -673,7 +673,7 @@ def gemma_forward_logprobs(cfg, W, ids):
             q = gemma_rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
             k = gemma_rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
         cos, sin = rope_local if sliding else rope_global
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
         a = attention_capped(q, k, v, cfg["sliding_window"] if sliding else None, scaling, softcap)
         a = lin(a.transpose(0, 1).reshape(T, H * hd), p + "self_attn.o_proj")
         x = r + gemma_rms_norm(a, W[p + "post_attention_layernorm.weight"], eps)
@@ -754,7 +754,7 @@ def hf_forward_logprobs(fam, cfg, W, ids):
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
         if use_rope:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q, k = apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
         a = attention(q, k, v, window, scaling).transpose(0, 1).reshape(T, H * hd)
         x = x + lin(a, p + "self_attn.o_proj")
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)

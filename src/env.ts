@@ -36,6 +36,10 @@ export interface Settings {
   readonly cpuThreads: number | undefined;
   /** CONCORD_ORT_SPINNING=1: onnxruntime's intra-op threads spin between ops (off by default: ~25% faster on a loaded machine). */
   readonly ortSpinning: boolean;
+  /** CONCORD_DAWN_NODE: a dawn.node file to load instead of the npm `webgpu` package's (the GPU bundle carries it alone). */
+  readonly dawnNode: string | undefined;
+  /** CONCORD_DAWN_FLAGS: dawn.node create() flags, space-separated (e.g. enable-dawn-features=allow_unsafe_apis). */
+  readonly dawnFlags: string | undefined;
   /** CONCORD_GPU (or --gpu): which Vulkan adapter on a host with several GPUs — an index (PCI order) or a part of its name (src/gpu/select.ts). */
   readonly gpu: string | undefined;
   /** CONCORD_CPU_BACKEND: 'onnxruntime' (default in Node) or 'twin' (the TypeScript twin) for --device cpu, the LM and the encoder. */
@@ -56,6 +60,10 @@ export interface Settings {
   readonly testFailWrite: string | undefined;
   /** CONCORD_TEST_CRASH_AT=<point>: test hook, SIGKILL at a named point ('between-renames', 'filter-written') to test --resume. */
   readonly testCrashAt: string | undefined;
+  /** CONCORD_GPU_SHORT=1: bench/gpu's run in its short mode (tiny shapes, few pairs: the rehearsal). */
+  readonly gpuShort: boolean;
+  /** CONCORD_SHARED_DATA: where bench/gpu/bundle.ts finds the shared data sets (default ../shared/data). */
+  readonly sharedData: string | undefined;
   /** CONCORD_BENCH_REV: the revision bench/e2e.ts records with its results. */
   readonly benchRev: string | undefined;
   /** CONCORD_BENCH_STACK=1: bench/e2e.ts keeps the stack of a failed row. */
@@ -76,6 +84,8 @@ export const settings: Settings = Object.freeze({
   get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
   get cpuThreads() { const n = num('CONCORD_CPU_THREADS'); return n === undefined ? undefined : Math.max(1, Math.floor(n)); },
   get ortSpinning() { return raw('CONCORD_ORT_SPINNING') === '1'; },
+  get dawnNode() { return raw('CONCORD_DAWN_NODE'); },
+  get dawnFlags() { return raw('CONCORD_DAWN_FLAGS'); },
   get gpu() { return raw('CONCORD_GPU'); },
   get cpuBackend() {
     const v = raw('CONCORD_CPU_BACKEND');
@@ -88,6 +98,8 @@ export const settings: Settings = Object.freeze({
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
   get testFailWrite() { return raw('CONCORD_TEST_FAIL_WRITE'); },
   get testCrashAt() { return raw('CONCORD_TEST_CRASH_AT'); },
+  get gpuShort() { return raw('CONCORD_GPU_SHORT') === '1'; },
+  get sharedData() { return raw('CONCORD_SHARED_DATA'); },
   get benchRev() { return raw('CONCORD_BENCH_REV'); },
   get benchStack() { return raw('CONCORD_BENCH_STACK') === '1'; },
 });
@@ -100,6 +112,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   cpuThreads: 'CONCORD_CPU_THREADS',
   cpuBackend: 'CONCORD_CPU_BACKEND',
   gpu: 'CONCORD_GPU',
+  dawnNode: 'CONCORD_DAWN_NODE',
+  dawnFlags: 'CONCORD_DAWN_FLAGS',
   ortSpinning: 'CONCORD_ORT_SPINNING',
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
   debug: 'CONCORD_DEBUG',
@@ -107,6 +121,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',
   testFailWrite: 'CONCORD_TEST_FAIL_WRITE',
   testCrashAt: 'CONCORD_TEST_CRASH_AT',
+  gpuShort: 'CONCORD_GPU_SHORT',
+  sharedData: 'CONCORD_SHARED_DATA',
   benchRev: 'CONCORD_BENCH_REV',
   benchStack: 'CONCORD_BENCH_STACK',
 });

@@ -67,3 +67,17 @@ test('no import cycle under src/, kernels/, bench/', () => {
   const cycle = findCycle(graph);
   expect(cycle?.map((f) => path.relative(ROOT, f)) ?? null).toBeNull();
 });
+
+test('CONCORD_* settings are read only in src/env.ts', () => {
+  const offenders: string[] = [];
+  for (const d of DIRS) {
+    for (const f of files(path.join(ROOT, d))) {
+      if (f === path.join(ROOT, 'src', 'env.ts')) continue;
+      fs.readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+        // A read (not an assignment such as --gpu setting CONCORD_GPU for the device layer).
+        if (/process\.env\.CONCORD_\w+\b(?!\s*=[^=])|env\?*\.CONCORD_\w+\b(?!\s*=[^=])|\['CONCORD_\w+'\]/.test(line)) offenders.push(`${path.relative(ROOT, f)}:${i + 1}`);
+      });
+    }
+  }
+  expect(offenders).toEqual([]);
+});

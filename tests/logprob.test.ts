@@ -21,13 +21,12 @@ function makeCase(r: () => number, T: number, V: number, d: number, B: number, l
 async function runGpu(rt: GpuRuntime, c: Case, variant: LogprobVariant = {}, W: ArrayBufferView = c.W, softcap = 0) {
   const bufs = {
     H: rt.upload(c.H), W: rt.upload(W), targets: rt.upload(c.targets), mask: rt.upload(c.mask),
-    logp: rt.acquire(c.T * 4), seqStats: rt.acquire(c.B * 16),
+    logp: rt.acquire(c.T * 4),
   };
-  logprobGpu(rt, { ...bufs, T: c.T, V: c.V, d: c.d, B: c.B, L: c.L, variant, softcap });
+  logprobGpu(rt, { ...bufs, T: c.T, V: c.V, d: c.d, variant, softcap });
   const logp = await rt.readF32(bufs.logp, c.T);
-  const stats = await rt.readF32(bufs.seqStats, c.B * 4);
   for (const b of Object.values(bufs)) rt.release(b);
-  return { logp, stats };
+  return { logp };
 }
 
 describe('fused LM-head log-likelihood', async () => {
@@ -78,11 +77,6 @@ describe('fused LM-head log-likelihood', async () => {
       const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
       expect(v.ok, `${JSON.stringify(s)}: ${v.summary}`).toBe(true);
       for (let t = 0; t < c.T; t++) if (!c.mask[t]) expect(gpu.logp[t]).toBe(0); // masked → exactly 0
-      for (let b = 0; b < c.B; b++) {
-        expect(Math.abs(gpu.stats[b * 4] - cpu.sum[b])).toBeLessThan(1e-3);
-        expect(gpu.stats[b * 4 + 1]).toBe(cpu.count[b]);
-        expect(Math.abs(gpu.stats[b * 4 + 2] - cpu.mean[b])).toBeLessThan(1e-4);
-      }
     }
   });
 

@@ -6,10 +6,10 @@
 // Headers are parsed eagerly (so a bad file fails at open), tensors are read on demand and
 // converted to f32. A writer is included for tests and tools.
 
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
-import { bf16ToF32, f16ToF32 } from '../util/f16.js';
+import { bf16ToF32, f16ToF32, f32ToF16Bits } from '../util/f16.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
@@ -167,4 +167,46 @@ export function openSafetensorsFolder(dir: string): TensorSource {
   if (existsSync(single)) return openSafetensors(single);
   const hasBin = existsSync(join(dir, 'pytorch_model.bin')) || existsSync(join(dir, 'pytorch_model.bin.index.json'));
   throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${hasBin ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : ''}`);
+}
+
+// ---- writing (bench/gpu/bundle.ts; tests build tiny models with it) ---------------------------
+
+export interface TensorToWrite {
+  name: string;
+  data: Float32Array;
+  shape: number[];
+  dtype: SafetensorsDtype;
+}
+
+/** f32 → bf16 bits, round to nearest even (as torch's .to(bfloat16)). */
+export function f32ToBf16Bits(x: number): number {
+  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
+  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff)) return (u >>> 16) | 0x40; // NaN stays NaN
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Write a .safetensors file (header padded with spaces to a multiple of 8, as the Python writer does). */
+export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const blobs: Uint8Array[] = [];
+  let off = 0;
+  for (const t of tensors) {
+    if (numel(t.shape) !== t.data.length) throw new Error(`${path}: tensor '${t.name}' has ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+    let blob: Uint8Array;
+    if (t.dtype === 'F32') blob = new Uint8Array(Float32Array.from(t.data).buffer);
+    else {
+      const bits = new Uint16Array(t.data.length);
+      for (let i = 0; i < bits.length; i++) bits[i] = t.dtype === 'F16' ? f32ToF16Bits(t.data[i]) : f32ToBf16Bits(t.data[i]);
+      blob = new Uint8Array(bits.buffer);
+    }
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + blob.length] };
+    blobs.push(blob);
+    off += blob.length;
+  }
+  let json = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+  const hb = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(hb.length));
+  writeFileSync(path, Buffer.concat([len, hb, ...blobs]));
 }

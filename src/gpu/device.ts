@@ -107,8 +107,13 @@ function vulkanLoaderPresent(fs: typeof import('node:fs')): boolean {
   }
 }
 
-async function nodeNavigatorGpu(): Promise<GPU> {
-  if (nodeGpu) return nodeGpu;
+/**
+ * Point the Vulkan loader at a driver (Node): the environment's choice, the system's when a
+ * hardware GPU is present, else a software ICD. Returns the note. Exported so that another Vulkan
+ * user in the process (onnxruntime-node's WebGPU EP in bench/e2e) lands on the same driver.
+ */
+export async function configureNodeVulkanDriver(): Promise<string> {
+  if (nodeDriverNote) return nodeDriverNote;
   const fs = await import('node:fs');
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const userSet = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;
@@ -125,20 +130,35 @@ async function nodeNavigatorGpu(): Promise<GPU> {
       nodeDriverNote = 'no hardware Vulkan driver and no software ICD (apt-get install chromium libvulkan1)';
     }
   }
+  return nodeDriverNote;
+}
+
+async function nodeNavigatorGpu(): Promise<GPU> {
+  if (nodeGpu) return nodeGpu;
+  const fs = await import('node:fs');
+  await configureNodeVulkanDriver();
+  const userSet = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;
   // Without a Vulkan loader or any driver, dawn.node prints its own raw errors (BackendVk.cpp)
   // before failing; say it once, in our words, and do not start it.
   if (process.platform === 'linux' && !vulkanLoaderPresent(fs)) {
     throw new GpuUnavailableError('no Vulkan loader (libvulkan.so.1) on this machine, so no WebGPU in Node (apt-get install libvulkan1, plus a driver: chromium for SwiftShader or mesa-vulkan-drivers)');
   }
-  if (!userSet && !process.env.VK_ICD_FILENAMES && !hasHardwareGpu(fs)) {
+  if (!userSet && !hasHardwareGpu(fs)) {
     throw new GpuUnavailableError(nodeDriverNote);
   }
+  // CONCORD_DAWN_NODE: a dawn.node file to load instead of the `webgpu` package (the GPU bundle
+  // carries dawn.node alone). CONCORD_DAWN_FLAGS: dawn.node create() flags, space-separated, e.g.
+  // 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'.
   // A variable module name keeps browser bundlers from trying to resolve the native addon.
   const modName = 'webgpu';
-  const mod = (await import(/* @vite-ignore */ modName)) as { create: (o: string[]) => GPU; globals: object };
+  type DawnModule = { create: (o: string[]) => GPU; globals: object };
+  const dawnPath = settings.dawnNode;
+  const mod: DawnModule = dawnPath
+    ? ((await import('node:module')).createRequire(import.meta.url)(dawnPath) as DawnModule)
+    : ((await import(/* @vite-ignore */ modName)) as DawnModule);
   Object.assign(globalThis, mod.globals);
   // --gpu N|NAME (src/gpu/select.ts): dawn.node's adapter= flag, or Mesa's device-select layer.
-  const flags: string[] = [];
+  const flags: string[] = (settings.dawnFlags ?? '').split(/\s+/).filter(Boolean);
   if (settings.gpu) {
     const { selectGpu } = await import('./select.js');
     const sel = selectGpu(settings.gpu);

@@ -4,7 +4,6 @@
 import { writeFileSync } from 'node:fs';
 import { HEADER_BYTES, checkLittleEndian, llama2cLayout, type Llama2cHeader } from '../../src/formats/llama2c.js';
 import type { MatMulNBitsParams } from '../../src/formats/matmulnbits.js';
-import { numel, type SafetensorsDtype } from '../../src/formats/safetensors.js';
 import { tensor, type LoadedWeights } from '../../src/models/types.js';
 import { f32ToF16Bits } from '../../src/util/f16.js';
 
@@ -59,45 +58,8 @@ export function writeLlama2c(path: string, w: LoadedWeights): void {
   writeFileSync(path, serializeLlama2c(w));
 }
 
-export interface TensorToWrite {
-  name: string;
-  data: Float32Array;
-  shape: number[];
-  dtype: SafetensorsDtype;
-}
-
-/** f32 → bf16 bits, round to nearest even (as torch's .to(bfloat16)). */
-export function f32ToBf16Bits(x: number): number {
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
-  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff)) return (u >>> 16) | 0x40; // NaN stays NaN
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** Write a .safetensors file (header padded with spaces to a multiple of 8, as the Python writer does). */
-export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  const blobs: Uint8Array[] = [];
-  let off = 0;
-  for (const t of tensors) {
-    if (numel(t.shape) !== t.data.length) throw new Error(`${path}: tensor '${t.name}' has ${t.data.length} values for shape [${t.shape.join(', ')}]`);
-    let blob: Uint8Array;
-    if (t.dtype === 'F32') blob = new Uint8Array(Float32Array.from(t.data).buffer);
-    else {
-      const bits = new Uint16Array(t.data.length);
-      for (let i = 0; i < bits.length; i++) bits[i] = t.dtype === 'F16' ? f32ToF16Bits(t.data[i]) : f32ToBf16Bits(t.data[i]);
-      blob = new Uint8Array(bits.buffer);
-    }
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + blob.length] };
-    blobs.push(blob);
-    off += blob.length;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
-  const hb = Buffer.from(json, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(hb.length));
-  writeFileSync(path, Buffer.concat([len, hb, ...blobs]));
-}
+// The safetensors writer is the product's too (bench/gpu/bundle.ts writes the bundle's model with it).
+export { f32ToBf16Bits, writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors.js';
 
 /**
  * A llama2.c tokenizer.bin (newer export: '<0xXX>' byte tokens, '▁' as ' ', BOS/EOS as

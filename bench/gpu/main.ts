@@ -1,0 +1,306 @@
+// The Node side of the GPU benchmark bundle (.gpu/concord-gpu.mjs, built by bench/gpu/bundle.ts
+// with esbuild; run by .gpu/run.sh on the GPU machine, and here by `npm run gpu:rehearse`).
+//
+//   env [--out F]                         runtime, Vulkan driver, adapter info (subgroup-matrix
+//                                         configurations included), all adapter features and limits
+//   kernels --size small|large --out F    bench/kernels.ts on WebGPU: every variant validated against
+//                                         its CPU twin before it is timed
+//   seqs --tokenizer T --max-len N --pairs P --limit N --out F
+//                                         the token sequences every contestant scores: per pair the
+//                                         four-pass plan (peers a, b) and concord's two-pass plan (c)
+//   score --model DIR --tokenizer T --pairs P --limit N --out F [--verify-cpu]
+//                                         concord webgpu end to end (createScorer, cosine off)
+//   report --work DIR --out DIR           validate every contestant against the fp32 peers, write
+//                                         gpu-<date>.json and gpu-<date>.md
+//
+// dawn.node is the carried file (CONCORD_DAWN_NODE, read in src/gpu/device.ts); Dawn toggles come
+// from CONCORD_DAWN_FLAGS. Shaders are compiled into the bundle (registerShaders).
+
+import { settings } from '../../src/env.js';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { recordToPair } from '../../src/pipeline/input.js';
+import { SLOT_ONLY, passSequences, planPasses, truncatePair, type Quantity } from '../../src/pipeline/plan.js';
+import { defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate } from '../../src/pipeline/templates.js';
+import type { TextTokenizer } from '../../src/tokenizer/types.js';
+import { buildReport, renderGpuMarkdown, type GpuReportInput } from './report.js';
+
+const now = () => performance.now();
+
+function readPairs(path: string, limit: number): { loc: string; record: unknown }[] {
+  const text = readFileSync(path, 'utf8');
+  const out: { loc: string; record: unknown }[] = [];
+  if (text.trimStart().startsWith('[')) {
+    (JSON.parse(text) as unknown[]).slice(0, limit).forEach((r, i) => out.push({ loc: `${path}#${i}`, record: r }));
+    return out;
+  }
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length && out.length < limit; i++) {
+    if (lines[i].trim() === '') continue;
+    try {
+      out.push({ loc: `${path}:${i + 1}`, record: JSON.parse(lines[i]) });
+    } catch (e) {
+      console.error(`${path}:${i + 1}: not JSON (${(e as Error).message}); skipped`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// env
+
+async function envCommand(out: string | null): Promise<number> {
+  const { requestGpu, autoDecision } = await import('../../src/gpu/device.js');
+  const report: Record<string, unknown> = {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    dawnNode: settings.dawnNode ?? '(webgpu package)',
+    dawnFlags: (settings.dawnFlags ?? '').split(/\s+/).filter(Boolean),
+    vulkanDriverFiles: process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES ?? null,
+  };
+  try {
+    const gpu = await requestGpu();
+    const a = gpu.adapter;
+    const info = a.info as GPUAdapterInfo & Record<string, unknown>;
+    const infoOut: Record<string, unknown> = {};
+    for (const k of ['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize', 'isFallbackAdapter', 'subgroupMatrixConfigs']) {
+      if (info[k] !== undefined) infoOut[k] = info[k];
+    }
+    const limits: Record<string, number> = {};
+    for (const k in a.limits) limits[k] = (a.limits as unknown as Record<string, number>)[k];
+    Object.assign(report, {
+      driver: gpu.driverNote,
+      adapter: infoOut,
+      software: gpu.info.software,
+      adapterFeatures: [...a.features].sort(),
+      deviceFeatures: gpu.features,
+      adapterLimits: limits,
+      auto: autoDecision(gpu),
+    });
+    gpu.device.destroy();
+  } catch (e) {
+    report.adapterError = (e as Error).message;
+  }
+  const text = JSON.stringify(report, null, 1);
+  if (out) writeFileSync(out, text + '\n');
+  console.log(text);
+  return report.adapterError ? 5 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+async function kernelsCommand(size: 'tiny' | 'small' | 'large', out: string): Promise<number> {
+  const { chooseBackend } = await import('../../src/gpu/device.js');
+  const { GpuRuntime } = await import('../../src/gpu/runtime.js');
+  const { runKernelBench } = await import('../kernels.js');
+  const d = await chooseBackend('webgpu');
+  console.error(`kernels: ${d.reason}`);
+  const rt = new GpuRuntime(d.gpu!);
+  const results = await runKernelBench({ size, devices: ['webgpu'], rt, log: (l) => console.log(l) });
+  writeFileSync(out, JSON.stringify({ size, device: rt.name, results }, null, 1) + '\n');
+  rt.destroy();
+  const bad = results.filter((r) => !r.validated);
+  if (bad.length) console.error(`kernels: ${bad.length} variant(s) FAILED validation: ${bad.map((r) => `${r.kernel} ${r.variant} ${r.shape}`).join('; ')}`);
+  return bad.length ? 4 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// seqs: the token sequences, from concord's own tokenizer, templates, truncation and plans
+
+export interface SeqRead { quantity: Quantity; span: [number, number] }
+export interface PlanSequence { ids: number[]; reads: SeqRead[] }
+export interface PairSequences { loc: string; xTokens: number; yTokens: number; truncated: boolean; four: PlanSequence[]; two: PlanSequence[] }
+
+export function pairSequences(tok: TextTokenizer, maxLen: number, records: { loc: string; record: unknown }[]): { pairs: PairSequences[]; errors: string[]; templates: { forward: string; reverse: string } } {
+  const t = defaultTemplates(tok);
+  const enc = {
+    forward: encodeTemplate(tok, parseTemplate(t.forward, ['x', 'y'])),
+    reverse: encodeTemplate(tok, parseTemplate(t.reverse, ['y', 'x'])),
+    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
+    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
+    sameModel: true,
+  };
+  const four = planPasses({ ...enc, fourPass: true });
+  const two = planPasses({ ...enc, fourPass: false });
+  if (four.mode !== 4 || two.mode !== 2) throw new Error(`seqs: expected 4- and 2-pass plans, got ${four.mode} and ${two.mode}`);
+  // The scorer's length budget: the plan's most literal tokens (the same for both plans here).
+  const available = maxLen - 1 - Math.max(four.literalTokens, two.literalTokens);
+  const bos = tok.bosId;
+  if (bos === null) throw new Error('seqs: the tokenizer has no BOS');
+  const pairs: PairSequences[] = [];
+  const errors: string[] = [];
+  for (const { loc, record } of records) {
+    try {
+      const pair = recordToPair(record);
+      const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
+      const build = (plan: typeof four): PlanSequence[] => passSequences(plan, bos, xIds, yIds).map((s) => ({
+        ids: s.ids,
+        reads: plan.passes[s.pass].reads.map((r) => ({ quantity: r.quantity, span: s.spans[r.slot]! })),
+      }));
+      pairs.push({ loc, xTokens: xIds.length, yTokens: yIds.length, truncated, four: build(four), two: build(two) });
+    } catch (e) {
+      errors.push(`${loc}: ${(e as Error).message}`);
+    }
+  }
+  return { pairs, errors, templates: t };
+}
+
+async function loadTokenizer(path: string): Promise<TextTokenizer> {
+  if (path.endsWith('.bin')) return (await import('../../src/tokenizer/llama2c.js')).llama2cTokenizer(path);
+  return (await import('../../src/tokenizer/hf.js')).loadHfTokenizer(path);
+}
+
+async function seqsCommand(o: { tokenizer: string; maxLen: number; pairs: string[]; limit: number; out: string }): Promise<number> {
+  const tok = await loadTokenizer(o.tokenizer);
+  const records = o.pairs.flatMap((p) => readPairs(p, o.limit));
+  const r = pairSequences(tok, o.maxLen, records);
+  for (const e of r.errors) console.error(`seqs: ${e}; skipped`);
+  writeFileSync(o.out, JSON.stringify({ maxLen: o.maxLen, tokenizer: o.tokenizer, templates: r.templates, pairs: r.pairs, errors: r.errors }) + '\n');
+  const toks = r.pairs.reduce((n, p) => n + p.xTokens + p.yTokens, 0);
+  console.error(`seqs: ${r.pairs.length} pairs (${r.errors.length} skipped), ${toks} x+y tokens, max-len ${o.maxLen}`);
+  return r.pairs.length ? 0 : 3;
+}
+
+// ---------------------------------------------------------------------------------------------
+// score: concord webgpu end to end
+
+export interface ConcordPair { fwd: number; rev: number; y: number; x: number; xTokens: number; yTokens: number }
+
+async function scoreCommand(o: { model: string; tokenizer: string; pairs: string[]; limit: number; out: string; verifyCpu: boolean; maxLen: number | null; label: string }): Promise<number> {
+  const { loadModel, modelFromWeights } = await import('../../src/models/index.js');
+  const { createScorer } = await import('../../src/pipeline/index.js');
+  let t = now();
+  const model = await loadModel(o.model, { device: 'webgpu', tokenizer: o.tokenizer });
+  const loadMs = now() - t;
+  if (model.backend !== 'webgpu') throw new Error(`score: asked for webgpu, got ${model.backend}`);
+  const records = o.pairs.flatMap((p) => readPairs(p, o.limit)).map((r) => r.record);
+  const maxLen = o.maxLen ?? undefined;
+  // Validate before timing: the first pair on the CPU twin (same f16-rounded weights), when asked
+  // (small models only: the TypeScript CPU twin is far too slow for billions of parameters).
+  let verify: { maxAbsDiff: number; ok: boolean; tol: number } | null = null;
+  const warm = records.slice(0, 1);
+  t = now();
+  if (o.verifyCpu) {
+    const twin = await modelFromWeights(model.weights, model.tokenizer, { device: 'cpu', f16: model.f16, threads: 1 });
+    const s = await createScorer({ model, cosine: 'off', maxLen, verify: { model: twin, batches: 1, tol: 1e-3 } });
+    for await (const r of s.score(warm)) if (!r.scores) throw new Error(`score: warm-up ${r.loc}: ${r.error}`);
+    const v = s.stats.verify!;
+    verify = { maxAbsDiff: v.maxAbsDiff, ok: v.ok, tol: v.tol };
+    twin.dispose();
+    console.error(`score: first pair GPU vs CPU twin: max |Δ| ${v.maxAbsDiff.toExponential(2)} (${v.ok ? 'ok' : 'FAILED'})`);
+  } else {
+    const s = await createScorer({ model, cosine: 'off', maxLen });
+    for await (const r of s.score(warm)) if (!r.scores) throw new Error(`score: warm-up ${r.loc}: ${r.error}`);
+  }
+  const firstRunMs = now() - t;
+  const scorer = await createScorer({ model, cosine: 'off', maxLen });
+  const scores: (ConcordPair | null)[] = [];
+  const errors: string[] = [];
+  t = now();
+  for await (const r of scorer.score(records)) {
+    if (!r.scores) { errors.push(`${r.loc}: ${r.error}`); scores.push(null); continue; }
+    const s = r.scores;
+    scores.push({ fwd: s.fwd_logp, rev: s.rev_logp, y: s.y_logp, x: s.x_logp, xTokens: s.x_tokens, yTokens: s.y_tokens });
+  }
+  const ms = now() - t;
+  const sch = scorer.stats.scheduler;
+  const rt = model.runtime!;
+  const result = {
+    contestant: 'concord webgpu', label: o.label, device: model.deviceName, f16: model.f16, model: model.config.name,
+    config: model.config, loadMs, firstRunMs, ms, pairs: scores.length, passes: scorer.passes,
+    lmTokens: scorer.stats.lmTokens, paddingEfficiency: sch?.paddingEfficiency ?? null, batches: sch?.batches ?? null,
+    tokenBudget: model.tokenBudget, gpuPeakBytes: rt.stats.peakBytesAllocated, verify, errors, scores,
+  };
+  writeFileSync(o.out, JSON.stringify(result) + '\n');
+  console.error(`score: ${o.label}: ${scores.length} pairs in ${(ms / 1000).toFixed(2)} s = ${(scores.length / (ms / 1000)).toFixed(2)} pairs/s ` +
+    `(load ${(loadMs / 1000).toFixed(1)} s, first run ${(firstRunMs / 1000).toFixed(1)} s, ${model.deviceName})`);
+  model.dispose();
+  return errors.length || (verify && !verify.ok) ? 4 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+function reportCommand(work: string, outDir: string, date: string): number {
+  const read = (f: string) => (existsSync(join(work, f)) ? JSON.parse(readFileSync(join(work, f), 'utf8')) : null);
+  const input: GpuReportInput = {
+    date,
+    short: settings.gpuShort,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), os: `Linux ${release()}`, node: process.version, loadavg: loadavg() },
+    nvidiaSmi: existsSync(join(work, 'nvidia-smi.txt')) ? readFileSync(join(work, 'nvidia-smi.txt'), 'utf8').trim() : null,
+    envPlain: read('env-plain.json'),
+    envToggles: read('env-toggles.json'),
+    kernels: read('kernels.json'),
+    steps: existsSync(join(work, 'steps.tsv')) ? readFileSync(join(work, 'steps.tsv'), 'utf8').trim().split('\n').filter(Boolean).map((l) => {
+      const [name, budgetS, seconds, status] = l.split('\t');
+      return { name, budgetS: Number(budgetS), seconds: Number(seconds), status };
+    }) : [],
+    models: [],
+  };
+  for (const f of readdirSync(work).filter((n) => /^model-.+\.json$/.test(n)).sort()) {
+    const m = read(f);
+    const label = m.label as string;
+    input.models.push({ ...m, seqs: read(`seqs-${label}.json`), concord: read(`concord-${label}.json`), peer: read(`peer-${label}.json`) });
+  }
+  const rep = buildReport(input);
+  const stem = join(outDir, `gpu-${date.slice(0, 10)}`);
+  writeFileSync(`${stem}.json`, JSON.stringify(rep, null, 1) + '\n');
+  const md = renderGpuMarkdown(rep);
+  writeFileSync(`${stem}.md`, md + '\n');
+  console.log(md);
+  console.error(`report: wrote ${stem}.json and .md`);
+  return rep.allValid ? 0 : 4;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      out: { type: 'string' }, size: { type: 'string', default: 'small' }, tokenizer: { type: 'string' },
+      'max-len': { type: 'string' }, pairs: { type: 'string', multiple: true }, limit: { type: 'string', default: '64' },
+      model: { type: 'string' }, 'verify-cpu': { type: 'boolean', default: false }, work: { type: 'string' }, label: { type: 'string' },
+      date: { type: 'string' },
+    },
+  });
+  const need = (k: keyof typeof values): string => {
+    const v = values[k];
+    if (typeof v !== 'string' || v === '') throw new Error(`${cmd}: --${k} is required`);
+    return v;
+  };
+  const limit = Number(values.limit);
+  switch (cmd) {
+    case 'env': return envCommand(values.out ?? null);
+    case 'kernels': {
+      if (values.size !== 'tiny' && values.size !== 'small' && values.size !== 'large') throw new Error('kernels: --size tiny|small|large');
+      return kernelsCommand(values.size, need('out'));
+    }
+    case 'seqs': return seqsCommand({ tokenizer: need('tokenizer'), maxLen: Number(need('max-len')), pairs: values.pairs ?? [], limit, out: need('out') });
+    case 'score': return scoreCommand({
+      model: need('model'), tokenizer: need('tokenizer'), pairs: values.pairs ?? [], limit, out: need('out'), verifyCpu: values['verify-cpu'],
+      maxLen: values['max-len'] ? Number(values['max-len']) : null, label: values.label ?? need('model'),
+    });
+    case 'report': return reportCommand(need('work'), need('out'), values.date ?? new Date().toISOString());
+    default:
+      console.error('usage: concord-gpu.mjs env|kernels|seqs|score|report …  (see bench/gpu/main.ts)');
+      return 2;
+  }
+}
+
+// In the bundle, shaders are registered by the entry (bench/gpu/entry.ts) before main runs.
+export async function run(argv: string[]): Promise<void> {
+  let code: number;
+  try {
+    code = await main(argv);
+  } catch (e) {
+    console.error(`concord-gpu ${argv[0] ?? ''}: ${(e as Error).stack ?? (e as Error).message}`);
+    code = 1;
+  }
+  // dawn.node can keep the event loop alive; results are on disk
+  process.exit(code);
+}
