@@ -7,7 +7,8 @@
 // another) and `concord merge` (plain merge, and merge + a `main --keep-fraction` rule over all
 // shards), at 10^4, 10^5 and 10^6 records. Each command is a child process; the figures are its
 // wall time per record and its peak RSS (process.resourceUsage().maxRSS, written at exit by a
-// preloaded hook).
+// preloaded hook). V8 lets garbage pile up when memory is plentiful, so peak RSS overstates live
+// memory; `--heap MB` runs every child with --max-old-space-size=MB to show what fits in a cap.
 //
 // The model is the deterministic fake LM of tests/helpers/fake-lm.ts (vocabulary 16, no delay),
 // loaded through the CLI's CONCORD_TEST_MODEL_MODULE hook: these figures measure reading, pairing,
@@ -46,6 +47,8 @@ const { values: opt } = parseArgs({
     format: { type: 'string', default: 'jsonl' },
     markdown: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    /** --max-old-space-size for every child (MB): peak RSS with V8 told to collect, i.e. close to live memory. */
+    heap: { type: 'string' },
   },
 });
 const sizes = opt.sizes!.split(',').map((s) => Math.round(Number(s)));
@@ -84,7 +87,7 @@ async function child(args: string[], env: Record<string, string> = {}): Promise<
   const rssOut = path.join(dir, `rss-${process.hrtime.bigint()}`);
   const t0 = performance.now();
   const code = await new Promise<number | null>((res) => {
-    const c = spawn(process.execPath, ['--import', hook, ...args], {
+    const c = spawn(process.execPath, [...(opt.heap ? [`--max-old-space-size=${opt.heap}`] : []), '--import', hook, ...args], {
       cwd: dir, stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, CONCORD_TEST_MODEL_MODULE: fake, CONCORD_FAKE_VOCAB: '16', RSS_OUT: rssOut, ...env },
     });
@@ -93,6 +96,8 @@ async function child(args: string[], env: Record<string, string> = {}): Promise<
     c.on('close', (k) => { if (k !== 0) process.stderr.write(err); res(k); });
   });
   const ms = performance.now() - t0;
+  // Under --heap a child may run out of heap: that is a figure too (reported as such), not a crash.
+  if (code !== 0 && opt.heap && !fs.existsSync(rssOut)) return { ms: NaN, rssMB: NaN };
   if (code !== 0) throw new Error(`${args.join(' ')}: exit ${code}`);
   return { ms, rssMB: Number(fs.readFileSync(rssOut, 'utf8')) / 1024 };
 }
@@ -176,8 +181,8 @@ for (const n of sizes) {
   for (const f of fs.readdirSync(dir)) if (f.includes(`-${n}`) && !opt.keep) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
 }
 
-const us = (m: Measured, n: number) => ((m.ms * 1000) / n).toFixed(1);
-const mb = (m: Measured) => m.rssMB.toFixed(0);
+const us = (m: Measured, n: number) => (Number.isNaN(m.ms) ? `out of heap (--heap ${opt.heap})` : ((m.ms * 1000) / n).toFixed(1));
+const mb = (m: Measured) => (Number.isNaN(m.rssMB) ? '–' : m.rssMB.toFixed(0));
 if (opt.markdown) {
   console.log(`| records | peer: parse+write | score (1 process) | ${nShards} shards (sum) | merge | merge + main 30 % over all shards | load avg |`);
   console.log('|---:|---:|---:|---:|---:|---:|---:|');

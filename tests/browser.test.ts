@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
 import { applyFilter, createScorer, type PairScores } from '../src/pipeline/index.js';
 import { parseRecords } from '../web/engine.js';
+import { writeParquetRows } from '../src/formats/parquet.js';
 import { serveStatic, type StaticServer } from './e2e/static-server.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
 
@@ -230,6 +231,19 @@ describe('browser demo', () => {
     expect(await page.textContent('#run-info')).toContain('cpu');
     compare(pairs, 'cpu (in the browser)');
     await shot(page, join(artifacts, 'demo-tiny-cpu.png'), null);
+  });
+
+  it('a chosen Parquet file becomes the same records as its JSONL (hyparquet in the page)', async () => {
+    const page = await openPage(await launch(false), tinyQuery());
+    const recs = parseRecords(readFileSync(SAMPLE, 'utf8')).records as Record<string, unknown>[];
+    mkdirSync(artifacts, { recursive: true });
+    const pq = join(artifacts, 'sample-pairs.parquet');
+    await writeParquetRows(pq, async function* () { yield* recs; });
+    await page.setInputFiles('#data-file', pq);
+    await expect.poll(() => page.textContent('#data-note')).toContain(`${recs.length} records · from Parquet sample-pairs.parquet`);
+    const got = parseRecords(await page.inputValue('#data-text')).records as Record<string, unknown>[];
+    // Parquet has a value (or null) in every column: compare the fields each record has.
+    expect(got.map((g, i) => Object.fromEntries(Object.keys(recs[i]).map((k) => [k, g[k]])))).toEqual(recs);
   });
 
   it.runIf(process.env.CONCORD_DEMO_SCREENSHOT === '1')('docs/demo.png: stories15M on 10 sample pairs (WebGPU)', async () => {
