@@ -47,10 +47,10 @@ async function ortEmbed(sess: ort.InferenceSession, seqs: number[][], d: number,
   for (let s = 0; s < order.length; s += batchSize) {
     const idx = order.slice(s, s + batchSize);
     const b = padBatch(idx.map((i) => seqs[i]));
-    const shape = [b.B, b.S];
+    const shape = [b.B, b.L];
     const i64 = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), shape);
-    const res = await sess.run({ input_ids: i64(b.ids), attention_mask: i64(b.mask), token_type_ids: i64(new Int32Array(b.B * b.S)) });
-    const v = meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, b.mask, b.B, b.S, d);
+    const res = await sess.run({ input_ids: i64(b.ids), attention_mask: i64(b.mask), token_type_ids: i64(new Int32Array(b.B * b.L)) });
+    const v = meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, b.mask, b.B, b.L, d);
     idx.forEach((i, j) => { out[i] = v.slice(j * d, (j + 1) * d); });
   }
   return out;

@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { meanPoolCpu } from '../kernels/pool.js';
 import { erf, erfc } from '../kernels/act.js';
-import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type BertBatch } from '../src/encoder/bert-cpu.js';
+import { bertEmbedSentencesCpu, bertHiddenCpu, meanPoolNormalizeCpu, padBatch, type PaddedBatch } from '../src/encoder/bert-cpu.js';
 import { BertGpu } from '../src/encoder/bert-gpu.js';
 import { bertFromSafetensors } from '../src/encoder/hf-bert.js';
 import { BATCH_COSTS, batchCost, createEmbedder, loadEmbedder, loadEmbedderSources, planBatches, resolveEmbedderPath } from '../src/encoder/index.js';
@@ -50,11 +50,11 @@ const dot = (a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number,
 };
 
 /** ONNX Runtime's last_hidden_state, mean-pooled and normalised as sentence-transformers does. */
-async function ortSentences(sess: ort.InferenceSession, batch: BertBatch, d: number): Promise<Float32Array> {
-  const shape = [batch.B, batch.S];
+async function ortSentences(sess: ort.InferenceSession, batch: PaddedBatch, d: number): Promise<Float32Array> {
+  const shape = [batch.B, batch.L];
   const i64 = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), shape);
-  const res = await sess.run({ input_ids: i64(batch.ids), attention_mask: i64(batch.mask), token_type_ids: i64(new Int32Array(batch.B * batch.S)) });
-  return meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, batch.mask, batch.B, batch.S, d);
+  const res = await sess.run({ input_ids: i64(batch.ids), attention_mask: i64(batch.mask), token_type_ids: i64(new Int32Array(batch.B * batch.L)) });
+  return meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, batch.mask, batch.B, batch.L, d);
 }
 
 /** Per-row cosine between two [N, d] sets of unit vectors, and all-pairs cosine differences. */
@@ -282,9 +282,9 @@ describe('embed: ONNX graphs of other shapes', () => {
       expect({ d: w.config.dim, heads: w.config.nHeads, layers: w.config.nLayers }).toEqual({ d: shape.d, heads: shape.H, layers: shape.layers });
       const batch = padBatch([[1, 7, 3, 9, 2], [1, 4, 2], [1, 8, 8, 8, 8, 8, 8, 2]]);
       const sess = await ort.InferenceSession.create(model);
-      const dims = [batch.B, batch.S];
+      const dims = [batch.B, batch.L];
       const t = (x: ArrayLike<number>): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(x, (v) => BigInt(v))), dims);
-      const res = await sess.run({ input_ids: t(batch.ids), attention_mask: t(batch.mask), token_type_ids: t(new Int32Array(batch.B * batch.S)) });
+      const res = await sess.run({ input_ids: t(batch.ids), attention_mask: t(batch.mask), token_type_ids: t(new Int32Array(batch.B * batch.L)) });
       const want = res.last_hidden_state.data as Float32Array;
       const got = bertHiddenCpu(w, batch);
       // Padded query rows differ (the -10000 additive mask vs our exact one): compare real tokens.

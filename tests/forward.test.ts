@@ -87,7 +87,7 @@ describe('transformer prefill', async () => {
     const w = await loadWeights(tiny.path);
     const g = new GpuTransformer(rt!, w, { f16: false });
     const L = 6;
-    const mk = (pad: number) => ({ B: 2, L, ids: new Uint32Array([3, 4, 5, pad, pad, pad, 6, 7, 8, 9, 10, 11]), seqLen: new Uint32Array([3, 6]) });
+    const mk = (pad: number) => ({ B: 2, L, ids: new Uint32Array([3, 4, 5, pad, pad, pad, 6, 7, 8, 9, 10, 11]), seqLen: new Uint32Array([3, 6]), mask: new Uint8Array([1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1]) });
     const a = await g.hiddenStates(mk(0)), b = await g.hiddenStates(mk(17));
     const d = w.config.dim;
     const v = validate(a.subarray(0, 3 * d), b.subarray(0, 3 * d), { atol: 0 });

@@ -11,6 +11,7 @@
 // softmax sums and pooling accumulate in f64 (JS numbers); tensors are stored as f32 between ops,
 // like the GPU.
 
+import type { PaddedBatch } from '../scheduler/batch.js';
 import { geluErfCpu } from '../../kernels/act.js';
 import { attentionCpu } from '../../kernels/attention.js';
 import { l2NormalizeCpu } from '../../kernels/cosine.js';
@@ -19,33 +20,15 @@ import { layernormCpu } from '../../kernels/norm.js';
 import { meanPoolCpu } from '../../kernels/pool.js';
 import type { BertWeights } from './types.js';
 
-/** A padded batch: B sequences of S tokens, row-major; mask 1 = real token, 0 = padding. */
-export interface BertBatch {
-  ids: Int32Array;
-  mask: Uint8Array;
-  B: number;
-  S: number;
-}
-
-/** Pack token-id lists into a right-padded batch. */
-export function padBatch(seqs: number[][], padId = 0): BertBatch {
-  const B = seqs.length;
-  const S = Math.max(1, ...seqs.map((s) => s.length));
-  const ids = new Int32Array(B * S).fill(padId);
-  const mask = new Uint8Array(B * S);
-  seqs.forEach((s, b) => {
-    ids.set(s, b * S);
-    mask.fill(1, b * S, b * S + s.length);
-  });
-  return { ids, mask, B, S };
-}
+// Batches are the one padded-batch type (src/scheduler/batch.ts): B sequences of L tokens.
+export { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 
 /**
  * Real tokens per sequence of a right-padded batch (mask 1…1 0…0 per row), as the kernels take
  * them (seqLen). Throws on any other mask.
  */
-export function batchLengths(batch: Pick<BertBatch, 'mask' | 'B' | 'S'>): Uint32Array {
-  const { mask, B, S } = batch;
+export function batchLengths(batch: Pick<PaddedBatch, 'mask' | 'B' | 'L'>): Uint32Array {
+  const { mask, B, L: S } = batch;
   const lens = new Uint32Array(B);
   for (let b = 0; b < B; b++) {
     let n = 0;
@@ -60,9 +43,9 @@ export function batchLengths(batch: Pick<BertBatch, 'mask' | 'B' | 'S'>): Uint32
 }
 
 /** Embedding sum + LayerNorm: [B·S, d]. Positions restart at 0 for each sequence; token type 0. */
-export function bertEmbedCpu(w: BertWeights, batch: BertBatch): Float32Array {
+export function bertEmbedCpu(w: BertWeights, batch: PaddedBatch): Float32Array {
   const { dim: d, vocabSize, maxPositions, normEps } = w.config;
-  const { ids, B, S } = batch;
+  const { ids, B, L: S } = batch;
   if (S > maxPositions) throw new Error(`${w.config.name}: sequence of ${S} tokens exceeds ${maxPositions} positions`);
   const x = new Float32Array(B * S * d);
   for (let r = 0; r < B * S; r++) {
@@ -77,9 +60,9 @@ export function bertEmbedCpu(w: BertWeights, batch: BertBatch): Float32Array {
  * The encoder's last hidden state [B·S, d] (what ONNX exports call last_hidden_state). Rows of
  * padding are zeros after each attention (as on the GPU); only real rows mean anything.
  */
-export function bertHiddenCpu(w: BertWeights, batch: BertBatch): Float32Array {
+export function bertHiddenCpu(w: BertWeights, batch: PaddedBatch): Float32Array {
   const c = w.config;
-  const { B, S } = batch;
+  const { B, L: S } = batch;
   const M = B * S, d = c.dim, ff = c.ffDim;
   const lens = batchLengths(batch);
   // The attention twin scales scores by 1/sqrt(headDim); a graph with another scale gets the
@@ -112,11 +95,11 @@ export function bertHiddenCpu(w: BertWeights, batch: BertBatch): Float32Array {
  * ONNX Runtime's last_hidden_state in tests and benchmarks.
  */
 export function meanPoolNormalizeCpu(hidden: Float32Array, mask: Uint8Array, B: number, S: number, d: number, normalize = true): Float32Array {
-  const pooled = meanPoolCpu(hidden, batchLengths({ mask, B, S }), B, S, d);
+  const pooled = meanPoolCpu(hidden, batchLengths({ mask, B, L: S }), B, S, d);
   return normalize ? l2NormalizeCpu(pooled, B, d) : pooled;
 }
 
 /** Sentence embeddings [B, d] (unit vectors) for a padded batch. */
-export function bertEmbedSentencesCpu(w: BertWeights, batch: BertBatch): Float32Array {
-  return meanPoolNormalizeCpu(bertHiddenCpu(w, batch), batch.mask, batch.B, batch.S, w.config.dim);
+export function bertEmbedSentencesCpu(w: BertWeights, batch: PaddedBatch): Float32Array {
+  return meanPoolNormalizeCpu(bertHiddenCpu(w, batch), batch.mask, batch.B, batch.L, w.config.dim);
 }

@@ -16,7 +16,8 @@ import { matmulGpu } from '../../kernels/matmul.js';
 import { layernormGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { batchLengths, type BertBatch } from './bert-cpu.js';
+import type { PaddedBatch } from '../scheduler/batch.js';
+import { batchLengths } from './bert-cpu.js';
 import type { BertWeights } from './types.js';
 
 interface LayerBufs {
@@ -62,15 +63,15 @@ export class BertGpu {
   }
 
   /** Record the encoder for a batch; returns the last hidden state [B·L, d] (a scratch buffer). */
-  private record(batch: BertBatch): { hidden: GPUBuffer; seqLen: GPUBuffer } {
+  private record(batch: PaddedBatch): { hidden: GPUBuffer; seqLen: GPUBuffer } {
     const rt = this.rt, c = this.w.config;
-    const { B, S: L } = batch;
+    const { B, L } = batch;
     const d = c.dim, ff = c.ffDim, M = B * L;
     if (L > c.maxPositions) throw new Error(`${c.name}: ${L} tokens exceed ${c.maxPositions} positions`);
     checkIds(batch.ids, c.vocabSize);
     const lens = batchLengths(batch);
     const ids = rt.scratch(M * 4, 'bert.ids');
-    rt.write(ids, new Uint32Array(batch.ids.buffer, batch.ids.byteOffset, M));
+    rt.write(ids, batch.ids.subarray(0, M));
     const seqLen = rt.scratch(B * 4, 'bert.seqLen');
     rt.write(seqLen, lens);
     const buf = (n: number, label: string): GPUBuffer => rt.scratch(n * 4, `bert.${label}`);
@@ -98,18 +99,18 @@ export class BertGpu {
   }
 
   /** Last hidden state [B·L, d] (for tests against ONNX Runtime's last_hidden_state). */
-  async hidden(batch: BertBatch): Promise<Float32Array> {
+  async hidden(batch: PaddedBatch): Promise<Float32Array> {
     const { hidden } = this.record(batch);
-    return this.rt.readF32(hidden, batch.B * batch.S * this.w.config.dim);
+    return this.rt.readF32(hidden, batch.B * batch.L * this.w.config.dim);
   }
 
   /** Sentence embeddings [B, d]: mean over real tokens, L2-normalised. */
-  async embedSentences(batch: BertBatch): Promise<Float32Array> {
+  async embedSentences(batch: PaddedBatch): Promise<Float32Array> {
     const rt = this.rt, d = this.w.config.dim;
     const { hidden, seqLen } = this.record(batch);
     const pooled = rt.scratch(batch.B * d * 4, 'bert.pooled');
     const out = rt.scratch(batch.B * d * 4, 'bert.sentences');
-    meanPoolGpu(rt, { x: hidden, seqLen, out: pooled, B: batch.B, L: batch.S, d });
+    meanPoolGpu(rt, { x: hidden, seqLen, out: pooled, B: batch.B, L: batch.L, d });
     l2NormalizeGpu(rt, { X: pooled, Y: out, N: batch.B, d });
     return rt.readF32(out, batch.B * d);
   }

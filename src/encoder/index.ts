@@ -123,7 +123,7 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
       const vecs = gpu ? await gpu.embedSentences(batch) : ortEnc ? await ortEnc.embedSentences(batch) : bertEmbedSentencesCpu(src.weights, batch);
       idx.forEach((i, j) => { out[i] = vecs.slice(j * d, (j + 1) * d); });
       stats.batches++;
-      stats.paddedTokens += batch.B * batch.S;
+      stats.paddedTokens += batch.B * batch.L;
     }
     return out;
   }

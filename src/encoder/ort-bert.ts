@@ -11,7 +11,8 @@
 
 import { settings } from '../env.js';
 import { loadOrt } from '../models/ort/backend.js';
-import { meanPoolNormalizeCpu, type BertBatch } from './bert-cpu.js';
+import type { PaddedBatch } from '../scheduler/batch.js';
+import { meanPoolNormalizeCpu } from './bert-cpu.js';
 import { onnx, type ExternalData } from '../formats/onnx.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -69,18 +70,18 @@ export class OrtBert {
   }
 
   /** Unit sentence vectors [B, d] of a right-padded batch. */
-  embedSentences(batch: BertBatch): Promise<Float32Array> {
+  embedSentences(batch: PaddedBatch): Promise<Float32Array> {
     const run = async (): Promise<Float32Array> => {
-      const shape = [batch.B, batch.S];
+      const shape = [batch.B, batch.L];
       const i64 = (x: ArrayLike<number>): import('onnxruntime-node').Tensor => {
         const a = new BigInt64Array(x.length);
         for (let i = 0; i < x.length; i++) a[i] = BigInt(x[i]);
         return new this.ort.Tensor('int64', a, shape);
       };
       const feeds: Record<string, import('onnxruntime-node').Tensor> = { input_ids: i64(batch.ids), attention_mask: i64(batch.mask) };
-      if (this.tokenTypes) feeds.token_type_ids = new this.ort.Tensor('int64', new BigInt64Array(batch.B * batch.S), shape);
+      if (this.tokenTypes) feeds.token_type_ids = new this.ort.Tensor('int64', new BigInt64Array(batch.B * batch.L), shape);
       const res = await this.session.run(feeds, ['last_hidden_state']);
-      const out = meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, batch.mask, batch.B, batch.S, this.dim);
+      const out = meanPoolNormalizeCpu(res.last_hidden_state.data as Float32Array, batch.mask, batch.B, batch.L, this.dim);
       res.last_hidden_state.dispose();
       return out;
     };

@@ -6,6 +6,7 @@
 // Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (matmul/tiled and
 // logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
 
+import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
 import { geluGpu, swigluGpu } from '../../kernels/act.js';
 import { attentionGpu } from '../../kernels/attention.js';
@@ -41,17 +42,8 @@ export interface GpuForwardOptions {
   f16?: boolean;
 }
 
-/** A padded batch ready for the GPU: ids [B·L], real lengths [B]. */
-export interface PackedBatch { B: number; L: number; ids: Uint32Array; seqLen: Uint32Array }
-
-export function packBatch(seqs: SequenceRequest[], padId = 0): PackedBatch {
-  const B = seqs.length;
-  const L = Math.max(1, ...seqs.map((s) => s.ids.length));
-  const ids = new Uint32Array(B * L).fill(padId);
-  const seqLen = new Uint32Array(B);
-  seqs.forEach((s, b) => { ids.set(s.ids, b * L); seqLen[b] = s.ids.length; });
-  return { B, L, ids, seqLen };
-}
+/** A padded batch of the requests (the one padded-batch type, src/scheduler/batch.ts). */
+const packBatch = (seqs: SequenceRequest[], padId = 0): PaddedBatch => padBatch(seqs.map((s) => s.ids), padId);
 
 export class GpuTransformer {
   readonly f16: boolean;
@@ -125,7 +117,7 @@ export class GpuTransformer {
    * Record the prefill of a packed batch; returns the buffer of final normed hidden states
    * [B·L, d] (pooled: release it when done). Nothing is submitted here.
    */
-  forwardHidden(batch: PackedBatch): GPUBuffer {
+  forwardHidden(batch: PaddedBatch): GPUBuffer {
     const { rt } = this;
     const c = this.config;
     const { B, L } = batch;
@@ -233,7 +225,7 @@ export class GpuTransformer {
   }
 
   /** Final normed hidden states [B·L, d] of a packed batch (for tests). */
-  async hiddenStates(batch: PackedBatch): Promise<Float32Array> {
+  async hiddenStates(batch: PaddedBatch): Promise<Float32Array> {
     const H = this.forwardHidden(batch);
     const out = await this.rt.readF32(H, batch.B * batch.L * this.config.dim);
     this.rt.release(H);
