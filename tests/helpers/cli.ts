@@ -33,7 +33,7 @@ export interface Cli {
 }
 
 export function setupCli(prefix = 'concord-cli-'): Cli {
-  const built = path.join(ROOT, 'dist', 'src', 'cli', 'commands.js');
+  const built = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
   const srcTime = Math.max(...['src'].map((d) => newestMtime(path.join(ROOT, d))));
   if (!process.env.CONCORD_TEST_BIN && (!fs.existsSync(built) || fs.statSync(built).mtimeMs < srcTime)) {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
