@@ -255,6 +255,12 @@ export const adapterName = (gpu: GpuHandle): string =>
  */
 export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecision> {
   if (choice === 'cpu' || choice === 'cpu-twin') return { backend: 'cpu', gpu: null, reason: `--device ${choice}: CPU path chosen explicitly` };
+  // auto on a Linux machine with no GPU device node can only find a software adapter, which auto
+  // would not take: decide without starting dawn.node (and its warnings on stderr).
+  if (choice === 'auto' && isNode && process.platform === 'linux' && !requireGpuFromEnv() && !settings.gpu &&
+    !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && !hasHardwareGpu(await import('node:fs'))) {
+    return { backend: 'cpu', gpu: null, reason: 'auto: no hardware GPU (no /dev/nvidia*, /dev/dri/renderD*); using the CPU path (--device webgpu takes a software adapter)' };
+  }
   let gpu: GpuHandle;
   try {
     gpu = await requestGpu();
