@@ -4,7 +4,7 @@
 // where concord's own CPU encoder is too slow to wait for. The same model file concord's encoder
 // reads (models/all-MiniLM-L6-v2/model_q4.onnx), concord's own WordPiece tokenizer (dist/, so run
 // `npm run build` first) and texts (x = instruction + "\n\n" + input, y = output), mean pooling
-// and L2 normalisation as src/embed. `--check scored-embed.jsonl` compares with cosines concord's
+// and L2 normalisation as src/encoder. `--check scored-embed.jsonl` compares with cosines concord's
 // encoder wrote (`concord score --cosine embed`) for the records both files have (by id).
 //
 //   node scripts/encoder-cosine.mjs scored.jsonl -o scored-cos.jsonl [--check scored-embed.jsonl]
