@@ -139,12 +139,25 @@ describe.skipIf(!haveSlurm && !required)('Slurm job array: kill one task mid-run
     await until('task 1 to end after the kill', () => ['FAILED', 'CANCELLED', 'COMPLETED', 'NODE_FAIL'].includes(taskStates().get('1') ?? '') || null, 60_000, 200);
     expect(taskStates().get('1')).toBe('FAILED');
 
-    // Requeue it (Slurm delays a requeued job's start by default; start it now).
-    sh('scontrol', ['requeue', `${jobId}_1`]);
-    sh('scontrol', ['update', `jobid=${jobId}_1`, 'StartTime=now']);
+    // Requeue it (Slurm delays a requeued job's start by default; start it now). slurmd refuses to
+    // relaunch a job id it killed moments ago ("already killed, do not launch"): give it a moment,
+    // and requeue again if the relaunch was refused.
+    const requeue = () => {
+      sh('scontrol', ['requeue', `${jobId}_1`]);
+      sh('scontrol', ['update', `jobid=${jobId}_1`, 'StartTime=now']);
+    };
+    await new Promise((r) => setTimeout(r, 2000));
+    requeue();
+    let requeues = 1, lastRequeue = Date.now();
 
     await until('all 4 tasks to complete', () => {
       const s = taskStates();
+      const t1 = s.get('1');
+      if ((t1 === 'FAILED' || t1 === 'PENDING') && Date.now() - lastRequeue > 15_000 && requeues < 4) {
+        try { requeue(); } catch { /* not requeueable in this state yet */ }
+        requeues++;
+        lastRequeue = Date.now();
+      }
       const bad = [...s].filter(([, st]) => st === 'FAILED' || st === 'CANCELLED');
       if (bad.length && !(bad.length === 1 && bad[0][0] === '1')) throw new Error(`tasks failed: ${JSON.stringify([...s])}`);
       return s.size === 4 && [...s.values()].every((st) => st === 'COMPLETED') ? s : null;
