@@ -268,6 +268,7 @@ export function fileFingerprint(file: string): FileFingerprint {
 
 export class InputSet {
   private counts: number[] | null = null;
+  private prints: FileFingerprint[] | null = null;
   constructor(readonly spec: string, readonly files: InputFile[]) {}
 
   static resolve(spec: string, o: { split?: string } = {}): InputSet {
@@ -281,7 +282,7 @@ export class InputSet {
 
   /** Each file's fingerprint (for shard manifests): path, size, mtime and the SHA-256 of all its bytes. */
   fingerprints(): FileFingerprint[] {
-    return this.files.map((f) => fileFingerprint(f.path));
+    return (this.prints ??= this.files.map((f) => fileFingerprint(f.path)));
   }
 
   async recordCounts(): Promise<number[]> {

@@ -280,7 +280,8 @@ export interface ScoreSummary {
   [k: string]: unknown;
 }
 
-function errorLine(r: { loc: string; error?: string; record?: unknown }): string {
+/** A line of an errors file: loc, line, message, error and the record. */
+export function errorLine(r: { loc: string; error?: string; record?: unknown }): string {
   const line = Number(/:(\d+)$/.exec(r.loc)?.[1] ?? NaN);
   const o: Record<string, unknown> = { loc: r.loc, message: `${r.loc}: ${r.error}`, error: r.error };
   if (Number.isFinite(line)) o.line = line;
@@ -334,23 +335,13 @@ function parseOutputLine(l: string, file: string, restart: string): Record<strin
 /** What a checkpoint records of the input (PrefixHasher: the consumed prefix of one plain file). */
 interface InputHasher { advance(to: number): void; identity(): InputIdentity }
 
-/** The identity of an input read through InputSet (several files, compressed, Parquet, a range): all its bytes, hashed once. */
+/** The identity of an input read through InputSet (several files, compressed, Parquet, a range): all its bytes (the files' SHA-256 fingerprints, which shard manifests use too). */
 class WholeInputHasher implements InputHasher {
   private id: InputIdentity;
   constructor(inputs: InputSet) {
-    const h = createHash('sha256');
-    let bytes = 0;
-    const buf = Buffer.alloc(1 << 20);
-    for (const f of inputs.files) {
-      const fd = fs.openSync(f.path, 'r');
-      try {
-        for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; bytes += n) h.update(buf.subarray(0, n));
-      } finally {
-        fs.closeSync(fd);
-      }
-      h.update(`\0${f.name}\0`);
-    }
-    this.id = { path: path.resolve(inputs.spec), hashedBytes: bytes, sha256: h.digest('hex') };
+    const prints = inputs.fingerprints();
+    const sha256 = createHash('sha256').update(JSON.stringify(prints.map((p, k) => [inputs.files[k].name, p.sha256]))).digest('hex');
+    this.id = { path: path.resolve(inputs.spec), hashedBytes: prints.reduce((n, p) => n + p.size, 0), sha256 };
   }
   advance(): void { /* the whole input is hashed already */ }
   identity(): InputIdentity { return this.id; }
@@ -637,7 +628,8 @@ export function requiredScores(f: FilterOptions): (keyof ScoreFields)[] {
   }
 }
 
-function scoresOf(r: FileRecord, need: (keyof ScoreFields)[]): { scores?: ScoreFields; error?: string } {
+/** A scored record's scores, or why the rule cannot use it (every field in `need` must be a finite number). */
+export function scoresOf(r: FileRecord, need: (keyof ScoreFields)[]): { scores?: ScoreFields; error?: string } {
   if (r.parseError) return { error: r.parseError };
   const rec = r.record;
   if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return { error: 'record must be a JSON object' };

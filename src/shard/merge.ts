@@ -13,31 +13,14 @@ import * as path from 'node:path';
 import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
 import { InputSet, detectFormat, type InputFile } from '../formats/records.js';
 import { isParquetPath, writeParquetRows } from '../formats/parquet.js';
-import { AtomicWriter, progressPathFor, type FileRecord } from '../pipeline/node-io.js';
-import { StrictError, type FilterSummary } from '../pipeline/files.js';
+import { AtomicWriter, progressPathFor } from '../pipeline/node-io.js';
+import { StrictError, errorLine, requiredScores, scoresOf, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
 import { digestFile, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
 
 /** A missing, unfinished or inconsistent shard (exit 3). */
 export class MergeError extends InputError {}
 
 // ---- the format-aware filter -------------------------------------------------------------------------
-
-function scoresOf(r: FileRecord): { scores?: ScoreFields; error?: string } {
-  if (r.parseError) return { error: r.parseError };
-  const rec = r.record;
-  if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return { error: 'record must be a JSON object' };
-  const s = (rec as { scores?: unknown }).scores;
-  if (!s || typeof s !== 'object') return { error: "no 'scores' object (run `concord score` first)" };
-  return { scores: s as ScoreFields };
-}
-
-function errorLine(loc: string, error: string, record: unknown): string {
-  const line = Number(/:(\d+)$/.exec(loc)?.[1] ?? NaN);
-  const o: Record<string, unknown> = { loc, message: `${loc}: ${error}`, error };
-  if (Number.isFinite(line)) o.line = line;
-  if (record !== undefined) o.record = record;
-  return JSON.stringify(o);
-}
 
 /** A JSONL or Parquet output written from records in one pass (Parquet: via a JSONL staging file). */
 class RecordSink {
@@ -64,16 +47,9 @@ async function* jsonlRecords(file: string): AsyncGenerator<Record<string, unknow
   for await (const r of (await set.open()).records) yield r.record as Record<string, unknown>;
 }
 
-export interface FilterInputsOptions {
+export interface FilterInputsOptions extends Omit<FilterFileOptions, 'output'> {
   inputs: InputSet;
-  input: string;
   output?: string;
-  dropOut?: string;
-  errors?: string;
-  filter: FilterOptions;
-  strict?: boolean;
-  log: (line: string) => void;
-  maxErrorLines?: number;
 }
 
 /** filterFile's contract over any input: kept (and dropped) records with `keep` and `filter_score`. */
@@ -82,14 +58,18 @@ export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummar
   const scores: ScoreFields[] = [];
   const errs: string[] = [];
   const maxErr = o.maxErrorLines ?? 10;
+  const need = requiredScores(o.filter);
   for await (const r of (await o.inputs.open()).records) {
-    const s = scoresOf(r);
-    // Only the numbers the rules read (not the whole record): O(N) small objects for a whole-set rule.
-    if (s.scores) { const x = s.scores; scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine }); }
+    const s = scoresOf(r, need);
+    // Only the fields the rules read (not the whole record): O(N) small objects for a whole-set rule.
+    if (s.scores) {
+      const x = s.scores;
+      scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine, cosine_source: x.cosine_source });
+    }
     else {
       if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
       if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
-      errs.push(errorLine(r.loc, s.error!, r.record));
+      errs.push(errorLine({ loc: r.loc, error: s.error, record: r.record }));
     }
   }
   const decision = applyFilter(scores, o.filter);
@@ -98,7 +78,7 @@ export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummar
   try {
     let k = 0;
     for await (const r of (await o.inputs.open()).records) {
-      if (!scoresOf(r).scores) continue;
+      if (!scoresOf(r, need).scores) continue;
       const keep = decision.keep[k];
       const fs_ = decision.score[k];
       k++;
