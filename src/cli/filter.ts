@@ -62,8 +62,7 @@ export function formatFilterSummary(s: FilterSummary): string {
 }
 
 /** Plain JSONL in and out: filterFile; Parquet in or out, a folder or a glob: the format-aware filter (src/shard/merge.ts). */
-export async function filterAny(fo: FilterFileOptions): Promise<FilterSummary> {
-  const inputs = InputSet.resolve(fo.input);
+export async function filterAny(fo: FilterFileOptions, inputs = InputSet.resolve(fo.input)): Promise<FilterSummary> {
   const parquetOut = isParquetPath(fo.output) || (!!fo.dropOut && isParquetPath(fo.dropOut));
   return inputs.plainSingle && !parquetOut ? filterFile(fo) : filterInputs({ ...fo, inputs });
 }
@@ -73,9 +72,9 @@ export const filterCommand = command('filter', FILTER_HELP, async (argv, defer) 
   const input = oneInput(positionals, 'concord filter scored.jsonl -o kept.jsonl');
   const output = requireOutput(v.output);
   const filter = filterOptionsFrom(v);
-  const plain = InputSet.resolve(input).plainSingle;
-  defer(lockOutputs(preflightPaths({ input: plain ? input : undefined, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
-  const summary = await filterAny({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log });
+  const inputs = InputSet.resolve(input);
+  defer(lockOutputs(preflightPaths({ input: inputs.plainSingle ? input : undefined, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
+  const summary = await filterAny({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log }, inputs);
   if (!v.quiet) log(formatFilterSummary(summary));
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
   return EXIT.ok;
