@@ -586,27 +586,11 @@ def apply_rope_half(x, cos, sin):
     return torch.cat([x_rot * cos[None] + rotate_half(x_rot) * sin[None], x_pass], dim=-1)
 
 
-def attention(q, k, v, window, scaling):
+def attention(q, k, v, window, scaling, softcap=None):
     """modeling_llama.py eager_attention_forward (repeat_kv for GQA, softmax(QK^T * scaling + mask) V);
     mask from masking_utils.py: causal_mask_function kv_idx <= q_idx, and for sliding layers
-    sliding_window_overlay kv_idx > q_idx - sliding_window."""
-    H, T, hd = q.shape
-    rep = H // k.shape[0]
-    k = k.repeat_interleave(rep, dim=0)
-    v = v.repeat_interleave(rep, dim=0)
-    qi = torch.arange(T)[:, None]
-    ki = torch.arange(T)[None, :]
-    allowed = ki <= qi
-    if window:
-        allowed = allowed & (ki > qi - window)
-    s = torch.matmul(q, k.transpose(1, 2)) * scaling
-    s = s.masked_fill(~allowed[None], float("-inf"))
-    p = torch.softmax(s, dim=-1)
-    return torch.matmul(p, v)
-
-
-def attention_capped(q, k, v, window, scaling, softcap):
-    """models/gemma2/modeling_gemma2.py eager_attention_forward: scores * scaling, then
+    sliding_window_overlay kv_idx > q_idx - sliding_window.
+    models/gemma2/modeling_gemma2.py eager_attention_forward: scores * scaling, then
     softcap * tanh(scores / softcap) when attn_logit_softcapping is set, then the mask, softmax."""
     H, T, hd = q.shape
     rep = H // k.shape[0]
@@ -674,7 +658,7 @@ def gemma_forward_logprobs(cfg, W, ids):
             k = gemma_rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
         cos, sin = rope_local if sliding else rope_global
         q, k = apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
-        a = attention_capped(q, k, v, cfg["sliding_window"] if sliding else None, scaling, softcap)
+        a = attention(q, k, v, cfg["sliding_window"] if sliding else None, scaling, softcap)
         a = lin(a.transpose(0, 1).reshape(T, H * hd), p + "self_attn.o_proj")
         x = r + gemma_rms_norm(a, W[p + "post_attention_layernorm.weight"], eps)
         r = x
