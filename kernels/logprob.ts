@@ -9,38 +9,91 @@
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu } from './matmul.js';
+import { validate, type ValidateResult } from '../src/validate.js';
+import { rng } from '../src/util/rng.js';
+import { roundThroughF16, toF16 } from '../src/util/f16.js';
 
 export const LOGPROB_ROWS = 8; // positions per workgroup (const ROWS in partial.wgsl)
 
+/**
+ * Tile configuration of the 'gemm' kernel (shaders/logprob/gemm.wgsl, WGSL override constants):
+ * bm positions × bn vocabulary entries per workgroup, K step bk; each thread an 8 × 4 block, so
+ * (bm/8)·(bn/4) threads.
+ */
+export interface LogprobGemmConfig { bm: number; bn: number; bk: number }
+
+export const LOGPROB_GEMM_DEFAULT: LogprobGemmConfig = { bm: 64, bn: 128, bk: 32 };
+
 export interface LogprobVariant {
-  /** threads per workgroup, each owning one vocabulary entry of the current tile */
+  /** threads per workgroup, each owning one vocabulary entry of the current tile ('tiled', 'direct') */
   wg?: number;
   f16?: boolean;
   /**
-   * 'tiled' (partial.wgsl): W and H tiles staged through workgroup memory — for GPUs. 'direct'
-   * (direct.wgsl): operands straight from storage, no barriers in the main loop — for
-   * CPU-rasteriser adapters, where it measured ~25% faster. f16 weights take the tiled kernel.
+   * 'tiled' (partial.wgsl): W and H tiles staged through workgroup memory, 8 positions per
+   * workgroup. 'direct' (direct.wgsl): operands straight from storage, no barriers in the main
+   * loop — for CPU-rasteriser adapters, where it measured ~25% faster; f16 weights take the tiled
+   * kernel. 'gemm' (gemm.wgsl): a register-blocked GEMM, `gemm` positions × vocabulary entries per
+   * workgroup, 8 × 4 per thread, online softmax in the epilogue — the hardware-GPU default.
    */
-  kind?: 'tiled' | 'direct';
+  kind?: 'tiled' | 'direct' | 'gemm';
+  /** tile sizes of the 'gemm' kernel (default LOGPROB_GEMM_DEFAULT) */
+  gemm?: LogprobGemmConfig;
+}
+
+/** Threads per workgroup of a gemm configuration. */
+export const gemmThreads = (c: LogprobGemmConfig): number => (c.bm / 8) * (c.bn / 4);
+
+/** Workgroup memory of gemm.wgsl: Hs [bm][bk/4+1] + Ws [bn][bk/4+1] vec4 + red [threads] vec2. */
+export const gemmWorkgroupBytes = (c: LogprobGemmConfig): number => 16 * (c.bm + c.bn) * (c.bk / 4 + 1) + 8 * gemmThreads(c);
+
+/** Why a gemm configuration cannot run on a device with these limits (null: it can). */
+export function gemmConfigProblem(c: LogprobGemmConfig, limits: Pick<GPUSupportedLimits, 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'>): string | null {
+  const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+  if (!(Number.isInteger(c.bm) && c.bm >= 8 && c.bm % 8 === 0)) return `bm=${c.bm} must be a positive multiple of 8`;
+  if (!(c.bn >= 4 && c.bn % 4 === 0 && pow2(c.bn / 4))) return `bn=${c.bn} must be 4 × a power of two`;
+  if (!(Number.isInteger(c.bk) && c.bk >= 4 && c.bk % 4 === 0)) return `bk=${c.bk} must be a positive multiple of 4`;
+  const threads = gemmThreads(c);
+  const maxThreads = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  if (threads > maxThreads) return `bm=${c.bm} bn=${c.bn} needs ${threads} threads per workgroup, above this device's ${maxThreads}`;
+  const bytes = gemmWorkgroupBytes(c);
+  if (bytes > limits.maxComputeWorkgroupStorageSize) return `bm=${c.bm} bn=${c.bn} bk=${c.bk} needs ${bytes} B of workgroup memory, above this device's ${limits.maxComputeWorkgroupStorageSize}`;
+  return null;
+}
+
+/** The gemm tile configurations valid within a device's limits (candidates for the autotuner), default first. */
+export function logprobGemmConfigs(limits: Parameters<typeof gemmConfigProblem>[1]): LogprobGemmConfig[] {
+  const out: LogprobGemmConfig[] = [LOGPROB_GEMM_DEFAULT];
+  for (const bm of [32, 64, 128]) for (const bn of [64, 128, 256]) for (const bk of [16, 32]) {
+    if (!out.some((c) => c.bm === bm && c.bn === bn && c.bk === bk)) out.push({ bm, bn, bk });
+  }
+  return out.filter((c) => gemmConfigProblem(c, limits) === null);
 }
 
 export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
+  const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
+  if (v.kind === 'gemm') {
+    const g = v.gemm ?? LOGPROB_GEMM_DEFAULT;
+    return { partial: { shader: 'logprob/gemm', f16Weights: v.f16, constants: { BM: g.bm, BN: g.bn, BK: g.bk } }, combine };
+  }
   return {
     partial: { shader: !v.f16 && v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial', f16Weights: v.f16, constants: { WG: wg } },
-    combine: { shader: 'logprob/combine', constants: { WG: 64 } },
+    combine,
   };
 }
 
 /** Workgroup memory of partial.wgsl: Hs [ROWS·DT] + Ws [WG·(DT+1)] + red [WG·ROWS] vec2 (DT = 32). */
 export const logprobWorkgroupBytes = (wg: number): number => 4 * (LOGPROB_ROWS * 32 + wg * 33 + wg * LOGPROB_ROWS * 2);
 
-/** How many vocabulary splits: enough workgroups to fill the device, at least WG entries each. */
-export function vocabSplits(T: number, V: number, wg: number, targetWorkgroups = 512): { S: number; chunk: number } {
-  const rowTiles = ceilDiv(T, LOGPROB_ROWS);
-  const maxS = ceilDiv(V, wg);
+/**
+ * How many vocabulary splits: enough workgroups (⌈T/rows⌉ · S) to fill the device, at least one
+ * vocabulary tile of `tileV` entries each; chunk (entries per split) is a multiple of tileV.
+ */
+export function vocabSplits(T: number, V: number, tileV: number, targetWorkgroups = 512, rows = LOGPROB_ROWS): { S: number; chunk: number } {
+  const rowTiles = ceilDiv(T, rows);
+  const maxS = ceilDiv(V, tileV);
   let S = Math.min(maxS, Math.max(1, ceilDiv(targetWorkgroups, rowTiles)));
-  const chunk = ceilDiv(ceilDiv(V, S), wg) * wg;
+  const chunk = ceilDiv(ceilDiv(V, S), tileV) * tileV;
   S = ceilDiv(V, chunk);
   return { S, chunk };
 }
@@ -67,20 +120,62 @@ export interface LogprobArgs {
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
 export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
   const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob'), ...a.variant };
-  const wg = variant.wg ?? 64;
-  const bytes = logprobWorkgroupBytes(wg);
-  if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {
-    throw new Error(`logprob: WG=${wg} needs ${bytes} B of workgroup memory, above this device's ${rt.limits.maxComputeWorkgroupStorageSize}`);
+  if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
+  if (variant.f16 && !rt.hasF16) throw new Error(`logprob: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
+  let rows: number, tileV: number;
+  if (variant.kind === 'gemm') {
+    const g = variant.gemm ?? LOGPROB_GEMM_DEFAULT;
+    const problem = gemmConfigProblem(g, rt.limits);
+    if (problem) throw new Error(`logprob: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
+    rows = g.bm;
+    tileV = g.bn;
+  } else {
+    const wg = variant.wg ?? 64;
+    const bytes = logprobWorkgroupBytes(wg);
+    if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {
+      throw new Error(`logprob: WG=${wg} needs ${bytes} B of workgroup memory, above this device's ${rt.limits.maxComputeWorkgroupStorageSize}`);
+    }
+    rows = LOGPROB_ROWS;
+    tileV = wg;
   }
   const specs = logprobSpecs(variant);
-  const { S, chunk } = vocabSplits(a.T, a.V, wg);
+  const { S, chunk } = vocabSplits(a.T, a.V, tileV, 512, rows);
   const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
   const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
-  if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
   const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), 'logprob.partial.params');
-  rt.dispatch(specs.partial, [u1, a.H, a.W, a.targets, partial, tgt], ceilDiv(a.T, LOGPROB_ROWS) * S);
+  // gemm.wgsl binds H and W a second time as vec4 arrays (read-only aliases) for d % 4 = 0.
+  const buffers = variant.kind === 'gemm' ? [u1, a.H, a.W, a.targets, partial, tgt, a.H, a.W] : [u1, a.H, a.W, a.targets, partial, tgt];
+  rt.dispatch(specs.partial, buffers, ceilDiv(a.T, rows) * S);
   const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
   rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp], ceilDiv(a.T, 64));
+}
+
+/**
+ * Run a variant once on this device against the CPU twin, before it is ever chosen (the autotuner,
+ * and variants that no software adapter can run in CI): a small case with a ragged shape (T, V,
+ * d not multiples of any tile), masks, a target on the last vocabulary entry, soft-cap on, and the
+ * f16-rounded twin for f16 weights. Throws only when the variant cannot run here at all (the
+ * error logprobGpu gives); a wrong result is `ok: false`.
+ */
+export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVariant, shape = { T: 77, V: 1037, d: 45, softcap: 15 }): Promise<ValidateResult> {
+  const { T, V, d, softcap } = shape;
+  const r = rng(0x10b9);
+  const H = new Float32Array(T * d).map(() => 2 * r() - 1);
+  const W = new Float32Array(V * d).map(() => (2 * r() - 1) * (8 / Math.sqrt(d)));
+  const targets = new Uint32Array(T).map(() => Math.floor(r() * V));
+  targets[T - 1] = V - 1;
+  targets[0] = 0;
+  const mask = new Uint32Array(T).map(() => (r() < 0.85 ? 1 : 0));
+  mask[0] = mask[T - 1] = 1;
+  const want = logprobCpu(H, variant.f16 ? roundThroughF16(W) : W, targets, mask, T, V, d, 1, T, softcap);
+  const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
+  try {
+    logprobGpu(rt, { ...bufs, T, V, d, variant, softcap });
+    const got = await rt.readF32(bufs.logp, T);
+    return validate(got, want.logp, { atol: 1e-4, rtol: 1e-5, mask });
+  } finally {
+    for (const b of Object.values(bufs)) rt.release(b);
+  }
 }
 
 /** Check targets before upload: a masked-in target outside the vocabulary would never be found. */

@@ -12,7 +12,7 @@ import { settings } from '../env.js';
 
 export const KERNEL_VARIANTS = {
   matmul: ['tiled', 'direct'],
-  logprob: ['tiled', 'direct'],
+  logprob: ['gemm', 'tiled', 'direct'],
   rowmax: ['reduce', 'direct'],
 } as const;
 
