@@ -38,6 +38,8 @@ export interface LogprobVariant {
   kind?: 'tiled' | 'direct' | 'gemm';
   /** tile sizes of the 'gemm' kernel (default LOGPROB_GEMM_DEFAULT) */
   gemm?: LogprobGemmConfig;
+  /** workgroups to aim for when splitting the vocabulary (default 512; 1: no split) — see vocabSplits */
+  targetWorkgroups?: number;
 }
 
 /** Threads per workgroup of a gemm configuration. */
@@ -139,7 +141,7 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
     tileV = wg;
   }
   const specs = logprobSpecs(variant);
-  const { S, chunk } = vocabSplits(a.T, a.V, tileV, 512, rows);
+  const { S, chunk } = vocabSplits(a.T, a.V, tileV, variant.targetWorkgroups ?? 512, rows);
   const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
   const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
   const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), 'logprob.partial.params');

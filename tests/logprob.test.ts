@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logprobCpu, logprobGpu, LogprobVariant } from '../kernels/logprob.js';
+import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import type { GpuRuntime } from '../src/gpu/runtime.js';
@@ -146,4 +146,110 @@ describe('fused LM-head log-likelihood', async () => {
     const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, mask: c.mask });
     expect(v.ok, v.summary).toBe(true);
   });
+
+  // ---- 'gemm': the register-blocked GEMM kernel (the hardware default), forced here ----
+  const GEMM = { kind: 'gemm' } as const;
+  const check = async (c: Case, variant: LogprobVariant, what: string, softcap = 0, W16 = false) => {
+    const cpu = logprobCpu(c.H, W16 ? roundThroughF16(c.W) : c.W, c.targets, c.mask, c.T, c.V, c.d, c.B, c.L, softcap);
+    const gpu = await runGpu(rt!, c, variant, W16 ? toF16(c.W) : c.W, softcap);
+    const v = validate(gpu.logp, cpu.logp, { atol: 1e-4, rtol: 2e-6, mask: c.mask });
+    expect(v.ok, `${what} ${JSON.stringify(variant)} T=${c.T} V=${c.V} d=${c.d} cap=${softcap}: ${v.summary}`).toBe(true);
+    for (let t = 0; t < c.T; t++) if (!c.mask[t]) expect(gpu.logp[t], `masked position ${t}`).toBe(0);
+    return gpu.logp;
+  };
+
+  it.skipIf(!rt)('gemm matches the CPU twin on ragged shapes (T, V, d off every tile; d % 4 = 0 and not), masks, split and unsplit vocabulary', async () => {
+    const shapes = [
+      { T: 1, V: 1001, d: 33, B: 1 },   // one position in a 64-row tile, scalar loads
+      { T: 65, V: 1030, d: 17, B: 5 },  // one row past the tile; V off the 128-entry tile
+      { T: 130, V: 2053, d: 48, B: 2 }, // vec4 loads (d % 4 = 0), three row tiles
+      { T: 9, V: 64, d: 1, B: 1 },      // vocabulary smaller than one tile, d = 1
+      { T: 70, V: 777, d: 70, B: 7 },   // d % 4 = 2, K loop of three steps with a ragged last one
+    ];
+    for (const s of shapes) {
+      const c = makeCase(r, s.T, s.V, s.d, s.B, 4);
+      await check(c, GEMM, 'split');
+      // targetWorkgroups 1: no vocabulary split, every workgroup walks all of V in BN tiles
+      // (running max/sum carried across tiles, accumulators re-zeroed per tile).
+      await check(c, { ...GEMM, targetWorkgroups: 1 }, 'unsplit');
+    }
+  });
+
+  it.skipIf(!rt)('gemm: targets on every tile and split edge, at row-tile edges, soft-cap on and off', async () => {
+    const T = 130, V = 1000, d = 36;
+    const { chunk } = vocabSplits(T, V, LOGPROB_GEMM_DEFAULT.bn, 12, LOGPROB_GEMM_DEFAULT.bm);
+    expect(chunk).toBeGreaterThan(LOGPROB_GEMM_DEFAULT.bn); // several tiles per split, so tile edges inside splits exist
+    const c = makeCase(r, T, V, d, 2, 6);
+    const edges = [0, 1, 127, 128, 129, 255, 256, chunk - 1, chunk, chunk + 1, 2 * chunk - 1, V - 2, V - 1];
+    for (let t = 0; t < T; t++) c.targets[t] = edges[t % edges.length];
+    for (const t of [0, 63, 64, 127, 128, 129]) c.mask[t] = 1; // row-tile edges scored
+    for (const cap of [0, 3]) {
+      await check(c, { ...GEMM, targetWorkgroups: 12 }, 'edges', cap);
+      await check(c, GEMM, 'edges', cap);
+    }
+  });
+
+  it.skipIf(!rt)('gemm equals the tiled kernel (to f32 rounding) on the same inputs, with and without soft-cap', async () => {
+    for (const [c, cap] of [[makeCase(r, 100, 3001, 40, 4, 8), 0], [makeCase(r, 33, 1500, 31, 3, 40), 30]] as const) {
+      const a = await check(c, GEMM, 'gemm', cap);
+      const b = await check(c, { kind: 'tiled' }, 'tiled', cap);
+      const v = validate(a, b, { atol: 2e-5, rtol: 1e-6, mask: c.mask });
+      expect(v.ok, `gemm vs tiled cap=${cap}: ${v.summary}`).toBe(true);
+    }
+  });
+
+  it.skipIf(!rt)('gemm: large-magnitude logits (rows of exactly ±80 and ±3000, the rest spread ±100) stay finite and match', async () => {
+    const T = 70, V = 300, d = 8;
+    const c = makeCase(r, T, V, d, 1, 1);
+    c.mask.fill(1);
+    // W entries ±10, so h·w = ±10 Σh: row 0 (H = 1) gives exactly ±80, row 69 (second row tile,
+    // H = 37.5) exactly ±3000 (sums exact in f32); the random rows land within about ±100.
+    for (let v = 0; v < V; v++) for (let k = 0; k < d; k++) c.W[v * d + k] = (v % 2 ? -80 : 80) / d;
+    for (let k = 0; k < d; k++) { c.H[k] = 1; c.H[69 * d + k] = 3000 / 80; }
+    c.targets[0] = 0;
+    c.targets[69] = V - 1; // odd: logit -3000
+    const cpu = logprobCpu(c.H, c.W, c.targets, c.mask, T, V, d);
+    expect(Math.min(...cpu.logp)).toBeLessThan(-5000); // an odd target on row 69: -6000 - log 150
+    const logp = await check(c, GEMM, 'extreme');
+    expect(logp.every(Number.isFinite)).toBe(true);
+    await check(c, GEMM, 'extreme capped', 50);
+  });
+
+  it.skipIf(!rt || !rt.hasF16)('gemm with f16 weights matches the CPU twin on f16-rounded weights (vec4 and scalar paths, soft-cap)', async () => {
+    for (const [c, cap] of [[makeCase(r, 70, 999, 41, 2, 4), 0], [makeCase(r, 70, 1029, 64, 2, 12), 5]] as const) {
+      await check(c, { ...GEMM, f16: true }, 'f16', cap, true);
+    }
+  });
+
+  it.skipIf(!rt)('gemm tile configurations: those valid for this adapter run and agree; invalid ones are refused clearly', async () => {
+    const configs = logprobGemmConfigs(rt!.limits);
+    expect(configs[0]).toEqual(LOGPROB_GEMM_DEFAULT);
+    expect(configs.length).toBeGreaterThan(3);
+    for (const g of configs) expect(gemmConfigProblem(g, rt!.limits)).toBeNull();
+    const c = makeCase(r, 140, 1100, 23, 4, 4);
+    for (const g of [{ bm: 32, bn: 64, bk: 16 }, { bm: 128, bn: 64, bk: 16 }]) {
+      expect(configs).toContainEqual(g);
+      await check(c, { ...GEMM, gemm: g }, 'config');
+    }
+    const bufs = [rt!.upload(c.H), rt!.upload(c.W), rt!.upload(c.targets), rt!.upload(c.mask), rt!.acquire(c.T * 4)];
+    const run = (gemm: { bm: number; bn: number; bk: number }) => () =>
+      logprobGpu(rt!, { H: bufs[0], W: bufs[1], targets: bufs[2], mask: bufs[3], logp: bufs[4], T: c.T, V: c.V, d: c.d, variant: { kind: 'gemm', gemm } });
+    expect(run({ bm: 12, bn: 128, bk: 32 })).toThrow(/variant 'gemm' cannot run.*bm=12 must be a positive multiple of 8/);
+    expect(run({ bm: 64, bn: 96, bk: 32 })).toThrow(/bn=96 must be 4 × a power of two/);
+    expect(run({ bm: 256, bn: 256, bk: 16 })).toThrow(/threads per workgroup, above this device/);
+    expect(run({ bm: 128, bn: 128, bk: 256 })).toThrow(/workgroup memory, above this device/);
+    for (const b of bufs) rt!.release(b);
+    // Limits of a 48 KiB device (NVIDIA) admit more configurations than 16 KiB.
+    const lim = (kib: number) => ({ maxComputeWorkgroupStorageSize: kib * 1024, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 });
+    expect(logprobGemmConfigs(lim(48)).length).toBeGreaterThan(logprobGemmConfigs(lim(16)).length);
+  });
+
+  it.skipIf(!rt)('validateLogprobVariant: gemm (f32, f16) and tiled pass against the CPU twin on this adapter', async () => {
+    for (const v of [GEMM, { kind: 'tiled' }, ...(rt!.hasF16 ? [{ ...GEMM, f16: true }] : [])] as LogprobVariant[]) {
+      const res = await validateLogprobVariant(rt!, v);
+      expect(res.ok, `${JSON.stringify(v)}: ${res.summary}`).toBe(true);
+      expect(res.checked).toBeGreaterThan(50);
+    }
+  });
 });
+

@@ -19,7 +19,8 @@ describe('kernel variants', () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     expect(kernelVariant(adapter(true), 'matmul')).toBe('direct');
     expect(kernelVariant(adapter(false), 'matmul')).toBe('tiled');
-    expect(kernelVariant(adapter(false), 'logprob')).toBe('tiled');
+    expect(kernelVariant(adapter(false), 'logprob')).toBe('gemm');
+    expect(kernelVariant(adapter(true), 'logprob')).toBe('direct');
     expect(kernelVariant(adapter(false), 'rowmax')).toBe('reduce');
     expect(kernelVariant(adapter(true), 'rowmax')).toBe('direct');
   });

@@ -1,8 +1,8 @@
 // The one policy that chooses a kernel variant for an adapter. Where CPU rasterisers and GPUs want
 // different code, each op has a 'direct' variant (no workgroup memory or barriers, operands read
 // straight from storage: fast on SwiftShader and lavapipe) and a variant for GPUs ('tiled' for
-// matmul and logprob, 'reduce' for the row-max pool). Software adapters get 'direct', hardware
-// ones the other — unless CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark
+// matmul, 'gemm' for logprob, 'reduce' for the row-max pool). Software adapters get 'direct', hardware
+// ones the first of the op's list — unless CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark
 // or a bug report:
 //   CONCORD_KERNEL_VARIANT=direct                    every op that has a 'direct' variant
 //   CONCORD_KERNEL_VARIANT=matmul=tiled,logprob=direct   per op
