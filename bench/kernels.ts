@@ -6,7 +6,8 @@
 // synchronisation overheads a real caller pays.
 
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
-import { logprobCpu, logprobFlops, logprobGpu, logprobWorkgroupBytes } from '../kernels/logprob.js';
+import { LOGPROB_GEMM_DEFAULT, logprobCpu, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
+import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
@@ -146,10 +147,15 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'logprob', variant: 'f64', device: cpuName, shape: cpuT === T ? shape : `T${cpuT} V${V} d${d}`, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(cpuT, V, d) / t.ms / 1e6 });
     }
     if (rt && devices.includes('webgpu')) {
-      const variants: { wg: number; f16: boolean; kind: 'tiled' | 'direct' }[] = [];
+      const variants: LogprobVariant[] = [];
       for (const wg of [32, 64, 128]) if (logprobWorkgroupBytes(wg) <= rt.limits.maxComputeWorkgroupStorageSize) variants.push({ wg, f16: false, kind: 'tiled' });
       variants.push({ wg: 64, f16: false, kind: 'direct' });
       if (rt.hasF16) variants.push({ wg: 64, f16: true, kind: 'tiled' });
+      variants.push({ f16: false, kind: 'gemm' });
+      if (rt.hasF16) variants.push({ f16: true, kind: 'gemm' });
+      variants.push({ f16: false }); // kind from kernelVariant(): the adapter's default or CONCORD_KERNEL_VARIANT's
+      const { bm, bn, bk } = LOGPROB_GEMM_DEFAULT;
+      const label = (v: LogprobVariant) => (!v.kind ? `default=${kernelVariant(rt, 'logprob')}` : v.kind === 'gemm' ? `gemm ${bm}x${bn}x${bk}` : `${v.kind} wg${v.wg}`) + (v.f16 ? ' f16-W' : '');
       for (const variant of variants) {
         const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
         const ref = variant.f16 ? logprobCpu(H.subarray(0, cpuT * d), roundThroughF16(W), targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d) : want;
@@ -158,7 +164,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         const got = (await rt.readF32(bufs.logp, T)).subarray(0, cpuT);
         const v = validate(got, ref.logp, { atol: 1e-4 });
         const t = await timeIt(run, 500, 20);
-        push({ kernel: 'logprob', variant: `${variant.kind} wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        push({ kernel: 'logprob', variant: label(variant), device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }
