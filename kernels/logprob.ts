@@ -1,10 +1,12 @@
 // Fused LM-head log-likelihood: for every position t, log p(target_t) = h_t·w_target − logsumexp_v(h_t·w_v),
-// without ever writing the T×V logits (shaders/logprob/partial.wgsl → combine.wgsl),
-// plus the masked per-sequence sum, count and mean. The CPU twin below computes the same in f64.
+// without ever writing the T×V logits (pass 1: shaders/logprob/gemm.wgsl on hardware GPUs — a
+// register-blocked GEMM with the online softmax in its epilogue —, partial.wgsl or, on software
+// adapters, direct.wgsl; pass 2: combine.wgsl), plus the masked per-sequence sum, count and mean.
+// The CPU twin below computes the same in f64.
 //
 // Why split over V: one workgroup per position would leave most of a large GPU idle for short
 // batches (T of a few hundred) while each walks a 32k–152k vocabulary. Splitting V into S chunks
-// gives T/ROWS × S workgroups; each writes a (max, sumexp) partial, merged exactly in pass 2.
+// gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes a (max, sumexp) partial, merged exactly in pass 2.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { kernelVariant } from '../src/gpu/variants.js';
