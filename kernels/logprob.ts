@@ -36,8 +36,11 @@ export interface LogprobVariant {
    * loop — for CPU-rasteriser adapters, where it measured ~25% faster; f16 weights take the tiled
    * kernel. 'gemm' (gemm.wgsl): a register-blocked GEMM, `gemm` positions × vocabulary entries per
    * workgroup, 8 × 4 per thread, online softmax in the epilogue — the hardware-GPU default.
+   * 'sgmat' (sgmat.wgsl): EXPERIMENTAL, the same on the matrix units (subgroup matrices, f16
+   * operands — H too — and f32 accumulators); only where the adapter lists the configuration, never
+   * a default, and to be checked with validateLogprobVariant on the device before use.
    */
-  kind?: 'tiled' | 'direct' | 'gemm';
+  kind?: 'tiled' | 'direct' | 'gemm' | 'sgmat';
   /** tile sizes of the 'gemm' kernel (default LOGPROB_GEMM_DEFAULT) */
   gemm?: LogprobGemmConfig;
   /** workgroups to aim for when splitting the vocabulary (default 512; 1: no split) — see vocabSplits */
@@ -73,9 +76,43 @@ export function logprobGemmConfigs(limits: Parameters<typeof gemmConfigProblem>[
   return out.filter((c) => gemmConfigProblem(c, limits) === null);
 }
 
-export function logprobSpecs(v: LogprobVariant = {}): { partial: ProgramSpec; combine: ProgramSpec } {
+/** Workgroup memory of sgmat.wgsl: Hs + Ws (64 × 32 f16 each) + Ls (64 × 64 f32) + red (128 vec2). */
+export const SGMAT_WORKGROUP_BYTES = 2 * 2 * 64 * 32 + 4 * 64 * 64 + 8 * 128;
+export const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+interface SubgroupMatrixConfigLike { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/**
+ * Why the 'sgmat' kernel cannot run on this device (null: it can), and the subgroup size it is
+ * compiled for. Needs the subgroup-matrix feature (Dawn: behind the allow_unsafe_apis toggle; no
+ * software adapter has it), shader-f16, an f16 → f32 16 × 16 × 16 configuration in
+ * adapter.info.subgroupMatrixConfigs, and one fixed subgroup size of at least 32.
+ */
+export function sgmatProblem(rt: GpuRuntime): { problem: string | null; sg: number } {
+  const info = rt.handle.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfigLike[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const sg = info.subgroupMaxSize ?? 0;
+  if (!rt.device.features.has(SGMAT_FEATURE as GPUFeatureName)) {
+    return { problem: `the device has no '${SGMAT_FEATURE}' feature (no software adapter offers it; Dawn exposes it only with the allow_unsafe_apis toggle)`, sg };
+  }
+  if (!rt.hasF16) return { problem: 'the device has no shader-f16 feature', sg };
+  const configs = [...(info.subgroupMatrixConfigs ?? [])];
+  if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {
+    const listed = configs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none';
+    return { problem: `the adapter lists no f16→f32 16×16×16 subgroup-matrix configuration (it lists: ${listed})`, sg };
+  }
+  if (!(sg >= 32 && info.subgroupMinSize === sg)) return { problem: `the kernel needs one fixed subgroup size ≥ 32 (adapter: ${info.subgroupMinSize}–${info.subgroupMaxSize})`, sg };
+  if (4 * sg > rt.limits.maxComputeInvocationsPerWorkgroup) return { problem: `${4 * sg} threads per workgroup exceed this device's ${rt.limits.maxComputeInvocationsPerWorkgroup}`, sg };
+  if (SGMAT_WORKGROUP_BYTES > rt.limits.maxComputeWorkgroupStorageSize) return { problem: `${SGMAT_WORKGROUP_BYTES} B of workgroup memory exceed this device's ${rt.limits.maxComputeWorkgroupStorageSize}`, sg };
+  return { problem: null, sg };
+}
+
+/** Program specs of a variant; `sg` is the subgroup size the 'sgmat' kernel is compiled for. */
+export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
+  if (v.kind === 'sgmat') {
+    return { partial: { shader: 'logprob/sgmat', f16Weights: v.f16, constants: { SG: sg ?? 32 } }, combine };
+  }
   if (v.kind === 'gemm') {
     const g = v.gemm ?? LOGPROB_GEMM_DEFAULT;
     return { partial: { shader: 'logprob/gemm', f16Weights: v.f16, constants: { BM: g.bm, BN: g.bn, BK: g.bk } }, combine };
@@ -126,8 +163,14 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
   const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob'), ...a.variant };
   if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
   if (variant.f16 && !rt.hasF16) throw new Error(`logprob: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
-  let rows: number, tileV: number;
-  if (variant.kind === 'gemm') {
+  let rows: number, tileV: number, sg: number | undefined;
+  if (variant.kind === 'sgmat') {
+    const check = sgmatProblem(rt);
+    if (check.problem) throw new Error(`logprob: variant 'sgmat' cannot run on this device (${rt.name}): ${check.problem}`);
+    rows = 64;
+    tileV = 64;
+    sg = check.sg;
+  } else if (variant.kind === 'gemm') {
     const g = variant.gemm ?? LOGPROB_GEMM_DEFAULT;
     const problem = gemmConfigProblem(g, rt.limits);
     if (problem) throw new Error(`logprob: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
@@ -142,7 +185,7 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
     rows = LOGPROB_ROWS;
     tileV = wg;
   }
-  const specs = logprobSpecs(variant);
+  const specs = logprobSpecs(variant, sg);
   const { S, chunk } = vocabSplits(a.T, a.V, tileV, variant.targetWorkgroups ?? 512, rows);
   const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
   const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
@@ -158,7 +201,7 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
  * Run a variant once on this device against the CPU twin, before it is ever chosen (the autotuner,
  * and variants that no software adapter can run in CI): a small case with a ragged shape (T, V,
  * d not multiples of any tile), masks, a target on the last vocabulary entry, soft-cap on, and the
- * f16-rounded twin for f16 weights. Throws only when the variant cannot run here at all (the
+ * f16-rounded twin for f16 weights (and for 'sgmat', whose matrix units take H in f16 as well). Throws only when the variant cannot run here at all (the
  * error logprobGpu gives); a wrong result is `ok: false`.
  */
 export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVariant, shape = { T: 77, V: 1037, d: 45, softcap: 15 }): Promise<ValidateResult> {
@@ -171,7 +214,10 @@ export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVar
   targets[0] = 0;
   const mask = new Uint32Array(T).map(() => (r() < 0.85 ? 1 : 0));
   mask[0] = mask[T - 1] = 1;
-  const want = logprobCpu(H, variant.f16 ? roundThroughF16(W) : W, targets, mask, T, V, d, 1, T, softcap);
+  // 'sgmat' rounds H and W to f16 on the way into the matrix units (f32 accumulation): its twin
+  // takes both rounded; f16 weights: W rounded.
+  const sg = variant.kind === 'sgmat';
+  const want = logprobCpu(sg ? roundThroughF16(H) : H, variant.f16 || sg ? roundThroughF16(W) : W, targets, mask, T, V, d, 1, T, softcap);
   const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
   try {
     logprobGpu(rt, { ...bufs, T, V, d, variant, softcap });

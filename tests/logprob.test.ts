@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
+import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
-import type { GpuRuntime } from '../src/gpu/runtime.js';
+import { programSource, type GpuRuntime } from '../src/gpu/runtime.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
 
 interface Case { H: Float32Array; W: Float32Array; targets: Uint32Array; mask: Uint32Array; T: number; V: number; d: number; B: number; L: number }
@@ -250,6 +250,31 @@ describe('fused LM-head log-likelihood', async () => {
       expect(res.ok, `${JSON.stringify(v)}: ${res.summary}`).toBe(true);
       expect(res.checked).toBeGreaterThan(50);
     }
+  });
+
+  // ---- 'sgmat' (subgroup matrices): cannot run on a software adapter; refused clearly there,
+  // and its WGSL is compile-checked on Dawn's null backend (which offers the feature but runs nothing) ----
+  it.skipIf(!rt)('sgmat is refused with the reason on an adapter without subgroup matrices (all software adapters), also by validateLogprobVariant', async () => {
+    expect(rt!.device.features.has(SGMAT_FEATURE as GPUFeatureName)).toBe(false);
+    expect(sgmatProblem(rt!).problem).toMatch(/no 'chromium-experimental-subgroup-matrix' feature/);
+    const c = makeCase(r, 3, 100, 8, 1, 1);
+    await expect(runGpu(rt!, c, { kind: 'sgmat' })).rejects.toThrow(/variant 'sgmat' cannot run on this device .*subgroup-matrix/);
+    await expect(validateLogprobVariant(rt!, { kind: 'sgmat' })).rejects.toThrow(/variant 'sgmat' cannot run/);
+  });
+
+  it('sgmat WGSL (f32 and f16 weights) compiles without errors or warnings on Dawn\'s null backend', async () => {
+    const { create } = await import('webgpu');
+    const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'dawn.node null backend adapter').toBeTruthy();
+    expect(adapter!.features.has(SGMAT_FEATURE as GPUFeatureName)).toBe(true);
+    const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', SGMAT_FEATURE as GPUFeatureName] });
+    for (const f16Weights of [false, true]) {
+      const module = device.createShaderModule({ code: programSource({ shader: 'logprob/sgmat', f16Weights }) });
+      const messages = (await module.getCompilationInfo()).messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
+      expect(messages, `f16Weights=${f16Weights}`).toEqual([]);
+    }
+    device.destroy();
   });
 });
 

@@ -12,7 +12,7 @@ import { settings } from '../env.js';
 
 export const KERNEL_VARIANTS = {
   matmul: ['tiled', 'direct'],
-  logprob: ['gemm', 'tiled', 'direct'],
+  logprob: ['gemm', 'tiled', 'direct', 'sgmat'], // sgmat: experimental, never a default (validateLogprobVariant first)
   rowmax: ['reduce', 'direct'],
 } as const;
 
