@@ -6,7 +6,7 @@
 // synchronisation overheads a real caller pays.
 
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
-import { LOGPROB_GEMM_DEFAULT, logprobCpu, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
+import { logprobCpu, logprobGemmConfigFor, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
@@ -154,7 +154,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       variants.push({ f16: false, kind: 'gemm' });
       if (rt.hasF16) variants.push({ f16: true, kind: 'gemm' });
       variants.push({ f16: false }); // kind from kernelVariant(): the adapter's default or CONCORD_KERNEL_VARIANT's
-      const { bm, bn, bk } = LOGPROB_GEMM_DEFAULT;
+      const { bm, bn, bk } = logprobGemmConfigFor(T, rt.limits);
       const label = (v: LogprobVariant) => (!v.kind ? `default=${kernelVariant(rt, 'logprob')}` : v.kind === 'gemm' ? `gemm ${bm}x${bn}x${bk}` : `${v.kind} wg${v.wg}`) + (v.f16 ? ' f16-W' : '');
       for (const variant of variants) {
         const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };

@@ -25,6 +25,8 @@ export const LOGPROB_ROWS = 8; // positions per workgroup (const ROWS in partial
 export interface LogprobGemmConfig { bm: number; bn: number; bk: number }
 
 export const LOGPROB_GEMM_DEFAULT: LogprobGemmConfig = { bm: 64, bn: 128, bk: 32 };
+/** For short batches (T ≤ 32) half the rows: W is still read once, and half the FLOPs are not wasted on padding rows. */
+export const LOGPROB_GEMM_SHORT: LogprobGemmConfig = { bm: 32, bn: 128, bk: 32 };
 
 export interface LogprobVariant {
   /** threads per workgroup, each owning one vocabulary entry of the current tile ('tiled', 'direct') */
@@ -41,7 +43,7 @@ export interface LogprobVariant {
    * a default, and to be checked with validateLogprobVariant on the device before use.
    */
   kind?: 'tiled' | 'direct' | 'gemm' | 'sgmat';
-  /** tile sizes of the 'gemm' kernel (default LOGPROB_GEMM_DEFAULT) */
+  /** tile sizes of the 'gemm' kernel (default: logprobGemmConfigFor(T, limits)) */
   gemm?: LogprobGemmConfig;
   /** workgroups to aim for when splitting the vocabulary (default 512; 1: no split) — see vocabSplits */
   targetWorkgroups?: number;
@@ -107,6 +109,11 @@ export function sgmatProblem(rt: GpuRuntime): { problem: string | null; sg: numb
 }
 
 /** Program specs of a variant; `sg` is the subgroup size the 'sgmat' kernel is compiled for. */
+/** The gemm tiles used when none is given: LOGPROB_GEMM_SHORT for T ≤ 32, else LOGPROB_GEMM_DEFAULT (when the device allows). */
+export function logprobGemmConfigFor(T: number, limits: Parameters<typeof gemmConfigProblem>[1]): LogprobGemmConfig {
+  return T <= LOGPROB_GEMM_SHORT.bm && gemmConfigProblem(LOGPROB_GEMM_SHORT, limits) === null ? LOGPROB_GEMM_SHORT : LOGPROB_GEMM_DEFAULT;
+}
+
 export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
@@ -171,7 +178,7 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
     tileV = 64;
     sg = check.sg;
   } else if (variant.kind === 'gemm') {
-    const g = variant.gemm ?? LOGPROB_GEMM_DEFAULT;
+    const g = (variant.gemm ??= logprobGemmConfigFor(a.T, rt.limits));
     const problem = gemmConfigProblem(g, rt.limits);
     if (problem) throw new Error(`logprob: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
     rows = g.bm;

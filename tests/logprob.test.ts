@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
+import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGemmConfigFor, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { programSource, type GpuRuntime } from '../src/gpu/runtime.js';
@@ -160,10 +160,11 @@ describe('fused LM-head log-likelihood', async () => {
 
   it.skipIf(!rt)('gemm matches the CPU twin on ragged shapes (T, V, d off every tile; d % 4 = 0 and not), masks, split and unsplit vocabulary', async () => {
     const shapes = [
-      { T: 1, V: 1001, d: 33, B: 1 },   // one position in a 64-row tile, scalar loads
+      { T: 1, V: 1001, d: 33, B: 1 },   // one position in a (short-batch, 32-row) tile, scalar loads
       { T: 65, V: 1030, d: 17, B: 5 },  // one row past the tile; V off the 128-entry tile
       { T: 130, V: 2053, d: 48, B: 2 }, // vec4 loads (d % 4 = 0), three row tiles
       { T: 9, V: 64, d: 1, B: 1 },      // vocabulary smaller than one tile, d = 1
+      { T: 32, V: 300, d: 12, B: 4 },   // exactly one short-batch row tile
       { T: 70, V: 777, d: 70, B: 7 },   // d % 4 = 2, K loop of three steps with a ragged last one
     ];
     for (const s of shapes) {
@@ -224,6 +225,9 @@ describe('fused LM-head log-likelihood', async () => {
   it.skipIf(!rt)('gemm tile configurations: those valid for this adapter run and agree; invalid ones are refused clearly', async () => {
     const configs = logprobGemmConfigs(rt!.limits);
     expect(configs[0]).toEqual(LOGPROB_GEMM_DEFAULT);
+    expect(configs).toContainEqual(LOGPROB_GEMM_SHORT);
+    expect(logprobGemmConfigFor(32, rt!.limits)).toEqual(LOGPROB_GEMM_SHORT); // short batches: 32-row tiles
+    expect(logprobGemmConfigFor(33, rt!.limits)).toEqual(LOGPROB_GEMM_DEFAULT);
     expect(configs.length).toBeGreaterThan(3);
     for (const g of configs) expect(gemmConfigProblem(g, rt!.limits)).toBeNull();
     const c = makeCase(r, 140, 1100, 23, 4, 4);
