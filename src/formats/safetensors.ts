@@ -10,7 +10,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, wri
 import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ModelFileError } from '../errors.js';
-import type { ChunkTarget, TensorRef } from '../models/types.js';
+import type { ChunkScratch, ChunkTarget, TensorRef } from '../models/types.js';
 import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f32IntoF16Bits, f32ToF16Bits } from '../util/f16.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
@@ -153,13 +153,14 @@ export class FileTensorRef implements TensorRef {
    * The elements in order, `maxElems` at a time, converted to `to`. The yielded arrays are reused
    * between steps: consume each before asking for the next. bf16 → f16 goes through a table, never f32.
    */
-  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
+  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS, scratch: ChunkScratch = {}): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
     const t = this.info, el = DTYPE_BYTES[t.dtype];
     const per = Math.max(2, Math.min(maxElems, this.length)) & ~1; // even, so f16 chunks stay 4-byte multiples
     const same = (t.dtype === 'F32' && to === 'f32') || (t.dtype === 'F16' && to === 'f16');
-    // Raw bytes as read, and (when the type changes) the converted chunk.
-    const raw = t.dtype === 'F32' ? new Float32Array(per) : new Uint16Array(per);
-    const conv = same ? null : to === 'f32' ? new Float32Array(per) : new Uint16Array(per);
+    // Raw bytes as read, and (when the type changes) the converted chunk: 4 bytes an element at most.
+    const buf = (k: 'raw' | 'conv') => (scratch[k] && scratch[k].byteLength >= per * 4 ? scratch[k] : (scratch[k] = new ArrayBuffer(per * 4)));
+    const raw = t.dtype === 'F32' ? new Float32Array(buf('raw'), 0, per) : new Uint16Array(buf('raw'), 0, per);
+    const conv = same ? null : to === 'f32' ? new Float32Array(buf('conv'), 0, per) : new Uint16Array(buf('conv'), 0, per);
     const fd = openForRead(t);
     try {
       for (let off = 0; off < this.length; off += per) {

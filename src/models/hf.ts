@@ -22,7 +22,7 @@ import { ModelFileError } from '../errors.js';
 import { DEFAULT_CHUNK_ELEMS, FileTensorRef, openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { toF16 } from '../util/f16.js';
-import type { ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from './types.js';
+import type { ChunkScratch, ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from './types.js';
 
 export const SUPPORTED_ARCHITECTURES = [
   'LlamaForCausalLM', 'MistralForCausalLM', 'MinistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM',
@@ -380,7 +380,7 @@ class DerivedRef implements TensorRef {
   get sourceOrder(): number { return this.from.sourceOrder; }
   get source(): string { return this.from.source; }
   read(): Float32Array { return this.make(this.from.read()); }
-  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
+  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS, _scratch?: ChunkScratch): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
     const all = this.read();
     const per = Math.max(2, maxElems) & ~1;
     for (let off = 0; off < all.length; off += per) {

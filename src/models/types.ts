@@ -93,6 +93,9 @@ export interface LoadedWeights {
   refs?: Map<string, TensorRef>;
 }
 
+/** Chunk buffers reused across TensorRef.chunks() calls (one consumer at a time). */
+export interface ChunkScratch { raw?: ArrayBuffer; conv?: ArrayBuffer }
+
 /** The storage type a streamed chunk is converted to. */
 export type ChunkTarget = 'f16' | 'f32';
 
@@ -109,8 +112,11 @@ export interface TensorRef {
   readonly source: string;
   /** The whole tensor as f32. */
   read(): Float32Array;
-  /** The elements in order, at most maxElems at a time, converted to `to`; yielded arrays are reused between steps. */
-  chunks(to: ChunkTarget, maxElems?: number): Iterable<{ data: Float32Array | Uint16Array; offset: number }>;
+  /**
+   * The elements in order, at most maxElems at a time, converted to `to`; yielded arrays are reused
+   * between steps. Pass the same `scratch` to successive calls to reuse the chunk buffers across tensors.
+   */
+  chunks(to: ChunkTarget, maxElems?: number, scratch?: ChunkScratch): Iterable<{ data: Float32Array | Uint16Array; offset: number }>;
 }
 
 export function tensor(w: LoadedWeights, name: string): Float32Array {

@@ -84,12 +84,13 @@ export class WeightUploader {
     const bytesTotal = jobs.reduce((n, j) => n + j.ref.sourceBytes, 0);
     const window = o.windowBytes ?? 64 << 20;
     let bytesDone = 0, inFlight = 0;
+    const scratch = {}; // one pair of chunk buffers for the whole model
     for (const j of jobs) {
       const el = j.f16 ? 2 : 4;
       const shard = files.indexOf(j.ref.file) + 1;
       const perElem = j.ref.length ? j.ref.sourceBytes / j.ref.length : 0;
       let done = 0;
-      for (const c of j.ref.chunks(j.f16 ? 'f16' : 'f32', o.chunkElems)) {
+      for (const c of j.ref.chunks(j.f16 ? 'f16' : 'f32', o.chunkElems, scratch)) {
         this.rt.write(j.buf, c.data, j.byteOffset + c.offset * el);
         inFlight += c.data.byteLength;
         done += c.data.length;
