@@ -27,7 +27,7 @@ import { GpuTransformer } from '../src/models/forward-gpu.js';
 import { loadHf } from '../src/models/hf.js';
 import type { LoadProgress } from '../src/models/weight-upload.js';
 import { formatLoadProgress, loadProgressPrinter } from '../src/cli/common.js';
-import { f32ToF16Bits } from '../src/util/f16.js';
+import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f16BitsToF32, f32ToF16Bits, toF16 } from '../src/util/f16.js';
 import { gpuRuntime, rng } from './helpers/gpu.js';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -195,6 +195,53 @@ describe('streaming a multi-shard checkpoint to the GPU', async () => {
   afterAll(() => { if (ck) rmSync(ck.dir, { recursive: true, force: true }); });
 });
 
+describe('chunked conversion and upload', async () => {
+  const rt = await gpuRuntime();
+
+  it('bf16 → f16 (table) and bf16/f16 → f32 give the bits of the f32 round trip for all 65,536 inputs, odd lengths and offsets included', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const h = new Uint16Array(65536), f = new Float32Array(65536), g = new Float32Array(65536);
+    bf16BitsToF16Bits(all, h);
+    bf16BitsIntoF32(all, f);
+    f16BitsIntoF32(all, g);
+    const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+    let bad = 0;
+    for (let i = 0; i < 65536; i++) {
+      u32[0] = i << 16;
+      if (h[i] !== f32ToF16Bits(f32[0])) bad++;
+      if (new Uint32Array(f.buffer)[i] !== u32[0]) bad++;
+      if (!Object.is(g[i], f16BitsToF32(i)) && !(Number.isNaN(g[i]) && Number.isNaN(f16BitsToF32(i)))) bad++;
+    }
+    expect(bad).toBe(0);
+    const odd = all.subarray(3, 10), ho = new Uint16Array(7), fo = new Float32Array(7);
+    bf16BitsToF16Bits(odd, ho);
+    bf16BitsIntoF32(odd, fo);
+    expect([...ho]).toEqual([...h.subarray(3, 10)]);
+    expect([...fo]).toEqual([...f.subarray(3, 10)]);
+  });
+
+  it.skipIf(!rt)('every uploaded tensor equals the eager f32 load (f16: its f16 rounding) with tiny, uneven chunks', async () => {
+    // d = 18, ff = 42: tensors of odd row counts and lengths not multiples of the chunk.
+    const ck = writeCheckpoint(join(tmp, 'chunks'), { V: 30, d: 18, ff: 42, heads: 3, layers: 3, shards: 2 });
+    const eager = loadHf(ck.dir);
+    for (const f16 of rt!.hasF16 ? [false, true] : [false]) {
+      const g = await GpuTransformer.create(rt!, loadHf(ck.dir, undefined, { lazy: true }), { f16, chunkElems: 10, windowBytes: 100 });
+      let checked = 0;
+      for (const [name, t] of eager.tensors) {
+        const p = g.uploads.placement(name);
+        if (!p) continue;
+        const bytes = Math.ceil((t.length * (p.f16 ? 2 : 4)) / 4) * 4;
+        const got = new Uint8Array(await rt!.read(p.buffer, bytes, p.byteOffset));
+        const want = p.f16 ? new Uint8Array(toF16(t).buffer, 0, bytes) : new Uint8Array(t.buffer, t.byteOffset, bytes);
+        expect(Buffer.compare(Buffer.from(got), Buffer.from(want)), `${name} (${p.f16 ? 'f16' : 'f32'})`).toBe(0);
+        checked++;
+      }
+      expect(checked).toBe(eager.tensors.size);
+      g.dispose();
+    }
+  });
+});
+
 describe('loader errors name the shard file and the tensor', async () => {
   const rt = await gpuRuntime();
   const small: Dims = { V: 32, d: 16, ff: 48, heads: 2, layers: 4, shards: 2 };
@@ -256,6 +303,7 @@ describe('load progress line', () => {
   const p = (done: number): LoadProgress => ({ bytesDone: done, bytesTotal: 16.06e9, shard: 2, shards: 4, file: '/m/model-00002-of-00004.safetensors', tensor: 'layers.9.w_up' });
   it('formats bytes done / total and shard i/n; one redrawn line on a terminal, nothing otherwise', () => {
     expect(formatLoadProgress(p(3.21e9))).toBe('loading weights: shard 2/4 (model-00002-of-00004.safetensors)  3.21 / 16.06 GB  19%');
+    expect(formatLoadProgress({ ...p(0), bytesDone: 150e3, bytesTotal: 600e3, shard: 1, shards: 1, file: 'C:\\m\\model.safetensors' })).toBe('loading weights: shard 1/1 (model.safetensors)  0.15 / 0.60 MB  25%');
     expect(loadProgressPrinter({ isTTY: false, write: () => { throw new Error('wrote'); } })).toBeUndefined();
     const out: string[] = [];
     const print = loadProgressPrinter({ isTTY: true, write: (s: string) => out.push(s) })!;

@@ -17,9 +17,10 @@ export const log = (s: string): void => { process.stderr.write(`${s}\n`); };
 
 /** 'loading weights: shard 2/4 (model-00002-of-00004.safetensors)  3.21 / 16.06 GB  20%' */
 export function formatLoadProgress(p: LoadProgress): string {
-  const gb = (b: number) => (b / 1e9).toFixed(2);
+  const [unit, scale] = p.bytesTotal >= 1e9 ? ['GB', 1e9] : ['MB', 1e6];
+  const n = (b: number) => (b / scale).toFixed(2);
   const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
-  return `loading weights: shard ${p.shard}/${p.shards} (${p.file.split(/[\\/]/).pop()})  ${gb(p.bytesDone)} / ${gb(p.bytesTotal)} GB  ${pct}%`;
+  return `loading weights: shard ${p.shard}/${p.shards} (${p.file.split(/[\\/]/).pop()})  ${n(p.bytesDone)} / ${n(p.bytesTotal)} ${unit}  ${pct}%`;
 }
 
 /**

@@ -5,6 +5,7 @@
 //
 // Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (matmul/tiled and
 // logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
+// weight-upload.ts places the tensors; those still in their checkpoint files stream in create().
 
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
@@ -62,7 +63,12 @@ export class GpuTransformer {
   /** Build and upload, streaming tensors still in their checkpoint files (the way to construct one from refs). */
   static async create(rt: GpuRuntime, weights: LoadedWeights, opts: GpuForwardOptions = {}): Promise<GpuTransformer> {
     const g = new GpuTransformer(rt, weights, opts);
-    await g.uploads.finish(opts);
+    try {
+      await g.uploads.finish(opts);
+    } catch (e) {
+      g.dispose();
+      throw e;
+    }
     return g;
   }
 

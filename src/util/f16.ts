@@ -83,13 +83,26 @@ export function bf16BitsToF16Bits(src: Uint16Array, dst: Uint16Array): void {
     for (let b = 0; b < 65536; b++) { u[0] = b << 16; lut[b] = f32ToF16Bits(f[0]); }
     bf16ToF16Lut = lut;
   }
-  for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
+  const n = src.length;
+  if (n % 2 === 0 && src.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0) {
+    // two values a 32-bit word (little-endian: the low half is the first)
+    const s32 = new Uint32Array(src.buffer, src.byteOffset, n / 2), d32 = new Uint32Array(dst.buffer, dst.byteOffset, n / 2);
+    for (let i = 0; i < s32.length; i++) { const w = s32[i]; d32[i] = lut[w & 0xffff] | (lut[w >>> 16] << 16); }
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[i] = lut[src[i]];
 }
 
 /** bf16 bits → f32 into dst (exact: bf16 is the top half of an f32). */
 export function bf16BitsIntoF32(src: Uint16Array, dst: Float32Array): void {
-  const u = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+  const n = src.length;
+  const u = new Uint32Array(dst.buffer, dst.byteOffset, n);
+  if (n % 2 === 0 && src.byteOffset % 4 === 0) {
+    const s32 = new Uint32Array(src.buffer, src.byteOffset, n / 2);
+    for (let i = 0; i < s32.length; i++) { const w = s32[i]; u[2 * i] = w << 16; u[2 * i + 1] = w & 0xffff0000; }
+    return;
+  }
+  for (let i = 0; i < n; i++) u[i] = src[i] << 16;
 }
 
 let f16ToF32Lut: Float32Array | null = null;
