@@ -29,6 +29,7 @@ import type { LoadProgress } from '../src/models/weight-upload.js';
 import { formatLoadProgress, loadProgressPrinter } from '../src/cli/common.js';
 import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f16BitsToF32, f32ToF16Bits, toF16 } from '../src/util/f16.js';
 import { gpuRuntime, rng } from './helpers/gpu.js';
+import { makeTinyModel } from './helpers/tiny-models.js';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const MiB = 1 << 20;
@@ -218,6 +219,16 @@ describe('chunked conversion and upload', async () => {
     bf16BitsIntoF32(odd, fo);
     expect([...ho]).toEqual([...h.subarray(3, 10)]);
     expect([...fo]).toEqual([...f.subarray(3, 10)]);
+  });
+
+  it('lazy weights (the WebGPU load) read as f32 on demand equal the eager load: GPT-2 transposes and splits, tied head', () => {
+    const dir = makeTinyModel('hf-gpt2', join(tmp, 'lazy-gpt2'));
+    const eager = loadHf(dir), lazy = loadHf(dir, undefined, { lazy: true });
+    expect(lazy.refs!.size).toBe(eager.tensors.size);
+    expect([...lazy.tensors.keys()].sort()).toEqual([...eager.tensors.keys()].sort());
+    for (const [name, t] of eager.tensors) expect([...lazy.tensors.get(name)!], name).toEqual([...t]);
+    expect(lazy.tensors.get('lm_head')).toBe(lazy.tensors.get('tok_emb'));
+    expect(lazy.refs!.get('lm_head')).toBe(lazy.refs!.get('tok_emb'));
   });
 
   it.skipIf(!rt)('every uploaded tensor equals the eager f32 load (f16: its f16 rounding) with tiny, uneven chunks', async () => {
