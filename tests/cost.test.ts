@@ -195,3 +195,48 @@ describe('roofline', () => {
     expect(formatRoofline(r)).toMatch(/peak unknown$/);
   });
 });
+
+describe('on the adapter: bench kernels and the profile carry the cost model', async () => {
+  const { gpuRuntime } = await import('./helpers/gpu.js');
+  const rt = await gpuRuntime();
+
+  test.skipIf(!rt)('runKernelBench (tiny): every case has flops, bytes and achieved rates; a software adapter has no peak', async () => {
+    const { runKernelBench } = await import('../bench/kernels.js');
+    const lines: string[] = [];
+    const results = await runKernelBench({ size: 'tiny', devices: ['webgpu'], rt: rt!, log: (l) => lines.push(l) });
+    expect(results.length).toBeGreaterThan(3);
+    for (const r of results) {
+      expect(r.validated, `${r.kernel} ${r.variant}`).toBe(true);
+      expect(r.flops! > 0 && r.bytes! > 0, `${r.kernel} ${r.variant}`).toBe(true);
+      expect(r.achievedGflops).toBeCloseTo(r.flops! / r.ms / 1e6, 9);
+      expect(r.achievedGbps).toBeCloseTo(r.bytes! / r.ms / 1e6, 9);
+      // the old fields keep their meaning
+      if (r.kernel === 'matmul') expect(r.gflops).toBeCloseTo(r.achievedGflops!, 9);
+      if (rt!.handle.info.software) expect([r.peak, r.bound, r.peakFraction]).toEqual([null, null, null]);
+    }
+    const mm = results.find((r) => r.kernel === 'matmul')!;
+    expect(mm).toMatchObject(matmulCost(32, 96, 64, { bias: true }));
+    if (rt!.handle.info.software) {
+      expect(lines[0]).toMatch(/^peak unknown for .*: no % of peak column$/);
+      expect(lines.slice(1).every((l) => l.endsWith('peak unknown'))).toBe(true);
+    }
+  }, 300_000);
+
+  test.skipIf(!rt)('runProfile: per-class FLOPs and bytes are prefillCost\'s, every pass is classified, the prefill sums them', async () => {
+    const { runProfile } = await import('../bench/profile.js');
+    const r = await runProfile({ batch: 2, len: 8, rt: rt! });
+    expect(r.validatedMaxAbsErr).toBeLessThan(1e-3);
+    const { loadWeights } = await import('../src/models/load.js');
+    const cfg = (await loadWeights('default')).config;
+    const want = prefillCost(cfg, 2, r.len, { seqLens: r.seqLens });
+    for (const c of r.classes) {
+      expect(c.class).not.toBe('unclassified');
+      const w = want.perClass[c.class as keyof typeof want.perClass]!;
+      expect({ flops: c.flops, bytes: c.bytes, calls: c.calls }, c.class).toEqual({ flops: w.flops, bytes: w.bytes, calls: w.calls });
+      expect(c.gflops).toBeCloseTo(c.flops / c.ms / 1e6, 6);
+    }
+    expect(r.classes.find((c) => c.class === 'matmul')!.passes).toBe(7 * cfg.nLayers);
+    expect(r.prefill).toMatchObject({ flops: want.total.flops, bytes: want.total.bytes, calls: want.total.calls });
+    expect(r.prefill.ms).toBeCloseTo(r.classes.reduce((s, c) => s + c.ms, 0), 6);
+  }, 300_000);
+});
