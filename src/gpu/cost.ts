@@ -262,8 +262,8 @@ const PEAKS: PeakEntry[] = [
   // --- NVIDIA data centre ---
   // NVIDIA H200 Tensor Core GPU datasheet (2024): H200 SXM FP32 67 TFLOPS, FP16 Tensor Core 1,979
   // TFLOPS with sparsity (989 dense), 4.8 TB/s; H200 NVL 60 / 1,671 (835 dense) / 4.8 TB/s. Non-tensor
-  // FP16 from the Hopper whitepaper (2× FP32: 133.8 TFLOPS on SXM5). Vulkan has no wgmma: a raw
-  // cooperative-matrix benchmark reaches ≈ 610 TFLOP/s on Hopper, so 989 is a ceiling, not a target.
+  // FP16 from the Hopper whitepaper (2× FP32: 133.8 TFLOPS on SXM5). Vulkan has no wgmma: issue 12
+  // quotes ≈ 610 TFLOP/s for a raw cooperative-matrix benchmark on Hopper, so 989 is a ceiling, not a target.
   { name: 'NVIDIA H200 NVL', match: /\bh200 nvl\b/, f32: 60, f16: 120, matrix: 835, gbps: 4800 },
   { name: 'NVIDIA H200 SXM', match: /\bh200\b/, f32: 67, f16: 133.8, matrix: 989, gbps: 4800 },
   // NVIDIA H100 datasheet / Hopper architecture whitepaper (2022): SXM5 FP32 67 (66.9), FP16 non-tensor

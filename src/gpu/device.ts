@@ -76,9 +76,11 @@ let nodeToggles: DawnToggles = { enabled: [], disabled: [] };
 
 /** Dawn toggles concord enables by default (names from Dawn's src/dawn/native/Toggles.cpp). */
 export const DEFAULT_DAWN_ENABLE: readonly string[] = Object.freeze([
-  // Instance toggle: experimental features such as chromium-experimental-subgroup-matrix may be requested.
+  // Instance toggle: experimental features (Features.cpp FeatureState::Experimental, such as
+  // chromium-experimental-subgroup-matrix) may be requested.
   'allow_unsafe_apis',
-  // Adapter toggle: Dawn hides shader-f16 on NVIDIA Vulkan drivers older than 615.71 without it.
+  // Adapter toggle: without it Dawn refuses shader-f16 on NVIDIA Vulkan (PhysicalDeviceVk.cpp, and
+  // lists no f16 subgroup-matrix configuration there).
   'vulkan_enable_f16_on_nvidia',
 ]);
 /** Dawn toggles concord disables by default: timestamp queries at full resolution (device toggle). */
