@@ -82,8 +82,6 @@ export function logprobGemmConfigs(limits: Parameters<typeof gemmConfigProblem>[
 export const SGMAT_WORKGROUP_BYTES = 2 * 2 * 64 * 32 + 4 * 64 * 64 + 8 * 128;
 export const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 
-interface SubgroupMatrixConfigLike { componentType: string; resultComponentType: string; M: number; N: number; K: number }
-
 /**
  * Why the 'sgmat' kernel cannot run on this device (null: it can), and the subgroup size it is
  * compiled for. Needs the subgroup-matrix feature (Dawn: behind the allow_unsafe_apis toggle; no
@@ -91,18 +89,18 @@ interface SubgroupMatrixConfigLike { componentType: string; resultComponentType:
  * adapter.info.subgroupMatrixConfigs, and one fixed subgroup size of at least 32.
  */
 export function sgmatProblem(rt: GpuRuntime): { problem: string | null; sg: number } {
-  const info = rt.handle.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfigLike[]; subgroupMinSize?: number; subgroupMaxSize?: number };
-  const sg = info.subgroupMaxSize ?? 0;
+  const h = rt.handle; // subgroup sizes and matrix configurations as src/gpu/device.ts read them
+  const sg = h.subgroupMaxSize ?? 0;
   if (!rt.device.features.has(SGMAT_FEATURE as GPUFeatureName)) {
-    return { problem: `the device has no '${SGMAT_FEATURE}' feature (no software adapter offers it; Dawn exposes it only with the allow_unsafe_apis toggle)`, sg };
+    return { problem: `the device has no '${SGMAT_FEATURE}' feature (no software adapter offers it; Dawn exposes it only with the allow_unsafe_apis toggle, see CONCORD_DAWN_ENABLE)`, sg };
   }
   if (!rt.hasF16) return { problem: 'the device has no shader-f16 feature', sg };
-  const configs = [...(info.subgroupMatrixConfigs ?? [])];
+  const configs = h.subgroupMatrixConfigs ?? [];
   if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {
     const listed = configs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none';
     return { problem: `the adapter lists no f16→f32 16×16×16 subgroup-matrix configuration (it lists: ${listed})`, sg };
   }
-  if (!(sg >= 32 && info.subgroupMinSize === sg)) return { problem: `the kernel needs one fixed subgroup size ≥ 32 (adapter: ${info.subgroupMinSize}–${info.subgroupMaxSize})`, sg };
+  if (!(sg >= 32 && h.subgroupMinSize === sg)) return { problem: `the kernel needs one fixed subgroup size ≥ 32 (adapter: ${h.subgroupMinSize}–${h.subgroupMaxSize})`, sg };
   if (4 * sg > rt.limits.maxComputeInvocationsPerWorkgroup) return { problem: `${4 * sg} threads per workgroup exceed this device's ${rt.limits.maxComputeInvocationsPerWorkgroup}`, sg };
   if (SGMAT_WORKGROUP_BYTES > rt.limits.maxComputeWorkgroupStorageSize) return { problem: `${SGMAT_WORKGROUP_BYTES} B of workgroup memory exceed this device's ${rt.limits.maxComputeWorkgroupStorageSize}`, sg };
   return { problem: null, sg };
