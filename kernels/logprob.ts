@@ -66,7 +66,7 @@ export interface LogprobArgs {
 
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
 export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
-  const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob'), ...a.variant };
+  const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob', { T: a.T, V: a.V, d: a.d, f16: a.variant?.f16 }), ...a.variant };
   const wg = variant.wg ?? 64;
   const bytes = logprobWorkgroupBytes(wg);
   if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {
