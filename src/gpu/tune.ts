@@ -168,7 +168,7 @@ const matmulProbe: Probe = {
 const logprobProbe: Probe = {
   shapes(_rt, size) {
     const base = size === 'small'
-      ? [{ T: 13, V: 300, d: 48 }, { T: 100, V: 1000, d: 64 }]
+      ? [{ T: 13, V: 300, d: 48 }, { T: 40, V: 700, d: 64 }]
       : ROW_CLASSES.map((T) => ({ T, V: 32768, d: 1024 }));
     // f16 classes are listed everywhere: without shader-f16 they are reported unavailable.
     return [false, true].flatMap((f) => base.map((s) => ({ ...s, f16: f })));
