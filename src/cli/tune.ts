@@ -7,13 +7,15 @@ import { defaultRequests, modelRequests, tunableOps, tuneFor, type TuneReport } 
 import { KERNEL_VARIANTS } from '../gpu/variants.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags, UsageError } from './common.js';
 
-export const TUNE_HELP = `concord tune [--model <path|id>] [--op OPS] [--size small|full] [--dry-run] [--json] [--gpu N|NAME]
+export const TUNE_HELP = `concord tune [--model <path|id> [--max-tokens N]] [--op OPS] [--size small|full] [--dry-run] [--json] [--gpu N|NAME]
 
 Validate every kernel variant against its CPU twin on the WebGPU adapter (software ones included),
 time the valid ones (timestamp queries, else wall-clock) and write the winners to the tuning cache
 (CONCORD_TUNE_CACHE, default ~/.cache/concord/tune/<adapter key>.json), which GPU models read when
 they are built. A variant that fails validation is reported and never used.
   --model M        tune the shapes of this model's prefill (default: a few shape classes per op)
+  --max-tokens N   with --model: the largest batch (tokens) to tune for (default 8192 on GPUs,
+                   1024 on software adapters)
   --op OPS         only these ops, comma-separated (${Object.keys(KERNEL_VARIANTS).join(', ')})
   --size S         default shape classes: small (the default on software adapters) or full
   --budget-ms N    time budget of one candidate's timed runs (default 50)
@@ -53,7 +55,7 @@ export function formatTune(r: TuneReport, timingNote: string): string {
 
 export const tuneCommand = command('tune', TUNE_HELP, async (argv) => {
   const { values: v } = parseFlags(argv, {
-    model: { type: 'string' }, op: { type: 'string' }, size: { type: 'string' }, 'budget-ms': { type: 'string' },
+    model: { type: 'string' }, op: { type: 'string' }, size: { type: 'string' }, 'budget-ms': { type: 'string' }, 'max-tokens': { type: 'string' },
     'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, gpu: { type: 'string' },
   });
   const ops = v.op === undefined ? tunableOps() : v.op.split(',').map((s) => s.trim()).filter(Boolean);
@@ -63,6 +65,8 @@ export const tuneCommand = command('tune', TUNE_HELP, async (argv) => {
   if (!ops.length) throw new UsageError('--op needs at least one op');
   const size = v.size === undefined ? undefined : choiceFlag(v.size, '--size', ['small', 'full'] as const);
   const budgetMs = numFlag(v['budget-ms'], '--budget-ms', { min: 1 });
+  const maxTokens = numFlag(v['max-tokens'], '--max-tokens', { int: true, min: 1 });
+  if (maxTokens !== undefined && v.model === undefined) throw new UsageError('--max-tokens needs --model');
   if (v.gpu !== undefined) process.env.CONCORD_GPU = v.gpu; // read by src/gpu/device.ts (settings.gpu)
   const d = await chooseBackend('webgpu');
   const rt = new GpuRuntime(d.gpu!);
@@ -72,14 +76,14 @@ export const tuneCommand = command('tune', TUNE_HELP, async (argv) => {
       const { loadWeights } = await import('../models/load.js');
       const w = await loadWeights(v.model);
       const f16 = rt.hasF16 && !rt.handle.info.software; // what GpuTransformer picks by default
-      requests = modelRequests(w.config, { f16 }).filter((q) => ops.includes(q.op));
+      requests = modelRequests(w.config, { f16, maxTokens: maxTokens ?? (rt.handle.info.software ? 1024 : 8192) }).filter((q) => ops.includes(q.op));
       log(`concord tune: ${w.config.name}: ${requests.length} shapes (${f16 ? 'f16' : 'f32'} weights)`);
     } else {
       requests = defaultRequests(rt, size ?? (rt.handle.info.software ? 'small' : 'full'), ops);
     }
     const report = await tuneFor(rt, requests, { always: true, write: !v['dry-run'], budgetMs });
     const timing = rt.hasTimestamps ? 'timestamp queries' : 'wall-clock (no timestamp-query)';
-    if (v.json) console.log(JSON.stringify({ ...report, timing: rt.hasTimestamps ? 'timestamp' : 'wall-clock', dryRun: !!v['dry-run'] }, null, 2));
+    if (v.json) console.log(JSON.stringify({ ...report, features: rt.handle.features, timing: rt.hasTimestamps ? 'timestamp' : 'wall-clock', dryRun: !!v['dry-run'] }, null, 2));
     else console.log(formatTune(report, timing));
     const failed = report.entries.reduce((s, e) => s + e.candidates.filter((c) => c.status === 'failed').length, 0);
     if (failed) log(`concord tune: ${failed} candidate${failed === 1 ? '' : 's'} failed validation and will not be used`);

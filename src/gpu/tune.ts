@@ -158,7 +158,7 @@ const matmulProbe: Probe = {
         const got = new Float32Array(rows.length * N);
         for (let i = 0; i < rows.length; i++) got.set(await rt.readF32(args.C, N, rows[i] * N * 4), i * N);
         const v = validate(got, ref, { atol });
-        return { ok: v.ok, maxError: v.maxAbsErr, tolerance: `atol ${atol.toExponential(1)}`, summary: v.summary.split('\n')[0] };
+        return { ok: v.ok, maxError: v.maxAbsErr, tolerance: `atol ${atol.toExponential(1)}`, summary: v.summary.split('\n')[0].replace(/, first:$/, '') };
       },
       dispose: () => { for (const b of [args.A, args.B, args.bias, args.C]) rt.release(b); },
     };
@@ -198,7 +198,7 @@ const logprobProbe: Probe = {
         want ??= logprobCpu(H, f16 ? roundThroughF16(W) : W, targets, checkMask, T, V, d).logp;
         const got = await rt.readF32(args.logp, T);
         const v = validate(got, want, { atol, mask: checkMask });
-        return { ok: v.ok, maxError: v.maxAbsErr, tolerance: `atol ${atol}`, summary: v.summary.split('\n')[0] };
+        return { ok: v.ok, maxError: v.maxAbsErr, tolerance: `atol ${atol}`, summary: v.summary.split('\n')[0].replace(/, first:$/, '') };
       },
       dispose: () => { for (const b of [args.H, args.W, args.targets, args.mask, args.logp]) rt.release(b); },
     };
