@@ -10,10 +10,10 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { matmulGpu } from '../kernels/matmul.js';
 import { attentionGpu } from '../kernels/attention.js';
 import {
-  adapterIdentity, adapterKey, concordVersion, modelRequests, readTuneCache, TUNE_TEST_HOOKS, tuneFor, tuneShape,
+  adapterIdentity, adapterKey, concordVersion, modelRequests, PROBES, readTuneCache, TUNE_TEST_HOOKS, tuneFor, tuneShape,
   writeTuneCache, type TuneCacheFile, type TuneEntry,
 } from '../src/gpu/tune.js';
-import { clearTuned, kernelVariant, setTuned, shapeClass } from '../src/gpu/variants.js';
+import { clearTuned, kernelVariant, setTuned, shapeClass, tunedConfig } from '../src/gpu/variants.js';
 import type { ModelConfig } from '../src/models/types.js';
 import { gpuRuntime } from './helpers/gpu.js';
 
@@ -35,6 +35,7 @@ describe('shape classes', () => {
     expect(shapeClass('matmul', { M: 17, N: 129, K: 65, f16: true })).toBe('m128.n256.k128.f16');
     expect(shapeClass('matmul', { M: 1000, N: 896, K: 4864 })).toBe('m1024.n1024.k8192.f32');
     expect(shapeClass('matmul', { M: 70000, N: 1, K: 1 })).toBe('m4096.n1.k1.f32');
+    expect(shapeClass('matmul', { M: 16, N: 128, K: 64, glu: 'silu' })).toBe('m16.n128.k64.f32.glu');
     expect(shapeClass('logprob', { T: 200, V: 151936, d: 896, f16: true })).toBe('t1024.v262144.d1024.f16');
     expect(shapeClass('rowmax', { N: 3, M: 4096 })).toBe('n16.m4096');
     expect(shapeClass('attention', { L: 100, nHeads: 14, nKvHeads: 2, headDim: 64 })).toBe('l128.h14.kv2.hd64');
@@ -216,6 +217,30 @@ describe('tuning on the GPU adapter', async () => {
     const again = await tuneFor(rt!, reqs, { mode: 'auto', cacheFile, log: (l) => { throw new Error(`unexpected: ${l}`); } });
     expect(again.entries.map((e) => [e.op, e.source, e.winner])).toEqual([['rowmax', 'cache', tuned.entries[0].winner]]);
     clearTuned(rt!);
+  });
+
+  test.skipIf(!rt)('tile configurations (the configs hook) are candidates of their own; the winning one is recorded', async () => {
+    delete process.env.CONCORD_KERNEL_VARIANT;
+    const saved = PROBES.matmul.configs;
+    PROBES.matmul.configs = (_r, variant) => (variant === 'direct' ? [{ variant, tile: 1 }, { variant, tile: 2 }] : [undefined]);
+    try {
+      // tile 2 is broken: it drops a row of A.
+      const launchers = { matmul: { direct: (r: typeof rt, args: Parameters<typeof matmulGpu>[1] & { config?: { tile: number } }, v: string, c?: { tile?: number }) => matmulGpu(r!, { ...args, M: c?.tile === 2 ? args.M - 1 : args.M, variant: 'direct' }) } };
+      const lines: string[] = [];
+      const rep = await tuneFor(rt!, [{ op: 'matmul', shape }], { always: true, write: false, configs: 'all', launchers, log: (l) => lines.push(l), budgetMs: 5, variants: { matmul: ['direct'] } });
+      const e = rep.entries[0];
+      expect(e.candidates.map((c) => [c.config, c.status])).toEqual([[{ variant: 'direct', tile: 1 }, 'valid'], [{ variant: 'direct', tile: 2 }, 'failed']]);
+      expect(e.winnerConfig).toEqual({ variant: 'direct', tile: 1 });
+      expect(lines.join('\n')).toMatch(/variant 'direct\{"variant":"direct","tile":2\}' failed validation/);
+      expect(tunedConfig(rt!, 'matmul', shape, 'direct')).toEqual({ variant: 'direct', tile: 1 });
+      expect(tunedConfig(rt!, 'matmul', shape, 'tiled')).toBeUndefined();
+      // 'first' keeps each variant's first (default) config only.
+      const first = await tuneShape(rt!, 'matmul', shape, { configs: 'first', launchers, log: () => {}, budgetMs: 5, variants: { matmul: ['direct'] } });
+      expect(first.candidates.map((c) => c.config)).toEqual([{ variant: 'direct', tile: 1 }]);
+    } finally {
+      PROBES.matmul.configs = saved;
+      clearTuned(rt!);
+    }
   });
 
   test.skipIf(!rt)("attention's probe (ready for its variants) validates today's kernel and catches a wrong one", async () => {

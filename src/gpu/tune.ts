@@ -20,8 +20,10 @@
 // name in KERNEL_VARIANTS needs nothing here.
 
 import { attentionCpu, attentionGpu, type AttentionArgs } from '../../kernels/attention.js';
+import * as logprobKernel from '../../kernels/logprob.js';
 import { logprobCpu, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
-import { matmulCpu, matmulGpu, type MatmulVariant } from '../../kernels/matmul.js';
+import * as matmulKernel from '../../kernels/matmul.js';
+import { matmulCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu, type RowMaxVariant } from '../../kernels/pool.js';
 import { isNode, nodeBuiltin, packageRoot, settings } from '../env.js';
 import type { ModelConfig } from '../models/types.js';
@@ -34,7 +36,8 @@ import { KERNEL_VARIANTS, ROW_CLASSES, setTuned, shapeClass, type ShapeLike } fr
 type Fs = typeof import('node:fs');
 type Path = typeof import('node:path');
 
-export type Config = Record<string, number>;
+/** A kernel's tile configuration (its own type; e.g. matmul's { variant, wgx, wgy, bk }). */
+export type Config = Readonly<Record<string, unknown>>;
 export type CandidateStatus = 'valid' | 'failed' | 'unavailable';
 
 export interface CandidateResult {
@@ -94,6 +97,17 @@ export interface ProbeCase {
 /** A launcher: how a variant is run given the probe's arguments (a test hook can replace one). */
 export type Launcher = (rt: GpuRuntime, args: any, variant: string, config?: Config) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+// Tile configurations, where a kernel exports them: matmulConfigs(rt, variant) in kernels/matmul.ts,
+// logprobGemmConfigs(limits) in kernels/logprob.ts (the 'gemm' variant). Looked up on the module so
+// that the tuner builds with and without them; each config is validated like a variant.
+type ConfigLister = { matmulConfigs?: (rt: GpuRuntime, variant: string) => Config[]; logprobGemmConfigs?: (limits: GPUSupportedLimits) => Config[] };
+const kernelConfigs = { ...(matmulKernel as unknown as ConfigLister), ...(logprobKernel as unknown as ConfigLister) };
+/** A config that only names its variant is no config at all. */
+const realConfigs = (list: Config[] | undefined): (Config | undefined)[] => {
+  const real = (list ?? []).filter((c) => Object.keys(c).some((k) => k !== 'variant'));
+  return real.length ? real : [undefined];
+};
+
 export interface Probe {
   /** Representative shapes when no model is given: 'small' for software adapters and tests, 'full' for GPUs. */
   shapes(rt: GpuRuntime, size: 'small' | 'full'): ShapeLike[];
@@ -135,7 +149,8 @@ const matmulProbe: Probe = {
   },
   describe: (s) => `M=${s.M} N=${s.N} K=${s.K}${s.f16 ? ' f16' : ''}`,
   skip: (rt, s) => (s.f16 && !rt.hasF16 ? 'f16 weights need shader-f16' : null),
-  launch: (rt, args, variant) => matmulGpu(rt, { ...args, variant: variant as MatmulVariant }),
+  configs: (rt, variant) => realConfigs(kernelConfigs.matmulConfigs?.(rt, variant)),
+  launch: (rt, args, variant, config) => matmulGpu(rt, { ...args, variant: variant as MatmulVariant, ...(config ? { config } : {}) } as MatmulArgs),
   setup(rt, s, seed, launch) {
     const M = num(s, 'M'), N = num(s, 'N'), K = num(s, 'K'), f16 = !!s.f16;
     const r = rng(seed);
@@ -175,7 +190,8 @@ const logprobProbe: Probe = {
   },
   describe: (s) => `T=${s.T} V=${s.V} d=${s.d}${s.f16 ? ' f16' : ''}`,
   skip: (rt, s) => (s.f16 && !rt.hasF16 ? 'f16 weights need shader-f16' : null),
-  launch: (rt, args, variant) => logprobGpu(rt, { ...args, variant: { kind: variant as LogprobVariant['kind'], f16: args.f16 } }),
+  configs: (rt, variant) => (variant === 'gemm' ? realConfigs(kernelConfigs.logprobGemmConfigs?.(rt.limits)) : [undefined]),
+  launch: (rt, args, variant, config) => logprobGpu(rt, { ...args, variant: { kind: variant as LogprobVariant['kind'], f16: args.f16, ...(config ? { gemm: config } : {}) } as LogprobVariant }),
   setup(rt, s, seed, launch) {
     const T = num(s, 'T'), V = num(s, 'V'), d = num(s, 'd'), f16 = !!s.f16;
     const r = rng(seed);
@@ -302,6 +318,8 @@ export interface TuneOptions {
   /** Where report lines go (default stderr). */
   log?: (line: string) => void;
   seed?: number;
+  /** Tile configurations per variant: 'all' (default on hardware adapters) or the kernel's 'first' (default on software ones). */
+  configs?: 'all' | 'first';
 }
 
 const stderr = (line: string): void => { (globalThis as { process?: { stderr?: { write(s: string): void } } }).process?.stderr?.write(`${line}\n`); };
@@ -349,7 +367,9 @@ export async function tuneShape(rt: GpuRuntime, op: string, shape: ShapeLike, op
     const c = probe.setup(rt, shape, opts.seed ?? 20261201, (r, args, v, cfg) => (opts.launchers?.[op]?.[v] ?? probe.launch)(r, args, v, cfg));
     try {
       for (const variant of names) {
-        for (const config of probe.configs?.(rt, variant, shape) ?? [undefined]) {
+        const all = probe.configs?.(rt, variant, shape) ?? [undefined];
+        const which = opts.configs ?? (rt.handle.info.software ? 'first' : 'all');
+        for (const config of which === 'first' ? all.slice(0, 1) : all) {
           const res: CandidateResult = { variant, ...(config ? { config } : {}), status: 'failed' };
           candidates.push(res);
           const name = `${variant}${config ? JSON.stringify(config) : ''}`;
@@ -390,6 +410,7 @@ export async function tuneShape(rt: GpuRuntime, op: string, shape: ShapeLike, op
     }
   }
   const valid = candidates.filter((x) => x.status === 'valid').sort((a, b) => a.ms! - b.ms!);
+  // The variant's first config is its default: a tuned winner without a config runs that one.
   const best = valid[0];
   return {
     op, shapeClass: cls, shape: { ...shape }, winner: best?.variant ?? null, ...(best?.config ? { winnerConfig: best.config } : {}),
@@ -557,7 +578,7 @@ export async function tuneFor(rt: GpuRuntime, requests: TuneRequest[], opts: Tun
       report.skipped.push({ op: w.req.op, shapeClass: w.cls, reason: 'software adapter: not tuned automatically (concord tune)' });
     }
   }
-  setTuned(rt, report.entries.filter((e) => e.winner).map((e) => ({ op: e.op, shapeClass: e.shapeClass, variant: e.winner! })));
+  setTuned(rt, report.entries.filter((e) => e.winner).map((e) => ({ op: e.op, shapeClass: e.shapeClass, variant: e.winner!, config: e.winnerConfig })));
   if (changed && report.cacheFile && opts.write !== false) {
     writeTuneCache(report.cacheFile, cache);
     report.written = true;

@@ -75,7 +75,7 @@ const dtype = (s: ShapeLike): string => (s.f16 ? 'f16' : 'f32');
  * class. An op without an entry has one class ('any'). 'attention' is here ahead of its variants.
  */
 export const SHAPE_CLASSES: Readonly<Record<string, (s: ShapeLike) => string>> = {
-  matmul: (s) => `m${rowClass(n(s, 'M'))}.n${pow2Ceil(n(s, 'N'))}.k${pow2Ceil(n(s, 'K'))}.${dtype(s)}`,
+  matmul: (s) => `m${rowClass(n(s, 'M'))}.n${pow2Ceil(n(s, 'N'))}.k${pow2Ceil(n(s, 'K'))}.${dtype(s)}${s.glu ? '.glu' : ''}`,
   logprob: (s) => `t${rowClass(n(s, 'T'))}.v${pow2Ceil(n(s, 'V'))}.d${pow2Ceil(n(s, 'd'))}.${dtype(s)}`,
   rowmax: (s) => `n${rowClass(n(s, 'N'))}.m${pow2Ceil(n(s, 'M'))}`,
   attention: (s) => `l${pow2Ceil(n(s, 'L'))}.h${n(s, 'nHeads')}.kv${n(s, 'nKvHeads')}.hd${n(s, 'headDim')}${s.causal === false ? '.bi' : ''}`,
@@ -86,16 +86,17 @@ export function shapeClass(op: string, shape: object): string {
   return f ? f(shape as ShapeLike) : 'any';
 }
 
-// Tuned winners, per adapter handle (a GpuRuntime's `handle`): "op|class" → variant name.
-const tuned = new WeakMap<object, Map<string, string>>();
+// Tuned winners, per adapter handle (a GpuRuntime's `handle`): "op|class" → variant name (+ tile config).
+interface Won { variant: string; config?: Readonly<Record<string, unknown>> }
+const tuned = new WeakMap<object, Map<string, Won>>();
 
 /** Record tuned winners for an adapter (src/gpu/tune.ts); replaces earlier ones of the same keys. */
-export function setTuned(rt: AdapterLike, winners: Iterable<{ op: string; shapeClass: string; variant: string }>): void {
+export function setTuned(rt: AdapterLike, winners: Iterable<{ op: string; shapeClass: string; variant: string; config?: Readonly<Record<string, unknown>> }>): void {
   let m = tuned.get(rt.handle);
   if (!m) tuned.set(rt.handle, (m = new Map()));
   for (const w of winners) {
     if (!(w.op in KERNEL_VARIANTS) || !(KERNEL_VARIANTS[w.op as VariantOp] as readonly string[]).includes(w.variant)) continue; // a name this build lacks
-    m.set(`${w.op}|${w.shapeClass}`, w.variant);
+    m.set(`${w.op}|${w.shapeClass}`, { variant: w.variant, ...(w.config ? { config: w.config } : {}) });
   }
 }
 
@@ -105,7 +106,17 @@ export function clearTuned(rt: AdapterLike): void { tuned.delete(rt.handle); }
 /** The tuned winner of `op` for this shape, if any. */
 export function tunedVariant(rt: AdapterLike, op: string, shape: object): string | undefined {
   const m = tuned.get(rt.handle);
-  return m?.size ? m.get(`${op}|${shapeClass(op, shape)}`) : undefined;
+  return m?.size ? m.get(`${op}|${shapeClass(op, shape)}`)?.variant : undefined;
+}
+
+/**
+ * The tuned tile configuration of `op` for this shape when `variant` is the tuned winner (a kernel
+ * with configs, e.g. matmul's 'blocked', runs it instead of its default config), else undefined.
+ */
+export function tunedConfig(rt: AdapterLike, op: string, shape: object, variant: string): Readonly<Record<string, unknown>> | undefined {
+  const m = tuned.get(rt.handle);
+  const w = m?.size ? m.get(`${op}|${shapeClass(op, shape)}`) : undefined;
+  return w && w.variant === variant ? w.config : undefined;
 }
 
 /** Today's choice without tuning: 'direct' on software adapters, the first (GPU) variant elsewhere. */
