@@ -13,7 +13,7 @@ import {
   adapterIdentity, adapterKey, concordVersion, modelRequests, PROBES, readTuneCache, TUNE_TEST_HOOKS, tuneFor, tuneShape,
   writeTuneCache, type TuneCacheFile, type TuneEntry,
 } from '../src/gpu/tune.js';
-import { clearTuned, kernelVariant, setTuned, shapeClass, tunedConfig } from '../src/gpu/variants.js';
+import { clearTuned, KERNEL_VARIANTS, kernelVariant, setTuned, shapeClass, tunedConfig } from '../src/gpu/variants.js';
 import type { ModelConfig } from '../src/models/types.js';
 import { gpuRuntime } from './helpers/gpu.js';
 
@@ -24,6 +24,9 @@ afterEach(() => {
   TUNE_TEST_HOOKS.beforeRename = undefined;
 });
 
+// The hardware default is the op's first variant (today 'tiled'); tests hold for any list.
+const GPU0 = KERNEL_VARIANTS.matmul[0];
+const NOT_GPU0 = KERNEL_VARIANTS.matmul.find((v) => v !== GPU0 && v !== 'direct') ?? 'tiled';
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'concord-tune-'));
 const info = (software: boolean, description = 'Test GPU driver 1.2.3') => ({ vendor: 'acme', architecture: 'rocket', device: 'r9', description, software, isFallbackAdapter: false });
 const adapter = (software: boolean, description?: string) => ({ handle: { info: info(software, description) } });
@@ -59,29 +62,29 @@ describe('policy: forced > tuned > default', () => {
   test('a tuned winner beats the default for its shape class only; a forced variant beats both', () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     const hw = adapter(false), sw = adapter(true);
-    expect(kernelVariant(hw, 'matmul', shape)).toBe('tiled'); // default on hardware
+    expect(kernelVariant(hw, 'matmul', shape)).toBe(GPU0); // default on hardware
     expect(kernelVariant(sw, 'matmul', shape)).toBe('direct'); // default on software
     setTuned(hw, [{ op: 'matmul', shapeClass: shapeClass('matmul', shape), variant: 'direct' }]);
-    setTuned(sw, [{ op: 'matmul', shapeClass: shapeClass('matmul', shape), variant: 'tiled' }]);
+    setTuned(sw, [{ op: 'matmul', shapeClass: shapeClass('matmul', shape), variant: NOT_GPU0 }]);
     expect(kernelVariant(hw, 'matmul', shape)).toBe('direct');
-    expect(kernelVariant(hw, 'matmul', { M: 40, N: 64, K: 64 * 4 })).toBe('tiled'); // another class: default
-    expect(kernelVariant(hw, 'matmul')).toBe('tiled'); // no shape: default
-    expect(kernelVariant(hw, 'logprob', { T: 40, V: 64, d: 64 })).toBe('tiled'); // another op
-    expect(kernelVariant(sw, 'matmul', shape)).toBe('tiled');
-    process.env.CONCORD_KERNEL_VARIANT = 'matmul=tiled';
-    expect(kernelVariant(hw, 'matmul', shape)).toBe('tiled');
+    expect(kernelVariant(hw, 'matmul', { M: 40, N: 64, K: 64 * 4 })).toBe(GPU0); // another class: default
+    expect(kernelVariant(hw, 'matmul')).toBe(GPU0); // no shape: default
+    expect(kernelVariant(hw, 'logprob', { T: 40, V: 64, d: 64 })).toBe(KERNEL_VARIANTS.logprob[0]); // another op
+    expect(kernelVariant(sw, 'matmul', shape)).toBe(NOT_GPU0);
+    process.env.CONCORD_KERNEL_VARIANT = `matmul=${GPU0}`;
+    expect(kernelVariant(hw, 'matmul', shape)).toBe(GPU0);
     process.env.CONCORD_KERNEL_VARIANT = 'direct';
     expect(kernelVariant(sw, 'matmul', shape)).toBe('direct');
     delete process.env.CONCORD_KERNEL_VARIANT;
     clearTuned(hw);
-    expect(kernelVariant(hw, 'matmul', shape)).toBe('tiled');
+    expect(kernelVariant(hw, 'matmul', shape)).toBe(GPU0);
   });
 
   test('a cached name this build does not have is ignored', () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     const hw = adapter(false);
     setTuned(hw, [{ op: 'matmul', shapeClass: shapeClass('matmul', shape), variant: 'warp-drive' }, { op: 'nosuch', shapeClass: 'any', variant: 'direct' }]);
-    expect(kernelVariant(hw, 'matmul', shape)).toBe('tiled');
+    expect(kernelVariant(hw, 'matmul', shape)).toBe(GPU0);
   });
 });
 
@@ -149,7 +152,7 @@ describe('tuning on the GPU adapter', async () => {
     // 'direct' (the software default) is replaced by a launcher that drops the last k: wrong numbers.
     const launchers = { matmul: { direct: (r: typeof rt, args: Parameters<typeof matmulGpu>[1]) => matmulGpu(r!, { ...args, K: args.K - 1, variant: 'direct' }) } };
     const dir = tmpDir(), cacheFile = path.join(dir, 'c.json');
-    const rep = await tuneFor(rt!, [{ op: 'matmul', shape }], { mode: 'refresh', cacheFile, launchers, log: (l) => lines.push(l), budgetMs: 5 });
+    const rep = await tuneFor(rt!, [{ op: 'matmul', shape }], { mode: 'refresh', cacheFile, launchers, log: (l) => lines.push(l), budgetMs: 5, variants: { matmul: ['tiled', 'direct'] } });
     const e = rep.entries[0];
     expect(e.source).toBe('tuned');
     expect(e.candidates.map((c) => [c.variant, c.status])).toEqual([['tiled', 'valid'], ['direct', 'failed']]);
@@ -160,7 +163,7 @@ describe('tuning on the GPU adapter', async () => {
     expect(lines.join('\n')).toMatch(new RegExp(`matmul ${cls.replace(/\./g, '\\.')} \\(M=13 N=70 K=45\\): variant 'direct' failed validation \\(never used\\)`));
     // The winner is in force for that class (on software adapters the default would be direct) and cached with the failure.
     expect(kernelVariant(rt!, 'matmul', shape)).toBe('tiled');
-    expect(kernelVariant(rt!, 'matmul', { M: 1000, N: 70, K: 45 })).toBe(rt!.handle.info.software ? 'direct' : 'tiled');
+    expect(kernelVariant(rt!, 'matmul', { M: 1000, N: 70, K: 45 })).toBe(rt!.handle.info.software ? 'direct' : GPU0);
     const cached = readTuneCache(cacheFile, adapterIdentity(rt!))!;
     expect(cached.entries[`matmul|${cls}`].candidates[1]).toMatchObject({ variant: 'direct', status: 'failed' });
     expect(rep.written).toBe(true);
@@ -175,7 +178,7 @@ describe('tuning on the GPU adapter', async () => {
         direct: () => { (undefined as unknown as { x: number }).x = 1; },
       },
     };
-    const e = await tuneShape(rt!, 'matmul', shape, { launchers, log: (l) => lines.push(l), budgetMs: 5 });
+    const e = await tuneShape(rt!, 'matmul', shape, { launchers, log: (l) => lines.push(l), budgetMs: 5, variants: { matmul: ['tiled', 'direct'] } });
     expect(e.candidates.map((c) => c.status)).toEqual(['unavailable', 'failed']);
     expect(e.candidates[0].error).toMatch(/warp-drive/);
     expect(e.winner).toBeNull();
@@ -183,14 +186,20 @@ describe('tuning on the GPU adapter', async () => {
     expect(lines[1]).toMatch(/variant 'direct' failed: Cannot set properties of undefined/);
   });
 
-  test.skipIf(!rt)('every variant of every op validates on this adapter, and the timing method is reported', async () => {
+  test.skipIf(!rt)('every variant of every op validates on this adapter (or lacks a feature), and the timing method is reported', async () => {
+    const lines: string[] = [];
     const rep = await tuneFor(rt!, [
-      { op: 'matmul', shape }, { op: 'logprob', shape: { T: 9, V: 200, d: 32 } }, { op: 'rowmax', shape: { N: 7, M: 150 } },
-    ], { always: true, write: false, budgetMs: 5, log: (l) => { throw new Error(`unexpected report: ${l}`); } });
+      { op: 'matmul', shape: { M: 13, N: 70, K: 48 } }, { op: 'logprob', shape: { T: 9, V: 200, d: 32 } }, { op: 'rowmax', shape: { N: 7, M: 150 } },
+    ], { always: true, write: false, budgetMs: 5, log: (l) => lines.push(l) });
     for (const e of rep.entries) {
-      expect(e.candidates.every((c) => c.status === 'valid' && c.ms! > 0), JSON.stringify(e.candidates)).toBe(true);
+      expect(e.candidates.map((c) => c.variant)).toEqual(expect.arrayContaining([...(KERNEL_VARIANTS as Record<string, readonly string[]>)[e.op]]));
+      for (const c of e.candidates) {
+        if (c.status === 'unavailable') expect(c.error).toMatch(/feature|shader-f16/);
+        else expect([c.status, c.ms! > 0], JSON.stringify(c)).toEqual(['valid', true]);
+      }
       expect(e.timing).toBe(rt!.hasTimestamps ? 'timestamp' : 'wall-clock');
     }
+    expect(lines.every((l) => / unavailable: /.test(l)), lines.join('\n')).toBe(true);
     expect(rep.written).toBe(false);
     clearTuned(rt!);
   });
@@ -199,7 +208,7 @@ describe('tuning on the GPU adapter', async () => {
     const dir = tmpDir(), cacheFile = path.join(dir, 'c.json');
     const lines: string[] = [];
     const log = (l: string) => lines.push(l);
-    const reqs = [{ op: 'rowmax', shape: { N: 7, M: 150 } }, { op: 'attention', shape: { L: 8, nHeads: 1, nKvHeads: 1, headDim: 4 } }];
+    const reqs = [{ op: 'rowmax', shape: { N: 7, M: 150 } }, { op: 'nosuchop', shape: { L: 8 } }];
     fs.writeFileSync(cacheFile, 'not json');
     const off = await tuneFor(rt!, reqs, { mode: 'off', cacheFile, log });
     expect(off.entries).toEqual([]);
@@ -246,8 +255,10 @@ describe('tuning on the GPU adapter', async () => {
   test.skipIf(!rt)("attention's probe (ready for its variants) validates today's kernel and catches a wrong one", async () => {
     const s = { B: 2, L: 20, nHeads: 4, nKvHeads: 2, headDim: 16, causal: true };
     const launchers = { attention: { wrong: (r: typeof rt, args: Parameters<typeof attentionGpu>[1]) => attentionGpu(r!, { ...args, causal: false }) } };
-    const e = await tuneShape(rt!, 'attention', s, { variants: { attention: ['current', 'wrong'] }, launchers, log: () => {}, budgetMs: 5 });
+    // Today attentionGpu has no variants and ignores the name; once it has, its last one ('direct').
+    const name = (KERNEL_VARIANTS as Record<string, readonly string[]>).attention?.at(-1) ?? 'current';
+    const e = await tuneShape(rt!, 'attention', s, { variants: { attention: [name, 'wrong'] }, launchers, log: () => {}, budgetMs: 5 });
     expect(e.candidates.map((c) => c.status)).toEqual(['valid', 'failed']);
-    expect(e.winner).toBe('current');
+    expect(e.winner).toBe(name);
   });
 });

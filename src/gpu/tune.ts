@@ -348,6 +348,9 @@ async function timeRuns(rt: GpuRuntime, run: () => void, budgetMs: number): Prom
   return { ms: (now() - t0) / reps, timing: 'wall-clock' };
 }
 
+/** Unavailability lines already printed in this process (op|variant|reason). */
+const reported = new Set<string>();
+
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n').slice(0, 2).join(' ');
 
 /** Validate then time every candidate of `op` at `shape`; the fastest valid one wins. */
@@ -380,7 +383,10 @@ export async function tuneShape(rt: GpuRuntime, op: string, shape: ShapeLike, op
             res.status = isBug(e) ? 'failed' : 'unavailable';
             res.error = errText(e);
             await rt.sync().catch(() => {}); // drop whatever it had recorded
-            log(`concord tune: ${where}: variant '${name}' ${res.status}: ${res.error}`);
+            // A failure is always reported; the same unavailability (e.g. a missing feature) once.
+            const said = `${op}|${name}|${res.error}`;
+            if (res.status === 'failed' || !reported.has(said)) log(`concord tune: ${where}: variant '${name}' ${res.status}: ${res.error}`);
+            reported.add(said);
             continue;
           }
           try {
