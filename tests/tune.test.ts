@@ -225,6 +225,15 @@ describe('tuning on the GPU adapter', async () => {
     expect(tuned.written).toBe(true);
     const again = await tuneFor(rt!, reqs, { mode: 'auto', cacheFile, log: (l) => { throw new Error(`unexpected: ${l}`); } });
     expect(again.entries.map((e) => [e.op, e.source, e.winner])).toEqual([['rowmax', 'cache', tuned.entries[0].winner]]);
+    // A cache that cannot be written is reported; the winners still hold for this process.
+    const blocked = path.join(dir, 'file-not-dir');
+    fs.writeFileSync(blocked, '');
+    lines.length = 0;
+    const ro = await tuneFor(rt!, reqs, { mode: 'refresh', cacheFile: path.join(blocked, 'c.json'), log, budgetMs: 5 });
+    expect(ro.written).toBe(false);
+    expect(ro.writeError).toMatch(/writing the tuning cache .*file-not-dir.*c\.json: .*(ENOTDIR|EEXIST)/);
+    expect(lines.join('\n')).toMatch(/hold for this run only/);
+    expect(ro.entries[0].source).toBe('tuned');
     clearTuned(rt!);
   });
 

@@ -92,6 +92,7 @@ export const tuneCommand = command('tune', TUNE_HELP, async (argv) => {
     const timing = rt.hasTimestamps ? 'timestamp queries' : 'wall-clock (no timestamp-query)';
     if (v.json) console.log(JSON.stringify({ ...report, features: rt.handle.features, timing: rt.hasTimestamps ? 'timestamp' : 'wall-clock', dryRun: !!v['dry-run'] }, null, 2));
     else console.log(formatTune(report, timing));
+    if (report.writeError) throw new Error(report.writeError);
     const failed = report.entries.reduce((s, e) => s + e.candidates.filter((c) => c.status === 'failed').length, 0);
     if (failed) log(`concord tune: ${failed} candidate${failed === 1 ? '' : 's'} failed validation and will not be used`);
     return EXIT.ok;

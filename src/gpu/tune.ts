@@ -489,9 +489,9 @@ export const TUNE_TEST_HOOKS: { beforeRename?: (tmp: string) => void } = {};
 /** Write the cache atomically: a temporary file beside it, fsynced, renamed into place. */
 export function writeTuneCache(file: string, cache: TuneCacheFile): void {
   const fs = nodeBuiltin<Fs>('fs'), path = nodeBuiltin<Path>('path');
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     const fd = fs.openSync(tmp, 'w');
     try {
       fs.writeSync(fd, `${JSON.stringify(cache, null, 1)}\n`);
@@ -530,6 +530,8 @@ export interface TuneReport {
   /** Requests left at their default: no probe, not in KERNEL_VARIANTS, or not tuned here (software adapter, off). */
   skipped: { op: string; shapeClass: string; reason: string }[];
   written: boolean;
+  /** Why the cache could not be written (the winners still hold for this process). */
+  writeError?: string;
 }
 
 /**
@@ -585,9 +587,15 @@ export async function tuneFor(rt: GpuRuntime, requests: TuneRequest[], opts: Tun
     }
   }
   setTuned(rt, report.entries.filter((e) => e.winner).map((e) => ({ op: e.op, shapeClass: e.shapeClass, variant: e.winner!, config: e.winnerConfig })));
+  if (changed) rt.trim(); // the probes' inputs (an LM head's worth of random weights) leave the pool
   if (changed && report.cacheFile && opts.write !== false) {
-    writeTuneCache(report.cacheFile, cache);
-    report.written = true;
+    try {
+      writeTuneCache(report.cacheFile, cache);
+      report.written = true;
+    } catch (e) {
+      report.writeError = errText(e);
+      log(`concord: ${report.writeError}; the tuned variants hold for this run only`);
+    }
   }
   return report;
 }
