@@ -500,7 +500,7 @@ export function writeTuneCache(file: string, cache: TuneCacheFile): void {
     TUNE_TEST_HOOKS.beforeRename?.(tmp);
     fs.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    try { fs.rmSync(tmp, { force: true }); } catch { /* the folder itself is unusable */ }
     throw new Error(`tune: writing the tuning cache ${file}: ${errText(e)}`);
   }
 }
