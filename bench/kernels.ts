@@ -4,10 +4,14 @@
 // separately (pipeline compilation, first upload), then repeated runs until ~0.5 s have passed.
 // GPU time is wall-clock around submit + onSubmittedWorkDone, so it includes the dispatch and
 // synchronisation overheads a real caller pays.
+// Each case carries its cost-model figures (src/gpu/cost.ts: FLOPs and fewest bytes of one run);
+// the report adds achieved GFLOP/s and GB/s, and on an adapter in the peak table the fraction of
+// the applicable ceiling and which bound (compute or memory) applies.
 
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
 import { logprobCpu, logprobFlops, logprobGpu, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
+import { cosineAllPairsCost, cosineRowsCost, formatPeak, formatRoofline, logprobCost, lookupPeak, matmulCost, type MathKind, roofline } from '../src/gpu/cost.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
@@ -24,6 +28,22 @@ export interface KernelBenchResult {
   iters: number;
   gflops?: number;
   gbps?: number;
+  /** Cost model (src/gpu/cost.ts): FLOPs and fewest bytes of one run. */
+  flops?: number;
+  bytes?: number;
+  /** Arithmetic the variant uses, so which FLOP ceiling applies (default f32; 'matrix' for subgroup-matrix variants). */
+  math?: MathKind;
+  /** From flops / bytes and ms. */
+  achievedGflops?: number;
+  achievedGbps?: number;
+  /** The peak-table entry used (null: peak unknown, e.g. software adapters and the CPU). */
+  peak?: string | null;
+  /** 'compute' or 'memory': which ceiling is the larger time; null when the peak is unknown. */
+  bound?: 'compute' | 'memory' | null;
+  /** Achieved / the applicable ceiling; null when the peak is unknown. */
+  peakFraction?: number | null;
+  /** The applicable ceiling, e.g. 'f32 67 TFLOP/s' or '4800 GB/s'. */
+  ceiling?: string | null;
 }
 
 export interface KernelBenchOptions {
@@ -82,13 +102,22 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
   const rt = opts.rt ?? null;
   const log = opts.log ?? (() => {});
   const out: KernelBenchResult[] = [];
-  const push = (r: KernelBenchResult) => {
-    out.push(r);
-    log(`${r.kernel.padEnd(8)} ${r.variant.padEnd(12)} ${r.device.padEnd(28).slice(0, 28)} ${r.shape.padEnd(22)} ${r.validated ? 'valid' : 'INVALID'} err ${r.maxAbsErr.toExponential(1)}  ${r.ms.toFixed(2)} ms` +
-      (r.gflops !== undefined ? `  ${r.gflops.toFixed(2)} GFLOP/s` : '') + (r.gbps !== undefined ? `  ${r.gbps.toFixed(2)} GB/s` : ''));
-  };
   const cpuName = `cpu (JavaScript, 1 thread)`;
   const gpuName = rt ? `webgpu: ${rt.name}` : '';
+  const gpuPeak = rt ? lookupPeak(rt.handle.info) : null;
+  if (rt) log(gpuPeak ? `peak ${formatPeak(gpuPeak)}` : `peak unknown for ${rt.name}: no % of peak column`);
+  const push = (r: KernelBenchResult) => {
+    let rates = (r.gflops !== undefined ? `  ${r.gflops.toFixed(2)} GFLOP/s` : '') + (r.gbps !== undefined ? `  ${r.gbps.toFixed(2)} GB/s` : '');
+    if (r.flops !== undefined && r.bytes !== undefined) {
+      const peak = r.device === gpuName ? gpuPeak : null;
+      const math = r.math ?? (/matrix|subgroup/i.test(r.variant) ? 'matrix' : 'f32');
+      const roof = roofline({ flops: r.flops, bytes: r.bytes }, r.ms, peak, math);
+      Object.assign(r, { math, achievedGflops: roof.gflops, achievedGbps: roof.gbps, peak: peak?.name ?? null, bound: roof.bound, peakFraction: roof.fraction, ceiling: roof.ceiling });
+      rates = `  ${formatRoofline(roof)}`;
+    }
+    out.push(r);
+    log(`${r.kernel.padEnd(8)} ${r.variant.padEnd(12)} ${r.device.padEnd(28).slice(0, 28)} ${r.shape.padEnd(22)} ${r.validated ? 'valid' : 'INVALID'} err ${r.maxAbsErr.toExponential(1)}  ${r.ms.toFixed(2)} ms${rates}`);
+  };
 
   // ---- matmul ----
   for (const [M, N, K] of shapes.matmul) {
@@ -106,7 +135,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         maxErr = Math.max(maxErr, Math.abs(want[m * N + n] - (naiveDot(A, m * K, B, n * K, K) + bias[n])));
       }
       const t = await timeIt(() => { matmulCpu(A, B, bias, M, N, K, 'nk'); });
-      push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6 });
+      push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true }) });
     }
     if (rt && devices.includes('webgpu')) {
       const variants: { variant: MatmulVariant; f16: boolean }[] = [{ variant: 'tiled', f16: false }, { variant: 'direct', f16: false }];
@@ -118,7 +147,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         await run();
         const v = validate((await rt.readF32(bufs.C, M * N)).subarray(0, Mref * N), ref, { atol: 1e-3, rtol: 1e-4 });
         const t = await timeIt(run);
-        push({ kernel: 'matmul', variant: f16 ? 'tiled f16-W' : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        push({ kernel: 'matmul', variant: f16 ? 'tiled f16-W' : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true, f16Weights: f16 }) });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }
@@ -143,7 +172,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         maxErr = Math.max(maxErr, Math.abs(want.logp[t] - (logits[targets[t]] - lse)));
       }
       const t = await timeIt(() => { logprobCpu(H.subarray(0, cpuT * d), W, targets.subarray(0, cpuT), mask.subarray(0, cpuT), cpuT, V, d); }, 300, 5);
-      push({ kernel: 'logprob', variant: 'f64', device: cpuName, shape: cpuT === T ? shape : `T${cpuT} V${V} d${d}`, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(cpuT, V, d) / t.ms / 1e6 });
+      push({ kernel: 'logprob', variant: 'f64', device: cpuName, shape: cpuT === T ? shape : `T${cpuT} V${V} d${d}`, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(cpuT, V, d) / t.ms / 1e6, ...logprobCost(cpuT, V, d) });
     }
     if (rt && devices.includes('webgpu')) {
       const variants: { wg: number; f16: boolean; kind: 'tiled' | 'direct' }[] = [];
@@ -158,7 +187,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         const got = (await rt.readF32(bufs.logp, T)).subarray(0, cpuT);
         const v = validate(got, ref.logp, { atol: 1e-4 });
         const t = await timeIt(run, 500, 20);
-        push({ kernel: 'logprob', variant: `${variant.kind} wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+        push({ kernel: 'logprob', variant: `${variant.kind} wg${variant.wg}${variant.f16 ? ' f16-W' : ''}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...logprobCost(T, V, d, { f16Weights: variant.f16 }) });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }
@@ -177,7 +206,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         maxErr = Math.max(maxErr, Math.abs(c - want[i]));
       }
       const t = await timeIt(() => { cosineRowsCpu(A, B, N, d); });
-      push({ kernel: 'cosine', variant: 'rows', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gbps: bytes / t.ms / 1e6 });
+      push({ kernel: 'cosine', variant: 'rows', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gbps: bytes / t.ms / 1e6, ...cosineRowsCost(N, d) });
     }
     if (rt && devices.includes('webgpu')) {
       const bufs = { A: rt.upload(A), B: rt.upload(B), out: rt.acquire(N * 4) };
@@ -185,7 +214,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       await run();
       const v = validate(await rt.readF32(bufs.out, N), want, { atol: 1e-5 });
       const t = await timeIt(run);
-      push({ kernel: 'cosine', variant: 'rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gbps: bytes / t.ms / 1e6 });
+      push({ kernel: 'cosine', variant: 'rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gbps: bytes / t.ms / 1e6, ...cosineRowsCost(N, d) });
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }
@@ -202,7 +231,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         maxErr = Math.max(maxErr, Math.abs(c - want[a * M + b]));
       }
       const t = await timeIt(() => { cosineAllPairsCpu(A, B, N, M, d); });
-      push({ kernel: 'cosine', variant: 'all-pairs', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6 });
+      push({ kernel: 'cosine', variant: 'all-pairs', device: cpuName, shape, validated: maxErr < 1e-5, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6, ...cosineAllPairsCost(N, M, d) });
     }
     if (rt && devices.includes('webgpu')) {
       const bufs = { A: rt.upload(A), B: rt.upload(B), C: rt.acquire(N * M * 4) };
@@ -210,7 +239,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       await run();
       const v = validate(await rt.readF32(bufs.C, N * M), want, { atol: 1e-4 });
       const t = await timeIt(run);
-      push({ kernel: 'cosine', variant: 'all-pairs', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+      push({ kernel: 'cosine', variant: 'all-pairs', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...cosineAllPairsCost(N, M, d) });
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }

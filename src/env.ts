@@ -40,6 +40,13 @@ export interface Settings {
   readonly dawnNode: string | undefined;
   /** CONCORD_DAWN_FLAGS: dawn.node create() flags, space-separated (e.g. enable-dawn-features=allow_unsafe_apis). */
   readonly dawnFlags: string | undefined;
+  /**
+   * CONCORD_DAWN_ENABLE: the Dawn toggles concord enables, comma-separated, instead of its default
+   * (allow_unsafe_apis,vulkan_enable_f16_on_nvidia); 'none' for none. src/gpu/device.ts dawnToggles().
+   */
+  readonly dawnEnable: string | undefined;
+  /** CONCORD_DAWN_DISABLE: the Dawn toggles concord disables instead of its default (timestamp_quantization); 'none' for none. */
+  readonly dawnDisable: string | undefined;
   /** CONCORD_GPU (or --gpu): which Vulkan adapter on a host with several GPUs — an index (PCI order) or a part of its name (src/gpu/select.ts). */
   readonly gpu: string | undefined;
   /** CONCORD_CPU_BACKEND: 'onnxruntime' (default in Node) or 'twin' (the TypeScript twin) for --device cpu, the LM and the encoder. */
@@ -94,6 +101,8 @@ export const settings: Settings = Object.freeze({
   get ortSpinning() { return raw('CONCORD_ORT_SPINNING') === '1'; },
   get dawnNode() { return raw('CONCORD_DAWN_NODE'); },
   get dawnFlags() { return raw('CONCORD_DAWN_FLAGS'); },
+  get dawnEnable() { return raw('CONCORD_DAWN_ENABLE'); },
+  get dawnDisable() { return raw('CONCORD_DAWN_DISABLE'); },
   get gpu() { return raw('CONCORD_GPU'); },
   get cpuBackend() {
     const v = raw('CONCORD_CPU_BACKEND');
@@ -128,6 +137,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   gpu: 'CONCORD_GPU',
   dawnNode: 'CONCORD_DAWN_NODE',
   dawnFlags: 'CONCORD_DAWN_FLAGS',
+  dawnEnable: 'CONCORD_DAWN_ENABLE',
+  dawnDisable: 'CONCORD_DAWN_DISABLE',
   ortSpinning: 'CONCORD_ORT_SPINNING',
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
   tune: 'CONCORD_TUNE',

@@ -51,3 +51,14 @@ export class GpuUnavailableError extends ConcordError {
 export class ResumeError extends ConcordError {
   override readonly exitCode = EXIT.resumeMismatch;
 }
+
+/**
+ * A model checkpoint that cannot be loaded as it is (exit 3): a shard listed in the index that is
+ * missing, a truncated shard, a dtype the loader cannot read, a tensor whose shape does not match
+ * config.json. The message names the file and, where there is one, the tensor.
+ */
+export class ModelFileError extends InputError {
+  constructor(message: string, readonly file: string, readonly tensor?: string) {
+    super(message);
+  }
+}

@@ -28,7 +28,8 @@ export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type Fil
 // Models and the sentence encoder
 export { loadModel, modelFromWeights, sharedRuntime, type LoadModelOptions, type LoadedLanguageModel, type LanguageModel, type SequenceRequest, type SequenceScores } from './models/index.js';
 export { loadWeights, resolveModel, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
-export type { ModelConfig, LoadedWeights } from './models/types.js';
+export type { ModelConfig, LoadedWeights, TensorRef } from './models/types.js';
+export type { LoadProgress } from './models/weight-upload.js';
 export type { TextTokenizer } from './tokenizer/types.js';
 export { loadEmbedder, createEmbedder, type Embedder, type EmbedderOptions, type EmbedStats } from './encoder/index.js';
 // Devices and kernels
@@ -37,4 +38,4 @@ export { GpuRuntime } from './gpu/runtime.js';
 export { kernelVariant, KERNEL_VARIANTS, type VariantOp } from './gpu/variants.js';
 // Settings, errors, exit codes
 export { settings, SETTING_VARIABLES, packageRoot, modelsDir, type Settings } from './env.js';
-export { EXIT, ConcordError, UsageError, InputError, GpuUnavailableError, ResumeError } from './errors.js';
+export { EXIT, ConcordError, UsageError, InputError, GpuUnavailableError, ResumeError, ModelFileError } from './errors.js';

@@ -13,8 +13,9 @@
 //   report --work DIR --out DIR           validate every contestant against the fp32 peers, write
 //                                         gpu-<date>.json and gpu-<date>.md
 //
-// dawn.node is the carried file (CONCORD_DAWN_NODE, read in src/gpu/device.ts); Dawn toggles come
-// from CONCORD_DAWN_FLAGS. Shaders are compiled into the bundle (registerShaders).
+// dawn.node is the carried file (CONCORD_DAWN_NODE, read in src/gpu/device.ts); Dawn toggles are
+// concord's defaults (src/gpu/device.ts dawnCreateFlags) plus CONCORD_DAWN_FLAGS.
+// Shaders are compiled into the bundle (registerShaders).
 
 import { settings } from '../../src/env.js';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -72,6 +73,7 @@ async function envCommand(out: string | null): Promise<number> {
     for (const k in a.limits) limits[k] = (a.limits as unknown as Record<string, number>)[k];
     Object.assign(report, {
       driver: gpu.driverNote,
+      toggles: gpu.toggles,
       adapter: infoOut,
       software: gpu.info.software,
       adapterFeatures: [...a.features].sort(),

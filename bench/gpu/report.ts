@@ -44,7 +44,7 @@ export interface GpuReportInput {
   nvidiaSmi: string | null;
   envPlain: Record<string, unknown> | null;
   envToggles: Record<string, unknown> | null;
-  kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number }[] } | null;
+  kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
   models: ModelEntry[];
 }
@@ -192,9 +192,11 @@ export function renderGpuMarkdown(rep: GpuReport): string {
     L.push('');
     L.push(`Kernels (\`bench kernels --size ${rep.kernels.size}\`, each variant validated against its CPU twin before timing):`);
     L.push('');
-    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s |');
-    L.push('|---|---|---|---|--:|--:|--:|--:|');
-    for (const k of rep.kernels.results) L.push(`| ${k.kernel} | ${k.variant} | ${k.shape} | ${k.validated ? 'yes' : 'NO'} | ${k.maxAbsErr.toExponential(1)} | ${k.ms.toFixed(3)} | ${k.gflops?.toFixed(1) ?? '—'} | ${k.gbps?.toFixed(1) ?? '—'} |`);
+    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s | % of peak (cost model, src/gpu/cost.ts) |');
+    L.push('|---|---|---|---|--:|--:|--:|--:|--:|');
+    const pct = (k: { peakFraction?: number | null; bound?: string | null; ceiling?: string | null }) =>
+      k.peakFraction == null ? 'peak unknown' : `${(100 * k.peakFraction).toFixed(1)}% of ${k.ceiling} (${k.bound}-bound)`;
+    for (const k of rep.kernels.results) L.push(`| ${k.kernel} | ${k.variant} | ${k.shape} | ${k.validated ? 'yes' : 'NO'} | ${k.maxAbsErr.toExponential(1)} | ${k.ms.toFixed(3)} | ${(k.achievedGflops ?? k.gflops)?.toFixed(1) ?? '—'} | ${(k.achievedGbps ?? k.gbps)?.toFixed(1) ?? '—'} | ${pct(k)} |`);
   }
   if (rep.steps.length) {
     L.push('');

@@ -122,7 +122,7 @@ envstep() {
   LD_LIBRARY_PATH=$GLLIB "$WORK/bin/node" -e 'try { require(process.env.CONCORD_DAWN_NODE); console.log("dawn.node loads") } catch (e) { console.log("dawn.node does NOT load: " + e.message) }'
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
   "$PY" -c 'import transformers; print("transformers", transformers.__version__)' 2>/dev/null || echo "transformers: not installed (the peers use the torch fallback forward, marked as such)"
-  CONCORD_DAWN_FLAGS= $NODE env --out "$WORK/env-plain.json" > /dev/null || echo "env (no toggles): no adapter"
+  CONCORD_DAWN_FLAGS= CONCORD_DAWN_ENABLE=none CONCORD_DAWN_DISABLE=none $NODE env --out "$WORK/env-plain.json" > /dev/null || echo "env (no toggles): no adapter"
   CONCORD_DAWN_FLAGS="$TOGGLES" $NODE env --out "$WORK/env-toggles.json"
 }
 export TOGGLES

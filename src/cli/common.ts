@@ -7,12 +7,36 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { settings } from '../env.js';
 import { ConcordError, EXIT, UsageError } from '../errors.js';
 import type { DeviceChoice } from '../gpu/device.js';
+import type { LoadProgress } from '../models/weight-upload.js';
 
 export { EXIT, UsageError };
 
 export type Command = (argv: string[]) => Promise<number>;
 
 export const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+
+/** 'loading weights: shard 2/4 (model-00002-of-00004.safetensors)  3.21 / 16.06 GB  20%' */
+export function formatLoadProgress(p: LoadProgress): string {
+  const [unit, scale] = p.bytesTotal >= 1e9 ? ['GB', 1e9] : ['MB', 1e6];
+  const n = (b: number) => (b / scale).toFixed(2);
+  const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
+  return `loading weights: shard ${p.shard}/${p.shards} (${p.file.split(/[\\/]/).pop()})  ${n(p.bytesDone)} / ${n(p.bytesTotal)} ${unit}  ${pct}%`;
+}
+
+/**
+ * The model loader's progress callback for the CLI: one stderr line redrawn at most 10×/s, ended
+ * when the last byte is in. Undefined (nothing printed) when the stream is not a terminal.
+ */
+export function loadProgressPrinter(stream: { isTTY?: boolean; write(s: string): unknown } = process.stderr): ((p: LoadProgress) => void) | undefined {
+  if (!stream.isTTY) return undefined;
+  let last = 0;
+  return (p) => {
+    const end = p.bytesDone >= p.bytesTotal, now = Date.now();
+    if (!end && now - last < 100) return;
+    last = now;
+    stream.write(`\r\x1b[2K${formatLoadProgress(p)}${end ? '\n' : ''}`);
+  };
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values<O extends Options> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : O[K] extends { multiple: true } ? string[] : string };

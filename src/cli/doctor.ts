@@ -1,7 +1,7 @@
 // `concord doctor [--json]`: what runtime, adapter, features and limits concord sees, and what
 // `--device auto` would choose here.
 
-import { autoDecision, GpuHandle, requestGpu } from '../gpu/device.js';
+import { autoDecision, DawnToggles, GpuHandle, requestGpu, SubgroupMatrixConfig } from '../gpu/device.js';
 import { command, EXIT, parseFlags } from './common.js';
 
 const KEY_LIMITS = [
@@ -17,6 +17,11 @@ export interface DoctorReport {
   adapterError: string | null;
   features: string[];
   limits: Record<string, number>;
+  /** The Dawn toggles in force (Node); null without an adapter. */
+  toggles: DawnToggles | null;
+  subgroupMinSize: number | null;
+  subgroupMaxSize: number | null;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
   auto: { backend: 'webgpu' | 'cpu'; reason: string };
 }
 
@@ -47,6 +52,10 @@ export async function doctorReport(): Promise<DoctorReport> {
     adapterError: err,
     features: gpu?.features ?? [],
     limits,
+    toggles: gpu?.toggles ?? null,
+    subgroupMinSize: gpu?.subgroupMinSize ?? null,
+    subgroupMaxSize: gpu?.subgroupMaxSize ?? null,
+    subgroupMatrixConfigs: gpu?.subgroupMatrixConfigs ?? [],
     auto: autoDecision(gpu, err ?? undefined),
   };
   gpu?.device.destroy();
@@ -64,6 +73,9 @@ export function formatDoctor(r: DoctorReport): string {
       `adapter   ${a.description || a.device} — vendor ${a.vendor}, architecture ${a.architecture}, device ${a.device}`,
       `          isFallbackAdapter ${a.isFallbackAdapter}, software ${a.software}`,
       `features  ${r.features.join(', ')}`,
+      `toggles   ${formatToggles(r.toggles)}`,
+      `subgroups ${r.subgroupMinSize === null ? 'size unknown' : `size ${r.subgroupMinSize}–${r.subgroupMaxSize}`}`,
+      `subgroup matrix ${formatMatrixConfigs(r.subgroupMatrixConfigs)}`,
       'limits',
       ...Object.entries(r.limits).map(([k, v]) => `  ${k.padEnd(36)} ${v.toLocaleString('en-US')}`),
     );
@@ -74,9 +86,21 @@ export function formatDoctor(r: DoctorReport): string {
   return lines.join('\n');
 }
 
+function formatToggles(t: DawnToggles | null): string {
+  if (!t || (!t.enabled.length && !t.disabled.length)) return 'none (browser, or all turned off)';
+  return [`enabled ${t.enabled.join(', ') || 'none'}`, `disabled ${t.disabled.join(', ') || 'none'}`].join('; ');
+}
+
+/** 'none', or e.g. 'f16→f32 8×8×8, f16→f16 16×16×16' (M×N×K). */
+export function formatMatrixConfigs(configs: SubgroupMatrixConfig[]): string {
+  if (!configs.length) return 'none';
+  return configs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ');
+}
+
 export const DOCTOR_HELP = `concord doctor [--json]
 
-What runtime, adapter, features and limits concord sees, and what --device auto would choose.
+What runtime, adapter, features, Dawn toggles, subgroup sizes, subgroup-matrix configurations and
+limits concord sees, and what --device auto would choose.
   --json    the same as JSON`;
 
 export const doctorCommand = command('doctor', DOCTOR_HELP, async (argv) => {

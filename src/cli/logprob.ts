@@ -2,7 +2,7 @@
 
 import { loadModel } from '../models/index.js';
 import { encodeStandalone } from '../pipeline/templates.js';
-import { command, deviceFlag, EXIT, log, parseFlags, UsageError } from './common.js';
+import { command, deviceFlag, EXIT, loadProgressPrinter, log, parseFlags, UsageError } from './common.js';
 
 export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
 
@@ -21,7 +21,7 @@ export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
   });
   if (v.target === undefined || v.target === '') throw new UsageError('--target is required (the text to score)');
   const device = deviceFlag(v.device);
-  const lm = await loadModel(v.model ?? 'default', { device, revision: v.revision });
+  const lm = await loadModel(v.model ?? 'default', { device, revision: v.revision, onProgress: loadProgressPrinter() });
   try {
     log(`concord: model ${lm.config.name} on ${lm.deviceName}${lm.deviceReason ? ` — ${lm.deviceReason}` : ''}`);
     const tok = lm.tokenizer;

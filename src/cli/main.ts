@@ -23,8 +23,9 @@ export { EXIT } from './common.js';
 const HELP = `concord — score and filter instruction–response pairs by mutual alignment (WGSL on WebGPU)
 
 Usage:
-  concord doctor [--json]                      runtime, adapter, features, limits, --device auto's choice
+  concord doctor [--json]                      runtime, adapter, features, toggles, subgroups, limits, --device auto's choice
   concord bench kernels [--json] [--size small|large] [--device auto|webgpu|cpu|both]
+  concord bench profile [--json] [--model M] [--batch B] [--len L] [--f16]   per-kernel GPU time of one prefill, cost model
   concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
   concord score <in.jsonl|json> -o scored.jsonl [options]      (concord score --help)
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]

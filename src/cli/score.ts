@@ -10,7 +10,7 @@ import { argvWithoutShard, resolveShard } from '../shard/index.js';
 import { ShardRun, defaultShardFormat } from '../shard/run.js';
 import { writeFileAtomic } from '../pipeline/node-io.js';
 import { nodeBuiltin, settings } from '../env.js';
-import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
+import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
 export const SCORE_OPTIONS = {
   output: { type: 'string', short: 'o' },
@@ -148,6 +148,7 @@ export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<Co
     cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
     windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,
     log: quiet ? undefined : log,
+    onLoadProgress: quiet ? undefined : loadProgressPrinter(),
   });
 }
 

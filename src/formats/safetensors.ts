@@ -9,7 +9,9 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
-import { bf16ToF32, f16ToF32, f32ToF16Bits } from '../util/f16.js';
+import { ModelFileError } from '../errors.js';
+import type { ChunkScratch, ChunkTarget, TensorRef } from '../models/types.js';
+import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f32IntoF16Bits, f32ToF16Bits } from '../util/f16.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
@@ -74,7 +76,9 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
       if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2) throw bad(`bad data_offsets ${JSON.stringify(e.data_offsets)}`);
       const [b, en] = e.data_offsets as number[];
       if (!(Number.isInteger(b) && Number.isInteger(en) && 0 <= b && b <= en)) throw bad(`bad data_offsets [${b}, ${en}]`);
-      if (en > dataBytes) throw bad(`data_offsets [${b}, ${en}] run past the end of the data (${dataBytes} bytes): file truncated?`);
+      if (en > dataBytes) {
+        throw new ModelFileError(`${path}: tensor '${name}': data_offsets [${b}, ${en}] run past the end of the data (${dataBytes} bytes): truncated shard (the file has ${size} bytes, its header needs at least ${dataStart + en}; re-download or re-copy it)`, path, name);
+      }
       const shape = e.shape as number[];
       const el = DTYPE_BYTES[e.dtype];
       if (el !== undefined && numel(shape) * el !== en - b) {
@@ -88,30 +92,96 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
   }
 }
 
-function readInfo(t: TensorInfo): Float32Array {
-  if (!SUPPORTED.includes(t.dtype)) throw new Error(`${t.file}: tensor '${t.name}' has dtype ${t.dtype}; supported: ${SUPPORTED.join(', ')}`);
-  const count = numel(t.shape);
-  const bytes = t.end - t.begin;
-  let fd: number;
+/** Throws the loader's error for a dtype it cannot read. */
+export function checkDtype(t: TensorInfo): void {
+  if (!SUPPORTED.includes(t.dtype)) {
+    throw new ModelFileError(`${t.file}: tensor '${t.name}' has dtype ${t.dtype}; supported: ${SUPPORTED.join(', ')} (concord cannot read it: convert the checkpoint, e.g. to bf16)`, t.file, t.name);
+  }
+}
+
+function openForRead(t: TensorInfo): number {
   try {
-    fd = openSync(t.file, 'r');
+    return openSync(t.file, 'r');
   } catch (e) {
-    throw new Error(`${t.file}: cannot open: ${(e as Error).message}`);
+    throw new ModelFileError(`${t.file}: cannot open shard (holding '${t.name}'): ${(e as Error).message}`, t.file, t.name);
   }
-  try {
-    const raw = t.dtype === 'F32' ? new Float32Array(count) : new Uint16Array(count);
-    const dst = new Uint8Array(raw.buffer, 0, bytes);
-    let done = 0;
-    while (done < bytes) {
-      const n = readSync(fd, dst, done, Math.min(bytes - done, 1 << 30), t.begin + done);
-      if (n === 0) throw new Error(`${t.file}: tensor '${t.name}': unexpected end of file at byte ${t.begin + done}`);
-      done += n;
+}
+
+/** Fill dst from the file at byte `pos` (positioned reads); a short file is a truncated shard. */
+function readFully(fd: number, t: TensorInfo, dst: Uint8Array, pos: number): void {
+  let done = 0;
+  while (done < dst.length) {
+    const n = readSync(fd, dst, done, Math.min(dst.length - done, 1 << 30), pos + done);
+    if (n === 0) throw new ModelFileError(`${t.file}: truncated shard: tensor '${t.name}' ends at byte ${t.end} but the file ends at byte ${pos + done}`, t.file, t.name);
+    done += n;
+  }
+}
+
+/** Elements per chunk of TensorRef.chunks() by default: 2 Mi (≤ 8 MiB read + 8 MiB converted). */
+export const DEFAULT_CHUNK_ELEMS = 1 << 21;
+
+/**
+ * Elements [elemBegin, elemBegin + length) of one safetensors tensor, read on demand: whole as f32,
+ * or in bounded chunks converted to the GPU's storage type (positioned reads into reused buffers).
+ */
+export class FileTensorRef implements TensorRef {
+  readonly length: number;
+  readonly sourceBytes: number;
+  constructor(readonly info: TensorInfo, readonly elemBegin = 0, length?: number) {
+    checkDtype(info);
+    const total = numel(info.shape);
+    this.length = length ?? total - elemBegin;
+    if (elemBegin < 0 || this.length < 0 || elemBegin + this.length > total) throw new Error(`${info.file}: tensor '${info.name}': range [${elemBegin}, ${elemBegin + this.length}) outside its ${total} elements`);
+    this.sourceBytes = this.length * DTYPE_BYTES[info.dtype];
+  }
+  get file(): string { return this.info.file; }
+  get sourceOrder(): number { return this.info.begin + this.elemBegin * DTYPE_BYTES[this.info.dtype]; }
+  get source(): string { return `${this.info.file}: tensor '${this.info.name}'`; }
+
+  /** A sub-range (Phi-3's fused q|k|v and gate|up rows). */
+  slice(elemBegin: number, length: number): FileTensorRef {
+    return new FileTensorRef(this.info, this.elemBegin + elemBegin, length);
+  }
+
+  read(): Float32Array {
+    const out = new Float32Array(this.length);
+    for (const c of this.chunks('f32')) out.set(c.data as Float32Array, c.offset);
+    return out;
+  }
+
+  /**
+   * The elements in order, `maxElems` at a time, converted to `to`. The yielded arrays are reused
+   * between steps: consume each before asking for the next. bf16 → f16 goes through a table, never f32.
+   */
+  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS, scratch: ChunkScratch = {}): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
+    const t = this.info, el = DTYPE_BYTES[t.dtype];
+    const per = Math.max(2, Math.min(maxElems, this.length)) & ~1; // even, so f16 chunks stay 4-byte multiples
+    const same = (t.dtype === 'F32' && to === 'f32') || (t.dtype === 'F16' && to === 'f16');
+    // Raw bytes as read, and (when the type changes) the converted chunk: 4 bytes an element at most.
+    const buf = (k: 'raw' | 'conv') => (scratch[k] && scratch[k].byteLength >= per * 4 ? scratch[k] : (scratch[k] = new ArrayBuffer(per * 4)));
+    const raw = t.dtype === 'F32' ? new Float32Array(buf('raw'), 0, per) : new Uint16Array(buf('raw'), 0, per);
+    const conv = same ? null : to === 'f32' ? new Float32Array(buf('conv'), 0, per) : new Uint16Array(buf('conv'), 0, per);
+    const fd = openForRead(t);
+    try {
+      for (let off = 0; off < this.length; off += per) {
+        const n = Math.min(per, this.length - off);
+        const src = raw.subarray(0, n);
+        readFully(fd, t, new Uint8Array(src.buffer, 0, n * el), t.begin + (this.elemBegin + off) * el);
+        if (!conv) { yield { data: src, offset: off }; continue; }
+        const dst = conv.subarray(0, n);
+        if (t.dtype === 'F32') f32IntoF16Bits(src as Float32Array, dst as Uint16Array);
+        else if (t.dtype === 'BF16') (to === 'f16' ? bf16BitsToF16Bits(src as Uint16Array, dst as Uint16Array) : bf16BitsIntoF32(src as Uint16Array, dst as Float32Array));
+        else f16BitsIntoF32(src as Uint16Array, dst as Float32Array);
+        yield { data: dst, offset: off };
+      }
+    } finally {
+      closeSync(fd);
     }
-    if (raw instanceof Float32Array) return raw;
-    return t.dtype === 'BF16' ? bf16ToF32(raw) : f16ToF32(raw);
-  } finally {
-    closeSync(fd);
   }
+}
+
+function readInfo(t: TensorInfo): Float32Array {
+  return new FileTensorRef(t).read();
 }
 
 class InfoSource implements TensorSource {
@@ -148,7 +218,7 @@ export function openSafetensorsIndex(indexPath: string): TensorSource {
     let shard = shards.get(file);
     if (!shard) {
       const p = join(dir, file);
-      if (!existsSync(p)) throw new Error(`${indexPath}: shard '${file}' (holding '${name}') not found at ${p}`);
+      if (!existsSync(p)) throw new ModelFileError(`${indexPath}: shard '${file}' (holding '${name}') not found at ${p}: the checkpoint is incomplete (download the missing shard)`, p, name);
       shard = parseSafetensorsHeader(p).infos;
       shards.set(file, shard);
     }

@@ -5,7 +5,7 @@
 // This must happen before dawn.node's create(), because the loader reads the variable then.
 
 import { settings } from '../env.js';
-import { GpuUnavailableError } from '../errors.js';
+import { GpuUnavailableError, UsageError } from '../errors.js';
 
 /** 'cpu-twin': the CPU path on the TypeScript twin instead of onnxruntime (the reference; for debugging and tests). */
 export type DeviceChoice = 'auto' | 'webgpu' | 'cpu' | 'cpu-twin';
@@ -20,6 +20,23 @@ export interface AdapterSummary {
   software: boolean;
 }
 
+/** One cooperative-matrix shape the adapter offers (Dawn's GPUSubgroupMatrixConfig, DawnExtensions.idl). */
+export interface SubgroupMatrixConfig {
+  M: number;
+  N: number;
+  K: number;
+  /** Operand type: 'f32' | 'f16' | 'u32' | 'i32' | 'u8' | 'i8'. */
+  componentType: string;
+  /** Accumulator / result type, same values. */
+  resultComponentType: string;
+}
+
+/** Dawn toggles passed to dawn.node's create() (Node); both empty in a browser. */
+export interface DawnToggles {
+  enabled: string[];
+  disabled: string[];
+}
+
 export interface GpuHandle {
   device: GPUDevice;
   adapter: GPUAdapter;
@@ -28,6 +45,17 @@ export interface GpuHandle {
   runtime: 'node-dawn' | 'browser';
   /** How the Vulkan driver was chosen (Node only), for `doctor` and logs. */
   driverNote: string;
+  /** The Dawn toggles in force (what concord gave dawn.node's create(); empty in a browser). */
+  toggles: DawnToggles;
+  /** adapter.info.subgroupMinSize / subgroupMaxSize; null where the runtime does not say. */
+  subgroupMinSize: number | null;
+  subgroupMaxSize: number | null;
+  /**
+   * adapter.info.subgroupMatrixConfigs (Dawn: listed with allow_unsafe_apis; NVIDIA's f16 ones
+   * only with vulkan_enable_f16_on_nvidia); empty where absent. The feature
+   * 'chromium-experimental-subgroup-matrix' is in `features` when the device has it.
+   */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
 }
 
 export interface BackendDecision {
@@ -44,6 +72,65 @@ const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 // dawn.node segfaults or hangs.
 let nodeGpu: GPU | null = null;
 let nodeDriverNote = '';
+let nodeToggles: DawnToggles = { enabled: [], disabled: [] };
+
+/** Dawn toggles concord enables by default (names from Dawn's src/dawn/native/Toggles.cpp). */
+export const DEFAULT_DAWN_ENABLE: readonly string[] = Object.freeze([
+  // Instance toggle: experimental features (Features.cpp FeatureState::Experimental, such as
+  // chromium-experimental-subgroup-matrix) may be requested.
+  'allow_unsafe_apis',
+  // Adapter toggle: without it Dawn refuses shader-f16 on NVIDIA Vulkan (PhysicalDeviceVk.cpp, and
+  // lists no f16 subgroup-matrix configuration there).
+  'vulkan_enable_f16_on_nvidia',
+]);
+/** Dawn toggles concord disables by default: timestamp queries at full resolution (device toggle). */
+export const DEFAULT_DAWN_DISABLE: readonly string[] = Object.freeze(['timestamp_quantization']);
+
+const ENABLE_KEY = 'enable-dawn-features', DISABLE_KEY = 'disable-dawn-features';
+
+function toggleList(value: string | undefined, fallback: readonly string[], what: string): string[] {
+  if (value === undefined) return [...fallback];
+  if (value.trim() === 'none') return [];
+  const list = value.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of list) {
+    if (!/^[a-z0-9_]+$/.test(t)) throw new UsageError(`${what}: '${t}' is not a Dawn toggle name (lower-case letters, digits and _, as in Dawn's Toggles.cpp)`);
+  }
+  return list;
+}
+
+/**
+ * dawn.node create() flags and the toggles in force, from the settings (pure, for tests):
+ * `enable` / `disable` (CONCORD_DAWN_ENABLE / CONCORD_DAWN_DISABLE: a comma list replacing the
+ * defaults, 'none' for none), then `extra` (CONCORD_DAWN_FLAGS, space-separated key=value flags).
+ * dawn.node keeps only the last value of a key (binding/Flags.cpp), so the enable-/disable-dawn-
+ * features lists of `extra` are merged into concord's instead of replacing them: a toggle named
+ * later wins (disable-dawn-features=allow_unsafe_apis in CONCORD_DAWN_FLAGS turns the default off).
+ */
+export function dawnCreateFlags(o: { enable?: string; disable?: string; extra?: string }): { flags: string[]; toggles: DawnToggles } {
+  const state = new Map<string, boolean>();
+  for (const t of toggleList(o.enable, DEFAULT_DAWN_ENABLE, 'CONCORD_DAWN_ENABLE')) state.set(t, true);
+  for (const t of toggleList(o.disable, DEFAULT_DAWN_DISABLE, 'CONCORD_DAWN_DISABLE')) {
+    if (state.get(t)) throw new UsageError(`Dawn toggle '${t}' is both enabled (CONCORD_DAWN_ENABLE) and disabled (CONCORD_DAWN_DISABLE)`);
+    state.set(t, false);
+  }
+  const others: string[] = [];
+  for (const flag of (o.extra ?? '').split(/\s+/).filter(Boolean)) {
+    const eq = flag.indexOf('=');
+    if (eq <= 0) throw new UsageError(`CONCORD_DAWN_FLAGS: '${flag}' is not a key=value flag (dawn.node's create() format)`);
+    const key = flag.slice(0, eq), value = flag.slice(eq + 1);
+    if (key === ENABLE_KEY || key === DISABLE_KEY) {
+      for (const t of toggleList(value, [], `CONCORD_DAWN_FLAGS ${key}`)) { state.delete(t); state.set(t, key === ENABLE_KEY); }
+    } else {
+      others.push(flag);
+    }
+  }
+  const enabled = [...state].filter(([, on]) => on).map(([t]) => t);
+  const disabled = [...state].filter(([, on]) => !on).map(([t]) => t);
+  const flags = [...others];
+  if (enabled.length) flags.push(`${ENABLE_KEY}=${enabled.join(',')}`);
+  if (disabled.length) flags.push(`${DISABLE_KEY}=${disabled.join(',')}`);
+  return { flags, toggles: { enabled, disabled } };
+}
 
 /** Software Vulkan ICDs we know Dawn accepts, in order of preference. */
 async function findSoftwareIcd(): Promise<{ path: string; note: string } | null> {
@@ -147,8 +234,8 @@ async function nodeNavigatorGpu(): Promise<GPU> {
     throw new GpuUnavailableError(nodeDriverNote);
   }
   // CONCORD_DAWN_NODE: a dawn.node file to load instead of the `webgpu` package (the GPU bundle
-  // carries dawn.node alone). CONCORD_DAWN_FLAGS: dawn.node create() flags, space-separated, e.g.
-  // 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'.
+  // carries dawn.node alone). The Dawn toggles and CONCORD_DAWN_FLAGS: dawnCreateFlags().
+  const { flags, toggles } = dawnCreateFlags({ enable: settings.dawnEnable, disable: settings.dawnDisable, extra: settings.dawnFlags });
   // A variable module name keeps browser bundlers from trying to resolve the native addon.
   const modName = 'webgpu';
   type DawnModule = { create: (o: string[]) => GPU; globals: object };
@@ -158,7 +245,6 @@ async function nodeNavigatorGpu(): Promise<GPU> {
     : ((await import(/* @vite-ignore */ modName)) as DawnModule);
   Object.assign(globalThis, mod.globals);
   // --gpu N|NAME (src/gpu/select.ts): dawn.node's adapter= flag, or Mesa's device-select layer.
-  const flags: string[] = (settings.dawnFlags ?? '').split(/\s+/).filter(Boolean);
   if (settings.gpu) {
     const { selectGpu } = await import('./select.js');
     const sel = selectGpu(settings.gpu);
@@ -167,6 +253,7 @@ async function nodeNavigatorGpu(): Promise<GPU> {
     nodeDriverNote += `; ${sel.note}`;
   }
   nodeGpu = mod.create(flags);
+  nodeToggles = toggles;
   (globalThis as { __concordDawn?: GPU }).__concordDawn = nodeGpu; // extra strong reference
   return nodeGpu;
 }
@@ -183,7 +270,20 @@ function summarise(adapter: GPUAdapter): AdapterSummary {
   };
 }
 
-const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'subgroups'];
+/** Requested whenever the adapter offers them (the subgroup-matrix one needs allow_unsafe_apis in Dawn). */
+export const OPTIONAL_FEATURES = ['shader-f16', 'timestamp-query', 'subgroups', 'chromium-experimental-subgroup-matrix'] as const;
+
+/** Subgroup sizes and matrix configurations from an adapter's info, typed; null / [] where absent. */
+export function subgroupInfo(info: GPUAdapterInfo): Pick<GpuHandle, 'subgroupMinSize' | 'subgroupMaxSize' | 'subgroupMatrixConfigs'> {
+  const i = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: ArrayLike<Record<string, unknown>> };
+  const size = (v: unknown) => (typeof v === 'number' && v > 0 ? v : null);
+  // dawn.node's configs are interface objects with getters: copy the fields into plain objects.
+  const configs = Array.from(i.subgroupMatrixConfigs ?? [], (c) => ({
+    M: Number(c.M), N: Number(c.N), K: Number(c.K),
+    componentType: String(c.componentType), resultComponentType: String(c.resultComponentType),
+  }));
+  return { subgroupMinSize: size(i.subgroupMinSize), subgroupMaxSize: size(i.subgroupMaxSize), subgroupMatrixConfigs: configs };
+}
 
 /** Request an adapter and device. Throws GpuUnavailableError when there is none. */
 export async function requestGpu(): Promise<GpuHandle> {
@@ -200,7 +300,7 @@ export async function requestGpu(): Promise<GpuHandle> {
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter${nodeDriverNote ? `: ${nodeDriverNote}` : ''}`);
-  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures,
@@ -224,6 +324,8 @@ export async function requestGpu(): Promise<GpuHandle> {
   return {
     device, adapter, info: summarise(adapter), features: [...device.features].sort(), runtime,
     driverNote: runtime === 'browser' ? 'browser navigator.gpu' : nodeDriverNote,
+    toggles: runtime === 'browser' ? { enabled: [], disabled: [] } : { enabled: [...nodeToggles.enabled], disabled: [...nodeToggles.disabled] },
+    ...subgroupInfo(adapter.info),
   };
 }
 
@@ -265,6 +367,7 @@ export async function chooseBackend(choice: DeviceChoice): Promise<BackendDecisi
   try {
     gpu = await requestGpu();
   } catch (e) {
+    if (e instanceof UsageError) throw e; // a bad CONCORD_DAWN_* setting is the user's to fix, not a reason for the CPU
     const msg = (e as Error).message;
     const sel = isNode && settings.gpu ? ` --gpu ${settings.gpu}` : '';
     if (choice === 'webgpu' || requireGpuFromEnv() || sel) throw new GpuUnavailableError(`--device ${choice}${sel}: ${msg}`);

@@ -189,12 +189,18 @@ export class GpuRuntime {
    * not round up to a size class; destroy it with dropPersistent().
    */
   persistent(data: ArrayBufferView, label: string): GPUBuffer {
-    const size = ceilDiv(data.byteLength, 4) * 4;
+    const buf = this.persistentBuffer(data.byteLength, label);
+    this.write(buf, data);
+    return buf;
+  }
+
+  /** An empty persistent buffer of `bytes` (rounded up to 4), filled by the caller with write() at offsets (streamed weights). */
+  persistentBuffer(bytes: number, label: string): GPUBuffer {
+    const size = ceilDiv(bytes, 4) * 4;
     if (size > this.limits.maxStorageBufferBindingSize) {
       throw new Error(`${label}: ${size} bytes exceed maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}`);
     }
     const buf = this.device.createBuffer({ label, size: Math.max(size, 16), usage: USAGE.storage });
-    this.write(buf, data);
     this.stats.buffersCreated++;
     this.stats.bytesAllocated += size;
     this.stats.peakBytesAllocated = Math.max(this.stats.peakBytesAllocated, this.stats.bytesAllocated);

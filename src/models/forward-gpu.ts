@@ -5,6 +5,7 @@
 //
 // Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (matmul/tiled and
 // logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
+// weight-upload.ts places the tensors; those still in their checkpoint files stream in create().
 
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
@@ -17,10 +18,10 @@ import { normGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
 import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
-import { toF16 } from '../util/f16.js';
+import { WeightUploader, type UploadOptions } from './weight-upload.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
-import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
+import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig } from './types.js';
 
 interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
 
@@ -37,7 +38,7 @@ interface Layer {
   theta: number; scaling: RopeScaling | null;
 }
 
-export interface GpuForwardOptions {
+export interface GpuForwardOptions extends UploadOptions {
   /** Store linear weights and the LM head as f16 (default: when the device has shader-f16). */
   f16?: boolean;
 }
@@ -56,6 +57,20 @@ export class GpuTransformer {
   private lmHead: GPUBuffer;
   /** bytes of weights on the GPU */
   readonly weightBytes: number;
+  /** Places the weights in GPU buffers; streams those still in their files (weights.refs) in create(). */
+  readonly uploads: WeightUploader;
+
+  /** Build and upload, streaming tensors still in their checkpoint files (the way to construct one from refs). */
+  static async create(rt: GpuRuntime, weights: LoadedWeights, opts: GpuForwardOptions = {}): Promise<GpuTransformer> {
+    const g = new GpuTransformer(rt, weights, opts);
+    try {
+      await g.uploads.finish(opts);
+    } catch (e) {
+      g.dispose();
+      throw e;
+    }
+    return g;
+  }
 
   constructor(readonly rt: GpuRuntime, readonly weights: LoadedWeights, opts: GpuForwardOptions = {}) {
     const c = weights.config;
@@ -63,12 +78,10 @@ export class GpuTransformer {
     // shader-f16 but emulate it; there the f32 kernels measured faster (bench kernels).
     this.f16 = opts.f16 ?? (rt.hasF16 && !rt.handle.info.software);
     if (this.f16 && !rt.hasF16) throw new Error('f16 weights need the shader-f16 feature');
-    let bytes = 0;
-    const up = (name: string, asF16 = false): GPUBuffer => {
-      const t = tensor(weights, name);
-      const data = asF16 ? toF16(t) : t;
-      bytes += data.byteLength;
-      const buf = rt.persistent(data, name);
+    const uploads = (this.uploads = new WeightUploader(rt, weights));
+    // One or more canonical tensors (back to back) in one buffer.
+    const up = (name: string | string[], asF16 = false): GPUBuffer => {
+      const buf = uploads.buffer(typeof name === 'string' ? [name] : name, asF16);
       this.owned.push(buf);
       return buf;
     };
@@ -98,7 +111,7 @@ export class GpuTransformer {
     this.finalNormB = opt('final_norm.bias');
     // The head may be the embedding itself (tied); upload it again in the head's storage format.
     this.lmHead = up('lm_head', this.f16);
-    this.weightBytes = bytes;
+    this.weightBytes = uploads.bytes;
   }
 
   get config(): ModelConfig { return this.weights.config; }
@@ -119,6 +132,7 @@ export class GpuTransformer {
    */
   forwardHidden(batch: PaddedBatch): GPUBuffer {
     const { rt } = this;
+    if (this.uploads.pending) throw new Error(`${this.config.name}: weights not uploaded yet (build it with GpuTransformer.create())`);
     const c = this.config;
     const { B, L } = batch;
     const T = B * L, d = c.dim;

@@ -18,9 +18,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
+import { ModelFileError } from '../errors.js';
+import { DEFAULT_CHUNK_ELEMS, FileTensorRef, openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
 import type { RopeScaling } from '../../kernels/rope.js';
-import type { LoadedWeights, ModelConfig, TensorMap } from './types.js';
+import { toF16 } from '../util/f16.js';
+import type { ChunkScratch, ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from './types.js';
 
 export const SUPPORTED_ARCHITECTURES = [
   'LlamaForCausalLM', 'MistralForCausalLM', 'MinistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'SmolLM3ForCausalLM',
@@ -356,17 +358,46 @@ export function transpose(src: Float32Array, rows: number, cols: number): Float3
   return out;
 }
 
-function getChecked(src: TensorSource, name: string, shape: number[]): Float32Array {
-  if (!src.has(name)) throw new Error(`${src.path}: missing tensor '${name}'`);
+/** The config.json dims an expected shape comes from, for shape errors. */
+const dimsOf = (c: ModelConfig): string =>
+  `vocab ${c.vocabSize}, hidden ${c.dim}, intermediate ${c.hiddenDim}, ${c.nHeads} heads / ${c.nKvHeads} kv heads of ${c.headDim}`;
+
+/** The tensor in its file, after checking its shape against what config.json implies and its dtype. */
+function getChecked(src: TensorSource, name: string, shape: number[], c?: ModelConfig): FileTensorRef {
+  if (!src.has(name)) throw new ModelFileError(`${src.path}: missing tensor '${name}'`, src.path, name);
   const info = src.info(name);
   if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
-    throw new Error(`${info.file}: tensor '${name}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    throw new ModelFileError(`${info.file}: tensor '${name}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]${c ? ` from config.json (${dimsOf(c)})` : ''}`, info.file, name);
   }
-  return src.get(name);
+  return new FileTensorRef(info);
 }
 
-function loadLlamaFamily(src: TensorSource, c: ModelConfig, architecture: HfArchitecture): TensorMap {
-  const t: TensorMap = new Map();
+/** A canonical tensor computed from a whole file tensor (GPT-2's transposed Conv1D weights): read as f32, transformed, then chunked. */
+class DerivedRef implements TensorRef {
+  constructor(private readonly from: FileTensorRef, readonly length: number, private readonly make: (whole: Float32Array) => Float32Array) {}
+  get sourceBytes(): number { return this.from.sourceBytes; }
+  get file(): string { return this.from.file; }
+  get sourceOrder(): number { return this.from.sourceOrder; }
+  get source(): string { return this.from.source; }
+  read(): Float32Array { return this.make(this.from.read()); }
+  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS, _scratch?: ChunkScratch): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
+    const all = this.read();
+    const per = Math.max(2, maxElems) & ~1;
+    for (let off = 0; off < all.length; off += per) {
+      const part = all.subarray(off, off + per);
+      yield { data: to === 'f16' ? toF16(part) : part, offset: off };
+    }
+  }
+}
+
+/** A [rows, cols] file tensor as its [cols, rows] transpose. */
+const transposed = (r: FileTensorRef, rows: number, cols: number): TensorRef => new DerivedRef(r, rows * cols, (w) => transpose(w, rows, cols));
+
+/** Canonical name → tensor ref. */
+type RefMap = Map<string, TensorRef>;
+
+function loadLlamaFamily(src: TensorSource, c: ModelConfig, architecture: HfArchitecture): RefMap {
+  const t: RefMap = new Map();
   // Qwen3 and Gemma 3: RMSNorm over each head of q and k (modeling_qwen3.py Qwen3Attention.q_norm / k_norm).
   const qkNorm = architecture === 'Qwen3ForCausalLM' || architecture === 'Gemma3ForCausalLM';
   // Gemma 2/3: post_attention_layernorm normalises the attention output (not the MLP input);
@@ -377,94 +408,140 @@ function loadLlamaFamily(src: TensorSource, c: ModelConfig, architecture: HfArch
   const pre = src.has('model.embed_tokens.weight') ? 'model.' : '';
   const { dim: d, hiddenDim: ff, vocabSize: V } = c;
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
-  t.set('tok_emb', getChecked(src, `${pre}embed_tokens.weight`, [V, d]));
+  t.set('tok_emb', getChecked(src, `${pre}embed_tokens.weight`, [V, d], c));
   for (let i = 0; i < c.nLayers; i++) {
     const h = `${pre}layers.${i}.`, o = `layers.${i}.`;
-    t.set(`${o}attn_norm.weight`, getChecked(src, `${h}input_layernorm.weight`, [d]));
+    t.set(`${o}attn_norm.weight`, getChecked(src, `${h}input_layernorm.weight`, [d], c));
     if (fused) {
       // Phi-3: qkv_proj rows are q | k | v (modeling_phi3.py Phi3Attention: query_pos = heads · head_dim).
-      const qkv = getChecked(src, `${h}self_attn.qkv_proj.weight`, [qd + 2 * kvd, d]);
+      const qkv = getChecked(src, `${h}self_attn.qkv_proj.weight`, [qd + 2 * kvd, d], c);
       t.set(`${o}wq`, qkv.slice(0, qd * d));
-      t.set(`${o}wk`, qkv.slice(qd * d, (qd + kvd) * d));
-      t.set(`${o}wv`, qkv.slice((qd + kvd) * d));
+      t.set(`${o}wk`, qkv.slice(qd * d, kvd * d));
+      t.set(`${o}wv`, qkv.slice((qd + kvd) * d, kvd * d));
     } else {
-      t.set(`${o}wq`, getChecked(src, `${h}self_attn.q_proj.weight`, [qd, d]));
-      t.set(`${o}wk`, getChecked(src, `${h}self_attn.k_proj.weight`, [kvd, d]));
-      t.set(`${o}wv`, getChecked(src, `${h}self_attn.v_proj.weight`, [kvd, d]));
+      t.set(`${o}wq`, getChecked(src, `${h}self_attn.q_proj.weight`, [qd, d], c));
+      t.set(`${o}wk`, getChecked(src, `${h}self_attn.k_proj.weight`, [kvd, d], c));
+      t.set(`${o}wv`, getChecked(src, `${h}self_attn.v_proj.weight`, [kvd, d], c));
     }
     if (c.qkvBias) {
-      t.set(`${o}bq`, getChecked(src, `${h}self_attn.q_proj.bias`, [qd]));
-      t.set(`${o}bk`, getChecked(src, `${h}self_attn.k_proj.bias`, [kvd]));
-      t.set(`${o}bv`, getChecked(src, `${h}self_attn.v_proj.bias`, [kvd]));
+      t.set(`${o}bq`, getChecked(src, `${h}self_attn.q_proj.bias`, [qd], c));
+      t.set(`${o}bk`, getChecked(src, `${h}self_attn.k_proj.bias`, [kvd], c));
+      t.set(`${o}bv`, getChecked(src, `${h}self_attn.v_proj.bias`, [kvd], c));
     }
-    t.set(`${o}wo`, getChecked(src, `${h}self_attn.o_proj.weight`, [d, qd]));
+    t.set(`${o}wo`, getChecked(src, `${h}self_attn.o_proj.weight`, [d, qd], c));
     if (qkNorm) {
-      t.set(`${o}q_norm.weight`, getChecked(src, `${h}self_attn.q_norm.weight`, [c.headDim]));
-      t.set(`${o}k_norm.weight`, getChecked(src, `${h}self_attn.k_norm.weight`, [c.headDim]));
+      t.set(`${o}q_norm.weight`, getChecked(src, `${h}self_attn.q_norm.weight`, [c.headDim], c));
+      t.set(`${o}k_norm.weight`, getChecked(src, `${h}self_attn.k_norm.weight`, [c.headDim], c));
     }
     if (sandwich) {
-      t.set(`${o}post_attn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
-      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}pre_feedforward_layernorm.weight`, [d]));
-      t.set(`${o}post_ffn_norm.weight`, getChecked(src, `${h}post_feedforward_layernorm.weight`, [d]));
+      t.set(`${o}post_attn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d], c));
+      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}pre_feedforward_layernorm.weight`, [d], c));
+      t.set(`${o}post_ffn_norm.weight`, getChecked(src, `${h}post_feedforward_layernorm.weight`, [d], c));
     } else {
-      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d]));
+      t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}post_attention_layernorm.weight`, [d], c));
     }
     if (fused) {
       // Phi-3: gate_up_proj rows are gate | up (Phi3MLP: gate, up_states = chunk(2); up_states * act(gate)).
-      const gu = getChecked(src, `${h}mlp.gate_up_proj.weight`, [2 * ff, d]);
+      const gu = getChecked(src, `${h}mlp.gate_up_proj.weight`, [2 * ff, d], c);
       t.set(`${o}w_gate`, gu.slice(0, ff * d));
-      t.set(`${o}w_up`, gu.slice(ff * d));
+      t.set(`${o}w_up`, gu.slice(ff * d, ff * d));
     } else {
-      t.set(`${o}w_gate`, getChecked(src, `${h}mlp.gate_proj.weight`, [ff, d]));
-      t.set(`${o}w_up`, getChecked(src, `${h}mlp.up_proj.weight`, [ff, d]));
+      t.set(`${o}w_gate`, getChecked(src, `${h}mlp.gate_proj.weight`, [ff, d], c));
+      t.set(`${o}w_up`, getChecked(src, `${h}mlp.up_proj.weight`, [ff, d], c));
     }
-    t.set(`${o}w_down`, getChecked(src, `${h}mlp.down_proj.weight`, [d, ff]));
+    t.set(`${o}w_down`, getChecked(src, `${h}mlp.down_proj.weight`, [d, ff], c));
   }
-  t.set('final_norm.weight', getChecked(src, `${pre}norm.weight`, [d]));
+  t.set('final_norm.weight', getChecked(src, `${pre}norm.weight`, [d], c));
   if (c.tiedEmbeddings) t.set('lm_head', t.get('tok_emb')!);
   else {
-    if (!src.has('lm_head.weight')) throw new Error(`${src.path}: missing tensor 'lm_head.weight' (config.json says tie_word_embeddings is false)`);
-    t.set('lm_head', getChecked(src, 'lm_head.weight', [V, d]));
+    if (!src.has('lm_head.weight')) throw new ModelFileError(`${src.path}: missing tensor 'lm_head.weight' (config.json says tie_word_embeddings is false)`, src.path, 'lm_head.weight');
+    t.set('lm_head', getChecked(src, 'lm_head.weight', [V, d], c));
   }
   return t;
 }
 
-function loadGpt2(src: TensorSource, c: ModelConfig): TensorMap {
-  const t: TensorMap = new Map();
+function loadGpt2(src: TensorSource, c: ModelConfig): RefMap {
+  const t: RefMap = new Map();
   const pre = src.has('transformer.wte.weight') ? 'transformer.' : '';
   const { dim: d, hiddenDim: ff, vocabSize: V } = c;
-  t.set('tok_emb', getChecked(src, `${pre}wte.weight`, [V, d]));
-  t.set('pos_emb', getChecked(src, `${pre}wpe.weight`, [c.maxSeqLen, d]));
+  t.set('tok_emb', getChecked(src, `${pre}wte.weight`, [V, d], c));
+  t.set('pos_emb', getChecked(src, `${pre}wpe.weight`, [c.maxSeqLen, d], c));
   for (let i = 0; i < c.nLayers; i++) {
     const h = `${pre}h.${i}.`, o = `layers.${i}.`;
-    t.set(`${o}attn_norm.weight`, getChecked(src, `${h}ln_1.weight`, [d]));
-    t.set(`${o}attn_norm.bias`, getChecked(src, `${h}ln_1.bias`, [d]));
+    t.set(`${o}attn_norm.weight`, getChecked(src, `${h}ln_1.weight`, [d], c));
+    t.set(`${o}attn_norm.bias`, getChecked(src, `${h}ln_1.bias`, [d], c));
     // Conv1D: y = x·W + b with W [in, out]; the fused c_attn output is q | k | v.
-    const qkv = transpose(getChecked(src, `${h}attn.c_attn.weight`, [d, 3 * d]), d, 3 * d); // [3d, d]
-    const qkvB = getChecked(src, `${h}attn.c_attn.bias`, [3 * d]);
+    const qkv = getChecked(src, `${h}attn.c_attn.weight`, [d, 3 * d], c); // transposed: [3d, d]
+    const qkvB = getChecked(src, `${h}attn.c_attn.bias`, [3 * d], c);
     (['q', 'k', 'v'] as const).forEach((n, j) => {
-      t.set(`${o}w${n}`, qkv.slice(j * d * d, (j + 1) * d * d));
-      t.set(`${o}b${n}`, qkvB.slice(j * d, (j + 1) * d));
+      t.set(`${o}w${n}`, new DerivedRef(qkv, d * d, (w) => transpose(w, d, 3 * d).slice(j * d * d, (j + 1) * d * d)));
+      t.set(`${o}b${n}`, qkvB.slice(j * d, d));
     });
-    t.set(`${o}wo`, transpose(getChecked(src, `${h}attn.c_proj.weight`, [d, d]), d, d));
-    t.set(`${o}bo`, getChecked(src, `${h}attn.c_proj.bias`, [d]));
-    t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}ln_2.weight`, [d]));
-    t.set(`${o}ffn_norm.bias`, getChecked(src, `${h}ln_2.bias`, [d]));
-    t.set(`${o}w_up`, transpose(getChecked(src, `${h}mlp.c_fc.weight`, [d, ff]), d, ff));
-    t.set(`${o}b_up`, getChecked(src, `${h}mlp.c_fc.bias`, [ff]));
-    t.set(`${o}w_down`, transpose(getChecked(src, `${h}mlp.c_proj.weight`, [ff, d]), ff, d));
-    t.set(`${o}b_down`, getChecked(src, `${h}mlp.c_proj.bias`, [d]));
+    t.set(`${o}wo`, transposed(getChecked(src, `${h}attn.c_proj.weight`, [d, d], c), d, d));
+    t.set(`${o}bo`, getChecked(src, `${h}attn.c_proj.bias`, [d], c));
+    t.set(`${o}ffn_norm.weight`, getChecked(src, `${h}ln_2.weight`, [d], c));
+    t.set(`${o}ffn_norm.bias`, getChecked(src, `${h}ln_2.bias`, [d], c));
+    t.set(`${o}w_up`, transposed(getChecked(src, `${h}mlp.c_fc.weight`, [d, ff], c), d, ff));
+    t.set(`${o}b_up`, getChecked(src, `${h}mlp.c_fc.bias`, [ff], c));
+    t.set(`${o}w_down`, transposed(getChecked(src, `${h}mlp.c_proj.weight`, [ff, d], c), ff, d));
+    t.set(`${o}b_down`, getChecked(src, `${h}mlp.c_proj.bias`, [d], c));
   }
-  t.set('final_norm.weight', getChecked(src, `${pre}ln_f.weight`, [d]));
-  t.set('final_norm.bias', getChecked(src, `${pre}ln_f.bias`, [d]));
+  t.set('final_norm.weight', getChecked(src, `${pre}ln_f.weight`, [d], c));
+  t.set('final_norm.bias', getChecked(src, `${pre}ln_f.bias`, [d], c));
   t.set('lm_head', t.get('tok_emb')!);
   return t;
 }
 
+export interface LoadHfOptions {
+  /**
+   * Leave the tensors in their files (`refs`; `tensors` reads each as f32 only on first use), for
+   * GpuTransformer to stream them to the GPU. Default false: every tensor read as f32 now (the CPU path).
+   */
+  lazy?: boolean;
+}
+
 /** Load a Hugging Face folder. `tokenizer` supplies special ids that config.json leaves out. */
-export function loadHf(dir: string, tokenizer?: TextTokenizer): LoadedWeights {
+export function loadHf(dir: string, tokenizer?: TextTokenizer, opts: LoadHfOptions = {}): LoadedWeights {
   const { config, architecture } = readHfConfig(dir, tokenizer);
   const src = openSafetensorsFolder(dir);
-  const tensors = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config, architecture);
+  const refs = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config, architecture);
+  if (opts.lazy) return { config, tensors: new LazyTensorMap(refs), refs };
+  const tensors: TensorMap = new Map();
+  const read = new Map<TensorRef, Float32Array>(); // tied names share one array
+  for (const [name, r] of refs) {
+    let a = read.get(r);
+    if (!a) read.set(r, (a = r.read()));
+    tensors.set(name, a);
+  }
   return { config, tensors };
+}
+
+/**
+ * A TensorMap over refs: a tensor is read (as f32) the first time it is asked for, then kept; tied
+ * names give the same array. Iterating reads them all.
+ */
+export class LazyTensorMap extends Map<string, Float32Array> {
+  private readonly cache = new Map<TensorRef, Float32Array>();
+  constructor(private readonly refs: Map<string, TensorRef>) {
+    super();
+  }
+  override get(name: string): Float32Array | undefined {
+    const own = super.get(name);
+    if (own) return own;
+    const r = this.refs.get(name);
+    if (!r) return undefined;
+    let t = this.cache.get(r);
+    if (!t) this.cache.set(r, (t = r.read()));
+    return t;
+  }
+  override has(name: string): boolean { return super.has(name) || this.refs.has(name); }
+  private names(): string[] { return [...new Set([...this.refs.keys(), ...super.keys()])]; }
+  override get size(): number { return this.names().length; }
+  override keys(): MapIterator<string> { return this.names()[Symbol.iterator](); }
+  override values(): MapIterator<Float32Array> { return this.names().map((n) => this.get(n)!)[Symbol.iterator](); }
+  override entries(): MapIterator<[string, Float32Array]> { return this.names().map((n): [string, Float32Array] => [n, this.get(n)!])[Symbol.iterator](); }
+  override [Symbol.iterator](): MapIterator<[string, Float32Array]> { return this.entries(); }
+  override forEach(fn: (v: Float32Array, k: string, m: Map<string, Float32Array>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
+  }
 }

@@ -45,7 +45,8 @@ export async function loadModel(pathOrName = 'default', opts: LoadModelOptions =
   } else {
     ({ rt, reason } = await sharedRuntime(opts.device ?? 'auto'));
   }
-  const weights = await loadWeights(pathOrName, { tokenizer: opts.tokenizer, revision: opts.revision });
+  // WebGPU: tensors stay in their files and stream to the GPU (weight-upload.ts); CPU: read as f32 now.
+  const weights = await loadWeights(pathOrName, { tokenizer: opts.tokenizer, revision: opts.revision, lazy: rt !== null });
   const cpuBackend = opts.device === 'cpu-twin' ? 'twin' : opts.cpuBackend;
   const lm = await modelFromWeights(weights, weights.tokenizer, { ...opts, device: rt ?? 'cpu', reason, cpuBackend });
   return lm as LoadedLanguageModel;

@@ -36,6 +36,11 @@ export interface LoadOptions {
   tokenizer?: string;
   /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
   revision?: string;
+  /**
+   * Hugging Face folders: leave the tensors in their files (`refs`) for GpuTransformer to stream to
+   * the GPU; `tensors` then reads a tensor as f32 only when asked. Default false (all read now, f32).
+   */
+  lazy?: boolean;
 }
 
 export function defaultModelDir(): string {
@@ -88,7 +93,7 @@ export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}
   const { format, path, hubId } = resolveModel(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
-    const w = loadHf(path, tokenizer);
+    const w = loadHf(path, tokenizer, { lazy: opts.lazy });
     // A cached id is named by the id and revision, not by the snapshot path.
     if (hubId) w.config.name = w.config.name.split(path).join(hubId);
     return { ...w, tokenizer, format, path };

@@ -12,6 +12,7 @@ import { GpuTransformer } from './forward-gpu.js';
 import { modelRequests, tuneFor } from '../gpu/tune.js';
 import type { LanguageModel, SequenceRequest } from './lm.js';
 import type { LoadedWeights } from './types.js';
+import type { LoadProgress } from './weight-upload.js';
 
 export interface ModelOptions {
   /** A GPU runtime (WebGPU backend) or 'cpu'. */
@@ -34,6 +35,11 @@ export interface ModelOptions {
    * else 'onnxruntime', falling back to the twin (with the reason) where onnxruntime-node cannot load.
    */
   cpuBackend?: CpuBackend;
+  /**
+   * WebGPU: called as tensors stream from their checkpoint files to the GPU (bytes done / total,
+   * shard i of n). Nothing is reported without it; the CLI prints it on a terminal.
+   */
+  onProgress?: (p: LoadProgress) => void;
 }
 
 export type CpuBackend = 'onnxruntime' | 'twin';
@@ -64,7 +70,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   };
   if (opts.device !== 'cpu') {
     const rt = opts.device;
-    const gpu = new GpuTransformer(rt, weights, { f16: opts.f16 });
+    const gpu = await GpuTransformer.create(rt, weights, { f16: opts.f16, onProgress: opts.onProgress });
     await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget })); // src/gpu/tune.ts: cached/tuned kernel variants
     // The widest activation ([tokens, width] f32) must fit one storage binding; past a few
     // thousand tokens a batch only adds latency, so cap there.

@@ -85,6 +85,38 @@ export type TensorMap = Map<string, Float32Array>;
 export interface LoadedWeights {
   config: ModelConfig;
   tensors: TensorMap;
+  /**
+   * The canonical tensors still in their checkpoint files (Hugging Face folders loaded for the
+   * WebGPU path): GpuTransformer streams these chunk by chunk to the GPU in their storage type;
+   * `tensors` then reads a tensor as f32 only when something asks for it. Tied names share one ref.
+   */
+  refs?: Map<string, TensorRef>;
+}
+
+/** Chunk buffers reused across TensorRef.chunks() calls (one consumer at a time). */
+export interface ChunkScratch { raw?: ArrayBuffer; conv?: ArrayBuffer }
+
+/** The storage type a streamed chunk is converted to. */
+export type ChunkTarget = 'f16' | 'f32';
+
+/** A canonical tensor in its file, read on demand (src/formats/safetensors.ts FileTensorRef). */
+export interface TensorRef {
+  /** canonical element count */
+  readonly length: number;
+  /** bytes read from the file to produce it (progress) */
+  readonly sourceBytes: number;
+  /** the file it is read from, and a sort key within it (byte position), for reading shard by shard */
+  readonly file: string;
+  readonly sourceOrder: number;
+  /** 'file: tensor name', for messages */
+  readonly source: string;
+  /** The whole tensor as f32. */
+  read(): Float32Array;
+  /**
+   * The elements in order, at most maxElems at a time, converted to `to`; yielded arrays are reused
+   * between steps. Pass the same `scratch` to successive calls to reuse the chunk buffers across tensors.
+   */
+  chunks(to: ChunkTarget, maxElems?: number, scratch?: ChunkScratch): Iterable<{ data: Float32Array | Uint16Array; offset: number }>;
 }
 
 export function tensor(w: LoadedWeights, name: string): Float32Array {

@@ -16,6 +16,7 @@ import { UsageError } from '../errors.js';
 import type { DeviceChoice } from '../gpu/device.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { LanguageModel } from '../models/lm.js';
+import type { LoadProgress } from '../models/weight-upload.js';
 import { createScorerFromModels, type CosineMode, type Scorer, type ScorerOptions, type TextEmbedder } from './scorer.js';
 import { resolveChatTemplate, type ChatFormat } from './chat-template.js';
 
@@ -57,6 +58,8 @@ export interface CreateScorerOptions extends Omit<ScorerOptions, 'model' | 'reve
   system?: string;
   /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (the forward model, by name). */
   revision?: string;
+  /** Models loaded by name onto WebGPU: called as their tensors stream to the GPU (the CLI prints it on a terminal). */
+  onLoadProgress?: (p: LoadProgress) => void;
   /**
    * Re-score sampled batches on the CPU twin. With models given by name, the twins are loaded
    * on 'cpu-twin' (their weights rounded through f16 where the GPU model stores f16); with loaded
@@ -80,7 +83,7 @@ export interface ConfiguredScorer extends Scorer {
 
 type ModelsModule = typeof import('../models/index.js');
 type EncoderModule = typeof import('../encoder/index.js');
-type LoadFn = (spec: string, o: { device: DeviceChoice | GpuRuntime; f16?: boolean; revision?: string }) => Promise<LanguageModel>;
+type LoadFn = (spec: string, o: { device: DeviceChoice | GpuRuntime; f16?: boolean; revision?: string; onProgress?: (p: LoadProgress) => void }) => Promise<LanguageModel>;
 
 // Variable specifiers keep browser bundlers from pulling the Node-only loaders in.
 const importNode = async <T>(spec: string): Promise<T> => (await import(/* @vite-ignore */ spec)) as T;
@@ -137,7 +140,7 @@ export async function createScorer(o: CreateScorerOptions): Promise<ConfiguredSc
   const owned: LanguageModel[] = [];
   const load = async (m: LanguageModel | string, on: DeviceChoice | GpuRuntime, f16?: boolean): Promise<LanguageModel> => {
     if (typeof m !== 'string') return m;
-    const lm = await (await modelLoader())(m, { device: on, f16, revision: m === o.model ? o.revision : undefined });
+    const lm = await (await modelLoader())(m, { device: on, f16, revision: m === o.model ? o.revision : undefined, onProgress: o.onLoadProgress });
     owned.push(lm);
     return lm;
   };

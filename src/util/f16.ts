@@ -66,3 +66,59 @@ export function f16ToF32(bits: Uint16Array): Float32Array {
   for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
   return out;
 }
+
+// ---- chunk converters for streamed weight uploads (src/formats/safetensors.ts TensorRef.chunks) ----
+
+let bf16ToF16Lut: Uint16Array | null = null;
+
+/**
+ * bf16 bits → f16 bits (round to nearest even), through a 64 Ki-entry table built once with
+ * f32ToF16Bits: the same bits as toF16(bf16ToF32(x)), without the f32 array.
+ */
+export function bf16BitsToF16Bits(src: Uint16Array, dst: Uint16Array): void {
+  let lut = bf16ToF16Lut;
+  if (!lut) {
+    lut = new Uint16Array(65536);
+    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    for (let b = 0; b < 65536; b++) { u[0] = b << 16; lut[b] = f32ToF16Bits(f[0]); }
+    bf16ToF16Lut = lut;
+  }
+  const n = src.length;
+  if (n % 2 === 0 && src.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0) {
+    // two values a 32-bit word (little-endian: the low half is the first)
+    const s32 = new Uint32Array(src.buffer, src.byteOffset, n / 2), d32 = new Uint32Array(dst.buffer, dst.byteOffset, n / 2);
+    for (let i = 0; i < s32.length; i++) { const w = s32[i]; d32[i] = lut[w & 0xffff] | (lut[w >>> 16] << 16); }
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[i] = lut[src[i]];
+}
+
+/** bf16 bits → f32 into dst (exact: bf16 is the top half of an f32). */
+export function bf16BitsIntoF32(src: Uint16Array, dst: Float32Array): void {
+  const n = src.length;
+  const u = new Uint32Array(dst.buffer, dst.byteOffset, n);
+  if (n % 2 === 0 && src.byteOffset % 4 === 0) {
+    const s32 = new Uint32Array(src.buffer, src.byteOffset, n / 2);
+    for (let i = 0; i < s32.length; i++) { const w = s32[i]; u[2 * i] = w << 16; u[2 * i + 1] = w & 0xffff0000; }
+    return;
+  }
+  for (let i = 0; i < n; i++) u[i] = src[i] << 16;
+}
+
+let f16ToF32Lut: Float32Array | null = null;
+
+/** f16 bits → f32 into dst (exact), through a 64 Ki-entry table. */
+export function f16BitsIntoF32(src: Uint16Array, dst: Float32Array): void {
+  let lut = f16ToF32Lut;
+  if (!lut) {
+    lut = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) lut[h] = f16BitsToF32(h);
+    f16ToF32Lut = lut;
+  }
+  for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
+}
+
+/** f32 → f16 bits into dst (round to nearest even). */
+export function f32IntoF16Bits(src: Float32Array, dst: Uint16Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = f32ToF16Bits(src[i]);
+}
