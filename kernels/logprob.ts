@@ -9,7 +9,7 @@
 // gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes a (max, sumexp) partial, merged exactly in pass 2.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
-import { kernelVariant } from '../src/gpu/variants.js';
+import { kernelVariant, tunedConfig } from '../src/gpu/variants.js';
 import { matmulCpu } from './matmul.js';
 import { validate, type ValidateResult } from '../src/validate.js';
 import { rng } from '../src/util/rng.js';
@@ -112,6 +112,11 @@ export function logprobGemmConfigFor(T: number, limits: Parameters<typeof gemmCo
   return T <= LOGPROB_GEMM_SHORT.bm && gemmConfigProblem(LOGPROB_GEMM_SHORT, limits) === null ? LOGPROB_GEMM_SHORT : LOGPROB_GEMM_DEFAULT;
 }
 
+/** A tuned config record as a gemm configuration (null unless it has numeric bm, bn, bk). */
+function asGemmConfig(c: Readonly<Record<string, unknown>> | undefined): LogprobGemmConfig | null {
+  return c && typeof c.bm === 'number' && typeof c.bn === 'number' && typeof c.bk === 'number' ? { bm: c.bm, bn: c.bn, bk: c.bk } : null;
+}
+
 export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
@@ -165,7 +170,8 @@ export interface LogprobArgs {
 
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
 export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
-  const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob'), ...a.variant };
+  const shape = { T: a.T, V: a.V, d: a.d, f16: a.variant?.f16 };
+  const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob', shape), ...a.variant };
   if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
   if (variant.f16 && !rt.hasF16) throw new Error(`logprob: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
   let rows: number, tileV: number, sg: number | undefined;
@@ -176,7 +182,8 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
     tileV = 64;
     sg = check.sg;
   } else if (variant.kind === 'gemm') {
-    const g = (variant.gemm ??= logprobGemmConfigFor(a.T, rt.limits));
+    // Tiles: the caller's, else the autotuner's winner for this shape class, else by T.
+    const g = (variant.gemm ??= asGemmConfig(tunedConfig(rt, 'logprob', shape, 'gemm')) ?? logprobGemmConfigFor(a.T, rt.limits));
     const problem = gemmConfigProblem(g, rt.limits);
     if (problem) throw new Error(`logprob: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
     rows = g.bm;

@@ -49,7 +49,7 @@ export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
   if (gx > max || gy > max) throw new Error(`matmul: ${a.M}×${a.N} output needs a ${gx}×${gy} grid, above ${max} per dimension`);
   const u = rt.uniform(new Uniforms().u32(a.M).u32(a.N).u32(a.K).u32(a.bias ? 1 : 0).build(), 'matmul.params');
   const bias = a.bias ?? rt.scratch(16, 'matmul.nobias');
-  rt.dispatch(matmulSpec(a.layout, a.f16, a.variant ?? defaultMatmulVariant(rt)), [u, a.A, a.B, bias, a.C], [gx, gy, 1]);
+  rt.dispatch(matmulSpec(a.layout, a.f16, a.variant ?? kernelVariant(rt, 'matmul', a)), [u, a.A, a.B, bias, a.C], [gx, gy, 1]);
 }
 
 /** CPU twin (f64 accumulation; pass a Float64Array `out` to keep the results in f64). */

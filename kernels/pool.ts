@@ -94,7 +94,7 @@ export interface RowMaxArgs {
 export function rowMaxGpu(rt: GpuRuntime, a: RowMaxArgs): void {
   if (a.N === 0 || a.M === 0) return;
   const wg = a.workgroupSize ?? ROW_MAX_WG;
-  const variant = a.variant ?? defaultRowMaxVariant(rt);
+  const variant = a.variant ?? kernelVariant(rt, 'rowmax', a);
   const u = rt.uniform(new Uniforms().u32(a.N).u32(a.M).u32(a.colOff).build(), 'pool.row-max.params');
   rt.dispatch(rowMaxSpec(wg, variant), [u, a.X, a.mask, a.best, a.arg], variant === 'direct' ? ceilDiv(a.N, wg) : a.N);
 }

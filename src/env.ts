@@ -57,6 +57,14 @@ export interface Settings {
    * kernelVariant() in src/gpu/variants.ts, the one place that chooses variants.
    */
   readonly kernelVariant: string | undefined;
+  /**
+   * CONCORD_TUNE: kernel autotuning (src/gpu/tune.ts). 'auto' (default): use cached winners, and
+   * on hardware adapters tune what is missing when a GPU model is built; 'off': neither (defaults
+   * only); 'refresh': tune again, on any adapter, replacing the cached entries.
+   */
+  readonly tune: 'auto' | 'off' | 'refresh';
+  /** CONCORD_TUNE_CACHE: the folder of the tuning cache (default ~/.cache/concord/tune). */
+  readonly tuneCache: string | undefined;
   /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
   readonly debug: boolean;
   /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
@@ -102,6 +110,12 @@ export const settings: Settings = Object.freeze({
     return v;
   },
   get kernelVariant() { return raw('CONCORD_KERNEL_VARIANT'); },
+  get tune() {
+    const v = raw('CONCORD_TUNE') ?? 'auto';
+    if (v !== 'auto' && v !== 'off' && v !== 'refresh') throw new Error(`CONCORD_TUNE must be auto, off or refresh (got '${v}')`);
+    return v;
+  },
+  get tuneCache() { return raw('CONCORD_TUNE_CACHE'); },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
@@ -127,6 +141,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   dawnDisable: 'CONCORD_DAWN_DISABLE',
   ortSpinning: 'CONCORD_ORT_SPINNING',
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
+  tune: 'CONCORD_TUNE',
+  tuneCache: 'CONCORD_TUNE_CACHE',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',

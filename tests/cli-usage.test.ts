@@ -46,6 +46,9 @@ const ROWS: Row[] = [
   ['report', 'unknown flag', ['report', 's.jsonl', '-o', 'r.html', '--bogus'], '--bogus'],
   ['report', 'bad value', ['report', 's.jsonl', '-o', 'r.html', '--rule', 'best'], '--rule'],
   ['report', 'missing argument', ['report', 's.jsonl'], '-o/--output'],
+  ['tune', 'unknown flag', ['tune', '--bogus'], '--bogus'],
+  ['tune', 'bad value', ['tune', '--op', 'nosuch'], '--op'],
+  ['tune', 'missing argument', ['tune', '--model'], '--model'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {

@@ -3,6 +3,7 @@ import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGem
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { programSource, type GpuRuntime } from '../src/gpu/runtime.js';
+import { clearTuned, setTuned, shapeClass } from '../src/gpu/variants.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
 
 interface Case { H: Float32Array; W: Float32Array; targets: Uint32Array; mask: Uint32Array; T: number; V: number; d: number; B: number; L: number }
@@ -246,6 +247,21 @@ describe('fused LM-head log-likelihood', async () => {
     // Limits of a 48 KiB device (NVIDIA) admit more configurations than 16 KiB.
     const lim = (kib: number) => ({ maxComputeWorkgroupStorageSize: kib * 1024, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 });
     expect(logprobGemmConfigs(lim(48)).length).toBeGreaterThan(logprobGemmConfigs(lim(16)).length);
+  });
+
+  it.skipIf(!rt)('gemm takes the autotuner\'s tile configuration for the shape class (setTuned), and an explicit one over it', async () => {
+    const c = makeCase(r, 40, 500, 16, 2, 4);
+    const cls = shapeClass('logprob', { T: c.T, V: c.V, d: c.d, f16: false });
+    try {
+      // A config no device accepts proves the tuned one is read: the launcher refuses it by name.
+      setTuned(rt!, [{ op: 'logprob', shapeClass: cls, variant: 'gemm', config: { bm: 12, bn: 128, bk: 32 } }]);
+      await expect(runGpu(rt!, c)).rejects.toThrow(/variant 'gemm' cannot run.*bm=12/);
+      await check(c, { kind: 'gemm', gemm: { bm: 32, bn: 64, bk: 16 } }, 'explicit over tuned');
+      setTuned(rt!, [{ op: 'logprob', shapeClass: cls, variant: 'gemm', config: { bm: 32, bn: 64, bk: 16 } }]);
+      await check(c, {}, 'tuned');
+    } finally {
+      clearTuned(rt!);
+    }
   });
 
   it.skipIf(!rt)('validateLogprobVariant: gemm (f32, f16) and tiled pass against the CPU twin on this adapter', async () => {

@@ -16,6 +16,7 @@ import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
 import { selectCommand } from './select.js';
+import { tuneCommand } from './tune.js';
 
 export { EXIT } from './common.js';
 
@@ -36,6 +37,7 @@ Usage:
   concord eval <scored.jsonl> --label FIELD [--positive V] [--json]   AUC, precision/recall per score and rule
   concord select <scored.jsonl> --budget N --diversity 0.9 -o selected.jsonl   best-first, diverse
   concord report <scored.jsonl> -o report.html [--group source] [--label F]   one self-contained page
+  concord tune [--model M] [--dry-run] [--json]   validate + time every kernel variant, cache the winners
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
@@ -58,6 +60,7 @@ export const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   select: selectCommand,
   report: reportCommand,
+  tune: tuneCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
