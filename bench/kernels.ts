@@ -5,6 +5,7 @@
 // GPU time is wall-clock around submit + onSubmittedWorkDone, so it includes the dispatch and
 // synchronisation overheads a real caller pays.
 
+import { benchAttention } from './attention.js';
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
 import { logprobCpu, logprobFlops, logprobGpu, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
@@ -214,5 +215,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }
+  // ---- attention (bench/attention.ts) ----
+  await benchAttention({ rt, size, devices, rand, timeIt, push, cpuName, gpuName });
   return out;
 }

@@ -1,7 +1,7 @@
 // The one policy that chooses a kernel variant for an adapter. Where CPU rasterisers and GPUs want
 // different code, each op has a 'direct' variant (no workgroup memory or barriers, operands read
 // straight from storage: fast on SwiftShader and lavapipe) and a variant for GPUs ('tiled' for
-// matmul and logprob, 'reduce' for the row-max pool). Software adapters get 'direct', hardware
+// matmul and logprob, 'reduce' for the row-max pool, 'flash' for attention). Software adapters get 'direct', hardware
 // ones the other — unless CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark
 // or a bug report:
 //   CONCORD_KERNEL_VARIANT=direct                    every op that has a 'direct' variant
@@ -14,6 +14,7 @@ export const KERNEL_VARIANTS = {
   matmul: ['tiled', 'direct'],
   logprob: ['tiled', 'direct'],
   rowmax: ['reduce', 'direct'],
+  attention: ['flash', 'direct'],
 } as const;
 
 export type VariantOp = keyof typeof KERNEL_VARIANTS;

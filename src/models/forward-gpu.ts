@@ -1,5 +1,5 @@
 // The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
-// L tokens: embed → per layer (norm → q/k/v → rope → causal GQA attention → o-proj → residual →
+// L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj → residual →
 // norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
@@ -9,13 +9,12 @@
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
 import { geluGpu, swigluGpu } from '../../kernels/act.js';
-import { attentionGpu } from '../../kernels/attention.js';
+import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
 import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
 import { normGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
-import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { toF16 } from '../util/f16.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
@@ -160,10 +159,12 @@ export class GpuTransformer {
       let qa = q, ka = k;
       if (layer.qNorm) { normGpu(rt, { kind: 'rms', x: q, weight: layer.qNorm, out: qn!, rows: T * c.nHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); qa = qn!; }
       if (layer.kNorm) { normGpu(rt, { kind: 'rms', x: k, weight: layer.kNorm, out: kn!, rows: T * c.nKvHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); ka = kn!; }
-      if (layer.rope) {
-        ropeGpu(rt, { q: qa, k: ka, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim });
-      }
-      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap });
+      // RoPE (after the q/k norms): fused into attention's prologue by the 'flash' variant, a
+      // separate in-place ropeGpu before the 'direct' one (kernels/attention.ts). K/V tiles are
+      // f16 in flash's workgroup memory when the weights are f16.
+      const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
+      const kvF16 = this.f16 && attentionVariantFor(rt, { headDim: c.headDim, kvF16: true }) === 'flash';
+      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
       this.linear(att, layer.o, proj, T);
       residual(layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);
