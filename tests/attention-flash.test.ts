@@ -9,9 +9,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { attentionCpu, attentionGpu, attentionVariantFor, flashConfig, type AttentionArgs, type AttentionRope } from '../kernels/attention.js';
 import { ropeCpu } from '../kernels/rope.js';
 import type { GpuRuntime } from '../src/gpu/runtime.js';
+import { shaderSource } from '../src/gpu/shaders.js';
 import { roundThroughF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
+import { GpuTransformer } from '../src/models/forward-gpu.js';
+import { loadWeights } from '../src/models/load.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
+import { buildTinyModel } from './helpers/tiny-models.js';
 
 interface Case { B: number; L: number; nH: number; nKv: number; hd: number; seq: number[]; causal?: boolean; window?: number; softcap?: number; scale?: number; qs?: number }
 
@@ -67,6 +74,35 @@ describe('attention flash', async () => {
       });
     }
   }
+
+  it.skipIf(!rt || !hasSg)("on this adapter lanes_ok holds, so the 'subgroups' cases take the shuffle path; reduce4 sums each row's 4 lanes", async () => {
+    // The real lanes_ok / reduce4 of shaders/attention/flash-lanes-subgroup.wgsl in a probe kernel;
+    // the workgroup-memory fallback is replaced by a marker (-1) so that taking it would show.
+    const code = `enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n${shaderSource('attention/flash-lanes-subgroup')}
+fn reduce4_shared(x: vec4f, li: u32) -> vec4f { return vec4f(-1.0); }
+@group(0) @binding(0) var<storage, read_write> o: array<vec4f>;
+@compute @workgroup_size(256) fn main(lin: LaneIn) {
+  let ok = lanes_ok(lin);
+  let x = f32(lin.li);
+  o[lin.li] = reduce4(vec4f(x, 2.0 * x, 1.0, select(0.0, 1.0, ok)), lin.li, ok);
+}`;
+    const dev = rt!.device;
+    dev.pushErrorScope('validation');
+    const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code }), entryPoint: 'main' } });
+    const buf = rt!.acquire(256 * 16);
+    const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] });
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(1); pass.end();
+    dev.queue.submit([enc.finish()]);
+    expect(await dev.popErrorScope()).toBeNull();
+    const got = await rt!.readF32(buf, 256 * 4);
+    rt!.release(buf);
+    for (let li = 0; li < 256; li++) {
+      const g = li & ~3, sum = 4 * g + 6;
+      expect([...got.subarray(li * 4, li * 4 + 4)], `invocation ${li}`).toEqual([sum, 2 * sum, 4, 4]);
+    }
+  });
 
   it.skipIf(!rt)('head dim 256 (Gemma) matches the CPU twin, or names why the adapter cannot hold it', async () => {
     const c: Case = { B: 1, L: 40, nH: 2, nKv: 1, hd: 256, seq: [40], softcap: 50 };
@@ -130,6 +166,23 @@ describe('attention flash', async () => {
         }
       }
     }
+  });
+
+  it.skipIf(!rt || !rt.hasF16)('a prefill with flash attention and f16 K/V tiles (GpuTransformer kvF16) stays within 1e-2 nats/token of f32 K/V', async () => {
+    process.env.CONCORD_KERNEL_VARIANT = 'attention=flash';
+    const tiny = buildTinyModel('llama2c', join(mkdtempSync(join(tmpdir(), 'concord-flash-')), 'm'));
+    const w = await loadWeights(tiny.path);
+    const seqs = [{ ids: [1, 5, 9, 3, 7, 2, 8, 4, 6, 11] }, { ids: [2, 3, 4] }];
+    const [a, b] = [new GpuTransformer(rt!, w, { f16: false }), new GpuTransformer(rt!, w, { f16: false, kvF16: true })];
+    const [x, y] = [await a.scoreBatch(seqs), await b.scoreBatch(seqs)];
+    expect(b.kvF16).toBe(true);
+    seqs.forEach((_, i) => {
+      const v = validate(y[i].logprobs, x[i].logprobs, { atol: 1e-2, rtol: 0 });
+      expect(v.ok, v.summary).toBe(true);
+      expect(v.maxAbsErr, 'f16 K/V really took effect').toBeGreaterThan(0);
+    });
+    a.dispose();
+    b.dispose();
   });
 
   it.skipIf(!rt)('errors name the reason; the default variant is direct on software adapters, flash when forced', async () => {
