@@ -22,6 +22,8 @@ describe('kernel variants', () => {
     expect(kernelVariant(adapter(false), 'logprob')).toBe('tiled');
     expect(kernelVariant(adapter(false), 'rowmax')).toBe('reduce');
     expect(kernelVariant(adapter(true), 'rowmax')).toBe('direct');
+    expect(kernelVariant(adapter(false), 'attention')).toBe('flash');
+    expect(kernelVariant(adapter(true), 'attention')).toBe('direct');
   });
 
   test('CONCORD_KERNEL_VARIANT forces one name everywhere or per op, and the launchers follow it', () => {
