@@ -125,9 +125,6 @@ export function attentionGpu(rt: GpuRuntime, a: AttentionArgs): void {
   if (variant === 'flash') return flashGpu(rt, a);
   if (variant !== 'direct') throw new Error(`attention: unknown variant '${variant as string}'`);
   if (a.kvF16) throw new Error("attention: kvF16 needs the 'flash' variant");
-  if (a.rope) {
-    ropeGpu(rt, { q: a.q, k: a.k, B: a.B, L: a.L, nHeads: a.nHeads, nKvHeads: a.nKvHeads, headDim: a.headDim, theta: a.rope.theta, layout: a.rope.layout, scaling: a.rope.scaling, rotaryDim: a.rope.rotaryDim });
-  }
   if (a.headDim < 1 || a.headDim > ATTN_MAX_HEAD_DIM) throw new Error(`attention: head dim ${a.headDim} outside [1, ${ATTN_MAX_HEAD_DIM}]`);
   if (a.nKvHeads < 1 || a.nHeads % a.nKvHeads) throw new Error(`attention: ${a.nHeads} heads is not a multiple of ${a.nKvHeads} KV heads`);
   const grid: [number, number, number] = [ceilDiv(a.L, ATTN_BQ), a.nHeads, a.B];
@@ -135,6 +132,10 @@ export function attentionGpu(rt: GpuRuntime, a: AttentionArgs): void {
   if (grid.some((g) => g > max)) throw new Error(`attention: grid ${grid.join('×')} exceeds ${max} per dimension`);
   const window = checkWindow(a.window, a.causal ?? true);
   if (grid.some((g) => g === 0)) return;
+  // Unfused RoPE: the in-place rope kernel first (after every check, so an error changes nothing).
+  if (a.rope) {
+    ropeGpu(rt, { q: a.q, k: a.k, B: a.B, L: a.L, nHeads: a.nHeads, nKvHeads: a.nKvHeads, headDim: a.headDim, theta: a.rope.theta, layout: a.rope.layout, scaling: a.rope.scaling, rotaryDim: a.rope.rotaryDim });
+  }
   const scale = a.scale ?? 1 / Math.sqrt(a.headDim);
   const u = rt.uniform(new Uniforms().u32(a.B).u32(a.L).u32(a.nHeads).u32(a.nKvHeads).u32(a.headDim).f32(scale).u32(window).f32(a.softcap ?? 0).build(), 'attention.params');
   rt.dispatch(attentionSpec(a.causal ?? true), [u, a.q, a.k, a.v, a.seqLen, a.out], grid);
