@@ -7,7 +7,7 @@
 //   workgroup memory serves 64 queries (4x the 16 of the direct kernel).
 //   256 invocations = 64 rows x 4 lanes; lane c of row r holds, in registers, the vec4 chunks
 //   e = c, c+4, c+8, ... (e < hd/4) of its query row and of its output accumulator.
-//   Per key tile of BK keys (BK = 8/16/32, chosen by the launcher to fit the workgroup-memory
+//   Per key tile of BK keys (BK = 16 or 32, chosen by the launcher to fit the workgroup-memory
 //   limit): each lane computes partial dot products over its chunks, the 4 lanes of a row sum
 //   them (reduce4: subgroup shuffles, or workgroup memory), after which every lane holds the
 //   row's full scores of the tile and runs the online softmax (running max m, sum l, rescale by
