@@ -8,6 +8,7 @@
 // the report adds achieved GFLOP/s and GB/s, and on an adapter in the peak table the fraction of
 // the applicable ceiling and which bound (compute or memory) applies.
 
+import { benchAttention } from './attention.js';
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
 import { logprobCpu, logprobGemmConfigFor, sgmatProblem, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { kernelVariant } from '../src/gpu/variants.js';
@@ -252,5 +253,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }
+  // ---- attention (bench/attention.ts) ----
+  await benchAttention({ rt, size, devices, rand, timeIt, push, cpuName, gpuName });
   return out;
 }

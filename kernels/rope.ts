@@ -7,6 +7,7 @@
 // angle is bit-identical to run.c / HF; only sin/cos and the rotation differ in the last bits.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { composeShader } from '../src/gpu/shaders.js';
 
 export type RopeLayout = 'interleaved' | 'half';
 
@@ -44,7 +45,8 @@ export const ropeAttentionFactor = (s: RopeScaling | null | undefined): number =
 export const ROPE_WG = 64;
 
 export function ropeSpec(layout: RopeLayout): ProgramSpec {
-  return { shader: 'rope', constants: { WG: ROPE_WG, HALF: layout === 'half' ? 1 : 0 } };
+  // shaders/rope.wgsl with the shared sin_cos of shaders/rope/sincos.wgsl.
+  return { shader: composeShader('rope+sincos', '', ['rope/sincos', 'rope']), constants: { WG: ROPE_WG, HALF: layout === 'half' ? 1 : 0 } };
 }
 
 /**
@@ -113,7 +115,7 @@ export interface RopeArgs {
 // (a few hundred bytes; never returned to the pool).
 const invFreqTables = new WeakMap<GpuRuntime, Map<string, GPUBuffer>>();
 
-function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number, scaling: RopeScaling | null | undefined): GPUBuffer {
+export function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number, scaling: RopeScaling | null | undefined): GPUBuffer {
   let m = invFreqTables.get(rt);
   if (!m) invFreqTables.set(rt, (m = new Map()));
   const key = `${headDim}:${theta}${scaling ? ':' + JSON.stringify(scaling) : ''}`;
@@ -122,7 +124,7 @@ function invFreqBuffer(rt: GpuRuntime, headDim: number, theta: number, scaling: 
   return buf;
 }
 
-function checkRotaryDim(headDim: number, rotaryDim: number): void {
+export function checkRotaryDim(headDim: number, rotaryDim: number): void {
   if (headDim % 2) throw new Error(`rope: head dim ${headDim} is odd`);
   if (!Number.isInteger(rotaryDim) || rotaryDim % 2 || rotaryDim < 2 || rotaryDim > headDim) throw new Error(`rope: rotary dim ${rotaryDim} must be even and in [2, ${headDim}]`);
 }

@@ -31,3 +31,14 @@ export function shaderSource(name: string): string {
   registered.set(name, text);
   return text;
 }
+
+/**
+ * Register (once) and return the name of a shader composed of a header (enable directives,
+ * generated `const`s) and the named shader files in order, e.g. a kernel plus a shared WGSL
+ * function file. The name must determine the text: it becomes the ProgramSpec's shader, so it is
+ * part of the pipeline cache key.
+ */
+export function composeShader(name: string, header: string, parts: string[]): string {
+  if (!registered.has(name)) registered.set(name, header + parts.map((p) => shaderSource(p)).join('\n'));
+  return name;
+}

@@ -1,7 +1,7 @@
 // The one policy that chooses a kernel variant for an adapter. Where CPU rasterisers and GPUs want
 // different code, each op has a 'direct' variant (no workgroup memory or barriers, operands read
 // straight from storage: fast on SwiftShader and lavapipe) and a variant for GPUs ('tiled' for
-// matmul, 'gemm' for logprob, 'reduce' for the row-max pool). The choice, in order:
+// matmul, 'gemm' for logprob, 'reduce' for the row-max pool, 'flash' for attention). The choice, in order:
 //   1. CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark or a bug report:
 //        CONCORD_KERNEL_VARIANT=direct                    every op that has a 'direct' variant
 //        CONCORD_KERNEL_VARIANT=matmul=tiled,logprob=direct   per op
@@ -19,6 +19,7 @@ export const KERNEL_VARIANTS = {
   matmul: ['tiled', 'direct'],
   logprob: ['gemm', 'tiled', 'direct', 'sgmat'], // sgmat: experimental, never the default: forced, or a tuned winner that passed validation
   rowmax: ['reduce', 'direct'],
+  attention: ['flash', 'direct'],
 } as const;
 
 export type VariantOp = keyof typeof KERNEL_VARIANTS;
@@ -120,9 +121,16 @@ export function tunedConfig(rt: AdapterLike, op: string, shape: object, variant:
 }
 
 /** Today's choice without tuning: 'direct' on software adapters, the first (GPU) variant elsewhere. */
+/**
+ * Software adapters' defaults where they differ from 'direct': attention's 'flash' (64-query tiles)
+ * measured 2–4× the old 16-query kernel on both lavapipe and SwiftShader (bench/attention.ts).
+ */
+const SOFTWARE_DEFAULT: Partial<Record<VariantOp, string>> = { attention: 'flash' };
+
 export function defaultVariant<O extends VariantOp>(rt: AdapterLike, op: O): VariantOf<O> {
   const list = KERNEL_VARIANTS[op] as readonly string[];
-  return (rt.handle.info.software && list.includes('direct') ? 'direct' : list[0]) as VariantOf<O>;
+  if (!rt.handle.info.software) return list[0] as VariantOf<O>;
+  return (SOFTWARE_DEFAULT[op] ?? (list.includes('direct') ? 'direct' : list[0])) as VariantOf<O>;
 }
 
 /**

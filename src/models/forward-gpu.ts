@@ -1,5 +1,5 @@
 // The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
-// L tokens: embed → per layer (norm → q/k/v → rope → causal GQA attention → o-proj → residual →
+// L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj → residual →
 // norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
@@ -10,13 +10,12 @@
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
 import { geluGpu, swigluGpu } from '../../kernels/act.js';
-import { attentionGpu } from '../../kernels/attention.js';
+import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
 import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
 import { normGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
-import { ropeGpu } from '../../kernels/rope.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { WeightUploader, type UploadOptions } from './weight-upload.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
@@ -41,6 +40,12 @@ interface Layer {
 export interface GpuForwardOptions extends UploadOptions {
   /** Store linear weights and the LM head as f16 (default: when the device has shader-f16). */
   f16?: boolean;
+  /**
+   * Hold attention's K/V tiles as f16 ('flash' variant only; needs shader-f16). Default off: the
+   * f16 rounding of K and V moves log-probs by up to ~3e-3 nats/token on the miniature HF
+   * fixtures (measured on lavapipe), beyond the 1e-4 the f16-weight path keeps to its CPU twin.
+   */
+  kvF16?: boolean;
 }
 
 /** A padded batch of the requests (the one padded-batch type, src/scheduler/batch.ts). */
@@ -48,6 +53,7 @@ const packBatch = (seqs: SequenceRequest[], padId = 0): PaddedBatch => padBatch(
 
 export class GpuTransformer {
   readonly f16: boolean;
+  readonly kvF16: boolean;
   private owned: GPUBuffer[] = [];
   private tokEmb: GPUBuffer;
   private posEmb: GPUBuffer | null;
@@ -78,6 +84,8 @@ export class GpuTransformer {
     // shader-f16 but emulate it; there the f32 kernels measured faster (bench kernels).
     this.f16 = opts.f16 ?? (rt.hasF16 && !rt.handle.info.software);
     if (this.f16 && !rt.hasF16) throw new Error('f16 weights need the shader-f16 feature');
+    this.kvF16 = opts.kvF16 ?? false;
+    if (this.kvF16 && !rt.hasF16) throw new Error('f16 K/V tiles need the shader-f16 feature');
     const uploads = (this.uploads = new WeightUploader(rt, weights));
     // One or more canonical tensors (back to back) in one buffer.
     const up = (name: string | string[], asF16 = false): GPUBuffer => {
@@ -174,10 +182,12 @@ export class GpuTransformer {
       let qa = q, ka = k;
       if (layer.qNorm) { normGpu(rt, { kind: 'rms', x: q, weight: layer.qNorm, out: qn!, rows: T * c.nHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); qa = qn!; }
       if (layer.kNorm) { normGpu(rt, { kind: 'rms', x: k, weight: layer.kNorm, out: kn!, rows: T * c.nKvHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); ka = kn!; }
-      if (layer.rope) {
-        ropeGpu(rt, { q: qa, k: ka, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim });
-      }
-      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap });
+      // RoPE (after the q/k norms): fused into attention's prologue by the 'flash' variant, a
+      // separate in-place ropeGpu before the 'direct' one (kernels/attention.ts). With kvF16 the
+      // K/V tiles are f16 in flash's workgroup memory ('direct' has no such form).
+      const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
+      const kvF16 = this.kvF16 && attentionVariantFor(rt, { headDim: c.headDim, kvF16: true }) === 'flash';
+      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
       this.linear(att, layer.o, proj, T);
       residual(layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);

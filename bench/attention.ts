@@ -1,0 +1,76 @@
+// The attention cases of `bench kernels` (bench/kernels.ts calls benchAttention): causal GQA
+// prefill attention, 'direct' vs 'flash' (with and without subgroups, f32 and f16 K/V), and RoPE
+// + attention as two kernels ('direct' after ropeGpu) vs fused ('flash'). Every GPU variant is
+// validated against the CPU twin (on the first sequence for large shapes) before it is timed.
+
+import { attentionCpu, attentionGpu, flashConfig, type AttentionArgs, type AttentionRope } from '../kernels/attention.js';
+import { ropeCpu } from '../kernels/rope.js';
+import type { GpuRuntime } from '../src/gpu/runtime.js';
+import { roundThroughF16 } from '../src/util/f16.js';
+import { validate } from '../src/validate.js';
+
+/** A row of bench/kernels.ts's KernelBenchResult (declared here to keep the import one-way). */
+interface BenchRow { kernel: string; variant: string; device: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; iters: number; gflops?: number }
+
+/** (B, L, nHeads, nKvHeads, headDim) */
+type AttnShape = [number, number, number, number, number];
+export const ATTENTION_SHAPES: Record<'tiny' | 'small' | 'large', AttnShape[]> = {
+  tiny: [[1, 32, 2, 1, 32]],
+  // stories15M (6 heads of 48) and Qwen2.5-0.5B-shaped heads (14 query / 2 KV heads of 64).
+  small: [[4, 128, 6, 6, 48], [2, 256, 14, 2, 64]],
+  large: [[16, 512, 14, 2, 64], [8, 1024, 32, 8, 128]],
+};
+
+/** Multiply-adds of QK^T and PV over the causal triangle, 2 FLOPs each. */
+export const attentionFlops = (B: number, L: number, nH: number, hd: number): number => 4 * B * nH * hd * (L * (L + 1)) / 2;
+
+interface Timer { (run: () => Promise<void> | void, minMs?: number, maxIters?: number): Promise<{ firstMs: number; ms: number; iters: number }> }
+
+export async function benchAttention(o: {
+  rt: GpuRuntime | null; size: 'tiny' | 'small' | 'large'; devices: ('webgpu' | 'cpu')[];
+  rand: (n: number, seed: number, scale?: number) => Float32Array; timeIt: Timer;
+  push: (r: BenchRow) => void; cpuName: string; gpuName: string;
+}): Promise<void> {
+  const { rt, size, devices, rand, timeIt, push } = o;
+  const rope: AttentionRope = { theta: 10000, layout: 'half' };
+  for (const [B, L, nH, nKv, hd] of ATTENTION_SHAPES[size]) {
+    const T = B * L;
+    const q = rand(T * nH * hd, 11), k = rand(T * nKv * hd, 12), v = rand(T * nKv * hd, 13);
+    const seq = new Uint32Array(B).fill(L);
+    const shape = `B${B} L${L} h${nH}/${nKv} d${hd}`;
+    const flops = attentionFlops(B, L, nH, hd);
+    // Large shapes: the twin on the first 128 positions of the first sequence (causal rows depend
+    // only on the keys before them, so those rows are exact; all of it takes minutes in JavaScript).
+    const [refB, refL] = size === 'large' ? [1, Math.min(L, 128)] : [B, L];
+    const n = refB * refL * nH * hd;
+    const slice = (x: Float32Array, heads: number) => x.subarray(0, refB * refL * heads * hd);
+    const refSeq = seq.subarray(0, refB).map((s) => Math.min(s, refL));
+    const want = attentionCpu(slice(q, nH), slice(k, nKv), slice(v, nKv), refSeq, refB, refL, nH, nKv, hd);
+    const rq = ropeCpu(slice(q, nH), refB, refL, nH, hd, rope.theta, rope.layout), rk = ropeCpu(slice(k, nKv), refB, refL, nKv, hd, rope.theta, rope.layout);
+    const wantRope = attentionCpu(rq, rk, slice(v, nKv), refSeq, refB, refL, nH, nKv, hd);
+    if (devices.includes('cpu')) {
+      const t = await timeIt(() => { attentionCpu(slice(q, nH), slice(k, nKv), slice(v, nKv), refSeq, refB, refL, nH, nKv, hd); }, 300, 3);
+      push({ kernel: 'attn', variant: 'f64', device: o.cpuName, shape: refB === B ? shape : `B${refB} L${refL} h${nH}/${nKv} d${hd}`, validated: true, maxAbsErr: 0, ...t, gflops: attentionFlops(refB, refL, nH, hd) / t.ms / 1e6 });
+    }
+    if (!rt || !devices.includes('webgpu')) continue;
+    const hasSg = rt.device.features.has('subgroups');
+    const variants: { label: string; args: Partial<AttentionArgs> }[] = [{ label: 'direct', args: { variant: 'direct' } }];
+    if (typeof flashConfig(rt, hd, false) !== 'string') {
+      if (hasSg) variants.push({ label: 'flash sg', args: { variant: 'flash', subgroups: true } });
+      variants.push({ label: 'flash wgmem', args: { variant: 'flash', subgroups: false } });
+    }
+    if (rt.hasF16 && typeof flashConfig(rt, hd, true) !== 'string') variants.push({ label: 'flash f16-KV', args: { variant: 'flash', kvF16: true } });
+    variants.push({ label: 'rope+direct', args: { variant: 'direct', rope } });
+    if (typeof flashConfig(rt, hd, false) !== 'string') variants.push({ label: 'flash+rope', args: { variant: 'flash', rope } });
+    for (const { label, args } of variants) {
+      const bufs = { q: rt.upload(q), k: rt.upload(k), v: rt.upload(v), seqLen: rt.upload(seq), out: rt.acquire(q.byteLength) };
+      const run = async () => { attentionGpu(rt, { ...bufs, B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, ...args }); await rt.sync(); };
+      await run();
+      const ref = args.rope ? wantRope : args.kvF16 ? attentionCpu(slice(q, nH), roundThroughF16(slice(k, nKv)), roundThroughF16(slice(v, nKv)), refSeq, refB, refL, nH, nKv, hd) : want;
+      const val = validate((await rt.readF32(bufs.out, q.length)).subarray(0, n), ref, { atol: 1e-4, rtol: 1e-4 });
+      const t = await timeIt(run, 500, 20);
+      push({ kernel: 'attn', variant: label, device: o.gpuName, shape, validated: val.ok, maxAbsErr: val.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+      for (const b of Object.values(bufs)) rt.release(b);
+    }
+  }
+}
