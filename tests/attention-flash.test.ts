@@ -185,14 +185,14 @@ fn reduce4_shared(x: vec4f, li: u32) -> vec4f { return vec4f(-1.0); }
     b.dispose();
   });
 
-  it.skipIf(!rt)('errors name the reason; the default variant is direct on software adapters, flash when forced', async () => {
+  it.skipIf(!rt)('errors name the reason; the default variant is flash (direct where flash cannot take the shape), flash when forced', async () => {
     const c: Case = { B: 1, L: 8, nH: 1, nKv: 1, hd: 6, seq: [8] };
     const [q, k, v] = data(c);
     await expect(gpu(rt!, c, q, k, v, { variant: 'flash' })).rejects.toThrow(/attention 'flash': head dim 6 is not a multiple of 4/);
     await expect(gpu(rt!, { ...c, hd: 8 }, randn(r, 64), randn(r, 64), randn(r, 64), { variant: 'direct', kvF16: true })).rejects.toThrow(/kvF16 needs the 'flash' variant/);
     expect(typeof flashConfig(rt!, 260, false)).toBe('string');
     delete process.env.CONCORD_KERNEL_VARIANT;
-    expect(attentionVariantFor(rt!, { headDim: 64 })).toBe(rt!.handle.info.software ? 'direct' : 'flash');
+    expect(attentionVariantFor(rt!, { headDim: 64 })).toBe('flash');
     expect(attentionVariantFor(rt!, { headDim: 6 })).toBe('direct');
     process.env.CONCORD_KERNEL_VARIANT = 'attention=flash';
     expect(attentionVariantFor(rt!, { headDim: 64 })).toBe('flash');

@@ -24,7 +24,7 @@ describe('kernel variants', () => {
     expect(kernelVariant(adapter(false), 'rowmax')).toBe('reduce');
     expect(kernelVariant(adapter(true), 'rowmax')).toBe('direct');
     expect(kernelVariant(adapter(false), 'attention')).toBe('flash');
-    expect(kernelVariant(adapter(true), 'attention')).toBe('flash') // measured faster there too (SOFTWARE_DEFAULT);
+    expect(kernelVariant(adapter(true), 'attention')).toBe('flash'); // measured faster there too (SOFTWARE_DEFAULT)
   });
 
   test('CONCORD_KERNEL_VARIANT forces one name everywhere or per op, and the launchers follow it', () => {
