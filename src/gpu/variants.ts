@@ -2,7 +2,8 @@
 // different code, each op has a 'direct' variant (no workgroup memory or barriers, operands read
 // straight from storage: fast on SwiftShader and lavapipe) and a variant for GPUs ('tiled' for
 // matmul and logprob, 'reduce' for the row-max pool). Software adapters get 'direct', hardware
-// ones the other — unless CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark
+// ones the first of the op's list — matmul refines that per shape (kernels/matmul.ts
+// chooseMatmulVariant: 'gemv' for few rows, 'subgroup-matrix' only once validated) — unless CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark
 // or a bug report:
 //   CONCORD_KERNEL_VARIANT=direct                    every op that has a 'direct' variant
 //   CONCORD_KERNEL_VARIANT=matmul=tiled,logprob=direct   per op
@@ -11,7 +12,7 @@
 import { settings } from '../env.js';
 
 export const KERNEL_VARIANTS = {
-  matmul: ['tiled', 'direct'],
+  matmul: ['blocked', 'tiled', 'direct', 'gemv', 'subgroup-matrix'],
   logprob: ['tiled', 'direct'],
   rowmax: ['reduce', 'direct'],
 } as const;
@@ -45,10 +46,15 @@ export function parseVariantSetting(text: string | undefined): Partial<Record<Va
   return out;
 }
 
+/** The variant of `op` forced by CONCORD_KERNEL_VARIANT, if any. */
+export function forcedVariant<O extends VariantOp>(op: O): VariantOf<O> | undefined {
+  return parseVariantSetting(settings.kernelVariant)[op] as VariantOf<O> | undefined;
+}
+
 /** The variant of `op` for this adapter: the forced one, else 'direct' on software adapters and the GPU variant elsewhere. */
 export function kernelVariant<O extends VariantOp>(rt: AdapterLike, op: O): VariantOf<O> {
-  const forced = parseVariantSetting(settings.kernelVariant)[op];
-  if (forced) return forced as VariantOf<O>;
+  const forced = forcedVariant(op);
+  if (forced) return forced;
   const [gpu, direct] = [KERNEL_VARIANTS[op][0], 'direct'];
   return (rt.handle.info.software ? direct : gpu) as VariantOf<O>;
 }
