@@ -105,11 +105,11 @@ describe('matmul', async () => {
 
   for (const variant of ['blocked', 'gemv', 'tiled', 'direct'] as const) {
     it.skipIf(!rt)(`GPU ${variant}: residual (accumulate) and SwiGLU / GeGLU epilogues match the twin composition`, async () => {
-      for (let trial = 0; trial < 3; trial++) {
+      for (const trial of [0, 2]) {
         const [M, N, K] = shapesFor('blocked', trial);
         await check(variant, 'nk', false, M, N, K, { bias: true, accumulate: true });
         await check(variant, 'kn', false, M, N - (N % 4) || 4, K, { accumulate: true });
-        await check(variant, 'nk', false, M, N, K, { glu: trial === 1 ? 'gelu_tanh' : 'silu', bias: trial !== 0 });
+        await check(variant, 'nk', false, M, N, K, { glu: trial === 0 ? 'gelu_tanh' : 'silu', bias: trial !== 0 });
         await check(variant, 'nk', false, M, N, K, { glu: 'silu', accumulate: true });
       }
       if (rt!.hasF16 && variant !== 'direct') await check(variant, 'nk', true, 37, 75, 64, { glu: 'gelu_tanh', bias: true, accumulate: true });
@@ -120,10 +120,9 @@ describe('matmul', async () => {
     const blocked = matmulConfigs(rt!, 'blocked'), gemv = matmulConfigs(rt!, 'gemv');
     expect(blocked.length).toBeGreaterThan(0);
     expect(gemv.length).toBeGreaterThan(0);
-    for (const config of [...blocked, ...gemv]) {
-      await check(config.variant, 'nk', false, 70, 150, 52, { bias: true, config });
-      await check(config.variant, 'nk', false, 9, 33, 20, { glu: 'silu', config });
-    }
+    // One pipeline per config (compiling is what costs on lavapipe); GLU on the first of each.
+    for (const config of [...blocked, ...gemv]) await check(config.variant, 'nk', false, 70, 150, 52, { bias: true, config });
+    for (const config of [blocked[0], gemv[0]]) await check(config.variant, 'nk', false, 9, 33, 20, { glu: 'silu', config });
     // Limits are respected: a 32 KiB double buffer is the most a config may ask for.
     const small = matmulConfigs({ limits: { ...rt!.limits, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits }, 'blocked');
     expect(small.every((c) => c.variant === 'blocked' && 2 * c.bk * 8 * (c.wgx + c.wgy) * 4 <= 16384)).toBe(true);
