@@ -146,6 +146,7 @@ export function subgroupMatrixProblem(rt: GpuRuntime): string | null {
     return "the device lacks the feature 'chromium-experimental-subgroup-matrix' (Dawn: toggle allow_unsafe_apis; software adapters never offer it)";
   }
   if (!rt.hasF16) return 'the device lacks shader-f16';
+  if (!rt.device.features.has('subgroups' as GPUFeatureName)) return "the device lacks the feature 'subgroups'";
   const info = rt.handle.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfigInfo[]; subgroupMinSize?: number; subgroupMaxSize?: number };
   const configs = info.subgroupMatrixConfigs ?? [];
   if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {

@@ -1,4 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { loadModel } from '../src/models/index.js';
+import { buildTinyModel } from './helpers/tiny-models.js';
 import { chooseMatmulVariant, matmulConfigs, matmulCpu, matmulFusedCpu, matmulGpu, matmulSpec, matmulVariantValidated, subgroupMatrixProblem, validateMatmulVariant, type BLayout, type MatmulConfig, type MatmulVariant } from '../kernels/matmul.js';
 import type { GateAct } from '../kernels/act.js';
 import { programKey, programSource } from '../src/gpu/runtime.js';
@@ -81,7 +87,8 @@ describe('matmul', async () => {
 
   const shapesFor = (variant: MatmulVariant, trial: number): [number, number, number] => {
     // blocked: K a multiple of 4 (vec4 loads); M past its 128-row tile in the last trial.
-    const M = [1, randInt(r, 2, 40), randInt(r, 129, 170)][trial];
+    // gemv is for few rows: its largest M (17–40) still spans several 8-row passes.
+    const M = [1, randInt(r, 2, 40), variant === 'gemv' ? randInt(r, 17, 40) : randInt(r, 129, 170)][trial];
     const N = [randInt(r, 1, 90), randInt(r, 100, 200), randInt(r, 129, 270)][trial];
     let K = [randInt(r, 1, 40), randInt(r, 41, 97), randInt(r, 98, 150)][trial];
     if (variant === 'blocked') K = Math.max(4, K - (K % 4));
@@ -106,7 +113,7 @@ describe('matmul', async () => {
   for (const variant of ['blocked', 'gemv', 'tiled', 'direct'] as const) {
     it.skipIf(!rt)(`GPU ${variant}: residual (accumulate) and SwiGLU / GeGLU epilogues match the twin composition`, async () => {
       for (const trial of [0, 2]) {
-        const [M, N, K] = shapesFor('blocked', trial);
+        const [M, N, K] = shapesFor(variant === 'gemv' ? 'gemv' : 'blocked', trial);
         await check(variant, 'nk', false, M, N, K, { bias: true, accumulate: true });
         await check(variant, 'kn', false, M, N - (N % 4) || 4, K, { accumulate: true });
         await check(variant, 'nk', false, M, N, K, { glu: trial === 0 ? 'gelu_tanh' : 'silu', bias: trial !== 0 });
@@ -168,4 +175,30 @@ describe('matmul', async () => {
       if (old === undefined) delete process.env.CONCORD_KERNEL_VARIANT; else process.env.CONCORD_KERNEL_VARIANT = old;
     }
   });
+
+  // The prefill's fused matmuls (residual accumulate, [gate; up] GLU) through each hardware
+  // variant, forced as a benchmark would force them; gemma2 keeps the post-norm path.
+  for (const variant of ['blocked', 'gemv', 'tiled'] as const) {
+    it.skipIf(!rt)(`prefill with matmul=${variant} (fused residual and GLU) matches the CPU twin (≤1e-4)`, async () => {
+      const old = process.env.CONCORD_KERNEL_VARIANT;
+      process.env.CONCORD_KERNEL_VARIANT = `matmul=${variant}`;
+      try {
+        const dir = mkdtempSync(join(tmpdir(), 'concord-matmul-'));
+        const models = [buildTinyModel('hf-qwen2', join(dir, 'qwen2')).path, fileURLToPath(new URL('./fixtures/hf/gemma2', import.meta.url))];
+        for (const path of models) {
+          const cpu = await loadModel(path, { device: 'cpu-twin' });
+          const gpu = await loadModel(path, { device: rt!, f16: false });
+          const seqs = [[1, 5, 9, 2, 7, 3, 8, 4, 6, 10, 11], [1, 2, 3]].map((ids) => ({ ids: ids.map((t) => t % cpu.config.vocabSize) }));
+          const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];
+          seqs.forEach((_, i) => {
+            const v = validate(got[i].logprobs, want[i].logprobs, { atol: 1e-4 });
+            expect(v.ok, `${path} seq ${i}: ${v.summary}`).toBe(true);
+          });
+          gpu.dispose();
+        }
+      } finally {
+        if (old === undefined) delete process.env.CONCORD_KERNEL_VARIANT; else process.env.CONCORD_KERNEL_VARIANT = old;
+      }
+    });
+  }
 });
