@@ -213,6 +213,9 @@ export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
     if (a.layout !== 'nk') throw new Error("matmul 'subgroup-matrix': needs 'nk' weights");
     subgroupSize = (rt.handle.adapter.info as { subgroupMaxSize?: number }).subgroupMaxSize;
     grid = [ceilDiv(a.N, outsPerCol(MATMUL_TILE)), ceilDiv(a.M, MATMUL_TILE), 1];
+  } else if (variant === 'direct' && !a.f16) {
+    // direct: x walks the row blocks (see shaders/matmul/direct.wgsl)
+    grid = [ceilDiv(a.M, MATMUL_TILE), ceilDiv(a.N, outsPerCol(MATMUL_TILE)), 1];
   } else {
     grid = [ceilDiv(a.N, outsPerCol(MATMUL_TILE)), ceilDiv(a.M, MATMUL_TILE), 1];
   }

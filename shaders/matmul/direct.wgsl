@@ -16,9 +16,12 @@ override TRANS_B: bool = false;
 override GLU: u32 = 0u;
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * select(4u, 2u, GLU != 0u);
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  // Workgroups walk down the rows first (wid.x: 64-row blocks, wid.y: column blocks): CPU
+  // rasterisers run workgroups roughly in order, so a column block of B stays in cache while
+  // every row block of A (the smaller operand) streams past it.
+  let row0 = (wid.x * 16u + lid.y) * 4u;
+  let col0 = (wid.y * 16u + lid.x) * select(4u, 2u, GLU != 0u);
   if (row0 >= p.M || col0 >= p.N) { return; }
   // Clamped indices instead of branches in the inner loop (out-of-range results are not stored),
   // and named vec4 accumulators instead of an indexed array, which SwiftShader keeps in memory.
