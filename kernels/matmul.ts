@@ -182,9 +182,13 @@ export interface MatmulArgs {
 
 /** Record C = A·B (+bias) (+C) or the GLU form on the GPU. Throws when the variant cannot take the shape here. */
 export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
-  if (a.f16 && !rt.hasF16) throw new Error('matmul: f16 weights need the shader-f16 feature');
   if (a.config && a.variant && a.config.variant !== a.variant) throw new Error(`matmul: config for '${a.config.variant}' given with variant '${a.variant}'`);
   const variant = a.config?.variant ?? a.variant ?? chooseMatmulVariant(rt, a);
+  if (variant === 'subgroup-matrix') {
+    const why = subgroupMatrixProblem(rt);
+    if (why) throw new Error(`matmul 'subgroup-matrix' cannot run on ${rt.name}: ${why}`);
+  }
+  if (a.f16 && !rt.hasF16) throw new Error('matmul: f16 weights need the shader-f16 feature');
   if (a.glu && a.layout !== 'nk') throw new Error("matmul: the GLU epilogue needs 'nk' weights ([gate; up] rows)");
   if (a.M <= 0 || a.N <= 0) return;
   if (a.config) {
@@ -207,8 +211,6 @@ export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
     a = { ...a, config: c };
     grid = ceilDiv(a.N, outsPerCol(c.nc));
   } else if (variant === 'subgroup-matrix') {
-    const why = subgroupMatrixProblem(rt);
-    if (why) throw new Error(`matmul 'subgroup-matrix' cannot run on ${rt.name}: ${why}`);
     if (!a.f16) throw new Error("matmul 'subgroup-matrix': needs f16 weights (f16: true)");
     if (a.layout !== 'nk') throw new Error("matmul 'subgroup-matrix': needs 'nk' weights");
     subgroupSize = (rt.handle.adapter.info as { subgroupMaxSize?: number }).subgroupMaxSize;
