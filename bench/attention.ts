@@ -3,6 +3,7 @@
 // + attention as two kernels ('direct' after ropeGpu) vs fused ('flash'). Every GPU variant is
 // validated against the CPU twin (on the first sequence for large shapes) before it is timed.
 
+import { attentionCost, ropeCost } from '../src/gpu/cost.js';
 import { attentionCpu, attentionGpu, flashConfig, type AttentionArgs, type AttentionRope } from '../kernels/attention.js';
 import { ropeCpu } from '../kernels/rope.js';
 import type { GpuRuntime } from '../src/gpu/runtime.js';
@@ -10,7 +11,7 @@ import { roundThroughF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
 
 /** A row of bench/kernels.ts's KernelBenchResult (declared here to keep the import one-way). */
-interface BenchRow { kernel: string; variant: string; device: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; iters: number; gflops?: number }
+interface BenchRow { kernel: string; variant: string; device: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; iters: number; gflops?: number; flops?: number; bytes?: number }
 
 /** (B, L, nHeads, nKvHeads, headDim) */
 type AttnShape = [number, number, number, number, number];
@@ -50,7 +51,7 @@ export async function benchAttention(o: {
     const wantRope = attentionCpu(rq, rk, slice(v, nKv), refSeq, refB, refL, nH, nKv, hd);
     if (devices.includes('cpu')) {
       const t = await timeIt(() => { attentionCpu(slice(q, nH), slice(k, nKv), slice(v, nKv), refSeq, refB, refL, nH, nKv, hd); }, 300, 3);
-      push({ kernel: 'attn', variant: 'f64', device: o.cpuName, shape: refB === B ? shape : `B${refB} L${refL} h${nH}/${nKv} d${hd}`, validated: true, maxAbsErr: 0, ...t, gflops: attentionFlops(refB, refL, nH, hd) / t.ms / 1e6 });
+      push({ kernel: 'attn', variant: 'f64', device: o.cpuName, shape: refB === B ? shape : `B${refB} L${refL} h${nH}/${nKv} d${hd}`, validated: true, maxAbsErr: 0, ...t, gflops: attentionFlops(refB, refL, nH, hd) / t.ms / 1e6, ...attentionCost({ B: refB, L: refL, nHeads: nH, nKvHeads: nKv, headDim: hd, causal: true }) });
     }
     if (!rt || !devices.includes('webgpu')) continue;
     const hasSg = rt.device.features.has('subgroups');
@@ -69,7 +70,15 @@ export async function benchAttention(o: {
       const ref = args.rope ? wantRope : args.kvF16 ? attentionCpu(slice(q, nH), roundThroughF16(slice(k, nKv)), roundThroughF16(slice(v, nKv)), refSeq, refB, refL, nH, nKv, hd) : want;
       const val = validate((await rt.readF32(bufs.out, q.length)).subarray(0, n), ref, { atol: 1e-4, rtol: 1e-4 });
       const t = await timeIt(run, 500, 20);
-      push({ kernel: 'attn', variant: label, device: o.gpuName, shape, validated: val.ok, maxAbsErr: val.maxAbsErr, ...t, gflops: flops / t.ms / 1e6 });
+      // Cost model (src/gpu/cost.ts): attention, plus RoPE — a pass of its own before 'direct', only its
+      // arithmetic and frequency table when fused into 'flash'.
+      const cost = attentionCost({ B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, causal: true });
+      if (args.rope) {
+        const r = ropeCost(T, nH, nKv, hd);
+        cost.flops += r.flops;
+        cost.bytes += args.variant === 'flash' ? (hd / 2) * 4 : r.bytes;
+      }
+      push({ kernel: 'attn', variant: label, device: o.gpuName, shape, validated: val.ok, maxAbsErr: val.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...cost });
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }

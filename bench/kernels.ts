@@ -140,8 +140,9 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true }) });
     }
     if (rt && devices.includes('webgpu')) {
-      const variants: { variant: MatmulVariant; f16: boolean }[] = [{ variant: 'tiled', f16: false }, { variant: 'direct', f16: false }];
-      if (rt.hasF16) variants.push({ variant: 'tiled', f16: true });
+      const names: MatmulVariant[] = ['blocked', 'gemv', 'tiled', 'direct']; // 'subgroup-matrix' only where validateMatmulVariant passes
+      const variants = names.map((variant) => ({ variant, f16: false }));
+      if (rt.hasF16) variants.push({ variant: 'blocked', f16: true }, { variant: 'gemv', f16: true }, { variant: 'tiled', f16: true });
       for (const { variant, f16 } of variants) {
         const bufs = { A: rt.upload(A), B: rt.upload(f16 ? toF16(B) : B), bias: rt.upload(bias), C: rt.acquire(M * N * 4) };
         const ref = f16 ? matmulCpu(A.subarray(0, Mref * K), roundThroughF16(B), bias, Mref, N, K, 'nk') : want;
@@ -149,7 +150,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         await run();
         const v = validate((await rt.readF32(bufs.C, M * N)).subarray(0, Mref * N), ref, { atol: 1e-3, rtol: 1e-4 });
         const t = await timeIt(run);
-        push({ kernel: 'matmul', variant: f16 ? 'tiled f16-W' : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true, f16Weights: f16 }) });
+        push({ kernel: 'matmul', variant: f16 ? `${variant} f16-W` : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true, f16Weights: f16 }) });
         for (const b of Object.values(bufs)) rt.release(b);
       }
     }

@@ -1,35 +1,172 @@
-// matmul: C[M,N] = A[M,K] · B (+ bias). B is K×N ('kn') or N×K ('nk', weights stored [out, in]).
-// shaders/matmul/tiled.wgsl (64×64 tiles; B as f32 or f16 storage) and shaders/matmul/direct.wgsl
-// (no workgroup memory, for CPU-rasteriser adapters), with the
-// CPU twin below. The CPU twin accumulates in f64 (JavaScript numbers).
+// matmul: C[M,N] = A[M,K] · B (+ bias) (+ C: accumulate), B K×N ('kn') or N×K ('nk', weights
+// stored [out, in]); optionally the gated (GLU) epilogue C = act(A·Bg + bg) * (A·Bu + bu) with
+// B = [gate; up] concatenated (2N×K, 'nk'), so a gated MLP's gate and up are one matmul.
+// Variants (shaders/matmul/*.wgsl), all with the same bindings, uniforms and epilogues:
+//  - 'blocked'  register-blocked SIMT for hardware GPUs: 8×8 outputs per thread, 128×128 (or
+//               other, matmulConfigs) workgroup tiles, vec4 global and workgroup loads, K through
+//               double-buffered workgroup memory. Needs K % 4 == 0 ('nk') / N % 4 == 0 ('kn').
+//  - 'gemv'     few rows (short batches): a workgroup per few columns for all M rows, K split over
+//               64 lanes and tree-reduced in workgroup memory, so N/4 workgroups keep a GPU busy.
+//  - 'tiled'    the first GPU kernel: 64×64 tiles, 4×4 scalar blocks (any shape).
+//  - 'direct'   no workgroup memory or barriers (CPU rasterisers: SwiftShader, lavapipe).
+//  - 'subgroup-matrix'  cooperative matrices (f16 operands, f32 accumulators): NEVER RUN — no
+//               adapter we have had offers the feature; see validateMatmulVariant().
+// The CPU twin below accumulates in f64 (JavaScript numbers).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
-import { kernelVariant } from '../src/gpu/variants.js';
+import { forcedVariant, kernelVariant, tunedConfig, tunedVariant } from '../src/gpu/variants.js';
+import { validate } from '../src/validate.js';
+import { roundThroughF16, toF16 } from '../src/util/f16.js';
+import { gatedCpu, type GateAct } from './act.js';
 
 export type BLayout = 'kn' | 'nk';
 
-/**
- * 'tiled' (matmul/tiled, f32 or f16 weights): 64×64 tiles staged through workgroup memory — for GPUs.
- * 'direct' (matmul/direct): no workgroup memory or barriers, operands read straight from storage
- * — for CPU-rasteriser adapters (SwiftShader, lavapipe), where it measured ~2× the tiled kernel.
- */
-export type MatmulVariant = 'tiled' | 'direct';
+export type MatmulVariant = 'blocked' | 'tiled' | 'direct' | 'gemv' | 'subgroup-matrix';
 
+/** The 64×64 tile of 'tiled' and 'direct' (and 'subgroup-matrix'). */
 export const MATMUL_TILE = 64;
+/** The default policy gives shapes with at most this many rows to 'gemv' on hardware GPUs. */
+export const GEMV_MAX_ROWS = 16;
 
-export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled'): ProgramSpec {
-  // f16 weights always take the tiled kernel (its WeightT alias compiled as f16).
-  const shader = !f16 && variant === 'direct' ? 'matmul/direct' : 'matmul/tiled';
-  return { shader, f16Weights: f16, constants: { TRANS_B: layout === 'nk' ? 1 : 0 } };
+/**
+ * A tile configuration (override constants only: no new WGSL). 'blocked': wgx × wgy threads of
+ * 8×8 outputs (tile (8·wgy) × (8·wgx)), K step bk. 'gemv': kl lanes along K × nc columns.
+ */
+export type MatmulConfig =
+  | { variant: 'blocked'; wgx: number; wgy: number; bk: number }
+  | { variant: 'gemv'; kl: number; nc: number }
+  | { variant: 'tiled' | 'direct' | 'subgroup-matrix' };
+
+const BLOCKED_CANDIDATES: [number, number, number][] = [[16, 16, 16], [16, 16, 8], [8, 16, 16], [16, 8, 16], [8, 8, 16], [8, 16, 8]];
+const GEMV_CANDIDATES: [number, number][] = [[64, 4], [32, 8], [128, 2], [64, 2]];
+/** The blocked kernel keeps its double buffer within 32 KiB even where the adapter allows more. */
+export const BLOCKED_MAX_WORKGROUP_BYTES = 32 * 1024;
+
+type Limits = Pick<GPUSupportedLimits, 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupSizeY'>;
+
+const blockedBytes = (c: { wgx: number; wgy: number; bk: number }): number => 2 * c.bk * 8 * (c.wgx + c.wgy) * 4;
+
+/** Why a config cannot run within these limits (null: it can). */
+function configProblem(c: MatmulConfig, l: Limits): string | null {
+  if (c.variant === 'blocked') {
+    const nt = c.wgx * c.wgy, bytes = blockedBytes(c);
+    if (c.bk % 4 || (2 * c.bk) % c.wgx || (2 * c.bk) % c.wgy) return `bk ${c.bk} must be a multiple of 4 and 2·bk of wgx and wgy`;
+    if ((2 * c.bk) / c.wgx > 8 || (2 * c.bk) / c.wgy > 8) return 'more than 8 vec4 loads per thread and tile';
+    if (nt > l.maxComputeInvocationsPerWorkgroup || c.wgx > l.maxComputeWorkgroupSizeX || c.wgy > l.maxComputeWorkgroupSizeY) return `${c.wgx}×${c.wgy} threads exceed the workgroup limits`;
+    const cap = Math.min(l.maxComputeWorkgroupStorageSize, BLOCKED_MAX_WORKGROUP_BYTES);
+    if (bytes > cap) return `${bytes} bytes of workgroup memory, above ${cap}`;
+    return null;
+  }
+  if (c.variant === 'gemv') {
+    if (c.kl & (c.kl - 1)) return `kl ${c.kl} must be a power of two`;
+    if (c.nc < 2 || c.nc % 2) return `nc ${c.nc} must be even (GLU pairs columns)`;
+    if (c.kl * c.nc > l.maxComputeInvocationsPerWorkgroup || c.kl > l.maxComputeWorkgroupSizeX || c.nc > l.maxComputeWorkgroupSizeY) return `${c.kl}×${c.nc} threads exceed the workgroup limits`;
+    if (8 * c.kl * c.nc * 4 > l.maxComputeWorkgroupStorageSize) return 'reduction buffer exceeds the workgroup storage limit';
+    return null;
+  }
+  return null;
 }
 
-/** The variant for this runtime (src/gpu/variants.ts: direct on software adapters, tiled elsewhere, or forced). */
+/** The tile configurations of a variant that fit this adapter's limits (for the autotuner); first = default. */
+export function matmulConfigs(rt: { limits: Limits }, variant: MatmulVariant = 'blocked'): MatmulConfig[] {
+  if (variant === 'blocked') {
+    return BLOCKED_CANDIDATES.map(([wgx, wgy, bk]) => ({ variant, wgx, wgy, bk }) as MatmulConfig).filter((c) => !configProblem(c, rt.limits));
+  }
+  if (variant === 'gemv') {
+    return GEMV_CANDIDATES.map(([kl, nc]) => ({ variant, kl, nc }) as MatmulConfig).filter((c) => !configProblem(c, rt.limits));
+  }
+  return [{ variant }];
+}
+
+export interface MatmulSpecOptions {
+  glu?: GateAct | null;
+  config?: MatmulConfig;
+  /** subgroup-matrix: the adapter's fixed subgroup size */
+  subgroupSize?: number;
+}
+
+const GLU_CODE: Record<GateAct, number> = { silu: 1, gelu_tanh: 2 };
+
+export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled', opts: MatmulSpecOptions = {}): ProgramSpec {
+  const trans = layout === 'nk' ? 1 : 0;
+  // GLU only in the key when on, so the plain kernels keep their keys.
+  const glu: Record<string, number> = opts.glu ? { GLU: GLU_CODE[opts.glu] } : {};
+  const c = opts.config;
+  switch (variant) {
+    case 'blocked': {
+      const b = c?.variant === 'blocked' ? c : { wgx: 16, wgy: 16, bk: 16 };
+      return { shader: 'matmul/blocked', f16Weights: f16, constants: { TRANS_B: trans, WGX: b.wgx, WGY: b.wgy, BK: b.bk, ...glu } };
+    }
+    case 'gemv': {
+      const g = c?.variant === 'gemv' ? c : { kl: 64, nc: 4 };
+      return { shader: 'matmul/gemv', f16Weights: f16, constants: { TRANS_B: trans, KL: g.kl, NC: g.nc, ...glu } };
+    }
+    case 'subgroup-matrix':
+      return { shader: 'matmul/subgroup-matrix', f16Weights: true, constants: { SG: opts.subgroupSize ?? 32, ...glu } };
+    default: {
+      // f16 weights always take the tiled kernel (its WeightT alias compiled as f16).
+      const shader = !f16 && variant === 'direct' ? 'matmul/direct' : 'matmul/tiled';
+      return { shader, f16Weights: f16, constants: { TRANS_B: trans, ...glu } };
+    }
+  }
+}
+
+/** The variant for this runtime, shape-blind (src/gpu/variants.ts: direct on software adapters, blocked elsewhere, or forced). */
 export const defaultMatmulVariant = (rt: GpuRuntime): MatmulVariant => kernelVariant(rt, 'matmul');
+
+export interface MatmulShape { M: number; N: number; K: number; layout: BLayout; f16?: boolean; glu?: GateAct | null }
+
+/** Why the blocked kernel cannot take this shape (vec4 loads), or null. */
+function blockedProblem(s: MatmulShape): string | null {
+  if (s.K % 4) return `K = ${s.K} is not a multiple of 4 (vec4 loads along K of A${s.layout === 'nk' ? " and 'nk' B" : ''})`;
+  if (s.layout === 'kn' && s.N % 4) return `N = ${s.N} is not a multiple of 4 (vec4 loads along N of 'kn' B)`;
+  return null;
+}
+
+/**
+ * The default policy, per shape: a forced variant (CONCORD_KERNEL_VARIANT) wins; software adapters
+ * get 'direct'; hardware ones 'gemv' for at most GEMV_MAX_ROWS rows, 'subgroup-matrix' for f16
+ * 'nk' weights only once validateMatmulVariant() has passed for it on this device, else 'blocked'
+ * (or 'tiled' for shapes the blocked kernel's vec4 loads cannot take).
+ */
+export function chooseMatmulVariant(rt: GpuRuntime, s: MatmulShape): MatmulVariant {
+  const forced = forcedVariant('matmul');
+  if (forced) return forced;
+  // A tuned winner for this shape class (src/gpu/tune.ts validated it on this device), where this
+  // exact shape can take it (a class spans shapes the blocked kernel's vec4 loads may not take).
+  const won = tunedVariant(rt, 'matmul', s) as MatmulVariant | undefined;
+  if (won && !(won === 'blocked' && blockedProblem(s))) return won;
+  if (rt.handle.info.software) return 'direct';
+  if (s.M <= GEMV_MAX_ROWS) return 'gemv';
+  if (s.f16 && s.layout === 'nk' && matmulVariantValidated(rt, 'subgroup-matrix') && !subgroupMatrixProblem(rt)) return 'subgroup-matrix';
+  return blockedProblem(s) ? 'tiled' : 'blocked';
+}
+
+interface SubgroupMatrixConfigInfo { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/** Why the subgroup-matrix kernel cannot run on this device, or null. */
+export function subgroupMatrixProblem(rt: GpuRuntime): string | null {
+  if (!rt.device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName)) {
+    return "the device lacks the feature 'chromium-experimental-subgroup-matrix' (Dawn: toggle allow_unsafe_apis; software adapters never offer it)";
+  }
+  if (!rt.hasF16) return 'the device lacks shader-f16';
+  if (!rt.device.features.has('subgroups' as GPUFeatureName)) return "the device lacks the feature 'subgroups'";
+  const info = rt.handle.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfigInfo[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const configs = info.subgroupMatrixConfigs ?? [];
+  if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {
+    return `adapter.info.subgroupMatrixConfigs lists no 16×16×16 f16→f32 configuration (${configs.map((c) => `${c.M}×${c.N}×${c.K} ${c.componentType}→${c.resultComponentType}`).join(', ') || 'none'})`;
+  }
+  if (!info.subgroupMinSize || info.subgroupMinSize !== info.subgroupMaxSize) {
+    return `the kernel needs a fixed subgroup size (adapter: ${info.subgroupMinSize}–${info.subgroupMaxSize})`;
+  }
+  return null;
+}
 
 export interface MatmulArgs {
   A: GPUBuffer;
-  /** f32, or f16 when `f16` is set */
+  /** f32, or f16 when `f16` is set. With `glu`: [gate; up] rows, 2N×K. */
   B: GPUBuffer;
+  /** [N] (with `glu`: [2N], gate then up) */
   bias?: GPUBuffer | null;
   C: GPUBuffer;
   M: number;
@@ -37,19 +174,152 @@ export interface MatmulArgs {
   K: number;
   layout: BLayout;
   f16?: boolean;
-  /** default: defaultMatmulVariant(rt); f16 weights always take the tiled kernel */
+  /** C += A·B (+ bias): the residual add in the epilogue (C is read, then written). */
+  accumulate?: boolean;
+  /** Gated epilogue: C = act(A·Bg + bg) * (A·Bu + bu), B = [gate; up] ('nk' only). */
+  glu?: GateAct | null;
+  /** default: chooseMatmulVariant(rt, shape); f16 weights take 'tiled' when 'direct' is asked */
   variant?: MatmulVariant;
+  /** A tile configuration from matmulConfigs() (the autotuner); its variant is the variant. */
+  config?: MatmulConfig;
 }
 
-/** Record C = A·B (+bias) on the GPU. */
+/** Record C = A·B (+bias) (+C) or the GLU form on the GPU. Throws when the variant cannot take the shape here. */
 export function matmulGpu(rt: GpuRuntime, a: MatmulArgs): void {
+  if (a.config && a.variant && a.config.variant !== a.variant) throw new Error(`matmul: config for '${a.config.variant}' given with variant '${a.variant}'`);
+  const variant = a.config?.variant ?? a.variant ?? chooseMatmulVariant(rt, a);
+  // The tuned tile configuration of this shape class, when the tuner's winner is this variant.
+  if (!a.config) {
+    const tunedCfg = tunedConfig(rt, 'matmul', a, variant) as MatmulConfig | undefined;
+    if (tunedCfg) a = { ...a, config: tunedCfg };
+  }
+  if (variant === 'subgroup-matrix') {
+    const why = subgroupMatrixProblem(rt);
+    if (why) throw new Error(`matmul 'subgroup-matrix' cannot run on ${rt.name}: ${why}`);
+  }
   if (a.f16 && !rt.hasF16) throw new Error('matmul: f16 weights need the shader-f16 feature');
-  const gx = ceilDiv(a.N, MATMUL_TILE), gy = ceilDiv(a.M, MATMUL_TILE);
-  const max = rt.limits.maxComputeWorkgroupsPerDimension;
-  if (gx > max || gy > max) throw new Error(`matmul: ${a.M}×${a.N} output needs a ${gx}×${gy} grid, above ${max} per dimension`);
-  const u = rt.uniform(new Uniforms().u32(a.M).u32(a.N).u32(a.K).u32(a.bias ? 1 : 0).build(), 'matmul.params');
+  if (a.glu && a.layout !== 'nk') throw new Error("matmul: the GLU epilogue needs 'nk' weights ([gate; up] rows)");
+  if (a.M <= 0 || a.N <= 0) return;
+  if (a.config) {
+    const why = configProblem(a.config, rt.limits);
+    if (why) throw new Error(`matmul: ${a.config.variant} config ${JSON.stringify(a.config)} cannot run here: ${why}`);
+  }
+  const outsPerCol = (w: number) => (a.glu ? w / 2 : w);
+  let grid: number | [number, number, number];
+  let subgroupSize: number | undefined;
+  if (variant === 'blocked') {
+    const why = blockedProblem(a);
+    if (why) throw new Error(`matmul 'blocked': ${why}; use 'tiled' for this shape`);
+    const c = a.config?.variant === 'blocked' ? a.config : (matmulConfigs(rt, 'blocked')[0] as MatmulConfig & { variant: 'blocked' } | undefined);
+    if (!c) throw new Error("matmul 'blocked': no tile configuration fits this adapter's workgroup limits");
+    a = { ...a, config: c };
+    grid = [ceilDiv(a.N, outsPerCol(8 * c.wgx)), ceilDiv(a.M, 8 * c.wgy), 1];
+  } else if (variant === 'gemv') {
+    const c = a.config?.variant === 'gemv' ? a.config : (matmulConfigs(rt, 'gemv')[0] as MatmulConfig & { variant: 'gemv' } | undefined);
+    if (!c) throw new Error("matmul 'gemv': no configuration fits this adapter's workgroup limits");
+    a = { ...a, config: c };
+    grid = ceilDiv(a.N, outsPerCol(c.nc));
+  } else if (variant === 'subgroup-matrix') {
+    if (!a.f16) throw new Error("matmul 'subgroup-matrix': needs f16 weights (f16: true)");
+    if (a.layout !== 'nk') throw new Error("matmul 'subgroup-matrix': needs 'nk' weights");
+    subgroupSize = (rt.handle.adapter.info as { subgroupMaxSize?: number }).subgroupMaxSize;
+    grid = [ceilDiv(a.N, outsPerCol(MATMUL_TILE)), ceilDiv(a.M, MATMUL_TILE), 1];
+  } else if (variant === 'direct' && !a.f16) {
+    // direct: x walks the row blocks (see shaders/matmul/direct.wgsl)
+    grid = [ceilDiv(a.M, MATMUL_TILE), ceilDiv(a.N, outsPerCol(MATMUL_TILE)), 1];
+  } else {
+    grid = [ceilDiv(a.N, outsPerCol(MATMUL_TILE)), ceilDiv(a.M, MATMUL_TILE), 1];
+  }
+  if (Array.isArray(grid)) {
+    const max = rt.limits.maxComputeWorkgroupsPerDimension;
+    if (grid[0] > max || grid[1] > max) throw new Error(`matmul: ${a.M}×${a.N} output needs a ${grid[0]}×${grid[1]} grid, above ${max} per dimension`);
+  }
+  const u = rt.uniform(new Uniforms().u32(a.M).u32(a.N).u32(a.K).u32(a.bias ? 1 : 0).u32(a.accumulate ? 1 : 0).build(), 'matmul.params');
   const bias = a.bias ?? rt.scratch(16, 'matmul.nobias');
-  rt.dispatch(matmulSpec(a.layout, a.f16, a.variant ?? kernelVariant(rt, 'matmul', a)), [u, a.A, a.B, bias, a.C], [gx, gy, 1]);
+  rt.dispatch(matmulSpec(a.layout, !!a.f16, variant, { glu: a.glu, config: a.config, subgroupSize }), [u, a.A, a.B, bias, a.C], grid);
+}
+
+/** CPU twin of the fused forms: C = (accumulate ? C0 : 0) + (glu ? act(A·Bg + bg) * (A·Bu + bu) : A·B + bias). */
+export function matmulFusedCpu(A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, layout: BLayout,
+  opts: { glu?: GateAct | null; residual?: Float32Array | null } = {}): Float32Array {
+  let out: Float32Array;
+  if (opts.glu) {
+    if (layout !== 'nk') throw new Error("matmulFusedCpu: GLU needs 'nk'");
+    const g = matmulCpu(A, B.subarray(0, N * K), bias ? bias.subarray(0, N) : null, M, N, K, 'nk');
+    const u = matmulCpu(A, B.subarray(N * K, 2 * N * K), bias ? bias.subarray(N, 2 * N) : null, M, N, K, 'nk');
+    out = gatedCpu(opts.glu, g, u);
+  } else {
+    out = matmulCpu(A, B, bias, M, N, K, layout);
+  }
+  if (opts.residual) for (let i = 0; i < out.length; i++) out[i] += opts.residual[i];
+  return out;
+}
+
+export interface MatmulValidation { ok: boolean; maxAbsErr: number; summary: string }
+
+const validated = new WeakMap<GpuRuntime, Set<string>>();
+
+/** Whether validateMatmulVariant() has passed for this variant on this runtime's device. */
+export function matmulVariantValidated(rt: GpuRuntime, variant: MatmulVariant): boolean {
+  return validated.get(rt)?.has(variant) ?? false;
+}
+
+/**
+ * Run a variant (optionally one config) on this device against the CPU twin: non-tile shapes
+ * (M = 1, small, above a tile), plain, bias + accumulate, and GLU; f16 weights when asked or when
+ * the variant needs them (the twin then uses f16-rounded weights, and for 'subgroup-matrix'
+ * f16-rounded activations). Never throws: a variant that cannot run reports ok: false. A pass is
+ * recorded (matmulVariantValidated), which the default policy requires before it picks
+ * 'subgroup-matrix'. Called by the GPU benchmark bundle and the autotuner.
+ */
+export async function validateMatmulVariant(rt: GpuRuntime, variant: MatmulVariant,
+  opts: { f16?: boolean; config?: MatmulConfig; shapes?: [number, number, number][]; layout?: BLayout; seed?: number } = {}): Promise<MatmulValidation> {
+  const f16 = variant === 'subgroup-matrix' ? true : opts.f16 ?? false;
+  const layout = opts.layout ?? 'nk';
+  const shapes = opts.shapes ?? [[1, 77, 64], [13, 130, 96], [150, 200, 132]];
+  let seed = opts.seed ?? 12345;
+  const rand = (n: number): Float32Array => {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) { seed = (seed * 1103515245 + 12345) >>> 0; out[i] = (seed / 2 ** 32) * 2 - 1; }
+    return out;
+  };
+  let maxAbsErr = 0;
+  const notes: string[] = [];
+  let ok = true;
+  const bufs: GPUBuffer[] = [];
+  try {
+    for (const [M, N, K] of shapes) {
+      for (const form of ['plain', 'bias+accumulate', 'glu'] as const) {
+        if (form === 'glu' && layout !== 'nk') continue;
+        const nB = form === 'glu' ? 2 * N : N;
+        let A = rand(M * K), B = rand(nB * K);
+        const bias = form === 'plain' ? null : rand(nB), C0 = rand(M * N);
+        if (f16) B = roundThroughF16(B);
+        if (variant === 'subgroup-matrix') A = roundThroughF16(A);
+        const want = matmulFusedCpu(A, B, bias, M, N, K, layout, { glu: form === 'glu' ? 'silu' : null, residual: form === 'bias+accumulate' ? C0 : null });
+        const bA = rt.upload(A), bB = rt.upload(f16 ? toF16(B) : B), bC = rt.upload(C0);
+        const bBias = bias ? rt.upload(bias) : null;
+        bufs.push(bA, bB, bC, ...(bBias ? [bBias] : []));
+        matmulGpu(rt, { A: bA, B: bB, bias: bBias, C: bC, M, N, K, layout, f16, variant, config: opts.config, accumulate: form === 'bias+accumulate', glu: form === 'glu' ? 'silu' : null });
+        const got = await rt.readF32(bC, M * N);
+        const v = validate(got, want, { atol: 1e-3, rtol: 1e-3 });
+        maxAbsErr = Math.max(maxAbsErr, v.maxAbsErr);
+        if (!v.ok) { ok = false; notes.push(`${M}×${N}×${K} ${form}: ${v.summary}`); }
+      }
+    }
+  } catch (e) {
+    ok = false;
+    notes.push(`error: ${(e as Error).message}`);
+  } finally {
+    for (const b of bufs) rt.release(b);
+  }
+  const what = `matmul '${variant}'${opts.config ? ` ${JSON.stringify(opts.config)}` : ''}${f16 ? ' f16 weights' : ''} ${layout}`;
+  if (ok) {
+    let set = validated.get(rt);
+    if (!set) validated.set(rt, (set = new Set()));
+    set.add(variant);
+  }
+  return { ok, maxAbsErr, summary: ok ? `${what}: matches the CPU twin on ${shapes.length} shapes × ${layout === 'nk' ? 3 : 2} epilogues (max |err| ${maxAbsErr.toExponential(2)})` : `${what}: FAILED — ${notes.join('; ')}` };
 }
 
 /** CPU twin (f64 accumulation; pass a Float64Array `out` to keep the results in f64). */

@@ -72,16 +72,23 @@ describe('prefillCost', () => {
     const { perClass, total } = prefillCost(tiny, 1, 2);
     expect(perClass.embed).toEqual({ flops: 0, bytes: 8 + 32 + 32, calls: 1 });
     expect(perClass.norm).toEqual({ flops: 3 * 32, bytes: 3 * 80, calls: 3 }); // attention, MLP, final
-    // q 2×4×4, k and v 2×2×4, o 2×4×4, gate and up 2×8×4, down 2×4×8
-    expect(perClass.matmul).toEqual({ flops: 64 + 32 + 32 + 64 + 128 + 128 + 128, bytes: 128 + 80 + 80 + 128 + 224 + 224 + 224, calls: 7 });
-    expect(perClass.rope).toEqual({ flops: 36, bytes: 100, calls: 1 });
-    expect(perClass.attention).toEqual({ flops: 48, bytes: 100, calls: 1 });
-    expect(perClass.act).toEqual({ flops: 80, bytes: 192, calls: 1 });
-    expect(perClass.add).toEqual({ flops: 16, bytes: 192, calls: 2 });
+    // q 2×4×4, k and v 2×2×4; o 2×4×4 accumulating into the residual (C read and written);
+    // gate and up as one GLU matmul 2×(2·8)×4 with SwiGLU's 5 FLOPs per output in its epilogue;
+    // down 2×4×8 accumulating. No add or act passes.
+    expect(perClass.matmul).toEqual({ flops: 64 + 32 + 32 + 64 + (256 + 80) + 128, bytes: 128 + 80 + 80 + 160 + 352 + 256, calls: 6 });
+    // RoPE fused into attention: its 36 FLOPs, and only its 1-entry frequency table read
+    expect(perClass.rope).toBeUndefined();
+    expect(perClass.attention).toEqual({ flops: 48 + 36, bytes: 100 + 4, calls: 1 });
+    expect(perClass.act).toBeUndefined();
+    expect(perClass.add).toBeUndefined();
     expect(perClass.logprob).toEqual({ flops: 160, bytes: 216, calls: 1 });
-    expect(total.flops).toBe(0 + 96 + 576 + 36 + 48 + 80 + 16 + 160);
-    expect(total.calls).toBe(17);
-    // f16 weights halve the weight bytes of the 7 matmuls (16+8+8+16+32+32+32 = 144 weights) and the head (40)
+    expect(total.flops).toBe(0 + 96 + 656 + 84 + 160);
+    expect(total.calls).toBe(12);
+    // unfused RoPE: a pass of its own
+    const u = prefillCost(tiny, 1, 2, { ropeFused: false });
+    expect(u.perClass.rope).toEqual({ flops: 36, bytes: 100, calls: 1 });
+    expect(u.perClass.attention).toEqual({ flops: 48, bytes: 100, calls: 1 });
+    // f16 weights halve the weight bytes of the 6 matmuls (16+8+8+16+32+32+32 = 144 weights) and the head (40)
     const h = prefillCost(tiny, 1, 2, { f16Weights: true });
     expect(perClass.matmul!.bytes - h.perClass.matmul!.bytes).toBe(2 * 144);
     expect(perClass.logprob!.bytes - h.perClass.logprob!.bytes).toBe(2 * 40);
@@ -90,6 +97,9 @@ describe('prefillCost', () => {
   test('options and config: q/k norms, post norms, GELU, biases, learned positions, windows, no head', () => {
     const qk = prefillCost(tiny, 1, 2, { qkNorm: true, postNorms: true, head: false });
     expect(qk.perClass.norm!.calls).toBe(3 + 2 + 2);
+    // post norms: the o- and down-projections write proj, which is normed and added (no accumulate)
+    expect(qk.perClass.add!.calls).toBe(2);
+    expect(qk.perClass.matmul!.bytes).toBe(prefillCost(tiny, 1, 2).perClass.matmul!.bytes - 2 * (2 * 4 * 4));
     expect(qk.perClass.logprob).toBeUndefined();
     const gpt: ModelConfig = { ...tiny, arch: 'gpt2', act: 'gelu_tanh', pos: 'learned', norm: 'layer', qkvBias: true, mlpBias: true };
     const g = prefillCost(gpt, 1, 2);
@@ -97,16 +107,16 @@ describe('prefillCost', () => {
     expect(g.perClass.matmul!.calls).toBe(6);
     expect(g.perClass.act).toEqual({ flops: 9 * 16, bytes: 2 * 16 * 4, calls: 1 });
     expect(g.perClass.embed!.flops).toBe(8); // the position add
-    const win = prefillCost({ ...tiny, nLayers: 2, layerWindows: [0, 1] }, 1, 4);
+    const win = prefillCost({ ...tiny, nLayers: 2, layerWindows: [0, 1] }, 1, 4, { ropeFused: false });
     expect(win.perClass.attention!.flops).toBe(4 * 2 * 2 * (10 + 4));
   });
 
-  test('stories15M shape: the matmuls are 2 × linear parameters × tokens, the head 2 × V·d × tokens', () => {
+  test('stories15M shape: the matmuls are 2 × linear parameters × tokens (+ the GLU epilogue), the head 2 × V·d × tokens', () => {
     const s: ModelConfig = { ...tiny, vocabSize: 32000, dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, headDim: 48, maxSeqLen: 256 };
     const T = 4 * 64;
     const { perClass } = prefillCost(s, 4, 64);
     const params = 6 * (4 * 288 * 288 + 3 * 288 * 768);
-    expect(perClass.matmul!.flops).toBe(2 * params * T);
+    expect(perClass.matmul!.flops).toBe(2 * params * T + 6 * 5 * T * 768);
     expect(perClass.logprob!.flops).toBe(2 * 32000 * 288 * T);
   });
 
@@ -235,7 +245,7 @@ describe('on the adapter: bench kernels and the profile carry the cost model', a
       expect({ flops: c.flops, bytes: c.bytes, calls: c.calls }, c.class).toEqual({ flops: w.flops, bytes: w.bytes, calls: w.calls });
       expect(c.gflops).toBeCloseTo(c.flops / c.ms / 1e6, 6);
     }
-    expect(r.classes.find((c) => c.class === 'matmul')!.passes).toBe(7 * cfg.nLayers);
+    expect(r.classes.find((c) => c.class === 'matmul')!.passes).toBe(6 * cfg.nLayers); // q, k, v, o (+residual), [gate; up] GLU, down (+residual)
     expect(r.prefill).toMatchObject({ flops: want.total.flops, bytes: want.total.bytes, calls: want.total.calls });
     expect(r.prefill.ms).toBeCloseTo(r.classes.reduce((s, c) => s + c.ms, 0), 6);
   }, 300_000);

@@ -1,5 +1,12 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { matmulCpu, matmulGpu, matmulSpec } from '../kernels/matmul.js';
+import { loadModel } from '../src/models/index.js';
+import { buildTinyModel } from './helpers/tiny-models.js';
+import { chooseMatmulVariant, matmulConfigs, matmulCpu, matmulFusedCpu, matmulGpu, matmulSpec, matmulVariantValidated, subgroupMatrixProblem, validateMatmulVariant, type BLayout, type MatmulConfig, type MatmulVariant } from '../kernels/matmul.js';
+import type { GateAct } from '../kernels/act.js';
 import { programKey, programSource } from '../src/gpu/runtime.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
@@ -59,4 +66,139 @@ describe('matmul', async () => {
     const v = validate(got, matmulCpu(A, roundThroughF16(B), null, M, N, K, 'nk'), { atol: 1e-4, rtol: 1e-4 });
     expect(v.ok, v.summary).toBe(true);
   });
+
+  // ---- the hardware variants, validated here on the software adapter (correctness only) ----
+
+  /** One GPU run of a (fused) matmul against the twin composition. */
+  async function check(variant: MatmulVariant, layout: BLayout, f16: boolean, M: number, N: number, K: number,
+    o: { bias?: boolean; accumulate?: boolean; glu?: GateAct | null; config?: MatmulConfig } = {}): Promise<void> {
+    const nB = o.glu ? 2 * N : N;
+    let B = randn(r, nB * K);
+    if (f16) B = roundThroughF16(B);
+    const A = randn(r, M * K), bias = o.bias ? randn(r, nB) : null, C0 = randn(r, M * N);
+    const bufs = [rt!.upload(A), rt!.upload(f16 ? toF16(B) : B), bias ? rt!.upload(bias) : null, rt!.upload(C0)];
+    matmulGpu(rt!, { A: bufs[0]!, B: bufs[1]!, bias: bufs[2], C: bufs[3]!, M, N, K, layout, f16, variant, accumulate: o.accumulate, glu: o.glu, config: o.config });
+    const got = await rt!.readF32(bufs[3]!, M * N);
+    const want = matmulFusedCpu(A, B, bias, M, N, K, layout, { glu: o.glu, residual: o.accumulate ? C0 : null });
+    const v = validate(got, want, { atol: 2e-4, rtol: 2e-4 });
+    expect(v.ok, `${variant} ${layout}${f16 ? ' f16' : ''} M=${M} N=${N} K=${K} ${JSON.stringify(o)}: ${v.summary}`).toBe(true);
+    for (const b of bufs) if (b) rt!.release(b);
+  }
+
+  const shapesFor = (variant: MatmulVariant, trial: number): [number, number, number] => {
+    // blocked: K a multiple of 4 (vec4 loads); M past its 128-row tile in the last trial.
+    // gemv is for few rows: its largest M (17–40) still spans several 8-row passes.
+    const M = [1, randInt(r, 2, 40), variant === 'gemv' ? randInt(r, 17, 40) : randInt(r, 129, 170)][trial];
+    const N = [randInt(r, 1, 90), randInt(r, 100, 200), randInt(r, 129, 270)][trial];
+    let K = [randInt(r, 1, 40), randInt(r, 41, 97), randInt(r, 98, 150)][trial];
+    if (variant === 'blocked') K = Math.max(4, K - (K % 4));
+    return [M, N, K];
+  };
+
+  for (const variant of ['blocked', 'gemv'] as const) {
+    for (const layout of ['nk', 'kn'] as const) {
+      for (const f16 of [false, true]) {
+        it.skipIf(!rt || (f16 && !rt.hasF16))(`GPU ${variant} ${layout} ${f16 ? 'f16' : 'f32'} weights match the CPU twin (M = 1, small, above a tile; bias)`, async () => {
+          for (let trial = 0; trial < 3; trial++) {
+            const [M, N0, K] = shapesFor(variant, trial);
+            // 'kn' blocked loads B as vec4 along N.
+            const N = variant === 'blocked' && layout === 'kn' ? Math.max(4, N0 - (N0 % 4)) : N0;
+            await check(variant, layout, f16, M, N, K, { bias: trial !== 1 });
+          }
+        });
+      }
+    }
+  }
+
+  for (const variant of ['blocked', 'gemv', 'tiled', 'direct'] as const) {
+    it.skipIf(!rt)(`GPU ${variant}: residual (accumulate) and SwiGLU / GeGLU epilogues match the twin composition`, async () => {
+      for (const trial of [0, 2]) {
+        const [M, N, K] = shapesFor(variant === 'gemv' ? 'gemv' : 'blocked', trial);
+        await check(variant, 'nk', false, M, N, K, { bias: true, accumulate: true });
+        await check(variant, 'kn', false, M, N - (N % 4) || 4, K, { accumulate: true });
+        await check(variant, 'nk', false, M, N, K, { glu: trial === 0 ? 'gelu_tanh' : 'silu', bias: trial !== 0 });
+        await check(variant, 'nk', false, M, N, K, { glu: 'silu', accumulate: true });
+      }
+      if (rt!.hasF16 && variant !== 'direct') await check(variant, 'nk', true, 37, 75, 64, { glu: 'gelu_tanh', bias: true, accumulate: true });
+    });
+  }
+
+  it.skipIf(!rt)('every blocked and gemv config that fits the adapter runs and matches the twin', async () => {
+    const blocked = matmulConfigs(rt!, 'blocked'), gemv = matmulConfigs(rt!, 'gemv');
+    expect(blocked.length).toBeGreaterThan(0);
+    expect(gemv.length).toBeGreaterThan(0);
+    // One pipeline per config (compiling is what costs on lavapipe); GLU on the first of each.
+    for (const config of [...blocked, ...gemv]) await check(config.variant, 'nk', false, 70, 150, 52, { bias: true, config });
+    for (const config of [blocked[0], gemv[0]]) await check(config.variant, 'nk', false, 9, 33, 20, { glu: 'silu', config });
+    // Limits are respected: a 32 KiB double buffer is the most a config may ask for.
+    const small = matmulConfigs({ limits: { ...rt!.limits, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits }, 'blocked');
+    expect(small.every((c) => c.variant === 'blocked' && 2 * c.bk * 8 * (c.wgx + c.wgy) * 4 <= 16384)).toBe(true);
+    expect(small.length).toBeLessThan(blocked.length + 1);
+  });
+
+  it.skipIf(!rt)('shapes and variants that cannot run throw clear errors', () => {
+    const b = rt!.scratch(1024);
+    const base = { A: b, B: b, C: b, M: 8, N: 8, layout: 'nk' as const };
+    expect(() => matmulGpu(rt!, { ...base, K: 7, variant: 'blocked' })).toThrow(/blocked.*K = 7 is not a multiple of 4/);
+    expect(() => matmulGpu(rt!, { ...base, K: 8, layout: 'kn', glu: 'silu', variant: 'tiled' })).toThrow(/GLU epilogue needs 'nk'/);
+    expect(() => matmulGpu(rt!, { ...base, K: 8, variant: 'blocked', config: { variant: 'blocked', wgx: 16, wgy: 16, bk: 64 } })).toThrow(/cannot run here/);
+    expect(() => matmulGpu(rt!, { ...base, K: 8, variant: 'gemv', config: { variant: 'blocked', wgx: 16, wgy: 16, bk: 16 } })).toThrow(/config for 'blocked' given with variant 'gemv'/);
+    // Neither software adapter offers cooperative matrices: a clear error, never a silent fallback.
+    expect(subgroupMatrixProblem(rt!)).toMatch(/chromium-experimental-subgroup-matrix/);
+    expect(() => matmulGpu(rt!, { ...base, K: 8, f16: rt!.hasF16, variant: 'subgroup-matrix' })).toThrow(/subgroup-matrix' cannot run on .*chromium-experimental-subgroup-matrix/);
+  });
+
+  it.skipIf(!rt)('validateMatmulVariant: passes and records a runnable variant, reports an unavailable one without throwing', async () => {
+    const good = await validateMatmulVariant(rt!, 'blocked');
+    expect(good.ok, good.summary).toBe(true);
+    expect(good.maxAbsErr).toBeLessThan(1e-3);
+    expect(matmulVariantValidated(rt!, 'blocked')).toBe(true);
+    const sm = await validateMatmulVariant(rt!, 'subgroup-matrix');
+    expect(sm.ok).toBe(false);
+    expect(sm.summary).toMatch(/FAILED .*cannot run/);
+    expect(matmulVariantValidated(rt!, 'subgroup-matrix')).toBe(false);
+  });
+
+  it('policy: direct on software adapters, gemv for few rows and blocked elsewhere on hardware, subgroup-matrix never unvalidated', () => {
+    const old = process.env.CONCORD_KERNEL_VARIANT;
+    delete process.env.CONCORD_KERNEL_VARIANT;
+    try {
+      const fake = (software: boolean) => ({ handle: { info: { software }, adapter: { info: {} } }, device: { features: new Set<string>() }, hasF16: true }) as never;
+      const hw = fake(false);
+      expect(chooseMatmulVariant(fake(true), { M: 4, N: 64, K: 64, layout: 'nk' })).toBe('direct');
+      expect(chooseMatmulVariant(hw, { M: 4, N: 64, K: 64, layout: 'nk', f16: true })).toBe('gemv');
+      expect(chooseMatmulVariant(hw, { M: 512, N: 896, K: 896, layout: 'nk', f16: true })).toBe('blocked');
+      expect(chooseMatmulVariant(hw, { M: 512, N: 896, K: 895, layout: 'nk' })).toBe('tiled');
+      process.env.CONCORD_KERNEL_VARIANT = 'matmul=tiled';
+      expect(chooseMatmulVariant(hw, { M: 4, N: 64, K: 64, layout: 'nk' })).toBe('tiled');
+    } finally {
+      if (old === undefined) delete process.env.CONCORD_KERNEL_VARIANT; else process.env.CONCORD_KERNEL_VARIANT = old;
+    }
+  });
+
+  // The prefill's fused matmuls (residual accumulate, [gate; up] GLU) through each hardware
+  // variant, forced as a benchmark would force them; gemma2 keeps the post-norm path.
+  for (const variant of ['blocked', 'gemv', 'tiled'] as const) {
+    it.skipIf(!rt)(`prefill with matmul=${variant} (fused residual and GLU) matches the CPU twin (≤1e-4)`, async () => {
+      const old = process.env.CONCORD_KERNEL_VARIANT;
+      process.env.CONCORD_KERNEL_VARIANT = `matmul=${variant}`;
+      try {
+        const dir = mkdtempSync(join(tmpdir(), 'concord-matmul-'));
+        const models = [buildTinyModel('hf-qwen2', join(dir, 'qwen2')).path, fileURLToPath(new URL('./fixtures/hf/gemma2', import.meta.url))];
+        for (const path of models) {
+          const cpu = await loadModel(path, { device: 'cpu-twin' });
+          const gpu = await loadModel(path, { device: rt!, f16: false });
+          const seqs = [[1, 5, 9, 2, 7, 3, 8, 4, 6, 10, 11], [1, 2, 3]].map((ids) => ({ ids: ids.map((t) => t % cpu.config.vocabSize) }));
+          const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];
+          seqs.forEach((_, i) => {
+            const v = validate(got[i].logprobs, want[i].logprobs, { atol: 1e-4 });
+            expect(v.ok, `${path} seq ${i}: ${v.summary}`).toBe(true);
+          });
+          gpu.dispose();
+        }
+      } finally {
+        if (old === undefined) delete process.env.CONCORD_KERNEL_VARIANT; else process.env.CONCORD_KERNEL_VARIANT = old;
+      }
+    });
+  }
 });

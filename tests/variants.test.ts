@@ -18,7 +18,7 @@ describe('kernel variants', () => {
   test('by adapter when nothing is forced', () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     expect(kernelVariant(adapter(true), 'matmul')).toBe('direct');
-    expect(kernelVariant(adapter(false), 'matmul')).toBe('tiled');
+    expect(kernelVariant(adapter(false), 'matmul')).toBe('blocked');
     expect(kernelVariant(adapter(false), 'logprob')).toBe('gemm');
     expect(kernelVariant(adapter(true), 'logprob')).toBe('direct');
     expect(kernelVariant(adapter(false), 'rowmax')).toBe('reduce');

@@ -3,7 +3,7 @@
 // cache-resident global loads it would save. Each invocation owns a 4×4 block of C and reads A
 // and B straight from storage. Same bindings, uniforms, layouts and guards as matmul/tiled.
 
-struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
+struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -12,11 +12,16 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
 override TRANS_B: bool = false;
+// 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU).
+override GLU: u32 = 0u;
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let row0 = gid.y * 4u;
-  let col0 = gid.x * 4u;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  // Workgroups walk down the rows first (wid.x: 64-row blocks, wid.y: column blocks): CPU
+  // rasterisers run workgroups roughly in order, so a column block of B stays in cache while
+  // every row block of A (the smaller operand) streams past it.
+  let row0 = (wid.x * 16u + lid.y) * 4u;
+  let col0 = (wid.y * 16u + lid.x) * select(4u, 2u, GLU != 0u);
   if (row0 >= p.M || col0 >= p.N) { return; }
   // Clamped indices instead of branches in the inner loop (out-of-range results are not stored),
   // and named vec4 accumulators instead of an indexed array, which SwiftShader keeps in memory.
@@ -24,7 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let a1 = min(row0 + 1u, p.M - 1u) * p.K;
   let a2 = min(row0 + 2u, p.M - 1u) * p.K;
   let a3 = min(row0 + 3u, p.M - 1u) * p.K;
-  let n = vec4u(min(col0, p.N - 1u), min(col0 + 1u, p.N - 1u), min(col0 + 2u, p.N - 1u), min(col0 + 3u, p.N - 1u));
+  var n = vec4u(min(col0, p.N - 1u), min(col0 + 1u, p.N - 1u), min(col0 + 2u, p.N - 1u), min(col0 + 3u, p.N - 1u));
+  if (GLU != 0u) { n = vec4u(n.x, n.y, p.N + n.x, p.N + n.y); }
   var c0 = vec4f(0.0);
   var c1 = vec4f(0.0);
   var c2 = vec4f(0.0);
@@ -44,6 +50,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
   var bv = vec4f(0.0);
   if (p.has_bias != 0u) { bv = vec4f(bias[n.x], bias[n.y], bias[n.z], bias[n.w]); }
+  if (GLU != 0u) {
+    store_glu(row0, col0, c0 + bv);
+    store_glu(row0 + 1u, col0, c1 + bv);
+    store_glu(row0 + 2u, col0, c2 + bv);
+    store_glu(row0 + 3u, col0, c3 + bv);
+    return;
+  }
   store(row0, col0, c0 + bv);
   store(row0 + 1u, col0, c1 + bv);
   store(row0 + 2u, col0, c2 + bv);
@@ -53,6 +66,35 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 fn store(m: u32, col0: u32, v: vec4f) {
   if (m >= p.M) { return; }
   for (var j = 0u; j < 4u; j++) {
-    if (col0 + j < p.N) { C[m * p.N + col0 + j] = v[j]; }
+    if (col0 + j < p.N) {
+      var x = v[j];
+      if (p.accumulate != 0u) { x += C[m * p.N + col0 + j]; }
+      C[m * p.N + col0 + j] = x;
+    }
   }
+}
+
+/** GLU: v = (gate n, gate n+1, up n, up n+1) of row m. */
+fn store_glu(m: u32, col0: u32, v: vec4f) {
+  if (m >= p.M) { return; }
+  for (var j = 0u; j < 2u; j++) {
+    if (col0 + j < p.N) {
+      var x = act(v[j]) * v[j + 2u];
+      if (p.accumulate != 0u) { x += C[m * p.N + col0 + j]; }
+      C[m * p.N + col0 + j] = x;
+    }
+  }
+}
+
+fn sigmoid(z: f32) -> f32 {
+  let e = exp(-abs(z));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
+}
+
+fn act(x: f32) -> f32 {
+  if (GLU == 2u) {
+    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    return x * sigmoid(2.0 * u);
+  }
+  return x * sigmoid(x);
 }

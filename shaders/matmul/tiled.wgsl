@@ -3,10 +3,13 @@
 // block, K stepped by 16 through workgroup memory. Every load is bounds-guarded, so M, N, K need
 // not be multiples of the tile. B's element type is WeightT: f32, or f16 when the runtime compiles
 // this file with f16 weights (GpuRuntime swaps the alias and adds `enable f16;`, nothing else).
+// Epilogues: + bias, + C (accumulate: the residual add), and GLU (nk only: B = [gate; up] rows,
+// 2N×K; a tile then covers 32 outputs, its column half 0 reading gate rows and half 1 the same up
+// rows, and stores act(gate) * up).
 
 alias WeightT = f32;
 
-struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
+struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -15,6 +18,8 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
 override TRANS_B: bool = false;
+// 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU).
+override GLU: u32 = 0u;
 
 const TM = 64u;
 const TN = 64u;
@@ -28,7 +33,8 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
   let row0 = wid.y * TM;
-  let col0 = wid.x * TN;
+  // First output column (GLU: a tile yields TN/2 outputs).
+  let col0 = select(wid.x * TN, wid.x * (TN / 2u), GLU != 0u);
   // Named vec4 accumulators (row i of the 4×4 block, columns in the components): an indexed
   // private array is kept in memory by some compilers (SwiftShader: ~10× slower).
   var c0 = vec4f(0.0);
@@ -52,11 +58,16 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       var n: u32;
       var k: u32;
       if (TRANS_B) { n = e / TK; k = e % TK; } else { k = e / TN; n = e % TN; }
-      let gn = col0 + n;
+      var gn = col0 + n;
+      var row = gn;
+      if (GLU != 0u) {
+        gn = col0 + n % (TN / 2u);
+        row = select(gn, p.N + gn, n >= TN / 2u);
+      }
       let gk = k0 + k;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = f32(B[gn * p.K + gk]); } else { v = f32(B[gk * p.N + gn]); }
+        if (TRANS_B) { v = f32(B[row * p.K + gk]); } else { v = f32(B[gk * p.N + gn]); }
       }
       Bs[k * TN + n] = v;
     }
@@ -76,15 +87,44 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   store(row0 + lid.y + 48u, col0 + lid.x, c3);
 }
 
-/** Row gm of the thread's block: columns gn0, gn0 + 16, gn0 + 32, gn0 + 48. */
+/** Row gm of the thread's block: columns gn0, gn0 + 16, gn0 + 32, gn0 + 48 (GLU: gate in the
+ *  first two, up in the last two, for outputs gn0 and gn0 + 16). */
 fn store(gm: u32, gn0: u32, v: vec4f) {
   if (gm >= p.M) { return; }
+  if (GLU != 0u) {
+    for (var j = 0u; j < 2u; j++) {
+      let gn = gn0 + 16u * j;
+      if (gn < p.N) {
+        var g = v[j];
+        var u = v[j + 2u];
+        if (p.has_bias != 0u) { g += bias[gn]; u += bias[p.N + gn]; }
+        var x = act(g) * u;
+        if (p.accumulate != 0u) { x += C[gm * p.N + gn]; }
+        C[gm * p.N + gn] = x;
+      }
+    }
+    return;
+  }
   for (var j = 0u; j < 4u; j++) {
     let gn = gn0 + 16u * j;
     if (gn < p.N) {
       var x = v[j];
       if (p.has_bias != 0u) { x += bias[gn]; }
+      if (p.accumulate != 0u) { x += C[gm * p.N + gn]; }
       C[gm * p.N + gn] = x;
     }
   }
+}
+
+fn sigmoid(z: f32) -> f32 {
+  let e = exp(-abs(z));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
+}
+
+fn act(x: f32) -> f32 {
+  if (GLU == 2u) {
+    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    return x * sigmoid(2.0 * u);
+  }
+  return x * sigmoid(x);
 }

@@ -14,7 +14,7 @@
 import { isNode, modelsDir, nodeBuiltin } from '../env.js';
 import { planBatches as planCuts } from '../scheduler/index.js';
 import { ATTN_BQ } from '../../kernels/attention.js';
-import { defaultMatmulVariant, MATMUL_TILE, type MatmulVariant } from '../../kernels/matmul.js';
+import { defaultMatmulVariant, MATMUL_TILE } from '../../kernels/matmul.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { bertEmbedSentencesCpu, padBatch } from './bert-cpu.js';
 import { BertGpu } from './bert-gpu.js';
@@ -116,7 +116,7 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
     // tested separately).
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
     const lens = order.map((i) => seqs[i].length);
-    const ends = gpu ? planBatches(lens, maxBatch, maxTokens, BATCH_COSTS[defaultMatmulVariant(gpu.rt)]) : ortEnc ? planBatches(lens, maxBatch, maxTokens, ORT_BATCH_COST) : order.map((_, i) => i + 1);
+    const ends = gpu ? planBatches(lens, maxBatch, maxTokens, BATCH_COSTS[defaultMatmulVariant(gpu.rt) === 'direct' ? 'direct' : 'tiled']) : ortEnc ? planBatches(lens, maxBatch, maxTokens, ORT_BATCH_COST) : order.map((_, i) => i + 1);
     for (let b = 0, start = 0; b < ends.length; start = ends[b++]) {
       const idx = order.slice(start, ends[b]);
       const batch = padBatch(idx.map((i) => seqs[i]), tokenizer.padId);
@@ -155,7 +155,8 @@ export function createEmbedder(src: EmbedderSources, opts: EmbedderOptions = {})
 export interface BatchCostModel { overhead: number; rowTile: number; attnBlock: number }
 /** onnxruntime on the CPU: cost ≈ computed tokens (padding included) plus a small per-run overhead. */
 export const ORT_BATCH_COST: BatchCostModel = { overhead: 16, rowTile: 1, attnBlock: 1 };
-export const BATCH_COSTS: Record<MatmulVariant, BatchCostModel> = {
+/** 'tiled' stands for every hardware-GPU matmul variant (blocked, gemv, …: not measured apart). */
+export const BATCH_COSTS: Record<'tiled' | 'direct', BatchCostModel> = {
   tiled: { overhead: 64, rowTile: MATMUL_TILE, attnBlock: 3 },
   direct: { overhead: 32, rowTile: 4, attnBlock: 28 },
 };

@@ -30,10 +30,16 @@ const wBytes = (f16?: boolean): number => (f16 ? 2 : 4);
 const sum = (...c: Cost[]): Cost => c.reduce((a, b) => ({ flops: a.flops + b.flops, bytes: a.bytes + b.bytes }), { flops: 0, bytes: 0 });
 
 /** C[M,N] = A[M,K] · B + bias: A and C f32, B (the weight) f32 or f16, bias f32 [N]. */
-export function matmulCost(M: number, N: number, K: number, o: { f16Weights?: boolean; bias?: boolean } = {}): Cost {
+/**
+ * C[M,N] = A[M,K]·B + bias. Epilogue fusions (kernels/matmul.ts): `accumulate` (C += …) reads C
+ * once more; `glu` reads [gate; up] weights (2N rows) and applies the activation (its FLOPs per
+ * output as in actCost), writing the N outputs once.
+ */
+export function matmulCost(M: number, N: number, K: number, o: { f16Weights?: boolean; bias?: boolean; accumulate?: boolean; glu?: 'swiglu' | 'geglu' } = {}): Cost {
+  const rows = o.glu ? 2 * N : N;
   return {
-    flops: 2 * M * N * K,
-    bytes: M * K * F32 + N * K * wBytes(o.f16Weights) + (o.bias ? N * F32 : 0) + M * N * F32,
+    flops: 2 * M * rows * K + (o.glu ? ACT_FLOPS[o.glu] * M * N : 0),
+    bytes: M * K * F32 + rows * K * wBytes(o.f16Weights) + (o.bias ? rows * F32 : 0) + M * N * F32 * (o.accumulate ? 2 : 1),
   };
 }
 
@@ -163,6 +169,11 @@ export interface PrefillOptions {
   head?: boolean;
   /** Real length of each sequence (default L). */
   seqLens?: ArrayLike<number>;
+  /**
+   * RoPE fused into attention's prologue (default true: the 'flash' variant, the default on every
+   * adapter for head dims that are multiples of 4); false: a separate rope pass ('direct').
+   */
+  ropeFused?: boolean;
 }
 
 export type ClassCost = Cost & { calls: number };
@@ -188,6 +199,13 @@ export function prefillCost(c: ModelConfig, B: number, L: number, o: PrefillOpti
   const norm = () => add('norm', normCost(T, d, c.norm));
   const gated = c.act === 'swiglu' || c.act === 'geglu';
   add('embed', embedCost(B, L, d, { nPos: c.pos === 'learned' ? c.maxSeqLen : 0, scale: c.embedScale }));
+  // As forward-gpu.ts records it: the o- and down-projections accumulate into the residual stream
+  // in their epilogue (no add pass) unless a post-norm sits between them and the add; gate and up
+  // are one GLU matmul; RoPE rides in attention's prologue (ropeFused).
+  const ropeFused = o.ropeFused ?? true;
+  const project = (N: number, K: number, bias: boolean) => {
+    if (o.postNorms) { lin(N, K, bias); norm(); add('add', addCost(T * d)); } else add('matmul', matmulCost(T, N, K, { f16Weights, bias, accumulate: true }));
+  };
   for (let l = 0; l < c.nLayers; l++) {
     norm();
     lin(qd, d, c.qkvBias);
@@ -197,23 +215,21 @@ export function prefillCost(c: ModelConfig, B: number, L: number, o: PrefillOpti
       add('norm', normCost(T * c.nHeads, c.headDim, 'rms'));
       add('norm', normCost(T * c.nKvHeads, c.headDim, 'rms'));
     }
-    if (layerUsesRope(c, l)) add('rope', ropeCost(T, c.nHeads, c.nKvHeads, c.headDim, c.rotaryDim ?? c.headDim));
-    add('attention', attentionCost({ B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true, window: layerWindow(c, l), seqLens: o.seqLens }));
-    lin(d, qd, c.mlpBias);
-    if (o.postNorms) norm();
-    add('add', addCost(T * d));
+    const attn = attentionCost({ B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true, window: layerWindow(c, l), seqLens: o.seqLens });
+    if (layerUsesRope(c, l)) {
+      const rope = ropeCost(T, c.nHeads, c.nKvHeads, c.headDim, c.rotaryDim ?? c.headDim);
+      // Fused: rope's arithmetic, and only its frequency table read (q and k are rotated as they are loaded).
+      if (ropeFused) { attn.flops += rope.flops; attn.bytes += ((c.rotaryDim ?? c.headDim) / 2) * F32; } else add('rope', rope);
+    }
+    add('attention', attn);
+    project(d, qd, c.mlpBias);
     norm();
-    if (gated) {
-      lin(ff, d, c.mlpBias);
-      lin(ff, d, c.mlpBias);
-      add('act', actCost(T * ff, c.act === 'geglu' ? 'geglu' : 'swiglu'));
-    } else {
+    if (gated) add('matmul', matmulCost(T, ff, d, { f16Weights, bias: c.mlpBias, glu: c.act === 'geglu' ? 'geglu' : 'swiglu' }));
+    else {
       lin(ff, d, c.mlpBias);
       add('act', actCost(T * ff, 'gelu_tanh'));
     }
-    lin(d, ff, c.mlpBias);
-    if (o.postNorms) norm();
-    add('add', addCost(T * d));
+    project(d, ff, c.mlpBias);
   }
   norm();
   if (o.head ?? true) add('logprob', logprobCost(T, c.vocabSize, d, { f16Weights }));

@@ -1,7 +1,8 @@
 // The one policy that chooses a kernel variant for an adapter. Where CPU rasterisers and GPUs want
 // different code, each op has a 'direct' variant (no workgroup memory or barriers, operands read
 // straight from storage: fast on SwiftShader and lavapipe) and a variant for GPUs ('tiled' for
-// matmul, 'gemm' for logprob, 'reduce' for the row-max pool, 'flash' for attention). The choice, in order:
+// matmul ('blocked'/'gemv' on hardware: kernels/matmul.ts chooseMatmulVariant refines the choice per
+// shape, 'subgroup-matrix' only once validated on the device), 'gemm' for logprob, 'reduce' for the row-max pool, 'flash' for attention). The choice, in order:
 //   1. CONCORD_KERNEL_VARIANT (src/env.ts) forces a variant, for a benchmark or a bug report:
 //        CONCORD_KERNEL_VARIANT=direct                    every op that has a 'direct' variant
 //        CONCORD_KERNEL_VARIANT=matmul=tiled,logprob=direct   per op
@@ -16,7 +17,7 @@
 import { settings } from '../env.js';
 
 export const KERNEL_VARIANTS = {
-  matmul: ['tiled', 'direct'],
+  matmul: ['blocked', 'tiled', 'direct', 'gemv', 'subgroup-matrix'], // subgroup-matrix: never the default until validated on the device
   logprob: ['gemm', 'tiled', 'direct', 'sgmat'], // sgmat: experimental, never the default: forced, or a tuned winner that passed validation
   rowmax: ['reduce', 'direct'],
   attention: ['flash', 'direct'],
@@ -49,6 +50,11 @@ export function parseVariantSetting(text: string | undefined): Partial<Record<Va
     out[op] = v;
   }
   return out;
+}
+
+/** The variant of `op` forced by CONCORD_KERNEL_VARIANT, if any. */
+export function forcedVariant<O extends VariantOp>(op: O): VariantOf<O> | undefined {
+  return parseVariantSetting(settings.kernelVariant)[op] as VariantOf<O> | undefined;
 }
 
 /** A call's shape, as the op's arguments carry it (extra fields are ignored). */
@@ -139,8 +145,8 @@ export function defaultVariant<O extends VariantOp>(rt: AdapterLike, op: O): Var
  * variant elsewhere).
  */
 export function kernelVariant<O extends VariantOp>(rt: AdapterLike, op: O, shape?: object): VariantOf<O> {
-  const forced = parseVariantSetting(settings.kernelVariant)[op];
-  if (forced) return forced as VariantOf<O>;
+  const forced = forcedVariant(op);
+  if (forced) return forced;
   const won = shape ? tunedVariant(rt, op, shape) : undefined;
   if (won) return won as VariantOf<O>;
   return defaultVariant(rt, op);

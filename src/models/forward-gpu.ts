@@ -1,15 +1,20 @@
 // The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
-// L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj → residual →
-// norm → MLP → residual) → final norm → fused LM-head log-likelihood. Every step is one kernel
+// L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj (+ residual) →
+// norm → MLP (+ residual)) → final norm → fused LM-head log-likelihood. Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
-// Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (matmul/tiled and
+// Fused in the matmul epilogue (kernels/matmul.ts, every variant): the residual add — the o-proj
+// and down-proj accumulate straight into the residual stream, except where a post-attention /
+// post-FFN norm (Gemma's sandwich) sits between them and the add — and the gated MLP: gate and
+// up are concatenated at load time ([gate; up] rows) and one matmul applies SwiGLU / GeGLU.
+//
+// Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (the matmul and
 // logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
 // weight-upload.ts places the tensors; those still in their checkpoint files stream in create().
 
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
 import { addGpu } from '../../kernels/add.js';
-import { geluGpu, swigluGpu } from '../../kernels/act.js';
+import { geluGpu } from '../../kernels/act.js';
 import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
 import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
@@ -18,9 +23,10 @@ import { normGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { WeightUploader, type UploadOptions } from './weight-upload.js';
+import type { GateAct } from '../../kernels/act.js';
 import type { SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
-import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig } from './types.js';
+import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
 interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
 
@@ -33,7 +39,11 @@ interface Layer {
   ffnNorm: GPUBuffer; ffnNormB: GPUBuffer | null;
   /** Gemma: norms of the attention / MLP outputs before their residual adds, when the tensors exist. */
   postAttnNorm: GPUBuffer | null; postFfnNorm: GPUBuffer | null;
-  gate: Linear | null; up: Linear; down: Linear;
+  /** Gated MLP: [gate; up] rows (2·hidden × dim) for one GLU matmul; else null. */
+  gateUp: Linear | null;
+  /** The up projection of an ungated MLP (GPT-2 style); null when gated. */
+  up: Linear | null;
+  down: Linear;
   theta: number; scaling: RopeScaling | null;
 }
 
@@ -96,6 +106,22 @@ export class GpuTransformer {
     const opt = (name: string): GPUBuffer | null => (weights.tensors.has(name) ? up(name) : null);
     const lin = (name: string, bias: string | null, out: number, inn: number): Linear =>
       ({ w: up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn });
+    // Gate and up as one [gate; up] weight (2·hidden × dim), streamed back to back into one buffer,
+    // and a bias [0; b_up] when the up projection has one (small: read as f32).
+    const gateUp = (p: string): Linear => {
+      const w = up([`${p}w_gate`, `${p}w_up`], this.f16);
+      let b: GPUBuffer | null = null;
+      if (weights.tensors.has(`${p}b_up`)) {
+        const bias = new Float32Array(2 * c.hiddenDim);
+        bias.set(tensor(weights, `${p}b_up`), c.hiddenDim);
+        b = rt.persistent(bias, `${p}b_gate+b_up`);
+        extraBytes += bias.byteLength;
+        this.owned.push(b);
+      }
+      return { w, b, out: c.hiddenDim, in: c.dim };
+    };
+    let extraBytes = 0;
+    const gated = c.act === 'swiglu' || c.act === 'geglu';
     this.tokEmb = up('tok_emb');
     this.posEmb = c.pos === 'learned' ? up('pos_emb') : null;
     const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
@@ -109,9 +135,9 @@ export class GpuTransformer {
         window: layerWindow(c, i), rope: layerUsesRope(c, i),
         ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
         postAttnNorm: opt(`${p}post_attn_norm.weight`), postFfnNorm: opt(`${p}post_ffn_norm.weight`),
-        gate: c.act === 'swiglu' || c.act === 'geglu' ? lin(`${p}w_gate`, null, c.hiddenDim, c.dim) : null,
+        gateUp: gated ? gateUp(p) : null,
         ...layerRopeParams(c, i),
-        up: lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
+        up: gated ? null : lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
         down: lin(`${p}w_down`, `${p}b_down`, c.dim, c.hiddenDim),
       });
     }
@@ -119,7 +145,7 @@ export class GpuTransformer {
     this.finalNormB = opt('final_norm.bias');
     // The head may be the embedding itself (tied); upload it again in the head's storage format.
     this.lmHead = up('lm_head', this.f16);
-    this.weightBytes = uploads.bytes;
+    this.weightBytes = uploads.bytes + extraBytes;
   }
 
   get config(): ModelConfig { return this.weights.config; }
@@ -130,8 +156,9 @@ export class GpuTransformer {
     return Math.max(c.dim, c.hiddenDim, c.nHeads * c.headDim);
   }
 
-  private linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number): void {
-    matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16 });
+  /** out = x·Wᵀ + b; `accumulate`: out += …; `glu`: l is [gate; up] and out = act(gate) * up. */
+  private linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number, fuse: { accumulate?: boolean; glu?: GateAct } = {}): void {
+    matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16, ...fuse });
   }
 
   /**
@@ -155,10 +182,10 @@ export class GpuTransformer {
     const k = rt.acquire(T * kvd * 4, 'storage', 'k');
     const v = rt.acquire(T * kvd * 4, 'storage', 'v');
     const att = rt.acquire(T * qd * 4, 'storage', 'att');
-    const proj = rt.acquire(T * d * 4, 'storage', 'proj');
-    const h1 = rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn1');
-    const h2 = c.act === 'swiglu' || c.act === 'geglu' ? rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn2') : null;
     const anyPostNorm = this.layers.some((l) => l.postAttnNorm || l.postFfnNorm);
+    // proj: a block's output before its post-norm; only layers with a post-norm need it.
+    const proj = anyPostNorm ? rt.acquire(T * d * 4, 'storage', 'proj') : null;
+    const h1 = rt.acquire(T * c.hiddenDim * 4, 'storage', 'ffn1');
     const pn = anyPostNorm ? rt.acquire(T * d * 4, 'storage', 'postNorm') : null;
     const wOff = c.normWeightOffset ?? 0;
     // Normed q/k (the norm kernel is out of place) for layers with q/k norms.
@@ -169,9 +196,16 @@ export class GpuTransformer {
     embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize, scale: c.embedScale });
     const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer, src: GPUBuffer = x) =>
       normGpu(rt, { kind: c.norm, x: src, weight: w, bias: b, out, rows: T, d, eps: c.normEps, weightOffset: wOff });
-    // residual += (post-norm of) the block output in proj.
-    const residual = (postNorm: GPUBuffer | null) => {
-      if (postNorm) { norm(postNorm, null, pn!, proj); addGpu(rt, { x: pn!, y: x, n: T * d }); } else addGpu(rt, { x: proj, y: x, n: T * d });
+    // residual += the block's output projection of `src`: fused into the matmul (x += src·Wᵀ + b),
+    // or, with a post-norm, projected into proj, normed into pn and added.
+    const project = (src: GPUBuffer, l: Linear, postNorm: GPUBuffer | null) => {
+      if (postNorm) {
+        this.linear(src, l, proj!, T);
+        norm(postNorm, null, pn!, proj!);
+        addGpu(rt, { x: pn!, y: x, n: T * d });
+      } else {
+        this.linear(src, l, x, T, { accumulate: true });
+      }
     };
     for (const layer of this.layers) {
       norm(layer.attnNorm, layer.attnNormB, xn);
@@ -188,23 +222,19 @@ export class GpuTransformer {
       const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
       const kvF16 = this.kvF16 && attentionVariantFor(rt, { headDim: c.headDim, kvF16: true }) === 'flash';
       attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
-      this.linear(att, layer.o, proj, T);
-      residual(layer.postAttnNorm);
+      project(att, layer.o, layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);
-      if (layer.gate && h2) {
-        this.linear(xn, layer.gate, h1, T);
-        this.linear(xn, layer.up, h2, T);
-        swigluGpu(rt, { gate: h1, up: h2, n: T * c.hiddenDim, act: c.act === 'geglu' ? 'gelu_tanh' : 'silu' });
+      if (layer.gateUp) {
+        this.linear(xn, layer.gateUp, h1, T, { glu: c.act === 'geglu' ? 'gelu_tanh' : 'silu' });
       } else {
-        this.linear(xn, layer.up, h1, T);
+        this.linear(xn, layer.up!, h1, T);
         geluGpu(rt, { x: h1, n: T * c.hiddenDim, kind: 'tanh' });
       }
-      this.linear(h1, layer.down, proj, T);
-      residual(layer.postFfnNorm);
+      project(h1, layer.down, layer.postFfnNorm);
     }
     const out = rt.acquire(T * d * 4, 'storage', 'hidden');
     norm(this.finalNorm, this.finalNormB, out);
-    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, h2, qn, kn, pn]) if (b) rt.release(b);
+    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, qn, kn, pn]) if (b) rt.release(b);
     return out;
   }
 

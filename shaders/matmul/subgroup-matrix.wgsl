@@ -1,0 +1,135 @@
+// Matmul on cooperative matrices (Dawn's chromium_experimental_subgroup_matrix; Vulkan
+// OpCooperativeMatrixMulAddKHR): f16 operands, f32 accumulators. C[M,N] = A[M,K] · Bᵀ (+ bias)
+// (+ C when accumulating), or the GLU epilogue — B is 'nk' only (weights [out, in], f16).
+//
+// NEVER RUN: neither software adapter (lavapipe, SwiftShader) offers the feature, and no session
+// has had a GPU with it, so this file has not even been compiled by Tint. kernels/matmul.ts only
+// dispatches it when the device has the feature and lists a 16×16×16 f16→f32 configuration, and
+// the default policy picks it only after validateMatmulVariant() has passed on that device.
+// Syntax from Dawn's src/dawn/tests/end2end/SubgroupMatrixTests.cpp: the (deprecated, still
+// accepted) load/store form with a col_major bool, which older Dawn builds also take.
+//
+// Workgroup: 4 subgroups of SG invocations (adapters with a fixed subgroup size only), a 64×64
+// tile of C, each subgroup a 32×32 quadrant = 2×2 16×16 result matrices. K steps by 32 through
+// workgroup memory: A converted to f16 [m][k], B as stored [n][k] (the right matrix column-major).
+// The product goes through workgroup memory (f32) for the bounds-guarded epilogue.
+// GLU: B = [gate; up] rows; the tile's column half 0 reads gate rows, half 1 the same up rows.
+
+enable chromium_experimental_subgroup_matrix;
+enable subgroups;
+
+alias WeightT = f32;
+
+struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<WeightT>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+// 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU).
+override GLU: u32 = 0u;
+// The adapter's (fixed) subgroup size.
+override SG: u32 = 32u;
+
+const TM = 64u;
+const TN = 64u;
+const TK = 32u;
+
+alias Left = subgroup_matrix_left<f16, 16, 16>;
+alias Right = subgroup_matrix_right<f16, 16, 16>;
+alias Acc = subgroup_matrix_result<f32, 16, 16>;
+
+var<workgroup> As: array<f16, 2048>; // TM × TK, row-major (stride TK)
+var<workgroup> Bs: array<f16, 2048>; // TN × TK: element (k, n) at n * TK + k
+var<workgroup> Cs: array<f32, 4096>; // TM × TN, row-major
+
+fn sigmoid(z: f32) -> f32 {
+  let e = exp(-abs(z));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
+}
+
+fn act(x: f32) -> f32 {
+  if (GLU == 2u) {
+    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    return x * sigmoid(2.0 * u);
+  }
+  return x * sigmoid(x);
+}
+
+@compute @workgroup_size(4u * SG)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32) {
+  let NT = 4u * SG;
+  let half = TN / 2u;
+  let row0 = wid.y * TM;
+  let ocol0 = select(wid.x * TN, wid.x * half, GLU != 0u);
+  let sg = li / sgs;
+  let sr = (sg / 2u) * 32u;
+  let sc = (sg % 2u) * 32u;
+  var c00 = Acc();
+  var c01 = Acc();
+  var c10 = Acc();
+  var c11 = Acc();
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var i = li; i < TM * TK; i += NT) {
+      let gm = row0 + i / TK;
+      let gk = k0 + i % TK;
+      var v = 0.0;
+      if (gm < p.M && gk < p.K) { v = A[gm * p.K + gk]; }
+      As[i] = f16(v);
+    }
+    for (var i = li; i < TN * TK; i += NT) {
+      let n = i / TK;
+      let gk = k0 + i % TK;
+      var o = ocol0 + n;
+      var row = o;
+      if (GLU != 0u) {
+        o = ocol0 + n % half;
+        row = select(o, p.N + o, n >= half);
+      }
+      var v = f16(0.0);
+      if (o < p.N && gk < p.K) { v = f16(B[row * p.K + gk]); }
+      Bs[i] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk += 16u) {
+      let a0 = subgroupMatrixLoad<Left>(&As, sr * TK + kk, false, TK);
+      let a1 = subgroupMatrixLoad<Left>(&As, (sr + 16u) * TK + kk, false, TK);
+      let b0 = subgroupMatrixLoad<Right>(&Bs, sc * TK + kk, true, TK);
+      let b1 = subgroupMatrixLoad<Right>(&Bs, (sc + 16u) * TK + kk, true, TK);
+      c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+      c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+      c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
+      c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+    }
+    workgroupBarrier();
+  }
+  subgroupMatrixStore(&Cs, sr * TN + sc, c00, false, TN);
+  subgroupMatrixStore(&Cs, sr * TN + sc + 16u, c01, false, TN);
+  subgroupMatrixStore(&Cs, (sr + 16u) * TN + sc, c10, false, TN);
+  subgroupMatrixStore(&Cs, (sr + 16u) * TN + sc + 16u, c11, false, TN);
+  workgroupBarrier();
+  let outs = select(TN, half, GLU != 0u);
+  for (var i = li; i < TM * outs; i += NT) {
+    let m = i / outs;
+    let j = i % outs;
+    let gm = row0 + m;
+    let gn = ocol0 + j;
+    if (gm >= p.M || gn >= p.N) { continue; }
+    var x: f32;
+    if (GLU != 0u) {
+      var g = Cs[m * TN + j];
+      var u = Cs[m * TN + half + j];
+      if (p.has_bias != 0u) { g += bias[gn]; u += bias[p.N + gn]; }
+      x = act(g) * u;
+    } else {
+      x = Cs[m * TN + j];
+      if (p.has_bias != 0u) { x += bias[gn]; }
+    }
+    if (p.accumulate != 0u) { x += C[gm * p.N + gn]; }
+    C[gm * p.N + gn] = x;
+  }
+}
