@@ -10,7 +10,8 @@
 //  - 'tiled'    the first GPU kernel: 64×64 tiles, 4×4 scalar blocks (any shape).
 //  - 'direct'   no workgroup memory or barriers (CPU rasterisers: SwiftShader, lavapipe).
 //  - 'subgroup-matrix'  cooperative matrices (f16 operands, f32 accumulators): NEVER RUN — no
-//               adapter we have had offers the feature; see validateMatmulVariant().
+//               adapter we have had offers the feature; see validateMatmulVariant(). Its WGSL
+//               is compile-checked on Dawn's null backend (tests/matmul.test.ts).
 // The CPU twin below accumulates in f64 (JavaScript numbers).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';

@@ -201,4 +201,28 @@ describe('matmul', async () => {
       }
     });
   }
+
+  // 'subgroup-matrix' cannot run on a software adapter; its WGSL (every epilogue) is at least
+  // compile-checked on Dawn's null backend, which offers the feature but runs nothing.
+  it('subgroup-matrix WGSL (plain, SwiGLU, GeGLU) compiles without errors or warnings on Dawn\'s null backend', async () => {
+    const { create } = await import('webgpu');
+    const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'dawn.node null backend adapter').toBeTruthy();
+    const feature = 'chromium-experimental-subgroup-matrix' as GPUFeatureName;
+    expect(adapter!.features.has(feature)).toBe(true);
+    const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', feature], requiredLimits: { maxComputeWorkgroupStorageSize: adapter!.limits.maxComputeWorkgroupStorageSize } });
+    for (const glu of [null, 'silu', 'gelu_tanh'] as const) {
+      const spec = matmulSpec('nk', true, 'subgroup-matrix', { glu, subgroupSize: 32 });
+      const module = device.createShaderModule({ code: programSource(spec) });
+      const messages = (await module.getCompilationInfo()).messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
+      expect(messages, `glu=${glu}`).toEqual([]);
+      // The pipeline (override constants applied) needs 24 KiB of workgroup memory: more than the
+      // null adapter's 16 KiB (NVIDIA allows 48), so it is created only where the adapter allows it.
+      if (adapter!.limits.maxComputeWorkgroupStorageSize >= 24576) {
+        await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants } });
+      }
+    }
+    device.destroy();
+  });
 });

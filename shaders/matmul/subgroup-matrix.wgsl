@@ -3,11 +3,12 @@
 // (+ C when accumulating), or the GLU epilogue — B is 'nk' only (weights [out, in], f16).
 //
 // NEVER RUN: neither software adapter (lavapipe, SwiftShader) offers the feature, and no session
-// has had a GPU with it, so this file has not even been compiled by Tint. kernels/matmul.ts only
+// has had a GPU with it; it is only compiled (WGSL and pipelines) on Dawn's null backend in
+// tests/matmul.test.ts. kernels/matmul.ts only
 // dispatches it when the device has the feature and lists a 16×16×16 f16→f32 configuration, and
 // the default policy picks it only after validateMatmulVariant() has passed on that device.
-// Syntax from Dawn's src/dawn/tests/end2end/SubgroupMatrixTests.cpp: the (deprecated, still
-// accepted) load/store form with a col_major bool, which older Dawn builds also take.
+// Syntax: the load/store form with the layout as a template argument (row_major / col_major), as
+// the Dawn in npm `webgpu` 0.6 accepts without deprecation warnings.
 //
 // Workgroup: 4 subgroups of SG invocations (adapters with a fixed subgroup size only), a 64×64
 // tile of C, each subgroup a 32×32 quadrant = 2×2 16×16 result matrices. K steps by 32 through
@@ -61,12 +62,13 @@ fn act(x: f32) -> f32 {
 @compute @workgroup_size(4u * SG)
 fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs: u32) {
+        @builtin(subgroup_id) sg: u32) {
   let NT = 4u * SG;
   let half = TN / 2u;
   let row0 = wid.y * TM;
   let ocol0 = select(wid.x * TN, wid.x * half, GLU != 0u);
-  let sg = li / sgs;
+  // subgroup_id (not li / subgroup_size): the uniformity analysis must see the matrix offsets as
+  // subgroup-uniform.
   let sr = (sg / 2u) * 32u;
   let sc = (sg % 2u) * 32u;
   var c00 = Acc();
@@ -96,10 +98,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk += 16u) {
-      let a0 = subgroupMatrixLoad<Left>(&As, sr * TK + kk, false, TK);
-      let a1 = subgroupMatrixLoad<Left>(&As, (sr + 16u) * TK + kk, false, TK);
-      let b0 = subgroupMatrixLoad<Right>(&Bs, sc * TK + kk, true, TK);
-      let b1 = subgroupMatrixLoad<Right>(&Bs, (sc + 16u) * TK + kk, true, TK);
+      let a0 = subgroupMatrixLoad<Left, row_major>(&As, sr * TK + kk, TK);
+      let a1 = subgroupMatrixLoad<Left, row_major>(&As, (sr + 16u) * TK + kk, TK);
+      let b0 = subgroupMatrixLoad<Right, col_major>(&Bs, sc * TK + kk, TK);
+      let b1 = subgroupMatrixLoad<Right, col_major>(&Bs, (sc + 16u) * TK + kk, TK);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
       c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
@@ -107,10 +109,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
   }
-  subgroupMatrixStore(&Cs, sr * TN + sc, c00, false, TN);
-  subgroupMatrixStore(&Cs, sr * TN + sc + 16u, c01, false, TN);
-  subgroupMatrixStore(&Cs, (sr + 16u) * TN + sc, c10, false, TN);
-  subgroupMatrixStore(&Cs, (sr + 16u) * TN + sc + 16u, c11, false, TN);
+  subgroupMatrixStore<row_major>(&Cs, sr * TN + sc, c00, TN);
+  subgroupMatrixStore<row_major>(&Cs, sr * TN + sc + 16u, c01, TN);
+  subgroupMatrixStore<row_major>(&Cs, (sr + 16u) * TN + sc, c10, TN);
+  subgroupMatrixStore<row_major>(&Cs, (sr + 16u) * TN + sc + 16u, c11, TN);
   workgroupBarrier();
   let outs = select(TN, half, GLU != 0u);
   for (var i = li; i < TM * outs; i += NT) {
