@@ -88,6 +88,7 @@ describe('GPU benchmark bundle', () => {
 
     it('ran the bundled Node, not the system one, with a time budget per step', () => {
       expect(log).toMatch(/setup: node, dawn\.node and \d+ loader packages unpacked/);
+      expect(log).toMatch(/== step tune: budget \d+ s/);
       expect(log).toMatch(/== step kernels: budget \d+ s/);
       expect(report!.machine.node).toBe(process.version);
       for (const s of report!.steps) expect(s.status, s.name).toBe('ok');
@@ -99,6 +100,12 @@ describe('GPU benchmark bundle', () => {
       expect(rep.short).toBe(true);
       expect(rep.kernels!.results.length).toBeGreaterThan(5);
       for (const k of rep.kernels!.results) expect(k.validated, `${k.kernel} ${k.variant}`).toBe(true);
+      // the tune step validated every variant of every op: none failed; the subgroup-matrix ones are
+      // unavailable on a software adapter (their feature is missing), never "valid"
+      const tuned = rep.tune!.entries;
+      expect(new Set(tuned.map((e) => e.op))).toEqual(new Set(['matmul', 'logprob', 'rowmax', 'attention']));
+      for (const e of tuned) for (const c of e.candidates) expect(c.status, `${e.op} ${e.shapeClass} ${c.variant}`).not.toBe('failed');
+      expect(tuned.filter((e) => e.op === 'matmul').flatMap((e) => e.candidates).find((c) => c.variant === 'subgroup-matrix')?.status).toBe('unavailable');
       expect(rep.envToggles?.adapter).toBeTruthy();
       expect(rep.problems).toEqual([]);
       expect(rep.allValid).toBe(true);

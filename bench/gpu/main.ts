@@ -3,6 +3,8 @@
 //
 //   env [--out F]                         runtime, Vulkan driver, adapter info (subgroup-matrix
 //                                         configurations included), all adapter features and limits
+//   tune --size small|full --out F        src/gpu/tune.ts on WebGPU: every variant validated against its
+//                                         CPU twin, then timed; winners into the tuning cache
 //   kernels --size small|large --out F    bench/kernels.ts on WebGPU: every variant validated against
 //                                         its CPU twin before it is timed
 //   seqs --tokenizer T --max-len N --pairs P --limit N --out F
@@ -107,6 +109,33 @@ async function kernelsCommand(size: 'tiny' | 'small' | 'large', out: string): Pr
   const bad = results.filter((r) => !r.validated);
   if (bad.length) console.error(`kernels: ${bad.length} variant(s) FAILED validation: ${bad.map((r) => `${r.kernel} ${r.variant} ${r.shape}`).join('; ')}`);
   return bad.length ? 4 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tune: every variant of every tunable op (src/gpu/tune.ts) validated against its CPU twin on this
+// GPU — the never-run subgroup-matrix kernels included: they are only ever chosen after passing
+// here — then timed; the winners go to the tuning cache (CONCORD_TUNE_CACHE) that the score steps read.
+
+async function tuneCommand(size: 'small' | 'full', out: string): Promise<number> {
+  const { chooseBackend } = await import('../../src/gpu/device.js');
+  const { GpuRuntime } = await import('../../src/gpu/runtime.js');
+  const { defaultRequests, tuneFor } = await import('../../src/gpu/tune.js');
+  const d = await chooseBackend('webgpu');
+  console.error(`tune: ${d.reason}`);
+  const rt = new GpuRuntime(d.gpu!);
+  const report = await tuneFor(rt, defaultRequests(rt, size), { always: true, log: (l) => console.error(l) });
+  rt.destroy();
+  writeFileSync(out, JSON.stringify(report, null, 1) + '\n');
+  let failed = 0;
+  for (const e of report.entries) {
+    const cells = e.candidates.map((c) => {
+      if (c.status === 'failed') failed++;
+      return `${c.variant}${c.config ? JSON.stringify(c.config) : ''}=${c.status === 'valid' ? `${c.ms?.toFixed(3)}ms` : c.status}`;
+    });
+    console.log(`${e.op.padEnd(9)} ${e.shapeClass.padEnd(24)} winner ${String(e.winner).padEnd(16)} ${cells.join(' ')}`);
+  }
+  if (failed) console.error(`tune: ${failed} candidate(s) FAILED validation on this GPU and are never chosen`);
+  return report.writeError ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,6 +265,7 @@ function reportCommand(work: string, outDir: string, date: string): number {
     envPlain: read('env-plain.json'),
     envToggles: read('env-toggles.json'),
     kernels: read('kernels.json'),
+    tune: read('tune.json'),
     steps: existsSync(join(work, 'steps.tsv')) ? readFileSync(join(work, 'steps.tsv'), 'utf8').trim().split('\n').filter(Boolean).map((l) => {
       const [name, budgetS, seconds, status] = l.split('\t');
       return { name, budgetS: Number(budgetS), seconds: Number(seconds), status };
@@ -282,6 +312,10 @@ async function main(argv: string[]): Promise<number> {
       if (values.size !== 'tiny' && values.size !== 'small' && values.size !== 'large') throw new Error('kernels: --size tiny|small|large');
       return kernelsCommand(values.size, need('out'));
     }
+    case 'tune': {
+      if (values.size !== 'small' && values.size !== 'full') throw new Error('tune: --size small|full');
+      return tuneCommand(values.size, need('out'));
+    }
     case 'seqs': return seqsCommand({ tokenizer: need('tokenizer'), maxLen: Number(need('max-len')), pairs: values.pairs ?? [], limit, out: need('out') });
     case 'score': return scoreCommand({
       model: need('model'), tokenizer: need('tokenizer'), pairs: values.pairs ?? [], limit, out: need('out'), verifyCpu: values['verify-cpu'],
@@ -289,7 +323,7 @@ async function main(argv: string[]): Promise<number> {
     });
     case 'report': return reportCommand(need('work'), need('out'), values.date ?? new Date().toISOString());
     default:
-      console.error('usage: concord-gpu.mjs env|kernels|seqs|score|report …  (see bench/gpu/main.ts)');
+      console.error('usage: concord-gpu.mjs env|tune|kernels|seqs|score|report …  (see bench/gpu/main.ts)');
       return 2;
   }
 }

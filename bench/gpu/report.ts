@@ -45,6 +45,8 @@ export interface GpuReportInput {
   envPlain: Record<string, unknown> | null;
   envToggles: Record<string, unknown> | null;
   kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null }[] } | null;
+  /** The tune step's report (src/gpu/tune.ts TuneReport, the fields shown here). */
+  tune?: { entries: { op: string; shapeClass: string; winner: string | null; candidates: { variant: string; config?: unknown; status: string; maxError?: number; ms?: number; error?: string }[] }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
   models: ModelEntry[];
 }
@@ -186,6 +188,17 @@ export function renderGpuMarkdown(rep: GpuReport): string {
     for (const m of models) {
       const c = m.concord;
       L.push(`| ${m.label} | ${m.random ? `random, seed ${m.seed}` : m.source} | ${m.params ? `${(m.params / 1e9).toFixed(2)} B` : '—'} | ${m.seqs?.pairs.length ?? '—'} | ${m.maxLen} | ${c ? (c.loadMs / 1000).toFixed(1) : '—'} | ${c ? (c.firstRunMs / 1000).toFixed(1) : '—'} | ${c?.paddingEfficiency?.toFixed(3) ?? '—'} | ${c ? `${(c.gpuPeakBytes / 2 ** 30).toFixed(2)} GiB` : '—'} |`);
+    }
+  }
+  if (rep.tune) {
+    L.push('');
+    L.push('Autotuning (`tune`): every variant of every op validated against its CPU twin on this GPU, then timed; a failed or unavailable one is never chosen:');
+    L.push('');
+    L.push('| op | shape class | winner | candidates (ms, or status) |');
+    L.push('|---|---|---|---|');
+    for (const e of rep.tune.entries) {
+      const cells = e.candidates.map((c) => `${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}: ${c.status === 'valid' ? `${c.ms?.toFixed(3)} ms` : `**${c.status}**${c.error ? ` (${c.error.slice(0, 80)})` : ''}`}`);
+      L.push(`| ${e.op} | ${e.shapeClass} | ${e.winner ?? '—'} | ${cells.join('; ')} |`);
     }
   }
   if (rep.kernels) {

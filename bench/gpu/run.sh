@@ -130,6 +130,13 @@ export -f envstep
 step env 40 envstep
 export CONCORD_DAWN_FLAGS="$TOGGLES"
 
+# ---- tune: every variant of every op validated against its CPU twin on this GPU (subgroup-matrix
+# kernels included: never chosen unless they pass here), then timed; the winners are cached in the
+# work folder, where the score steps' models read them ----
+export CONCORD_TUNE_CACHE="$WORK/tune"
+if [ "$SHORT" = 1 ]; then TSIZE=small; TB=40; else TSIZE=full; TB=45; fi
+step tune "$TB" $NODE tune --size "$TSIZE" --out "$WORK/tune.json"
+
 # ---- kernels: every variant validated against its CPU twin on this GPU, then timed ----
 if [ "$SHORT" = 1 ]; then KSIZE=tiny; KB=90; else KSIZE=large; KB=75; fi
 if [ "${CONCORD_GPU_SKIP_KERNELS:-0}" = 1 ]; then echo "== step kernels: skipped (CONCORD_GPU_SKIP_KERNELS=1)"
