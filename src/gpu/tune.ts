@@ -433,9 +433,11 @@ export function adapterIdentity(rt: { handle: { info: AdapterIdentity } }): Adap
 }
 
 let version: string | null = null;
-/** concord's version (package.json). */
+/** concord's version (package.json; in the GPU bundle, which has none, the version esbuild defined). */
 export function concordVersion(): string {
   if (version) return version;
+  const bundled = (globalThis as { __CONCORD_VERSION__?: string }).__CONCORD_VERSION__;
+  if (bundled) return (version = bundled);
   const fs = nodeBuiltin<Fs>('fs'), path = nodeBuiltin<Path>('path');
   return (version = (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
 }
