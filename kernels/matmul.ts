@@ -15,6 +15,7 @@
 // The CPU twin below accumulates in f64 (JavaScript numbers).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { composeShader } from '../src/gpu/shaders.js';
 import { forcedVariant, kernelVariant, tunedConfig, tunedVariant } from '../src/gpu/variants.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
@@ -88,6 +89,9 @@ export interface MatmulSpecOptions {
 
 const GLU_CODE: Record<GateAct, number> = { silu: 1, gelu_tanh: 2 };
 
+/** A variant's shader with the shared GLU activation (shaders/matmul/glu.wgsl) composed after it. */
+const withGlu = (shader: string): string => composeShader(`${shader}+glu`, '', [shader, 'matmul/glu']);
+
 export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled', opts: MatmulSpecOptions = {}): ProgramSpec {
   const trans = layout === 'nk' ? 1 : 0;
   // GLU only in the key when on, so the plain kernels keep their keys.
@@ -96,18 +100,18 @@ export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant 
   switch (variant) {
     case 'blocked': {
       const b = c?.variant === 'blocked' ? c : { wgx: 16, wgy: 16, bk: 16 };
-      return { shader: 'matmul/blocked', f16Weights: f16, constants: { TRANS_B: trans, WGX: b.wgx, WGY: b.wgy, BK: b.bk, ...glu } };
+      return { shader: withGlu('matmul/blocked'), f16Weights: f16, constants: { TRANS_B: trans, WGX: b.wgx, WGY: b.wgy, BK: b.bk, ...glu } };
     }
     case 'gemv': {
       const g = c?.variant === 'gemv' ? c : { kl: 64, nc: 4 };
-      return { shader: 'matmul/gemv', f16Weights: f16, constants: { TRANS_B: trans, KL: g.kl, NC: g.nc, ...glu } };
+      return { shader: withGlu('matmul/gemv'), f16Weights: f16, constants: { TRANS_B: trans, KL: g.kl, NC: g.nc, ...glu } };
     }
     case 'subgroup-matrix':
-      return { shader: 'matmul/subgroup-matrix', f16Weights: true, constants: { SG: opts.subgroupSize ?? 32, ...glu } };
+      return { shader: withGlu('matmul/subgroup-matrix'), f16Weights: true, constants: { SG: opts.subgroupSize ?? 32, ...glu } };
     default: {
       // f16 weights always take the tiled kernel (its WeightT alias compiled as f16).
       const shader = !f16 && variant === 'direct' ? 'matmul/direct' : 'matmul/tiled';
-      return { shader, f16Weights: f16, constants: { TRANS_B: trans, ...glu } };
+      return { shader: withGlu(shader), f16Weights: f16, constants: { TRANS_B: trans, ...glu } };
     }
   }
 }

@@ -43,19 +43,6 @@ const MAXL = 8u;
 var<workgroup> As: array<vec4f, A_SIZE>; // [buf][k][BM/4]: vec4 along m
 var<workgroup> Bs: array<vec4f, B_SIZE>; // [buf][k][BN/4]: vec4 along n
 
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-fn act(x: f32) -> f32 {
-  if (GLU == 2u) {
-    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return x * sigmoid(2.0 * u);
-  }
-  return x * sigmoid(x);
-}
-
 var<private> ra: array<vec4f, MAXL>;
 var<private> rb: array<vec4f, MAXL>;
 

@@ -32,19 +32,6 @@ const MR = 8u;
 
 var<workgroup> red: array<f32, RED_SIZE>; // [NC][MR][KL]
 
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-fn act(x: f32) -> f32 {
-  if (GLU == 2u) {
-    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return x * sigmoid(2.0 * u);
-  }
-  return x * sigmoid(x);
-}
-
 @compute @workgroup_size(KL, NC)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u) {

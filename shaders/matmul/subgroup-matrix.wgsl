@@ -46,19 +46,6 @@ var<workgroup> As: array<f16, 2048>; // TM × TK, row-major (stride TK)
 var<workgroup> Bs: array<f16, 2048>; // TN × TK: element (k, n) at n * TK + k
 var<workgroup> Cs: array<f32, 4096>; // TM × TN, row-major
 
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-fn act(x: f32) -> f32 {
-  if (GLU == 2u) {
-    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return x * sigmoid(2.0 * u);
-  }
-  return x * sigmoid(x);
-}
-
 @compute @workgroup_size(4u * SG)
 fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(local_invocation_index) li: u32,

@@ -116,15 +116,3 @@ fn store(gm: u32, gn0: u32, v: vec4f) {
   }
 }
 
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-fn act(x: f32) -> f32 {
-  if (GLU == 2u) {
-    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return x * sigmoid(2.0 * u);
-  }
-  return x * sigmoid(x);
-}
