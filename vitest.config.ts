@@ -1,4 +1,12 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// Tests never read or write the developer's kernel-tuning cache (~/.cache/concord/tune): a cache
+// written by `concord tune` would otherwise replace the defaults the tests check. Tests of the
+// cache set their own folder.
+const tuneCache = mkdtempSync(join(tmpdir(), 'concord-test-tune-'));
 
 // dawn.node must live in a forked process (not a worker thread), and one GPU
 // process at a time keeps SwiftShader's thread pool from oversubscribing 2 cores.
@@ -10,5 +18,6 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 300_000,
     reporters: ['default'],
+    env: { CONCORD_TUNE_CACHE: tuneCache },
   },
 });

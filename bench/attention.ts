@@ -50,8 +50,10 @@ export async function benchAttention(o: {
     const rq = ropeCpu(slice(q, nH), refB, refL, nH, hd, rope.theta, rope.layout), rk = ropeCpu(slice(k, nKv), refB, refL, nKv, hd, rope.theta, rope.layout);
     const wantRope = attentionCpu(rq, rk, slice(v, nKv), refSeq, refB, refL, nH, nKv, hd);
     if (devices.includes('cpu')) {
+      // The twin itself, checked on sampled rows against a plain causal softmax written out here.
+      const naiveErr = naiveAttentionError(want, q, k, v, refB, refL, L, nH, nKv, hd);
       const t = await timeIt(() => { attentionCpu(slice(q, nH), slice(k, nKv), slice(v, nKv), refSeq, refB, refL, nH, nKv, hd); }, 300, 3);
-      push({ kernel: 'attn', variant: 'f64', device: o.cpuName, shape: refB === B ? shape : `B${refB} L${refL} h${nH}/${nKv} d${hd}`, validated: true, maxAbsErr: 0, ...t, gflops: attentionFlops(refB, refL, nH, hd) / t.ms / 1e6, ...attentionCost({ B: refB, L: refL, nHeads: nH, nKvHeads: nKv, headDim: hd, causal: true }) });
+      push({ kernel: 'attn', variant: 'f64', device: o.cpuName, shape: refB === B ? shape : `B${refB} L${refL} h${nH}/${nKv} d${hd}`, validated: naiveErr < 1e-5, maxAbsErr: naiveErr, ...t, gflops: attentionFlops(refB, refL, nH, hd) / t.ms / 1e6, ...attentionCost({ B: refB, L: refL, nHeads: nH, nKvHeads: nKv, headDim: hd, causal: true }) });
     }
     if (!rt || !devices.includes('webgpu')) continue;
     const hasSg = rt.device.features.has('subgroups');
@@ -82,4 +84,33 @@ export async function benchAttention(o: {
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }
+}
+
+/**
+ * Largest |twin − naive| over a few (sequence, head, row) samples of causal attention (all keys up
+ * to the row, no window): scores q·k/√hd, a max-subtracted softmax, the weighted sum of V. The
+ * twin ran on [refB, refL] slices (row stride refL); q, k, v are the full [B·L] inputs.
+ */
+function naiveAttentionError(want: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, refB: number, refL: number, L: number, nH: number, nKv: number, hd: number): number {
+  let err = 0;
+  const group = nH / nKv;
+  for (const [b, h, i] of [[0, 0, 0], [0, nH - 1, refL - 1], [refB - 1, Math.floor(nH / 2), Math.floor(refL / 2)]]) {
+    const kvh = Math.floor(h / group);
+    const qo = (b * L + i) * nH * hd + h * hd;
+    const s: number[] = [];
+    for (let j = 0; j <= i; j++) {
+      let dot = 0;
+      for (let d = 0; d < hd; d++) dot += q[qo + d] * k[(b * L + j) * nKv * hd + kvh * hd + d];
+      s.push(dot / Math.sqrt(hd));
+    }
+    const m = Math.max(...s);
+    const p = s.map((x) => Math.exp(x - m));
+    const z = p.reduce((a, x) => a + x, 0);
+    for (let d = 0; d < hd; d++) {
+      let o = 0;
+      for (let j = 0; j <= i; j++) o += p[j] * v[(b * L + j) * nKv * hd + kvh * hd + d];
+      err = Math.max(err, Math.abs(o / z - want[(b * refL + i) * nH * hd + h * hd + d]));
+    }
+  }
+  return err;
 }

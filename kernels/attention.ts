@@ -2,12 +2,15 @@
 // (bidirectional with causal: false, for BERT-style encoders), with the CPU twin below (two-pass
 // softmax in f64). Two variants (src/gpu/variants.ts):
 //   'direct' — shaders/attention.wgsl: one workgroup per (16-query block, head, sequence), 16-key
-//              K/V tiles in workgroup memory, online softmax. The software-adapter default.
+//              K/V tiles in workgroup memory, online softmax. Taken where 'flash' cannot take
+//              the shape (head dims up to 128 that are not multiples of 4, or too little
+//              workgroup memory), unless 'flash' is forced.
 //   'flash'  — shaders/attention/flash.wgsl: 64-query blocks (each K/V tile reused by 4x more
 //              queries), query and output in registers, the 4 lanes of a row summed by subgroup
 //              shuffles when the device has 'subgroups' (workgroup memory otherwise), K/V tiles as
 //              f16 in workgroup memory when kvF16, RoPE optionally fused into its prologue. The
-//              hardware-GPU default where the shape allows (head dim % 4 == 0, <= 256).
+//              default on every adapter (software ones too: it measured 2–4× 'direct' on lavapipe
+//              and SwiftShader, bench/attention.ts) where the shape allows (head dim % 4 == 0, <= 256).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { composeShader } from '../src/gpu/shaders.js';
@@ -112,7 +115,10 @@ export function attentionVariantFor(rt: GpuRuntime, a: Pick<AttentionArgs, 'vari
   if (a.variant) return a.variant;
   const v = kernelVariant(rt, 'attention', a);
   const forced = parseVariantSetting(settings.kernelVariant).attention !== undefined;
-  if (v === 'flash' && !forced && typeof flashConfig(rt, a.headDim, a.kvF16 ?? false) === 'string') return 'direct';
+  // Not forced and flash cannot take the shape: the 16-query kernel, where it can (head dims up to
+  // ATTN_MAX_HEAD_DIM, f32 K/V); otherwise flash, so that its own error says why (e.g. Gemma's head
+  // dim 256 in f32 needs more workgroup memory than this adapter has; kvF16 would fit).
+  if (v === 'flash' && !forced && typeof flashConfig(rt, a.headDim, a.kvF16 ?? false) === 'string' && a.headDim <= ATTN_MAX_HEAD_DIM && !a.kvF16) return 'direct';
   return v;
 }
 

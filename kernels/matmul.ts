@@ -61,6 +61,7 @@ function configProblem(c: MatmulConfig, l: Limits): string | null {
   }
   if (c.variant === 'gemv') {
     if (c.kl & (c.kl - 1)) return `kl ${c.kl} must be a power of two`;
+    if (c.kl < 8) return `kl ${c.kl} must be at least 8 (the kernel's 8-row blocks are stored by the first 8 lanes)`;
     if (c.nc < 2 || c.nc % 2) return `nc ${c.nc} must be even (GLU pairs columns)`;
     if (c.kl * c.nc > l.maxComputeInvocationsPerWorkgroup || c.kl > l.maxComputeWorkgroupSizeX || c.nc > l.maxComputeWorkgroupSizeY) return `${c.kl}×${c.nc} threads exceed the workgroup limits`;
     if (8 * c.kl * c.nc * 4 > l.maxComputeWorkgroupStorageSize) return 'reduction buffer exceeds the workgroup storage limit';
@@ -129,10 +130,12 @@ function blockedProblem(s: MatmulShape): string | null {
 }
 
 /**
- * The default policy, per shape: a forced variant (CONCORD_KERNEL_VARIANT) wins; software adapters
- * get 'direct'; hardware ones 'gemv' for at most GEMV_MAX_ROWS rows, 'subgroup-matrix' for f16
- * 'nk' weights only once validateMatmulVariant() has passed for it on this device, else 'blocked'
- * (or 'tiled' for shapes the blocked kernel's vec4 loads cannot take).
+ * The policy, per shape: a forced variant (CONCORD_KERNEL_VARIANT) wins; then the tuned winner of
+ * the shape's class where this shape and device can take it; then the default — 'direct' on
+ * software adapters; on hardware 'gemv' for at most GEMV_MAX_ROWS rows, else 'blocked' (or 'tiled'
+ * for shapes the blocked kernel's vec4 loads cannot take). 'subgroup-matrix' is never a default:
+ * it runs when forced, or as a tuned winner, which src/gpu/tune.ts allows only after it passed
+ * validation on this device and with CONCORD_TUNE_EXPERIMENTAL=1 (it rounds A to f16).
  */
 export function chooseMatmulVariant(rt: GpuRuntime, s: MatmulShape): MatmulVariant {
   const forced = forcedVariant('matmul');
@@ -140,10 +143,9 @@ export function chooseMatmulVariant(rt: GpuRuntime, s: MatmulShape): MatmulVaria
   // A tuned winner for this shape class (src/gpu/tune.ts validated it on this device), where this
   // exact shape can take it (a class spans shapes the blocked kernel's vec4 loads may not take).
   const won = tunedVariant(rt, 'matmul', s) as MatmulVariant | undefined;
-  if (won && !(won === 'blocked' && blockedProblem(s))) return won;
+  if (won && !(won === 'blocked' && blockedProblem(s)) && !(won === 'subgroup-matrix' && (subgroupMatrixProblem(rt) || !s.f16 || s.layout !== 'nk'))) return won;
   if (rt.handle.info.software) return 'direct';
   if (s.M <= GEMV_MAX_ROWS) return 'gemv';
-  if (s.f16 && s.layout === 'nk' && matmulVariantValidated(rt, 'subgroup-matrix') && !subgroupMatrixProblem(rt)) return 'subgroup-matrix';
   return blockedProblem(s) ? 'tiled' : 'blocked';
 }
 
@@ -262,20 +264,13 @@ export function matmulFusedCpu(A: Float32Array, B: Float32Array, bias: Float32Ar
 
 export interface MatmulValidation { ok: boolean; maxAbsErr: number; summary: string }
 
-const validated = new WeakMap<GpuRuntime, Set<string>>();
-
-/** Whether validateMatmulVariant() has passed for this variant on this runtime's device. */
-export function matmulVariantValidated(rt: GpuRuntime, variant: MatmulVariant): boolean {
-  return validated.get(rt)?.has(variant) ?? false;
-}
-
 /**
  * Run a variant (optionally one config) on this device against the CPU twin: non-tile shapes
  * (M = 1, small, above a tile), plain, bias + accumulate, and GLU; f16 weights when asked or when
  * the variant needs them (the twin then uses f16-rounded weights, and for 'subgroup-matrix'
- * f16-rounded activations). Never throws: a variant that cannot run reports ok: false. A pass is
- * recorded (matmulVariantValidated), which the default policy requires before it picks
- * 'subgroup-matrix'. Called by the GPU benchmark bundle and the autotuner.
+ * f16-rounded activations). Never throws: a variant that cannot run reports ok: false. A check of
+ * every epilogue form for one variant (tests; a bug report on a new GPU) — the autotuner's probes
+ * (src/gpu/tune.ts) are what admit a variant on a device.
  */
 export async function validateMatmulVariant(rt: GpuRuntime, variant: MatmulVariant,
   opts: { f16?: boolean; config?: MatmulConfig; shapes?: [number, number, number][]; layout?: BLayout; seed?: number } = {}): Promise<MatmulValidation> {
@@ -319,11 +314,6 @@ export async function validateMatmulVariant(rt: GpuRuntime, variant: MatmulVaria
     for (const b of bufs) rt.release(b);
   }
   const what = `matmul '${variant}'${opts.config ? ` ${JSON.stringify(opts.config)}` : ''}${f16 ? ' f16 weights' : ''} ${layout}`;
-  if (ok) {
-    let set = validated.get(rt);
-    if (!set) validated.set(rt, (set = new Set()));
-    set.add(variant);
-  }
   return { ok, maxAbsErr, summary: ok ? `${what}: matches the CPU twin on ${shapes.length} shapes × ${layout === 'nk' ? 3 : 2} epilogues (max |err| ${maxAbsErr.toExponential(2)})` : `${what}: FAILED — ${notes.join('; ')}` };
 }
 

@@ -65,6 +65,11 @@ export interface Settings {
   readonly tune: 'auto' | 'off' | 'refresh';
   /** CONCORD_TUNE_CACHE: the folder of the tuning cache (default ~/.cache/concord/tune). */
   readonly tuneCache: string | undefined;
+  /**
+   * CONCORD_TUNE_EXPERIMENTAL=1: let the variants that round activations to f16 (matmul
+   * 'subgroup-matrix', logprob 'sgmat'; src/gpu/tune.ts EXPERIMENTAL_VARIANTS) win tuning.
+   */
+  readonly tuneExperimental: boolean;
   /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
   readonly debug: boolean;
   /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
@@ -116,6 +121,7 @@ export const settings: Settings = Object.freeze({
     return v;
   },
   get tuneCache() { return raw('CONCORD_TUNE_CACHE'); },
+  get tuneExperimental() { return raw('CONCORD_TUNE_EXPERIMENTAL') === '1'; },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
@@ -143,6 +149,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   kernelVariant: 'CONCORD_KERNEL_VARIANT',
   tune: 'CONCORD_TUNE',
   tuneCache: 'CONCORD_TUNE_CACHE',
+  tuneExperimental: 'CONCORD_TUNE_EXPERIMENTAL',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',

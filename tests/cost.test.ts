@@ -127,6 +127,10 @@ describe('prefillCost', () => {
     expect(kernelClassOf('act/swiglu:inplace[WG=256]')).toBe('act');
     expect(kernelClassOf('logprob/combine:main')).toBe('logprob');
     expect(kernelClassOf('attention:main[CAUSAL=0]')).toBe('attention');
+    // composed shaders (composeShader names)
+    expect(kernelClassOf('rope+sincos:main[HALF=1,WG=64]')).toBe('rope');
+    expect(kernelClassOf('attention/flash[hd=64,bk=32]:main')).toBe('attention');
+    expect(kernelClassOf('matmul/blocked+glu<f16>:main[BK=16]')).toBe('matmul');
     expect(kernelClassOf('something-new:main')).toBeNull();
   });
 });

@@ -146,6 +146,27 @@ describe('tuning on the GPU adapter', async () => {
   const shape = { M: 13, N: 70, K: 45, f16: false };
   const cls = shapeClass('matmul', shape);
 
+  test.skipIf(!rt)('an experimental variant (rounds activations to f16) is validated and timed but wins only with CONCORD_TUNE_EXPERIMENTAL=1', async () => {
+    delete process.env.CONCORD_KERNEL_VARIANT;
+    // 'subgroup-matrix' cannot run here; its launcher runs 'direct' so that it is valid (and, as the
+    // fastest kernel on software adapters, would win if it were allowed to).
+    const launchers = { matmul: { 'subgroup-matrix': (r: typeof rt, args: Parameters<typeof matmulGpu>[1]) => matmulGpu(r!, { ...args, variant: 'direct' }) } };
+    const run = () => tuneFor(rt!, [{ op: 'matmul', shape }], { always: true, write: false, launchers, log: () => {}, budgetMs: 5, variants: { matmul: ['tiled', 'subgroup-matrix'] } });
+    try {
+      delete process.env.CONCORD_TUNE_EXPERIMENTAL;
+      let e = (await run()).entries[0];
+      expect(e.candidates.map((c) => [c.variant, c.status])).toEqual([['tiled', 'valid'], ['subgroup-matrix', 'valid']]);
+      expect(e.winner).toBe('tiled');
+      process.env.CONCORD_TUNE_EXPERIMENTAL = '1';
+      e = (await run()).entries[0];
+      const fastest = [...e.candidates].sort((a, b) => a.ms! - b.ms!)[0].variant;
+      expect(e.winner).toBe(fastest);
+    } finally {
+      delete process.env.CONCORD_TUNE_EXPERIMENTAL;
+      clearTuned(rt!);
+    }
+  });
+
   test.skipIf(!rt)('a candidate with wrong numbers is reported and excluded, even where it is the default', async () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     const lines: string[] = [];

@@ -81,7 +81,7 @@ export const tuneCommand = command('tune', TUNE_HELP, async (argv) => {
     let requests;
     if (v.model !== undefined) {
       const { loadWeights } = await import('../models/load.js');
-      const w = await loadWeights(v.model);
+      const w = await loadWeights(v.model, { lazy: true }); // only the config is needed: no tensor is read
       const f16 = rt.hasF16 && !rt.handle.info.software; // what GpuTransformer picks by default
       requests = modelRequests(w.config, { f16, maxTokens: maxTokens ?? (rt.handle.info.software ? 1024 : 8192) }).filter((q) => ops.includes(q.op));
       log(`concord tune: ${w.config.name}: ${requests.length} shapes (${f16 ? 'f16' : 'f32'} weights)`);

@@ -171,7 +171,8 @@ export interface PrefillOptions {
   seqLens?: ArrayLike<number>;
   /**
    * RoPE fused into attention's prologue (default true: the 'flash' variant, the default on every
-   * adapter for head dims that are multiples of 4); false: a separate rope pass ('direct').
+   * adapter for head dims that are multiples of 4, up to 256, within the adapter's workgroup
+   * memory); false: a separate rope pass (the 'direct' attention kernel).
    */
   ropeFused?: boolean;
 }
@@ -239,8 +240,9 @@ export function prefillCost(c: ModelConfig, B: number, L: number, o: PrefillOpti
 
 /** The kernel class of a profiled pass label (GpuRuntime's programKey: '<shader>[<f16>]:<entry>[...]'); null when unknown. */
 export function kernelClassOf(label: string): KernelClass | null {
+  // '<shader>' may be composed: 'rope+sincos', 'attention/flash[hd=64,bk=32]', 'matmul/blocked+glu'.
   const shader = label.split(/[<:]/)[0];
-  const head = shader.split('/')[0];
+  const head = shader.split(/[/+[]/)[0];
   const map: Record<string, KernelClass> = {
     matmul: 'matmul', logprob: 'logprob', attention: 'attention', rmsnorm: 'norm', layernorm: 'norm', norm: 'norm',
     rope: 'rope', act: 'act', add: 'add', embed: 'embed', cosine: 'cosine', pool: 'pool',

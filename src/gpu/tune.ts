@@ -1,6 +1,6 @@
 // Kernel autotuning. For each op of KERNEL_VARIANTS (src/gpu/variants.ts) and each shape class a
 // model uses, every candidate — variant names × tile configurations where a kernel exports them
-// (the `configs` hook; none today) — is first run on random inputs and checked against the op's
+// (the `configs` hook: matmul's and the LM head's tile configurations) — is first run on random inputs and checked against the op's
 // CPU twin with the op's tolerance, then timed (timestamp queries when the device has
 // timestamp-query, else wall-clock). The fastest valid candidate wins. A candidate that computes
 // wrong numbers or throws a programming error is 'failed'; one that declines to run here (its
@@ -23,7 +23,7 @@ import { attentionCpu, attentionGpu, type AttentionArgs } from '../../kernels/at
 import * as logprobKernel from '../../kernels/logprob.js';
 import { logprobCpu, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
 import * as matmulKernel from '../../kernels/matmul.js';
-import { matmulCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
+import { matmulCpu, matmulFusedCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu, type RowMaxVariant } from '../../kernels/pool.js';
 import { isNode, nodeBuiltin, packageRoot, settings } from '../env.js';
 import type { ModelConfig } from '../models/types.js';
@@ -67,7 +67,7 @@ export interface TuneEntry {
   tunedAt: string;
 }
 
-export interface AdapterIdentity { vendor: string; architecture: string; device: string; description: string }
+export interface AdapterIdentity { vendor: string; architecture: string; device: string; description: string; features?: string[] }
 
 export interface TuneCacheFile {
   format: 1;
@@ -111,7 +111,7 @@ const realConfigs = (list: Config[] | undefined): (Config | undefined)[] => {
 export interface Probe {
   /** Representative shapes when no model is given: 'small' for software adapters and tests, 'full' for GPUs. */
   shapes(rt: GpuRuntime, size: 'small' | 'full'): ShapeLike[];
-  /** Tile configurations of a variant to try; [undefined] when the kernel exports none (today, all). */
+  /** Tile configurations of a variant to try; [undefined] when the kernel exports none. */
   configs?(rt: GpuRuntime, variant: string, shape: ShapeLike): (Config | undefined)[];
   /** Why a shape cannot be probed on this adapter (before any variant runs), or null. */
   skip?(rt: GpuRuntime, shape: ShapeLike): string | null;
@@ -153,9 +153,12 @@ const matmulProbe: Probe = {
   launch: (rt, args, variant, config) => matmulGpu(rt, { ...args, variant: variant as MatmulVariant, ...(config ? { config } : {}) } as MatmulArgs),
   setup(rt, s, seed, launch) {
     const M = num(s, 'M'), N = num(s, 'N'), K = num(s, 'K'), f16 = !!s.f16;
+    // A GLU class (the [gate; up] matmul of a gated MLP): B holds 2N rows, the epilogue applies the activation.
+    const glu = s.glu === 'silu' || s.glu === 'gelu_tanh' ? s.glu : null;
+    const rowsB = glu ? 2 * N : N;
     const r = rng(seed);
-    const A = rand(r, M * K), B = rand(r, N * K), bias = rand(r, N);
-    const args = { A: rt.upload(A, 'tune.A'), B: rt.upload(f16 ? toF16(B) : B, 'tune.B'), bias: rt.upload(bias, 'tune.bias'), C: rt.acquire(M * N * 4, 'storage', 'tune.C'), M, N, K, layout: 'nk' as const, f16 };
+    const A = rand(r, M * K), B = rand(r, rowsB * K), bias = rand(r, rowsB);
+    const args = { A: rt.upload(A, 'tune.A'), B: rt.upload(f16 ? toF16(B) : B, 'tune.B'), bias: rt.upload(bias, 'tune.bias'), C: rt.acquire(M * N * 4, 'storage', 'tune.C'), M, N, K, layout: 'nk' as const, f16, glu };
     const rows = sampleRows(r, M, 32);
     let want: Float32Array | null = null;
     const poison = new Float32Array(M * N).fill(NaN);
@@ -167,7 +170,8 @@ const matmulProbe: Probe = {
         if (!want) {
           const Ar = new Float32Array(rows.length * K);
           rows.forEach((m, i) => Ar.set(A.subarray(m * K, m * K + K), i * K));
-          want = matmulCpu<Float32Array>(Ar, f16 ? roundThroughF16(B) : B, bias, rows.length, N, K, 'nk');
+          const Bw = f16 ? roundThroughF16(B) : B;
+          want = glu ? matmulFusedCpu(Ar, Bw, bias, rows.length, N, K, 'nk', { glu }) : matmulCpu<Float32Array>(Ar, Bw, bias, rows.length, N, K, 'nk');
         }
         const ref: Float32Array = want!;
         const got = new Float32Array(rows.length * N);
@@ -255,9 +259,7 @@ const rowmaxProbe: Probe = {
   },
 };
 
-// Attention: probed once 'attention' is in KERNEL_VARIANTS (kernels/attention.ts's variants).
-// Until attentionGpu takes `variant`, the field is passed and ignored (TODO(lead): check it is
-// named `variant` when the flash-attention branch lands).
+// Attention: 'flash' and 'direct' (kernels/attention.ts), the variant passed as attentionGpu's `variant`.
 const attentionProbe: Probe = {
   shapes: (_rt, size) => (size === 'small'
     ? [{ B: 2, L: 20, nHeads: 4, nKvHeads: 2, headDim: 16, causal: true }]
@@ -297,6 +299,12 @@ const attentionProbe: Probe = {
 };
 
 /** Per op: how to probe it. An op of KERNEL_VARIANTS without a probe keeps its default. */
+/**
+ * Variants that round the activations (not only the weights) to f16: matmul 'subgroup-matrix'
+ * (A in f16) and logprob 'sgmat' (H in f16). Never a tuned winner unless CONCORD_TUNE_EXPERIMENTAL=1.
+ */
+export const EXPERIMENTAL_VARIANTS: Readonly<Record<string, readonly string[]>> = { matmul: ['subgroup-matrix'], logprob: ['sgmat'] };
+
 export const PROBES: Record<string, Probe> = { matmul: matmulProbe, logprob: logprobProbe, rowmax: rowmaxProbe, attention: attentionProbe };
 
 /** The ops that can be tuned in this build: in KERNEL_VARIANTS and with a probe. */
@@ -417,7 +425,11 @@ export async function tuneShape(rt: GpuRuntime, op: string, shape: ShapeLike, op
   }
   const valid = candidates.filter((x) => x.status === 'valid').sort((a, b) => a.ms! - b.ms!);
   // The variant's first config is its default: a tuned winner without a config runs that one.
-  const best = valid[0];
+  // Variants that round activations to f16 (EXPERIMENTAL_VARIANTS) are validated and timed, but
+  // win only with CONCORD_TUNE_EXPERIMENTAL=1: their results differ from the f16-weight twin by
+  // ~1e-3, beyond the 1e-4 the other f16-weight kernels keep to it.
+  const allowed = valid.filter((x) => settings.tuneExperimental || !(EXPERIMENTAL_VARIANTS[op] ?? []).includes(x.variant));
+  const best = allowed[0];
   return {
     op, shapeClass: cls, shape: { ...shape }, winner: best?.variant ?? null, ...(best?.config ? { winnerConfig: best.config } : {}),
     timing, candidates, tunedAt: new Date().toISOString(),
@@ -427,9 +439,11 @@ export async function tuneShape(rt: GpuRuntime, op: string, shape: ShapeLike, op
 // ---------------------------------------------------------------------------------------------
 // The cache
 
-export function adapterIdentity(rt: { handle: { info: AdapterIdentity } }): AdapterIdentity {
+export function adapterIdentity(rt: { handle: { info: AdapterIdentity; features?: string[] } }): AdapterIdentity {
   const i = rt.handle.info;
-  return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description };
+  // The device's features are part of the identity: a cache written with a feature (e.g.
+  // subgroup matrices under allow_unsafe_apis) must not serve a device without it.
+  return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, ...(rt.handle.features ? { features: [...rt.handle.features].sort() } : {}) };
 }
 
 let version: string | null = null;
@@ -446,7 +460,7 @@ export function concordVersion(): string {
 export function adapterKey(id: AdapterIdentity, concord = concordVersion()): string {
   const crypto = nodeBuiltin<typeof import('node:crypto')>('crypto');
   const slug = `${id.vendor}-${id.architecture}-${id.device}`.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
-  const hash = crypto.createHash('sha256').update(JSON.stringify([id.vendor, id.architecture, id.device, id.description, concord])).digest('hex').slice(0, 12);
+  const hash = crypto.createHash('sha256').update(JSON.stringify([id.vendor, id.architecture, id.device, id.description, concord, ...(id.features ? [id.features] : [])])).digest('hex').slice(0, 12);
   return `${slug || 'adapter'}-${hash}`;
 }
 
@@ -472,7 +486,7 @@ export function readTuneCache(file: string, id: AdapterIdentity, log: (line: str
   try {
     const c = JSON.parse(text) as TuneCacheFile;
     if (c?.format !== 1 || typeof c.entries !== 'object' || c.entries === null || Array.isArray(c.entries)) throw new Error('not a concord tuning cache (format 1)');
-    if (c.concord !== concordVersion() || JSON.stringify(adapterIdentity({ handle: { info: c.adapter } })) !== JSON.stringify(id)) {
+    if (c.concord !== concordVersion() || JSON.stringify(adapterIdentity({ handle: { info: c.adapter, features: c.adapter?.features } })) !== JSON.stringify(id)) {
       throw new Error(`it is for another adapter or concord version (${c.adapter?.description} / ${c.concord})`);
     }
     for (const [k, e] of Object.entries(c.entries)) {
@@ -615,9 +629,11 @@ export function modelRequests(c: ModelConfig, opts: { f16: boolean; maxTokens?: 
   const maxTokens = opts.maxTokens ?? 8192;
   const rows = ROW_CLASSES.filter((r, i) => i === 0 || ROW_CLASSES[i - 1] < maxTokens).map((r) => Math.min(r, maxTokens));
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
-  const linears: [number, number][] = [[qd, c.dim], [kvd, c.dim], [c.dim, qd], [c.hiddenDim, c.dim], [c.dim, c.hiddenDim]];
+  // As forward-gpu.ts runs them: gated MLPs as one [gate; up] GLU matmul (its own shape class).
+  const gated = c.act === 'swiglu' || c.act === 'geglu';
+  const linears: [number, number, boolean][] = [[qd, c.dim, false], [kvd, c.dim, false], [c.dim, qd, false], [c.hiddenDim, c.dim, gated], [c.dim, c.hiddenDim, false]];
   const out: TuneRequest[] = [];
-  for (const M of rows) for (const [N, K] of linears) out.push({ op: 'matmul', shape: { M, N, K, f16: opts.f16 } });
+  for (const M of rows) for (const [N, K, glu] of linears) out.push({ op: 'matmul', shape: { M, N, K, f16: opts.f16, ...(glu ? { glu: c.act === 'geglu' ? 'gelu_tanh' : 'silu' } : {}) } });
   for (const T of rows) out.push({ op: 'logprob', shape: { T, V: c.vocabSize, d: c.dim, f16: opts.f16 } });
   for (const L of [128, 512, 2048].filter((l) => l <= Math.max(128, c.maxSeqLen))) {
     out.push({ op: 'attention', shape: { B: Math.max(1, Math.floor(Math.min(maxTokens, 4096) / L)), L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true } });

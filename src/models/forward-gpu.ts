@@ -9,7 +9,7 @@
 // up are concatenated at load time ([gate; up] rows) and one matmul applies SwiGLU / GeGLU.
 //
 // Linear weights go to the GPU as f16 on hardware adapters with shader-f16 (the matmul and
-// logprob/partial compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
+// the LM head's logprob kernel compiled with f16 weights), otherwise f32. The CPU twin (forward-cpu.ts) is the reference for both.
 // weight-upload.ts places the tensors; those still in their checkpoint files stream in create().
 
 import { padBatch, type PaddedBatch } from '../scheduler/batch.js';
@@ -96,56 +96,63 @@ export class GpuTransformer {
     if (this.f16 && !rt.hasF16) throw new Error('f16 weights need the shader-f16 feature');
     this.kvF16 = opts.kvF16 ?? false;
     if (this.kvF16 && !rt.hasF16) throw new Error('f16 K/V tiles need the shader-f16 feature');
-    const uploads = (this.uploads = new WeightUploader(rt, weights));
-    // One or more canonical tensors (back to back) in one buffer.
-    const up = (name: string | string[], asF16 = false): GPUBuffer => {
-      const buf = uploads.buffer(typeof name === 'string' ? [name] : name, asF16);
-      this.owned.push(buf);
-      return buf;
-    };
-    const opt = (name: string): GPUBuffer | null => (weights.tensors.has(name) ? up(name) : null);
-    const lin = (name: string, bias: string | null, out: number, inn: number): Linear =>
-      ({ w: up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn });
-    // Gate and up as one [gate; up] weight (2·hidden × dim), streamed back to back into one buffer,
-    // and a bias [0; b_up] when the up projection has one (small: read as f32).
-    const gateUp = (p: string): Linear => {
-      const w = up([`${p}w_gate`, `${p}w_up`], this.f16);
-      let b: GPUBuffer | null = null;
-      if (weights.tensors.has(`${p}b_up`)) {
-        const bias = new Float32Array(2 * c.hiddenDim);
-        bias.set(tensor(weights, `${p}b_up`), c.hiddenDim);
-        b = rt.persistent(bias, `${p}b_gate+b_up`);
-        extraBytes += bias.byteLength;
-        this.owned.push(b);
+    // Whatever the constructor has allocated is freed when it throws (e.g. a tensor above the
+    // adapter's binding limit, found after the layers were uploaded).
+    try {
+      const uploads = (this.uploads = new WeightUploader(rt, weights));
+      // One or more canonical tensors (back to back) in one buffer.
+      const up = (name: string | string[], asF16 = false): GPUBuffer => {
+        const buf = uploads.buffer(typeof name === 'string' ? [name] : name, asF16);
+        this.owned.push(buf);
+        return buf;
+      };
+      const opt = (name: string): GPUBuffer | null => (weights.tensors.has(name) ? up(name) : null);
+      const lin = (name: string, bias: string | null, out: number, inn: number): Linear =>
+        ({ w: up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn });
+      // Gate and up as one [gate; up] weight (2·hidden × dim), streamed back to back into one buffer,
+      // and a bias [0; b_up] when the up projection has one (small: read as f32).
+      const gateUp = (p: string): Linear => {
+        const w = up([`${p}w_gate`, `${p}w_up`], this.f16);
+        let b: GPUBuffer | null = null;
+        if (weights.tensors.has(`${p}b_up`)) {
+          const bias = new Float32Array(2 * c.hiddenDim);
+          bias.set(tensor(weights, `${p}b_up`), c.hiddenDim);
+          b = rt.persistent(bias, `${p}b_gate+b_up`);
+          extraBytes += bias.byteLength;
+          this.owned.push(b);
+        }
+        return { w, b, out: c.hiddenDim, in: c.dim };
+      };
+      let extraBytes = 0;
+      const gated = c.act === 'swiglu' || c.act === 'geglu';
+      this.tokEmb = up('tok_emb');
+      this.posEmb = c.pos === 'learned' ? up('pos_emb') : null;
+      const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
+      for (let i = 0; i < c.nLayers; i++) {
+        const p = `layers.${i}.`;
+        this.layers.push({
+          attnNorm: up(`${p}attn_norm.weight`), attnNormB: opt(`${p}attn_norm.bias`),
+          q: lin(`${p}wq`, `${p}bq`, qd, c.dim), k: lin(`${p}wk`, `${p}bk`, kvd, c.dim), v: lin(`${p}wv`, `${p}bv`, kvd, c.dim),
+          o: lin(`${p}wo`, `${p}bo`, c.dim, qd),
+          qNorm: opt(`${p}q_norm.weight`), kNorm: opt(`${p}k_norm.weight`),
+          window: layerWindow(c, i), rope: layerUsesRope(c, i),
+          ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
+          postAttnNorm: opt(`${p}post_attn_norm.weight`), postFfnNorm: opt(`${p}post_ffn_norm.weight`),
+          gateUp: gated ? gateUp(p) : null,
+          ...layerRopeParams(c, i),
+          up: gated ? null : lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
+          down: lin(`${p}w_down`, `${p}b_down`, c.dim, c.hiddenDim),
+        });
       }
-      return { w, b, out: c.hiddenDim, in: c.dim };
-    };
-    let extraBytes = 0;
-    const gated = c.act === 'swiglu' || c.act === 'geglu';
-    this.tokEmb = up('tok_emb');
-    this.posEmb = c.pos === 'learned' ? up('pos_emb') : null;
-    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
-    for (let i = 0; i < c.nLayers; i++) {
-      const p = `layers.${i}.`;
-      this.layers.push({
-        attnNorm: up(`${p}attn_norm.weight`), attnNormB: opt(`${p}attn_norm.bias`),
-        q: lin(`${p}wq`, `${p}bq`, qd, c.dim), k: lin(`${p}wk`, `${p}bk`, kvd, c.dim), v: lin(`${p}wv`, `${p}bv`, kvd, c.dim),
-        o: lin(`${p}wo`, `${p}bo`, c.dim, qd),
-        qNorm: opt(`${p}q_norm.weight`), kNorm: opt(`${p}k_norm.weight`),
-        window: layerWindow(c, i), rope: layerUsesRope(c, i),
-        ffnNorm: up(`${p}ffn_norm.weight`), ffnNormB: opt(`${p}ffn_norm.bias`),
-        postAttnNorm: opt(`${p}post_attn_norm.weight`), postFfnNorm: opt(`${p}post_ffn_norm.weight`),
-        gateUp: gated ? gateUp(p) : null,
-        ...layerRopeParams(c, i),
-        up: gated ? null : lin(`${p}w_up`, `${p}b_up`, c.hiddenDim, c.dim),
-        down: lin(`${p}w_down`, `${p}b_down`, c.dim, c.hiddenDim),
-      });
+      this.finalNorm = up('final_norm.weight');
+      this.finalNormB = opt('final_norm.bias');
+      // The head may be the embedding itself (tied); upload it again in the head's storage format.
+      this.lmHead = up('lm_head', this.f16);
+      this.weightBytes = uploads.bytes + extraBytes;
+    } catch (e) {
+      this.dispose();
+      throw e;
     }
-    this.finalNorm = up('final_norm.weight');
-    this.finalNormB = opt('final_norm.bias');
-    // The head may be the embedding itself (tied); upload it again in the head's storage format.
-    this.lmHead = up('lm_head', this.f16);
-    this.weightBytes = uploads.bytes + extraBytes;
   }
 
   get config(): ModelConfig { return this.weights.config; }
@@ -220,7 +227,7 @@ export class GpuTransformer {
       // separate in-place ropeGpu before the 'direct' one (kernels/attention.ts). With kvF16 the
       // K/V tiles are f16 in flash's workgroup memory ('direct' has no such form).
       const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
-      const kvF16 = this.kvF16 && attentionVariantFor(rt, { headDim: c.headDim, kvF16: true }) === 'flash';
+      const kvF16 = this.kvF16 && attentionVariantFor(rt, { B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true, kvF16: true }) === 'flash';
       attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
       project(att, layer.o, layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);
