@@ -16,7 +16,7 @@
 //   tile; the conversion happens while staging).
 //
 // The header composed in front (kernels/attention.ts flashShader) defines HD_MAX (hd rounded up to
-// 16), BK, alias KVT, and the enable directives; shaders/attention/lanes-*.wgsl define LaneIn,
+// 16), BK, alias KVT, and the enable directives; shaders/attention/flash-lanes-*.wgsl define LaneIn,
 // lanes_ok and reduce4; shaders/rope/sincos.wgsl defines sin_cos.
 //
 // Fused RoPE (override ROPE): q and k are rotated as they are read (Q once into registers, each K

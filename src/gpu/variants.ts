@@ -11,7 +11,8 @@
 //      src/gpu/tune.ts has measured one (tuneFor(), run once when a GPU model is built, or a
 //      cache written by `concord tune`) and put it here with setTuned(). Synchronous: the kernels'
 //      call sites only read this in-memory table.
-//   3. The default: 'direct' on software adapters, the first (GPU) variant elsewhere.
+//   3. The default: 'direct' on software adapters ('flash' for attention: SOFTWARE_DEFAULT), the
+//      first (GPU) variant elsewhere; matmul refines it per shape (chooseMatmulVariant).
 // Kernel files only append names to KERNEL_VARIANTS; the tuner picks new names up by itself.
 
 import { settings } from '../env.js';
@@ -79,7 +80,7 @@ const dtype = (s: ShapeLike): string => (s.f16 ? 'f16' : 'f32');
 /**
  * The shape class of a call, per op: the key under which a tuned winner is cached. Rows are
  * bucketed by rowClass, the other dimensions by the next power of two; f16 weights are their own
- * class. An op without an entry has one class ('any'). 'attention' is here ahead of its variants.
+ * class. An op without an entry has one class ('any').
  */
 export const SHAPE_CLASSES: Readonly<Record<string, (s: ShapeLike) => string>> = {
   matmul: (s) => `m${rowClass(n(s, 'M'))}.n${pow2Ceil(n(s, 'N'))}.k${pow2Ceil(n(s, 'K'))}.${dtype(s)}${s.glu ? '.glu' : ''}`,
@@ -126,7 +127,6 @@ export function tunedConfig(rt: AdapterLike, op: string, shape: object, variant:
   return w && w.variant === variant ? w.config : undefined;
 }
 
-/** Today's choice without tuning: 'direct' on software adapters, the first (GPU) variant elsewhere. */
 /**
  * Software adapters' defaults where they differ from 'direct': attention's 'flash' (64-query tiles)
  * measured 2–4× the old 16-query kernel on both lavapipe and SwiftShader (bench/attention.ts).
