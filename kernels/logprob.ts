@@ -9,6 +9,7 @@
 // gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes a (max, sumexp) partial, merged exactly in pass 2.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
+import { composeShader } from '../src/gpu/shaders.js';
 import { kernelVariant, tunedConfig } from '../src/gpu/variants.js';
 import { matmulCpu } from './matmul.js';
 import { validate, type ValidateResult } from '../src/validate.js';
@@ -117,18 +118,21 @@ function asGemmConfig(c: Readonly<Record<string, unknown>> | undefined): Logprob
   return c && typeof c.bm === 'number' && typeof c.bn === 'number' && typeof c.bk === 'number' ? { bm: c.bm, bn: c.bn, bk: c.bk } : null;
 }
 
+/** A pass-1 shader with what every variant shares (shaders/logprob/common.wgsl) composed after it. */
+const withCommon = (shader: string): string => composeShader(`${shader}+common`, '', [shader, 'logprob/common']);
+
 export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
   if (v.kind === 'sgmat') {
-    return { partial: { shader: 'logprob/sgmat', f16Weights: v.f16, constants: { SG: sg ?? 32 } }, combine };
+    return { partial: { shader: withCommon('logprob/sgmat'), f16Weights: v.f16, constants: { SG: sg ?? 32 } }, combine };
   }
   if (v.kind === 'gemm') {
     const g = v.gemm ?? LOGPROB_GEMM_DEFAULT;
-    return { partial: { shader: 'logprob/gemm', f16Weights: v.f16, constants: { BM: g.bm, BN: g.bn, BK: g.bk } }, combine };
+    return { partial: { shader: withCommon('logprob/gemm'), f16Weights: v.f16, constants: { BM: g.bm, BN: g.bn, BK: g.bk } }, combine };
   }
   return {
-    partial: { shader: !v.f16 && v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial', f16Weights: v.f16, constants: { WG: wg } },
+    partial: { shader: withCommon(!v.f16 && v.kind === 'direct' ? 'logprob/direct' : 'logprob/partial'), f16Weights: v.f16, constants: { WG: wg } },
     combine,
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGemmConfigFor, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits } from '../kernels/logprob.js';
+import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGemmConfigFor, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits, logprobSpecs } from '../kernels/logprob.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { programSource, type GpuRuntime } from '../src/gpu/runtime.js';
@@ -290,7 +290,7 @@ describe('fused LM-head log-likelihood', async () => {
     expect(adapter!.features.has(SGMAT_FEATURE as GPUFeatureName)).toBe(true);
     const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', SGMAT_FEATURE as GPUFeatureName] });
     for (const f16Weights of [false, true]) {
-      const module = device.createShaderModule({ code: programSource({ shader: 'logprob/sgmat', f16Weights }) });
+      const module = device.createShaderModule({ code: programSource({ ...logprobSpecs({ kind: 'sgmat' }).partial, f16Weights }) });
       const messages = (await module.getCompilationInfo()).messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
       expect(messages, `f16Weights=${f16Weights}`).toEqual([]);
     }

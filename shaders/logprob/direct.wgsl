@@ -9,53 +9,14 @@
 // position — the online softmax. The target's own logit is written when its vocabulary entry
 // passes by. Pass 2 (combine.wgsl) merges the splits into logsumexp; the T×V logits never exist.
 
-struct Params {
-  T: u32,       // positions (rows of H)
-  V: u32,       // vocabulary size
-  d: u32,       // hidden size
-  S: u32,       // vocabulary splits
-  chunk: u32,   // vocabulary entries per split (a multiple of WG)
-  softcap: f32, // > 0: logits become softcap * tanh(logit / softcap) (Gemma 2's final_logit_softcapping)
-  _pad1: u32,
-  _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> H: array<f32>;          // [T, d]
-@group(0) @binding(2) var<storage, read> W: array<f32>;          // [V, d]
-@group(0) @binding(3) var<storage, read> targets: array<u32>;    // [T]
-@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
-@group(0) @binding(5) var<storage, read_write> tgt: array<f32>;  // [T] target logit
+// The uniforms, bindings 0–5, NEG, tanh_safe, cap4 and merge: logprob/common.wgsl, composed after
+// this file (kernels/logprob.ts).
 
 override WG: u32 = 64;
 const ROWS = 8u;
 const DT = 32u;
-const NEG = -3.0e38;
 
 var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
-
-// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
-// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
-fn cap4(x: vec4f) -> vec4f {
-  if (p.softcap <= 0.0) { return x; }
-  let c = p.softcap;
-  return c * vec4f(tanh_safe(x.x / c), tanh_safe(x.y / c), tanh_safe(x.z / c), tanh_safe(x.w / c));
-}
-
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 /** Fold a vector of four rows' logits into their running (max, sum): branch-free online softmax. */
 fn online(x: vec4f, m: ptr<function, vec4f>, s: ptr<function, vec4f>) {

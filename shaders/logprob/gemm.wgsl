@@ -17,26 +17,9 @@
 // write the split's (max, sumexp) partial, which combine.wgsl merges exactly as for the other
 // variants. The T×V logits are never written.
 
-// W's element type: f32, or f16 when compiled with f16 weights (GpuRuntime swaps this alias).
-alias WeightT = f32;
+// The uniforms, bindings 0–5, NEG, tanh_safe, cap4 and merge: logprob/common.wgsl, composed after
+// this file (kernels/logprob.ts).
 
-struct Params {
-  T: u32,       // positions (rows of H)
-  V: u32,       // vocabulary size
-  d: u32,       // hidden size
-  S: u32,       // vocabulary splits
-  chunk: u32,   // vocabulary entries per split (a multiple of BN)
-  softcap: f32, // > 0: logits become softcap * tanh(logit / softcap) (Gemma 2's final_logit_softcapping)
-  _pad1: u32,
-  _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> H: array<f32>;              // [T, d]
-@group(0) @binding(2) var<storage, read> W: array<WeightT>;          // [V, d]
-@group(0) @binding(3) var<storage, read> targets: array<u32>;        // [T]
-@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
-@group(0) @binding(5) var<storage, read_write> tgt: array<f32>;      // [T] target logit
 // The same two buffers again, seen as vec4s: used when d % 4 = 0 (then every row starts on a vec4
 // and the buffers hold whole vec4s). Read-only bindings may alias.
 @group(0) @binding(6) var<storage, read> H4: array<vec4f>;
@@ -51,33 +34,10 @@ override NTY: u32 = BM / TM;
 override NTX: u32 = BN / TN;
 override WG: u32 = NTY * NTX;
 override RS: u32 = BK / 4u + 1u; // row stride of the tiles in vec4s (one vec4 of padding)
-const NEG = -3.0e38;
 
 var<workgroup> Hs: array<vec4f, BM * RS>; // [BM][BK/4 (+1)]
 var<workgroup> Ws: array<vec4f, BN * RS>; // [BN][BK/4 (+1)]
 var<workgroup> red: array<vec2f, WG>;     // epilogue merge: (max, sum) per thread
-
-// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
-// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
-fn cap4(x: vec4f) -> vec4f {
-  let c = p.softcap;
-  return c * vec4f(tanh_safe(x.x / c), tanh_safe(x.y / c), tanh_safe(x.z / c), tanh_safe(x.w / c));
-}
-
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 /** Fold four logits of one position (only the `valid` ones) into its running (max, sum). */
 fn fold(st: vec2f, x: vec4f, valid: vec4<bool>) -> vec2f {

@@ -17,26 +17,8 @@
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 
-// W's element type: f32, or f16 when compiled with f16 weights (GpuRuntime swaps this alias).
-alias WeightT = f32;
-
-struct Params {
-  T: u32,       // positions (rows of H)
-  V: u32,       // vocabulary size
-  d: u32,       // hidden size
-  S: u32,       // vocabulary splits
-  chunk: u32,   // vocabulary entries per split (a multiple of BN)
-  softcap: f32, // > 0: logits become softcap * tanh(logit / softcap) (Gemma 2's final_logit_softcapping)
-  _pad1: u32,
-  _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> H: array<f32>;              // [T, d]
-@group(0) @binding(2) var<storage, read> W: array<WeightT>;          // [V, d]
-@group(0) @binding(3) var<storage, read> targets: array<u32>;        // [T]
-@group(0) @binding(4) var<storage, read_write> partial: array<vec2f>; // [T, S] (max, sumexp)
-@group(0) @binding(5) var<storage, read_write> tgt: array<f32>;      // [T] target logit
+// The uniforms, bindings 0–5, NEG, tanh_safe, cap4 and merge: logprob/common.wgsl, composed after
+// this file (kernels/logprob.ts).
 
 const SM = 16u;  // matrix tile: M = N = K = 16
 const BM = 64u;  // positions per workgroup
@@ -45,27 +27,11 @@ const BK = 32u;  // K step
 // Threads: 4 subgroups of SG (the adapter's one subgroup size, e.g. 32), each 2 × 2 matrix tiles.
 override SG: u32 = 32;
 override WG: u32 = 4u * SG;
-const NEG = -3.0e38;
 
 var<workgroup> Hs: array<f16, 2048>; // [BM][BK]
 var<workgroup> Ws: array<f16, 2048>; // [BN][BK]: W's tile, i.e. the K × N right operand column-major
 var<workgroup> Ls: array<f32, 4096>; // [BM][BN] logits of the tile
 var<workgroup> red: array<vec2f, 128>; // epilogue merge: (max, sum) per thread (2 per position)
-
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
