@@ -156,29 +156,15 @@ export interface PairFigures { fwd: number; rev: number; y: number; x: number; x
  * truncation (src/pipeline), and its four-pass plan — each likelihood from its own sequence.
  */
 export function peerPairScorer(peer: PeerModel, tok: TextTokenizer, maxLen: number): (record: unknown) => Promise<PairFigures> {
-  const plan = planPasses({
-    forward: encodeTemplate(tok, parseTemplate(DEFAULT_FORWARD_TEMPLATE, ['x', 'y'])),
-    reverse: encodeTemplate(tok, parseTemplate(DEFAULT_REVERSE_TEMPLATE, ['y', 'x'])),
-    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
-    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
-    sameModel: true,
-    fourPass: true,
-  });
-  if (plan.mode !== 4) throw new Error(`peer: expected the four-pass plan, got ${plan.mode} passes`);
-  const available = maxLen - 1 - plan.literalTokens;
-  const bos = tok.bosId;
-  if (bos === null) throw new Error('peer: the tokenizer has no BOS');
+  const collect = peerPairSequences(tok, maxLen);
   return async (record) => {
-    const pair = recordToPair(record);
-    const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
+    const { seqs, ...meta } = collect(record);
     const means: Record<string, number> = {};
-    for (const s of passSequences(plan, bos, xIds, yIds)) {
-      for (const read of plan.passes[s.pass].reads) {
-        const r = await peer.score({ ids: s.ids, span: s.spans[read.slot]! });
-        means[read.quantity] = r.sum / r.count;
-      }
+    for (const s of seqs) {
+      const r = await peer.score(s.seq);
+      means[s.quantity] = r.sum / r.count;
     }
-    return { fwd: means.fwd, rev: means.rev, y: means.y, x: means.x, xTokens: xIds.length, yTokens: yIds.length, truncated };
+    return { fwd: means.fwd, rev: means.rev, y: means.y, x: means.x, ...meta };
   };
 }
 
@@ -219,6 +205,7 @@ export function peerPairSequences(tok: TextTokenizer, maxLen: number): (record: 
     sameModel: true,
     fourPass: true,
   });
+  if (plan.mode !== 4) throw new Error(`peer: expected the four-pass plan, got ${plan.mode} passes`);
   const available = maxLen - 1 - plan.literalTokens;
   const bos = tok.bosId;
   if (bos === null) throw new Error('peer: the tokenizer has no BOS');
