@@ -14,8 +14,7 @@
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { composeShader } from '../src/gpu/shaders.js';
-import { kernelVariant, parseVariantSetting, type VariantOf } from '../src/gpu/variants.js';
-import { settings } from '../src/env.js';
+import { forcedVariant, kernelVariant, type VariantOf } from '../src/gpu/variants.js';
 import { checkRotaryDim, invFreqBuffer, ropeAttentionFactor, ropeGpu, type RopeLayout, type RopeScaling } from './rope.js';
 
 export type AttentionVariant = VariantOf<'attention'>;
@@ -114,7 +113,7 @@ function flashShader(cfg: FlashConfig, kvF16: boolean, sg: boolean): string {
 export function attentionVariantFor(rt: GpuRuntime, a: Pick<AttentionArgs, 'variant' | 'headDim' | 'kvF16'> & Partial<AttentionArgs>): AttentionVariant {
   if (a.variant) return a.variant;
   const v = kernelVariant(rt, 'attention', a);
-  const forced = parseVariantSetting(settings.kernelVariant).attention !== undefined;
+  const forced = forcedVariant('attention') !== undefined;
   // Not forced and flash cannot take the shape: the 16-query kernel, where it can (head dims up to
   // ATTN_MAX_HEAD_DIM, f32 K/V); otherwise flash, so that its own error says why (e.g. Gemma's head
   // dim 256 in f32 needs more workgroup memory than this adapter has; kvF16 would fit).

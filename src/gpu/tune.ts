@@ -20,10 +20,8 @@
 // name in KERNEL_VARIANTS needs nothing here.
 
 import { attentionCpu, attentionGpu, type AttentionArgs } from '../../kernels/attention.js';
-import * as logprobKernel from '../../kernels/logprob.js';
-import { logprobCpu, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
-import * as matmulKernel from '../../kernels/matmul.js';
-import { matmulCpu, matmulFusedCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
+import { logprobCpu, logprobGemmConfigs, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
+import { matmulConfigs, matmulCpu, matmulFusedCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu, type RowMaxVariant } from '../../kernels/pool.js';
 import { isNode, nodeBuiltin, packageRoot, settings } from '../env.js';
 import type { ModelConfig } from '../models/types.js';
@@ -97,14 +95,10 @@ export interface ProbeCase {
 /** A launcher: how a variant is run given the probe's arguments (a test hook can replace one). */
 export type Launcher = (rt: GpuRuntime, args: any, variant: string, config?: Config) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-// Tile configurations, where a kernel exports them: matmulConfigs(rt, variant) in kernels/matmul.ts,
-// logprobGemmConfigs(limits) in kernels/logprob.ts (the 'gemm' variant). Looked up on the module so
-// that the tuner builds with and without them; each config is validated like a variant.
-type ConfigLister = { matmulConfigs?: (rt: GpuRuntime, variant: string) => Config[]; logprobGemmConfigs?: (limits: GPUSupportedLimits) => Config[] };
-const kernelConfigs = { ...(matmulKernel as unknown as ConfigLister), ...(logprobKernel as unknown as ConfigLister) };
-/** A config that only names its variant is no config at all. */
-const realConfigs = (list: Config[] | undefined): (Config | undefined)[] => {
-  const real = (list ?? []).filter((c) => Object.keys(c).some((k) => k !== 'variant'));
+// Tile configurations, where a kernel has them (matmulConfigs, logprobGemmConfigs): each is
+// validated like a variant. A config that only names its variant is no config at all.
+const realConfigs = (list: readonly object[]): (Config | undefined)[] => {
+  const real = (list as Config[]).filter((c) => Object.keys(c).some((k) => k !== 'variant'));
   return real.length ? real : [undefined];
 };
 
@@ -149,7 +143,7 @@ const matmulProbe: Probe = {
   },
   describe: (s) => `M=${s.M} N=${s.N} K=${s.K}${s.f16 ? ' f16' : ''}`,
   skip: (rt, s) => (s.f16 && !rt.hasF16 ? 'f16 weights need shader-f16' : null),
-  configs: (rt, variant) => realConfigs(kernelConfigs.matmulConfigs?.(rt, variant)),
+  configs: (rt, variant) => realConfigs(matmulConfigs(rt, variant as MatmulVariant)),
   launch: (rt, args, variant, config) => matmulGpu(rt, { ...args, variant: variant as MatmulVariant, ...(config ? { config } : {}) } as MatmulArgs),
   setup(rt, s, seed, launch) {
     const M = num(s, 'M'), N = num(s, 'N'), K = num(s, 'K'), f16 = !!s.f16;
@@ -194,7 +188,7 @@ const logprobProbe: Probe = {
   },
   describe: (s) => `T=${s.T} V=${s.V} d=${s.d}${s.f16 ? ' f16' : ''}`,
   skip: (rt, s) => (s.f16 && !rt.hasF16 ? 'f16 weights need shader-f16' : null),
-  configs: (rt, variant) => (variant === 'gemm' ? realConfigs(kernelConfigs.logprobGemmConfigs?.(rt.limits)) : [undefined]),
+  configs: (rt, variant) => (variant === 'gemm' ? realConfigs(logprobGemmConfigs(rt.limits)) : [undefined]),
   launch: (rt, args, variant, config) => logprobGpu(rt, { ...args, variant: { kind: variant as LogprobVariant['kind'], f16: args.f16, ...(config ? { gemm: config } : {}) } as LogprobVariant }),
   setup(rt, s, seed, launch) {
     const T = num(s, 'T'), V = num(s, 'V'), d = num(s, 'd'), f16 = !!s.f16;
