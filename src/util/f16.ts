@@ -44,7 +44,7 @@ export function f16BitsToF32(h: number): number {
 /** f32 array -> f16 bits, padded to an even count so the byte length is a multiple of 4. */
 export function toF16(src: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(src.length + (src.length & 1));
-  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  f32IntoF16Bits(src, out);
   return out;
 }
 
@@ -56,14 +56,14 @@ export function roundThroughF16(src: ArrayLike<number>): Float32Array {
 }
 
 export function bf16ToF32(bits: Uint16Array): Float32Array {
-  const out = new Uint32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
-  return new Float32Array(out.buffer);
+  const out = new Float32Array(bits.length);
+  bf16BitsIntoF32(bits, out);
+  return out;
 }
 
 export function f16ToF32(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
+  f16BitsIntoF32(bits, out);
   return out;
 }
 
@@ -118,7 +118,7 @@ export function f16BitsIntoF32(src: Uint16Array, dst: Float32Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
 }
 
-/** f32 → f16 bits into dst (round to nearest even). */
-export function f32IntoF16Bits(src: Float32Array, dst: Uint16Array): void {
+/** f32 → f16 bits into dst (round to nearest even); dst may be longer (toF16 pads to an even count). */
+export function f32IntoF16Bits(src: ArrayLike<number>, dst: Uint16Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = f32ToF16Bits(src[i]);
 }
