@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { noStack, record, setupCli, waitFor, type Cli } from './helpers/cli.js';
+import { BIN, noStack, record, setupCli, waitFor, type Cli } from './helpers/cli.js';
 
 let c: Cli;
 beforeAll(() => { c = setupCli('concord-robust-'); });
@@ -162,6 +162,9 @@ describe('4 and 8. paths checked before the model loads', () => {
     if (typeof process.getuid === 'function' && process.getuid() === 0) {
       // root reads anything: run the CLI as nobody on a copy of the input it may not read
       fs.chmodSync(c.tmp, 0o777);
+      // which needs nobody to reach the checkout itself (not so under a private folder, e.g. mktemp -d's 0700)
+      const reach = spawnSync('test', ['-r', BIN], { uid: 65534, gid: 65534 });
+      expect(reach.status, `uid 65534 (nobody) cannot read ${BIN}: this test runs the CLI as nobody, so the checkout's folders must be traversable by others`).toBe(0);
       fs.writeFileSync(p('secret.jsonl'), JSON.stringify(record(1)) + '\n', { mode: 0o600 });
       const r = await c.run(['score', 'secret.jsonl', '-o', 'nobody.jsonl'], {}, { uid: 65534 });
       expect(r.code, r.stderr).toBe(3);
