@@ -2,6 +2,7 @@
 // or the TypeScript CPU twin), both returning per-token log-probs of token sequences.
 
 import type { TextTokenizer } from '../tokenizer/types.js';
+import type { Decoder, DecoderOptions } from '../generate/types.js';
 import type { ModelConfig } from './types.js';
 
 /** One token sequence to score: log p(ids[t] | ids[<t]) for every t in [1, ids.length). */
@@ -38,5 +39,10 @@ export interface LanguageModel {
   meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]>;
   /** Largest batch (sequences × padded length, in tokens) one scoreBatch call should get. */
   tokenBudget: number;
+  /**
+   * A decoder with its own KV caches (src/generate/types.ts), on this model's backend and weights.
+   * Absent where the backend cannot decode yet.
+   */
+  createDecoder?(opts: DecoderOptions): Promise<Decoder>;
   dispose(): void;
 }
