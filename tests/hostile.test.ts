@@ -43,9 +43,9 @@ afterAll(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
 interface Run { code: number | null; stdout: string; stderr: string; ms: number }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function run(args: string[], env: Record<string, string> = {}, fake = true): Promise<Run> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: { ...process.env, CONCORD_TEST_MODEL_MODULE: fakeModule, ...env } });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: { ...process.env, ...(fake ? { CONCORD_TEST_MODEL_MODULE: fakeModule } : {}), ...env } });
   let stdout = '', stderr = '';
   child.stdout.on('data', (d) => { stdout += d; });
   child.stderr.on('data', (d) => { stderr += d; });
@@ -55,6 +55,12 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
 const score = ['score', 'in.jsonl', '--cosine', 'off', '--quiet'];
 const manifest = (dir: string, i: number, n: number) => p(dir, `shard-${i}-of-${n}.manifest.json`);
 const editManifest = (file: string, edit: (m: Record<string, any>) => void) => {
+  const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  edit(m);
+  fs.writeFileSync(file, JSON.stringify(m));
+};
+
+const editJson = (file: string, edit: (m: Record<string, any>) => void) => {
   const m = JSON.parse(fs.readFileSync(file, 'utf8'));
   edit(m);
   fs.writeFileSync(file, JSON.stringify(m));
@@ -190,6 +196,24 @@ describe('model and template files', () => {
       expect(() => chatFormatFromTemplate({ text, origin: 'hostile' }, tok, { model: 'fake' })).toThrow(ChatTemplateError);
       expect(() => chatFormatFromTemplate({ text, origin: 'hostile' }, tok, { model: 'fake' })).toThrow(why);
       expect(Date.now() - t0).toBeLessThan(30_000);
+    }
+  });
+
+  test('a bad config.json or tokenizer.json is an input error (exit 3) naming the file, not an unexpected failure', async () => {
+    const fixture = path.join(ROOT, 'tests', 'fixtures', 'hf', 'llama3');
+    const cases: [string, (dir: string) => void, RegExp][] = [
+      ['heads', (d) => editJson(path.join(d, 'config.json'), (c) => { c.num_attention_heads = 7; }), /config\.json: num_attention_heads 7 is not a multiple of num_key_value_heads/],
+      ['theta', (d) => editJson(path.join(d, 'config.json'), (c) => { c.rope_theta = -1; }), /config\.json: rope_theta must be a positive number \(got -1\)/],
+      ['hidden', (d) => editJson(path.join(d, 'config.json'), (c) => { c.hidden_size = 'abc'; }), /config\.json: LlamaForCausalLM needs a numeric "hidden_size"/],
+      ['tok', (d) => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": {"type": "BPE", "vocab": 5}}'), /tokenizer\.json.*cannot build the tokenizer/],
+    ];
+    for (const [name, spoil, msg] of cases) {
+      const dir = p(`model-${name}`);
+      fs.cpSync(fixture, dir, { recursive: true });
+      spoil(dir);
+      const r = await run([...score, '-o', `m-${name}.jsonl`, '--device', 'cpu-twin', '--model', dir], {}, false);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(msg)]);
     }
   });
 
