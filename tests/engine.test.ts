@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generate, type GenerateRequest } from '../src/generate/engine.js';
+import { generate, generateStream, type GenerateRequest, type GenerateResult } from '../src/generate/engine.js';
 import { GREEDY, type Decoder, type StepInput } from '../src/generate/types.js';
 import { loadModel } from '../src/models/index.js';
 
@@ -69,6 +69,21 @@ describe('generation engine (continuous batching)', () => {
     expect(results[1].error).toBeUndefined();
     expect(results[2].error).toMatch(/empty prompt/);
     expect(results[3]).toMatchObject({ generated_tokens: 0, finish_reason: 'length' });
+  });
+
+  it('pulls a stream of requests as slots free up; a pre-failed request passes through in order', async () => {
+    const dec = new CountingDecoder(2, 64);
+    let pulled = 0;
+    async function* src(): AsyncGenerator<GenerateRequest> {
+      for (let i = 0; i < 6; i++) { pulled++; yield i === 2 ? { ...req([], 1), error: 'record 2: missing field' } : req([i], 3); }
+    }
+    const got: [number, GenerateResult][] = [];
+    const stats = await generateStream(dec, src(), { decode: letters, onResult: (r, i) => { got.push([i, r]); } });
+    expect(pulled).toBe(6);
+    expect(got.map(([i]) => i)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(got[2][1]).toMatchObject({ error: 'record 2: missing field', generated_tokens: 0 });
+    expect(got[4][1].text).toBe('fgh');
+    expect(stats.steps).toBe(9); // 5 requests of 3 tokens on 2 slots: pairs of 3 steps, the fifth alone
   });
 
   it('on the twin: a batch of 3 slots gives every request what it gets alone (greedy and sampled)', async () => {

@@ -18,6 +18,8 @@ export interface GenerateRequest {
   stopIds?: readonly number[];
   /** Strings that end the sequence once the decoded text contains one: finish_reason 'stop'; the text is cut before it. */
   stopStrings?: readonly string[];
+  /** A request that failed before generation (e.g. its record had no prompt): passed through, in order, as a result with this error. */
+  error?: string;
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -92,25 +94,41 @@ function advance(a: Active, t: number, maxLen: number, decode: (ids: number[]) =
 
 /** Run every request to completion on `decoder` (all its slots); results in input order. */
 export async function generate(decoder: Decoder, requests: GenerateRequest[], opts: EngineOptions): Promise<{ results: GenerateResult[]; stats: EngineStats }> {
-  const results: (GenerateResult | undefined)[] = new Array(requests.length);
+  const results: GenerateResult[] = new Array(requests.length);
+  const stats = await generateStream(decoder, requests, {
+    ...opts,
+    onResult: async (r, i) => { results[i] = r; await opts.onResult?.(r, i); },
+  });
+  return { results, stats };
+}
+
+/**
+ * The same over a stream of requests, pulled one at a time as slots free up (a file job need not
+ * hold its input); results only through onResult, in input order.
+ */
+export async function generateStream(decoder: Decoder, source: Iterable<GenerateRequest> | AsyncIterable<GenerateRequest>, opts: EngineOptions): Promise<EngineStats> {
   const stats: EngineStats = { steps: 0, slotSteps: 0, sampled: 0 };
+  const done = new Map<number, GenerateResult>();
   let emitted = 0;
   const finish = async (index: number, r: GenerateResult): Promise<void> => {
-    results[index] = r;
-    while (emitted < requests.length && results[emitted]) {
-      await opts.onResult?.(results[emitted]!, emitted);
+    done.set(index, r);
+    for (let next = done.get(emitted); next; next = done.get(emitted)) {
+      done.delete(emitted);
+      await opts.onResult?.(next, emitted);
       emitted++;
     }
   };
-  const queue = requests.map((_, i) => i);
+  const it = Symbol.asyncIterator in source ? (source as AsyncIterable<GenerateRequest>)[Symbol.asyncIterator]() : (source as Iterable<GenerateRequest>)[Symbol.iterator]();
+  let drained = false, pulled = 0;
   const active = new Map<number, Active>();
   const free = Array.from({ length: decoder.slots }, (_, s) => decoder.slots - 1 - s); // pop() gives slot 0 first
 
-  while (queue.length || active.size) {
-    while (free.length && queue.length) {
-      const index = queue.shift()!;
-      const req = requests[index];
-      const problem = requestProblem(req, decoder.maxLen);
+  while (!drained || active.size) {
+    while (free.length && !drained) {
+      const nx = await it.next();
+      if (nx.done) { drained = true; break; }
+      const index = pulled++, req = nx.value;
+      const problem = req.error ?? requestProblem(req, decoder.maxLen);
       if (problem || req.maxNewTokens === 0) {
         await finish(index, { ids: [], text: '', generated_tokens: 0, finish_reason: 'length', ...(problem ? { error: problem } : {}) });
         continue;
@@ -119,7 +137,7 @@ export async function generate(decoder: Decoder, requests: GenerateRequest[], op
       decoder.reset(slot);
       active.set(slot, { index, req, ids: [], next: req.prompt });
     }
-    if (!active.size) break;
+    if (!active.size) continue;
     const slots = [...active.keys()];
     const inputs: StepInput[] = slots.map((slot) => {
       const a = active.get(slot)!;
@@ -131,16 +149,16 @@ export async function generate(decoder: Decoder, requests: GenerateRequest[], op
     stats.sampled += inputs.length;
     for (let j = 0; j < slots.length; j++) {
       const a = active.get(slots[j])!;
-      const done = advance(a, out[j], decoder.maxLen, opts.decode);
-      if (!done) {
+      const end = advance(a, out[j], decoder.maxLen, opts.decode);
+      if (!end) {
         a.next = [out[j]];
         continue;
       }
       active.delete(slots[j]);
       free.push(slots[j]);
-      const text = done.text ?? opts.decode(a.ids);
-      await finish(a.index, { ids: a.ids, text, generated_tokens: a.ids.length, finish_reason: done.reason });
+      const text = end.text ?? opts.decode(a.ids);
+      await finish(a.index, { ids: a.ids, text, generated_tokens: a.ids.length, finish_reason: end.reason });
     }
   }
-  return { results: results as GenerateResult[], stats };
+  return stats;
 }

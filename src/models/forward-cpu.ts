@@ -111,15 +111,33 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
 
 // ---- Decoding: a KV cache per sequence -------------------------------------------------------
 
-/** One sequence's K/V cache: per layer [capacity, nKv·hd] f32 (post q/k-norm and RoPE), `len` filled. */
+/**
+ * One sequence's K/V cache: per layer [rows, nKv·hd] f32 (post q/k-norm and RoPE), `len` rows
+ * filled. Rows are allocated as the sequence grows (doubling), up to `capacity`.
+ */
 export class KvCacheCpu {
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
+  k: Float32Array[] = [];
+  v: Float32Array[] = [];
   len = 0;
+  private rows = 0;
+  private readonly kvd: number;
   constructor(readonly config: LoadedWeights['config'], readonly capacity: number) {
-    const kvd = config.nKvHeads * config.headDim;
-    this.k = Array.from({ length: config.nLayers }, () => new Float32Array(capacity * kvd));
-    this.v = Array.from({ length: config.nLayers }, () => new Float32Array(capacity * kvd));
+    this.kvd = config.nKvHeads * config.headDim;
+  }
+
+  /** Make room for n rows (n ≤ capacity). */
+  reserve(n: number): void {
+    if (n <= this.rows) return;
+    const rows = Math.min(this.capacity, Math.max(n, 2 * this.rows, 64));
+    const grow = (old: Float32Array): Float32Array => {
+      const a = new Float32Array(rows * this.kvd);
+      a.set(old.subarray(0, this.len * this.kvd));
+      return a;
+    };
+    const nL = this.config.nLayers;
+    this.k = this.rows ? this.k.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.v = this.rows ? this.v.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.rows = rows;
   }
 }
 
@@ -164,6 +182,7 @@ export function forwardCachedCpu(w: LoadedWeights, cache: KvCacheCpu, ids: Array
   checkIds(w, ids);
   const c = w.config, n = ids.length, p0 = cache.len, kvd = c.nKvHeads * c.headDim;
   if (p0 + n > cache.capacity) throw new Error(`${c.name}: ${p0 + n} tokens exceed the decoder's cache of ${cache.capacity} positions`);
+  cache.reserve(p0 + n);
   const hidden = bodyCpu(w, ids, p0, (l, q, k, v) => {
     cache.k[l].set(k, p0 * kvd);
     cache.v[l].set(v, p0 * kvd);
