@@ -15,8 +15,7 @@ import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FileFingerprint } from '../formats/records.js';
-import type { RecordRange } from '../formats/records.js';
+import type { FileFingerprint, RecordRange } from '../io/inputs.js';
 
 /** A sharding flag or environment that does not fit (exit 2). */
 export class ShardError extends UsageError {
