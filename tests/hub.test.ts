@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { ensureHubModel } from '../src/hub/download.js';
+import { ensureHubModel, ttyProgress } from '../src/hub/download.js';
 import { isRepoFileName, isRevisionName } from '../src/hub/names.js';
 import { resolveCachedModel } from '../src/models/hf-cache.js';
 import { loadWeights, resolveModel } from '../src/models/load.js';
@@ -172,6 +172,15 @@ describe('a model by Hub id', () => {
     expect(hub.log.filter((l) => l.server === 'cdn').every((l) => l.auth === undefined)).toBe(true);
     expect(hub.count('cdn')).toBeGreaterThan(0);
   });
+});
+
+test('the progress line: redrawn on a terminal, nothing otherwise', () => {
+  const out: string[] = [];
+  const p = ttyProgress({ isTTY: true, write: (s) => out.push(s) })!;
+  p({ file: 'o/n/model.safetensors', bytesDone: 5e5, bytesTotal: 2e6 });
+  p({ file: 'o/n/model.safetensors', bytesDone: 2e6, bytesTotal: 2e6 });
+  expect(out).toEqual(['\r\x1b[2Kdownloading o/n/model.safetensors  0.50 / 2.00 MB  25%', '\r\x1b[2Kdownloading o/n/model.safetensors  2.00 / 2.00 MB  100%\n']);
+  expect(ttyProgress({ isTTY: false, write: () => {} })).toBeUndefined();
 });
 
 describe('hostile Hub answers', () => {

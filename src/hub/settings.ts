@@ -7,12 +7,13 @@
 //   HF_HUB_OFFLINE=1       no network at all: the cache or a clear error
 //   HF_HUB_ETAG_TIMEOUT    seconds to wait for a metadata answer (default 10)
 //   HF_HUB_DOWNLOAD_TIMEOUT seconds a download may stall before it is given up (default 10)
-// and one of concord's own (src/hub is Node-only, so it reads it here):
+// and one of concord's own, from src/env.ts settings (process.env, not `env`):
 //   CONCORD_HUB_MAX_FILE_GB  the largest file concord downloads (default 64; the Hub's own limit is 50 GB)
 
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { settings } from '../env.js';
 import { HubError } from './names.js';
 
 export interface HubSettings {
@@ -65,9 +66,12 @@ function token(env: NodeJS.ProcessEnv): { token?: string; from?: string } {
 }
 
 export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
-  const gb = env.CONCORD_HUB_MAX_FILE_GB;
-  const maxGb = gb === undefined || gb === '' ? 64 : Number(gb);
-  if (!Number.isFinite(maxGb) || maxGb <= 0 || maxGb > 4096) throw new HubError(`CONCORD_HUB_MAX_FILE_GB must be a number in (0, 4096] (got ${JSON.stringify(gb)})`);
+  let maxGb: number;
+  try {
+    maxGb = settings.hubMaxFileGb;
+  } catch (e) {
+    throw new HubError((e as Error).message);
+  }
   const t = token(env);
   return {
     endpoint: endpoint(env),
