@@ -19,6 +19,8 @@ import { openSafetensorsIndex } from '../src/formats/safetensors.js';
 import { setupCli, noStack, type Run } from './helpers/cli.js';
 import { FakeHub, gitBlobId, sha256 } from './helpers/hub-server.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
+import { writeSafetensors } from './helpers/writers.js';
+import { loadEmbedder } from '../src/encoder/index.js';
 
 const C1 = '1'.repeat(40), C2 = '2'.repeat(40), CG = 'a'.repeat(40), CS = 'c'.repeat(40);
 const cli = setupCli('concord-hub-');
@@ -181,6 +183,52 @@ test('the progress line: redrawn on a terminal, nothing otherwise', () => {
   p({ file: 'o/n/model.safetensors', bytesDone: 2e6, bytesTotal: 2e6 });
   expect(out).toEqual(['\r\x1b[2Kdownloading o/n/model.safetensors  0.50 / 2.00 MB  25%', '\r\x1b[2Kdownloading o/n/model.safetensors  2.00 / 2.00 MB  100%\n']);
   expect(ttyProgress({ isTTY: false, write: () => {} })).toBeUndefined();
+});
+
+/** A tiny random BERT folder (MiniLM's tokenizer, d = 8, one layer), as a Hub repo's files. */
+function tinyBert(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const V = 30522, d = 8, ff = 16, P = 64;
+  let s = 7;
+  const rnd = (n: number) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.2);
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  const t = [
+    { name: 'embeddings.word_embeddings.weight', data: rnd(V * d), shape: [V, d] },
+    { name: 'embeddings.position_embeddings.weight', data: rnd(P * d), shape: [P, d] },
+    { name: 'embeddings.token_type_embeddings.weight', data: rnd(2 * d), shape: [2, d] },
+    { name: 'embeddings.LayerNorm.weight', data: ones(d), shape: [d] }, { name: 'embeddings.LayerNorm.bias', data: rnd(d), shape: [d] },
+  ];
+  const p = 'encoder.layer.0.';
+  for (const [n, shape] of [['attention.self.query', [d, d]], ['attention.self.key', [d, d]], ['attention.self.value', [d, d]], ['attention.output.dense', [d, d]], ['intermediate.dense', [ff, d]], ['output.dense', [d, ff]]] as const) {
+    t.push({ name: `${p}${n}.weight`, data: rnd(shape[0] * shape[1]), shape: [...shape] }, { name: `${p}${n}.bias`, data: rnd(shape[0]), shape: [shape[0]] });
+  }
+  for (const n of ['attention.output.LayerNorm', 'output.LayerNorm']) t.push({ name: `${p}${n}.weight`, data: ones(d), shape: [d] }, { name: `${p}${n}.bias`, data: rnd(d), shape: [d] });
+  writeSafetensors(join(dir, 'model.safetensors'), t.map((x) => ({ ...x, dtype: 'F32' as const })));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ architectures: ['BertModel'], model_type: 'bert', vocab_size: V, hidden_size: d, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: ff, max_position_embeddings: P, type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: 'gelu' }));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) writeFileSync(join(dir, f), readFileSync(join(import.meta.dirname, '..', 'models', 'all-MiniLM-L6-v2', f)));
+  return dir;
+}
+
+test('the sentence encoder by Hub id (--embed-model Org/Name): downloaded, then the same vectors as the folder', async () => {
+  const dir = tinyBert(join(root, 'bert'));
+  hub.add('tiny/bert', CS, read(dir));
+  const e = env();
+  const saved = { ...process.env };
+  Object.assign(process.env, e);
+  try {
+    const viaHub = await loadEmbedder('tiny/bert', { device: 'cpu', cpuBackend: 'twin' });
+    const local = await loadEmbedder(dir, { device: 'cpu', cpuBackend: 'twin' });
+    const texts = ['a small test', 'another sentence here'];
+    expect(await viaHub.embed(texts)).toEqual(await local.embed(texts));
+    expect(existsSync(join(repoDir('tiny/bert'), 'snapshots', CS, 'model.safetensors'))).toBe(true);
+    viaHub.dispose();
+    local.dispose();
+  } finally {
+    for (const k of Object.keys(e)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
 });
 
 describe('hostile Hub answers', () => {
