@@ -105,6 +105,19 @@ describe('a model by Hub id', () => {
     expect(hub.count()).toBe(0);
   });
 
+  test('concord score data.jsonl --model org/name: scores with no step before it on an empty cache, as the local folder does', async () => {
+    const data = join(root, 'pairs.jsonl');
+    writeFileSync(data, ['{"instruction":"Once upon a time","output":"there was a girl"}', '{"instruction":"Lily liked","output":"to play in the park"}'].join('\n') + '\n');
+    const score = (model: string, out: string) => cli.run(['score', data, '-o', join(root, out), '--model', model, '--device', 'cpu-twin', '--cosine', 'off'], env(), { fake: false });
+    const a = await score('tiny/qwen', 'by-id.jsonl');
+    expect(a.code, a.stderr).toBe(0);
+    const b = await score(plain, 'by-folder.jsonl');
+    expect(b.code, b.stderr).toBe(0);
+    const scores = (f: string) => readFileSync(join(root, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l).scores);
+    expect(scores('by-id.jsonl')).toEqual(scores('by-folder.jsonl'));
+    expect(scores('by-id.jsonl').map((s) => typeof s.fwd_logp)).toEqual(['number', 'number']);
+  });
+
   test('HF_HUB_OFFLINE=1 with an empty cache: a clear error, exit 2, zero requests', async () => {
     const r = await logprob('tiny/qwen', { HF_HUB_OFFLINE: '1' });
     expect(r.code).toBe(2);
