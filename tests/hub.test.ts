@@ -171,6 +171,19 @@ describe('a model by Hub id', () => {
     expect(existsSync(part)).toBe(false);
   });
 
+  test('a download that stalls is stopped after HF_HUB_DOWNLOAD_TIMEOUT and continued by the next run', async () => {
+    hub.hooks.cut = { file: SHARD, after: 1000, times: 1, hang: true };
+    const t0 = Date.now();
+    const a = await logprob('tiny/qwen', { HF_HUB_DOWNLOAD_TIMEOUT: '1' });
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/download stopped at 1000 of \d+ bytes \(connection cut or stalled\); run again to resume/);
+    expect(Date.now() - t0).toBeLessThan(20000);
+    hub.log = [];
+    const b = await logprob('tiny/qwen');
+    expect(b.code, b.stderr).toBe(0);
+    expect(hub.log.filter((l) => l.server === 'cdn' && l.url.includes(sha256(files1.get(SHARD)!))).map((l) => l.range)).toEqual(['bytes=1000-']);
+  });
+
   test('a gated repo: without HF_TOKEN a one-line error naming HF_TOKEN (exit 2); with it, works, and the token never goes to the CDN', async () => {
     const a = await logprob('tiny/gated');
     expect(a.code).toBe(2);

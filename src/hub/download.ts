@@ -18,7 +18,7 @@ import { downloadBlob, type BlobProgress } from './blob.js';
 import { HubHttp, HubNetworkError } from './http.js';
 import { checkRepoFileName, checkRevision, HubError, isCommit, isRepoId, shown } from './names.js';
 import { hubSettings } from './settings.js';
-import { chooseFiles, hasLink, indexShards, linkBlob, pointerPath, present, snapshotComplete, writeRef } from './snapshot.js';
+import { chooseFiles, indexShards, linkBlob, pointerPath, present, snapshotComplete, writeRef } from './snapshot.js';
 
 export interface HubModelOptions {
   /** Branch, tag or commit (default 'main'). */
@@ -102,7 +102,6 @@ async function ensureFile(f: Fetcher, file: string): Promise<string> {
     await downloadBlob(f.http, meta, blob, `${f.id}/${file}`, f.onProgress);
     f.downloaded.push(file);
   }
-  if (await hasLink(pointer)) process.emitWarning(`replacing the dangling link ${pointer}`);
   await linkBlob(blob, pointer);
   return pointer;
 }

@@ -6,7 +6,7 @@
 // the weights — the shards listed by model.safetensors.index.json, else model.safetensors — or
 // only the one GGUF file asked for.
 
-import { copyFile, lstat, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { checkRepoFileName, HubError } from './names.js';
@@ -22,7 +22,7 @@ const MAX_INDEX_BYTES = 64 * 2 ** 20;
 
 export const pointerPath = (repoDir: string, commit: string, file: string): string => join(repoDir, 'snapshots', commit, ...file.split('/'));
 
-/** snapshots/<commit>/<file> → blobs/<etag> as a relative symlink (a copy where links cannot be made). */
+/** snapshots/<commit>/<file> → blobs/<etag> as a relative symlink (a copy where links cannot be made); a dangling link there is replaced. */
 export async function linkBlob(blob: string, pointer: string): Promise<void> {
   await mkdir(dirname(pointer), { recursive: true });
   await rm(pointer, { force: true });
@@ -45,8 +45,6 @@ export async function writeRef(repoDir: string, revision: string, commit: string
 
 /** Is there a file (through its symlink) at `p`? A dangling link is no file. */
 export const present = (p: string): boolean => existsSync(p) && statSync(p).isFile();
-
-export const hasLink = async (p: string): Promise<boolean> => lstat(p).then(() => true, () => false);
 
 /** The shard names a downloaded index lists, each checked to stay inside the snapshot. */
 export function indexShards(indexPath: string, what: string): string[] {

@@ -22,8 +22,8 @@ export interface FixtureRepo {
 }
 
 export interface Hooks {
-  /** Cut the CDN body of this file after this many bytes, for the next `times` requests. */
-  cut?: { file: string; after: number; times: number };
+  /** Cut the CDN body of this file after this many bytes, for the next `times` requests (`hang`: stop sending, keep the connection open). */
+  cut?: { file: string; after: number; times: number; hang?: boolean };
   /** Serve these bytes for a file instead of the real ones (headers still describe the real file). */
   wrongBytes?: { file: string; bytes: Buffer };
   /** Declare this X-Linked-Size for a file. */
@@ -150,7 +150,7 @@ export class FakeHub {
     const cut = this.hooks.cut;
     if (cut && cut.file === blob.file && cut.times > 0) {
       cut.times--;
-      r.write(body.subarray(0, cut.after), () => setTimeout(() => r.socket?.destroy(), 20));
+      r.write(body.subarray(0, cut.after), () => { if (!cut.hang) setTimeout(() => r.socket?.destroy(), 20); });
       return;
     }
     r.end(body);
