@@ -340,6 +340,18 @@ describe('hostile Hub answers', () => {
     expect(readdirSync(join(repoDir('tiny/gguf'), 'snapshots', C1))).toEqual(['a.Q4_0.gguf']);
     await expect(ensureHubModel('tiny/gguf', { env: env() })).rejects.toThrow(/pick one with --gguf-file \(a\.Q4_0\.gguf, b\.Q8_0\.gguf\)/);
     await expect(ensureHubModel('tiny/gguf', { ggufFile: 'c.gguf', env: env() })).rejects.toThrow(/has no file "c.gguf"; its GGUF files: a\.Q4_0\.gguf, b\.Q8_0\.gguf/);
+    // the same through `concord download`: the second GGUF now, then nothing new; offline, no request
+    const dl = (e: Record<string, string> = {}) => cli.run(['download', 'tiny/gguf', '--gguf-file', 'b.Q8_0.gguf', '--json'], env(e), { fake: false });
+    const first = await dl();
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ path: join(repoDir('tiny/gguf'), 'snapshots', C1, 'b.Q8_0.gguf'), commit: C1, revision: 'main', downloaded: ['b.Q8_0.gguf'], requests: 3 }); // the API, a HEAD, the CDN's GET
+    const again = JSON.parse((await dl()).stdout);
+    expect([again.downloaded, again.requests]).toEqual([[], 1]);
+    hub.log = [];
+    const off = await dl({ HF_HUB_OFFLINE: '1' });
+    expect(off.code, off.stderr).toBe(0);
+    expect(JSON.parse(off.stdout).requests).toBe(0);
+    expect(hub.count()).toBe(0);
   });
 
   test('an unreachable endpoint: a cached snapshot is used with a note; none cached is a clear error', async () => {
