@@ -36,6 +36,8 @@ export interface Settings {
   readonly shaderDir: string | undefined;
   /** CONCORD_CPU_THREADS: worker threads of the CPU backend (default: cores, at most 8). */
   readonly cpuThreads: number | undefined;
+  /** CONCORD_HUB_MAX_FILE_GB: the largest file a Hub download accepts, in GiB (default 64; docs/hub.md). */
+  readonly hubMaxFileGb: number;
   /** CONCORD_ORT_SPINNING=1: onnxruntime's intra-op threads spin between ops (off by default: ~25% faster on a loaded machine). */
   readonly ortSpinning: boolean;
   /** CONCORD_DAWN_NODE: a dawn.node file to load instead of the npm `webgpu` package's (the GPU bundle carries it alone). */
@@ -147,6 +149,11 @@ export const settings: Settings = Object.freeze({
   get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
   get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
   get cpuThreads() { return int('CONCORD_CPU_THREADS', 1, MAX_CPU_THREADS); },
+  get hubMaxFileGb() {
+    const n = num('CONCORD_HUB_MAX_FILE_GB') ?? 64;
+    if (n <= 0 || n > 4096) throw new SettingError(`CONCORD_HUB_MAX_FILE_GB must be in (0, 4096] (got ${n})`);
+    return n;
+  },
   get ortSpinning() { return raw('CONCORD_ORT_SPINNING') === '1'; },
   get dawnNode() { return raw('CONCORD_DAWN_NODE'); },
   get dawnFlags() { return raw('CONCORD_DAWN_FLAGS'); },
@@ -177,6 +184,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   modelsDir: 'CONCORD_MODELS_DIR',
   shaderDir: 'CONCORD_SHADER_DIR',
   cpuThreads: 'CONCORD_CPU_THREADS',
+  hubMaxFileGb: 'CONCORD_HUB_MAX_FILE_GB',
   cpuBackend: 'CONCORD_CPU_BACKEND',
   gpu: 'CONCORD_GPU',
   dawnNode: 'CONCORD_DAWN_NODE',

@@ -36,7 +36,9 @@ export { generateFile, type GenerateFileOptions, type GenerateSummary } from './
 export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type FilterOptions, type FilterResult, type Rule, type ScoreFields } from './filter/index.js';
 // Models and the sentence encoder
 export { loadModel, modelFromWeights, sharedRuntime, type LoadModelOptions, type LoadedLanguageModel, type LanguageModel, type SequenceRequest, type SequenceScores } from './models/index.js';
-export { loadWeights, resolveModel, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
+export { loadWeights, resolveModel, resolveModelSource, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
+export { ensureHubModel, type HubModel, type HubModelOptions } from './hub/download.js';
+export { HubError } from './hub/names.js';
 export type { ModelConfig, LoadedWeights, TensorRef } from './models/types.js';
 export type { LoadProgress } from './models/weight-upload.js';
 export type { TextTokenizer } from './tokenizer/types.js';

@@ -7,6 +7,7 @@ import { EXIT, log, type Command } from './common.js';
 import { dedupCommand } from './dedup.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
+import { downloadCommand } from './download.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { filterCommand } from './filter.js';
@@ -34,6 +35,7 @@ Usage:
   concord generate <in.jsonl> -o out.jsonl [--direction forward|reverse] [--num-samples K]   (concord generate --help)
   concord merge <out-dir> -o scored.jsonl      join a sharded run's shards (concord merge --help)
   concord demo [--device …]                   score + filter the embedded sample (npm start)
+  concord download <Org/Name[@rev]> [--gguf-file F]   fetch a Hub model into the Hugging Face cache now
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
   concord dedup <in.jsonl> --threshold 0.95 -o unique.jsonl
   concord eval <scored.jsonl> --label FIELD [--positive V] [--json]   AUC, precision/recall per score and rule
@@ -57,6 +59,7 @@ export const COMMANDS: Record<string, Command> = {
   run: runCommand,
   merge: mergeCommand,
   demo: demoCommand,
+  download: downloadCommand,
   embed: embedCommand,
   dedup: dedupCommand,
   eval: evalCommand,

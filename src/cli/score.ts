@@ -55,8 +55,8 @@ export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [opt
 
 Models and devices
   --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
-                                looked up in the local Hugging Face cache (never downloaded)
-  --revision REV                branch, tag or commit of a cached --model id (default main)
+                                downloaded into the Hugging Face cache on first use (docs/hub.md)
+  --revision REV                branch, tag or commit of a --model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)

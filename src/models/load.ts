@@ -3,8 +3,9 @@
 //   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
 //   a folder with model.bin       → the same
 //   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
-//   a hub id ('Qwen/Qwen3-0.6B')  → its snapshot in the local Hugging Face cache (./hf-cache.ts;
-//                                   only when no such file or folder exists; never downloads)
+//   a hub id ('Qwen/Qwen3-0.6B',  → its snapshot in the Hugging Face cache, downloaded on first use
+//    'Org/Name@rev')                (src/hub/; only when no such file or folder exists; the sync
+//                                   resolveModel() reads the cache only, ./hf-cache.ts)
 // The models dir is src/env.ts modelsDir(): <package root>/models, or CONCORD_MODELS_DIR.
 
 import { existsSync, statSync } from 'node:fs';
@@ -17,6 +18,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
 import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
+import { splitModelSpec } from '../hub/names.js';
 import { loadLlama2c } from './llama2c.js';
 import type { LoadedWeights } from './types.js';
 
@@ -34,7 +36,7 @@ export interface LoadedModel extends LoadedWeights {
 export interface LoadOptions {
   /** Tokenizer file to use instead of the one found beside the model (tokenizer.bin or a folder with tokenizer.json). */
   tokenizer?: string;
-  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  /** Branch, tag or commit of a Hub model id (default 'main'; 'Org/Name@rev' says the same). */
   revision?: string;
   /**
    * Hugging Face folders: leave the tensors in their files (`refs`) for GpuTransformer to stream to
@@ -62,7 +64,7 @@ export function resolveModel(pathOrName: string, opts: { revision?: string } = {
       throw new HfCacheError(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
     }
     const r = resolveModel(cached.path);
-    return { ...r, hubId: `${pathOrName}@${cached.revision === cached.commit ? cached.commit.slice(0, 12) : `${cached.revision}=${cached.commit.slice(0, 12)}`}` };
+    return { ...r, hubId: hubLabel(pathOrName, cached.revision, cached.commit) };
   }
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
@@ -88,9 +90,27 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
   return llama2cTokenizer(path, vocabSize);
 }
 
+const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;
+
+/**
+ * resolveModel, with Hub ids ('Org/Name', 'Org/Name@rev') downloaded into the cache on first use
+ * (src/hub/ensureHubModel: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 — docs/hub.md).
+ */
+export async function resolveModelSource(pathOrName: string, opts: { revision?: string } = {}): Promise<{ format: 'llama2c' | 'hf'; path: string; hubId?: string }> {
+  const { id, revision: atRev } = splitModelSpec(pathOrName);
+  const local = NAMED_MODELS[pathOrName] !== undefined || existsSync(resolve(pathOrName));
+  if (local || !looksLikeModelId(id)) return resolveModel(pathOrName, opts);
+  if (atRev !== undefined && opts.revision !== undefined && atRev !== opts.revision) {
+    throw new UsageError(`model '${pathOrName}' names revision '${atRev}' but --revision says '${opts.revision}'; give one`);
+  }
+  const { ensureHubModel } = await import('../hub/download.js');
+  const m = await ensureHubModel(id, { revision: atRev ?? opts.revision });
+  return { ...resolveModel(m.path), hubId: hubLabel(id, m.revision, m.commit) };
+}
+
 /** Load weights (canonical names, f32) and the model's tokenizer. */
 export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { format, path, hubId } = resolveModel(pathOrName, { revision: opts.revision });
+  const { format, path, hubId } = await resolveModelSource(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
     const w = loadHf(path, tokenizer, { lazy: opts.lazy });
