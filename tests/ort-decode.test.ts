@@ -4,18 +4,22 @@
 // (≤ 1e-5) on a stories15M-shaped llama2.c model, the GPT-2 and Mistral tiny models and every HF
 // fixture family; (b) greedy decoding of prompts of mixed lengths in one batch = each prompt
 // decoded alone; (c) greedy tokens = argmax over the vocabulary of scoreBatch on the growing
-// sequence (each candidate next token scored as a sequence).
+// sequence (each candidate next token scored as a sequence); (d) greedy = the float64 PyTorch
+// greedy loop (tests/fixtures/greedy-reference.json, scripts/reference_torch.py greedy) on
+// stories15M and every family; (e) sampled tokens = the twin decoder's (same seeds, same sampler).
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GREEDY, type Decoder } from '../src/generate/types.js';
+import { GREEDY, type Decoder, type SamplingParams } from '../src/generate/types.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { loadModel } from '../src/models/index.js';
 import { randInt, rng } from './helpers/gpu.js';
 import { buildTinyModel } from './helpers/tiny-models.js';
 
-const FIX = join(resolve(import.meta.dirname, '..'), 'tests', 'fixtures', 'hf');
+const ROOT = resolve(import.meta.dirname, '..');
+const FIX = join(ROOT, 'tests', 'fixtures', 'hf');
+interface GreedyCase { model: string; prompt: number[]; tokens: number[]; margins: number[] }
 const HF = ['llama3', 'smollm2', 'qwen3', 'mistral', 'ministral', 'smollm3', 'phi3', 'gemma2', 'gemma3'];
 const tmp = mkdtempSync(join(tmpdir(), 'concord-ort-decode-'));
 
@@ -45,6 +49,18 @@ async function greedyBatch(d: Decoder, prompts: number[][], n: number): Promise<
   for (let k = 0; k < n; k++) {
     prompts.forEach((_, s) => out[s].push(next[s]));
     if (k + 1 < n) next = await d.step(prompts.map((_, s) => input(s, [out[s][k]], k + 1)));
+  }
+  return out;
+}
+
+/** Sampled decode of `n` tokens per prompt in one batch, each with its own settings (step = the RNG counter). */
+async function sampleBatch(d: Decoder, prompts: number[][], sampling: SamplingParams[], n: number): Promise<number[][]> {
+  prompts.forEach((_, s) => d.reset(s));
+  const out = prompts.map(() => [] as number[]);
+  let next = await d.step(prompts.map((p, s) => ({ slot: s, ids: p, sampling: sampling[s], step: 0 })));
+  for (let k = 0; k < n; k++) {
+    prompts.forEach((_, s) => out[s].push(next[s]));
+    if (k + 1 < n) next = await d.step(prompts.map((_, s) => ({ slot: s, ids: [out[s][k]], sampling: sampling[s], step: k + 1 })));
   }
   return out;
 }
@@ -118,10 +134,50 @@ describe('onnxruntime KV-cache decoder', () => {
     });
   }
 
-  it('refuses what it cannot do, naming it: temperature > 0, a full cache, a slot twice, a bad slot or id', async () => {
+  it('greedy = the float64 PyTorch greedy loop token for token (stories15M and every HF family)', async () => {
+    const cases = (JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'greedy-reference.json'), 'utf8')) as { cases: GreedyCase[] }).cases;
+    expect(cases.map((c) => c.model).sort()).toEqual(['stories15M', ...HF].sort());
+    for (const c of cases) {
+      const lm = await loadModel(c.model === 'stories15M' ? join(ROOT, 'models', 'stories15M') : join(FIX, c.model), { device: 'cpu', cpuBackend: 'onnxruntime' });
+      const d = await lm.createDecoder!({ slots: 1, maxLen: c.prompt.length + c.tokens.length });
+      const [got] = await greedyBatch(d, [c.prompt], c.tokens.length);
+      expect(got, `${c.model} (smallest top-1 margin ${Math.min(...c.margins).toExponential(1)} nats)`).toEqual(c.tokens);
+      d.dispose();
+      lm.dispose();
+    }
+  }, 120_000);
+
+  it('sampling (temperature, top-k, top-p, min-p, seeds): the same tokens as the twin decoder, alone and in a batch', async () => {
+    for (const name of ['llama2c', 'gemma2']) {
+      const path = models().find((m) => m.name === name)!.path;
+      const ort = await loadModel(path, { device: 'cpu', cpuBackend: 'onnxruntime' });
+      const twin = await loadModel(path, { device: 'cpu-twin', threads: 1 });
+      const full = sequence(name, ort.config.vocabSize, 20);
+      const prompts = [full.slice(0, 4), full.slice(3, 14), full.slice(7, 9)];
+      const settings: SamplingParams[] = [
+        { temperature: 0.8, topK: 0, topP: 0.9, minP: 0, seed: 7 },
+        { temperature: 1.2, topK: 20, topP: 1, minP: 0.05, seed: 123456 },
+        { temperature: 0.7, topK: 0, topP: 1, minP: 0, seed: 7 },
+      ];
+      const run = async (lm: LanguageModel, ps: number[][], ss: SamplingParams[]) => {
+        const d = await lm.createDecoder!({ slots: ps.length, maxLen: 32 });
+        const out = await sampleBatch(d, ps, ss, 10);
+        d.dispose();
+        return out;
+      };
+      const [o, t] = [await run(ort, prompts, settings), await run(twin, prompts, settings)];
+      expect(o, `${name}: onnxruntime vs twin, sampled`).toEqual(t);
+      expect(await run(ort, [prompts[1]], [settings[1]]), `${name}: sampled alone vs in a batch`).toEqual([o[1]]);
+      expect(new Set(o.flat()).size, `${name}: sampled tokens vary`).toBeGreaterThan(3);
+      ort.dispose();
+      twin.dispose();
+    }
+  }, 120_000);
+
+  it('refuses what it cannot do, naming it: bad sampling settings, a full cache, a slot twice, a bad slot or id', async () => {
     const lm = await loadModel(models()[0].path, { device: 'cpu', cpuBackend: 'onnxruntime' });
     const d = await lm.createDecoder!({ slots: 2, maxLen: 8 });
-    await expect(d.step([{ ...input(0, [1, 2]), sampling: { ...GREEDY, temperature: 0.7 } }])).rejects.toThrow(/temperature 0\.7 is not implemented/);
+    await expect(d.step([{ ...input(0, [1, 2]), sampling: { ...GREEDY, temperature: -1 } }])).rejects.toThrow(/temperature must be ≥ 0/);
     await expect(d.step([input(0, new Array(9).fill(1))])).rejects.toThrow(/0 \+ 9 tokens exceed the cache of 8/);
     await expect(d.step([input(1, [1]), input(1, [2])])).rejects.toThrow(/slot 1 appears twice/);
     await expect(d.step([input(2, [1])])).rejects.toThrow(/slot 2 is outside \[0, 2\)/);

@@ -6,7 +6,8 @@
 //            start      int64 [S]                each slot's cache length = the position of its first new token
 //            rows       int64 [S]                flat row s·T + (new tokens of s) - 1: the token whose logits are returned
 //            past_k.{l}, past_v.{l}  f32 [S, Hkv, P, hd]   the cache; rows j ≥ start[s] are ignored (P ≥ 1)
-//   outputs  logprobs   f32 [S, V]               log-softmax of the (soft-capped) logits at `rows`
+//   outputs  logits     f32 [S, V]               the (soft-capped) logits at `rows`: what the sampler reads
+//            logprobs   f32 [S, V]               their log-softmax: stepLogprobs
 //            present_k.{l}, present_v.{l}  f32 [S, Hkv, T, hd]   keys (RoPE'd at their positions) and values
 //                                                of the new tokens; the host writes the real ones into its cache
 //
@@ -81,7 +82,9 @@ export class DecodeGraph extends LmGraph {
     // past_k.0 must exist before any mask asks for P: keysValues(0) runs before attnMask(…) in layer 0.
     const h = this.trunk(this.embed(ids, this.posI));
     const last = g.op('Gather', [h, rows], { axis: 0 }); // [S, d]
-    g.output(g.op('LogSoftmax', [this.logits(last)], { axis: 1 }), 'logprobs', ONNX_FLOAT, ['batch', c.vocabSize]);
+    const z = this.logits(last);
+    g.output(z, 'logits', ONNX_FLOAT, ['batch', c.vocabSize]);
+    g.output(g.op('LogSoftmax', [z], { axis: 1 }), 'logprobs', ONNX_FLOAT, ['batch', c.vocabSize]);
     return this.serializeChecked();
   }
 }

@@ -3,22 +3,18 @@
 // slots' caches into past_k/past_v [n, Hkv, P, hd] (P = the longest cache among them; rows past a
 // slot's own length are masked in the graph), runs prefill (a prompt) and one-token steps of slots
 // at different positions in the same run, and writes the new rows (present_k/v) back into the
-// caches. Sampling is on the host, from the log-probs the graph returns: greedy (argmax, the
-// lowest id on ties); temperature > 0 is refused until the shared sampler lands.
+// caches. Sampling is on the host, from the (soft-capped) logits the graph returns, by the shared
+// sampler (src/generate/sampling.ts sampleRow: greedy = argmax with the lowest id on ties;
+// temperature, top-k, top-p, min-p at the counter-based RNG's draw), so the same seed gives the
+// same tokens as the twin's decoder wherever the logits agree.
 
+import { checkSampling, sampleRow } from '../../generate/sampling.js';
 import type { Decoder, DecoderOptions, StepInput } from '../../generate/types.js';
 import type { LoadedWeights } from '../types.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
 type Tensor = import('onnxruntime-node').Tensor;
-
-/** argmax of a row, the lowest index on ties (and never a NaN). */
-export function argmaxLowest(row: Float32Array): number {
-  let best = 0, bv = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > bv) { bv = row[i]; best = i; }
-  return best;
-}
 
 export class OrtDecoder implements Decoder {
   readonly slots: number;
@@ -46,14 +42,17 @@ export class OrtDecoder implements Decoder {
   }
 
   async step(inputs: StepInput[]): Promise<Int32Array> {
-    for (const inp of inputs) {
-      if (inp.sampling.temperature > 0) throw new Error(`decoder (onnxruntime): slot ${inp.slot}: sampling with temperature ${inp.sampling.temperature} is not implemented on this backend yet; use temperature 0 (greedy)`);
-    }
-    const rows = await this.stepLogprobs(inputs);
-    return Int32Array.from(rows, argmaxLowest);
+    for (const inp of inputs) checkSampling(inp.sampling);
+    const { logits } = await this.serial(inputs);
+    return Int32Array.from(logits, (row, i) => sampleRow(row, inputs[i].sampling, inputs[i].step));
   }
 
-  stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]> {
+  async stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]> {
+    return (await this.serial(inputs)).logprobs;
+  }
+
+  /** Runs one at a time (each already uses every core), in call order. */
+  private serial(inputs: StepInput[]): Promise<{ logits: Float32Array[]; logprobs: Float32Array[] }> {
     const job = () => this.run(inputs);
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
@@ -86,9 +85,9 @@ export class OrtDecoder implements Decoder {
   }
 
   /** One graph run: feeds from the caches, log-probs back, new K/V rows into the caches. */
-  private async run(inputs: StepInput[]): Promise<Float32Array[]> {
+  private async run(inputs: StepInput[]): Promise<{ logits: Float32Array[]; logprobs: Float32Array[] }> {
     this.check(inputs);
-    if (!inputs.length) return [];
+    if (!inputs.length) return { logits: [], logprobs: [] };
     const c = this.w.config, n = inputs.length, hd = c.headDim, nKv = c.nKvHeads, M = this.maxLen;
     const T = Math.max(...inputs.map((i) => i.ids.length));
     const P = Math.max(1, ...inputs.map((i) => this.lens[i.slot]));
@@ -129,8 +128,11 @@ export class OrtDecoder implements Decoder {
       }
     }
     for (const inp of inputs) this.lens[inp.slot] += inp.ids.length;
-    const V = c.vocabSize, lp = res.logprobs.data as Float32Array;
-    const out = inputs.map((_, b) => lp.slice(b * V, (b + 1) * V));
+    const V = c.vocabSize, pick = (name: string) => {
+      const x = res[name].data as Float32Array;
+      return inputs.map((_, b) => x.slice(b * V, (b + 1) * V));
+    };
+    const out = { logits: pick('logits'), logprobs: pick('logprobs') };
     for (const t of Object.values(res)) t.dispose();
     return out;
   }
