@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { generate, type GenerateRequest } from '../src/generate/engine.js';
 import { GREEDY, type Decoder, type SamplingParams } from '../src/generate/types.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { loadModel } from '../src/models/index.js';
@@ -169,6 +170,32 @@ describe('onnxruntime KV-cache decoder', () => {
       expect(o, `${name}: onnxruntime vs twin, sampled`).toEqual(t);
       expect(await run(ort, [prompts[1]], [settings[1]]), `${name}: sampled alone vs in a batch`).toEqual([o[1]]);
       expect(new Set(o.flat()).size, `${name}: sampled tokens vary`).toBeGreaterThan(3);
+      ort.dispose();
+      twin.dispose();
+    }
+  }, 120_000);
+
+  it('continuous batching (src/generate/engine.ts) over the onnxruntime decoder = over the twin decoder, greedy and sampled', async () => {
+    for (const name of ['phi3', 'gemma2']) {
+      const path = models().find((m) => m.name === name)!.path;
+      const ort = await loadModel(path, { device: 'cpu', cpuBackend: 'onnxruntime' });
+      const twin = await loadModel(path, { device: 'cpu-twin', threads: 1 });
+      const decode = (ids: number[]) => ort.tokenizer.decode(ids);
+      const prompts = [[1, 5, 9], [1, 200, 3, 44, 87, 12, 9, 250], [1, 77], [1, 300, 301], [1, 8, 8, 8, 8]];
+      const reqs: GenerateRequest[] = prompts.map((prompt, i) => ({
+        prompt, maxNewTokens: 5 + 3 * i,
+        sampling: i % 2 ? { temperature: 0.9, topK: 20, topP: 0.9, minP: 0.02, seed: 40 + i } : GREEDY,
+      }));
+      const run = async (lm: LanguageModel) => {
+        const d = await lm.createDecoder!({ slots: 2, maxLen: 48 });
+        const r = await generate(d, reqs, { decode });
+        d.dispose();
+        return r;
+      };
+      const [o, t] = [await run(ort), await run(twin)];
+      expect(o.results, `${name}: engine over onnxruntime vs twin`).toEqual(t.results);
+      expect(o.results.map((r) => r.generated_tokens)).toEqual(reqs.map((r) => r.maxNewTokens));
+      expect(o.stats.steps).toBeLessThan(reqs.reduce((a, r) => a + r.maxNewTokens, 0));
       ort.dispose();
       twin.dispose();
     }
