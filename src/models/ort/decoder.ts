@@ -16,12 +16,18 @@ type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
 type Tensor = import('onnxruntime-node').Tensor;
 
+/** The past feeds' length is the longest cache rounded up to this (masked rows), so their layout holds across steps. */
+const PAST_CHUNK = 32;
+
 export class OrtDecoder implements Decoder {
   readonly slots: number;
   readonly maxLen: number;
   private readonly k: Float32Array[] = [];
   private readonly v: Float32Array[] = [];
   private readonly lens: Int32Array;
+  private readonly scratch = new Map<string, Float32Array>();
+  /** The slots (in feed order) and P of the past feeds now in `scratch`; null when they must be gathered again. */
+  private layout: { P: number; slots: number[] } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -39,21 +45,22 @@ export class OrtDecoder implements Decoder {
   reset(slot: number): void {
     this.checkSlot(slot);
     this.lens[slot] = 0;
+    this.layout = null;
   }
 
   async step(inputs: StepInput[]): Promise<Int32Array> {
     for (const inp of inputs) checkSampling(inp.sampling);
-    const { logits } = await this.serial(inputs);
+    const logits = await this.serial(inputs, 'logits');
     return Int32Array.from(logits, (row, i) => sampleRow(row, inputs[i].sampling, inputs[i].step));
   }
 
   async stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]> {
-    return (await this.serial(inputs)).logprobs;
+    return this.serial(inputs, 'logprobs');
   }
 
   /** Runs one at a time (each already uses every core), in call order. */
-  private serial(inputs: StepInput[]): Promise<{ logits: Float32Array[]; logprobs: Float32Array[] }> {
-    const job = () => this.run(inputs);
+  private serial(inputs: StepInput[], what: 'logits' | 'logprobs'): Promise<Float32Array[]> {
+    const job = () => this.run(inputs, what);
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
@@ -63,6 +70,13 @@ export class OrtDecoder implements Decoder {
     if (this.disposed) return;
     this.disposed = true;
     void this.session.release();
+  }
+
+  /** A feed buffer of `size` floats for input `name`, grown as needed and reused. */
+  private scratchFor(name: string, size: number): Float32Array {
+    let b = this.scratch.get(name);
+    if (!b || b.length < size) this.scratch.set(name, (b = new Float32Array(size)));
+    return b.subarray(0, size);
   }
 
   private checkSlot(slot: number): void {
@@ -84,13 +98,19 @@ export class OrtDecoder implements Decoder {
     }
   }
 
-  /** One graph run: feeds from the caches, log-probs back, new K/V rows into the caches. */
-  private async run(inputs: StepInput[]): Promise<{ logits: Float32Array[]; logprobs: Float32Array[] }> {
+  /**
+   * One graph run: feeds from the caches, log-probs back, new K/V rows into the caches. The past
+   * feeds are kept between runs in a layout of P = the longest cache rounded up to PAST_CHUNK rows:
+   * while the same slots step in the same order and P does not change, the new rows are written
+   * into the feeds as well and nothing is gathered again (a decode step copies T rows, not the cache).
+   */
+  private async run(inputs: StepInput[], what: 'logits' | 'logprobs'): Promise<Float32Array[]> {
     this.check(inputs);
-    if (!inputs.length) return { logits: [], logprobs: [] };
-    const c = this.w.config, n = inputs.length, hd = c.headDim, nKv = c.nKvHeads, M = this.maxLen;
+    if (!inputs.length) return [];
+    const c = this.w.config, n = inputs.length;
     const T = Math.max(...inputs.map((i) => i.ids.length));
-    const P = Math.max(1, ...inputs.map((i) => this.lens[i.slot]));
+    const longest = Math.max(1, ...inputs.map((i) => this.lens[i.slot]));
+    const P = Math.min(Math.max(longest, this.maxLen), Math.ceil(longest / PAST_CHUNK) * PAST_CHUNK);
     const ids = new BigInt64Array(n * T), start = new BigInt64Array(n), rows = new BigInt64Array(n);
     inputs.forEach((inp, b) => {
       inp.ids.forEach((id, t) => { ids[b * T + t] = BigInt(id); });
@@ -101,39 +121,55 @@ export class OrtDecoder implements Decoder {
     const feeds: Record<string, Tensor> = {
       input_ids: new Tn('int64', ids, [n, T]), start: new Tn('int64', start, [n]), rows: new Tn('int64', rows, [n]),
     };
+    const reuse = this.layout !== null && this.layout.P === P && this.layout.slots.length === n && inputs.every((inp, b) => this.layout!.slots[b] === inp.slot);
+    this.layout = null;
+    const past = new Map<string, Float32Array>();
     for (let l = 0; l < c.nLayers; l++) {
-      for (const [name, cache] of [[`past_k.${l}`, this.k[l]], [`past_v.${l}`, this.v[l]]] as const) {
-        const past = new Float32Array(n * nKv * P * hd);
-        inputs.forEach((inp, b) => {
-          const len = this.lens[inp.slot];
-          for (let h = 0; h < nKv; h++) {
-            const src = (inp.slot * nKv + h) * M * hd;
-            past.set(cache.subarray(src, src + len * hd), (b * nKv + h) * P * hd);
-          }
-        });
-        feeds[name] = new Tn('float32', past, [n, nKv, P, hd]);
+      for (const [name, cache] of [[`k.${l}`, this.k[l]], [`v.${l}`, this.v[l]]] as const) {
+        const buf = this.scratchFor(name, n * c.nKvHeads * P * c.headDim);
+        if (!reuse) this.gather(buf, cache, inputs, P);
+        past.set(name, buf);
+        feeds[`past_${name}`] = new Tn('float32', buf, [n, c.nKvHeads, P, c.headDim]);
       }
     }
-    const res = await this.session.run(feeds);
+    const fetches: string[] = [what];
+    for (let l = 0; l < c.nLayers; l++) fetches.push(`present_k.${l}`, `present_v.${l}`);
+    const res = await this.session.run(feeds, fetches);
     for (let l = 0; l < c.nLayers; l++) {
-      for (const [name, cache] of [[`present_k.${l}`, this.k[l]], [`present_v.${l}`, this.v[l]]] as const) {
-        const pres = res[name].data as Float32Array;
-        inputs.forEach((inp, b) => {
-          const len = this.lens[inp.slot], m = inp.ids.length;
-          for (let h = 0; h < nKv; h++) {
-            const src = (b * nKv + h) * T * hd;
-            cache.set(pres.subarray(src, src + m * hd), ((inp.slot * nKv + h) * M + len) * hd);
-          }
-        });
+      for (const [name, cache] of [[`k.${l}`, this.k[l]], [`v.${l}`, this.v[l]]] as const) {
+        this.scatter(res[`present_${name}`].data as Float32Array, T, cache, past.get(name)!, P, inputs);
       }
     }
     for (const inp of inputs) this.lens[inp.slot] += inp.ids.length;
-    const V = c.vocabSize, pick = (name: string) => {
-      const x = res[name].data as Float32Array;
-      return inputs.map((_, b) => x.slice(b * V, (b + 1) * V));
-    };
-    const out = { logits: pick('logits'), logprobs: pick('logprobs') };
+    this.layout = { P, slots: inputs.map((i) => i.slot) };
+    const V = c.vocabSize, x = res[what].data as Float32Array;
+    const out = inputs.map((_, b) => x.slice(b * V, (b + 1) * V));
     for (const t of Object.values(res)) t.dispose();
     return out;
+  }
+
+  /** Copy each input slot's cache rows into feed row b of buf [n, Hkv, P, hd] (rows past its length: stale, masked). */
+  private gather(buf: Float32Array, cache: Float32Array, inputs: StepInput[], P: number): void {
+    const nKv = this.w.config.nKvHeads, hd = this.w.config.headDim, M = this.maxLen;
+    inputs.forEach((inp, b) => {
+      const len = this.lens[inp.slot];
+      for (let h = 0; h < nKv; h++) {
+        const src = (inp.slot * nKv + h) * M * hd;
+        buf.set(cache.subarray(src, src + len * hd), (b * nKv + h) * P * hd);
+      }
+    });
+  }
+
+  /** Write the new rows pres [n, Hkv, T, hd] into the caches at each slot's length, and into the feed where they fit. */
+  private scatter(pres: Float32Array, T: number, cache: Float32Array, feed: Float32Array, P: number, inputs: StepInput[]): void {
+    const nKv = this.w.config.nKvHeads, hd = this.w.config.headDim, M = this.maxLen;
+    inputs.forEach((inp, b) => {
+      const len = this.lens[inp.slot], m = inp.ids.length, fit = Math.max(0, Math.min(m, P - len));
+      for (let h = 0; h < nKv; h++) {
+        const src = (b * nKv + h) * T * hd;
+        cache.set(pres.subarray(src, src + m * hd), ((inp.slot * nKv + h) * M + len) * hd);
+        if (fit) feed.set(pres.subarray(src, src + fit * hd), ((b * nKv + h) * P + len) * hd);
+      }
+    });
   }
 }
