@@ -5,7 +5,7 @@
 // nats), and greedy decoding of the first prompt inside the largest batch equals it decoded alone.
 // Then for each batch size B: B prompts (the reference sentences' first 8–20 tokens, mixed
 // lengths) prefilled in one run, then N one-token steps of all B slots; prefill ms, and decode
-// tokens/s = B·N / (time of the N steps), aggregate over the batch.
+// tokens/s = B·(N - 1) / (time of the N - 1 steps after the prefill, which gave the first token), aggregate over the batch.
 
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
