@@ -370,7 +370,12 @@ describe('concord score / merge with Parquet and shards (fake model)', () => {
     const clash = await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '0/2', '--out-dir', 'mix']);
     expect(clash.code).toBe(6);
     expect(clash.stderr).toMatch(/shard-0-of-2\.manifest\.json: it belongs to a run with other inputs or options/);
-    expect((await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix'])).code).toBe(0);
+    // Another run's shard into the same folder: refused too (issue 26), so a mixed folder can only be made by hand.
+    const other = await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix']);
+    expect(other.code).toBe(6);
+    expect(other.stderr).toMatch(/shard-0-of-2\.manifest\.json belongs to another run/);
+    expect((await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix-b'])).code).toBe(0);
+    for (const f of fs.readdirSync(p('mix-b'))) fs.copyFileSync(p('mix-b', f), p('mix', f));
     const mg = await run(['merge', 'mix', '-o', 'y.jsonl']);
     expect(mg.code).toBe(3);
     expect(mg.stderr).toMatch(/holds shards of 2 different runs/);

@@ -628,6 +628,12 @@ export function requiredScores(f: FilterOptions): (keyof ScoreFields)[] {
   }
 }
 
+/**
+ * The largest magnitude a score may have. A log-prob sum is bounded by tokens × log(vocabulary)
+ * (below 1e9 for any real model and text); beyond this, sums of two scores could overflow to ±Inf.
+ */
+export const SCORE_LIMIT = 1e12;
+
 /** A scored record's scores, or why the rule cannot use it (every field in `need` must be a finite number). */
 export function scoresOf(r: FileRecord, need: (keyof ScoreFields)[]): { scores?: ScoreFields; error?: string } {
   if (r.parseError) return { error: r.parseError };
@@ -640,6 +646,7 @@ export function scoresOf(r: FileRecord, need: (keyof ScoreFields)[]): { scores?:
     if (typeof v !== 'number' || !Number.isFinite(v)) {
       return { error: `scores.${k} is ${v === undefined ? 'missing' : v === null ? 'null' : `not a finite number (${JSON.stringify(v)})`}; the rule needs it` };
     }
+    if (Math.abs(v) > SCORE_LIMIT) return { error: `scores.${k} = ${v} is out of range (|score| ≤ ${SCORE_LIMIT}: no real log-prob, ratio or cosine is that large)` };
   }
   return { scores: s as ScoreFields };
 }

@@ -10,6 +10,7 @@ import type { GpuRuntime } from '../gpu/runtime.js';
 import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
 import { AtomicWriter, openInput } from '../pipeline/node-io.js';
 import { DiversitySelector, walkOrder } from './index.js';
+import { requiredScores, scoresOf } from '../pipeline/files.js';
 
 export type SelectOn = 'x' | 'y' | 'xy';
 
@@ -64,19 +65,20 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
   const start: number[] = [], end: number[] = [];
   const inMemory: unknown[] = [];
   let records = 0, errors = 0, prevEnd = 0;
+  const need = requiredScores(o.filter);
   const src = openInput(o.input, o.input);
   const jsonl = src.format === 'jsonl';
   for await (const r of src.records) {
     records++;
     const rs = prevEnd;
     prevEnd = r.endOffset;
-    const rec = r.record as { scores?: unknown } | null;
-    if (r.parseError || !rec || typeof rec !== 'object' || !rec.scores || typeof rec.scores !== 'object') {
+    const got = scoresOf(r, need);
+    if (!got.scores) {
       errors++;
-      if (errors <= 10) log(`${r.loc}: ${r.parseError ?? "no 'scores' object (run `concord score` first)"} (left out)`);
+      if (errors <= 10) log(`${r.loc}: ${got.error} (left out)`);
       continue;
     }
-    scores.push(rec.scores as ScoreFields);
+    scores.push(got.scores);
     locs.push(r.loc);
     if (jsonl) { start.push(rs); end.push(r.endOffset); } else inMemory.push(r.record);
   }
@@ -129,8 +131,8 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
   try {
     let v = 0;
     for await (const r of openInput(o.input, o.input).records) {
-      const rec = r.record as { scores?: unknown } | null;
-      if (r.parseError || !rec || typeof rec !== 'object' || !rec.scores || typeof rec.scores !== 'object') continue;
+      if (!scoresOf(r, need).scores) continue;
+      const rec = r.record as object;
       const rank = selectedRank.get(v);
       if (rank !== undefined) {
         const fsc = ranked.score[v];

@@ -8,14 +8,14 @@
 // Parquet, folders, globs), kept / dropped written as JSONL or Parquet.
 
 import * as fs from 'node:fs';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import * as path from 'node:path';
 import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
 import { InputSet, detectFormat, type InputFile } from '../formats/records.js';
 import { isParquetPath, writeParquetRows } from '../formats/parquet.js';
 import { AtomicWriter, progressPathFor } from '../pipeline/node-io.js';
 import { StrictError, errorLine, requiredScores, scoresOf, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
-import { digestFile, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
+import { digestFile, manifestNames, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
 
 /** A missing, unfinished or inconsistent shard (exit 3). */
 export class MergeError extends InputError {}
@@ -115,10 +115,13 @@ export interface CheckedRun {
   runId: string;
 }
 
+/** How many shard problems merge lists before it says how many more there are. */
+const MAX_LISTED = 20;
+
 /** Every shard of the one run in `dir`, checked; throws MergeError listing every problem and the commands that fix them. */
 export function checkShards(dir: string): CheckedRun {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new MergeError(`${dir}: no such folder`);
-  const names = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\.manifest\.json$/.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names = manifestNames(dir);
   const partials = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\..*progress\.json$/.test(f));
   if (names.length === 0) {
     const hint = partials.length ? ` (only unfinished shards: ${partials.join(', ')}; rerun their score commands)` : '';
@@ -163,7 +166,11 @@ export function checkShards(dir: string): CheckedRun {
       if (now.bytes !== d.bytes || now.sha256 !== d.sha256) problems.push(`shard ${i}/${n}: ${f} does not match its manifest (sha256 ${now.sha256.slice(0, 12)}…, manifest ${d.sha256.slice(0, 12)}…); redo it: ${cmd}`);
     }
   }
-  if (problems.length) throw new MergeError(`${dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''} (run ${runId}, ${n} shards):\n  ${problems.join('\n  ')}`);
+  if (problems.length) {
+    const shown = problems.slice(0, MAX_LISTED);
+    if (problems.length > MAX_LISTED) shown.push(`… and ${problems.length - MAX_LISTED} more`);
+    throw new MergeError(`${dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''} (run ${runId}, ${n} shards):\n  ${shown.join('\n  ')}`);
+  }
   return { dir, manifests: [...byI.values()].sort((a, b) => a.shard.i - b.shard.i), n, total, runId };
 }
 
@@ -192,6 +199,54 @@ export interface MergeSummary {
   output: string | null;
   errors_file: string | null;
   filter: FilterSummary | null;
+}
+
+/** Outputs named inside the run's own shard files would overwrite the run (exit 2, nothing touched). */
+function refuseOwnFiles(o: MergeOptions): void {
+  const dir = fs.realpathSync(o.dir);
+  for (const [flag, f] of [['-o', o.output], ['--errors', o.errors], ['--kept', o.kept], ['--drop-out', o.dropOut]] as const) {
+    if (!f) continue;
+    const parent = path.dirname(path.resolve(f));
+    const inDir = fs.existsSync(parent) && fs.realpathSync(parent) === dir;
+    if (inDir && /^shard-\d+-of-\d+\./.test(path.basename(f))) {
+      throw new UsageError(`${flag} ${f} is one of the run's own shard files in ${o.dir}; write the merged output elsewhere`);
+    }
+  }
+}
+
+/** Records and errors counted in the shards' files (not taken from the manifests), checked against them. */
+async function countShardRecords(run: CheckedRun, shardSet: InputSet): Promise<{ records: number; scored: number; errors: number }> {
+  const rows = await shardSet.recordCounts();
+  const problems: string[] = [];
+  let scored = 0;
+  let errors = 0;
+  run.manifests.forEach((m, k) => {
+    const errs = m.errors ? countLines(path.join(run.dir, m.errors.file)) : 0;
+    if (rows[k] !== m.counts.scored || errs !== m.counts.errors) {
+      problems.push(`shard ${m.shard.i}/${m.shard.n}: its files hold ${rows[k]} scored records and ${errs} errors, its manifest says ${m.counts.scored} and ${m.counts.errors}; redo it: ${redoCommand(m.argv, m.shard.i, m.shard.n)}`);
+    }
+    scored += rows[k];
+    errors += errs;
+  });
+  if (problems.length) throw new MergeError(`${run.dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''}:\n  ${problems.slice(0, MAX_LISTED).join('\n  ')}`);
+  return { records: scored + errors, scored, errors };
+}
+
+function countLines(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  let lines = 0;
+  try {
+    for (let pos = 0; ;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      for (let k = buf.indexOf(10, 0); k !== -1 && k < n; k = buf.indexOf(10, k + 1)) lines++;
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return lines;
 }
 
 /** The files one after the other into `out`, atomically (a temporary file, fsync, rename). */
@@ -228,7 +283,8 @@ export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
   const outFiles = run.manifests.map((m) => path.join(o.dir, m.output.file));
   const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: detectFormat(f) }));
   const shardSet = new InputSet(o.dir, files);
-  const counts = run.manifests.reduce((c, m) => ({ records: c.records + m.counts.records, scored: c.scored + m.counts.scored, errors: c.errors + m.counts.errors }), { records: 0, scored: 0, errors: 0 });
+  refuseOwnFiles(o);
+  const counts = await countShardRecords(run, shardSet);
   let errorsFile: string | null = null;
   if (o.output) {
     const allJsonl = run.manifests.every((m) => m.output.format === 'jsonl');

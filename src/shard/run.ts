@@ -2,12 +2,13 @@
 // (skip), whether it was interrupted (resume from its checkpoint), and its manifest once finished.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { InputSet, RecordRange } from '../formats/records.js';
 import { scoreTarget } from '../formats/parquet.js';
 import { ResumeError, progressPathFor, writeFileAtomic } from '../pipeline/node-io.js';
 import type { ScoreSummary } from '../pipeline/files.js';
 import {
-  ShardError, digestFile, manifestStale, readManifest, runId, shardPaths,
+  ShardError, digestFile, manifestNames, manifestStale, readManifest, runId, shardPaths,
   type ManifestInput, type ShardManifest, type ShardSpec,
 } from './index.js';
 
@@ -48,6 +49,13 @@ export class ShardRun {
     this.id = runId(this.inputsM, optionsHash, spec.n, this.o.format);
     fs.mkdirSync(this.o.outDir, { recursive: true });
     const label = `shard ${spec.i}/${spec.n} (records ${this.range.start}..${this.range.end - 1} of ${total}; ${spec.source})`;
+    for (const f of manifestNames(this.o.outDir)) {
+      if (f === path.basename(this.paths.manifest)) continue; // this shard's own: below
+      const other = readManifest(path.join(this.o.outDir, f));
+      if (other.run_id !== this.id) {
+        throw new ResumeError(`${path.join(this.o.outDir, f)} belongs to another run (run ${other.run_id}, this one ${this.id}: other inputs, options or n); use another --out-dir, or delete ${this.o.outDir}'s shard files to redo the run`);
+      }
+    }
     if (fs.existsSync(this.paths.manifest)) {
       const m = readManifest(this.paths.manifest);
       const why = manifestStale(m, this.id, this.o.outDir, this.range);
@@ -72,7 +80,7 @@ export class ShardRun {
     const r = this.range!;
     const c = summary.counts;
     if (c.records !== r.end - r.start) {
-      throw new ShardError(`shard ${this.o.spec.i}/${this.o.spec.n}: ${c.records} records done but its range holds ${r.end - r.start} (--limit does not combine with --shard)`);
+      throw new ShardError(`shard ${this.o.spec.i}/${this.o.spec.n}: ${c.records} records done but its range holds ${r.end - r.start} (the input holds fewer records than were counted: a file changed while the shard ran, or a Parquet footer's row count disagrees with its data)`);
     }
     const m: ShardManifest = {
       concord_shard_manifest: 1,
