@@ -22,6 +22,7 @@
 
 import type { RopeScaling } from '../../kernels/rope.js';
 import { ModelFileError } from '../errors.js';
+import { LazyTensorMap } from '../models/hf.js';
 import type { ChunkScratch, ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from '../models/types.js';
 import { dequantize } from '../quant/dequant.js';
 import { ggmlTypeName, TYPE_LAYOUT, type GgmlType } from '../quant/types.js';
@@ -232,10 +233,14 @@ export function ggufRefs(f: GgufFile, arch: GgufArch, c: ModelConfig): Map<strin
   return t;
 }
 
-/** Load a parsed GGUF model: config and every tensor dequantized to f32 (the CPU path), with the refs kept. */
-export function loadGgufWeights(f: GgufFile): LoadedWeights & { ggufArch: GgufArch } {
+/**
+ * Load a parsed GGUF model: its config, and every tensor dequantized to f32 now (the CPU path), or
+ * with `lazy` the refs (GgufTensorRef: stored blocks, dequantized when read) and tensors read on first use.
+ */
+export function loadGgufWeights(f: GgufFile, opts: { lazy?: boolean } = {}): LoadedWeights {
   const { arch, config } = ggufConfig(f);
   const refs = ggufRefs(f, arch, config);
+  if (opts.lazy) return { config, tensors: new LazyTensorMap(refs), refs };
   const tensors: TensorMap = new Map();
   const read = new Map<TensorRef, Float32Array>();
   for (const [name, r] of refs) {
@@ -243,7 +248,7 @@ export function loadGgufWeights(f: GgufFile): LoadedWeights & { ggufArch: GgufAr
     if (!a) read.set(r, (a = r.read()));
     tensors.set(name, a);
   }
-  return { config, tensors, refs, ggufArch: arch };
+  return { config, tensors };
 }
 
 /** tokenizer.ggml.* entries a GGUF model needs for its tokenizer (checked in src/formats/gguf-tokenizer.ts). */
