@@ -49,6 +49,9 @@ const ROWS: Row[] = [
   ['tune', 'unknown flag', ['tune', '--bogus'], '--bogus'],
   ['tune', 'bad value', ['tune', '--op', 'nosuch'], '--op'],
   ['tune', 'missing argument', ['tune', '--model'], '--model'],
+  ['quantize', 'unknown flag', ['quantize', 'm', '-o', 'x.gguf', '--bogus'], '--bogus'],
+  ['quantize', 'bad value', ['quantize', 'm', '-o', 'x.gguf', '--type', 'q3_k'], '--type'],
+  ['quantize', 'missing argument', ['quantize', 'm'], '-o FILE.gguf'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {
