@@ -111,7 +111,7 @@ export function ggufConfig(f: GgufFile): { arch: GgufArch; config: ModelConfig }
   const rotary = num('rope.dimension_count', headDim);
   const gemma = arch === 'gemma2' || arch === 'gemma3';
   const base: ModelConfig = {
-    arch: 'llama', name: `${arch} (${f.path})`, vocabSize: emb.ne[1], dim: d, hiddenDim: num('feed_forward_length'), nLayers, nHeads, nKvHeads, headDim,
+    arch: 'llama', name: `${metaString(f, 'general.name') ?? arch} (GGUF ${arch}: ${f.path})`, vocabSize: emb.ne[1], dim: d, hiddenDim: num('feed_forward_length'), nLayers, nHeads, nKvHeads, headDim,
     maxSeqLen: num('context_length', 2048), normEps: num('attention.layer_norm_rms_epsilon', 1e-6), norm: 'rms', act: gemma ? 'geglu' : 'swiglu', pos: 'rope',
     ropeTheta: num('rope.freq_base', 10000), ropeLayout: arch === 'llama' ? 'interleaved' : 'half', qkvBias: arch === 'qwen2', mlpBias: false,
     tiedEmbeddings: !f.tensors.has('output.weight'), ...specialIds(f),
