@@ -204,7 +204,7 @@ describe('quantized models read back and score', () => {
     });
   }
 
-  for (const fam of ['smollm2', 'qwen3', 'mistral']) {
+  for (const fam of ['smollm2', 'qwen3', 'mistral', 'llama3']) {
     it(`HF family ${fam}: GGUF f32 against the float64 reference; quantized error`, async () => {
       const fix = join(ROOT, 'tests', 'fixtures', 'hf', fam);
       const ref = JSON.parse(readFileSync(join(fix, 'reference.json'), 'utf8')) as { sequences: { ids: number[]; logprobs: number[] }[] };
@@ -212,6 +212,8 @@ describe('quantized models read back and score', () => {
       expect(e.q8_0.mean).toBeLessThan(0.15);
       const m = await loadWeights(join(dir, `hf-${fam}.f32.gguf`));
       expect(m.config.ropeLayout).toBe(fam === 'qwen3' ? 'half' : 'interleaved'); // llama arch: q/k permuted to pairs, as convert_hf_to_gguf
+      // Llama 3.1 scaling travels as rope_freqs.weight (per-pair divisors), read back as such
+      if (fam === 'llama3') expect(m.config.ropeScaling?.type).toBe('longrope');
       let max = 0;
       for (const s of ref.sequences) {
         const lp = logProbsCpu(m, s.ids).slice(1);

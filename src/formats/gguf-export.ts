@@ -16,6 +16,7 @@
 // Configurations GGUF cannot say (GPT-2 here, partial rotary, per-layer RoPE switches, a Gemma score
 // scale llama.cpp would not derive, ...) are refused with the reason.
 
+import { ropeInvFreq, type RopeScaling } from '../../kernels/rope.js';
 import { InputError } from '../errors.js';
 import type { LoadedModel } from '../models/load.js';
 import type { ModelConfig } from '../models/types.js';
@@ -84,7 +85,7 @@ function hyperParams(m: LoadedModel, arch: ExportArch): GgufKv[] {
   const s = c.ropeScaling;
   if (s?.type === 'linear') out.push(kv.str(a('rope.scaling.type'), 'linear'), kv.f32(a('rope.scaling.factor'), s.factor));
   else if (s?.type === 'longrope' && s.attentionFactor !== 1) throw refuse(m, 'LongRoPE with an attention factor');
-  else if (s?.type === 'llama3') throw refuse(m, "'llama3' RoPE scaling (not yet written as rope_freqs)");
+  else if (s?.type === 'llama3' && arch !== 'llama') throw refuse(m, `'llama3' RoPE scaling on ${arch}`);
   return out;
 }
 
@@ -98,6 +99,23 @@ function toInterleaved(w: Float32Array, heads: number, hd: number, cols: number)
     }
   }
   return out;
+}
+
+/**
+ * Llama 3.1 scaling as llama.cpp stores it: one frequency divisor per rotary pair (rope_freqs.weight,
+ * convert_hf_to_gguf.py LlamaModel.generate_extra_tensors): 1 for short wavelengths, `factor` for
+ * long ones, 1 / ((1 − s)/factor + s) in between.
+ */
+export function llama3RopeFactors(headDim: number, theta: number, s: Extract<RopeScaling, { type: 'llama3' }>): Float32Array {
+  const freqs = ropeInvFreq(headDim, theta);
+  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor, highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+  return freqs.map((freq) => {
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) return 1;
+    if (wavelen > lowWavelen) return s.factor;
+    const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return 1 / ((1 - smooth) / s.factor + smooth);
+  });
 }
 
 /** The ggml type a 2-D weight of row length `cols` gets under `q`. */
@@ -138,6 +156,13 @@ function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorT
     });
   };
   const permute = arch === 'llama' && c.ropeLayout === 'half';
+  const rs = c.ropeScaling;
+  if (rs?.type === 'llama3') {
+    const factors = llama3RopeFactors(c.headDim, c.ropeTheta, rs);
+    out.push({ name: 'rope_freqs.weight', ne: [factors.length], type: GGML_TYPE.F32, data: () => QUANTIZERS[GGML_TYPE.F32]!(factors) });
+  } else if (rs?.type === 'longrope') {
+    out.push({ name: 'rope_freqs.weight', ne: [rs.factors.length], type: GGML_TYPE.F32, data: () => QUANTIZERS[GGML_TYPE.F32]!(Float32Array.from(rs.factors)) });
+  }
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
   mat('token_embd.weight', 'tok_emb', c.vocabSize, c.dim, { head: c.tiedEmbeddings });
   for (let i = 0; i < c.nLayers; i++) {
