@@ -173,7 +173,7 @@ async function quantizedErrors(label: string, path: string, seqsOf: (m: LoadedMo
   const seqs = seqsOf(base);
   const ref = logprobs(base, seqs);
   const out: Record<string, { mean: number; max: number }> = {};
-  for (const q of ['f32', 'q8_0', 'q4_0', 'q4_k'] as QuantType[]) {
+  for (const q of ['f32', 'q8_0', 'q4_0', 'q4_k', 'q4_k_m'] as QuantType[]) {
     const file = join(dir, `${label}.${q}.gguf`);
     const { kvs, tensors } = ggufExport(base, q);
     writeGguf(file, kvs, tensors);

@@ -10,7 +10,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { dequantize } from '../src/quant/dequant.js';
-import { nearestInt, quantizeQ4_0, quantizeQ4_K, quantizeQ5_0, quantizeQ8_0, QUANTIZERS } from '../src/quant/quantize.js';
+import { nearestInt, quantizeQ4_0, quantizeQ4_K, quantizeQ5_0, quantizeQ6_K, quantizeQ8_0, QUANTIZERS } from '../src/quant/quantize.js';
 import { GGML_TYPE, TYPE_LAYOUT } from '../src/quant/types.js';
 import { rng } from './helpers/gpu.js';
 
@@ -196,5 +196,19 @@ describe('quantizers (ggml reference round-to-nearest)', () => {
     for (let i = 0; i < x.length; i++) { se += (x[i] - y[i]) ** 2; sx += x[i] ** 2; }
     expect(Math.sqrt(se / sx)).toBeLessThan(0.1);
     expect(QUANTIZERS[GGML_TYPE.Q4_K]).toBe(quantizeQ4_K);
+  });
+
+  it('Q6_K: round trip within two levels of each 16-group\'s 6-bit step (where d is a normal f16), RMS < 3 % (spiky data); an all-zero block stays zero', () => {
+    const { x, y } = roundTrip(quantizeQ6_K, GGML_TYPE.Q6_K, 256 * 16, 9);
+    // the second half is scaled by 1e-3: its super-block scale d ≈ 1e-7 is an f16 subnormal (coarse)
+    for (let g = 0; g < x.length / 32; g++) {
+      let amax = 0;
+      for (let j = 0; j < 16; j++) amax = Math.max(amax, Math.abs(x[g * 16 + j]));
+      for (let j = 0; j < 16; j++) expect(Math.abs(x[g * 16 + j] - y[g * 16 + j])).toBeLessThanOrEqual(amax / 16 + 1e-9);
+    }
+    let se = 0, sx = 0;
+    for (let i = 0; i < x.length; i++) { se += (x[i] - y[i]) ** 2; sx += x[i] ** 2; }
+    expect(Math.sqrt(se / sx)).toBeLessThan(0.03);
+    expect([...quantizeQ6_K(new Float32Array(256))].every((v) => v === 0)).toBe(true);
   });
 });

@@ -39,7 +39,7 @@ Usage:
   concord select <scored.jsonl> --budget N --diversity 0.9 -o selected.jsonl   best-first, diverse
   concord report <scored.jsonl> -o report.html [--group source] [--label F]   one self-contained page
   concord tune [--model M] [--dry-run] [--json]   validate + time every kernel variant, cache the winners
-  concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|f16]   write a (quantized) GGUF file
+  concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|q4_k_m|f16]   write a (quantized) GGUF file
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu

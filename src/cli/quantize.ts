@@ -7,13 +7,14 @@ import { loadWeights } from '../models/load.js';
 import { ggmlTypeName } from '../quant/types.js';
 import { choiceFlag, command, EXIT, log, parseFlags, UsageError } from './common.js';
 
-export const QUANTIZE_HELP = `concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|f16|f32] [--revision R]
+export const QUANTIZE_HELP = `concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|q4_k_m|f16|f32] [--revision R]
 
 Writes MODEL (default, stories15M, a llama2.c .bin, a Hugging Face folder or cached id, a .gguf)
 as a GGUF v3 file that concord and llama.cpp read: the 2-D weights in --type (default q8_0; llama.cpp's
 reference quantizers), norms and biases in F32, the tokenizer and chat template in tokenizer.ggml.*.
-  q4_k: rows whose length is not a multiple of 256 fall back to Q5_0 (as llama.cpp does);
-  q4_0 / q4_k: the LM head (or tied embedding) is kept Q8_0 (llama.cpp writes Q6_K).
+  As llama.cpp: under q4_0 / q4_k / q4_k_m the LM head (or tied embedding) is Q6_K; q4_k_m also
+  gives attn_v and ffn_down of some layers Q6_K; K-quant rows whose length is not a multiple of
+  256 fall back (Q4_K → Q5_0, Q6_K → Q8_0).
 Architectures written: llama, qwen2, qwen3, gemma2, gemma3 (from the matching models).`;
 
 export const quantizeCommand = command('quantize', QUANTIZE_HELP, async (argv) => {

@@ -5,10 +5,10 @@
 //   architecture  gemma3 (GeGLU with q/k norms), gemma2 (GeGLU), qwen3 (q/k norms), qwen2 (q/k/v
 //                 biases), else llama — whose q/k rows are permuted to interleaved RoPE pairs when
 //                 the model rotates halves (HF layout), as the converter does; Gemma norms get +1.
-//   types         --type q8_0 | q4_0 | q4_k | f16 | f32 for the 2-D weights; norms and biases stay F32.
-//                 q4_k: rows whose length is not a multiple of 256 fall back to Q5_0, as llama.cpp
-//                 does; the LM head (or tied embedding) is written Q8_0 under q4_0/q4_k where
-//                 llama.cpp writes Q6_K (concord has no Q6_K quantizer).
+//   types         --type q8_0 | q4_0 | q4_k | q4_k_m | f16 | f32 for the 2-D weights; norms and biases
+//                 F32. As llama.cpp: the LM head (or tied embedding) Q6_K under the 4-bit types;
+//                 q4_k_m also Q6_K for attn_v / ffn_down of the use_more_bits layers; K-quant rows
+//                 whose length is not a multiple of 256 fall back (Q4_K → Q5_0, Q6_K → Q8_0).
 //   tokenizer     tokenizer.ggml.* from the model's tokenizer.json form: byte-level BPE → 'gpt2' with
 //                 its merges and the pre-tokenizer's llama.cpp name; SentencePiece-style BPE →
 //                 'llama' with scores that rank each piece by the first merge making it.
@@ -26,11 +26,11 @@ import type { HfTextTokenizer } from '../tokenizer/hf.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { kv, type GgufKv, type GgufTensorToWrite } from './gguf-write.js';
 
-export const QUANT_TYPES = ['q8_0', 'q4_0', 'q4_k', 'f16', 'f32'] as const;
+export const QUANT_TYPES = ['q8_0', 'q4_0', 'q4_k', 'q4_k_m', 'f16', 'f32'] as const;
 export type QuantType = (typeof QUANT_TYPES)[number];
 
 /** llama.cpp's llama_ftype of each choice (general.file_type). */
-const FILE_TYPE: Record<QuantType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 14 };
+const FILE_TYPE: Record<QuantType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 14, q4_k_m: 15 };
 
 type ExportArch = 'llama' | 'qwen2' | 'qwen3' | 'gemma2' | 'gemma3';
 
@@ -118,13 +118,21 @@ export function llama3RopeFactors(headDim: number, theta: number, s: Extract<Rop
   });
 }
 
-/** The ggml type a 2-D weight of row length `cols` gets under `q`. */
-export function weightType(q: QuantType, cols: number, isHead: boolean): GgmlType {
+/** llama.cpp's use_more_bits: the layers Q4_K_M gives Q6_K attn_v / ffn_down. */
+const useMoreBits = (i: number, n: number): boolean => i < Math.trunc(n / 8) || i >= Math.trunc((7 * n) / 8) || (i - Math.trunc(n / 8)) % 3 === 2;
+
+/**
+ * The ggml type a 2-D weight of row length `cols` gets under `q` (llama_tensor_get_type, reduced):
+ * the LM head Q6_K except under q8_0; q4_k_m also Q6_K for attn_v and ffn_down of the use_more_bits
+ * layers; a K-quant whose row length is not a multiple of 256 falls back (Q4_K → Q5_0, Q6_K → Q8_0).
+ */
+export function weightType(q: QuantType, cols: number, role: 'head' | 'more' | 'plain'): GgmlType {
   const fits = (t: GgmlType) => cols % TYPE_LAYOUT[t].blockElems === 0;
   const pick = (...ts: GgmlType[]) => ts.find(fits) ?? GGML_TYPE.F16;
   if (q === 'f32') return GGML_TYPE.F32;
   if (q === 'f16') return GGML_TYPE.F16;
-  if (q === 'q8_0' || isHead) return pick(GGML_TYPE.Q8_0);
+  if (q === 'q8_0') return pick(GGML_TYPE.Q8_0);
+  if (role === 'head' || (q === 'q4_k_m' && role === 'more')) return pick(GGML_TYPE.Q6_K, GGML_TYPE.Q8_0);
   if (q === 'q4_0') return pick(GGML_TYPE.Q4_0);
   return pick(GGML_TYPE.Q4_K, GGML_TYPE.Q5_0);
 }
@@ -143,8 +151,8 @@ function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorT
     const off = isNorm ? (c.normWeightOffset ?? 0) : 0;
     out.push({ name: gg, ne: [a.length], type: GGML_TYPE.F32, data: () => QUANTIZERS[GGML_TYPE.F32]!(off ? a.map((v) => Math.fround(v + off)) : a) });
   };
-  const mat = (gg: string, name: string, rows: number, cols: number, opts: { head?: boolean; permuteHeads?: number } = {}) => {
-    const type = weightType(q, cols, opts.head === true);
+  const mat = (gg: string, name: string, rows: number, cols: number, opts: { head?: boolean; more?: boolean; permuteHeads?: number } = {}) => {
+    const type = weightType(q, cols, opts.head ? 'head' : opts.more ? 'more' : 'plain');
     out.push({
       name: gg, ne: [cols, rows], type,
       data: () => {
@@ -170,7 +178,8 @@ function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorT
     vec(`${b}attn_norm.weight`, `${o}attn_norm.weight`, true);
     mat(`${b}attn_q.weight`, `${o}wq`, qd, c.dim, permute ? { permuteHeads: c.nHeads } : {});
     mat(`${b}attn_k.weight`, `${o}wk`, kvd, c.dim, permute ? { permuteHeads: c.nKvHeads } : {});
-    mat(`${b}attn_v.weight`, `${o}wv`, kvd, c.dim);
+    const more = useMoreBits(i, c.nLayers);
+    mat(`${b}attn_v.weight`, `${o}wv`, kvd, c.dim, { more });
     if (arch === 'qwen2') for (const x of ['q', 'k', 'v']) vec(`${b}attn_${x}.bias`, `${o}b${x}`, false);
     mat(`${b}attn_output.weight`, `${o}wo`, c.dim, qd);
     if (arch === 'qwen3' || arch === 'gemma3') {
@@ -181,7 +190,7 @@ function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorT
     vec(`${b}ffn_norm.weight`, `${o}ffn_norm.weight`, true);
     mat(`${b}ffn_gate.weight`, `${o}w_gate`, c.hiddenDim, c.dim);
     mat(`${b}ffn_up.weight`, `${o}w_up`, c.hiddenDim, c.dim);
-    mat(`${b}ffn_down.weight`, `${o}w_down`, c.dim, c.hiddenDim);
+    mat(`${b}ffn_down.weight`, `${o}w_down`, c.dim, c.hiddenDim, { more });
     if (gemma) vec(`${b}post_ffw_norm.weight`, `${o}post_ffn_norm.weight`, true);
   }
   vec('output_norm.weight', 'final_norm.weight', true);

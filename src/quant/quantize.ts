@@ -1,5 +1,6 @@
 // Quantizers for the GGUF writer: the round-to-nearest reference quantizers of ggml
-// (ggml-quants.c quantize_row_q8_0_ref, _q4_0_ref, _q5_0_ref, _q4_K_ref with make_qkx2_quants), in
+// (ggml-quants.c quantize_row_q8_0_ref, _q4_0_ref, _q5_0_ref, _q4_K_ref with make_qkx2_quants,
+// _q6_K_ref with make_qx_quants), in
 // f32 arithmetic step for step, so a file written here holds the blocks llama.cpp's reference path
 // writes for the same f32 weights (no importance matrix).
 
@@ -177,6 +178,76 @@ export function quantizeQ4_K(x: Float32Array): Uint8Array {
   return y;
 }
 
+const GROUP_MAX_EPS = fr(1e-15);
+
+/**
+ * ggml-quants.c make_qx_quants with rmse_type 1 and no importance weights (w = x²): a signed scale
+ * for n values at x[o..], levels l + nmax in L (l in [−nmax, nmax − 1]), refined over 18 nearby
+ * inverse scales.
+ */
+function makeQx(x: Float32Array, o: number, n: number, nmax: number, L: Uint8Array, lo: number): number {
+  let max = 0, amax = 0;
+  for (let i = 0; i < n; i++) { const ax = Math.abs(x[o + i]); if (ax > amax) { amax = ax; max = x[o + i]; } }
+  if (amax < GROUP_MAX_EPS) { L.fill(0, lo, lo + n); return 0; }
+  const levels = (iscale: number, write: boolean): [number, number] => {
+    let sumlx = 0, suml2 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[o + i];
+      const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * v))));
+      if (write) L[lo + i] = l + nmax;
+      const w = fr(v * v);
+      sumlx = fr(sumlx + fr(fr(w * v) * l));
+      suml2 = fr(suml2 + fr(fr(w * l) * l));
+    }
+    return [sumlx, suml2];
+  };
+  let [sumlx, suml2] = levels(fr(-nmax / max), true);
+  let scale = suml2 ? fr(sumlx / suml2) : 0;
+  let best = fr(scale * sumlx);
+  for (let is = -9; is <= 9; is++) {
+    if (is === 0) continue;
+    const iscale = fr(-fr(nmax + fr(fr(0.1) * is)) / max);
+    [sumlx, suml2] = levels(iscale, false);
+    if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
+      levels(iscale, true);
+      scale = fr(sumlx / suml2);
+      best = fr(scale * sumlx);
+    }
+  }
+  return scale;
+}
+
+export function quantizeQ6_K(x: Float32Array): Uint8Array {
+  const nb = x.length / QK_K, y = new Uint8Array(typeBytes(GGML_TYPE.Q6_K, x.length));
+  const L = new Uint8Array(QK_K), scales = new Float32Array(16);
+  for (let i = 0; i < nb; i++) {
+    const xo = i * QK_K, o = i * 210;
+    let maxScale = 0, maxAbs = 0;
+    for (let ib = 0; ib < 16; ib++) {
+      scales[ib] = makeQx(x, xo + 16 * ib, 16, 32, L, 16 * ib);
+      if (Math.abs(scales[ib]) > maxAbs) { maxAbs = Math.abs(scales[ib]); maxScale = scales[ib]; }
+    }
+    if (maxAbs < GROUP_MAX_EPS) continue; // an all-zero block (d = 0)
+    const iscale = fr(-128 / maxScale);
+    const dH = putHalf(y, o + 208, fr(1 / iscale));
+    for (let ib = 0; ib < 16; ib++) y[o + 192 + ib] = Math.min(127, nearestInt(fr(iscale * scales[ib]))) & 0xff;
+    for (let j = 0; j < 16; j++) {
+      const d = fr(dH * ((y[o + 192 + j] << 24) >> 24));
+      if (!d) continue;
+      for (let ii = 0; ii < 16; ii++) L[16 * j + ii] = Math.max(-32, Math.min(31, nearestInt(fr(x[xo + 16 * j + ii] / d)))) + 32;
+    }
+    for (let j = 0, ql = o, qh = o + 128; j < QK_K; j += 128, ql += 64, qh += 32) {
+      for (let l = 0; l < 32; l++) {
+        const a = L[j + l], b = L[j + l + 32], c = L[j + l + 64], e = L[j + l + 96];
+        y[ql + l] = (a & 0xf) | ((c & 0xf) << 4);
+        y[ql + l + 32] = (b & 0xf) | ((e & 0xf) << 4);
+        y[qh + l] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);
+      }
+    }
+  }
+  return y;
+}
+
 export function quantizeF16(x: Float32Array): Uint8Array {
   const y = new Uint8Array(2 * x.length);
   for (let i = 0; i < x.length; i++) { const h = f32ToF16Bits(x[i]); y[2 * i] = h & 0xff; y[2 * i + 1] = h >> 8; }
@@ -195,4 +266,5 @@ export const QUANTIZERS: Partial<Record<number, (x: Float32Array) => Uint8Array>
   [GGML_TYPE.Q4_0]: quantizeQ4_0,
   [GGML_TYPE.Q5_0]: quantizeQ5_0,
   [GGML_TYPE.Q4_K]: quantizeQ4_K,
+  [GGML_TYPE.Q6_K]: quantizeQ6_K,
 };
