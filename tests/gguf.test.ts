@@ -10,11 +10,11 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
 import { readGguf, tensorF32 } from '../src/formats/gguf.js';
-import { ggufExport, type QuantType } from '../src/formats/gguf-export.js';
+import { ggufExport, tokenizerMetadata, type QuantType } from '../src/formats/gguf-export.js';
 import { GGUF_VALUE, kv, writeGguf } from '../src/formats/gguf-write.js';
 import { logProbsCpu } from '../src/models/forward-cpu.js';
 import { loadWeights, type LoadedModel } from '../src/models/load.js';
-import { GGML_TYPE } from '../src/quant/types.js';
+import { GGML_TYPE, type GgmlType } from '../src/quant/types.js';
 import { buildTinyModel, type TinyKind } from './helpers/tiny-models.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -243,6 +243,42 @@ describe('quantized models read back and score', () => {
       expect(m.config.normWeightOffset ?? 0).toBe(0); // the file holds 1 + w
     });
   }
+
+  it('phi3 (written here as llama.cpp lays it out: fused attn_qkv and gate|up ffn_up, rope_factors_short): against the float64 reference', async () => {
+    const fix = join(ROOT, 'tests', 'fixtures', 'hf', 'phi3');
+    const hf = await loadWeights(fix);
+    const c = hf.config, t = (n: string) => hf.tensors.get(n)!;
+    const f32 = (name: string, ne: number[], a: Float32Array) => ({ name, ne, type: GGML_TYPE.F32 as GgmlType, data: () => new Uint8Array(a.slice().buffer) });
+    const cat = (...xs: Float32Array[]) => { const o = new Float32Array(xs.reduce((n, x) => n + x.length, 0)); let p = 0; for (const x of xs) { o.set(x, p); p += x.length; } return o; };
+    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
+    expect(c.ropeScaling?.type).toBe('longrope');
+    const factors = (c.ropeScaling as { factors: number[] }).factors;
+    const tensors = [f32('token_embd.weight', [c.dim, c.vocabSize], t('tok_emb')), f32('rope_factors_short.weight', [factors.length], Float32Array.from(factors))];
+    for (let i = 0; i < c.nLayers; i++) {
+      const o = `layers.${i}.`, b = `blk.${i}.`;
+      tensors.push(f32(`${b}attn_norm.weight`, [c.dim], t(`${o}attn_norm.weight`)), f32(`${b}attn_qkv.weight`, [c.dim, qd + 2 * kvd], cat(t(`${o}wq`), t(`${o}wk`), t(`${o}wv`))),
+        f32(`${b}attn_output.weight`, [qd, c.dim], t(`${o}wo`)), f32(`${b}ffn_norm.weight`, [c.dim], t(`${o}ffn_norm.weight`)),
+        f32(`${b}ffn_up.weight`, [c.dim, 2 * c.hiddenDim], cat(t(`${o}w_gate`), t(`${o}w_up`))), f32(`${b}ffn_down.weight`, [c.hiddenDim, c.dim], t(`${o}w_down`)));
+    }
+    tensors.push(f32('output_norm.weight', [c.dim], t('final_norm.weight')), f32('output.weight', [c.dim, c.vocabSize], t('lm_head')));
+    const a = (k: string) => `phi3.${k}`;
+    const path = join(dir, 'phi3.gguf');
+    writeGguf(path, [
+      kv.str('general.architecture', 'phi3'), kv.u32(a('context_length'), 131072), kv.u32(a('embedding_length'), c.dim), kv.u32(a('block_count'), c.nLayers),
+      kv.u32(a('feed_forward_length'), c.hiddenDim), kv.u32(a('attention.head_count'), c.nHeads), kv.u32(a('attention.head_count_kv'), c.nKvHeads),
+      kv.f32(a('attention.layer_norm_rms_epsilon'), c.normEps), kv.f32(a('rope.freq_base'), c.ropeTheta), kv.u32(a('rope.dimension_count'), c.rotaryDim!),
+      kv.u32(a('rope.scaling.original_context_length'), 4096), kv.u32(a('attention.sliding_window'), 16), ...tokenizerMetadata(hf.tokenizer, 'phi3'),
+    ], tensors);
+    const m = await loadWeights(path);
+    expect(m.config).toMatchObject({ rotaryDim: 12, maxSeqLen: 4096, layerWindows: [16, 16], ropeLayout: 'half', tiedEmbeddings: false });
+    const ref = JSON.parse(readFileSync(join(fix, 'reference.json'), 'utf8')) as { sequences: { ids: number[]; logprobs: number[] }[] };
+    let max = 0;
+    for (const sq of ref.sequences) {
+      const lp = logProbsCpu(m, sq.ids).slice(1);
+      sq.logprobs.forEach((v, i) => { max = Math.max(max, Math.abs(lp[i] - v)); });
+    }
+    expect(max).toBeLessThan(1e-5);
+  });
 
   it.skipIf(!existsSync(join(ROOT, 'models', 'stories15M', 'model.bin')))('stories15M: Q8_0 / Q4_0 / Q4_K log-prob error', async () => {
     const e = await quantizedErrors('stories15M', 'stories15M', encodeAll);
