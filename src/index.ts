@@ -29,6 +29,11 @@ export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type Fil
 export { loadModel, modelFromWeights, sharedRuntime, type LoadModelOptions, type LoadedLanguageModel, type LanguageModel, type SequenceRequest, type SequenceScores } from './models/index.js';
 export { loadWeights, resolveModel, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
 export type { ModelConfig, LoadedWeights, TensorRef } from './models/types.js';
+// GGUF files and ggml tensor types (docs/gguf.md)
+export { readGguf, tensorF32, type GgufFile, type GgufTensorInfo } from './formats/gguf.js';
+export { ggufExport, QUANT_TYPES, type QuantType } from './formats/gguf-export.js';
+export { writeGguf } from './formats/gguf-write.js';
+export { dequantize } from './quant/dequant.js';
 export type { LoadProgress } from './models/weight-upload.js';
 export type { TextTokenizer } from './tokenizer/types.js';
 export { loadEmbedder, createEmbedder, type Embedder, type EmbedderOptions, type EmbedStats } from './encoder/index.js';
