@@ -181,6 +181,11 @@ async function quantizedErrors(label: string, path: string, seqsOf: (m: LoadedMo
     expect(m.format).toBe('gguf');
     expect(m.config).toMatchObject({ dim: base.config.dim, nLayers: base.config.nLayers, vocabSize: base.config.vocabSize, nKvHeads: base.config.nKvHeads });
     out[q] = diffStats(logprobs(m, seqs), ref);
+    if (q === 'f32') {
+      // the tokenizer written to tokenizer.ggml.* encodes as the original
+      for (const t of [...TEXTS, 'Hello,  world!\n\tTabs & ünïcode 你好 12345']) expect(m.tokenizer.encode(t)).toEqual(base.tokenizer.encode(t));
+      expect([m.tokenizer.bosId, m.tokenizer.eosId]).toEqual([base.tokenizer.bosId, base.tokenizer.eosId]);
+    }
     if (q === 'f32' && checkF32Exact) expect(out[q].max).toBeLessThan(1e-5);
   }
   console.log(`${label}: |Δ log-prob| vs f32 (nats/token): ${Object.entries(out).map(([q, s]) => `${q} mean ${s.mean.toExponential(2)} max ${s.max.toExponential(2)}`).join('; ')}`);
