@@ -40,6 +40,11 @@ export { loadWeights, resolveModel, resolveModelSource, DEFAULT_MODEL, type Load
 export { ensureHubModel, type HubModel, type HubModelOptions } from './hub/download.js';
 export { HubError } from './hub/names.js';
 export type { ModelConfig, LoadedWeights, TensorRef } from './models/types.js';
+// GGUF files and ggml tensor types (docs/gguf.md)
+export { readGguf, tensorF32, type GgufFile, type GgufTensorInfo } from './formats/gguf.js';
+export { ggufExport, QUANT_TYPES, type QuantType } from './formats/gguf-export.js';
+export { writeGguf } from './formats/gguf-write.js';
+export { dequantize } from './quant/dequant.js';
 export type { LoadProgress } from './models/weight-upload.js';
 export type { TextTokenizer } from './tokenizer/types.js';
 export { loadEmbedder, createEmbedder, type Embedder, type EmbedderOptions, type EmbedStats } from './encoder/index.js';

@@ -55,6 +55,9 @@ const ROWS: Row[] = [
   ['generate', 'unknown flag', ['generate', '--prompt', 'a', '--bogus'], '--bogus'],
   ['generate', 'bad value', ['generate', '--prompt', 'a', '--top-p', '2'], '--top-p'],
   ['generate', 'missing argument', ['generate', 'in.jsonl'], '-o'],
+  ['quantize', 'unknown flag', ['quantize', 'm', '-o', 'x.gguf', '--bogus'], '--bogus'],
+  ['quantize', 'bad value', ['quantize', 'm', '-o', 'x.gguf', '--type', 'q3_k'], '--type'],
+  ['quantize', 'missing argument', ['quantize', 'm'], '-o FILE.gguf'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {

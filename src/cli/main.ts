@@ -14,6 +14,7 @@ import { filterCommand } from './filter.js';
 import { generateCommand } from './generate.js';
 import { logprobCommand } from './logprob.js';
 import { mergeCommand } from './merge.js';
+import { quantizeCommand } from './quantize.js';
 import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
@@ -42,6 +43,7 @@ Usage:
   concord select <scored.jsonl> --budget N --diversity 0.9 -o selected.jsonl   best-first, diverse
   concord report <scored.jsonl> -o report.html [--group source] [--label F]   one self-contained page
   concord tune [--model M] [--dry-run] [--json]   validate + time every kernel variant, cache the winners
+  concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|q4_k_m|f16]   write a (quantized) GGUF file
 
 Devices: --device auto (default) takes WebGPU on a hardware adapter and the CPU path otherwise;
 --device webgpu forces WebGPU even on a software adapter (SwiftShader, lavapipe); --device cpu
@@ -67,6 +69,7 @@ export const COMMANDS: Record<string, Command> = {
   report: reportCommand,
   tune: tuneCommand,
   generate: generateCommand,
+  quantize: quantizeCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
