@@ -16,6 +16,8 @@ import type { LanguageModel, SequenceRequest } from '../src/models/lm.js';
 import { ChatTemplateError, chatFormatFromTemplate } from '../src/pipeline/chat-template.js';
 import { createScorerFromModels } from '../src/pipeline/scorer.js';
 import { DiversitySelector } from '../src/select/index.js';
+import { generate } from '../src/generate/engine.js';
+import { GREEDY, type Decoder, type StepInput } from '../src/generate/types.js';
 import { createFakeLm } from './helpers/fake-lm.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -230,3 +232,35 @@ describe('model and template files', () => {
     expect(fs.existsSync(p('never.jsonl'))).toBe(false);
   });
 });
+
+describe('generation inputs', () => {
+  test('a stop string late in a long generation is found, cut exactly, in time linear in the text', async () => {
+    // A decoder that writes 'a' (id 1) 500 times, then 'S','T','O','P' (ids 2..5), then 'a' again.
+    const script = [...Array(500).fill(1), 2, 3, 4, 5, ...Array(100).fill(1)];
+    const chars = ['', 'a', 'S', 'T', 'O', 'P'];
+    const pos = new Map<number, number>();
+    const dec: Decoder = {
+      slots: 1, maxLen: 4096,
+      reset: (slot) => { pos.set(slot, 0); },
+      step: async (inputs: StepInput[]) => Int32Array.from(inputs.map((i) => { const k = pos.get(i.slot) ?? 0; pos.set(i.slot, k + 1); return script[k]; })),
+      stepLogprobs: async () => { throw new Error('unused'); },
+      dispose: () => {},
+    };
+    let decoded = 0;
+    const decode = (ids: number[]) => { decoded += ids.length; return ids.map((t) => chars[t]).join(''); };
+    const { results } = await generate(dec, [{ prompt: [0], sampling: GREEDY, maxNewTokens: 1000, stopStrings: ['STOP'] }], { decode });
+    expect(results[0]).toMatchObject({ finish_reason: 'stop', text: 'a'.repeat(500), generated_tokens: 504 });
+    // Decoding the whole text every step would cost ~504²/2 ≈ 127k token decodes; the tail check ~504·24.
+    expect(decoded).toBeLessThan(20_000);
+  });
+
+  test('concord generate: an empty --stop and --num-samples beyond 1024 are usage errors', async () => {
+    const a = await run(['generate', '--model', 'stories15M', '--prompt', 'Once', '--stop', '', '--device', 'cpu-twin'], {}, false);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/--stop needs a non-empty string/);
+    const b = await run(['generate', '--model', 'stories15M', '--prompt', 'Once', '--num-samples', '1000000', '--device', 'cpu-twin'], {}, false);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/--num-samples must be an integer in \[1, 1024\]/);
+  });
+});
+

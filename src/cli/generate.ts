@@ -32,7 +32,7 @@ text, the token ids and the finish reason).
   --device auto|webgpu|cpu|cpu-twin   (default auto; a backend that cannot decode yet falls back to
                               cpu-twin with auto, and is an error when named)
   --direction forward|reverse
-  --num-samples K             samples per record (default 1)
+  --num-samples K             samples per record (default 1, at most 1024)
   --max-new-tokens N          (default 128)
   --temperature T             0 = greedy (default 1)
   --top-k K                   0 = off (default)
@@ -71,6 +71,9 @@ async function decodingModel(path: string, device: DeviceChoice, revision: strin
   return loadModel(path, { device: 'cpu-twin', revision });
 }
 
+/** The most samples per record --num-samples may ask for (each is a full generation). */
+const MAX_SAMPLES = 1024;
+
 export const generateCommand = command('generate', GENERATE_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, OPTIONS, true);
   if (positionals.length > 1) throw new UsageError(`one input file, got ${positionals.length}`);
@@ -87,10 +90,11 @@ export const generateCommand = command('generate', GENERATE_HELP, async (argv, d
     seed: numFlag(v.seed, '--seed', { int: true, min: 0, max: 0xffffffff }) ?? 0,
   };
   if (sampling.topP === 0) throw new UsageError('--top-p must be above 0 (1 = off)');
-  const k = numFlag(v['num-samples'], '--num-samples', { int: true, min: 1 }) ?? 1;
+  const k = numFlag(v['num-samples'], '--num-samples', { int: true, min: 1, max: MAX_SAMPLES }) ?? 1;
   const maxNewTokens = numFlag(v['max-new-tokens'], '--max-new-tokens', { int: true, min: 0 }) ?? 128;
   const slots = numFlag(v.slots, '--slots', { int: true, min: 1 }) ?? 8;
   const stop = (v.stop ?? []).map(unescapeCli);
+  if (stop.some((x) => x === '')) throw new UsageError('--stop needs a non-empty string (an empty one would match before any text)');
   const device = deviceFlag(v.device);
   const errorsPath = v.errors ?? (v.output ? errorsPathFor(v.output) : '');
   if (input !== undefined) defer(lockOutputs(preflightPaths({ input, output: v.output, errors: errorsPath }).outputs));

@@ -79,6 +79,11 @@ function advance(a: Active, t: number, maxLen: number, decode: (ids: number[]) =
   a.ids.push(t);
   const stops = a.req.stopStrings?.filter((s) => s.length > 0) ?? [];
   if (stops.length) {
+    // A stop string completed by token t lies within the last few tokens (a token is at least one
+    // byte, a character at most 4): decode that tail each step, the whole text only on a hit, so the
+    // check costs O(longest stop string) per step, not O(generated text).
+    const tail = 4 * Math.max(...stops.map((s) => s.length)) + 8;
+    if (a.ids.length > tail && !stops.some((s) => decode(a.ids.slice(-tail)).includes(s))) return lengthReason(a, maxLen);
     const text = decode(a.ids);
     let cut = -1;
     for (const s of stops) {
@@ -87,6 +92,10 @@ function advance(a: Active, t: number, maxLen: number, decode: (ids: number[]) =
     }
     if (cut >= 0) return { reason: 'stop', text: text.slice(0, cut) };
   }
+  return lengthReason(a, maxLen);
+}
+
+function lengthReason(a: Active, maxLen: number): { reason: FinishReason } | null {
   // The next step would append t at position prompt + ids - 1: the cache must hold it.
   if (a.ids.length >= a.req.maxNewTokens || a.req.prompt.length + a.ids.length > maxLen) return { reason: 'length' };
   return null;
