@@ -1,6 +1,6 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
-import { FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
+import { appliedParams, FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
 import { isParquetPath } from '../formats/parquet.js';
 import { InputSet } from '../formats/records.js';
 import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
@@ -57,7 +57,7 @@ export function filterOptionsFrom(v: FilterFlags): FilterOptions {
 
 export function formatFilterSummary(s: FilterSummary): string {
   const c = s.counts;
-  const a = Object.entries(s.applied).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(5)) : v}`).join(' ');
+  const a = appliedParams(s.applied, 5).map(([k, v]) => `${k}=${v}`).join(' ');
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 

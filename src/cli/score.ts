@@ -87,8 +87,8 @@ Sharded runs (README "Sharded runs")
   --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
   --out-format jsonl|parquet    the shards' format (default parquet for Parquet input, else jsonl)
 Cosine
-  --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
-                                WebGPU, else the LM's mean hidden states; off skips it (fastest)
+  --cosine auto|embed|lm|off    auto: the sentence encoder (on WebGPU or onnxruntime) when its files
+                                exist, else the LM's mean hidden states; off skips it (fastest)
   --embed-model <path|minilm>   sentence encoder for --cosine embed/auto (default minilm)
 Output and robustness
   --errors FILE                 bad records as JSONL (default <out>.errors.jsonl)
@@ -161,7 +161,8 @@ export function formatScoreSummary(s: ScoreSummary): string {
     `  passes ${s.passes}  forward ${JSON.stringify(s.templates.forward)}  reverse ${JSON.stringify(s.templates.reverse)}  max-len ${s.max_len}  cosine ${s.cosine_source ?? 'off'}`,
   ];
   const dev = s.device as { backend: string; name: string; reason: string | null } | undefined;
-  if (dev) lines.push(`  device ${dev.name}${dev.reason ? ` (${dev.reason})` : ''}`);
+  // The reason for the device is on the opening line ("concord: model … on …"), not repeated here.
+  if (dev) lines.push(`  device ${dev.name}`);
   const t = s.throughput;
   lines.push(`  ${fmt(t.pairs_per_s, 2)} pairs/s  ${t.tokens_per_s} tokens/s  padding efficiency ${fmt(s.padding_efficiency, 4)} over ${s.batches} batches  ${fmt(t.elapsed_s, 1)} s`);
   lines.push(`  ${'score'.padEnd(9)} ${['p05', 'p25', 'p50', 'p75', 'p95', 'mean'].map((h) => h.padStart(9)).join('')}`);
