@@ -39,7 +39,7 @@ export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-
   --min-score X                 fused: keep only a fused score ≥ X
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
-  --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
+  --min-cosine X                cosine and fused rules (fused default: docs/scoring.md "Evaluating rules")
   --errors FILE  --strict  --summary FILE  --quiet`;
 
 export function filterOptionsFrom(v: FilterFlags): FilterOptions {

@@ -61,7 +61,7 @@ Models and devices
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
   --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
-                                its name (README "Several GPUs in one host")
+                                its name (docs/scale.md "Several GPUs in one host")
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -81,7 +81,7 @@ Input
   --limit N                     score only the first N records
   in.* may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob
   --split NAME                  a folder's or glob's split (train-*.parquet, train/…)
-Sharded runs (README "Sharded runs")
+Sharded runs (docs/scale.md "Sharded runs")
   --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
   --shards n                    the shard count when i comes from the job engine
   --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR

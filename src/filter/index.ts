@@ -1,6 +1,6 @@
 // Filtering scored pairs. Pure: takes the scores of every pair, returns keep/drop decisions.
 //
-// Rules (README "Filtering"):
+// Rules (docs/scoring.md "Filtering"):
 //  main (MAIN — Yang et al. 2025, arXiv 2504.12913: keep pairs BOTH directions accept):
 //    signals  g_fwd = fwd_logp − y_logp  and  g_rev = rev_logp − x_logp   (--signal gain, default)
 //             or the raw fwd_logp and rev_logp                             (--signal logp)
@@ -26,7 +26,7 @@
 //      every file. --fusion mean / min: the mean / smallest of the three percentile ranks.
 //    With --keep-fraction: the top f·n by that score among the pairs clearing the thresholds given
 //    (--min-score on the fused score, --min-cosine, --fwd-threshold, --rev-threshold). Without a
-//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — README
+//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — docs/scoring.md
 //    "Evaluating rules").
 //  auto (the default, in the CLI and the library): fused when every record has an encoder cosine (`cosine_source`
 //    starting with 'embed:'), else main.
@@ -141,7 +141,7 @@ export function resolveRule(scores: ScoreFields[], rule: Rule): Exclude<Rule, 'a
   return scores.length > 0 && scores.every(hasEncoderCosine) ? 'fused' : 'main';
 }
 
-export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions): FilterResult {
+export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions = {}): FilterResult {
   checkFraction(optsIn.keepFraction);
   const opts = { ...optsIn, rule: resolveRule(scores, optsIn.rule ?? 'auto') };
   const n = scores.length;
