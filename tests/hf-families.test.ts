@@ -196,7 +196,7 @@ describe('Hugging Face families vs the PyTorch float64 reference', async () => {
       });
 
       it.skipIf(!rt || !rt.hasF16)('WebGPU f16 weights match the f16-rounded CPU twin (≤1e-4)', async () => {
-        const cpu = await loadModel(join(FIX, family), { device: 'cpu', f16: true });
+        const cpu = await loadModel(join(FIX, family), { device: 'cpu-twin', f16: true });
         const gpu = await loadModel(join(FIX, family), { device: rt!, f16: true });
         expect(gpu.deviceName).toContain('f16');
         const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];

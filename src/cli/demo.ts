@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../env.js';
 import { appliedParams, applyFilter, mainSignals, RULES } from '../filter/index.js';
-import { scoreFile } from '../pipeline/files.js';
+import { scoreFile } from '../jobs/index.js';
 import { command, EXIT, log, parseFlags } from './common.js';
 import { filterOptionsFrom } from './filter.js';
 import { describeRun, formatScoreSummary, scoreSettings, withScorer } from './score.js';
