@@ -1,11 +1,11 @@
-// concord's public entry (Node): `import { createScorer, loadModel, … } from 'concord'`.
+// concord's public entry (Node): `import { createScorer, loadModel, … } from 'concord-align'`.
 //
-//   import { createScorer, scoreFile, filterFile, applyFilter } from 'concord';
+//   import { createScorer, scoreFile, filterFile, applyFilter } from 'concord-align';
 //   const scorer = await createScorer({ model: 'default', device: 'auto' });
 //   for await (const r of scorer.score([{ instruction: 'Name a colour.', output: 'Blue.' }])) console.log(r.scores ?? r.error);
 //   await scoreFile({ scorer, input: 'in.jsonl', output: 'scored.jsonl', log: console.error });
 //
-// Everything here is documented in the README's "Library" section. The browser demo builds from
+// Everything here is documented in docs/library.md. The browser demo builds from
 // the same modules (web/engine.ts): createScorer with a model from modelFromWeights, no files.
 
 // Scoring pairs

@@ -1,14 +1,14 @@
 // The onnxruntime CPU backend (src/models/ort/) against the TypeScript twin, the reference: every
 // tiny architecture in a padded batch of mixed lengths, meanHidden, batch invariance, f16-rounded
 // weights, and stories15M on real sentences (twin and the PyTorch f64 reference).
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
 import { validate } from '../src/validate.js';
 import { randInt, rng } from './helpers/gpu.js';
 import { buildTinyModel, TINY_KINDS } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 interface RefSentence { text: string; ids: number[]; logprobs: number[] }
 const reference = JSON.parse(readFileSync(new URL('./fixtures/stories15m-reference.json', import.meta.url), 'utf8')) as { sentences: RefSentence[] };
@@ -18,7 +18,7 @@ function randomSeqs(r: () => number, V: number, lengths: number[]): { ids: numbe
 }
 
 describe('CPU backend on onnxruntime vs the TypeScript twin', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'concord-ort-'));
+  const dir = scratchDir('concord-ort-');
   const r = rng(1234);
   const saved = process.env.CONCORD_CPU_BACKEND;
   afterEach(() => {

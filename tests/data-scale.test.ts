@@ -20,6 +20,7 @@ import { InputError } from '../src/errors.js';
 import { ShardError, resolveShard, shardRange } from '../src/shard/index.js';
 import { selectGpu, driPrimeTag } from '../src/gpu/select.js';
 import { Column, quantiles } from '../src/pipeline/stats.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'concord.js');
@@ -43,7 +44,7 @@ beforeAll(() => {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
   }
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-scale-'));
+  tmp = scratchDir('concord-scale-');
   const src = fs.readFileSync(path.join(ROOT, 'tests', 'helpers', 'fake-lm.ts'), 'utf8');
   fakeModule = p('fake-lm.mjs');
   fs.writeFileSync(fakeModule, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);

@@ -3,8 +3,7 @@
 // (scripts/reference_torch.py greedy → tests/fixtures/greedy-reference.json), and itself across
 // batches (a slot's tokens never depend on the other slots).
 
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Decoder } from '../src/generate/types.js';
@@ -13,6 +12,7 @@ import { logProbsCpu } from '../src/models/forward-cpu.js';
 import { loadModel, type LoadedLanguageModel } from '../src/models/index.js';
 import { validate } from '../src/validate.js';
 import { makeTinyModel, TINY_KINDS } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIX = join(ROOT, 'tests', 'fixtures', 'hf');
@@ -71,7 +71,7 @@ describe('twin decoder: teacher-forced log-probs equal the scorer', () => {
     });
   }
 
-  const tmp = mkdtempSync(join(tmpdir(), 'concord-decode-'));
+  const tmp = scratchDir('concord-decode-');
   for (const kind of TINY_KINDS) {
     it(`tiny ${kind}: cached decode == scoreBatch (≤1e-5)`, async () => {
       const lm = await twin(makeTinyModel(kind, join(tmp, kind), { seed: 5, maxSeqLen: 64 }));

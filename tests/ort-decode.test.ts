@@ -7,8 +7,7 @@
 // sequence (each candidate next token scored as a sequence); (d) greedy = the float64 PyTorch
 // greedy loop (tests/fixtures/greedy-reference.json, scripts/reference_torch.py greedy) on
 // stories15M and every family; (e) sampled tokens = the twin decoder's (same seeds, same sampler).
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate, type GenerateRequest } from '../src/generate/engine.js';
@@ -17,12 +16,13 @@ import type { LanguageModel } from '../src/models/lm.js';
 import { loadModel } from '../src/models/index.js';
 import { randInt, rng } from './helpers/gpu.js';
 import { buildTinyModel } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIX = join(ROOT, 'tests', 'fixtures', 'hf');
 interface GreedyCase { model: string; prompt: number[]; tokens: number[]; margins: number[] }
 const HF = ['llama3', 'smollm2', 'qwen3', 'mistral', 'ministral', 'smollm3', 'phi3', 'gemma2', 'gemma3'];
-const tmp = mkdtempSync(join(tmpdir(), 'concord-ort-decode-'));
+const tmp = scratchDir('concord-ort-decode-');
 
 /** Model paths: tiny llama2.c (stories15M's layout: interleaved RoPE, shared classifier), GPT-2, Mistral, and each HF fixture. */
 function models(): { name: string; path: string }[] {

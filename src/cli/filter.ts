@@ -1,6 +1,6 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
-import { FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
+import { appliedParams, FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
 import { openRecords, type RecordInput } from '../io/inputs.js';
 import { writeFileAtomic } from '../io/writers.js';
 import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterSummary } from '../jobs/index.js';
@@ -39,7 +39,7 @@ export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-
   --min-score X                 fused: keep only a fused score ≥ X
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
-  --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
+  --min-cosine X                cosine and fused rules (fused default: docs/scoring.md "Evaluating rules")
   --out-format jsonl|parquet    the outputs' format (default: by extension, .parquet → Parquet)
   --errors FILE  --strict  --summary FILE  --quiet
 The input may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob (docs/data.md).`;
@@ -59,7 +59,7 @@ export function filterOptionsFrom(v: FilterFlags): FilterOptions {
 
 export function formatFilterSummary(s: FilterSummary): string {
   const c = s.counts;
-  const a = Object.entries(s.applied).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(5)) : v}`).join(' ');
+  const a = appliedParams(s.applied, 5).map(([k, v]) => `${k}=${v}`).join(' ');
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 

@@ -1,6 +1,6 @@
 // The `concord` command line: it only dispatches. Each command lives in its own file and returns
 // an exit code (src/cli/common.ts: the codes, the flag parsers, the one error → exit mapping;
-// README "Exit codes").
+// docs/cli.md "Exit codes").
 
 import { benchCommand } from './bench.js';
 import { EXIT, log, type Command } from './common.js';

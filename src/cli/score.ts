@@ -61,7 +61,7 @@ Models and devices
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
   --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
-                                its name (README "Several GPUs in one host")
+                                its name (docs/scale.md "Several GPUs in one host")
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -81,15 +81,15 @@ Input
   --limit N                     score only the first N records
   in.* may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob
   --split NAME                  a folder's or glob's split (train-*.parquet, train/…)
-Sharded runs (README "Sharded runs")
+Sharded runs (docs/scale.md "Sharded runs")
   --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
   --shards n                    the shard count when i comes from the job engine
   --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
   --out-format jsonl|parquet    the output's format (-o: default by extension; shards: default
                                 parquet for Parquet input, else jsonl)
 Cosine
-  --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
-                                WebGPU, else the LM's mean hidden states; off skips it (fastest)
+  --cosine auto|embed|lm|off    auto: the sentence encoder (on WebGPU or onnxruntime) when its files
+                                exist, else the LM's mean hidden states; off skips it (fastest)
   --embed-model <path|minilm>   sentence encoder for --cosine embed/auto (default minilm)
 Output and robustness
   --errors FILE                 bad records as JSONL (default <out>.errors.jsonl)
@@ -162,7 +162,8 @@ export function formatScoreSummary(s: ScoreSummary): string {
     `  passes ${s.passes}  forward ${JSON.stringify(s.templates.forward)}  reverse ${JSON.stringify(s.templates.reverse)}  max-len ${s.max_len}  cosine ${s.cosine_source ?? 'off'}`,
   ];
   const dev = s.device as { backend: string; name: string; reason: string | null } | undefined;
-  if (dev) lines.push(`  device ${dev.name}${dev.reason ? ` (${dev.reason})` : ''}`);
+  // The reason for the device is on the opening line ("concord: model … on …"), not repeated here.
+  if (dev) lines.push(`  device ${dev.name}`);
   const t = s.throughput;
   lines.push(`  ${fmt(t.pairs_per_s, 2)} pairs/s  ${t.tokens_per_s} tokens/s  padding efficiency ${fmt(s.padding_efficiency, 4)} over ${s.batches} batches  ${fmt(t.elapsed_s, 1)} s`);
   lines.push(`  ${'score'.padEnd(9)} ${['p05', 'p25', 'p50', 'p75', 'p95', 'mean'].map((h) => h.padStart(9)).join('')}`);

@@ -45,7 +45,7 @@ export interface FilterSummary {
 
 /** The score fields a rule reads: each must be a finite number, else the record is an error. */
 export function requiredScores(f: FilterOptions): (keyof ScoreFields)[] {
-  switch (f.rule) {
+  switch (f.rule ?? 'auto') {
     // auto is main or fused, decided on the whole set (src/filter): both need the gains.
     case 'main': case 'auto': return f.signal === 'logp' ? ['fwd_logp', 'rev_logp'] : ['fwd_logp', 'y_logp', 'rev_logp', 'x_logp'];
     case 'fused': return ['fwd_logp', 'y_logp', 'rev_logp', 'x_logp', 'cosine'];

@@ -1,6 +1,6 @@
 // The library entry point.
 //
-//   import { createScorer } from 'concord';   (src/index.ts re-exports this module)
+//   import { createScorer } from 'concord-align';   (src/index.ts re-exports this module)
 //   const scorer = await createScorer({ model: 'default', device: 'auto', onProgress: (p) => ... });
 //   for await (const r of scorer.score(pairs)) console.log(r.index, r.scores ?? r.error);
 //
