@@ -12,6 +12,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
 import { parseSafetensorsHeader } from '../src/formats/safetensors.js';
+import { readGguf } from '../src/formats/gguf.js';
 import type { LanguageModel, SequenceRequest } from '../src/models/lm.js';
 import { ChatTemplateError, chatFormatFromTemplate } from '../src/pipeline/chat-template.js';
 import { createScorerFromModels } from '../src/pipeline/scorer.js';
@@ -185,6 +186,28 @@ describe('model and template files', () => {
     fs.writeFileSync(f, Buffer.concat([len, Buffer.from(header), Buffer.alloc(24)]));
     expect(() => parseSafetensorsHeader(f)).toThrow(ModelFileError);
     expect(() => parseSafetensorsHeader(f)).toThrow(/tensors 'a' and 'b' overlap/);
+  });
+
+  test('GGUF headers with lying counts and sizes are refused at once (exit-3 errors naming the file)', async () => {
+    const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    const u64 = (n: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(n); return b; };
+    const str = (t: string) => Buffer.concat([u64(BigInt(t.length)), Buffer.from(t)]);
+    const head = (tensors: bigint, kvs: bigint) => Buffer.concat([Buffer.from('GGUF'), u32(3), u64(tensors), u64(kvs)]);
+    const cases: [string, Buffer][] = [
+      ['tensor count', head(2n ** 62n, 0n)],
+      ['metadata count', head(0n, 2n ** 62n)],
+      ['string length', Buffer.concat([head(0n, 1n), str('general.architecture'), u32(8), u64(2n ** 40n)])],
+      ['array length', Buffer.concat([head(0n, 1n), str('tokenizer.ggml.tokens'), u32(9), u32(8), u64(2n ** 40n)])],
+      ['dimension', Buffer.concat([head(1n, 1n), str('general.architecture'), u32(8), str('llama'), str('token_embd.weight'), u32(2), u64(2n ** 40n), u64(2n ** 40n), u32(0), u64(0n)])],
+    ];
+    for (const [what, bytes] of cases) {
+      const f = p(`lying-${what.replace(' ', '-')}.gguf`);
+      fs.writeFileSync(f, bytes);
+      const t0 = Date.now();
+      await expect(readGguf(f), what).rejects.toThrow(ModelFileError);
+      await expect(readGguf(f), what).rejects.toThrow(/not a readable GGUF file: .*exceeds/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    }
   });
 
   test('chat templates run under a render budget (steps, range length, text size)', () => {
