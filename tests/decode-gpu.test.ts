@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { argmaxCpu, decodeAttentionCpu, decodeAttentionGpu, kvStoreCpu, kvStoreGpu, logSoftmaxCpu, logSoftmaxGpu, argmaxGpu } from '../kernels/decode-attention.js';
-import { GREEDY, type Decoder, type StepInput } from '../src/generate/types.js';
+import { GREEDY, type Decoder, type DecoderOptions, type StepInput } from '../src/generate/types.js';
 import { forwardHiddenCpu, logitsCpu } from '../src/models/forward-cpu.js';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
 import type { LoadedWeights } from '../src/models/types.js';
@@ -265,6 +265,21 @@ describe('WebGPU decoder', async () => {
     gpu.dispose();
   });
 
+  it.skipIf(!rt)('long context split over the cache (64-position chunks, 100 tokens), sliding-window and full layers (ministral): teacher-forced = scoreBatch (≤1e-4)', async () => {
+    const gpu = await loadModel(join(FIX, 'ministral'), { device: rt!, f16: false });
+    const r = rng(77);
+    const ids = Array.from({ length: 100 }, () => randInt(r, 3, gpu.config.vocabSize - 1));
+    const dec = await gpu.createDecoder!({ slots: 1, maxLen: 128, chunk: 64 } as DecoderOptions);
+    const want = (await gpu.scoreBatch([{ ids }]))[0].logprobs;
+    for (const prompt of [70, 3]) {
+      const got = await teacherForced(dec, 0, ids, prompt);
+      const v = validate(got, want.slice(prompt - 1), { atol: 1e-4 });
+      expect(v.ok, `prompt ${prompt}: ${v.summary}`).toBe(true);
+    }
+    dec.dispose();
+    gpu.dispose();
+  });
+
   it.skipIf(!rt)('clear errors: slot out of range, slot twice in a step, capacity exceeded, sampling not yet on the GPU', async () => {
     const gpu = await loadModel(join(FIX, 'smollm2'), { device: rt!, f16: false });
     const dec = await gpu.createDecoder!({ slots: 2, maxLen: 8 });
@@ -277,7 +292,7 @@ describe('WebGPU decoder', async () => {
     gpu.dispose();
   });
 
-  it.skipIf(!rt || !rt.hasF16)('f16 weights and f16 KV cache: stepLogprobs follow scoreBatch of the same f16 model (≤2e-2 — the cache is rounded to f16, the prefill\'s K/V are not)', async () => {
+  it.skipIf(!rt || !rt.hasF16)('f16 weights and f16 KV cache: stepLogprobs follow scoreBatch of the same f16 model (≤1e-2 — the cache is rounded to f16, the prefill\'s K/V are not; measured 3.9e-3 on lavapipe)', async () => {
     const gpu = await loadModel(join(FIX, 'qwen3'), { device: rt!, f16: true });
     const r = rng(9);
     const ids = Array.from({ length: 16 }, () => randInt(r, 3, gpu.config.vocabSize - 1));
@@ -285,7 +300,7 @@ describe('WebGPU decoder', async () => {
     expect((dec as unknown as { kvF16: boolean }).kvF16).toBe(true);
     const want = (await gpu.scoreBatch([{ ids }]))[0].logprobs;
     const got = await teacherForced(dec, 0, ids, 4);
-    const v = validate(got, want.slice(3), { atol: 2e-2 });
+    const v = validate(got, want.slice(3), { atol: 1e-2 });
     console.log(`[decode-gpu] qwen3 f16 weights + f16 cache vs scoreBatch: ${v.summary}`);
     expect(v.ok, v.summary).toBe(true);
     dec.dispose();
