@@ -13,7 +13,8 @@
 //                       `chunk` positions (pass 1: per split max, sum, unnormalised P·V), merged
 //                       exactly (pass 2). Prefill rows attend the keys this same step wrote.
 //   logSoftmaxGpu       shaders/decode/log-softmax.wgsl: logits rows → log-probs (final soft-cap).
-//   argmaxGpu           shaders/decode/argmax.wgsl: greedy ids (lowest id on ties).
+//   softcapGpu          shaders/decode/softcap.wgsl: the final-logit soft-cap before sampling
+//                       (sampling itself: kernels/sample.ts).
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { composeShader } from '../src/gpu/shaders.js';
@@ -133,11 +134,12 @@ export function logSoftmaxGpu(rt: GpuRuntime, a: { x: GPUBuffer; R: number; V: n
   rt.dispatch({ shader: 'decode/log-softmax' }, [u, a.x], a.R);
 }
 
-/** Record ids[r] = argmax of logits row r (after the soft-cap; lowest id on ties). */
-export function argmaxGpu(rt: GpuRuntime, a: { x: GPUBuffer; ids: GPUBuffer; R: number; V: number; softcap?: number }): void {
-  if (a.R === 0) return;
-  const u = rt.uniform(new Uniforms().u32(a.R).u32(a.V).f32(a.softcap ?? 0).build(), 'decode.argmax.params');
-  rt.dispatch({ shader: 'decode/argmax' }, [u, a.x, a.ids], a.R);
+/** Record the final-logit soft-cap in place: x = cap·tanh(x / cap) over n logits (before sampling). */
+export function softcapGpu(rt: GpuRuntime, a: { x: GPUBuffer; n: number; cap: number }): void {
+  if (!(a.cap > 0)) throw new Error(`softcap: cap ${a.cap} must be positive`);
+  if (a.n === 0) return;
+  const u = rt.uniform(new Uniforms().u32(a.n).f32(a.cap).build(), 'decode.softcap.params');
+  rt.dispatch({ shader: 'decode/softcap', constants: { WG: 256 } }, [u, a.x], ceilDiv(a.n, 256));
 }
 
 // ---- CPU twins ----
@@ -261,13 +263,7 @@ export function logSoftmaxCpu(x: Float32Array, R: number, V: number, softcap = 0
   return out;
 }
 
-/** Twin of argmaxGpu: the lowest id among the maxima of each row. */
-export function argmaxCpu(x: ArrayLike<number>, R: number, V: number): Int32Array {
-  const ids = new Int32Array(R);
-  for (let r = 0; r < R; r++) {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (x[r * V + i] > x[r * V + best]) best = i;
-    ids[r] = best;
-  }
-  return ids;
+/** Twin of softcapGpu (f64 tanh). */
+export function softcapCpu(x: Float32Array, cap: number): Float32Array {
+  return x.map((v) => cap * Math.tanh(v / cap));
 }

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { argmaxCpu, decodeAttentionCpu, decodeAttentionGpu, kvStoreCpu, kvStoreGpu, logSoftmaxCpu, logSoftmaxGpu, argmaxGpu } from '../kernels/decode-attention.js';
+import { decodeAttentionCpu, decodeAttentionGpu, kvStoreCpu, kvStoreGpu, logSoftmaxCpu, logSoftmaxGpu, softcapCpu, softcapGpu } from '../kernels/decode-attention.js';
 import { GREEDY, type Decoder, type DecoderOptions, type StepInput } from '../src/generate/types.js';
 import { forwardHiddenCpu, logitsCpu } from '../src/models/forward-cpu.js';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
@@ -126,23 +126,28 @@ describe('decode kernels', async () => {
     });
   }
 
-  it.skipIf(!rt)('log-softmax (with soft-cap) and argmax (lowest id on ties) match their twins', async () => {
+  it.skipIf(!rt)('log-softmax (with soft-cap) and the soft-cap pass match their twins', async () => {
     const r = rng(5);
     const R = 3, V = 1000;
     const x = randn(r, R * V, 4);
-    x[V + 10] = 50; x[V + 900] = 50; // a tie in row 1: the lowest id wins
-    const bx = rt!.upload(x), ids = rt!.acquire(R * 4);
-    argmaxGpu(rt!, { x: bx, ids, R, V });
-    const got = new Int32Array(await rt!.read(ids, R * 4));
-    expect(Array.from(got)).toEqual(Array.from(argmaxCpu(x, R, V)));
-    expect(got[1]).toBe(10);
+    const bx = rt!.upload(x), by = rt!.upload(x);
     logSoftmaxGpu(rt!, { x: bx, R, V, softcap: 3 });
-    const lp = await rt!.readF32(bx, R * V);
-    for (const b of [bx, ids]) rt!.release(b);
+    softcapGpu(rt!, { x: by, n: R * V, cap: 3 });
+    const lp = await rt!.readF32(bx, R * V), capped = await rt!.readF32(by, R * V);
+    for (const b of [bx, by]) rt!.release(b);
     const v = validate(lp, logSoftmaxCpu(x, R, V, 3), { atol: 2e-6 });
     expect(v.ok, v.summary).toBe(true);
+    const vc = validate(capped, softcapCpu(x, 3), { atol: 1e-6 });
+    expect(vc.ok, vc.summary).toBe(true);
   });
 });
+
+/** The lowest id among the maxima of a row. */
+function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
 
 /** Teacher-forced: prefill `prompt` tokens, then feed the rest one at a time; the log-prob of each next token. */
 async function teacherForced(dec: Decoder, slot: number, ids: number[], prompt: number): Promise<number[]> {
@@ -163,7 +168,7 @@ function twinGreedy(w: LoadedWeights, prompt: number[], n: number): { ids: numbe
   for (let i = 0; i < n; i++) {
     const h = forwardHiddenCpu(w, ids);
     const logits = logitsCpu(w, h, [ids.length - 1]);
-    const best = argmaxCpu(logits, 1, V)[0];
+    const best = argmax(logits);
     let second = -Infinity;
     for (let j = 0; j < V; j++) if (j !== best) second = Math.max(second, logits[j]);
     out.push(best);
@@ -280,13 +285,40 @@ describe('WebGPU decoder', async () => {
     gpu.dispose();
   });
 
-  it.skipIf(!rt)('clear errors: slot out of range, slot twice in a step, capacity exceeded, sampling not yet on the GPU', async () => {
+  it.skipIf(!rt)('sampled decoding (temperature, top-k/p, min-p on the GPU): the same seed gives the same tokens alone and in a batch; another seed differs', async () => {
+    const gpu = await loadModel(join(FIX, 'gemma2'), { device: rt!, f16: false }); // final soft-cap before sampling
+    const r = rng(8);
+    const prompts = [5, 9].map((n) => Array.from({ length: n }, () => randInt(r, 3, gpu.config.vocabSize - 1)));
+    const sp = (seed: number) => ({ temperature: 1.3, topK: 50, topP: 0.95, minP: 0.01, seed });
+    const dec = await gpu.createDecoder!({ slots: 2, maxLen: 40 });
+    const run = async (slots: { slot: number; prompt: number[]; seed: number }[], n: number): Promise<number[][]> => {
+      const out = slots.map(() => [] as number[]);
+      for (const s of slots) dec.reset(s.slot);
+      for (let k = 0; k < n; k++) {
+        const ids = await dec.step(slots.map((s, i) => seq(k, s.slot, k === 0 ? s.prompt : [out[i][k - 1]], sp(s.seed))));
+        ids.forEach((id, i) => out[i].push(id));
+      }
+      return out;
+    };
+    const [a] = await run([{ slot: 0, prompt: prompts[0], seed: 1 }], 16);
+    const [a2] = await run([{ slot: 1, prompt: prompts[0], seed: 1 }], 16);
+    const [b, a3] = await run([{ slot: 0, prompt: prompts[1], seed: 2 }, { slot: 1, prompt: prompts[0], seed: 1 }], 16);
+    expect(a2).toEqual(a);
+    expect(a3).toEqual(a);
+    const [c] = await run([{ slot: 0, prompt: prompts[0], seed: 3 }], 16);
+    expect(c).not.toEqual(a);
+    expect(new Set([...a, ...b, ...c]).size).toBeGreaterThan(8); // really sampled, not a greedy loop
+    dec.dispose();
+    gpu.dispose();
+  });
+
+  it.skipIf(!rt)('clear errors: slot out of range, slot twice in a step, capacity exceeded, bad sampling settings', async () => {
     const gpu = await loadModel(join(FIX, 'smollm2'), { device: rt!, f16: false });
     const dec = await gpu.createDecoder!({ slots: 2, maxLen: 8 });
     await expect(dec.step([seq(0, 2, [1])])).rejects.toThrow(/slot 2 outside \[0, 2\)/);
     await expect(dec.step([seq(0, 0, [1]), seq(0, 0, [2])])).rejects.toThrow(/slot 0 appears twice/);
     await expect(dec.step([seq(0, 1, [1, 2, 3, 4, 5, 6, 7, 8, 9])])).rejects.toThrow(/would hold 9 tokens, above its capacity 8/);
-    await expect(dec.step([seq(0, 1, [1], { ...GREEDY, temperature: 0.7 })])).rejects.toThrow(/only greedy/);
+    await expect(dec.step([seq(0, 1, [1], { ...GREEDY, temperature: 0.7, topP: 2 })])).rejects.toThrow(/top/i);
     await expect(gpu.createDecoder!({ slots: 1, maxLen: 1e9 })).rejects.toThrow(/exceeds the model's maxSeqLen/);
     dec.dispose();
     gpu.dispose();

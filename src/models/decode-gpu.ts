@@ -6,13 +6,16 @@
 //   norms, o-proj, MLP, post norms, biases) with attention = kvStoreGpu (RoPE at each row's
 //   absolute position, K/V into the slot's cache) + decodeAttentionGpu (each row over its slot's
 //   cache, split over the cache length) → the last row of each input gathered → final norm → LM
-//   head matmul (logits [inputs, V]) → greedy argmax on the GPU (only the ids come back), or
+//   head matmul (logits [inputs, V]) → final soft-cap → sampling on the GPU (kernels/sample.ts:
+//   greedy, temperature, top-k/p, min-p, counter-based RNG; only the ids come back), or
 //   log-softmax rows for stepLogprobs.
 // Small-M matmuls take whatever chooseMatmulVariant picks for M = rows (gemv for M ≤ 16 on
 // hardware adapters, or the tuned winner). Cache: kernels/decode-attention.ts (layout there).
 
 import { addGpu } from '../../kernels/add.js';
-import { argmaxGpu, decodeAttentionGpu, DECODE_CHUNK, kvStoreGpu, logSoftmaxGpu } from '../../kernels/decode-attention.js';
+import { decodeAttentionGpu, DECODE_CHUNK, kvStoreGpu, logSoftmaxGpu, softcapGpu } from '../../kernels/decode-attention.js';
+import { sampleGpu } from '../../kernels/sample.js';
+import { checkSampling } from '../generate/sampling.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
 import type { Decoder, DecoderOptions, StepInput } from '../generate/types.js';
 import type { GpuTransformer } from './forward-gpu.js';
@@ -169,14 +172,15 @@ export class GpuDecoder implements Decoder {
 
   async step(inputs: StepInput[]): Promise<Int32Array> {
     if (!inputs.length) return new Int32Array(0);
-    for (const s of inputs) {
-      if (s.sampling.temperature !== 0) throw new Error('decoder (webgpu): only greedy decoding (temperature 0) is implemented so far');
-    }
+    for (const s of inputs) checkSampling(s.sampling);
     const { rt } = this.gpu;
-    const V = this.gpu.config.vocabSize, R = inputs.length;
+    const c = this.gpu.config;
+    const V = c.vocabSize, R = inputs.length;
     const logits = this.forward(inputs);
-    const ids = rt.acquire(R * 4, 'storage', 'decode.sampled');
-    argmaxGpu(rt, { x: logits, ids, R, V, softcap: this.gpu.config.finalSoftcap });
+    if (c.finalSoftcap) softcapGpu(rt, { x: logits, n: R * V, cap: c.finalSoftcap });
+    // Sampling on the GPU (kernels/sample.ts): greedy, temperature, top-k/p, min-p with the
+    // counter-based RNG at (seed, step); only the ids come back.
+    const ids = sampleGpu(rt, logits, R, V, inputs);
     const out = new Int32Array(await rt.read(ids, R * 4));
     rt.release(logits);
     rt.release(ids);
