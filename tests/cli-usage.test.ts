@@ -49,6 +49,9 @@ const ROWS: Row[] = [
   ['tune', 'unknown flag', ['tune', '--bogus'], '--bogus'],
   ['tune', 'bad value', ['tune', '--op', 'nosuch'], '--op'],
   ['tune', 'missing argument', ['tune', '--model'], '--model'],
+  ['generate', 'unknown flag', ['generate', '--prompt', 'a', '--bogus'], '--bogus'],
+  ['generate', 'bad value', ['generate', '--prompt', 'a', '--top-p', '2'], '--top-p'],
+  ['generate', 'missing argument', ['generate', 'in.jsonl'], '-o'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {

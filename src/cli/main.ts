@@ -10,6 +10,7 @@ import { doctorCommand } from './doctor.js';
 import { embedCommand } from './embed.js';
 import { evalCommand } from './eval.js';
 import { filterCommand } from './filter.js';
+import { generateCommand } from './generate.js';
 import { logprobCommand } from './logprob.js';
 import { mergeCommand } from './merge.js';
 import { reportCommand } from './report.js';
@@ -30,6 +31,7 @@ Usage:
   concord score <in.jsonl|json> -o scored.jsonl [options]      (concord score --help)
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]
   concord run <in.jsonl|json> -o kept.jsonl [score + filter options]
+  concord generate <in.jsonl> -o out.jsonl [--direction forward|reverse] [--num-samples K]   (concord generate --help)
   concord merge <out-dir> -o scored.jsonl      join a sharded run's shards (concord merge --help)
   concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord embed --model <path|minilm> --text "…" [--text "…"] [--json]
@@ -61,6 +63,7 @@ export const COMMANDS: Record<string, Command> = {
   select: selectCommand,
   report: reportCommand,
   tune: tuneCommand,
+  generate: generateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -29,9 +29,15 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   }
 }
 
-/** Final normed hidden states [T, d] of one sequence. */
-export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
-  checkIds(w, ids);
+/** Attention of a chunk of T query rows in layer l (q [T, nH·hd], k/v [T, nKv·hd] of the same rows). */
+type AttendCpu = (l: number, q: Float32Array, k: Float32Array, v: Float32Array) => Float32Array;
+
+/**
+ * The transformer body over T rows at positions pos0 .. pos0+T-1: embeddings, every layer (norms,
+ * projections, q/k norms, RoPE at each row's position, `attend`, the feed-forward), the final norm.
+ * The full-sequence forward and the KV-cached decode share it; only the attention differs.
+ */
+function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number, attend: AttendCpu): Float32Array {
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
@@ -43,7 +49,7 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
+  let x = embedAtCpu(w, ids, pos0);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
@@ -58,10 +64,10 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps, wOff);
     if (layerUsesRope(c, l)) {
       const { theta, scaling } = layerRopeParams(c, l);
-      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
-      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
+      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, pos0);
+      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, pos0);
     }
-    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+    const att = attend(l, q, k, v);
     let o = linear(att, `${p}.wo`, `${p}.bo`, d, qd);
     // Gemma: the attention output is normed before the residual add (when the tensor exists).
     if (w.tensors.has(`${p}.post_attn_norm.weight`)) o = norm(o, `${p}.post_attn_norm`);
@@ -80,6 +86,110 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     x = addCpu(x, m);
   }
   return norm(x, 'final_norm');
+}
+
+/** Token embeddings (× embedScale, + the learned position pos0 + t) of a chunk: embedCpu's arithmetic. */
+function embedAtCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number): Float32Array {
+  const c = w.config, d = c.dim, T = ids.length;
+  if (pos0 === 0) return embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
+  const tok = tensor(w, 'tok_emb'), pos = c.pos === 'learned' ? tensor(w, 'pos_emb') : null, scale = c.embedScale ?? 1;
+  const out = new Float32Array(T * d);
+  for (let t = 0; t < T; t++) {
+    const src = ids[t] * d, po = (pos0 + t) * d;
+    for (let j = 0; j < d; j++) out[t * d + j] = tok[src + j] * scale + (pos ? pos[po + j] : 0);
+  }
+  return out;
+}
+
+/** Final normed hidden states [T, d] of one sequence. */
+export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
+  checkIds(w, ids);
+  const c = w.config, T = ids.length;
+  return bodyCpu(w, ids, 0, (l, q, k, v) =>
+    attentionCpu(q, k, v, [T], 1, T, c.nHeads, c.nKvHeads, c.headDim, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap }));
+}
+
+// ---- Decoding: a KV cache per sequence -------------------------------------------------------
+
+/**
+ * One sequence's K/V cache: per layer [rows, nKv·hd] f32 (post q/k-norm and RoPE), `len` rows
+ * filled. Rows are allocated as the sequence grows (doubling), up to `capacity`.
+ */
+export class KvCacheCpu {
+  k: Float32Array[] = [];
+  v: Float32Array[] = [];
+  len = 0;
+  private rows = 0;
+  private readonly kvd: number;
+  constructor(readonly config: LoadedWeights['config'], readonly capacity: number) {
+    this.kvd = config.nKvHeads * config.headDim;
+  }
+
+  /** Make room for n rows (n ≤ capacity). */
+  reserve(n: number): void {
+    if (n <= this.rows) return;
+    const rows = Math.min(this.capacity, Math.max(n, 2 * this.rows, 64));
+    const grow = (old: Float32Array): Float32Array => {
+      const a = new Float32Array(rows * this.kvd);
+      a.set(old.subarray(0, this.len * this.kvd));
+      return a;
+    };
+    const nL = this.config.nLayers;
+    this.k = this.rows ? this.k.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.v = this.rows ? this.v.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.rows = rows;
+  }
+}
+
+/**
+ * Causal attention of n query rows at positions p0 .. p0+n-1 over the cached K/V rows 0 .. p0+n-1
+ * (sliding window, scale, soft-cap as attentionCpu, with its exact arithmetic: a prefill through the
+ * cache equals the full-sequence forward bit for bit). The CPU twin of decode attention.
+ */
+export function attendCachedCpu(q: Float32Array, K: Float32Array, V: Float32Array, p0: number, n: number, nHeads: number, nKvHeads: number, hd: number, opts: { window?: number; scale?: number; softcap?: number } = {}): Float32Array {
+  const qs = nHeads * hd, kvs = nKvHeads * hd, group = nHeads / nKvHeads;
+  const scale = opts.scale ?? 1 / Math.sqrt(hd), softcap = opts.softcap ?? 0, window = opts.window ?? 0;
+  const out = new Float32Array(n * qs);
+  const scores = new Float64Array(p0 + n), acc = new Float64Array(hd);
+  for (let h = 0; h < nHeads; h++) {
+    const kvh = Math.floor(h / group);
+    for (let i = 0; i < n; i++) {
+      const qo = i * qs + h * hd, last = p0 + i, first = window > 0 ? Math.max(0, last - window + 1) : 0;
+      let m = -Infinity;
+      for (let j = first; j <= last; j++) {
+        const ko = j * kvs + kvh * hd;
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q[qo + d] * K[ko + d];
+        scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
+        m = Math.max(m, scores[j]);
+      }
+      let sum = 0;
+      acc.fill(0);
+      for (let j = first; j <= last; j++) {
+        const p = Math.exp(scores[j] - m);
+        sum += p;
+        const vo = j * kvs + kvh * hd;
+        for (let d = 0; d < hd; d++) acc[d] += p * V[vo + d];
+      }
+      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+    }
+  }
+  return out;
+}
+
+/** Append ids to a sequence's cache and run them: their final normed hidden states [n, d]. */
+export function forwardCachedCpu(w: LoadedWeights, cache: KvCacheCpu, ids: ArrayLike<number>): Float32Array {
+  checkIds(w, ids);
+  const c = w.config, n = ids.length, p0 = cache.len, kvd = c.nKvHeads * c.headDim;
+  if (p0 + n > cache.capacity) throw new Error(`${c.name}: ${p0 + n} tokens exceed the decoder's cache of ${cache.capacity} positions`);
+  cache.reserve(p0 + n);
+  const hidden = bodyCpu(w, ids, p0, (l, q, k, v) => {
+    cache.k[l].set(k, p0 * kvd);
+    cache.v[l].set(v, p0 * kvd);
+    return attendCachedCpu(q, cache.k[l], cache.v[l], p0, n, c.nHeads, c.nKvHeads, c.headDim, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+  });
+  cache.len = p0 + n;
+  return hidden;
 }
 
 /** Logits [rows.length, V] of the given rows of hidden [T, d] (all rows when omitted). */
