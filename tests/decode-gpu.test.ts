@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeAttentionCpu, decodeAttentionGpu, kvStoreCpu, kvStoreGpu, logSoftmaxCpu, logSoftmaxGpu, softcapCpu, softcapGpu } from '../kernels/decode-attention.js';
+import { generate } from '../src/generate/engine.js';
 import { GREEDY, type Decoder, type DecoderOptions, type StepInput } from '../src/generate/types.js';
 import { forwardHiddenCpu, logitsCpu } from '../src/models/forward-cpu.js';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
@@ -284,6 +285,32 @@ describe('WebGPU decoder', async () => {
     dec.dispose();
     gpu.dispose();
   });
+
+  for (const name of ['stories15M', 'gemma3', 'phi3']) {
+    it.skipIf(!rt)(`${name}: the engine's continuous batching over the WebGPU decoder gives the twin decoder's greedy tokens (2 slots, 5 requests of mixed lengths)`, async () => {
+      const path = name === 'stories15M' ? 'default' : join(FIX, name);
+      const gpu = await loadModel(path, { device: rt!, f16: false });
+      const cpu = await loadModel(path, { device: 'cpu-twin' });
+      const r = rng(21);
+      const reqs = [4, 1, 9, 2, 6].map((n, i) => ({
+        prompt: Array.from({ length: n }, () => randInt(r, 3, gpu.config.vocabSize - 1)),
+        sampling: GREEDY, maxNewTokens: [6, 3, 8, 2, 5][i],
+      }));
+      const decode = (ids: number[]) => ids.join(' ');
+      const run = async (lm: LanguageModel) => {
+        const dec = await lm.createDecoder!({ slots: 2, maxLen: 24 });
+        const out = await generate(dec, reqs, { decode });
+        dec.dispose();
+        return out;
+      };
+      const [g, c] = [await run(gpu), await run(cpu)];
+      expect(g.results.map((x) => x.ids)).toEqual(c.results.map((x) => x.ids));
+      expect(g.results.map((x) => x.generated_tokens)).toEqual([6, 3, 8, 2, 5]);
+      expect(g.stats.steps).toBe(c.stats.steps);
+      gpu.dispose();
+      cpu.dispose();
+    });
+  }
 
   it.skipIf(!rt)('sampled decoding (temperature, top-k/p, min-p on the GPU): the same seed gives the same tokens alone and in a batch; another seed differs', async () => {
     const gpu = await loadModel(join(FIX, 'gemma2'), { device: rt!, f16: false }); // final soft-cap before sampling
