@@ -339,6 +339,30 @@ describe('WebGPU decoder', async () => {
     gpu.dispose();
   });
 
+  it.skipIf(!rt)('long prompts fed in passes of at most maxTokens rows (4): teacher-forced = scoreBatch (≤1e-4); mixed batch = each alone', async () => {
+    const gpu = await loadModel(join(FIX, 'gemma2'), { device: rt!, f16: false });
+    const r = rng(31);
+    const ids = Array.from({ length: 20 }, () => randInt(r, 3, gpu.config.vocabSize - 1));
+    const dec = await gpu.createDecoder!({ slots: 3, maxLen: 32, maxTokens: 4 } as DecoderOptions);
+    const want = (await gpu.scoreBatch([{ ids }]))[0].logprobs;
+    const got = await teacherForced(dec, 2, ids, 13);
+    const v = validate(got, want.slice(12), { atol: 1e-4 });
+    expect(v.ok, v.summary).toBe(true);
+    // Three prompts (9, 1 and 6 tokens: 16 rows, four passes) in one step.
+    const prompts = [ids.slice(0, 9), ids.slice(9, 10), ids.slice(10, 16)];
+    const alone: number[][] = [];
+    for (const p of prompts) alone.push(await greedy(dec, 0, p, 4));
+    for (const s of [0, 1, 2]) dec.reset(s);
+    const together: number[][] = [[], [], []];
+    for (let k = 0; k < 4; k++) {
+      const out = await dec.step(prompts.map((p, s) => seq(k, s, k === 0 ? p : [together[s][k - 1]])));
+      out.forEach((id, s) => together[s].push(id));
+    }
+    expect(together).toEqual(alone);
+    dec.dispose();
+    gpu.dispose();
+  });
+
   it.skipIf(!rt)('clear errors: slot out of range, slot twice in a step, capacity exceeded, bad sampling settings', async () => {
     const gpu = await loadModel(join(FIX, 'smollm2'), { device: rt!, f16: false });
     const dec = await gpu.createDecoder!({ slots: 2, maxLen: 8 });

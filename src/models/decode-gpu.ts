@@ -13,7 +13,7 @@
 // hardware adapters, or the tuned winner). Cache: kernels/decode-attention.ts (layout there).
 
 import { addGpu } from '../../kernels/add.js';
-import { decodeAttentionGpu, DECODE_CHUNK, kvStoreGpu, logSoftmaxGpu, softcapGpu } from '../../kernels/decode-attention.js';
+import { decodeAttentionGpu, DECODE_CHUNK, decodeSplits, kvStoreGpu, logSoftmaxGpu, softcapGpu } from '../../kernels/decode-attention.js';
 import { sampleGpu } from '../../kernels/sample.js';
 import { checkSampling } from '../generate/sampling.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
@@ -25,6 +25,12 @@ export interface GpuDecoderOptions extends DecoderOptions {
   kvF16?: boolean;
   /** Cache positions per split of the decode attention (tests; default DECODE_CHUNK). */
   chunk?: number;
+  /**
+   * Most token rows one pass through the layers takes (default: what the activation and
+   * decode-attention buffers allow within one storage binding, at most 8192); a step with more
+   * (long prompts) is fed in passes of at most this many, the cache carrying the earlier ones.
+   */
+  maxTokens?: number;
 }
 
 /** A step's inputs packed as token rows. */
@@ -43,6 +49,8 @@ export class GpuDecoder implements Decoder {
   readonly maxLen: number;
   readonly kvF16: boolean;
   private readonly chunk: number;
+  /** Most token rows per pass through the layers. */
+  readonly maxTokens: number;
   private kCache: GPUBuffer[] = [];
   private vCache: GPUBuffer[] = [];
   /** Tokens in each slot's cache. */
@@ -60,6 +68,12 @@ export class GpuDecoder implements Decoder {
     if (this.kvF16 && !gpu.rt.hasF16) throw new Error('decoder: an f16 KV cache needs the shader-f16 feature');
     this.chunk = opts.chunk ?? DECODE_CHUNK;
     this.lens = new Int32Array(this.slots);
+    // Per row: the widest activation [rows, width] f32 and the decode attention's partials
+    // (heads × splits × (hd + 2) f32) must each fit one storage binding.
+    const binding = gpu.rt.limits.maxStorageBufferBindingSize;
+    const perRow = Math.max(4 * gpu.maxActivationWidth, 4 * c.nHeads * decodeSplits(this.maxLen - 1, this.chunk) * (c.headDim + 2));
+    this.maxTokens = opts.maxTokens ?? Math.max(1, Math.min(Math.floor(binding / perRow), 8192));
+    if (!Number.isInteger(this.maxTokens) || this.maxTokens < 1) throw new Error(`decoder: maxTokens ${opts.maxTokens} must be a positive integer`);
     const bytes = this.slots * c.nKvHeads * this.maxLen * c.headDim * (this.kvF16 ? 2 : 4);
     try {
       for (let l = 0; l < c.nLayers; l++) {
@@ -117,8 +131,35 @@ export class GpuDecoder implements Decoder {
     return { ids, rows, last, positions, maxPos };
   }
 
-  /** Record a step; returns the logits [inputs, V] (pooled: release it). Advances the slots. */
+  /**
+   * Record a step; returns the logits [inputs, V] (pooled: release it). Advances the slots. More
+   * than maxTokens rows: the leading tokens of the inputs go through in earlier passes (submitted
+   * one by one, so their buffers are reused), keeping at least the last token of every input for
+   * the final pass, which computes the logits.
+   */
   private forward(inputs: StepInput[]): GPUBuffer {
+    this.pack(inputs); // every check, on the whole step, before anything is recorded
+    let rest = inputs;
+    let total = rest.reduce((n, s) => n + s.ids.length, 0);
+    while (total > this.maxTokens) {
+      let budget = this.maxTokens;
+      const part: StepInput[] = [];
+      for (const s of rest) {
+        const n = Math.min(s.ids.length - 1, budget);
+        if (n > 0) { part.push({ ...s, ids: s.ids.slice(0, n) }); budget -= n; }
+      }
+      if (!part.length) throw new Error(`decoder: ${rest.length} inputs in one step exceed the ${this.maxTokens} token rows a pass takes`);
+      this.pass(part, false);
+      this.gpu.rt.submit();
+      const fed = new Map(part.map((s) => [s.slot, s.ids.length]));
+      rest = rest.map((s) => ({ ...s, ids: s.ids.slice(fed.get(s.slot) ?? 0) }));
+      total = rest.reduce((n, s) => n + s.ids.length, 0);
+    }
+    return this.pass(rest, true)!;
+  }
+
+  /** Record one pass through the layers (K/V into the caches); with `head`, the logits of each input's last row. */
+  private pass(inputs: StepInput[], head: boolean): GPUBuffer | null {
     const { gpu } = this;
     const { rt } = gpu;
     const c = gpu.config;
@@ -146,6 +187,11 @@ export class GpuDecoder implements Decoder {
       decodeAttentionGpu(rt, { q: qr, rows, kCache: this.kCache[l], vCache: this.vCache[l], out: att, R: T, maxPos: p.maxPos,
         window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, chunk: this.chunk, ...shape });
     });
+    if (!head) {
+      for (const b of tmp) rt.release(b);
+      for (const s of inputs) this.lens[s.slot] += s.ids.length;
+      return null;
+    }
     // The last row of each input (the gather is the embedding kernel over x as a table), normed.
     const lastIdx = rt.upload(p.last, 'decode.last');
     const g = rt.acquire(R * d * 4, 'storage', 'decode.last_hidden');
