@@ -5,7 +5,7 @@
 // stories15M and every tiny family; greedy tokens against the CPU twin's argmax of the growing
 // sequence; batch invariance (mixed prompt lengths and positions in one step) and slot reuse.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -239,6 +239,23 @@ describe('WebGPU decoder', async () => {
       cpu.dispose();
     });
   }
+
+  // The float64 PyTorch greedy loop (scripts/reference_torch.py greedy; tests/fixtures/greedy-reference.json).
+  const GREEDY_REF = JSON.parse(readFileSync(resolve(import.meta.dirname, 'fixtures', 'greedy-reference.json'), 'utf8')).cases as { model: string; prompt: number[]; tokens: number[]; margins: number[] }[];
+  it.skipIf(!rt)(`greedy tokens equal the float64 PyTorch greedy reference on ${GREEDY_REF.map((c) => c.model).join(', ')} (slot 1 of a 2-slot decoder)`, async () => {
+    for (const ref of GREEDY_REF) {
+      const gpu = await loadModel(ref.model === 'stories15M' ? 'default' : join(FIX, ref.model), { device: rt!, f16: false });
+      const dec = await gpu.createDecoder!({ slots: 2, maxLen: ref.prompt.length + ref.tokens.length });
+      const got = await greedy(dec, 1, ref.prompt, ref.tokens.length);
+      // Compared up to the first step whose reference top-2 margin is below 1e-4 (none in these fixtures at the time of writing).
+      const n = ref.margins.findIndex((m) => m < 1e-4);
+      const upto = n < 0 ? ref.tokens.length : n + 1;
+      expect(got.slice(0, upto), `${ref.model}`).toEqual(ref.tokens.slice(0, upto));
+      expect(upto, `${ref.model}: compared ${upto} of ${ref.tokens.length} tokens`).toBeGreaterThanOrEqual(12);
+      dec.dispose();
+      gpu.dispose();
+    }
+  });
 
   it.skipIf(!rt)('batch invariance: mixed prompt lengths and positions in one step give the same greedy tokens as each alone; reset slots reuse cleanly', async () => {
     const gpu: LanguageModel = await loadModel(join(FIX, 'mistral'), { device: rt!, f16: false });
