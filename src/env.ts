@@ -72,6 +72,16 @@ export interface Settings {
    * 'subgroup-matrix', logprob 'sgmat'; src/gpu/tune.ts EXPERIMENTAL_VARIANTS) win tuning.
    */
   readonly tuneExperimental: boolean;
+  /**
+   * CONCORD_MAX_LINE_BYTES: the longest JSONL line read (bytes, default 64 MiB); a longer line is a
+   * per-record error naming file:line and the run goes on (docs/data.md).
+   */
+  readonly maxLineBytes: number;
+  /**
+   * CONCORD_MAX_ERRORS: bad input records a file job reports before it stops (default 100000;
+   * exit 3), so a stream of invalid lines cannot write an unbounded errors file (docs/data.md).
+   */
+  readonly maxErrors: number;
   /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
   readonly debug: boolean;
   /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
@@ -123,6 +133,15 @@ function oneOf<T extends string>(name: string, allowed: readonly T[]): T | undef
 /** The most worker threads CONCORD_CPU_THREADS may ask for. */
 export const MAX_CPU_THREADS = 256;
 
+/** A whole number ≥ 1 (default when unset); anything else is a clear error naming the variable. */
+const positiveInt = (name: string, dflt: number): number => {
+  const v = raw(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new SettingError(`${name}=${v}: must be a whole number ≥ 1`);
+  return n;
+};
+
 export const settings: Settings = Object.freeze({
   get requireGpu() { return raw('CONCORD_REQUIRE_GPU') === '1'; },
   get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
@@ -139,6 +158,8 @@ export const settings: Settings = Object.freeze({
   get tune() { return oneOf('CONCORD_TUNE', ['auto', 'off', 'refresh'] as const) ?? 'auto'; },
   get tuneCache() { return raw('CONCORD_TUNE_CACHE'); },
   get tuneExperimental() { return raw('CONCORD_TUNE_EXPERIMENTAL') === '1'; },
+  get maxLineBytes() { return positiveInt('CONCORD_MAX_LINE_BYTES', 64 * 1024 * 1024); },
+  get maxErrors() { return positiveInt('CONCORD_MAX_ERRORS', 100_000); },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
@@ -167,6 +188,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   tune: 'CONCORD_TUNE',
   tuneCache: 'CONCORD_TUNE_CACHE',
   tuneExperimental: 'CONCORD_TUNE_EXPERIMENTAL',
+  maxLineBytes: 'CONCORD_MAX_LINE_BYTES',
+  maxErrors: 'CONCORD_MAX_ERRORS',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',

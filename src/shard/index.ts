@@ -15,8 +15,7 @@ import { createHash } from 'node:crypto';
 import { InputError, UsageError } from '../errors.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FileFingerprint } from '../formats/records.js';
-import type { RecordRange } from '../formats/records.js';
+import type { FileFingerprint, RecordRange } from '../io/inputs.js';
 
 /** A shard manifest that cannot be read or trusted (exit 3): it names the file and the problem. */
 export class ManifestError extends InputError {}

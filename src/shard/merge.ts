@@ -3,107 +3,20 @@
 // write the scored set in input order (shard order: the ranges are contiguous) and/or apply a filter
 // rule over all shards at once — percentile rules (main, --keep-fraction) are decided over the
 // whole set, never per shard.
-//
-// Also the format-aware filter (`filterInputs`): records from any input the readers take (JSONL,
-// Parquet, folders, globs), kept / dropped written as JSONL or Parquet.
 
 import * as fs from 'node:fs';
 import { InputError, UsageError } from '../errors.js';
 import * as path from 'node:path';
-import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
-import { InputSet, detectFormat, type InputFile } from '../formats/records.js';
-import { isParquetPath, writeParquetRows } from '../formats/parquet.js';
-import { AtomicWriter, progressPathFor } from '../pipeline/node-io.js';
-import { StrictError, errorLine, requiredScores, scoresOf, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
+import type { FilterOptions } from '../filter/index.js';
+import { RecordInput, type InputFile } from '../io/inputs.js';
+import { openWriter } from '../io/record-writer.js';
+import { formatOf } from '../io/sniff.js';
+import { progressPathFor } from '../jobs/checkpoint.js';
+import { filterFile, type FilterSummary } from '../jobs/filter.js';
 import { digestFile, manifestNames, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
 
 /** A missing, unfinished or inconsistent shard (exit 3). */
 export class MergeError extends InputError {}
-
-// ---- the format-aware filter -------------------------------------------------------------------------
-
-/** A JSONL or Parquet output written from records in one pass (Parquet: via a JSONL staging file). */
-class RecordSink {
-  private readonly w: AtomicWriter;
-  private readonly staging: string | null;
-  constructor(readonly out: string) {
-    this.staging = isParquetPath(out) ? `${out}.staging.jsonl` : null;
-    this.w = new AtomicWriter(this.staging ?? out);
-  }
-  write(rec: object): void { this.w.write(JSON.stringify(rec)); }
-  async commit(): Promise<void> {
-    this.w.commit();
-    if (this.staging) {
-      const staging = this.staging;
-      await writeParquetRows(this.out, () => jsonlRecords(staging));
-      fs.rmSync(staging, { force: true });
-    }
-  }
-  abort(): void { this.w.abort(); if (this.staging) fs.rmSync(this.staging, { force: true }); }
-}
-
-async function* jsonlRecords(file: string): AsyncGenerator<Record<string, unknown>> {
-  const set = new InputSet(file, [{ path: file, name: file, format: 'jsonl' }]);
-  for await (const r of (await set.open()).records) yield r.record as Record<string, unknown>;
-}
-
-export interface FilterInputsOptions extends Omit<FilterFileOptions, 'output'> {
-  inputs: InputSet;
-  output?: string;
-}
-
-/** filterFile's contract over any input: kept (and dropped) records with `keep` and `filter_score`. */
-export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummary> {
-  const errorsPath = o.errors ?? `${o.output ?? o.dropOut}.errors.jsonl`;
-  const scores: ScoreFields[] = [];
-  const errs: string[] = [];
-  const maxErr = o.maxErrorLines ?? 10;
-  const need = requiredScores(o.filter);
-  for await (const r of (await o.inputs.open()).records) {
-    const s = scoresOf(r, need);
-    // Only the fields the rules read (not the whole record): O(N) small objects for a whole-set rule.
-    if (s.scores) {
-      const x = s.scores;
-      scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine, cosine_source: x.cosine_source });
-    }
-    else {
-      if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
-      if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
-      errs.push(errorLine({ loc: r.loc, error: s.error, record: r.record }));
-    }
-  }
-  const decision = applyFilter(scores, o.filter);
-  const kept = o.output ? new RecordSink(o.output) : null;
-  const dropped = o.dropOut ? new RecordSink(o.dropOut) : null;
-  try {
-    let k = 0;
-    for await (const r of (await o.inputs.open()).records) {
-      if (!scoresOf(r, need).scores) continue;
-      const keep = decision.keep[k];
-      const fs_ = decision.score[k];
-      k++;
-      const rec = { ...(r.record as object), keep, filter_score: Number.isFinite(fs_) ? fs_ : null };
-      if (keep) kept?.write(rec);
-      else dropped?.write(rec);
-    }
-    await kept?.commit();
-    await dropped?.commit();
-  } catch (e) {
-    kept?.abort();
-    dropped?.abort();
-    throw e;
-  }
-  if (errs.length > 0) {
-    const w = new AtomicWriter(errorsPath);
-    for (const l of errs) w.write(l);
-    w.commit();
-  } else fs.rmSync(errorsPath, { force: true });
-  return {
-    command: 'filter', input: o.input, output: o.output ?? '', drop_out: o.dropOut ?? null, errors_file: errs.length ? errorsPath : null,
-    counts: { records: scores.length + errs.length, kept: decision.kept, dropped: decision.dropped, errors: errs.length },
-    applied: decision.applied,
-  };
-}
 
 // ---- checking the shards --------------------------------------------------------------------------------
 
@@ -215,7 +128,7 @@ function refuseOwnFiles(o: MergeOptions): void {
 }
 
 /** Records and errors counted in the shards' files (not taken from the manifests), checked against them. */
-async function countShardRecords(run: CheckedRun, shardSet: InputSet): Promise<{ records: number; scored: number; errors: number }> {
+async function countShardRecords(run: CheckedRun, shardSet: RecordInput): Promise<{ records: number; scored: number; errors: number }> {
   const rows = await shardSet.recordCounts();
   const problems: string[] = [];
   let scored = 0;
@@ -281,24 +194,25 @@ function concatFiles(files: string[], out: string): void {
 export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
   const run = checkShards(o.dir);
   const outFiles = run.manifests.map((m) => path.join(o.dir, m.output.file));
-  const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: detectFormat(f) }));
-  const shardSet = new InputSet(o.dir, files);
+  const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: formatOf(f) }));
+  const shardSet = new RecordInput(o.dir, files);
   refuseOwnFiles(o);
   const counts = await countShardRecords(run, shardSet);
   let errorsFile: string | null = null;
   if (o.output) {
     const allJsonl = run.manifests.every((m) => m.output.format === 'jsonl');
-    if (isParquetPath(o.output)) {
-      async function* recs(): AsyncGenerator<Record<string, unknown>> {
-        for await (const r of (await shardSet.open()).records) yield r.record as Record<string, unknown>;
-      }
-      await writeParquetRows(o.output, recs);
-    } else if (allJsonl) {
+    const out = openWriter(o.output);
+    if (allJsonl && out.format === 'jsonl') {
+      out.abort();
       concatFiles(outFiles, o.output); // byte for byte what one process writes
     } else {
-      const sink = new RecordSink(o.output);
-      for await (const r of (await shardSet.open()).records) sink.write(r.record as object);
-      await sink.commit();
+      try {
+        for await (const r of shardSet) out.write(r.record as object);
+        await out.commit();
+      } catch (e) {
+        out.abort();
+        throw e;
+      }
     }
     const errFiles = run.manifests.filter((m) => m.errors).map((m) => path.join(o.dir, m.errors!.file));
     const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
@@ -308,7 +222,7 @@ export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
   }
   let filter: FilterSummary | null = null;
   if (o.kept || o.dropOut) {
-    filter = await filterInputs({ inputs: shardSet, input: o.dir, output: o.kept, dropOut: o.dropOut, errors: `${o.kept ?? o.dropOut}.errors.jsonl`, filter: o.filter ?? { rule: 'main' }, log: o.log });
+    filter = await filterFile({ inputs: shardSet, input: o.dir, output: o.kept, dropOut: o.dropOut, errors: `${o.kept ?? o.dropOut}.errors.jsonl`, filter: o.filter ?? { rule: 'main' }, log: o.log });
   }
   return { command: 'merge', dir: o.dir, run_id: run.runId, shards: run.n, counts, output: o.output ?? null, errors_file: errorsFile, filter };
 }

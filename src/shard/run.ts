@@ -3,10 +3,11 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { InputSet, RecordRange } from '../formats/records.js';
-import { scoreTarget } from '../formats/parquet.js';
-import { ResumeError, progressPathFor, writeFileAtomic } from '../pipeline/node-io.js';
-import type { ScoreSummary } from '../pipeline/files.js';
+import type { RecordInput, RecordRange } from '../io/inputs.js';
+import { scoreTarget } from '../io/record-writer.js';
+import { ResumeError, progressPathFor } from '../jobs/checkpoint.js';
+import { writeFileAtomic } from '../io/writers.js';
+import type { ScoreSummary } from '../jobs/score.js';
 import {
   ShardError, digestFile, manifestNames, manifestStale, readManifest, runId, shardPaths,
   type ManifestInput, type ShardManifest, type ShardSpec,
@@ -28,7 +29,7 @@ export class ShardRun {
 
   constructor(
     readonly o: {
-      spec: ShardSpec; outDir: string; format: 'jsonl' | 'parquet'; inputs: InputSet; inputSpec: string; split?: string;
+      spec: ShardSpec; outDir: string; format: 'jsonl' | 'parquet'; inputs: RecordInput; inputSpec: string; split?: string;
       /** The score arguments without the shard flags. */
       argv: string[]; log: (s: string) => void;
     },
@@ -102,5 +103,5 @@ export class ShardRun {
   }
 }
 
-export const defaultShardFormat = (inputs: InputSet): 'jsonl' | 'parquet' =>
+export const defaultShardFormat = (inputs: RecordInput): 'jsonl' | 'parquet' =>
   inputs.files.every((f) => f.format === 'parquet') ? 'parquet' : 'jsonl';
