@@ -21,7 +21,9 @@ export {
 export {
   scoreFile, filterFile, runFile, errorsPathFor, StrictError,
   type ScoreFileOptions, type ScoreSummary, type FilterFileOptions, type FilterSummary, type RunFileOptions,
-} from './pipeline/files.js';
+} from './jobs/index.js';
+// Record I/O: every input kind in, JSONL or Parquet out (docs/data.md)
+export { openRecords, openWriter, RecordInput, type RecordWriter, type OutFormat, type RecordFormat } from './io/index.js';
 export { dedupFile, type DedupFileOptions, type DedupOn, type DedupSummary } from './dedup/index.js';
 // Generation (docs/generate.md): the decoding contract, sampling, the continuous-batching engine, the file job
 export { GREEDY, type Decoder, type DecoderOptions, type SamplingParams, type StepInput } from './generate/types.js';
