@@ -21,8 +21,17 @@ export {
 export {
   scoreFile, filterFile, runFile, errorsPathFor, StrictError,
   type ScoreFileOptions, type ScoreSummary, type FilterFileOptions, type FilterSummary, type RunFileOptions,
-} from './pipeline/files.js';
+} from './jobs/index.js';
+// Record I/O: every input kind in, JSONL or Parquet out (docs/data.md)
+export { openRecords, openWriter, RecordInput, type RecordWriter, type OutFormat, type RecordFormat } from './io/index.js';
 export { dedupFile, type DedupFileOptions, type DedupOn, type DedupSummary } from './dedup/index.js';
+// Generation (docs/generate.md): the decoding contract, sampling, the continuous-batching engine, the file job
+export { GREEDY, type Decoder, type DecoderOptions, type SamplingParams, type StepInput } from './generate/types.js';
+export { uniformAt } from './generate/rng.js';
+export { sampleRow, sampleCpu, sampleMask, type RowSampling } from './generate/sampling.js';
+export { generate, generateStream, type GenerateRequest, type GenerateResult, type FinishReason, type EngineOptions, type EngineStats } from './generate/engine.js';
+export { promptBuilder, type Direction, type PromptBuilder, type PromptOptions } from './generate/prompts.js';
+export { generateFile, type GenerateFileOptions, type GenerateSummary } from './generate/job.js';
 // Selection rules
 export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type FilterOptions, type FilterResult, type Rule, type ScoreFields } from './filter/index.js';
 // Models and the sentence encoder

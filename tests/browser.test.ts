@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
 import { applyFilter, createScorer, type PairScores } from '../src/pipeline/index.js';
 import { parseRecords } from '../web/engine.js';
-import { writeParquetRows } from '../src/formats/parquet.js';
+import { writeParquetRows } from '../src/io/parquet.js';
 import { serveStatic, type StaticServer } from './e2e/static-server.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
 

@@ -4,7 +4,7 @@
 // exit code (the stack only with CONCORD_DEBUG=1).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { settings } from '../env.js';
+import { checkSettings, settings } from '../env.js';
 import { ConcordError, EXIT, UsageError } from '../errors.js';
 import type { DeviceChoice } from '../gpu/device.js';
 import type { LoadProgress } from '../models/weight-upload.js';
@@ -116,6 +116,7 @@ export function command(name: string, help: string, body: (argv: string[], defer
     }
     const deferred: (() => void)[] = [];
     try {
+      checkSettings();
       return await body(argv, (fn) => deferred.push(fn));
     } catch (e) {
       return exitCodeFor(e, name);

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../env.js';
 import { applyFilter, mainSignals } from '../filter/index.js';
-import { scoreFile } from '../pipeline/files.js';
+import { scoreFile } from '../jobs/index.js';
 import { command, EXIT, log, numFlag, parseFlags } from './common.js';
 import { describeRun, formatScoreSummary, scoreSettings, withScorer } from './score.js';
 

@@ -1,8 +1,8 @@
 // `concord merge <out-dir>`: join the shards of a sharded `concord score` run (src/shard/merge.ts).
 
 import type { FilterOptions } from '../filter/index.js';
-import { lockOutputs, preflightPaths } from '../pipeline/files.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { lockOutputs, preflightPaths } from '../jobs/index.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { mergeShards } from '../shard/merge.js';
 import { command, EXIT, log, parseFlags, UsageError } from './common.js';
 import { filterOptionsFrom } from './filter.js';

@@ -3,12 +3,12 @@
 
 import { DEFAULT_FIELDS } from '../pipeline/input.js';
 import { createScorer, type ConfiguredScorer } from '../pipeline/index.js';
-import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../pipeline/files.js';
-import { scoreTarget } from '../formats/parquet.js';
-import { InputSet } from '../formats/records.js';
+import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../jobs/index.js';
+import { openRecords, type RecordInput } from '../io/inputs.js';
+import { OUT_FORMATS, scoreTarget, type OutFormat } from '../io/record-writer.js';
 import { argvWithoutShard, resolveShard } from '../shard/index.js';
 import { ShardRun, defaultShardFormat } from '../shard/run.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { nodeBuiltin, settings } from '../env.js';
 import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
@@ -85,7 +85,8 @@ Sharded runs (README "Sharded runs")
   --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
   --shards n                    the shard count when i comes from the job engine
   --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
-  --out-format jsonl|parquet    the shards' format (default parquet for Parquet input, else jsonl)
+  --out-format jsonl|parquet    the output's format (-o: default by extension; shards: default
+                                parquet for Parquet input, else jsonl)
 Cosine
   --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
                                 WebGPU, else the LM's mean hidden states; off skips it (fastest)
@@ -204,6 +205,9 @@ export function describeRun(summary: ScoreSummary, scorer: ConfiguredScorer, cmd
 
 export const verifyCode = (summary: ScoreSummary): number => (summary.verify && !summary.verify.ok ? EXIT.verifyFailed : EXIT.ok);
 
+/** --out-format, when given. */
+export const outFormatFlag = (v: string | undefined): OutFormat | undefined => (v === undefined ? undefined : choiceFlag(v, '--out-format', OUT_FORMATS));
+
 /** The one input file a file command takes. */
 export function oneInput(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected one input file (${usage})`);
@@ -216,12 +220,12 @@ export function requireOutput(o: string | undefined): string {
 }
 
 /** The input as a set of files (one file, a folder, a glob; --split), checked before any model loads. */
-export function inputSetFor(input: string, split: string | undefined): InputSet {
+export function inputSetFor(input: string, split: string | undefined): RecordInput {
   // A FIFO, a device, an unreadable file: refused before anything opens it (exit 3). A folder is a dataset.
   let st: import('node:fs').Stats | null = null;
   try { st = nodeBuiltin<typeof import('node:fs')>('fs').statSync(input); } catch { /* a glob, or missing: resolve says */ }
   if (st && !st.isDirectory()) checkInputFile(input);
-  return InputSet.resolve(input, { split });
+  return openRecords(input, { split });
 }
 
 export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => {
@@ -250,7 +254,7 @@ export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => 
     if (!plan) return null;
     if (run) defer(lockOutputs([plan.output]));
     // A Parquet output is scored into a resumable JSONL staging file and converted at the end.
-    const target = scoreTarget(plan.output, plan.errors ?? errorsPathFor(plan.output));
+    const target = scoreTarget(plan.output, plan.errors ?? errorsPathFor(plan.output), run ? undefined : outFormatFlag(v['out-format']));
     const sum = await scoreFile({
       scorer, input, inputs, range: plan.range, output: target.scoreTo, errors: target.errors, resume: plan.resume, strict: v.strict,
       quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit, optionsHash,

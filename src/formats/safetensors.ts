@@ -86,6 +86,14 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
       }
       infos.set(name, { name, dtype: e.dtype, shape, file: path, begin: dataStart + b, end: dataStart + en });
     }
+    // Tensors must not share bytes: overlapping ranges would load one tensor's data as another's.
+    const byStart = [...infos.values()].filter((t) => t.end > t.begin).sort((a, c) => a.begin - c.begin);
+    for (let k = 1; k < byStart.length; k++) {
+      const [a, c] = [byStart[k - 1], byStart[k]];
+      if (c.begin < a.end) {
+        throw new ModelFileError(`${path}: tensors '${a.name}' and '${c.name}' overlap (data_offsets [${a.begin - dataStart}, ${a.end - dataStart}] and [${c.begin - dataStart}, ${c.end - dataStart}]): a damaged or hostile header`, path, c.name);
+      }
+    }
     return { infos, metadata };
   } finally {
     closeSync(fd);

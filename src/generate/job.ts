@@ -1,10 +1,10 @@
 // `concord generate`'s file job (Node): records in (any input the record readers take), one output
 // line per (record, sample) out, in input order, resumable. Every file-system call of the command
 // goes through the few imports below (the scorer's readers, checkpointed writer and lock): when the
-// record I/O moves (src/io, src/jobs) only this block changes.
-import { InputSet } from '../formats/records.js';
-import { errorLine } from '../pipeline/files.js';
-import { completeFinishedRun, hashOptions, progressPathFor, readCheckpoint, ResumeError, ScoredOutput, type FileRecord, type InputIdentity, type InputPosition } from '../pipeline/node-io.js';
+// record I/O changes only this block changes.
+import { openRecords, type FileRecord, type InputPosition } from '../io/index.js';
+import { errorLine } from '../jobs/bad-records.js';
+import { completeFinishedRun, hashOptions, progressPathFor, readCheckpoint, ResumeError, ScoredOutput, type InputIdentity } from '../jobs/checkpoint.js';
 // ---- end of the I/O block ----
 
 import { DEFAULT_FIELDS, joinPrompt, recordToPair, RecordError, type FieldMap } from '../pipeline/input.js';
@@ -102,7 +102,7 @@ interface Pending {
 export async function generateFile(o: GenerateFileOptions): Promise<GenerateSummary> {
   const fields: FieldMap = { ...DEFAULT_FIELDS, ...o.fields };
   const k = o.numSamples;
-  const inputs = InputSet.resolve(o.input);
+  const inputs = openRecords(o.input);
   const fingerprint = hashOptions(inputs.fingerprints().map((f) => f.sha256));
   const optionsHash = hashOptions({ ...o.optionsKey, fields, sampling: o.sampling, k, maxNewTokens: o.maxNewTokens, stop: o.stop, maxLen: o.maxLen, input: fingerprint });
   const identity: InputIdentity = { path: o.input, hashedBytes: 0, sha256: fingerprint };

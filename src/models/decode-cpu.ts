@@ -1,11 +1,12 @@
 // The TypeScript twin's Decoder (src/generate/types.ts): one KV cache per slot (forwardCachedCpu in
 // forward-cpu.ts), each slot at its own position, logits of each input's last row, host sampling
 // with the sampling twin (src/generate/sampling.ts). The reference the WebGPU and onnxruntime
-// decoders are checked against; it favours clarity over speed (one slot after another).
+// decoders are checked against. A step runs every input's rows through one body pass (the
+// matmuls see all rows at once; attention per slot), which changes no row's arithmetic.
 
 import type { Decoder, DecoderOptions, StepInput } from '../generate/types.js';
 import { sampleRow } from '../generate/sampling.js';
-import { forwardCachedCpu, KvCacheCpu, logitsCpu } from './forward-cpu.js';
+import { forwardCachedBatchCpu, KvCacheCpu, logitsCpu } from './forward-cpu.js';
 import type { LoadedWeights } from './types.js';
 
 /** log-softmax of one row in f64, stored as f32. */
@@ -35,16 +36,22 @@ export class CpuTwinDecoder implements Decoder {
     this.cache(slot).len = 0;
   }
 
-  /** Logits [V] of the last appended row of each input. */
+  /** Logits [V] of the last appended row of each input: all inputs' rows in one body pass. */
   private logits(inputs: StepInput[]): Float32Array[] {
     const seen = new Set<number>();
-    return inputs.map((inp) => {
+    for (const inp of inputs) {
       if (seen.has(inp.slot)) throw new Error(`decoder: slot ${inp.slot} appears twice in one step`);
       seen.add(inp.slot);
       if (inp.ids.length === 0) throw new Error(`decoder: slot ${inp.slot} got no tokens to append`);
-      const hidden = forwardCachedCpu(this.w, this.cache(inp.slot), inp.ids);
-      return logitsCpu(this.w, hidden, [inp.ids.length - 1]);
-    });
+    }
+    if (inputs.length === 0) return [];
+    const hidden = forwardCachedBatchCpu(this.w, inputs.map((inp) => ({ cache: this.cache(inp.slot), ids: inp.ids })));
+    const last: number[] = [];
+    let row = 0;
+    for (const inp of inputs) { row += inp.ids.length; last.push(row - 1); }
+    const V = this.w.config.vocabSize;
+    const logits = logitsCpu(this.w, hidden, last);
+    return inputs.map((_, i) => logits.subarray(i * V, (i + 1) * V));
   }
 
   async step(inputs: StepInput[]): Promise<Int32Array> {

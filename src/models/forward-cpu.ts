@@ -29,15 +29,28 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   }
 }
 
-/** Attention of a chunk of T query rows in layer l (q [T, nH·hd], k/v [T, nKv·hd] of the same rows). */
+/** Attention of T query rows in layer l (q [T, nH·hd], k/v [T, nKv·hd] of the same rows). */
 type AttendCpu = (l: number, q: Float32Array, k: Float32Array, v: Float32Array) => Float32Array;
 
+/** Consecutive rows [start, start + n) of one sequence, at positions pos0 .. pos0 + n - 1. */
+export interface RowSegment { start: number; n: number; pos0: number }
+
+/** RoPE over each segment's rows at its own positions. */
+function ropeSegments(x: Float32Array, segs: readonly RowSegment[], heads: number, hd: number, theta: number, c: LoadedWeights['config'], scaling: Parameters<typeof ropeCpu>[7]): Float32Array {
+  if (segs.length === 1) return ropeCpu(x, 1, segs[0].n, heads, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, segs[0].pos0);
+  const out = new Float32Array(x.length), w = heads * hd;
+  for (const g of segs) out.set(ropeCpu(x.subarray(g.start * w, (g.start + g.n) * w), 1, g.n, heads, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, g.pos0), g.start * w);
+  return out;
+}
+
 /**
- * The transformer body over T rows at positions pos0 .. pos0+T-1: embeddings, every layer (norms,
- * projections, q/k norms, RoPE at each row's position, `attend`, the feed-forward), the final norm.
+ * The transformer body over the rows of one or more sequences (`segs`, each at its own positions):
+ * embeddings, every layer (norms, projections, q/k norms, RoPE at each row's position, `attend`,
+ * the feed-forward), the final norm. Every op but attention is row by row (matmulCpu's f64 sums
+ * run in the same order whatever the row count), so a row's result does not depend on the others.
  * The full-sequence forward and the KV-cached decode share it; only the attention differs.
  */
-function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number, attend: AttendCpu): Float32Array {
+function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[], attend: AttendCpu): Float32Array {
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
@@ -49,7 +62,7 @@ function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number, attend:
     matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  let x = embedAtCpu(w, ids, pos0);
+  let x = embedSegmentsCpu(w, ids, segs);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
@@ -64,8 +77,8 @@ function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number, attend:
     if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps, wOff);
     if (layerUsesRope(c, l)) {
       const { theta, scaling } = layerRopeParams(c, l);
-      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, pos0);
-      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, pos0);
+      q = ropeSegments(q, segs, nH, hd, theta, c, scaling);
+      k = ropeSegments(k, segs, nKv, hd, theta, c, scaling);
     }
     const att = attend(l, q, k, v);
     let o = linear(att, `${p}.wo`, `${p}.bo`, d, qd);
@@ -88,15 +101,17 @@ function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number, attend:
   return norm(x, 'final_norm');
 }
 
-/** Token embeddings (× embedScale, + the learned position pos0 + t) of a chunk: embedCpu's arithmetic. */
-function embedAtCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number): Float32Array {
+/** Token embeddings (× embedScale, + each row's learned position): embedCpu's arithmetic. */
+function embedSegmentsCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[]): Float32Array {
   const c = w.config, d = c.dim, T = ids.length;
-  if (pos0 === 0) return embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
+  if (segs.length === 1 && segs[0].pos0 === 0) return embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
   const tok = tensor(w, 'tok_emb'), pos = c.pos === 'learned' ? tensor(w, 'pos_emb') : null, scale = c.embedScale ?? 1;
   const out = new Float32Array(T * d);
-  for (let t = 0; t < T; t++) {
-    const src = ids[t] * d, po = (pos0 + t) * d;
-    for (let j = 0; j < d; j++) out[t * d + j] = tok[src + j] * scale + (pos ? pos[po + j] : 0);
+  for (const g of segs) {
+    for (let t = g.start; t < g.start + g.n; t++) {
+      const src = ids[t] * d, po = (g.pos0 + t - g.start) * d;
+      for (let j = 0; j < d; j++) out[t * d + j] = tok[src + j] * scale + (pos ? pos[po + j] : 0);
+    }
   }
   return out;
 }
@@ -105,7 +120,7 @@ function embedAtCpu(w: LoadedWeights, ids: ArrayLike<number>, pos0: number): Flo
 export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
   checkIds(w, ids);
   const c = w.config, T = ids.length;
-  return bodyCpu(w, ids, 0, (l, q, k, v) =>
+  return bodyCpu(w, ids, [{ start: 0, n: T, pos0: 0 }], (l, q, k, v) =>
     attentionCpu(q, k, v, [T], 1, T, c.nHeads, c.nKvHeads, c.headDim, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap }));
 }
 
@@ -177,19 +192,42 @@ export function attendCachedCpu(q: Float32Array, K: Float32Array, V: Float32Arra
   return out;
 }
 
+/**
+ * Append each chunk of ids to its sequence's cache and run them all in one body pass (the rows of
+ * every chunk through the same matmuls; attention per sequence over its own cache): the final
+ * normed hidden states of all rows [Σ n, d], chunk after chunk.
+ */
+export function forwardCachedBatchCpu(w: LoadedWeights, chunks: readonly { cache: KvCacheCpu; ids: ArrayLike<number> }[]): Float32Array {
+  const c = w.config, kvd = c.nKvHeads * c.headDim, qd = c.nHeads * c.headDim;
+  const segs: RowSegment[] = [];
+  const ids: number[] = [];
+  for (const ch of chunks) {
+    checkIds(w, ch.ids);
+    const p0 = ch.cache.len, n = ch.ids.length;
+    if (p0 + n > ch.cache.capacity) throw new Error(`${c.name}: ${p0 + n} tokens exceed the decoder's cache of ${ch.cache.capacity} positions`);
+    ch.cache.reserve(p0 + n);
+    segs.push({ start: ids.length, n, pos0: p0 });
+    for (let t = 0; t < n; t++) ids.push(ch.ids[t]);
+  }
+  const hidden = bodyCpu(w, ids, segs, (l, q, k, v) => {
+    const att = new Float32Array(ids.length * qd);
+    chunks.forEach((ch, i) => {
+      const g = segs[i];
+      ch.cache.k[l].set(k.subarray(g.start * kvd, (g.start + g.n) * kvd), g.pos0 * kvd);
+      ch.cache.v[l].set(v.subarray(g.start * kvd, (g.start + g.n) * kvd), g.pos0 * kvd);
+      const a = attendCachedCpu(q.subarray(g.start * qd, (g.start + g.n) * qd), ch.cache.k[l], ch.cache.v[l], g.pos0, g.n, c.nHeads, c.nKvHeads, c.headDim,
+        { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+      att.set(a, g.start * qd);
+    });
+    return att;
+  });
+  chunks.forEach((ch, i) => { ch.cache.len = segs[i].pos0 + segs[i].n; });
+  return hidden;
+}
+
 /** Append ids to a sequence's cache and run them: their final normed hidden states [n, d]. */
 export function forwardCachedCpu(w: LoadedWeights, cache: KvCacheCpu, ids: ArrayLike<number>): Float32Array {
-  checkIds(w, ids);
-  const c = w.config, n = ids.length, p0 = cache.len, kvd = c.nKvHeads * c.headDim;
-  if (p0 + n > cache.capacity) throw new Error(`${c.name}: ${p0 + n} tokens exceed the decoder's cache of ${cache.capacity} positions`);
-  cache.reserve(p0 + n);
-  const hidden = bodyCpu(w, ids, p0, (l, q, k, v) => {
-    cache.k[l].set(k, p0 * kvd);
-    cache.v[l].set(v, p0 * kvd);
-    return attendCachedCpu(q, cache.k[l], cache.v[l], p0, n, c.nHeads, c.nKvHeads, c.headDim, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
-  });
-  cache.len = p0 + n;
-  return hidden;
+  return forwardCachedBatchCpu(w, [{ cache, ids }]);
 }
 
 /** Logits [rows.length, V] of the given rows of hidden [T, d] (all rows when omitted). */

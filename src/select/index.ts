@@ -84,6 +84,7 @@ export class DiversitySelector {
     const out = new Uint8Array(n).fill(2);
     if (n === 0 || this.full) return out;
     const A = vectors.subarray(0, n * d);
+    if (tau >= 1) return this.takeAll(A, n, out); // τ = 1: no diversity bound, duplicates included
     const K = this.count;
     let best: Float32Array, arg: Uint32Array, diag: Float32Array;
     if (this.gpu) {
@@ -110,6 +111,18 @@ export class DiversitySelector {
       if (res.kept[r]) { out[r] = 1; newly.push(r); } else { out[r] = 0; this.rejected++; }
     }
     this.append(A, newly);
+    return out;
+  }
+
+  /** Every candidate kept, in walk order, up to the budget (no comparisons). */
+  private takeAll(A: Float32Array, n: number, out: Uint8Array): Uint8Array {
+    const rows: number[] = [];
+    for (let r = 0; r < n && this.count + rows.length < this.o.budget; r++) {
+      this.walked++;
+      out[r] = 1;
+      rows.push(r);
+    }
+    this.append(A, rows);
     return out;
   }
 
