@@ -3,6 +3,7 @@
 // bad records, resume after a failed write, usage errors.
 
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/generate/engine.js';
@@ -122,6 +123,15 @@ describe('concord generate', () => {
     expect(other.code).toBe(6);
     expect(other.stderr).toMatch(/cannot resume/);
   }, 180_000);
+
+  it('reads the other input kinds (gzipped JSONL here) and, with --device auto, falls back to a backend that decodes', async () => {
+    const text = Array.from({ length: 3 }, (_, i) => JSON.stringify(record(i))).join('\n') + '\n';
+    fs.writeFileSync(c.p('z.jsonl.gz'), zlib.gzipSync(text));
+    const r = await c.run(['generate', 'z.jsonl.gz', '-o', 'z.out.jsonl', '--model', PHI3, '--device', 'auto', '--max-new-tokens', '3', '--temperature', '0'], {}, { fake: false });
+    expect(r.code, r.stderr).toBe(0);
+    expect(c.lines('z.out.jsonl').map((o) => o.id)).toEqual([0, 1, 2]);
+    expect(c.lines('z.out.jsonl').every((o) => o.generated_tokens === 3 || o.finish_reason === 'eos')).toBe(true);
+  }, 120_000);
 
   it('usage errors exit 2', async () => {
     for (const args of [['generate'], ['generate', 'x.jsonl'], ['generate', '--prompt', 'hi', '--top-p', '0'], ['generate', '--prompt', 'hi', '--direction', 'sideways'], ['generate', '--prompt', 'hi', '--temperature', '-1']]) {

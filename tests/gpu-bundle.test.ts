@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildBundle } from '../bench/gpu/bundle.js';
 import { LAVAPIPE_ICD, rehearse } from '../bench/gpu/rehearse.js';
-import { renderGpuMarkdown, type GpuReport } from '../bench/gpu/report.js';
+import { decodeRows, renderGpuMarkdown, type GpuReport } from '../bench/gpu/report.js';
 import { pairSequences } from '../bench/gpu/main.js';
 
 const root = join(import.meta.dirname, '..');
@@ -137,7 +137,20 @@ describe('GPU benchmark bundle', () => {
         expect(model.random).toBe(label !== 'stories15M');
         if (label === 'stories15M') expect(model.concord!.verify?.ok).toBe(true);
       }
+      // the decode step: concord's WebGPU decoder at batch 1 and batched, its greedy tokens equal
+      // to the peer's (f32 weights on a software adapter, fp32 peer: identical for every token)
+      const dec = rep.decode!;
+      expect(dec.concord!.errors).toEqual([]);
+      expect(dec.concord!.runs.map((r) => r.batch)).toEqual([1, 2]);
+      expect(dec.peer!.error).toBeUndefined();
+      const drows = decodeRows(dec).rows.filter((r) => r.contestant.startsWith('concord'));
+      expect(drows).toHaveLength(2);
+      for (const r of drows) {
+        expect(r.tokS).toBeGreaterThan(0);
+        expect(r.identical, `batch ${r.batch}: first differing tokens ${r.firstDiff.join(', ')}`).toBe(r.prompts);
+      }
       const md = renderGpuMarkdown(rep);
+      expect(md).toMatch(/Decoding \(`decode` step, stories15M, greedy/);
       expect(md).toMatch(/random weights \(seeded\) measure speed only/);
       expect(md).toMatch(/SHORT mode/);
     });

@@ -12,6 +12,12 @@
 //                                         four-pass plan (peers a, b) and concord's two-pass plan (c)
 //   score --model DIR --tokenizer T --pairs P --limit N --out F [--verify-cpu]
 //                                         concord webgpu end to end (createScorer, cosine off)
+//   decode --model DIR --tokenizer T --pairs P --limit N --new-tokens K --out F
+//                                         concord webgpu greedy decoding (src/models/decode-gpu.ts):
+//                                         prompts from the pairs' instructions, batch 1 (one prompt
+//                                         at a time) and batched (all N in one decoder); the peer
+//                                         (peer.py generate) decodes the same prompt ids and the
+//                                         report compares the tokens
 //   report --work DIR --out DIR           validate every contestant against the fp32 peers, write
 //                                         gpu-<date>.json and gpu-<date>.md
 //
@@ -253,6 +259,79 @@ async function scoreCommand(o: { model: string; tokenizer: string; pairs: string
 }
 
 // ---------------------------------------------------------------------------------------------
+// decode: concord webgpu greedy decoding, batch 1 and batched, the prompt ids for the peer
+
+export interface DecodeRun { batch: number; tokens: number[][]; prefillMs: number; decodeMs: number; decodeSteps: number; tokS: number }
+
+/** Prompt ids: BOS + the instruction of each record, at most maxPrompt tokens. */
+export function decodePrompts(tok: TextTokenizer, records: { loc: string; record: unknown }[], maxPrompt: number): number[][] {
+  const bos = tok.bosId;
+  if (bos === null) throw new Error('decode: the tokenizer has no BOS');
+  const out: number[][] = [];
+  for (const { loc, record } of records) {
+    try {
+      out.push([bos, ...encodeStandalone(tok, recordToPair(record).x)].slice(0, maxPrompt));
+    } catch (e) {
+      console.error(`decode: ${loc}: ${(e as Error).message}; skipped`);
+    }
+  }
+  return out;
+}
+
+async function decodeCommand(o: { model: string; tokenizer: string; pairs: string[]; limit: number; newTokens: number; maxPrompt: number; out: string; label: string }): Promise<number> {
+  const { loadModel } = await import('../../src/models/index.js');
+  const { GREEDY } = await import('../../src/generate/types.js');
+  const tok = await loadTokenizer(o.tokenizer);
+  const prompts = decodePrompts(tok, o.pairs.flatMap((p) => readPairs(p, o.limit)), o.maxPrompt).slice(0, o.limit);
+  if (!prompts.length) throw new Error('decode: no prompts');
+  const model = await loadModel(o.model, { device: 'webgpu', tokenizer: o.tokenizer });
+  if (model.backend !== 'webgpu' || !model.createDecoder) throw new Error(`decode: asked for webgpu, got ${model.backend}`);
+  const dec = await model.createDecoder({ slots: prompts.length, maxLen: o.maxPrompt + o.newTokens });
+  // Greedy decoding of `group` (prompt indices) together: one step with every prompt, then K-1 single-token steps.
+  const run = async (group: number[]): Promise<{ tokens: number[][]; prefillMs: number; decodeMs: number }> => {
+    group.forEach((_, s) => dec.reset(s));
+    const tokens = group.map(() => [] as number[]);
+    let t = now();
+    let ids = await dec.step(group.map((p, s) => ({ slot: s, ids: prompts[p], sampling: GREEDY, step: 0 })));
+    const prefillMs = now() - t;
+    ids.forEach((id, s) => tokens[s].push(id));
+    t = now();
+    for (let k = 1; k < o.newTokens; k++) {
+      ids = await dec.step(group.map((_, s) => ({ slot: s, ids: [ids[s]], sampling: GREEDY, step: k })));
+      ids.forEach((id, s) => tokens[s].push(id));
+    }
+    return { tokens, prefillMs, decodeMs: now() - t };
+  };
+  const all = prompts.map((_, i) => i);
+  // Warm-up (pipelines compiled, buffers pooled), not timed; the timed runs must give the same tokens.
+  const warm = await run(all);
+  const runs: DecodeRun[] = [];
+  const b1 = { batch: 1, tokens: [] as number[][], prefillMs: 0, decodeMs: 0, decodeSteps: 0, tokS: 0 };
+  for (const p of all) {
+    const r = await run([p]);
+    b1.tokens.push(r.tokens[0]);
+    b1.prefillMs += r.prefillMs;
+    b1.decodeMs += r.decodeMs;
+    b1.decodeSteps += o.newTokens - 1;
+  }
+  b1.tokS = b1.decodeSteps / (b1.decodeMs / 1000);
+  runs.push(b1);
+  const rb = await run(all);
+  runs.push({ batch: all.length, tokens: rb.tokens, prefillMs: rb.prefillMs, decodeMs: rb.decodeMs, decodeSteps: o.newTokens - 1, tokS: (all.length * (o.newTokens - 1)) / (rb.decodeMs / 1000) });
+  const errors: string[] = [];
+  for (const r of runs) r.tokens.forEach((t, i) => {
+    if (JSON.stringify(t) !== JSON.stringify(warm.tokens[i])) errors.push(`batch ${r.batch}, prompt ${i}: tokens differ from the warm-up batch's (batch invariance)`);
+  });
+  const result = { contestant: 'concord webgpu', label: o.label, device: model.deviceName, f16: model.f16, model: model.config.name, newTokens: o.newTokens, prompts, runs, errors };
+  writeFileSync(o.out, JSON.stringify(result) + '\n');
+  for (const r of runs) console.error(`decode: ${o.label} batch ${r.batch}: ${r.tokS.toFixed(1)} new tokens/s (decode steps after the prefill; prefill ${r.prefillMs.toFixed(0)} ms), ${model.deviceName}`);
+  for (const e of errors) console.error(`decode: ${e}`);
+  dec.dispose();
+  model.dispose();
+  return errors.length ? 4 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // report
 
 function reportCommand(work: string, outDir: string, date: string): number {
@@ -271,6 +350,8 @@ function reportCommand(work: string, outDir: string, date: string): number {
       return { name, budgetS: Number(budgetS), seconds: Number(seconds), status };
     }) : [],
     models: [],
+    decode: existsSync(join(work, 'decode-concord-stories15M.json')) || existsSync(join(work, 'decode-peer-stories15M.json'))
+      ? { concord: read('decode-concord-stories15M.json'), peer: read('decode-peer-stories15M.json') } : null,
   };
   for (const f of readdirSync(work).filter((n) => /^model-.+\.json$/.test(n)).sort()) {
     const m = read(f);
@@ -297,7 +378,7 @@ async function main(argv: string[]): Promise<number> {
       out: { type: 'string' }, size: { type: 'string', default: 'small' }, tokenizer: { type: 'string' },
       'max-len': { type: 'string' }, pairs: { type: 'string', multiple: true }, limit: { type: 'string', default: '64' },
       model: { type: 'string' }, 'verify-cpu': { type: 'boolean', default: false }, work: { type: 'string' }, label: { type: 'string' },
-      date: { type: 'string' },
+      date: { type: 'string' }, 'new-tokens': { type: 'string', default: '32' }, 'max-prompt': { type: 'string', default: '32' },
     },
   });
   const need = (k: keyof typeof values): string => {
@@ -321,9 +402,13 @@ async function main(argv: string[]): Promise<number> {
       model: need('model'), tokenizer: need('tokenizer'), pairs: values.pairs ?? [], limit, out: need('out'), verifyCpu: values['verify-cpu'],
       maxLen: values['max-len'] ? Number(values['max-len']) : null, label: values.label ?? need('model'),
     });
+    case 'decode': return decodeCommand({
+      model: need('model'), tokenizer: need('tokenizer'), pairs: values.pairs ?? [], limit, out: need('out'), label: values.label ?? need('model'),
+      newTokens: Number(values['new-tokens']), maxPrompt: Number(values['max-prompt']),
+    });
     case 'report': return reportCommand(need('work'), need('out'), values.date ?? new Date().toISOString());
     default:
-      console.error('usage: concord-gpu.mjs env|tune|kernels|seqs|score|report …  (see bench/gpu/main.ts)');
+      console.error('usage: concord-gpu.mjs env|tune|kernels|seqs|score|decode|report …  (see bench/gpu/main.ts)');
       return 2;
   }
 }

@@ -20,6 +20,14 @@
       log_softmax is taken over fp32 logits (bf16 logits are upcast first, as HF's loss does).
       Where transformers is not installed (the rehearsal on Debian's python3-torch), a small torch
       implementation of the Llama / Qwen2 forward below stands in; the output says which ran.
+
+  peer.py generate --model DIR --prompts decode-concord.json --out peer-decode.json
+      Greedy decoding of concord's prompt ids (the `decode` step's JSON: prompts, newTokens) with
+      Hugging Face `generate` on the same device, fp32, KV cache on, EOS not stopping (concord
+      decodes exactly newTokens): batch 1 (one prompt at a time) and batched (all prompts, left
+      padded). Decode time = generate(newTokens) - generate(1 token) (the prefill), so tokens/s
+      counts the same newTokens - 1 decode steps as concord's. The torch fallback (no
+      transformers) decodes without a cache, recomputing the prefix each step, and says so.
 """
 
 import argparse
@@ -405,6 +413,86 @@ def score(args):
     return 0 if all("error" not in e for e in res["modes"]) else 4
 
 
+# ---------------------------------------------------------------------------------------------
+# generate: greedy decoding of concord's prompts
+
+def greedy_hf(model, prompts, n, dev):
+    """HF generate, greedy, n new tokens per prompt, all prompts in one left-padded batch."""
+    m = model.m
+    m.generation_config.eos_token_id = None  # concord decodes exactly n tokens
+    m.generation_config.pad_token_id = 0
+    L = max(len(p) for p in prompts)
+    ids = torch.zeros((len(prompts), L), dtype=torch.long)
+    mask = torch.zeros((len(prompts), L), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, L - len(p):] = torch.tensor(p)
+        mask[b, L - len(p):] = 1
+    with torch.no_grad():
+        out = m.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=n,
+                         do_sample=False, use_cache=True, eos_token_id=None, pad_token_id=0)
+    return [row[L:].tolist() for row in out]
+
+
+def greedy_fallback(model, prompts, n, dev):
+    """No transformers: greedy without a KV cache (the whole prefix each step), right padded."""
+    seqs = [list(p) for p in prompts]
+    with torch.no_grad():
+        for _ in range(n):
+            L = max(len(s) for s in seqs)
+            ids = torch.zeros((len(seqs), L), dtype=torch.long)
+            for b, s in enumerate(seqs):
+                ids[b, :len(s)] = torch.tensor(s)
+            logits = model(ids.to(dev))
+            for b, s in enumerate(seqs):
+                s.append(int(logits[b, len(s) - 1].float().argmax().item()))
+    return [s[len(p):] for s, p in zip(seqs, prompts)]
+
+
+def generate(args):
+    dev, dname = device_name()
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    spec = json.load(open(args.prompts))
+    prompts, n = spec["prompts"], int(spec["newTokens"])
+    model = load(args.model, torch.float32, dev)
+    fallback = isinstance(model, TorchCausalLM)
+    run = (lambda ps, k: greedy_fallback(model, ps, k, dev)) if fallback else (lambda ps, k: greedy_hf(model, ps, k, dev))
+    name = model.name + (" — greedy loop WITHOUT a KV cache" if fallback else " generate (greedy, KV cache)")
+    res = {"implementation": name, "fallback": fallback, "torch": torch.__version__, "device": dname, "newTokens": n, "runs": []}
+    print(f"peer.py generate: {name} on {dname}", file=sys.stderr)
+
+    def timed(ps, k):
+        sync(dev)
+        t = time.time()
+        toks = run(ps, k)
+        sync(dev)
+        return toks, (time.time() - t) * 1000
+
+    try:
+        run(prompts[:1], 2)  # warm-up, not timed
+        for group in [[[p] for p in prompts], [prompts]]:
+            tokens, pre_ms, all_ms = [], 0.0, 0.0
+            for ps in group:
+                _, t1 = timed(ps, 1)
+                toks, tn = timed(ps, n)
+                tokens += toks
+                pre_ms += t1
+                all_ms += tn
+            batch = len(group[0])
+            decode_ms = max(all_ms - pre_ms, 1e-6)
+            steps = (n - 1) * len(group)
+            res["runs"].append({"batch": batch, "tokens": tokens, "prefillMs": pre_ms, "decodeMs": decode_ms, "decodeSteps": steps,
+                                "tokS": batch * steps / (decode_ms / 1000)})
+            print(f"peer.py generate: batch {batch}: {batch * steps / (decode_ms / 1000):.1f} new tokens/s (decode after the prefill)", file=sys.stderr)
+            json.dump(res, open(args.out, "w"))
+    except Exception as e:  # noqa: BLE001
+        res["error"] = f"{type(e).__name__}: {e}"
+        print(f"peer.py generate FAILED: {res['error']}", file=sys.stderr)
+    json.dump(res, open(args.out, "w"))
+    return 4 if "error" in res else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -422,11 +510,15 @@ def main():
     s.add_argument("--batch-tokens", type=int, default=8192)
     s.add_argument("--time-limit", type=float, default=0)
     s.add_argument("--threads", type=int, default=0)
+    gg = sub.add_parser("generate")
+    gg.add_argument("--model", required=True)
+    gg.add_argument("--prompts", required=True)
+    gg.add_argument("--out", required=True)
     a = ap.parse_args()
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    sys.exit(gen(a) if a.cmd == "gen" else score(a))
+    sys.exit(gen(a) if a.cmd == "gen" else generate(a) if a.cmd == "generate" else score(a))
 
 
 if __name__ == "__main__":

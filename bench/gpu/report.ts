@@ -49,6 +49,48 @@ export interface GpuReportInput {
   tune?: { entries: { op: string; shapeClass: string; winner: string | null; candidates: { variant: string; config?: unknown; status: string; maxError?: number; ms?: number; error?: string }[] }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
   models: ModelEntry[];
+  /** The decode step (main.ts decode, peer.py generate); absent when it did not run. */
+  decode?: { concord: DecodeConcord | null; peer: DecodePeer | null } | null;
+}
+
+export interface DecodeRunResult { batch: number; tokens: number[][]; prefillMs: number; decodeMs: number; decodeSteps: number; tokS: number }
+export interface DecodeConcord { label: string; device: string; f16: boolean; model: string; newTokens: number; prompts: number[][]; runs: DecodeRunResult[]; errors: string[] }
+export interface DecodePeer { implementation: string; fallback: boolean; device: string; newTokens: number; runs: DecodeRunResult[]; error?: string }
+
+/** Greedy tokens of concord's batch-1 run must equal the fp32 peer's for at least this many tokens (or all, when fewer). */
+export const DECODE_MATCH_MIN = 8;
+
+export interface DecodeRow {
+  contestant: string; batch: number; tokS: number; prefillMs: number; vsPeer: number | null;
+  /** prompts whose tokens equal the peer's (same batch), and the first differing token index per prompt (-1: identical) */
+  identical: number; prompts: number; firstDiff: number[];
+}
+
+/** The decode step's rows and its problems. */
+export function decodeRows(d: NonNullable<GpuReportInput['decode']>): { rows: DecodeRow[]; problems: string[] } {
+  const rows: DecodeRow[] = [], problems: string[] = [];
+  const c = d.concord, p = d.peer;
+  if (!c) problems.push('decode: concord did not run');
+  if (!p) problems.push('decode: the peer did not run');
+  else if (p.error) problems.push(`decode: peer: ${p.error}`);
+  for (const e of c?.errors ?? []) problems.push(`decode: concord: ${e}`);
+  const firstDiff = (a: number[], b: number[] | undefined) => {
+    if (!b) return 0;
+    for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+    return -1;
+  };
+  for (const r of c?.runs ?? []) {
+    const pr = p?.runs.find((x) => x.batch === r.batch);
+    const diffs = r.tokens.map((t, i) => firstDiff(t, pr?.tokens[i]));
+    rows.push({ contestant: `concord webgpu (${c!.f16 ? 'f16' : 'f32'} weights)`, batch: r.batch, tokS: r.tokS, prefillMs: r.prefillMs, vsPeer: pr ? r.tokS / pr.tokS : null,
+      identical: pr ? diffs.filter((x) => x === -1).length : 0, prompts: r.tokens.length, firstDiff: pr ? diffs : [] });
+    if (r.batch === 1 && pr) {
+      const need = Math.min(DECODE_MATCH_MIN, c!.newTokens);
+      diffs.forEach((x, i) => { if (x !== -1 && x < need) problems.push(`decode: prompt ${i}: concord's greedy token ${x} differs from the peer's (${r.tokens[i][x]} vs ${pr.tokens[i]?.[x]})`); });
+    }
+  }
+  for (const r of p?.runs ?? []) rows.push({ contestant: p!.implementation, batch: r.batch, tokS: r.tokS, prefillMs: r.prefillMs, vsPeer: 1, identical: r.tokens.length, prompts: r.tokens.length, firstDiff: [] });
+  return { rows, problems };
 }
 
 export interface Row {
@@ -141,6 +183,7 @@ export function buildReport(input: GpuReportInput): GpuReport {
   const badKernels = (input.kernels?.results ?? []).filter((k) => !k.validated);
   for (const k of badKernels) problems.push(`kernel ${k.kernel} ${k.variant} ${k.shape} FAILED validation (max err ${k.maxAbsErr})`);
   if (!input.kernels) problems.push('the kernel benchmark did not run');
+  if (input.decode) problems.push(...decodeRows(input.decode).problems);
   for (const s of input.steps) if (s.status !== 'ok') problems.push(`step ${s.name}: ${s.status} after ${s.seconds} s (budget ${s.budgetS} s)`);
   const allValid = problems.length === 0 && rows.length > 0 && rows.every((r) => r.check !== 'INVALID');
   return { ...input, kind: 'concord-bench-gpu', tolFp32: TOL_FP32, rows, allValid, problems };
@@ -189,6 +232,15 @@ export function renderGpuMarkdown(rep: GpuReport): string {
       const c = m.concord;
       L.push(`| ${m.label} | ${m.random ? `random, seed ${m.seed}` : m.source} | ${m.params ? `${(m.params / 1e9).toFixed(2)} B` : '—'} | ${m.seqs?.pairs.length ?? '—'} | ${m.maxLen} | ${c ? (c.loadMs / 1000).toFixed(1) : '—'} | ${c ? (c.firstRunMs / 1000).toFixed(1) : '—'} | ${c?.paddingEfficiency?.toFixed(3) ?? '—'} | ${c ? `${(c.gpuPeakBytes / 2 ** 30).toFixed(2)} GiB` : '—'} |`);
     }
+  }
+  if (rep.decode) {
+    const d = decodeRows(rep.decode);
+    L.push('');
+    L.push(`Decoding (\`decode\` step, stories15M, greedy, ${rep.decode.concord?.newTokens ?? '?'} new tokens per prompt, ${rep.decode.concord?.prompts.length ?? '?'} prompts of ≤ 32 tokens): new tokens/s over the decode steps after the prefill (batched: aggregate over the batch); tokens compared with the peer's at the same batch size:`);
+    L.push('');
+    L.push('| contestant | batch | new tok/s | × peer | prefill (ms) | prompts identical to the peer | first differing token |');
+    L.push('|---|--:|--:|--:|--:|--:|---|');
+    for (const r of d.rows) L.push(`| ${r.contestant} | ${r.batch} | ${g(r.tokS)} | ${r.vsPeer === null ? '—' : `${g(r.vsPeer)}×`} | ${g(r.prefillMs)} | ${r.identical}/${r.prompts} | ${r.firstDiff.length ? r.firstDiff.map((x) => (x < 0 ? '—' : x)).join(', ') : '—'} |`);
   }
   if (rep.tune) {
     L.push('');

@@ -148,6 +148,19 @@ TOK="$WORK/models/stories15M/tokenizer.bin"
 DATA=""
 for f in "$B"/data/*.jsonl; do [ "$SHORT" = 1 ] && [ "$(basename "$f")" != 0-sample-pairs.jsonl ] && continue; DATA="$DATA --pairs $f"; done
 export TOK DATA
+
+# ---- decode: greedy generation on stories15M — concord's WebGPU decoder (KV cache, decode
+# attention, sampling on the GPU) at batch 1 and batched, against HF generate on the same device
+# with the same weights and prompt ids; the report compares the tokens ----
+decodestep() {
+  local dir=$WORK/models/stories15M
+  $NODE decode --label stories15M --model "$dir" --tokenizer "$TOK" $DATA --limit "$1" --new-tokens "$2" --max-prompt 32 --out "$WORK/decode-concord-stories15M.json" || return 1
+  "$PY" "$B/peer.py" generate --model "$dir" --prompts "$WORK/decode-concord-stories15M.json" --out "$WORK/decode-peer-stories15M.json"
+}
+export -f decodestep
+if [ "${CONCORD_GPU_SKIP_DECODE:-0}" = 1 ]; then echo "== step decode: skipped (CONCORD_GPU_SKIP_DECODE=1)"
+elif [ "$SHORT" = 1 ]; then step decode 60 decodestep 2 4
+else step decode 45 decodestep 8 64; fi
 # one model: LABEL SOURCE(stories15M|shape name) LIMIT MAXLEN BUDGET_S [verify-cpu]
 model() {
   local label=$1 src=$2 limit=$3 maxlen=$4 budget=$5 verify=${6:-}

@@ -35,18 +35,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var c1 = vec4f(0.0);
   var c2 = vec4f(0.0);
   var c3 = vec4f(0.0);
-  for (var k = 0u; k < p.K; k++) {
-    var b: vec4f;
-    if (TRANS_B) {
-      b = vec4f(B[n.x * p.K + k], B[n.y * p.K + k], B[n.z * p.K + k], B[n.w * p.K + k]);
-    } else {
-      let o = k * p.N;
-      b = vec4f(B[o + n.x], B[o + n.y], B[o + n.z], B[o + n.w]);
+  if (row0 + 1u >= p.M) {
+    // The block's only real row (M = 1: a decode step at batch 1): skip the clamped duplicates.
+    for (var k = 0u; k < p.K; k++) {
+      var b: vec4f;
+      if (TRANS_B) {
+        b = vec4f(B[n.x * p.K + k], B[n.y * p.K + k], B[n.z * p.K + k], B[n.w * p.K + k]);
+      } else {
+        let o = k * p.N;
+        b = vec4f(B[o + n.x], B[o + n.y], B[o + n.z], B[o + n.w]);
+      }
+      c0 = fma(vec4f(A[a0 + k]), b, c0);
     }
-    c0 = fma(vec4f(A[a0 + k]), b, c0);
-    c1 = fma(vec4f(A[a1 + k]), b, c1);
-    c2 = fma(vec4f(A[a2 + k]), b, c2);
-    c3 = fma(vec4f(A[a3 + k]), b, c3);
+  } else {
+    for (var k = 0u; k < p.K; k++) {
+      var b: vec4f;
+      if (TRANS_B) {
+        b = vec4f(B[n.x * p.K + k], B[n.y * p.K + k], B[n.z * p.K + k], B[n.w * p.K + k]);
+      } else {
+        let o = k * p.N;
+        b = vec4f(B[o + n.x], B[o + n.y], B[o + n.z], B[o + n.w]);
+      }
+      c0 = fma(vec4f(A[a0 + k]), b, c0);
+      c1 = fma(vec4f(A[a1 + k]), b, c1);
+      c2 = fma(vec4f(A[a2 + k]), b, c2);
+      c3 = fma(vec4f(A[a3 + k]), b, c3);
+    }
   }
   var bv = vec4f(0.0);
   if (p.has_bias != 0u) { bv = vec4f(bias[n.x], bias[n.y], bias[n.z], bias[n.w]); }

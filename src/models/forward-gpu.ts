@@ -28,9 +28,9 @@ import type { SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
-interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
+export interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
 
-interface Layer {
+export interface Layer {
   attnNorm: GPUBuffer; attnNormB: GPUBuffer | null;
   q: Linear; k: Linear; v: Linear; o: Linear;
   /** Per-head RMSNorm weights of q and k [hd] (Qwen3), when the tensors exist. */
@@ -65,12 +65,13 @@ export class GpuTransformer {
   readonly f16: boolean;
   readonly kvF16: boolean;
   private owned: GPUBuffer[] = [];
-  private tokEmb: GPUBuffer;
-  private posEmb: GPUBuffer | null;
-  private layers: Layer[] = [];
-  private finalNorm: GPUBuffer;
-  private finalNormB: GPUBuffer | null;
-  private lmHead: GPUBuffer;
+  // Read by the decoder (decode-gpu.ts), which shares the weights and the per-layer code.
+  tokEmb: GPUBuffer;
+  posEmb: GPUBuffer | null;
+  readonly layers: Layer[] = [];
+  finalNorm: GPUBuffer;
+  finalNormB: GPUBuffer | null;
+  lmHead: GPUBuffer;
   /** bytes of weights on the GPU */
   readonly weightBytes: number;
   /** Places the weights in GPU buffers; streams those still in their files (weights.refs) in create(). */
@@ -164,7 +165,7 @@ export class GpuTransformer {
   }
 
   /** out = x·Wᵀ + b; `accumulate`: out += …; `glu`: l is [gate; up] and out = act(gate) * up. */
-  private linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number, fuse: { accumulate?: boolean; glu?: GateAct } = {}): void {
+  linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number, fuse: { accumulate?: boolean; glu?: GateAct } = {}): void {
     matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16, ...fuse });
   }
 
@@ -174,16 +175,54 @@ export class GpuTransformer {
    */
   forwardHidden(batch: PaddedBatch): GPUBuffer {
     const { rt } = this;
-    if (this.uploads.pending) throw new Error(`${this.config.name}: weights not uploaded yet (build it with GpuTransformer.create())`);
+    this.checkUploaded();
     const c = this.config;
     const { B, L } = batch;
     const T = B * L, d = c.dim;
     checkIds(batch.ids, c.vocabSize);
     if (L > c.maxSeqLen) throw new Error(`${c.name}: sequence of ${L} tokens exceeds maxSeqLen ${c.maxSeqLen}`);
-    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
     const ids = rt.upload(batch.ids, 'ids');
     const seqLen = rt.upload(batch.seqLen, 'seqLen');
     const x = rt.acquire(T * d * 4, 'storage', 'x');
+    embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize, scale: c.embedScale });
+    this.recordLayers(x, T, (layer, qa, ka, v, att) => {
+      // RoPE (after the q/k norms): fused into attention's prologue by the 'flash' variant, a
+      // separate in-place ropeGpu before the 'direct' one (kernels/attention.ts). With kvF16 the
+      // K/V tiles are f16 in flash's workgroup memory ('direct' has no such form).
+      const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
+      const kvF16 = this.kvF16 && attentionVariantFor(rt, { B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true, kvF16: true }) === 'flash';
+      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
+    });
+    const out = rt.acquire(T * d * 4, 'storage', 'hidden');
+    this.finalNormInto(x, out, T);
+    for (const b of [ids, seqLen, x]) rt.release(b);
+    return out;
+  }
+
+  checkUploaded(): void {
+    if (this.uploads.pending) throw new Error(`${this.config.name}: weights not uploaded yet (build it with GpuTransformer.create())`);
+  }
+
+  /** Record out = the final norm of the T rows of x. */
+  finalNormInto(x: GPUBuffer, out: GPUBuffer, T: number): void {
+    const c = this.config;
+    normGpu(this.rt, { kind: c.norm, x, weight: this.finalNorm, bias: this.finalNormB, out, rows: T, d: c.dim, eps: c.normEps, weightOffset: c.normWeightOffset ?? 0 });
+  }
+
+  /**
+   * Record every layer over the T token rows of the residual stream x (updated in place):
+   * norm → q/k/v (→ q/k norms) → `attend` → o-proj (+ residual) → norm → MLP (+ residual). The
+   * one per-layer path of both the prefill (flash attention over padded sequences) and the
+   * decoder (decode-gpu.ts: RoPE at each row's position, K/V into the cache, attention over it),
+   * so every family feature (biases, q/k norms, post norms, GLU kinds) carries over to both.
+   * `attend(layer, q, k, v, out, index)` writes the attention output [T, nHeads·hd] into out;
+   * q and k are before RoPE.
+   */
+  recordLayers(x: GPUBuffer, T: number, attend: (layer: Layer, q: GPUBuffer, k: GPUBuffer, v: GPUBuffer, out: GPUBuffer, index: number) => void): void {
+    const { rt } = this;
+    const c = this.config;
+    const d = c.dim;
+    const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
     const xn = rt.acquire(T * d * 4, 'storage', 'xn');
     const q = rt.acquire(T * qd * 4, 'storage', 'q');
     const k = rt.acquire(T * kvd * 4, 'storage', 'k');
@@ -200,7 +239,6 @@ export class GpuTransformer {
     const qn = anyQkNorm ? rt.acquire(T * qd * 4, 'storage', 'qn') : null;
     const kn = anyQkNorm ? rt.acquire(T * kvd * 4, 'storage', 'kn') : null;
 
-    embedGpu(rt, { ids, tokEmb: this.tokEmb, posEmb: this.posEmb, nPos: c.maxSeqLen, out: x, B, L, d, vocabSize: c.vocabSize, scale: c.embedScale });
     const norm = (w: GPUBuffer, b: GPUBuffer | null, out: GPUBuffer, src: GPUBuffer = x) =>
       normGpu(rt, { kind: c.norm, x: src, weight: w, bias: b, out, rows: T, d, eps: c.normEps, weightOffset: wOff });
     // residual += the block's output projection of `src`: fused into the matmul (x += src·Wᵀ + b),
@@ -214,7 +252,7 @@ export class GpuTransformer {
         this.linear(src, l, x, T, { accumulate: true });
       }
     };
-    for (const layer of this.layers) {
+    this.layers.forEach((layer, index) => {
       norm(layer.attnNorm, layer.attnNormB, xn);
       this.linear(xn, layer.q, q, T);
       this.linear(xn, layer.k, k, T);
@@ -223,12 +261,7 @@ export class GpuTransformer {
       let qa = q, ka = k;
       if (layer.qNorm) { normGpu(rt, { kind: 'rms', x: q, weight: layer.qNorm, out: qn!, rows: T * c.nHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); qa = qn!; }
       if (layer.kNorm) { normGpu(rt, { kind: 'rms', x: k, weight: layer.kNorm, out: kn!, rows: T * c.nKvHeads, d: c.headDim, eps: c.normEps, weightOffset: wOff }); ka = kn!; }
-      // RoPE (after the q/k norms): fused into attention's prologue by the 'flash' variant, a
-      // separate in-place ropeGpu before the 'direct' one (kernels/attention.ts). With kvF16 the
-      // K/V tiles are f16 in flash's workgroup memory ('direct' has no such form).
-      const rope = layer.rope ? { theta: layer.theta, layout: c.ropeLayout, scaling: layer.scaling, rotaryDim: c.rotaryDim } : undefined;
-      const kvF16 = this.kvF16 && attentionVariantFor(rt, { B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true, kvF16: true }) === 'flash';
-      attentionGpu(rt, { q: qa, k: ka, v, seqLen, out: att, B, L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, window: layer.window, scale: c.attnScale, softcap: c.attnSoftcap, rope, kvF16 });
+      attend(layer, qa, ka, v, att, index);
       project(att, layer.o, layer.postAttnNorm);
       norm(layer.ffnNorm, layer.ffnNormB, xn);
       if (layer.gateUp) {
@@ -238,11 +271,8 @@ export class GpuTransformer {
         geluGpu(rt, { x: h1, n: T * c.hiddenDim, kind: 'tanh' });
       }
       project(h1, layer.down, layer.postFfnNorm);
-    }
-    const out = rt.acquire(T * d * 4, 'storage', 'hidden');
-    norm(this.finalNorm, this.finalNormB, out);
-    for (const b of [ids, seqLen, x, xn, q, k, v, att, proj, h1, qn, kn, pn]) if (b) rt.release(b);
-    return out;
+    });
+    for (const b of [xn, q, k, v, att, proj, h1, qn, kn, pn]) if (b) rt.release(b);
   }
 
   /** Per-token log-probs of each sequence (log p(ids[t] | ids[<t]) for t ≥ 1). */

@@ -9,6 +9,7 @@ import { roundThroughF16 } from '../util/f16.js';
 import { CpuWorkerPool } from './cpu-pool.js';
 import { CpuTwinDecoder } from './decode-cpu.js';
 import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
+import { GpuDecoder } from './decode-gpu.js';
 import { GpuTransformer } from './forward-gpu.js';
 import { modelRequests, tuneFor } from '../gpu/tune.js';
 import type { LanguageModel, SequenceRequest } from './lm.js';
@@ -86,6 +87,8 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
       scoreBatch: (seqs) => gpu.scoreBatch(seqs),
       meanHidden: (seqs) => gpu.meanHidden(seqs),
+      // KV caches on the GPU (decode-gpu.ts); f16 where the weights are.
+      createDecoder: async (o) => new GpuDecoder(gpu, o),
       dispose: () => gpu.dispose(),
     };
   }

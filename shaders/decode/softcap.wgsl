@@ -1,0 +1,28 @@
+// decode/softcap: the final-logit soft-cap in place, x = cap·tanh(x / cap) (Gemma 2's
+// final_logit_softcapping), before sampling. One element per invocation, folded 1-D grid.
+
+struct Params { n: u32, cap: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> X: array<f32>;
+
+override WG: u32 = 256;
+
+fn tanh_safe(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.25) {
+    let z = x * x;
+    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
+  }
+  let e = exp(-2.0 * a);
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + li;
+  if (i >= p.n) { return; }
+  X[i] = p.cap * tanh_safe(X[i] / p.cap);
+}
