@@ -140,7 +140,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true }) });
     }
     if (rt && devices.includes('webgpu')) {
-      const names: MatmulVariant[] = ['blocked', 'gemv', 'tiled', 'direct']; // 'subgroup-matrix' is timed by the tune step (src/gpu/tune.ts), where the adapter offers it
+      const names: MatmulVariant[] = ['blocked', 'gemv', 'tiled', 'direct']; // 'subgroup-matrix' is timed by the tune step (src/tune/index.ts), where the adapter offers it
       const variants = names.map((variant) => ({ variant, f16: false }));
       if (rt.hasF16) variants.push({ variant: 'blocked', f16: true }, { variant: 'gemv', f16: true }, { variant: 'tiled', f16: true });
       for (const { variant, f16 } of variants) {

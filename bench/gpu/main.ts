@@ -3,7 +3,7 @@
 //
 //   env [--out F]                         runtime, Vulkan driver, adapter info (subgroup-matrix
 //                                         configurations included), all adapter features and limits
-//   tune --size small|full --out F        src/gpu/tune.ts on WebGPU: every variant validated against its
+//   tune --size small|full --out F        src/tune/index.ts on WebGPU: every variant validated against its
 //                                         CPU twin, then timed; winners into the tuning cache
 //   kernels --size small|large --out F    bench/kernels.ts on WebGPU: every variant validated against
 //                                         its CPU twin before it is timed
@@ -112,14 +112,14 @@ async function kernelsCommand(size: 'tiny' | 'small' | 'large', out: string): Pr
 }
 
 // ---------------------------------------------------------------------------------------------
-// tune: every variant of every tunable op (src/gpu/tune.ts) validated against its CPU twin on this
+// tune: every variant of every tunable op (src/tune/index.ts) validated against its CPU twin on this
 // GPU — the never-run subgroup-matrix kernels included: they are only ever chosen after passing
 // here — then timed; the winners go to the tuning cache (CONCORD_TUNE_CACHE) that the score steps read.
 
 async function tuneCommand(size: 'small' | 'full', out: string): Promise<number> {
   const { chooseBackend } = await import('../../src/gpu/device.js');
   const { GpuRuntime } = await import('../../src/gpu/runtime.js');
-  const { defaultRequests, tuneFor } = await import('../../src/gpu/tune.js');
+  const { defaultRequests, tuneFor } = await import('../../src/tune/index.js');
   const d = await chooseBackend('webgpu');
   console.error(`tune: ${d.reason}`);
   const rt = new GpuRuntime(d.gpu!);

@@ -45,7 +45,7 @@ export interface GpuReportInput {
   envPlain: Record<string, unknown> | null;
   envToggles: Record<string, unknown> | null;
   kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null }[] } | null;
-  /** The tune step's report (src/gpu/tune.ts TuneReport, the fields shown here). */
+  /** The tune step's report (src/tune/index.ts TuneReport, the fields shown here). */
   tune?: { entries: { op: string; shapeClass: string; winner: string | null; candidates: { variant: string; config?: unknown; status: string; maxError?: number; ms?: number; error?: string }[] }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
   models: ModelEntry[];
