@@ -81,3 +81,34 @@ test('CONCORD_* settings are read only in src/env.ts', () => {
   }
   expect(offenders).toEqual([]);
 });
+
+/** Every project import of a module, type-only and dynamic `import('…')` included (for layering rules). */
+export function allImportsOf(file: string, text = fs.readFileSync(file, 'utf8')): string[] {
+  const out: string[] = [];
+  const re = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  for (const m of text.matchAll(re)) {
+    const spec = m[1] ?? m[2];
+    if (!spec.startsWith('.')) continue;
+    const target = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
+    if (fs.existsSync(target)) out.push(target);
+  }
+  return out;
+}
+
+test('the layering parser sees type-only and dynamic imports', () => {
+  const f = path.join(ROOT, 'src/gpu/x.ts');
+  expect(allImportsOf(f, "import type { A } from '../models/types.js';\nconst m = await import('../tune/index.js');\n")).toEqual([
+    path.join(ROOT, 'src/models/types.ts'), path.join(ROOT, 'src/tune/index.ts'),
+  ]);
+});
+
+test('layering: src/gpu imports only src/gpu, src/util, src/errors.ts, src/env.ts; kernels/ never imports src/tune', () => {
+  const rel = (f: string) => path.relative(ROOT, f).split(path.sep).join('/');
+  const gpuAllowed = (t: string) => /^src\/(gpu|util)\//.test(t) || t === 'src/errors.ts' || t === 'src/env.ts';
+  const offenders: string[] = [];
+  const gpuFiles = files(path.join(ROOT, 'src/gpu'));
+  expect(gpuFiles.length).toBeGreaterThan(3);
+  for (const f of gpuFiles) for (const t of allImportsOf(f)) if (!gpuAllowed(rel(t))) offenders.push(`${rel(f)} → ${rel(t)}`);
+  for (const f of files(path.join(ROOT, 'kernels'))) for (const t of allImportsOf(f)) if (rel(t).startsWith('src/tune/')) offenders.push(`${rel(f)} → ${rel(t)}`);
+  expect(offenders).toEqual([]);
+});

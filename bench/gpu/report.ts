@@ -205,7 +205,7 @@ export function renderGpuMarkdown(rep: GpuReport): string {
     L.push('');
     L.push(`Kernels (\`bench kernels --size ${rep.kernels.size}\`, each variant validated against its CPU twin before timing):`);
     L.push('');
-    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s | % of peak (cost model, src/gpu/cost.ts) |');
+    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s | % of peak (cost model, bench/cost.ts) |');
     L.push('|---|---|---|---|--:|--:|--:|--:|--:|');
     const pct = (k: { peakFraction?: number | null; bound?: string | null; ceiling?: string | null }) =>
       k.peakFraction == null ? 'peak unknown' : `${(100 * k.peakFraction).toFixed(1)}% of ${k.ceiling} (${k.bound}-bound)`;
