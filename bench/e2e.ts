@@ -197,7 +197,7 @@ const now = () => performance.now();
 
 async function runConcord(device: Device, args: Args): Promise<WorkerResult> {
   const { loadModel } = await import('../src/models/index.js');
-  const { createScorer } = await import('../src/pipeline/index.js');
+  const { createScorer } = await import('../src/pipeline/create.js');
   const notes: string[] = [];
   let t = now();
   const model = await loadModel('stories15M', { device });

@@ -4,7 +4,7 @@
 //
 //   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → modelFromWeights on 'webgpu'
 //            or 'cpu'; never one for the other.
-//   scoring: createScorer from src/pipeline (the library entry the CLI runs on), given a loaded model.
+//   scoring: browserScorer from src/pipeline (createScorer's composition, from a loaded model).
 //   filter:  applyFilter (src/filter), rule 'main' (mutual: both directions must accept).
 
 import { mainSignals } from '../src/filter/index.js';
@@ -13,7 +13,7 @@ import { GpuRuntime } from '../src/gpu/runtime.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { modelFromWeights } from '../src/models/model.js';
 import type { LoadedWeights } from '../src/models/types.js';
-import { applyFilter, createScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
+import { applyFilter, browserScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
 export type Device = 'webgpu' | 'cpu';
@@ -104,7 +104,7 @@ export interface ScoreRunOptions {
 
 /** Score records with one model (both directions), in input order. */
 export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions = {}): Promise<ScoredPair[]> {
-  const scorer = await createScorer({ model, cosine: 'off', onProgress: opts.onProgress });
+  const scorer = await browserScorer({ model, cosine: 'off', onProgress: opts.onProgress });
   const out: ScoredPair[] = [];
   for await (const r of scorer.score(records)) {
     const text = pairText(r.record) ?? { x: '', y: '' };

@@ -202,7 +202,7 @@ export interface ConcordPair { fwd: number; rev: number; y: number; x: number; x
 
 async function scoreCommand(o: { model: string; tokenizer: string; pairs: string[]; limit: number; out: string; verifyCpu: boolean; maxLen: number | null; label: string }): Promise<number> {
   const { loadModel, modelFromWeights } = await import('../../src/models/index.js');
-  const { createScorer } = await import('../../src/pipeline/index.js');
+  const { createScorer } = await import('../../src/pipeline/create.js');
   let t = now();
   const model = await loadModel(o.model, { device: 'webgpu', tokenizer: o.tokenizer });
   const loadMs = now() - t;
