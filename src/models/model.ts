@@ -82,6 +82,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,
+      weightBytes: gpu.weightBytes,
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
       scoreBatch: (seqs) => gpu.scoreBatch(seqs),
       meanHidden: (seqs) => gpu.meanHidden(seqs),

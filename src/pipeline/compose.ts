@@ -77,7 +77,7 @@ const needLoader = (what: string, spec: string): never => {
 };
 
 const describe = (m: LanguageModel, label: string): string => {
-  const reason = (m as { deviceReason?: string }).deviceReason;
+  const reason = m.deviceReason;
   return `concord: ${label} ${m.config.name} on ${m.deviceName}${reason ? ` — ${reason}` : ''}`;
 };
 
@@ -89,7 +89,7 @@ async function chooseEmbedder(o: CreateScorerOptions, lm: LanguageModel, loaders
   const name = spec ?? 'minilm';
   try {
     const loadEmbedder = loaders.loadEmbedder ?? ((s: string) => needLoader('the encoder', s));
-    const rt = (lm as { runtime?: GpuRuntime | null }).runtime ?? null;
+    const rt = lm.runtime ?? null;
     const enc = await loadEmbedder(name, { device: rt ?? 'cpu' });
     // auto on the CPU path: the encoder on onnxruntime adds ~0.4× the LM's time (data/sample-pairs,
     // stories15M), but its CPU twin several times the LM's: with the twin, auto takes the LM's hidden states.
@@ -99,7 +99,7 @@ async function chooseEmbedder(o: CreateScorerOptions, lm: LanguageModel, loaders
     }
     const path = nodeBuiltin<typeof import('node:path')>('path');
     const label = name.toLowerCase() === 'minilm' ? 'all-MiniLM-L6-v2' : path.basename(name.replace(/[\\/]+$/, ''));
-    return { cosine: 'embed', embedder: { embed: (t) => enc.embed(t), name: label, dispose: () => enc.dispose() } as TextEmbedder };
+    return { cosine: 'embed', embedder: { embed: (t) => enc.embed(t), name: label, dispose: () => enc.dispose() } };
   } catch (e) {
     if (mode === 'embed' || spec) throw new UsageError(`--embed-model ${name}: ${(e as Error).message}`);
     return { cosine: 'lm', embedder: null, note: `concord: no sentence encoder (${(e as Error).message}); cosine from the LM's mean hidden states` };
@@ -125,7 +125,7 @@ export async function composeScorer(o: CreateScorerOptions, loaders: ScorerLoade
   const model = await load(o.model, device);
   say(describe(model, 'model'));
   // The reverse model shares the forward model's device (one GPU runtime per process).
-  const rt = (model as { runtime?: GpuRuntime | null }).runtime ?? null;
+  const rt = model.runtime ?? null;
   const reverseModel = o.reverseModel ? await load(o.reverseModel, rt ?? device) : null;
   if (reverseModel) say(describe(reverseModel, 'reverse model'));
   let chat: ChatFormat | null = null;
@@ -145,7 +145,7 @@ export async function composeScorer(o: CreateScorerOptions, loaders: ScorerLoade
       if (typeof o.model !== 'string') throw new UsageError('createScorer: verify with a loaded model needs verify.model (its CPU twin)');
       // f16 GPU weights are checked against a twin with the same f16-rounded weights, so the f32
       // tolerance measures the kernels, not the storage format.
-      const f16 = (model as { f16?: boolean }).f16 ?? false;
+      const f16 = model.f16 ?? false;
       verify = {
         ...o.verify,
         model: await load(o.model, 'cpu-twin', f16),
@@ -162,14 +162,14 @@ export async function composeScorer(o: CreateScorerOptions, loaders: ScorerLoade
     templates: scorer.templates, passes: scorer.passes, maxLen: scorer.maxLen, overlong: o.overlong ?? 'truncate', fields: o.fields ?? {},
     cosine: scorer.cosineSource,
   };
-  const reason = (model as { deviceReason?: string }).deviceReason ?? null;
+  const reason = model.deviceReason ?? null;
   return Object.assign(scorer, {
     models: [model, ...(reverseModel ? [reverseModel] : [])],
     device: { backend: model.backend, name: model.deviceName, reason },
     identity,
     dispose() {
       for (const m of owned) m.dispose();
-      (cos.embedder as { dispose?: () => void } | null)?.dispose?.();
+      cos.embedder?.dispose?.();
     },
   });
 }

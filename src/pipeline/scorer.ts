@@ -67,6 +67,8 @@ export interface TextEmbedder {
   embed(texts: string[]): Promise<Float32Array[]>;
   /** shown in cosine_source, e.g. 'all-MiniLM-L6-v2' */
   name?: string;
+  /** Free what the encoder holds (createScorer calls it for an encoder it loaded). */
+  dispose?(): void;
 }
 
 export type CosineMode = 'embed' | 'lm' | 'off';
