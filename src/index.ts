@@ -12,7 +12,7 @@
 export { createScorer, type ConfiguredScorer, type CreateScorerOptions } from './pipeline/create.js';
 export {
   browserScorer, composeScorer, createScorerFromModels, cosineSimilarity, recordToPair, joinPrompt, DEFAULT_FIELDS, RecordError, SourcedRecord,
-  planPasses, truncatePair, defaultTemplates, parseTemplate, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
+  planPasses, truncatePair, sequenceBuilder, type SequenceBuilder, defaultTemplates, parseTemplate, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
   ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatTemplateOptions, type ChatTemplateSource,
   type ScorerLoaders, type ModelLoadFn, type EncoderLoadFn, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport, type FieldMap, type PairText,

@@ -136,10 +136,10 @@ function staticClosure(entry: string): Set<string> {
 
 const NODE_ONLY = /^(node:|fs$|path$|os$|url$|crypto$|worker_threads$|child_process$|onnxruntime-node$|webgpu$)/;
 
-test('the browser-safe scorer (src/pipeline/index.ts: plan, templates, chat template, bounds, stats, scorer, composition) reaches no Node module', () => {
+test('the browser-safe scorer (src/pipeline/index.ts: plan, sequences, templates, chat template, bounds, stats, scorer, composition) reaches no Node module', () => {
   const rel = (f: string) => path.relative(ROOT, f).split(path.sep).join('/');
   const closure = staticClosure(path.join(ROOT, 'src/pipeline/index.ts'));
-  for (const m of ['plan', 'templates', 'chat-template', 'bound', 'stats', 'scorer', 'compose']) expect(closure.has(path.join(ROOT, `src/pipeline/${m}.ts`))).toBe(true);
+  for (const m of ['plan', 'sequences', 'templates', 'chat-template', 'bound', 'stats', 'scorer', 'compose']) expect(closure.has(path.join(ROOT, `src/pipeline/${m}.ts`))).toBe(true);
   const offenders = [...closure].flatMap((f) => bareImportsOf(f).filter((s) => NODE_ONLY.test(s)).map((s) => `${rel(f)} → ${s}`));
   expect(offenders).toEqual([]);
   // And the Node loaders stay out of it: only the composition root (create.ts) reaches them.

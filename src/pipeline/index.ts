@@ -14,6 +14,7 @@ import { composeScorer, type ConfiguredScorer, type CreateScorerOptions } from '
 export { applyFilter, RULES, type FilterOptions, type FilterResult, type Rule } from '../filter/index.js';
 export { DEFAULT_FIELDS, RecordError, SourcedRecord, joinPrompt, recordToPair, type FieldMap, type PairText } from './input.js';
 export { planPasses, truncatePair, type PassPlan } from './plan.js';
+export { sequenceBuilder, type BuiltPair, type SequenceBuilder, type SequenceBuilderOptions, type SequenceRead } from './sequences.js';
 export {
   cosineSimilarity, createScorerFromModels, type CosineMode, type PairScores, type ScoreCallOptions, type ScoreProgress, type ScoreResult, type Scorer,
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport,
