@@ -28,7 +28,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
-import { writeParquetRows } from '../src/formats/parquet.js';
+import { writeParquetRows } from '../src/io/parquet.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 function findRoot(dir: string): string {

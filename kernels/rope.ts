@@ -146,8 +146,9 @@ export function ropeGpu(rt: GpuRuntime, a: RopeArgs): void {
  * headDim only the leading rotaryDim dims of each head rotate (pairs within them), the rest pass
  * through (modeling_phi3.py apply_rotary_pos_emb: q_rot, q_pass). The angle is the f32
  * product the references compute; cos, sin and the rotation are in f64. Returns a new array.
+ * `pos0`: the position of row 0 of each sequence (a KV-cached decode chunk starts past 0).
  */
-export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, headDim: number, theta: number, layout: RopeLayout, scaling?: RopeScaling | null, rotaryDim = headDim): Float32Array {
+export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, headDim: number, theta: number, layout: RopeLayout, scaling?: RopeScaling | null, rotaryDim = headDim, pos0 = 0): Float32Array {
   checkRotaryDim(headDim, rotaryDim);
   const T = B * L, hh = rotaryDim / 2;
   if (x.length !== T * nHeads * headDim) throw new Error(`rope: ${x.length} values for [${T}, ${nHeads}*${headDim}]`);
@@ -155,7 +156,7 @@ export function ropeCpu(x: Float32Array, B: number, L: number, nHeads: number, h
   const af = ropeAttentionFactor(scaling);
   const y = new Float32Array(x);
   for (let t = 0; t < T; t++) {
-    const pos = t % L;
+    const pos = pos0 + (t % L);
     for (let j = 0; j < hh; j++) {
       const angle = Math.fround(pos * invFreq[j]);
       // LongRoPE scales cos and sin (modeling_phi3.py Phi3RotaryEmbedding: emb.cos() * attention_scaling).

@@ -926,7 +926,85 @@ def hf_main(argv):
         print(f"{name}: {cfg['architectures'][0]} {dtype}, {len(W)} tensors, folder {size} bytes")
 
 
+# ==========================================================================
+# Greedy decoding reference. Subcommand:
+#
+#     /usr/bin/python3 scripts/reference_torch.py greedy [--out tests/fixtures/greedy-reference.json]
+#
+# For stories15M (a short prompt) and every family of `hf` (the fixture's weights, rebuilt from
+# the same seed and checked against the fixture's sha256), a float64 greedy loop: the whole
+# sequence is re-run at each step (no KV cache, the plainest form), the next id is the argmax of
+# the float64 log-probs (the lowest id on ties, torch.argmax's rule on CPU). Each step also records
+# the margin (top-1 minus top-2 log-prob) so a test can tell a real divergence from a near-tie.
+# ==========================================================================
+
+GREEDY_PROMPT = "Once upon a time, there was a little dog named Max. He"
+GREEDY_NEW = 20
+
+
+def greedy_loop(step_logprobs, ids, n_new):
+    ids = list(ids)
+    out, margins = [], []
+    for _ in range(n_new):
+        lp = step_logprobs(ids)
+        top = torch.topk(lp, 2)
+        nxt = int(torch.argmax(lp))
+        out.append(nxt)
+        margins.append(sig(float(top.values[0] - top.values[1]), 4))
+        ids.append(nxt)
+    return out, margins
+
+
+def greedy_main(argv):
+    ap = argparse.ArgumentParser(prog="reference_torch.py greedy")
+    ap.add_argument("--model-dir", default=os.path.join(ROOT, "models", "stories15M"))
+    ap.add_argument("--hf-dir", default=os.path.join(ROOT, "tests", "fixtures", "hf"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "greedy-reference.json"))
+    args = ap.parse_args(argv)
+    cases = []
+    model_path = os.path.join(args.model_dir, "model.bin")
+    if os.path.exists(model_path):
+        cfg, w = load_checkpoint(model_path)
+        tok = Tokenizer(os.path.join(args.model_dir, "tokenizer.bin"), cfg["vocab_size"])
+        prompt = [BOS_ID] + tok.encode(GREEDY_PROMPT)
+        gen, margins = greedy_loop(lambda ids: forward_logprobs(cfg, w, ids, torch.float64)[-1], prompt, GREEDY_NEW)
+        text = tok.decode_bytes(gen).decode("utf-8", "replace")
+        print(f"stories15M: {GREEDY_PROMPT!r} -> {text!r} (min margin {min(margins):.3g})")
+        cases.append({"model": "stories15M", "sha256": sha256_file(model_path), "prompt_text": GREEDY_PROMPT,
+                      "prompt": prompt, "tokens": gen, "text": text, "margins": margins})
+    tj, tcfg, ntok = tiny_tokenizer()
+    vocab = ((ntok + 15) // 16) * 16 + 16
+    fams = hf_families(vocab)
+    for name, (cfg, dtype) in fams.items():
+        W = hf_random_weights(cfg, HF_SEEDS[name])
+        W = {k: v.to(HF_DT[dtype]).to(torch.float64) for k, v in W.items()}
+        st = os.path.join(args.hf_dir, name, "model.safetensors")
+        tmp = os.path.join(ROOT, f".greedy-{name}.safetensors")
+        st_write(tmp, {k: (v, dtype) for k, v in W.items()})
+        same = sha256_file(tmp) == sha256_file(st)
+        os.remove(tmp)
+        assert same, f"{name}: rebuilt weights differ from {st}: regenerate the fixtures first"
+        g = random.Random(HF_SEEDS[name] + 77)
+        prompt = [1] + [g.randrange(3, vocab) for _ in range(6)]
+        fwd = gemma_forward_logprobs if cfg["architectures"][0].startswith("Gemma") else (lambda c, w_, i_, n=name: hf_forward_logprobs(n, c, w_, i_))
+        # 24 new tokens: past the fixtures' sliding windows (8) so the window matters while decoding.
+        gen, margins = greedy_loop(lambda ids: fwd(cfg, W, ids)[-1], prompt, 24)
+        print(f"{name}: {prompt} -> {gen} (min margin {min(margins):.3g})")
+        cases.append({"model": name, "sha256": sha256_file(st), "prompt": prompt, "tokens": gen, "margins": margins})
+    out = {
+        "source": f"scripts/reference_torch.py greedy (PyTorch {torch.__version__}, float64)",
+        "notes": "tokens = greedy continuation of prompt (argmax of the float64 log-probs, full re-run per step); "
+                 "margins[i] = top-1 minus top-2 log-prob at step i",
+        "cases": cases,
+    }
+    with open(args.out, "w") as f:
+        f.write(to_json(out))
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "hf":
         sys.exit(hf_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "greedy":
+        sys.exit(greedy_main(sys.argv[2:]))
     sys.exit(main())

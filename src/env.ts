@@ -7,6 +7,8 @@
 // a variable for one case sees it), and is documented in the README's "Settings" table. In a
 // browser every setting reads as unset and the folder helpers throw (no file system there).
 
+import { UsageError } from './errors.js';
+
 type NodeProcess = { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown };
 
 const proc = (): NodeProcess | undefined => (globalThis as { process?: NodeProcess }).process;
@@ -34,6 +36,8 @@ export interface Settings {
   readonly shaderDir: string | undefined;
   /** CONCORD_CPU_THREADS: worker threads of the CPU backend (default: cores, at most 8). */
   readonly cpuThreads: number | undefined;
+  /** CONCORD_HUB_MAX_FILE_GB: the largest file a Hub download accepts, in GiB (default 64; docs/hub.md). */
+  readonly hubMaxFileGb: number;
   /** CONCORD_ORT_SPINNING=1: onnxruntime's intra-op threads spin between ops (off by default: ~25% faster on a loaded machine). */
   readonly ortSpinning: boolean;
   /** CONCORD_DAWN_NODE: a dawn.node file to load instead of the npm `webgpu` package's (the GPU bundle carries it alone). */
@@ -70,6 +74,16 @@ export interface Settings {
    * 'subgroup-matrix', logprob 'sgmat'; src/tune/index.ts EXPERIMENTAL_VARIANTS) win tuning.
    */
   readonly tuneExperimental: boolean;
+  /**
+   * CONCORD_MAX_LINE_BYTES: the longest JSONL line read (bytes, default 64 MiB); a longer line is a
+   * per-record error naming file:line and the run goes on (docs/data.md).
+   */
+  readonly maxLineBytes: number;
+  /**
+   * CONCORD_MAX_ERRORS: bad input records a file job reports before it stops (default 100000;
+   * exit 3), so a stream of invalid lines cannot write an unbounded errors file (docs/data.md).
+   */
+  readonly maxErrors: number;
   /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
   readonly debug: boolean;
   /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
@@ -90,11 +104,43 @@ export interface Settings {
   readonly benchStack: boolean;
 }
 
+/** A CONCORD_* variable with a value outside what it allows (exit 2, naming the variable and the range). */
+export class SettingError extends UsageError {
+  override readonly pointsAtHelp = false;
+}
+
 const num = (name: string): number | undefined => {
   const v = raw(name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name}=${v}: not a number`);
+  if (!Number.isFinite(n)) throw new SettingError(`${name}=${v}: not a number`);
+  return n;
+};
+
+/** An integer setting in [min, max]; undefined when unset. */
+const int = (name: string, min: number, max: number): number | undefined => {
+  const v = raw(name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) throw new SettingError(`${name}=${v}: must be an integer in ${min}..${max}`);
+  return Number(v);
+};
+
+/** One of the listed values; undefined when unset. */
+function oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const v = raw(name);
+  if (v !== undefined && !allowed.includes(v as T)) throw new SettingError(`${name} must be ${allowed.join(', ')} (got '${v}')`);
+  return v as T | undefined;
+}
+
+/** The most worker threads CONCORD_CPU_THREADS may ask for. */
+export const MAX_CPU_THREADS = 256;
+
+/** A whole number ≥ 1 (default when unset); anything else is a clear error naming the variable. */
+const positiveInt = (name: string, dflt: number): number => {
+  const v = raw(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new SettingError(`${name}=${v}: must be a whole number ≥ 1`);
   return n;
 };
 
@@ -102,26 +148,25 @@ export const settings: Settings = Object.freeze({
   get requireGpu() { return raw('CONCORD_REQUIRE_GPU') === '1'; },
   get modelsDir() { return raw('CONCORD_MODELS_DIR'); },
   get shaderDir() { return raw('CONCORD_SHADER_DIR'); },
-  get cpuThreads() { const n = num('CONCORD_CPU_THREADS'); return n === undefined ? undefined : Math.max(1, Math.floor(n)); },
+  get cpuThreads() { return int('CONCORD_CPU_THREADS', 1, MAX_CPU_THREADS); },
+  get hubMaxFileGb() {
+    const n = num('CONCORD_HUB_MAX_FILE_GB') ?? 64;
+    if (n <= 0 || n > 4096) throw new SettingError(`CONCORD_HUB_MAX_FILE_GB must be in (0, 4096] (got ${n})`);
+    return n;
+  },
   get ortSpinning() { return raw('CONCORD_ORT_SPINNING') === '1'; },
   get dawnNode() { return raw('CONCORD_DAWN_NODE'); },
   get dawnFlags() { return raw('CONCORD_DAWN_FLAGS'); },
   get dawnEnable() { return raw('CONCORD_DAWN_ENABLE'); },
   get dawnDisable() { return raw('CONCORD_DAWN_DISABLE'); },
   get gpu() { return raw('CONCORD_GPU'); },
-  get cpuBackend() {
-    const v = raw('CONCORD_CPU_BACKEND');
-    if (v !== undefined && v !== 'onnxruntime' && v !== 'twin') throw new Error(`CONCORD_CPU_BACKEND must be onnxruntime or twin (got '${v}')`);
-    return v;
-  },
+  get cpuBackend() { return oneOf('CONCORD_CPU_BACKEND', ['onnxruntime', 'twin'] as const); },
   get kernelVariant() { return raw('CONCORD_KERNEL_VARIANT'); },
-  get tune() {
-    const v = raw('CONCORD_TUNE') ?? 'auto';
-    if (v !== 'auto' && v !== 'off' && v !== 'refresh') throw new Error(`CONCORD_TUNE must be auto, off or refresh (got '${v}')`);
-    return v;
-  },
+  get tune() { return oneOf('CONCORD_TUNE', ['auto', 'off', 'refresh'] as const) ?? 'auto'; },
   get tuneCache() { return raw('CONCORD_TUNE_CACHE'); },
   get tuneExperimental() { return raw('CONCORD_TUNE_EXPERIMENTAL') === '1'; },
+  get maxLineBytes() { return positiveInt('CONCORD_MAX_LINE_BYTES', 64 * 1024 * 1024); },
+  get maxErrors() { return positiveInt('CONCORD_MAX_ERRORS', 100_000); },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
@@ -139,6 +184,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   modelsDir: 'CONCORD_MODELS_DIR',
   shaderDir: 'CONCORD_SHADER_DIR',
   cpuThreads: 'CONCORD_CPU_THREADS',
+  hubMaxFileGb: 'CONCORD_HUB_MAX_FILE_GB',
   cpuBackend: 'CONCORD_CPU_BACKEND',
   gpu: 'CONCORD_GPU',
   dawnNode: 'CONCORD_DAWN_NODE',
@@ -150,6 +196,8 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   tune: 'CONCORD_TUNE',
   tuneCache: 'CONCORD_TUNE_CACHE',
   tuneExperimental: 'CONCORD_TUNE_EXPERIMENTAL',
+  maxLineBytes: 'CONCORD_MAX_LINE_BYTES',
+  maxErrors: 'CONCORD_MAX_ERRORS',
   debug: 'CONCORD_DEBUG',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',
@@ -160,6 +208,11 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   benchRev: 'CONCORD_BENCH_REV',
   benchStack: 'CONCORD_BENCH_STACK',
 });
+
+/** Read every setting once: a bad value stops a command before it loads anything (exit 2). */
+export function checkSettings(): void {
+  for (const k of Object.keys(SETTING_VARIABLES) as (keyof Settings)[]) void settings[k];
+}
 
 let root: string | null = null;
 

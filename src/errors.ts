@@ -53,6 +53,13 @@ export class ResumeError extends ConcordError {
 }
 
 /**
+ * A model's config.json, tokenizer or template files that cannot be taken as they are (exit 3):
+ * a missing or invalid field, an unsupported architecture, a tokenizer that does not build. The
+ * message names the file.
+ */
+export class ModelConfigError extends InputError {}
+
+/**
  * A model checkpoint that cannot be loaded as it is (exit 3): a shard listed in the index that is
  * missing, a truncated shard, a dtype the loader cannot read, a tensor whose shape does not match
  * config.json. The message names the file and, where there is one, the tensor.

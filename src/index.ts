@@ -1,11 +1,11 @@
-// concord's public entry (Node): `import { createScorer, loadModel, … } from 'concord'`.
+// concord's public entry (Node): `import { createScorer, loadModel, … } from 'concord-align'`.
 //
-//   import { createScorer, scoreFile, filterFile, applyFilter } from 'concord';
+//   import { createScorer, scoreFile, filterFile, applyFilter } from 'concord-align';
 //   const scorer = await createScorer({ model: 'default', device: 'auto' });
 //   for await (const r of scorer.score([{ instruction: 'Name a colour.', output: 'Blue.' }])) console.log(r.scores ?? r.error);
 //   await scoreFile({ scorer, input: 'in.jsonl', output: 'scored.jsonl', log: console.error });
 //
-// Everything here is documented in the README's "Library" section. The browser demo builds from
+// Everything here is documented in docs/library.md. The browser demo builds from
 // the same modules (web/engine.ts): createScorer with a model from modelFromWeights, no files.
 
 // Scoring pairs
@@ -22,14 +22,30 @@ export {
 export {
   scoreFile, filterFile, runFile, errorsPathFor, StrictError,
   type ScoreFileOptions, type ScoreSummary, type FilterFileOptions, type FilterSummary, type RunFileOptions,
-} from './pipeline/files.js';
+} from './jobs/index.js';
+// Record I/O: every input kind in, JSONL or Parquet out (docs/data.md)
+export { openRecords, openWriter, RecordInput, type RecordWriter, type OutFormat, type RecordFormat } from './io/index.js';
 export { dedupFile, type DedupFileOptions, type DedupOn, type DedupSummary } from './dedup/index.js';
+// Generation (docs/generate.md): the decoding contract, sampling, the continuous-batching engine, the file job
+export { GREEDY, type Decoder, type DecoderOptions, type SamplingParams, type StepInput } from './generate/types.js';
+export { uniformAt } from './generate/rng.js';
+export { sampleRow, sampleCpu, sampleMask, type RowSampling } from './generate/sampling.js';
+export { generate, generateStream, type GenerateRequest, type GenerateResult, type FinishReason, type EngineOptions, type EngineStats } from './generate/engine.js';
+export { promptBuilder, type Direction, type PromptBuilder, type PromptOptions } from './generate/prompts.js';
+export { generateFile, type GenerateFileOptions, type GenerateSummary } from './generate/job.js';
 // Selection rules
 export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type FilterOptions, type FilterResult, type Rule, type ScoreFields } from './filter/index.js';
 // Models and the sentence encoder
 export { loadModel, modelFromWeights, sharedRuntime, type LoadModelOptions, type LoadedLanguageModel, type LanguageModel, type SequenceRequest, type SequenceScores } from './models/index.js';
-export { loadWeights, resolveModel, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
+export { loadWeights, resolveModel, resolveModelSource, DEFAULT_MODEL, type LoadedModel } from './models/load.js';
+export { ensureHubModel, type HubModel, type HubModelOptions } from './hub/download.js';
+export { HubError } from './hub/names.js';
 export type { ModelConfig, LoadedWeights, TensorRef } from './models/types.js';
+// GGUF files and ggml tensor types (docs/gguf.md)
+export { readGguf, tensorF32, type GgufFile, type GgufTensorInfo } from './formats/gguf.js';
+export { ggufExport, QUANT_TYPES, type QuantType } from './formats/gguf-export.js';
+export { writeGguf } from './formats/gguf-write.js';
+export { dequantize } from './quant/dequant.js';
 export type { LoadProgress } from './models/weight-upload.js';
 export type { TextTokenizer } from './tokenizer/types.js';
 export { loadEmbedder, createEmbedder, type Embedder, type EmbedderOptions, type EmbedStats } from './encoder/index.js';

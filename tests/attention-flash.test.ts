@@ -14,11 +14,10 @@ import { roundThroughF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
 import { GpuTransformer } from '../src/models/forward-gpu.js';
 import { loadWeights } from '../src/models/load.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
 import { buildTinyModel } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 interface Case { B: number; L: number; nH: number; nKv: number; hd: number; seq: number[]; causal?: boolean; window?: number; softcap?: number; scale?: number; qs?: number }
 
@@ -170,7 +169,7 @@ fn reduce4_shared(x: vec4f, li: u32) -> vec4f { return vec4f(-1.0); }
 
   it.skipIf(!rt || !rt.hasF16)('a prefill with flash attention and f16 K/V tiles (GpuTransformer kvF16) stays within 1e-2 nats/token of f32 K/V', async () => {
     process.env.CONCORD_KERNEL_VARIANT = 'attention=flash';
-    const tiny = buildTinyModel('llama2c', join(mkdtempSync(join(tmpdir(), 'concord-flash-')), 'm'));
+    const tiny = buildTinyModel('llama2c', join(scratchDir('concord-flash-'), 'm'));
     const w = await loadWeights(tiny.path);
     const seqs = [{ ids: [1, 5, 9, 3, 7, 2, 8, 4, 6, 11] }, { ids: [2, 3, 4] }];
     const [a, b] = [new GpuTransformer(rt!, w, { f16: false }), new GpuTransformer(rt!, w, { f16: false, kvF16: true })];

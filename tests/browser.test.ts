@@ -9,13 +9,18 @@
 //     set without rescoring; the kept download holds the kept pairs. No adapter = a failed test.
 //  2. No WebGPU (Chromium without the flags): the page says so, the WebGPU button is disabled,
 //     and the CPU path — chosen with its button — gives the same scores.
-//  3. CONCORD_DEMO_SCREENSHOT=1 (`npm run demo:screenshot`): the real stories15M on 10 sample
+//  3. The page's defaults are the CLI's: the tiny model with the MiniLM sentence encoder (on
+//     WebGPU in the page, on onnxruntime in `concord score`) and the rule auto → fused give the
+//     same keep decisions as `concord score` + `concord filter` on the same file; the downloads are
+//     the CLI's record shape, and the kept file goes through `concord filter` and `concord eval`.
+//  4. CONCORD_DEMO_SCREENSHOT=1 (`npm run demo:screenshot`): the real stories15M on 10 sample
 //     pairs, screenshot to docs/demo.png for the README (minutes on SwiftShader, so not in CI).
 //
 // Screenshots of 1 and 2 go to test-artifacts/browser/.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import * as fs from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,8 +29,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
 import { applyFilter, browserScorer, type PairScores } from '../src/pipeline/index.js';
 import { parseRecords } from '../web/engine.js';
-import { writeParquetRows } from '../src/formats/parquet.js';
+import { writeParquetRows } from '../src/io/parquet.js';
 import { serveStatic, type StaticServer } from './e2e/static-server.js';
+import { setupCli } from './helpers/cli.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -171,7 +177,15 @@ afterAll(async () => {
   await server?.close();
 });
 
-const tinyQuery = () => `?model=tiny/${encodeURIComponent(tinyPath.split('/').pop()!)}&tokenizer=tiny/tokenizer.bin&name=tiny-llama2c`;
+// encoder=off: the tests of the LM's scores leave the sentence encoder out (as --cosine off); the
+// CLI-agreement test below runs the page's default, the encoder.
+const tinyQuery = (encoder = false) => `?model=tiny/${encodeURIComponent(tinyPath.split('/').pop()!)}&tokenizer=tiny/tokenizer.bin&name=tiny-llama2c${encoder ? '' : '&encoder=off'}`;
+
+async function downloadLines(page: Page, button: '#dl-kept' | '#dl-dropped'): Promise<{ text: string; lines: Record<string, any>[] }> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+  const text = readFileSync((await download.path())!, 'utf8');
+  return { text, lines: text.trim() === '' ? [] : text.trim().split('\n').map((l) => JSON.parse(l)) };
+}
 
 describe('browser demo', () => {
   it('scores the sample set on WebGPU exactly like the Node engine; the filter control works without rescoring', async () => {
@@ -207,10 +221,9 @@ describe('browser demo', () => {
 
     // Back to 75 %: the kept download holds exactly the kept pairs, with their scores.
     await page.locator('#keep-fraction').fill('0.75');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-kept')]);
-    const lines = readFileSync((await download.path())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const { lines } = await downloadLines(page, '#dl-kept');
     expect(lines.length).toBe(k75);
-    expect(lines.every((l) => l.concord?.keep === true && typeof l.concord.g_fwd === 'number')).toBe(true);
+    expect(lines.every((l) => l.keep === true && typeof l.scores?.fwd_logp === 'number' && typeof l.filter_score === 'number' && !('concord' in l))).toBe(true);
 
     // The table sorts by a clicked column (descending first).
     await page.click('#pairs th[data-key=g_fwd]');
@@ -244,6 +257,63 @@ describe('browser demo', () => {
     const got = parseRecords(await page.inputValue('#data-text')).records as Record<string, unknown>[];
     // Parquet has a value (or null) in every column: compare the fields each record has.
     expect(got.map((g, i) => Object.fromEntries(Object.keys(recs[i]).map((k) => [k, g[k]])))).toEqual(recs);
+  });
+
+  it('agrees with the CLI on the same file with the defaults (MiniLM encoder, rule auto → fused); its downloads go to concord filter and eval', async () => {
+    const c = setupCli('concord-browser-cli-');
+    const file = c.p('pairs.jsonl');
+    // 6 aligned and 2 misaligned sample pairs (SwiftShader runs the encoder at well under a GFLOP/s).
+    writeFileSync(file, readFileSync(SAMPLE, 'utf8').trim().split('\n').slice(0, 8).join('\n') + '\n');
+    const page = await openPage(await launch(true), tinyQuery(true));
+    await page.fill('#data-text', readFileSync(file, 'utf8'));
+    await page.dispatchEvent('#data-text', 'input');
+    await runAndWait(page, '#run-gpu', 280_000);
+    expect(await page.textContent('#run-info')).toContain('cosine all-MiniLM-L6-v2 on ');
+    expect(await page.inputValue('#rule')).toBe('auto');
+    expect(await page.getAttribute('#kept-summary', 'data-rule')).toBe('fused');
+    const kept = await downloadLines(page, '#dl-kept');
+    const dropped = await downloadLines(page, '#dl-dropped');
+    expect(kept.lines.length + dropped.lines.length).toBe(8);
+
+    // The CLI on the same file, with its defaults (--cosine auto, --rule auto).
+    const sc = await c.run(['score', 'pairs.jsonl', '-o', 'scored.jsonl', '--model', tinyPath, '--device', 'cpu'], {}, { fake: false });
+    expect(sc.code, sc.stderr).toBe(0);
+    const fl = await c.run(['filter', 'scored.jsonl', '-o', 'cli-kept.jsonl', '--drop-out', 'cli-dropped.jsonl'], {}, { fake: false });
+    expect(fl.code, fl.stderr).toBe(0);
+    expect(fl.stderr).toContain('rule=fused');
+    const cliKept = c.lines('cli-kept.jsonl'), cliDropped = c.lines('cli-dropped.jsonl');
+    const ids = (ls: Record<string, any>[]) => ls.map((l) => l.id);
+    expect(ids(kept.lines)).toEqual(ids(cliKept));
+    expect(ids(dropped.lines)).toEqual(ids(cliDropped));
+    console.log(`browser vs CLI (defaults): kept ${ids(kept.lines).join(',')}; dropped ${ids(dropped.lines).join(',')}`);
+    // Same record shape, same scores (WebGPU vs onnxruntime: f32 both, different kernels).
+    const all = [...kept.lines, ...dropped.lines], cliAll = [...cliKept, ...cliDropped];
+    all.forEach((b, i) => {
+      const cl = cliAll[i];
+      expect(Object.keys(b)).toEqual(Object.keys(cl));
+      expect(b.scores.cosine_source).toBe(cl.scores.cosine_source);
+      expect(Math.abs(b.scores.cosine - cl.scores.cosine), `${b.id} cosine`).toBeLessThan(1e-3);
+      expect(Math.abs(b.scores.fwd_logp - cl.scores.fwd_logp), `${b.id} fwd_logp`).toBeLessThan(TOL);
+      expect(Math.abs(b.filter_score - cl.filter_score), `${b.id} filter_score`).toBeLessThan(1e-3);
+      expect(b.keep).toBe(cl.keep);
+    });
+
+    // The browser's files go to the CLI as they are.
+    writeFileSync(c.p('browser-kept.jsonl'), kept.text);
+    writeFileSync(c.p('browser-all.jsonl'), kept.text + dropped.text);
+    const again = await c.run(['filter', 'browser-kept.jsonl', '-o', 'again.jsonl'], {}, { fake: false });
+    expect(again.code, again.stderr).toBe(0);
+    expect(ids(c.lines('again.jsonl'))).toEqual(ids(kept.lines)); // fused's thresholds are absolute: a kept set stays kept
+    // eval needs both labels: the kept file with the dropped one (the kept file alone holds only
+    // aligned pairs when the filter did its job); report takes the kept file alone.
+    const ev = await c.run(['eval', 'browser-all.jsonl', '--label', 'note', '--positive', 'aligned', '--json'], {}, { fake: false });
+    expect(ev.code, ev.stderr).toBe(0);
+    const rep = JSON.parse(ev.stdout);
+    expect([rep.n, rep.left_out, rep.positives]).toEqual([8, 0, 6]);
+    expect(rep.scores.map((x: { name: string }) => x.name)).toContain('cosine');
+    const html = await c.run(['report', 'browser-kept.jsonl', '-o', 'kept.html'], {}, { fake: false });
+    expect(html.code, html.stderr).toBe(0);
+    expect(fs.readFileSync(c.p('kept.html'), 'utf8')).toContain(`${kept.lines.length} scored pairs`);
   });
 
   it.runIf(process.env.CONCORD_DEMO_SCREENSHOT === '1')('docs/demo.png: stories15M on 10 sample pairs (WebGPU)', async () => {

@@ -28,6 +28,9 @@ const ROWS: Row[] = [
   ['demo', 'unknown flag', ['demo', '--bogus'], '--bogus'],
   ['demo', 'bad value', ['demo', '--device', 'gpu'], '--device'],
   ['demo', 'missing argument', ['demo', '--model'], '--model'],
+  ['download', 'unknown flag', ['download', 'a/b', '--bogus'], '--bogus'],
+  ['download', 'bad value', ['download', 'a/b', '--revision', '../../etc'], '--revision'],
+  ['download', 'missing argument', ['download'], 'expected one model id'],
   ['embed', 'unknown flag', ['embed', '--text', 'a', '--bogus'], '--bogus'],
   ['embed', 'bad value', ['embed', '--text', 'a', '--max-length', '1'], '--max-length'],
   ['embed', 'missing argument', ['embed'], '--text'],
@@ -49,6 +52,12 @@ const ROWS: Row[] = [
   ['tune', 'unknown flag', ['tune', '--bogus'], '--bogus'],
   ['tune', 'bad value', ['tune', '--op', 'nosuch'], '--op'],
   ['tune', 'missing argument', ['tune', '--model'], '--model'],
+  ['generate', 'unknown flag', ['generate', '--prompt', 'a', '--bogus'], '--bogus'],
+  ['generate', 'bad value', ['generate', '--prompt', 'a', '--top-p', '2'], '--top-p'],
+  ['generate', 'missing argument', ['generate', 'in.jsonl'], '-o'],
+  ['quantize', 'unknown flag', ['quantize', 'm', '-o', 'x.gguf', '--bogus'], '--bogus'],
+  ['quantize', 'bad value', ['quantize', 'm', '-o', 'x.gguf', '--type', 'q3_k'], '--type'],
+  ['quantize', 'missing argument', ['quantize', 'm'], '-o FILE.gguf'],
 ];
 
 describe('usage errors: exit 2, one line naming the flag, for every command', () => {

@@ -1,14 +1,14 @@
 // The onnxruntime CPU backend (src/models/ort/) against the TypeScript twin, the reference: every
 // tiny architecture in a padded batch of mixed lengths, meanHidden, batch invariance, f16-rounded
 // weights, and stories15M on real sentences (twin and the PyTorch f64 reference).
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
 import { validate } from '../src/validate.js';
 import { randInt, rng } from './helpers/gpu.js';
 import { buildTinyModel, TINY_KINDS } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 interface RefSentence { text: string; ids: number[]; logprobs: number[] }
 const reference = JSON.parse(readFileSync(new URL('./fixtures/stories15m-reference.json', import.meta.url), 'utf8')) as { sentences: RefSentence[] };
@@ -18,7 +18,7 @@ function randomSeqs(r: () => number, V: number, lengths: number[]): { ids: numbe
 }
 
 describe('CPU backend on onnxruntime vs the TypeScript twin', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'concord-ort-'));
+  const dir = scratchDir('concord-ort-');
   const r = rng(1234);
   const saved = process.env.CONCORD_CPU_BACKEND;
   afterEach(() => {
@@ -98,7 +98,7 @@ describe('CPU backend on onnxruntime vs the TypeScript twin', () => {
     expect(twin.deviceReason).toContain('CONCORD_CPU_BACKEND=twin');
     twin.dispose();
     process.env.CONCORD_CPU_BACKEND = 'fast';
-    await expect(loadModel(tiny.path, { device: 'cpu' })).rejects.toThrow(/CONCORD_CPU_BACKEND must be onnxruntime or twin/);
+    await expect(loadModel(tiny.path, { device: 'cpu' })).rejects.toThrow(/CONCORD_CPU_BACKEND must be onnxruntime(,| or) twin/);
   });
 
   it('stories15M: matches the twin (≤1e-4) and the PyTorch f64 reference (≤1e-3) on real sentences, batched', async () => {
@@ -127,20 +127,16 @@ describe('CPU backend on onnxruntime vs the TypeScript twin', () => {
   });
 });
 
-describe('families the onnxruntime graph does not build yet', () => {
+describe('every HF family takes onnxruntime on --device cpu', () => {
   const fixture = (f: string) => new URL(`./fixtures/hf/${f}`, import.meta.url).pathname;
 
-  it('run on the TypeScript twin, and the reason names what the graph lacks', async () => {
-    for (const [family, lacks] of [['gemma2', /final-logit soft-cap/], ['qwen3', /q\/k norms/], ['llama3', /rope_scaling llama3/], ['mistral', /sliding-window/]] as const) {
+  it('the families that used to fall back to the twin (soft-caps, q/k norms, llama3 RoPE, windows) get onnxruntime, with no fallback note', async () => {
+    for (const family of ['gemma2', 'qwen3', 'llama3', 'mistral', 'gemma3', 'phi3', 'smollm3']) {
       const lm = await loadModel(fixture(family), { device: 'cpu' });
-      expect(lm.deviceName).toMatch(/TypeScript twin/);
-      expect(lm.deviceReason).toMatch(lacks);
+      expect(lm.deviceName, family).toMatch(/onnxruntime/);
+      expect(lm.deviceReason, family).not.toMatch(/does not build|TypeScript twin/);
       lm.dispose();
     }
-  });
-
-  it('asking for onnxruntime explicitly is a usage error, not a wrong answer', async () => {
-    await expect(loadModel(fixture('gemma2'), { device: 'cpu', cpuBackend: 'onnxruntime' })).rejects.toThrow(/onnxruntime graph does not build .*use --device cpu-twin/);
   });
 
   it('a plain Llama-family folder (SmolLM2) takes onnxruntime and agrees with the twin', async () => {

@@ -1,13 +1,13 @@
 // The CPU backend's worker threads run only from the compiled package (dist/, built by `npm ci`):
 // load the compiled loadModel and check that worker results equal the in-thread CPU twin exactly.
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
 import { randInt, rng } from './helpers/gpu.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const built = join(__dirname, '..', 'dist', 'src', 'models', 'index.js');
 
@@ -15,7 +15,7 @@ describe('CPU worker threads', () => {
   it('score exactly like the in-thread CPU path, in input order', async () => {
     expect(existsSync(built), `${built} missing: run npm run build`).toBe(true);
     const compiled = (await import(pathToFileURL(built).href)) as typeof import('../src/models/index.js');
-    const path = makeTinyModel('hf-gpt2', join(mkdtempSync(join(tmpdir(), 'concord-workers-')), 'm'));
+    const path = makeTinyModel('hf-gpt2', join(scratchDir('concord-workers-'), 'm'));
     const pooled = await compiled.loadModel(path, { device: 'cpu-twin', threads: 2 });
     const inline = await loadModel(path, { device: 'cpu-twin', threads: 1 });
     expect(pooled.deviceName).toContain('2 worker threads');

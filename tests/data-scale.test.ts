@@ -14,12 +14,13 @@ import ts from 'typescript';
 import { parquetReadObjects, parquetMetadataAsync } from 'hyparquet';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { InputSet, resolveInputs, splitOf } from '../src/formats/records.js';
-import { fileAsyncBuffer, readParquetRows } from '../src/formats/parquet.js';
-import { InputError } from '../src/pipeline/node-io.js';
+import { openRecords, resolveInputs, splitOf } from '../src/io/inputs.js';
+import { fileAsyncBuffer, readParquetRows } from '../src/io/parquet.js';
+import { InputError } from '../src/errors.js';
 import { ShardError, resolveShard, shardRange } from '../src/shard/index.js';
 import { selectGpu, driPrimeTag } from '../src/gpu/select.js';
 import { Column, quantiles } from '../src/pipeline/stats.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'concord.js');
@@ -43,7 +44,7 @@ beforeAll(() => {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
   }
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-scale-'));
+  tmp = scratchDir('concord-scale-');
   const src = fs.readFileSync(path.join(ROOT, 'tests', 'helpers', 'fake-lm.ts'), 'utf8');
   fakeModule = p('fake-lm.mjs');
   fs.writeFileSync(fakeModule, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);
@@ -131,7 +132,7 @@ describe('readers', () => {
     // Node 20 has no zstd compressor: the fixture is these lines through `zstd` (tests/fixtures/README.md).
     fs.copyFileSync(path.join(ROOT, 'tests', 'fixtures', 'c.jsonl.zst'), p('c.jsonl.zst'));
     for (const f of ['c.jsonl.gz', 'c.jsonl.zst']) {
-      const set = InputSet.resolve(p(f));
+      const set = openRecords(p(f));
       expect(set.files[0].format).toBe(f.endsWith('gz') ? 'jsonl.gz' : 'jsonl.zst');
       expect(await set.total()).toBe(3);
       const got = [];
@@ -145,7 +146,7 @@ describe('readers', () => {
       expect(tail).toEqual([`${f}:4`]);
     }
     fs.writeFileSync(p('bad.jsonl.gz'), zlib.gzipSync(jsonl(lines)).subarray(0, 20));
-    const drain = async () => { for await (const _ of (await InputSet.resolve(p('bad.jsonl.gz')).open({ units: 0, offset: 0, line: 0 }, { start: 0, end: 3 })).records) { /* drain */ } };
+    const drain = async () => { for await (const _ of (await openRecords(p('bad.jsonl.gz')).open({ units: 0, offset: 0, line: 0 }, { start: 0, end: 3 })).records) { /* drain */ } };
     await expect(drain()).rejects.toThrow(/bad\.jsonl\.gz: gzip: unexpected end of file/);
   });
 
@@ -166,7 +167,7 @@ describe('readers', () => {
   });
 
   test('records are counted across files the same whatever the format; a range crosses file boundaries', async () => {
-    const set = InputSet.resolve(p('hf'), { split: 'train' });
+    const set = openRecords(p('hf'), { split: 'train' });
     expect(await set.recordCounts()).toEqual([50, 50]);
     const locs: string[] = [];
     for await (const r of (await set.open({ units: 2, offset: 0, line: 0 }, { start: 45, end: 53 })).records) locs.push(path.basename(r.loc));
@@ -370,7 +371,12 @@ describe('concord score / merge with Parquet and shards (fake model)', () => {
     const clash = await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '0/2', '--out-dir', 'mix']);
     expect(clash.code).toBe(6);
     expect(clash.stderr).toMatch(/shard-0-of-2\.manifest\.json: it belongs to a run with other inputs or options/);
-    expect((await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix'])).code).toBe(0);
+    // Another run's shard into the same folder: refused too (issue 26), so a mixed folder can only be made by hand.
+    const other = await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix']);
+    expect(other.code).toBe(6);
+    expect(other.stderr).toMatch(/shard-0-of-2\.manifest\.json belongs to another run/);
+    expect((await run(['score', 'in.jsonl', '--cosine', 'off', '--quiet', '--max-len', '40', '--shard', '1/2', '--out-dir', 'mix-b'])).code).toBe(0);
+    for (const f of fs.readdirSync(p('mix-b'))) fs.copyFileSync(p('mix-b', f), p('mix', f));
     const mg = await run(['merge', 'mix', '-o', 'y.jsonl']);
     expect(mg.code).toBe(3);
     expect(mg.stderr).toMatch(/holds shards of 2 different runs/);

@@ -6,8 +6,7 @@
 // pair cosines up to ~1e-2 off), and ORT on a copy of the very same graph and weights with
 // accuracy_level=0 (f32 compute), which concord, computing in f32, must match tightly.
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -25,6 +24,7 @@ import { BertGraphError, bertFromOnnx } from '../src/encoder/onnx-bert.js';
 import { openSafetensorsFolder } from '../src/formats/safetensors.js';
 import { validate } from '../src/validate.js';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const MODEL_DIR = resolveEmbedderPath('minilm').dir;
 const MODEL = join(MODEL_DIR, 'model_q4.onnx');
@@ -309,7 +309,7 @@ describe('embed: CLI (embed, dedup)', () => {
       expect(dot(a, 0, b, 0, 384)).toBeGreaterThan(0.8);
       expect(await embedCommand(['--device', 'cpu'])).toBe(2);
 
-      const dir = mkdtempSync(join(tmpdir(), 'concord-dedup-'));
+      const dir = scratchDir('concord-dedup-');
       tmpDirs.push(dir);
       const recs = [
         { id: 1, instruction: 'Name the capital of France.', input: '', output: 'Paris.' },
@@ -351,7 +351,7 @@ describe('embed: all-MiniLM-L6-v2', async () => {
   const m = onnx.ModelProto.decode(readFileSync(MODEL));
   let accuracyAttrs = 0;
   for (const n of m.graph?.node ?? []) for (const a of n.attribute ?? []) if (a.name === 'accuracy_level') { a.i = 0; accuracyAttrs++; }
-  const f32Dir = mkdtempSync(join(tmpdir(), 'concord-embed-'));
+  const f32Dir = scratchDir('concord-embed-');
   tmpDirs.push(f32Dir);
   writeFileSync(join(f32Dir, 'model.onnx'), encodeOnnx(m));
   copyFileSync(join(MODEL_DIR, 'model_q4.onnx_data'), join(f32Dir, 'model_q4.onnx_data'));
@@ -523,7 +523,7 @@ describe('embed: all-MiniLM-L6-v2', async () => {
     };
     const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8'));
     const folder = (m: BertWeights, dtype: 'F32' | 'F16' | 'BF16', config: object): string => {
-      const dir = mkdtempSync(join(tmpdir(), `concord-hf-bert-${dtype}-`));
+      const dir = scratchDir(`concord-hf-bert-${dtype}-`);
       tmpDirs.push(dir);
       writeSafetensors(join(dir, 'model.safetensors'), hfTensors(m).map((x) => ({ ...x, dtype })));
       writeFileSync(join(dir, 'config.json'), JSON.stringify(config));

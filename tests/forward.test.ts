@@ -1,7 +1,6 @@
 // The whole prefill: WGSL (GpuTransformer) against the CPU twin on tiny random models of every
 // architecture, batch invariance, and stories15M against the independent PyTorch reference.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
@@ -10,6 +9,7 @@ import { loadWeights } from '../src/models/load.js';
 import { validate } from '../src/validate.js';
 import { gpuRuntime, randInt, rng } from './helpers/gpu.js';
 import { buildTinyModel, TINY_KINDS } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 interface RefSentence { text: string; ids: number[]; logprobs: number[]; sum: number; mean: number }
 const reference = JSON.parse(readFileSync(new URL('./fixtures/stories15m-reference.json', import.meta.url), 'utf8')) as { sentences: RefSentence[] };
@@ -20,7 +20,7 @@ function randomSeqs(r: () => number, V: number, lengths: number[]): { ids: numbe
 
 describe('transformer prefill', async () => {
   const rt = await gpuRuntime();
-  const dir = mkdtempSync(join(tmpdir(), 'concord-forward-'));
+  const dir = scratchDir('concord-forward-');
   const r = rng(99);
 
   for (const kind of TINY_KINDS) {

@@ -62,12 +62,12 @@ describe('GPU benchmark bundle', () => {
     expect(pairs[1].truncated).toBe(true);
   });
 
-  it('gpu:table writes the table between the README markers and nowhere else', async () => {
+  it('gpu:table writes the table between the markers of docs/benchmarks.md and nowhere else', async () => {
     const { replaceBlock, START, END } = await import('../bench/gpu/table.js');
     const readme = `# x\n\n${START}\nold table\n${END}\n\nafter\n`;
     expect(replaceBlock(readme, '| new |')).toBe(`# x\n\n${START}\n| new |\n${END}\n\nafter\n`);
     expect(() => replaceBlock('# no markers', 't')).toThrow(/no <!-- gpu-table:start -->/);
-    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(START);
+    expect(readFileSync(join(root, 'docs', 'benchmarks.md'), 'utf8')).toContain(START);
   });
 
   describe.skipIf(!ready)('short rehearsal (run.sh --short under env -i)', () => {

@@ -39,6 +39,8 @@ function setRef(cache: string, id: string, ref: string, commit: string): void {
 }
 
 beforeAll(() => {
+  // this file tests the cache's read side: no Hub requests (tests/hub.test.ts covers downloads)
+  process.env.HF_HUB_OFFLINE = '1';
   root = mkdtempSync(join(tmpdir(), 'concord-hfcache-'));
   const cache = join(root, 'hub');
   // main → commit A (seed 1), tag v1 → commit B (seed 2): two different tiny Qwen2 checkpoints.
@@ -51,7 +53,11 @@ beforeAll(() => {
   makeTinyModel('hf-qwen2', join(root, 'plain-a'), { seed: 1 });
   makeTinyModel('hf-qwen2', join(root, 'plain-b'), { seed: 2 });
 });
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+  if (saved.HF_HUB_OFFLINE === undefined) delete process.env.HF_HUB_OFFLINE;
+  else process.env.HF_HUB_OFFLINE = saved.HF_HUB_OFFLINE;
+});
 afterEach(() => {
   for (const k of ['HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_HOME', 'XDG_CACHE_HOME']) {
     if (saved[k] === undefined) delete process.env[k];

@@ -6,8 +6,7 @@
 // it moves the log-probs far beyond the tolerance), so the fixture really exercises it.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
@@ -17,6 +16,7 @@ import { encodeStandalone } from '../src/pipeline/templates.js';
 import type { LoadedWeights } from '../src/models/types.js';
 import { validate } from '../src/validate.js';
 import { gpuRuntime } from './helpers/gpu.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIX = join(ROOT, 'tests', 'fixtures', 'hf');
@@ -196,7 +196,7 @@ describe('Hugging Face families vs the PyTorch float64 reference', async () => {
       });
 
       it.skipIf(!rt || !rt.hasF16)('WebGPU f16 weights match the f16-rounded CPU twin (≤1e-4)', async () => {
-        const cpu = await loadModel(join(FIX, family), { device: 'cpu', f16: true });
+        const cpu = await loadModel(join(FIX, family), { device: 'cpu-twin', f16: true });
         const gpu = await loadModel(join(FIX, family), { device: rt!, f16: true });
         expect(gpu.deviceName).toContain('f16');
         const [want, got] = [await cpu.scoreBatch(seqs), await gpu.scoreBatch(seqs)];
@@ -254,7 +254,7 @@ describe('concord logprob --model <tiny HF folder>', () => {
 });
 
 describe('clear errors for what these families do not support', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'concord-hf-err-'));
+  const tmp = scratchDir('concord-hf-err-');
   /** A copy of a fixture folder with config.json patched. */
   const variant = (family: string, patch: Record<string, unknown>): string => {
     const dir = join(tmp, `${family}-${Math.random().toString(36).slice(2)}`);

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import { clearTuned, setTuned, shapeClass } from '../src/gpu/variants.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
+import { scratchDir } from './helpers/scratch.js';
 
 describe('matmul', async () => {
   const rt = await gpuRuntime();
@@ -189,7 +188,7 @@ describe('matmul', async () => {
       const old = process.env.CONCORD_KERNEL_VARIANT;
       process.env.CONCORD_KERNEL_VARIANT = `matmul=${variant}`;
       try {
-        const dir = mkdtempSync(join(tmpdir(), 'concord-matmul-'));
+        const dir = scratchDir('concord-matmul-');
         const models = [buildTinyModel('hf-qwen2', join(dir, 'qwen2')).path, fileURLToPath(new URL('./fixtures/hf/gemma2', import.meta.url))];
         for (const path of models) {
           const cpu = await loadModel(path, { device: 'cpu-twin' });

@@ -1,5 +1,5 @@
 // The package as a user gets it: `npm pack`, install the tarball into an empty folder (tarballs from
-// the npm cache `npm ci` filled, metadata from the registry), `import … from 'concord'` there, score two pairs with
+// the npm cache `npm ci` filled, metadata from the registry), `import … from 'concord-align'` there, score two pairs with
 // a tiny model on the CPU, and run the installed `concord` binary.
 
 import { execFileSync } from 'node:child_process';
@@ -16,7 +16,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const npm = (args: string[], cwd: string): string =>
   execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-test('npm pack → install in a scratch folder → import from "concord" and run the bin', async () => {
+test('npm pack → install in a scratch folder → import from "concord-align" and run the bin', async () => {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'index.js'))) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
   // --ignore-scripts: `prepare` (fetch models, build) has run already; the tarball is dist/ as built.
   const tgz = npm(['pack', '--ignore-scripts', '--pack-destination', dir], ROOT).trim().split('\n').pop()!;
@@ -24,12 +24,12 @@ test('npm pack → install in a scratch folder → import from "concord" and run
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
   npm(['install', '--prefer-offline', path.join(dir, tgz)], app);
-  expect(fs.existsSync(path.join(app, 'node_modules', 'concord', 'dist', 'src', 'index.js'))).toBe(true);
-  expect(fs.existsSync(path.join(app, 'node_modules', 'concord', 'src'))).toBe(false); // built files only
+  expect(fs.existsSync(path.join(app, 'node_modules', 'concord-align', 'dist', 'src', 'index.js'))).toBe(true);
+  expect(fs.existsSync(path.join(app, 'node_modules', 'concord-align', 'src'))).toBe(false); // built files only
 
   const model = makeTinyModel('llama2c', path.join(dir, 'tiny'));
   fs.writeFileSync(path.join(app, 'use.mjs'), `
-import { createScorer, applyFilter, EXIT, settings, loadEmbedder } from 'concord';
+import { createScorer, applyFilter, EXIT, settings, loadEmbedder } from 'concord-align';
 const scorer = await createScorer({ model: ${JSON.stringify(model)}, device: 'cpu', cosine: 'off' });
 const out = [];
 for await (const r of scorer.score([{ instruction: 'Tell a story.', output: 'Once upon a time there was a cat.' }, { instruction: 'x' }])) out.push(r);

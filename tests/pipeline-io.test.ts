@@ -6,10 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { LockError, PathError, lockOutputs, preflightPaths } from '../src/pipeline/files.js';
-import {
-  AtomicWriter, InputError, OutputError, PrefixHasher, detectInputKind, firstInvalidUtf8, jsonDepth, openInput, writeFileAtomic,
-} from '../src/pipeline/node-io.js';
+import { InputError } from '../src/errors.js';
+import { AtomicWriter, OutputError, detectInputKind, firstInvalidUtf8, formatOf, jsonDepth, writeFileAtomic } from '../src/io/index.js';
+import { LockError, PathError, PrefixHasher, lockOutputs, preflightPaths } from '../src/jobs/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-io-'));
 const p = (n: string) => path.join(dir, n);
@@ -51,7 +50,8 @@ describe('input checks', () => {
       fs.writeFileSync(p(n), b);
       expect([n, detectInputKind(p(n)).kind]).toEqual([n, kind]);
     }
-    expect(() => openInput(p('a.parquet'), 'a.parquet')).toThrow(new InputError('a.parquet: this looks like a Parquet file (starts with PAR1), not JSONL or a JSON array'));
+    expect(formatOf(p('a.parquet'))).toBe('parquet');
+    expect(() => formatOf(p('a.xz'), 'a.xz')).toThrow(new InputError('a.xz: this looks like an xz-compressed file, not JSONL, a JSON array, Parquet or gzip/zstd-compressed JSONL'));
   });
 
   test('firstInvalidUtf8 and jsonDepth (iterative: 100 000 levels)', () => {

@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeTinyModel } from './helpers/tiny-models.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'concord.js');
@@ -86,7 +87,7 @@ describe.skipIf(!haveSlurm && !required)('Slurm job array: kill one task mid-run
       const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
     }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-slurm-'));
+    tmp = scratchDir('concord-slurm-');
     fs.writeFileSync(path.join(tmp, 'in.jsonl'), Array.from({ length: N }, (_, i) => record(i)).join('\n') + '\n');
     makeTinyModel('llama2c', path.join(tmp, 'model'), { dim: 16, hiddenDim: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, maxSeqLen: 64 });
     slurmDir = path.join(tmp, 'slurm');

@@ -16,6 +16,7 @@ import {
 import { clearTuned, KERNEL_VARIANTS, kernelVariant, setTuned, shapeClass, tunedConfig } from '../src/gpu/variants.js';
 import type { ModelConfig } from '../src/models/types.js';
 import { gpuRuntime } from './helpers/gpu.js';
+import { scratchDir } from './helpers/scratch.js';
 
 const oldVariant = process.env.CONCORD_KERNEL_VARIANT;
 afterEach(() => {
@@ -27,7 +28,7 @@ afterEach(() => {
 // The hardware default is the op's first variant (today 'tiled'); tests hold for any list.
 const GPU0 = KERNEL_VARIANTS.matmul[0];
 const NOT_GPU0 = KERNEL_VARIANTS.matmul.find((v) => v !== GPU0 && v !== 'direct') ?? 'tiled';
-const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'concord-tune-'));
+const tmpDir = () => scratchDir('concord-tune-');
 const info = (software: boolean, description = 'Test GPU driver 1.2.3') => ({ vendor: 'acme', architecture: 'rocket', device: 'r9', description, software, isFallbackAdapter: false });
 const adapter = (software: boolean, description?: string) => ({ handle: { info: info(software, description) } });
 

@@ -4,10 +4,16 @@
 //
 //   model:   LoadedWeights + TextTokenizer (from web/model-source.ts) → modelFromWeights on 'webgpu'
 //            or 'cpu'; never one for the other.
-//   scoring: browserScorer from src/pipeline (createScorer's composition, from a loaded model).
-//   filter:  applyFilter (src/filter), rule 'main' (mutual: both directions must accept).
+//   encoder: the CLI's default sentence encoder (all-MiniLM-L6-v2, ONNX) from bytes → createEmbedder
+//            on the model's GPU runtime (or the CPU twin), for the cosine.
+//   scoring: browserScorer from src/pipeline (createScorer's composition, the CLI's), given both.
+//   filter:  applyFilter (src/filter) with any rule the CLI offers, default 'auto' as the CLI's.
+//   output:  the CLI's record shape: the record, `scores`, `keep`, `filter_score`.
 
-import { mainSignals } from '../src/filter/index.js';
+import { createEmbedder, type Embedder } from '../src/encoder/index.js';
+import { bertFromOnnx } from '../src/encoder/onnx-bert.js';
+import { appliedParams, mainSignals, RULES, type Rule } from '../src/filter/index.js';
+import { externalLocations } from '../src/formats/onnx.js';
 import { requestGpu } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import type { LanguageModel } from '../src/models/lm.js';
@@ -16,6 +22,7 @@ import type { LoadedWeights } from '../src/models/types.js';
 import { applyFilter, browserScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
+export { appliedParams, RULES, type Rule };
 export type Device = 'webgpu' | 'cpu';
 export type { PairScores, ScoreProgress, FilterResult };
 
@@ -34,6 +41,34 @@ export async function openModel(weights: LoadedWeights, tokenizer: TextTokenizer
   const lm = await modelFromWeights(weights, tokenizer, { device: rt, tokenBudget: GPU_TOKEN_BUDGET, reason: 'WebGPU chosen on the page' });
   const software = gpu.info.software ? ' [software adapter]' : '';
   return { ...lm, deviceName: lm.deviceName.replace(/^webgpu: ([^,]*)/, `webgpu: $1${software}`), dispose: () => { lm.dispose(); rt.destroy(); } };
+}
+
+// ---- the sentence encoder ----------------------------------------------------------------------
+// The CLI's default (--cosine auto → all-MiniLM-L6-v2); cosine_source reads 'embed:<name>' as there.
+
+export const DEFAULT_ENCODER = 'all-MiniLM-L6-v2';
+/** The files of the default encoder, under models/all-MiniLM-L6-v2/ (served with the page). */
+export const ENCODER_FILES = ['model_q4.onnx', 'model_q4.onnx_data', 'tokenizer.json', 'tokenizer_config.json', 'config.json'] as const;
+
+export interface EncoderBytes {
+  name: string;
+  /** the .onnx graph */
+  onnx: Uint8Array;
+  /** its external data files, by the location the graph names */
+  external: Map<string, Uint8Array>;
+  tokenizerJson: object;
+  tokenizerConfig?: object;
+  config?: Record<string, unknown>;
+}
+
+/** The external data files a graph names (to fetch them next to it). */
+export const encoderExternalFiles = (onnx: Uint8Array): string[] => externalLocations(onnx);
+
+/** An encoder on the language model's device: its GPU runtime when it runs on WebGPU, else the CPU twin. */
+export function openEncoder(src: EncoderBytes, lm: LanguageModel): Embedder {
+  const weights = bertFromOnnx(src.onnx, src.external, { name: src.name, hfConfig: src.config ?? null });
+  const rt = (lm as { runtime?: GpuRuntime | null }).runtime ?? null;
+  return createEmbedder({ weights, tokenizerJson: src.tokenizerJson, tokenizerConfig: src.tokenizerConfig ?? {} }, { device: rt ?? 'cpu' });
 }
 
 // ---- data ---------------------------------------------------------------------------------------
@@ -102,9 +137,13 @@ export interface ScoreRunOptions {
   onPairs?: (pairs: ScoredPair[]) => void;
 }
 
-/** Score records with one model (both directions), in input order. */
-export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions = {}): Promise<ScoredPair[]> {
-  const scorer = await browserScorer({ model, cosine: 'off', onProgress: opts.onProgress });
+/** Score records with one model (both directions) and, when given, the sentence encoder's cosine, in input order. */
+export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions & { encoder?: Embedder | null; encoderName?: string } = {}): Promise<ScoredPair[]> {
+  const enc = opts.encoder ?? null;
+  const scorer = await browserScorer({
+    model, onProgress: opts.onProgress,
+    ...(enc ? { cosine: 'embed', embedModel: { embed: (t: string[]) => enc.embed(t), name: opts.encoderName ?? DEFAULT_ENCODER } } : { cosine: 'off' }),
+  });
   const out: ScoredPair[] = [];
   for await (const r of scorer.score(records)) {
     const text = pairText(r.record) ?? { x: '', y: '' };
@@ -118,25 +157,34 @@ export async function scoreRecords(model: LanguageModel, records: unknown[], opt
 // ---- filtering ----------------------------------------------------------------------------------
 
 export type FilterControl =
+  /** the rule's own defaults, as `concord filter --rule R` without thresholds */
+  | { kind: 'defaults' }
   | { kind: 'fraction'; keepFraction: number }
   | { kind: 'thresholds'; fwdThreshold?: number; revThreshold?: number };
 
-/** The mutual filter over scored pairs (unscored pairs are dropped). No rescoring. */
-export function filterPairs(pairs: ScoredPair[], control: FilterControl): FilterResult {
-  const fields = pairs.map((p) => p.scores ?? {});
-  if (control.kind === 'fraction') return applyFilter(fields, { rule: 'main', signal: 'gain', keepFraction: control.keepFraction });
-  return applyFilter(fields, { rule: 'main', signal: 'gain', fwdThreshold: control.fwdThreshold, revThreshold: control.revThreshold });
+/**
+ * A rule over the scored pairs, as `concord filter` applies it: the pairs without scores are left
+ * out of the set (the CLI sends them to its errors file) and dropped here. No rescoring.
+ */
+export function filterPairs(pairs: ScoredPair[], control: FilterControl, rule: Rule = 'auto'): FilterResult {
+  const scored = pairs.map((p, i) => (p.scores ? i : -1)).filter((i) => i >= 0);
+  const fields = scored.map((i) => pairs[i].scores!);
+  const opts = control.kind === 'fraction' ? { rule, keepFraction: control.keepFraction }
+    : control.kind === 'thresholds' ? { rule, fwdThreshold: control.fwdThreshold, revThreshold: control.revThreshold }
+    : { rule };
+  const f = fields.length ? applyFilter(fields, opts) : { keep: [], score: [], rank: [], kept: 0, dropped: 0, applied: { rule } };
+  const keep = new Array<boolean>(pairs.length).fill(false);
+  const score = new Array<number>(pairs.length).fill(NaN);
+  const rank = new Array<number>(pairs.length).fill(-Infinity);
+  scored.forEach((i, k) => { keep[i] = f.keep[k]; score[i] = f.score[k]; rank[i] = f.rank[k]; });
+  return { keep, score, rank, kept: f.kept, dropped: pairs.length - f.kept, applied: f.applied };
 }
 
-/** One output line: the record as given, with its scores and the decision under `concord`. */
-export function outputRecord(p: ScoredPair, keep: boolean, combined: number): Record<string, unknown> {
+/** One output line in the CLI's shape (`concord score` + `concord filter`): the record as given, its `scores`, `keep`, `filter_score`. */
+export function outputRecord(p: ScoredPair, keep: boolean, filterScore: number): Record<string, unknown> {
   const base = p.record && typeof p.record === 'object' && !Array.isArray(p.record) ? (p.record as Record<string, unknown>) : { record: p.record };
-  return {
-    ...base,
-    concord: p.scores
-      ? { ...p.scores, g_fwd: p.g_fwd, g_rev: p.g_rev, combined: Number.isFinite(combined) ? combined : null, keep }
-      : { error: p.error ?? 'not scored', keep: false },
-  };
+  if (!p.scores) return { ...base, error: p.error ?? 'not scored', keep: false, filter_score: null };
+  return { ...base, scores: p.scores, keep, filter_score: Number.isFinite(filterScore) ? filterScore : null };
 }
 
 export function toJsonl(rows: object[]): string {

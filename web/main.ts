@@ -6,8 +6,8 @@ import {
   BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement,
   ScatterController, Title, Tooltip, type ChartDataset, type TooltipItem,
 } from 'chart.js';
-import { filterPairs, outputRecord, parseRecords, toJsonl, type FilterControl, type FilterResult, type ScoredPair } from './engine.js';
-import type { FromWorker, GpuProbe, ModelSpec, RunInfo, ToWorker } from './protocol.js';
+import { appliedParams, DEFAULT_ENCODER, filterPairs, outputRecord, parseRecords, RULES, toJsonl, type FilterControl, type FilterResult, type Rule, type ScoredPair } from './engine.js';
+import type { EncoderSpec, FromWorker, GpuProbe, ModelSpec, RunInfo, ToWorker } from './protocol.js';
 
 Chart.register(ScatterController, LineController, BarController, LinearScale, CategoryScale, PointElement, LineElement, BarElement, Title, Tooltip, Legend);
 
@@ -25,6 +25,13 @@ const params = new URLSearchParams(location.search);
 const urlModel = params.get('model') && params.get('tokenizer')
   ? { model: params.get('model')!, tokenizer: params.get('tokenizer')!, name: params.get('name') ?? params.get('model')! }
   : null;
+
+/** The sentence encoder (the CLI's --cosine auto): served with the page; ?encoder=off scores without it, ?encoder=URL names another ONNX folder. */
+function encoderSpec(): EncoderSpec | null {
+  const e = params.get('encoder');
+  if (e === 'off') return null;
+  return { name: params.get('encoder-name') ?? (e ? e.replace(/\/+$/, '').split('/').pop()! : DEFAULT_ENCODER), base: new URL(e ?? `models/${DEFAULT_ENCODER}/`, location.href).href };
+}
 
 let probe: GpuProbe | null = null;
 let runId = 0;
@@ -179,7 +186,7 @@ function startRun(device: 'webgpu' | 'cpu'): void {
   $('progress').hidden = false;
   $<HTMLProgressElement>('progress-bar').value = 0;
   $('progress-text').textContent = 'starting…';
-  send({ type: 'score', run: runId, model: spec, device, records: parsed.records });
+  send({ type: 'score', run: runId, model: spec, encoder: encoderSpec(), device, records: parsed.records });
 }
 
 function setButtons(): void {
@@ -212,7 +219,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
     setButtons();
     $<HTMLProgressElement>('progress-bar').value = 1;
     $('progress-text').textContent = `${pairs.length} pairs in ${info.seconds.toFixed(1)} s · ${info.pairsPerSecond.toFixed(2)} pairs/s`;
-    $('run-info').textContent = `${info.model} · ${info.deviceName} · ${pairs.length} pairs in ${info.seconds.toFixed(1)} s ` +
+    $('run-info').textContent = `${info.model} · ${info.deviceName} · cosine ${info.encoder ?? 'off'} · ${pairs.length} pairs in ${info.seconds.toFixed(1)} s ` +
       `(${info.pairsPerSecond.toFixed(2)} pairs/s; model load ${info.loadSeconds.toFixed(1)} s)`;
     refilter();
     setState('done');
@@ -241,24 +248,32 @@ function control(): FilterControl {
     const v = (id: string) => { const x = parseFloat($<HTMLInputElement>(id).value); return Number.isFinite(x) ? x : undefined; };
     return { kind: 'thresholds', fwdThreshold: v('thr-fwd'), revThreshold: v('thr-rev') };
   }
-  return { kind: 'fraction', keepFraction: parseFloat($<HTMLInputElement>('keep-fraction').value) };
+  if (kind === 'fraction') return { kind: 'fraction', keepFraction: parseFloat($<HTMLInputElement>('keep-fraction').value) };
+  return { kind: 'defaults' };
 }
+
+const rule = (): Rule => $<HTMLSelectElement>('rule').value as Rule;
 
 function refilter(): void {
   if (pairs.length === 0) return;
   $('results').hidden = false;
-  filter = filterPairs(pairs, control());
-  const c = control();
   $('keep-fraction-out').textContent = `${Math.round(parseFloat($<HTMLInputElement>('keep-fraction').value) * 100)}%`;
-  const a = filter.applied;
-  const thr = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : '—');
+  try {
+    filter = filterPairs(pairs, control(), rule());
+    $('filter-error').hidden = true;
+  } catch (e) {
+    // e.g. the cosine rule without an encoder cosine, or main --signal logp without a fraction
+    $('filter-error').textContent = (e as Error).message;
+    $('filter-error').hidden = false;
+    return;
+  }
   const scored = pairs.filter((p) => p.scores).length;
   $('kept-summary').textContent = `kept ${filter.kept} of ${pairs.length}` +
     ` (${((100 * filter.kept) / Math.max(pairs.length, 1)).toFixed(0)}%)` +
-    ` · g_fwd ≥ ${thr(a.fwd_threshold)}, g_rev ≥ ${thr(a.rev_threshold)}` +
     (scored < pairs.length ? ` · ${pairs.length - scored} not scored` : '') +
-    (c.kind === 'fraction' ? '' : ' (explicit thresholds)');
+    ` · ${appliedParams(filter.applied, 4).map(([k, v]) => `${k}=${v}`).join(' ')}`;
   $('kept-summary').dataset.kept = String(filter.kept);
+  $('kept-summary').dataset.rule = String(filter.applied.rule);
   drawScatter();
   drawHistograms();
   drawTable();
@@ -473,6 +488,8 @@ for (const id of ['thr-fwd', 'thr-rev']) {
   });
 }
 document.querySelectorAll<HTMLInputElement>('input[name=ctl]').forEach((r) => r.addEventListener('change', refilter));
+$<HTMLSelectElement>('rule').append(...RULES.map((r) => new Option(r, r, r === 'auto', r === 'auto')));
+$('rule').addEventListener('change', refilter);
 document.querySelectorAll<HTMLInputElement>('input[name=rows]').forEach((r) => r.addEventListener('change', () => { sortKey = null; drawTable(); }));
 document.querySelectorAll<HTMLElement>('#pairs th').forEach((th) => th.addEventListener('click', () => {
   const k = th.dataset.key!;

@@ -11,6 +11,10 @@ export type ModelSpec =
   /** The user's Hugging Face folder: [path within the folder, file]. */
   | { kind: 'hf-files'; name: string; files: [string, File][] };
 
+/** The sentence encoder for the cosine (the CLI's --cosine auto): an ONNX folder served at this URL
+ *  (model_q4.onnx + its external data, tokenizer.json, tokenizer_config.json, config.json). */
+export interface EncoderSpec { name: string; base: string }
+
 export interface GpuProbe {
   ok: boolean;
   /** adapter description, e.g. 'swiftshader (google)' */
@@ -22,7 +26,7 @@ export interface GpuProbe {
 
 export type ToWorker =
   | { type: 'probe' }
-  | { type: 'score'; run: number; model: ModelSpec; device: Device; records: unknown[] };
+  | { type: 'score'; run: number; model: ModelSpec; encoder: EncoderSpec | null; device: Device; records: unknown[] };
 
 export type FromWorker =
   | { type: 'probe'; probe: GpuProbe }
@@ -34,6 +38,8 @@ export type FromWorker =
 
 export interface RunInfo {
   model: string;
+  /** the sentence encoder and its device, or null (cosine off) */
+  encoder: string | null;
   deviceName: string;
   backend: Device;
   seconds: number;

@@ -17,6 +17,9 @@ const STATIC: Record<string, string> = {
   'models/stories15M/model.bin': join(root, 'models/stories15M/model.bin'),
   'models/stories15M/tokenizer.bin': join(root, 'models/stories15M/tokenizer.bin'),
   'data/sample-pairs.jsonl': join(root, 'data/sample-pairs.jsonl'),
+  // The CLI's default sentence encoder (--cosine auto), run on WebGPU in the page.
+  ...Object.fromEntries(['model_q4.onnx', 'model_q4.onnx_data', 'tokenizer.json', 'tokenizer_config.json', 'config.json']
+    .map((f) => [`models/all-MiniLM-L6-v2/${f}`, join(root, 'models/all-MiniLM-L6-v2', f)])),
 };
 
 function repoFiles(): Plugin {
@@ -27,7 +30,7 @@ function repoFiles(): Plugin {
         const path = decodeURIComponent((req.url ?? '').split('?')[0]).replace(/^\/+/, '');
         const file = STATIC[path];
         if (!file || !existsSync(file)) return next();
-        res.setHeader('Content-Type', path.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/octet-stream');
+        res.setHeader('Content-Type', path.endsWith('.jsonl') ? 'application/x-ndjson' : path.endsWith('.json') ? 'application/json' : 'application/octet-stream');
         res.setHeader('Content-Length', String(statSync(file).size));
         createReadStream(file).pipe(res);
       });

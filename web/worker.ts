@@ -3,9 +3,10 @@
 
 import { registerShaders } from '../src/gpu/shaders.js';
 import type { LanguageModel } from '../src/models/lm.js';
-import { openModel, scoreRecords, type Device } from './engine.js';
+import { ENCODER_FILES, encoderExternalFiles, openEncoder, openModel, scoreRecords, type Device } from './engine.js';
+import type { Embedder } from '../src/encoder/index.js';
 import { hfModelFromFiles, llama2cModelFromBytes, type ModelBytes } from './model-source.js';
-import type { FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
+import type { EncoderSpec, FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
 
 // Every WGSL file, registered by name ('matmul/tiled') before any kernel runs.
 const wgsl = import.meta.glob('../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
@@ -66,6 +67,21 @@ async function modelBytes(spec: ModelSpec, run: number): Promise<ModelBytes> {
   return hfModelFromFiles(files, spec.name);
 }
 
+/** The encoder's files from its folder URL (the .onnx first: it names its external data files). */
+async function encoderFromUrl(spec: EncoderSpec, run: number) {
+  const url = (f: string) => new URL(f, spec.base.endsWith('/') ? spec.base : `${spec.base}/`).href;
+  const bytes = async (f: string) => new Uint8Array(await fetchBytes(url(f), `encoder ${f}`, run));
+  const json = async (f: string, optional = false): Promise<Record<string, unknown> | undefined> => {
+    const r = await fetch(url(f));
+    if (!r.ok) { if (optional) return undefined; throw new Error(`encoder: ${url(f)} answered ${r.status} ${r.statusText}`); }
+    return (await r.json()) as Record<string, unknown>;
+  };
+  const onnx = await bytes(ENCODER_FILES[0]);
+  const external = new Map<string, Uint8Array>();
+  for (const loc of encoderExternalFiles(onnx)) external.set(loc, await bytes(loc));
+  return { name: spec.name, onnx, external, tokenizerJson: (await json('tokenizer.json'))!, tokenizerConfig: await json('tokenizer_config.json', true), config: await json('config.json', true) };
+}
+
 function specKey(spec: ModelSpec): string {
   if (spec.kind === 'url') return `url:${spec.model}|${spec.tokenizer}`;
   const fileKey = (f: File) => `${f.name}:${f.size}:${f.lastModified}`;
@@ -74,24 +90,38 @@ function specKey(spec: ModelSpec): string {
 }
 
 // The last model opened, kept for the next run with the same files and device.
-let cached: { key: string; device: Device; lm: LanguageModel } | null = null;
+let cached: { key: string; device: Device; lm: LanguageModel; encoder: Embedder | null } | null = null;
 
 async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
   const { run, device, records } = msg;
   const t0 = performance.now();
-  const key = specKey(msg.model);
+  const key = `${specKey(msg.model)}|${msg.encoder ? `${msg.encoder.name}@${msg.encoder.base}` : 'no encoder'}`;
   if (!cached || cached.key !== key || cached.device !== device) {
+    cached?.encoder?.dispose();
     cached?.lm.dispose();
     cached = null;
     const mb = await modelBytes(msg.model, run);
     post({ type: 'status', run, text: `${device === 'webgpu' ? 'uploading weights to the GPU' : 'preparing the CPU model'}: ${mb.weights.config.name}` });
-    cached = { key, device, lm: await openModel(mb.weights, mb.tokenizer, device) };
+    const lm = await openModel(mb.weights, mb.tokenizer, device);
+    let encoder: Embedder | null = null;
+    if (msg.encoder) {
+      try {
+        const eb = await encoderFromUrl(msg.encoder, run);
+        post({ type: 'status', run, text: `preparing the sentence encoder ${msg.encoder.name}` });
+        encoder = openEncoder(eb, lm);
+      } catch (e) {
+        lm.dispose();
+        throw e;
+      }
+    }
+    cached = { key, device, lm, encoder };
   }
-  const lm = cached.lm;
+  const { lm, encoder } = cached;
   const t1 = performance.now();
   post({ type: 'status', run, text: `scoring ${records.length} pairs on ${lm.deviceName}` });
   let lastPartial = 0, tokens = 0;
   const pairs = await scoreRecords(lm, records, {
+    encoder, encoderName: msg.encoder?.name,
     onProgress: (p) => { tokens = p.tokens; post({ type: 'progress', run, progress: p, total: records.length }); },
     onPairs: (done) => {
       // Stream results in a few chunks so the plot fills in while scoring goes on.
@@ -106,7 +136,7 @@ async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
   post({
     type: 'done', run, pairs,
     info: {
-      model: lm.config.name, deviceName: lm.deviceName, backend: device, seconds, loadSeconds: (t1 - t0) / 1000,
+      model: lm.config.name, encoder: encoder ? `${msg.encoder!.name} on ${encoder.deviceName}` : null, deviceName: lm.deviceName, backend: device, seconds, loadSeconds: (t1 - t0) / 1000,
       pairsPerSecond: records.length / Math.max(seconds, 1e-9), tokens,
     },
   });

@@ -1,6 +1,6 @@
 // `npm run gpu:table [-- FILE.json] [--readme]`: the markdown table of a GPU benchmark run.
 // FILE defaults to the newest bench/results/gpu-*.json (a run's $OUT/gpu-<date>.json, committed
-// there). With --readme the table replaces what stands between the README's
+// there). With --readme the table replaces what stands between docs/benchmarks.md's
 //   <!-- gpu-table:start --> and <!-- gpu-table:end -->
 // markers; without it the table is printed. The table is re-rendered from the JSON (the rows and
 // checks are recomputed by the same code that wrote them), so a JSON edited by hand cannot carry a
@@ -23,7 +23,7 @@ export function tableFromJson(path: string): string {
 
 export function replaceBlock(readme: string, table: string): string {
   const a = readme.indexOf(START), b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README.md has no ${START} … ${END} block`);
+  if (a < 0 || b < a) throw new Error(`docs/benchmarks.md has no ${START} … ${END} block`);
   return readme.slice(0, a + START.length) + '\n' + table + '\n' + readme.slice(b);
 }
 
@@ -41,8 +41,8 @@ if (isMain) {
   }
   const table = tableFromJson(file);
   if (args.includes('--readme')) {
-    const p = join(root, 'README.md');
+    const p = join(root, 'docs', 'benchmarks.md');
     writeFileSync(p, replaceBlock(readFileSync(p, 'utf8'), table));
-    console.error(`gpu:table: README.md updated from ${file}`);
+    console.error(`gpu:table: docs/benchmarks.md updated from ${file}`);
   } else console.log(table);
 }

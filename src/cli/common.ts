@@ -4,7 +4,7 @@
 // exit code (the stack only with CONCORD_DEBUG=1).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { settings } from '../env.js';
+import { checkSettings, settings } from '../env.js';
 import { ConcordError, EXIT, UsageError } from '../errors.js';
 import type { DeviceChoice } from '../gpu/device.js';
 import type { LoadProgress } from '../models/weight-upload.js';
@@ -41,6 +41,9 @@ export function loadProgressPrinter(stream: { isTTY?: boolean; write(s: string):
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values<O extends Options> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : O[K] extends { multiple: true } ? string[] : string };
 
+/** CONCORD_DRY_RUN=1: a command stops once its flags parse, with exit 0 (tests/docs.test.ts checks every command the docs show). */
+class DryRun extends Error {}
+
 /**
  * node:util parseArgs in strict mode, with its errors turned into one-line usage errors that name
  * the flag (an unknown flag, a string flag without a value, a value given to a boolean flag, a
@@ -49,6 +52,7 @@ type Values<O extends Options> = { [K in keyof O]?: O[K]['type'] extends 'boolea
 export function parseFlags<O extends Options>(argv: string[], options: O, positionals = false): { values: Values<O>; positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options, allowPositionals: positionals, strict: true });
+    if (process.env.CONCORD_DRY_RUN === '1') throw new DryRun();
     return { values: r.values as Values<O>, positionals: r.positionals };
   } catch (e) {
     const err = e as Error & { code?: string };
@@ -116,8 +120,10 @@ export function command(name: string, help: string, body: (argv: string[], defer
     }
     const deferred: (() => void)[] = [];
     try {
+      checkSettings();
       return await body(argv, (fn) => deferred.push(fn));
     } catch (e) {
+      if (e instanceof DryRun) return EXIT.ok;
       return exitCodeFor(e, name);
     } finally {
       for (const fn of deferred.reverse()) fn();

@@ -10,21 +10,23 @@
 // reported and left out. The comparison is exact and blockwise (src/dedup/): all-pairs cosine
 // blocks on the device, vectors in memory or, past --memory-budget, in a temporary file.
 
-import * as fs from 'node:fs';
 import { DEDUP_CPU_BLOCK, DEDUP_MEMORY_BUDGET, dedupFile } from '../dedup/index.js';
-import { lockOutputs, preflightPaths } from '../pipeline/files.js';
+import { openRecords } from '../io/inputs.js';
+import { lockOutputs, preflightPaths } from '../jobs/index.js';
+import { outFormatFlag, preflightInput } from './filter.js';
 import { choiceFlag, command, deviceFlag, EXIT, log, numFlag, parseFlags, UsageError } from './common.js';
 import { openEmbedder } from './embed.js';
 
 export const DEDUP_HELP = `concord dedup — drop near-duplicate records by sentence-embedding cosine
 
-  concord dedup <in.jsonl|json> -o unique.jsonl [options]
+  concord dedup <input> -o unique.jsonl [options]   (any input kind: JSONL, .gz/.zst, JSON array, Parquet, folder, glob)
   --threshold T          a record whose cosine with an earlier kept record is >= T is dropped (default 0.95)
   --on x|y|xy            what is embedded: the prompt x, the response y, or x + "\\n\\n" + y (default xy)
   --dupes-out <file>     dropped records, each with concord_dup_of (the kept record's location) and concord_cosine
   --model, --device, --max-length   as for concord embed
   --block-size N         records per comparison block (default: GPU the largest up to 4096 that one
                          storage binding holds; CPU ${DEDUP_CPU_BLOCK})
+  --out-format jsonl|parquet  the outputs' format (default: by extension)
   --memory-budget MB     embeddings held in memory (default ${DEDUP_MEMORY_BUDGET / 1048576}); beyond it they go to a temporary file
 Exit codes: 0 ok, 1 failure, 2 usage, 3 some records could not be read (reported as file:line: reason), 5 no GPU for --device webgpu.`;
 
@@ -39,6 +41,7 @@ export const dedupCommand = command('dedup', DEDUP_HELP, async (argv, defer) => 
       'max-length': { type: 'string' },
       'block-size': { type: 'string' },
       'memory-budget': { type: 'string' },
+      'out-format': { type: 'string' },
   }, true);
   if (positionals.length !== 1) throw new UsageError('expected one input file');
   if (!values.output) throw new UsageError('-o <unique.jsonl> is required');
@@ -48,15 +51,16 @@ export const dedupCommand = command('dedup', DEDUP_HELP, async (argv, defer) => 
   const blockSize = numFlag(values['block-size'], '--block-size', { int: true, min: 1 });
   const maxLength = numFlag(values['max-length'], '--max-length', { int: true, min: 2 });
   const device = deviceFlag(values.device);
+  const outFormat = outFormatFlag(values['out-format']);
   const file = positionals[0];
-  if (!fs.existsSync(file)) throw new UsageError(`${file}: no such file`);
+  const inputs = openRecords(file); // checked (exit 3) before the encoder loads
   const dupes = values['dupes-out'];
-  defer(lockOutputs(preflightPaths({ input: file, output: values.output, more: dupes ? [{ flag: '--dupes-out', path: dupes }] : [] }).outputs));
+  defer(lockOutputs(preflightPaths({ input: preflightInput(inputs), output: values.output, more: dupes ? [{ flag: '--dupes-out', path: dupes }] : [] }).outputs));
 
   const { enc, rt } = await openEmbedder(values.model ?? 'minilm', device, maxLength);
   try {
     const s = await dedupFile({
-      input: file, output: values.output!, dupesOut: values['dupes-out'], threshold, on,
+      input: file, inputs, outFormat, output: values.output!, dupesOut: values['dupes-out'], threshold, on,
       embedder: enc, device: rt ?? 'cpu', blockSize, memoryBudget: Math.floor(budgetMb * 1048576), log,
     });
     const rate = (n: number, ms: number): string => `${ms.toFixed(0)} ms, ${(n / Math.max(ms, 1e-3) * 1000).toFixed(1)} records/s`;

@@ -1,12 +1,11 @@
 // `concord eval scored.jsonl --label FIELD [--positive VALUE] [--json]`: AUC of every score and
 // every rule, and precision / recall at each rule's keep decision, on a labelled scored file.
 
-import * as fs from 'node:fs';
 import { evaluate, formatEval, parseLabel, type EvalReport } from '../eval/index.js';
 import type { FilterOptions, ScoreFields } from '../filter/index.js';
-import { openInput } from '../pipeline/node-io.js';
+import { openRecords } from '../io/inputs.js';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { command, EXIT, numFlag, parseFlags, UsageError } from './common.js';
 
 export const EVAL_HELP = `concord eval <scored.jsonl> --label FIELD [options]
@@ -29,10 +28,10 @@ export interface LabelledScores {
   problems: string[];
 }
 
-/** Scores and labels of a scored file (JSONL or JSON array); bad records are listed, not fatal. */
+/** Scores and labels of a scored input (any kind src/io reads); bad records are listed, not fatal. */
 export async function readLabelled(file: string, label: string | undefined, positive?: string): Promise<LabelledScores> {
   const out: LabelledScores = { scores: [], labels: [], records: [], problems: [] };
-  for await (const r of openInput(file, file).records) {
+  for await (const r of openRecords(file)) {
     if (r.parseError) { out.problems.push(`${r.loc}: ${r.parseError}`); continue; }
     const rec = r.record as Record<string, unknown> | null;
     if (!rec || typeof rec !== 'object' || Array.isArray(rec)) { out.problems.push(`${r.loc}: record must be a JSON object`); continue; }
@@ -62,7 +61,6 @@ export const evalCommand = command('eval', EVAL_HELP, async (argv) => {
   if (keepFraction !== undefined) given.keepFraction = keepFraction;
   if (minCosine !== undefined) given.minCosine = minCosine;
   const file = positionals[0];
-  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
   const data = await readLabelled(file, v.label, v.positive);
   for (const p of data.problems.slice(0, 10)) console.error(p);
   if (data.problems.length > 10) console.error(`… and ${data.problems.length - 10} more records left out`);

@@ -1,13 +1,12 @@
 // `concord filter`: a scored file → kept (and dropped) records by a rule (src/filter).
 
-import { FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
-import { isParquetPath } from '../formats/parquet.js';
-import { InputSet } from '../formats/records.js';
-import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
-import { filterInputs } from '../shard/merge.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { appliedParams, FUSIONS, RULES, type FilterOptions, type Fusion, type Rule } from '../filter/index.js';
+import { openRecords, type RecordInput } from '../io/inputs.js';
+import { writeFileAtomic } from '../io/writers.js';
+import { errorsPathFor, filterFile, lockOutputs, preflightPaths, type FilterSummary } from '../jobs/index.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags } from './common.js';
-import { oneInput, requireOutput } from './score.js';
+import { oneInput, outFormatFlag, requireOutput } from './score.js';
+export { outFormatFlag };
 
 export const FILTER_OPTIONS = {
   output: { type: 'string', short: 'o' },
@@ -24,6 +23,7 @@ export const FILTER_OPTIONS = {
   strict: { type: 'boolean' },
   summary: { type: 'string' },
   quiet: { type: 'boolean' },
+  'out-format': { type: 'string' },
 } as const;
 
 export type FilterFlags = { [K in keyof typeof FILTER_OPTIONS]?: (typeof FILTER_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -39,8 +39,10 @@ export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-
   --min-score X                 fused: keep only a fused score ≥ X
   --keep-fraction F             keep ≈ F of the pairs by the rule's ranking
   --fwd-threshold X  --rev-threshold X      main: explicit thresholds (signal units)
-  --min-cosine X                cosine and fused rules (fused default: see README "Evaluating rules")
-  --errors FILE  --strict  --summary FILE  --quiet`;
+  --min-cosine X                cosine and fused rules (fused default: docs/scoring.md "Evaluating rules")
+  --out-format jsonl|parquet    the outputs' format (default: by extension, .parquet → Parquet)
+  --errors FILE  --strict  --summary FILE  --quiet
+The input may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob (docs/data.md).`;
 
 export function filterOptionsFrom(v: FilterFlags): FilterOptions {
   return {
@@ -57,24 +59,23 @@ export function filterOptionsFrom(v: FilterFlags): FilterOptions {
 
 export function formatFilterSummary(s: FilterSummary): string {
   const c = s.counts;
-  const a = Object.entries(s.applied).map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(5)) : v}`).join(' ');
+  const a = appliedParams(s.applied, 5).map(([k, v]) => `${k}=${v}`).join(' ');
   return `concord filter: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped, ${c.errors} errors  (${a})`;
 }
 
-/** Plain JSONL in and out: filterFile; Parquet in or out, a folder or a glob: the format-aware filter (src/shard/merge.ts). */
-export async function filterAny(fo: FilterFileOptions, inputs = InputSet.resolve(fo.input)): Promise<FilterSummary> {
-  const parquetOut = isParquetPath(fo.output) || (!!fo.dropOut && isParquetPath(fo.dropOut));
-  return inputs.plainSingle && !parquetOut ? filterFile(fo) : filterInputs({ ...fo, inputs });
-}
+
+/** The file the preflight checks an input against (collisions with outputs): a one-file input's file. */
+export const preflightInput = (inputs: RecordInput): string | undefined => (inputs.files.length === 1 ? inputs.files[0].path : undefined);
 
 export const filterCommand = command('filter', FILTER_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, FILTER_OPTIONS, true);
   const input = oneInput(positionals, 'concord filter scored.jsonl -o kept.jsonl');
   const output = requireOutput(v.output);
   const filter = filterOptionsFrom(v);
-  const inputs = InputSet.resolve(input);
-  defer(lockOutputs(preflightPaths({ input: inputs.plainSingle ? input : undefined, output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
-  const summary = await filterAny({ input, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log }, inputs);
+  const outFormat = outFormatFlag(v['out-format']);
+  const inputs = openRecords(input);
+  defer(lockOutputs(preflightPaths({ input: preflightInput(inputs), output, dropOut: v['drop-out'], errors: v.errors ?? errorsPathFor(output), summary: v.summary }).outputs));
+  const summary = await filterFile({ input, inputs, output, dropOut: v['drop-out'], errors: v.errors, filter, strict: v.strict, log, outFormat });
   if (!v.quiet) log(formatFilterSummary(summary));
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(summary, null, 2) + '\n');
   return EXIT.ok;

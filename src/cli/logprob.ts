@@ -8,8 +8,9 @@ export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revisi
 
 Tokenises context and target separately (as scoring does), joins the ids after BOS and prints
 log p(token | prefix) for every target token, their sum, mean and the perplexity.
-  --model <path|id|default>  default: stories15M; an id is looked up in the local Hugging Face cache
-  --revision REV             branch, tag or commit of a cached model id (default main)
+  --model <path|id|default>  default: stories15M; a Hub id (Org/Name[@rev]) is downloaded into the
+                             Hugging Face cache on first use (docs/hub.md)
+  --revision REV             branch, tag or commit of a model id (default main)
   --context TEXT             (default empty)
   --target TEXT              required
   --device auto|webgpu|cpu   (default auto)

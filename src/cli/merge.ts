@@ -1,8 +1,8 @@
 // `concord merge <out-dir>`: join the shards of a sharded `concord score` run (src/shard/merge.ts).
 
-import type { FilterOptions } from '../filter/index.js';
-import { lockOutputs, preflightPaths } from '../pipeline/files.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { appliedParams, type FilterOptions } from '../filter/index.js';
+import { lockOutputs, preflightPaths } from '../jobs/index.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { mergeShards } from '../shard/merge.js';
 import { command, EXIT, log, parseFlags, UsageError } from './common.js';
 import { filterOptionsFrom } from './filter.js';
@@ -15,7 +15,7 @@ no gap or overlap; files matching their manifests), then writes:
   --errors FILE                 the shards' bad records (default <out>.errors.jsonl)
   --kept FILE  --drop-out FILE  a filter rule over ALL shards at once (percentiles over the whole set)
   --rule R  --signal gain|logp  --fusion F  --min-score X  --keep-fraction F   (as concord filter;
-  --fwd-threshold X  --rev-threshold X  --min-cosine X                        default rule main)
+  --fwd-threshold X  --rev-threshold X  --min-cosine X                        default rule auto)
   --summary FILE  --quiet
 A missing, unfinished or inconsistent shard is an error (exit 3) naming it and the command that redoes it.`;
 
@@ -29,13 +29,13 @@ export const mergeCommand = command('merge', MERGE_HELP, async (argv, defer) => 
   const say = (s: string) => { if (!v.quiet) log(s); };
   if (positionals.length !== 1) throw new UsageError('expected one folder (concord merge out-dir -o scored.jsonl)');
   if (!v.output && !v.kept && !v['drop-out']) throw new UsageError('nothing to write: give -o for the scored set and/or --kept/--drop-out for a filter rule');
-  const filter: FilterOptions = filterOptionsFrom({ ...v, rule: v.rule ?? 'main' });
+  const filter: FilterOptions = filterOptionsFrom(v);
   const named: [string, string | undefined][] = [['-o', v.output], ['--errors', v.errors], ['--kept', v.kept], ['--drop-out', v['drop-out']], ['--summary', v.summary]];
   defer(lockOutputs(preflightPaths({ more: named.filter(([, p]) => p).map(([flag, p]) => ({ flag, path: p! })) }).outputs));
   const s = await mergeShards({ dir: positionals[0], output: v.output, errors: v.errors, kept: v.kept, dropOut: v['drop-out'], filter, log: say });
   if (s.filter) {
     const c = s.filter.counts;
-    say(`concord merge: filter over all ${s.shards} shards: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped (${Object.entries(s.filter.applied).map(([k, x]) => `${k}=${typeof x === 'number' ? Number(x.toPrecision(5)) : x}`).join(' ')})`);
+    say(`concord merge: filter over all ${s.shards} shards: ${c.records} records → ${c.kept} kept, ${c.dropped} dropped (${appliedParams(s.filter.applied, 5).map(([k, x]) => `${k}=${x}`).join(' ')})`);
   }
   if (v.summary) writeFileAtomic(v.summary, JSON.stringify(s, null, 2) + '\n');
   return EXIT.ok;

@@ -6,7 +6,7 @@ import { RULES, type Rule } from '../filter/index.js';
 import { buildReport } from '../report/index.js';
 import { readLabelled } from './eval.js';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { choiceFlag, command, EXIT, parseFlags, UsageError } from './common.js';
 
 export const REPORT_HELP = `concord report <scored.jsonl> -o report.html [options]
@@ -29,7 +29,6 @@ export const reportCommand = command('report', REPORT_HELP, async (argv) => {
   if (!v.output) throw new UsageError('-o/--output is required');
   const rule = choiceFlag(v.rule ?? 'auto', '--rule', RULES as readonly Rule[]);
   const file = positionals[0];
-  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
   const data = await readLabelled(file, v.label, v.positive);
   for (const p of data.problems.slice(0, 10)) console.error(p);
   if (!data.scores.length) throw new InputError(`${file}: no scored records`);

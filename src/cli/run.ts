@@ -1,11 +1,11 @@
-// `concord run`: score, then filter (src/pipeline/files.ts runFile), with the flags of both.
+// `concord run`: score, then filter (src/jobs/run.ts runFile), with the flags of both.
 
-import { errorsPathFor, lockOutputs, preflightPaths, runFile, scoredPathFor } from '../pipeline/files.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { errorsPathFor, lockOutputs, preflightPaths, runFile, scoredPathFor } from '../jobs/index.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { command, log, parseFlags, UsageError } from './common.js';
 import { FILTER_HELP, FILTER_OPTIONS, filterOptionsFrom, formatFilterSummary } from './filter.js';
 import {
-  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, inputSetFor, oneInput, requireOutput, scoreSettings, verifyCode, withScorer,
+  SCORE_HELP, SCORE_OPTIONS, describeRun, formatScoreSummary, inputSetFor, oneInput, outFormatFlag, requireOutput, scoreSettings, verifyCode, withScorer,
 } from './score.js';
 
 const RUN_OPTIONS = { ...FILTER_OPTIONS, ...SCORE_OPTIONS, 'scored-out': { type: 'string' } } as const;
@@ -33,6 +33,7 @@ export const runCommand = command('run', RUN_HELP, async (argv, defer) => {
     const r = await runFile({
       scorer, input, inputs, output, dropOut: v['drop-out'], scoredOut: v['scored-out'], errors: v.errors, filter,
       resume: v.resume, strict: v.strict, quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit,
+      outFormat: outFormatFlag(v['out-format']),
     });
     describeRun(r.score, scorer, 'run');
     if (!v.quiet) log(`${formatScoreSummary(r.score)}\n${formatFilterSummary(r.filter)}`);

@@ -3,12 +3,12 @@
 
 import { DEFAULT_FIELDS } from '../pipeline/input.js';
 import { createScorer, type ConfiguredScorer } from '../pipeline/create.js';
-import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../pipeline/files.js';
-import { scoreTarget } from '../formats/parquet.js';
-import { InputSet } from '../formats/records.js';
+import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../jobs/index.js';
+import { openRecords, type RecordInput } from '../io/inputs.js';
+import { OUT_FORMATS, scoreTarget, type OutFormat } from '../io/record-writer.js';
 import { argvWithoutShard, resolveShard } from '../shard/index.js';
 import { ShardRun, defaultShardFormat } from '../shard/run.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { nodeBuiltin, settings } from '../env.js';
 import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
@@ -55,13 +55,13 @@ export const SCORE_HELP = `concord score <in.jsonl|in.json> -o scored.jsonl [opt
 
 Models and devices
   --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
-                                looked up in the local Hugging Face cache (never downloaded)
-  --revision REV                branch, tag or commit of a cached --model id (default main)
+                                downloaded into the Hugging Face cache on first use (docs/hub.md)
+  --revision REV                branch, tag or commit of a --model id (default main)
   --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
   --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
-                                its name (README "Several GPUs in one host")
+                                its name (docs/scale.md "Several GPUs in one host")
 Templates (slots {x} and {y}; \\n \\t \\\\ escapes; {{ }} literal braces)
   --forward-template T          default "{x}{y}" for word-start (sentencepiece) tokenizers such as
                                 stories15M's, "{x}\\n\\n{y}" for byte-level ones (GPT-2, Qwen2)
@@ -81,14 +81,15 @@ Input
   --limit N                     score only the first N records
   in.* may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob
   --split NAME                  a folder's or glob's split (train-*.parquet, train/…)
-Sharded runs (README "Sharded runs")
+Sharded runs (docs/scale.md "Sharded runs")
   --shard i/n                   score shard i of n (default: SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX)
   --shards n                    the shard count when i comes from the job engine
   --out-dir DIR                 write DIR/shard-<i>-of-<n>.<ext> + manifest; then concord merge DIR
-  --out-format jsonl|parquet    the shards' format (default parquet for Parquet input, else jsonl)
+  --out-format jsonl|parquet    the output's format (-o: default by extension; shards: default
+                                parquet for Parquet input, else jsonl)
 Cosine
-  --cosine auto|embed|lm|off    auto: the sentence encoder when its files exist and the model runs on
-                                WebGPU, else the LM's mean hidden states; off skips it (fastest)
+  --cosine auto|embed|lm|off    auto: the sentence encoder (on WebGPU or onnxruntime) when its files
+                                exist, else the LM's mean hidden states; off skips it (fastest)
   --embed-model <path|minilm>   sentence encoder for --cosine embed/auto (default minilm)
 Output and robustness
   --errors FILE                 bad records as JSONL (default <out>.errors.jsonl)
@@ -161,7 +162,8 @@ export function formatScoreSummary(s: ScoreSummary): string {
     `  passes ${s.passes}  forward ${JSON.stringify(s.templates.forward)}  reverse ${JSON.stringify(s.templates.reverse)}  max-len ${s.max_len}  cosine ${s.cosine_source ?? 'off'}`,
   ];
   const dev = s.device as { backend: string; name: string; reason: string | null } | undefined;
-  if (dev) lines.push(`  device ${dev.name}${dev.reason ? ` (${dev.reason})` : ''}`);
+  // The reason for the device is on the opening line ("concord: model … on …"), not repeated here.
+  if (dev) lines.push(`  device ${dev.name}`);
   const t = s.throughput;
   lines.push(`  ${fmt(t.pairs_per_s, 2)} pairs/s  ${t.tokens_per_s} tokens/s  padding efficiency ${fmt(s.padding_efficiency, 4)} over ${s.batches} batches  ${fmt(t.elapsed_s, 1)} s`);
   lines.push(`  ${'score'.padEnd(9)} ${['p05', 'p25', 'p50', 'p75', 'p95', 'mean'].map((h) => h.padStart(9)).join('')}`);
@@ -204,6 +206,9 @@ export function describeRun(summary: ScoreSummary, scorer: ConfiguredScorer, cmd
 
 export const verifyCode = (summary: ScoreSummary): number => (summary.verify && !summary.verify.ok ? EXIT.verifyFailed : EXIT.ok);
 
+/** --out-format, when given. */
+export const outFormatFlag = (v: string | undefined): OutFormat | undefined => (v === undefined ? undefined : choiceFlag(v, '--out-format', OUT_FORMATS));
+
 /** The one input file a file command takes. */
 export function oneInput(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected one input file (${usage})`);
@@ -216,12 +221,12 @@ export function requireOutput(o: string | undefined): string {
 }
 
 /** The input as a set of files (one file, a folder, a glob; --split), checked before any model loads. */
-export function inputSetFor(input: string, split: string | undefined): InputSet {
+export function inputSetFor(input: string, split: string | undefined): RecordInput {
   // A FIFO, a device, an unreadable file: refused before anything opens it (exit 3). A folder is a dataset.
   let st: import('node:fs').Stats | null = null;
   try { st = nodeBuiltin<typeof import('node:fs')>('fs').statSync(input); } catch { /* a glob, or missing: resolve says */ }
   if (st && !st.isDirectory()) checkInputFile(input);
-  return InputSet.resolve(input, { split });
+  return openRecords(input, { split });
 }
 
 export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => {
@@ -250,7 +255,7 @@ export const scoreCommand = command('score', SCORE_HELP, async (argv, defer) => 
     if (!plan) return null;
     if (run) defer(lockOutputs([plan.output]));
     // A Parquet output is scored into a resumable JSONL staging file and converted at the end.
-    const target = scoreTarget(plan.output, plan.errors ?? errorsPathFor(plan.output));
+    const target = scoreTarget(plan.output, plan.errors ?? errorsPathFor(plan.output), run ? undefined : outFormatFlag(v['out-format']));
     const sum = await scoreFile({
       scorer, input, inputs, range: plan.range, output: target.scoreTo, errors: target.errors, resume: plan.resume, strict: v.strict,
       quiet: v.quiet, log, checkpointEvery: s.checkpointEvery, limit: s.limit, optionsHash,

@@ -1,11 +1,11 @@
 // `concord select scored.jsonl (--budget N | --keep-fraction F) --diversity τ -o selected.jsonl`:
 // budgeted, diversity-aware selection (src/select).
 
-import * as fs from 'node:fs';
 import { FUSIONS, RULES, type Fusion, type Rule } from '../filter/index.js';
 import { selectFile, type SelectOn } from '../select/file.js';
-import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../pipeline/node-io.js';
+import { openRecords } from '../io/inputs.js';
+import { outFormatFlag } from './filter.js';
+import { writeFileAtomic } from '../io/writers.js';
 import { choiceFlag, command, deviceFlag, EXIT, numFlag, parseFlags, UsageError } from './common.js';
 
 export const SELECT_HELP = `concord select <scored.jsonl> (--budget N | --keep-fraction F) [--diversity τ] -o selected.jsonl
@@ -25,7 +25,9 @@ score-first greedy). Output: the selected records in input order, with select_ra
   --embed-model M        sentence encoder (default minilm = all-MiniLM-L6-v2)
   --device auto|webgpu|cpu  where the encoder and the all-pairs cosine run (default auto)
   --block-size N         candidates per block (default: GPU up to 4096, CPU 1024)
-  --summary FILE  --quiet`;
+  --out-format jsonl|parquet  the output's format (default: by extension)
+  --summary FILE  --quiet
+The input may be any kind concord reads: JSONL, JSONL.gz/.zst, a JSON array, Parquet, a folder, a glob.`;
 
 export const selectCommand = command('select', SELECT_HELP, async (argv) => {
   const { values: v, positionals } = parseFlags(argv, {
@@ -33,7 +35,7 @@ export const selectCommand = command('select', SELECT_HELP, async (argv) => {
     diversity: { type: 'string' }, rule: { type: 'string' }, fusion: { type: 'string' },
     signal: { type: 'string' }, 'fwd-threshold': { type: 'string' }, 'rev-threshold': { type: 'string' }, 'min-cosine': { type: 'string' },
     on: { type: 'string' }, 'embed-model': { type: 'string' }, device: { type: 'string' },
-    'block-size': { type: 'string' }, summary: { type: 'string' }, quiet: { type: 'boolean' },
+    'block-size': { type: 'string' }, summary: { type: 'string' }, quiet: { type: 'boolean' }, 'out-format': { type: 'string' },
   }, true);
   if (positionals.length !== 1) throw new UsageError('expected one scored file (concord select scored.jsonl --budget N -o selected.jsonl)');
   if (!v.output) throw new UsageError('-o/--output is required');
@@ -53,8 +55,9 @@ export const selectCommand = command('select', SELECT_HELP, async (argv) => {
     fwdThreshold: numFlag(v['fwd-threshold'], '--fwd-threshold'), revThreshold: numFlag(v['rev-threshold'], '--rev-threshold'),
     minCosine: numFlag(v['min-cosine'], '--min-cosine', { min: -1, max: 1 }),
   };
+  const outFormat = outFormatFlag(v['out-format']);
   const file = positionals[0];
-  if (!fs.existsSync(file)) throw new InputError(`${file}: no such file`);
+  const inputs = openRecords(file); // checked (exit 3) before the encoder loads
   const log = v.quiet ? () => {} : (s: string) => { process.stderr.write(`${s}\n`); };
 
   const { sharedRuntime } = await import('../models/index.js');
@@ -64,7 +67,7 @@ export const selectCommand = command('select', SELECT_HELP, async (argv) => {
   log(`concord: encoder ${enc.config.name} on ${enc.deviceName} — ${reason}`);
   try {
     const s = await selectFile({
-      input: file, output, budget, keepFraction, tau, on, embedder: enc, device: rt ?? 'cpu', blockSize, filter,
+      input: file, inputs, outFormat, output, budget, keepFraction, tau, on, embedder: enc, device: rt ?? 'cpu', blockSize, filter,
       log: (s) => process.stderr.write(`${s}\n`),
     });
     log(`concord select: ${s.records} records, ${s.ranked} ranked by ${s.applied.rule}; walked ${s.walked} best first, ${s.selected} selected (budget ${s.budget}), ${s.rejected_for_diversity} turned down (cosine ≥ ${s.tau} to a kept pair on ${s.on}), ${s.errors} unreadable`);

@@ -33,7 +33,8 @@ import * as path from 'node:path';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { CPU_BLOCK, GPU_BLOCK_MAX, gpuBlockSize as neighbourBlockSize, KeptSetSearch } from '../neighbours/index.js';
 import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
-import { AtomicWriter, openInput } from '../pipeline/node-io.js';
+import { openRecords, type RecordInput } from '../io/inputs.js';
+import { openWriter, type OutFormat } from '../io/record-writer.js';
 import type { Embedder } from '../encoder/index.js';
 
 /** Default memory budget for the embeddings held in memory (bytes); beyond it they go to a file. */
@@ -191,6 +192,10 @@ export interface DedupFileOptions {
   output: string;
   /** dropped records, each with concord_dup_of (the kept record's file:line) and concord_cosine */
   dupesOut?: string;
+  /** The input's files (default openRecords(input)): the CLI opens it before loading the encoder. */
+  inputs?: RecordInput;
+  /** The outputs' format (default: by extension). */
+  outFormat?: OutFormat;
   threshold: number;
   /** what is embedded: the prompt x, the response y, or x + "\n\n" + y */
   on: DedupOn;
@@ -232,10 +237,10 @@ function textOf(record: unknown, on: DedupOn): string {
   return on === 'x' ? p.x : on === 'y' ? p.y : `${p.x}\n\n${p.y}`;
 }
 
-const stamp = (file: string): string => {
-  const st = fs.statSync(file);
+const stamps = (input: RecordInput): string => input.files.map((f) => {
+  const st = fs.statSync(f.path);
   return `${st.size}:${st.mtimeMs}`;
-};
+}).join(',');
 
 /** Read, embed (in chunks), compare blockwise, write: see the top of this file. */
 export async function dedupFile(o: DedupFileOptions): Promise<DedupSummary> {
@@ -244,7 +249,8 @@ export async function dedupFile(o: DedupFileOptions): Promise<DedupSummary> {
   const chunk = o.chunk ?? 1024;
   const truncated0 = enc.stats.truncated;
   const store = new VectorStore(enc.dim, o.memoryBudget ?? DEDUP_MEMORY_BUDGET, o.tmpDir);
-  const before = stamp(o.input);
+  const input = o.inputs ?? openRecords(o.input);
+  const before = stamps(input);
   try {
     // 1. Read and embed.
     let t0 = performance.now();
@@ -255,7 +261,7 @@ export async function dedupFile(o: DedupFileOptions): Promise<DedupSummary> {
       for (const v of await enc.embed(texts)) store.append(v);
       texts = [];
     };
-    for await (const r of openInput(o.input, o.input).records) {
+    for await (const r of input) {
       records++;
       if (r.parseError) {
         errors++;
@@ -281,15 +287,15 @@ export async function dedupFile(o: DedupFileOptions): Promise<DedupSummary> {
 
     // 3. Write, in input order (a second read of the input).
     t0 = performance.now();
-    if (stamp(o.input) !== before) throw new Error(`${o.input}: the file changed while it was being deduplicated`);
+    if (stamps(input) !== before) throw new Error(`${o.input}: the file changed while it was being deduplicated`);
     const isTarget = new Uint8Array(store.count);
     for (const j of res.dupOf) if (j >= 0) isTarget[j] = 1;
     const locOf = new Map<number, string>();
-    const out = new AtomicWriter(o.output);
-    const dupes = o.dupesOut ? new AtomicWriter(o.dupesOut) : null;
+    const out = openWriter(o.output, { format: o.outFormat });
+    const dupes = o.dupesOut ? openWriter(o.dupesOut, { format: o.outFormat }) : null;
     let v = 0, kept = 0, dropped = 0;
     try {
-      for await (const r of openInput(o.input, o.input).records) {
+      for await (const r of input) {
         if (r.parseError) continue;
         let ok = true;
         try { textOf(r.record, o.on); } catch { ok = false; }
@@ -307,8 +313,10 @@ export async function dedupFile(o: DedupFileOptions): Promise<DedupSummary> {
         v++;
       }
       if (v !== store.count) throw new Error(`${o.input}: fewer records on the second read than on the first`);
-      out.commit();
-      dupes?.commit();
+      await out.prepare();
+      await dupes?.prepare();
+      await out.commit();
+      await dupes?.commit();
     } catch (e) {
       out.abort();
       dupes?.abort();

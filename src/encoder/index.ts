@@ -5,8 +5,9 @@
 //   const vecs = await enc.embed(['first text', 'second text']); // Float32Array[] (unit vectors)
 //
 // Sources: 'minilm' / 'all-MiniLM-L6-v2', a folder (ONNX: *.onnx + external data; or Hugging
-// Face: config.json + model.safetensors; both with tokenizer.json), or a .onnx file (tokenizer
-// files next to it or one folder up). The device is explicit: a GpuRuntime runs the WGSL kernels,
+// Face: config.json + model.safetensors; both with tokenizer.json), a .onnx file (tokenizer
+// files next to it or one folder up), or a Hub id 'Org/Name[@rev]' (its config, tokenizer and
+// safetensors downloaded into the Hugging Face cache on first use; src/hub). The device is explicit: a GpuRuntime runs the WGSL kernels,
 // 'cpu' the CPU path — loadEmbedder runs an ONNX file on onnxruntime-node (ort-bert.ts; the twin
 // where there is no ONNX file, onnxruntime is missing or CONCORD_CPU_BACKEND=twin; deviceName says
 // which), createEmbedder alone the TypeScript twin. There is no fallback from WebGPU to the CPU.
@@ -213,10 +214,24 @@ export function resolveEmbedderPath(pathOrName: string): { kind: 'onnx' | 'hf'; 
   throw new Error(`${p}: neither config.json + model.safetensors (or its .index.json) nor a .onnx file`);
 }
 
-/** Load weights + tokenizer from disk (Node). */
+/**
+ * 'Org/Name[@rev]' that is neither a known name nor a local path: its snapshot in the Hugging Face
+ * cache, downloaded on first use (src/hub, docs/hub.md). null for everything else.
+ */
+async function hubEmbedderFolder(name: string): Promise<string | null> {
+  if (NAMES[name.toLowerCase()] || nodeMods().fs.existsSync(name)) return null;
+  // Variable specifiers keep browser bundlers from pulling the Node-only downloader in.
+  const names: typeof import('../hub/names.js') = await import(/* @vite-ignore */ ['..', 'hub', 'names.js'].join('/'));
+  const { id, revision } = names.splitModelSpec(name);
+  if (!id.includes('/') || !names.isRepoId(id)) return null;
+  const hub: typeof import('../hub/download.js') = await import(/* @vite-ignore */ ['..', 'hub', 'download.js'].join('/'));
+  return (await hub.ensureHubModel(id, { revision })).path;
+}
+
+/** Load weights + tokenizer from disk (Node); a Hub id is downloaded first. */
 export async function loadEmbedderSources(pathOrName: string): Promise<EmbedderSources> {
   const { fs, path } = nodeMods();
-  const r = resolveEmbedderPath(pathOrName);
+  const r = resolveEmbedderPath((await hubEmbedderFolder(pathOrName)) ?? pathOrName);
   const findNear = (file: string): string | null => {
     for (const d of [r.dir, path.dirname(r.model), path.dirname(r.dir)]) {
       const f = path.join(d, file);

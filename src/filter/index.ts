@@ -1,7 +1,7 @@
 // Filtering scored pairs. Pure: takes the scores of every pair, returns keep/drop decisions.
 //
-// Rules (README "Filtering"):
-//  main (default, MAIN — Yang et al. 2025, arXiv 2504.12913: keep pairs BOTH directions accept):
+// Rules (docs/scoring.md "Filtering"):
+//  main (MAIN — Yang et al. 2025, arXiv 2504.12913: keep pairs BOTH directions accept):
 //    signals  g_fwd = fwd_logp − y_logp  and  g_rev = rev_logp − x_logp   (--signal gain, default)
 //             or the raw fwd_logp and rev_logp                             (--signal logp)
 //    A pair is kept when it clears (≥) the threshold in both directions. Its combined score is the
@@ -26,9 +26,9 @@
 //      every file. --fusion mean / min: the mean / smallest of the three percentile ranks.
 //    With --keep-fraction: the top f·n by that score among the pairs clearing the thresholds given
 //    (--min-score on the fused score, --min-cosine, --fwd-threshold, --rev-threshold). Without a
-//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — README
+//    fraction or thresholds: FUSED_DEFAULTS (chosen on concord's evaluation sets — docs/scoring.md
 //    "Evaluating rules").
-//  auto (the CLI's default): fused when every record has an encoder cosine (`cosine_source`
+//  auto (the default, in the CLI and the library): fused when every record has an encoder cosine (`cosine_source`
 //    starting with 'embed:'), else main.
 
 import { UsageError } from '../errors.js';
@@ -48,7 +48,8 @@ export const FUSED_DEFAULTS: Record<Fusion, { minScore?: number; minCosine?: num
 };
 
 export interface FilterOptions {
-  rule: Rule;
+  /** default 'auto', as the CLI: fused when every record has an encoder cosine, else main */
+  rule?: Rule;
   /** main: 'gain' (default) or 'logp' */
   signal?: 'gain' | 'logp';
   keepFraction?: number;
@@ -126,21 +127,29 @@ export function mainSignals(s: ScoreFields, signal: 'gain' | 'logp'): { fwd: num
 export const hasEncoderCosine = (s: ScoreFields): boolean =>
   typeof s.cosine === 'number' && Number.isFinite(s.cosine) && typeof s.cosine_source === 'string' && s.cosine_source.startsWith('embed:');
 
+/** The parameters a decision applied, as text for a summary line: those without a value (null: no
+ *  threshold of that kind) left out, numbers to `digits` significant digits. */
+export function appliedParams(applied: FilterResult['applied'], digits: number): Array<[string, string]> {
+  return Object.entries(applied)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => [k, typeof v === 'number' ? String(Number(v.toPrecision(digits))) : String(v)]);
+}
+
 /** 'auto' → 'fused' when every record has an encoder cosine, else 'main'; other rules unchanged. */
 export function resolveRule(scores: ScoreFields[], rule: Rule): Exclude<Rule, 'auto'> {
   if (rule !== 'auto') return rule;
   return scores.length > 0 && scores.every(hasEncoderCosine) ? 'fused' : 'main';
 }
 
-export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions): FilterResult {
+export function applyFilter(scores: ScoreFields[], optsIn: FilterOptions = {}): FilterResult {
   checkFraction(optsIn.keepFraction);
-  const opts = { ...optsIn, rule: resolveRule(scores, optsIn.rule) };
+  const opts = { ...optsIn, rule: resolveRule(scores, optsIn.rule ?? 'auto') };
   const n = scores.length;
   const f = opts.keepFraction;
   const keep = new Array<boolean>(n).fill(false);
   let score: number[];
   const applied: FilterResult['applied'] = { rule: opts.rule };
-  if (optsIn.rule !== opts.rule) applied.rule_requested = optsIn.rule;
+  if ((optsIn.rule ?? 'auto') !== opts.rule) applied.rule_requested = optsIn.rule ?? 'auto';
   if (f !== undefined) applied.keep_fraction = f;
   let rank: number[] | null = null;
 

@@ -10,6 +10,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, wri
 import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ModelFileError } from '../errors.js';
+import { isRepoFileName } from '../hub/names.js';
 import type { ChunkScratch, ChunkTarget, TensorRef } from '../models/types.js';
 import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f32IntoF16Bits, f32ToF16Bits } from '../util/f16.js';
 
@@ -85,6 +86,14 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
         throw bad(`shape [${shape.join(', ')}] of ${e.dtype} needs ${numel(shape) * el} bytes but data_offsets [${b}, ${en}] hold ${en - b}`);
       }
       infos.set(name, { name, dtype: e.dtype, shape, file: path, begin: dataStart + b, end: dataStart + en });
+    }
+    // Tensors must not share bytes: overlapping ranges would load one tensor's data as another's.
+    const byStart = [...infos.values()].filter((t) => t.end > t.begin).sort((a, c) => a.begin - c.begin);
+    for (let k = 1; k < byStart.length; k++) {
+      const [a, c] = [byStart[k - 1], byStart[k]];
+      if (c.begin < a.end) {
+        throw new ModelFileError(`${path}: tensors '${a.name}' and '${c.name}' overlap (data_offsets [${a.begin - dataStart}, ${a.end - dataStart}] and [${c.begin - dataStart}, ${c.end - dataStart}]): a damaged or hostile header`, path, c.name);
+      }
     }
     return { infos, metadata };
   } finally {
@@ -217,6 +226,10 @@ export function openSafetensorsIndex(indexPath: string): TensorSource {
   for (const [name, file] of Object.entries(idx.weight_map)) {
     let shard = shards.get(file);
     if (!shard) {
+      // The join stays inside the model folder: a relative name with no '..', '\\' or drive part.
+      if (typeof file !== 'string' || !isRepoFileName(file)) {
+        throw new ModelFileError(`${indexPath}: weight_map names shard ${JSON.stringify(file)} (for '${name}'), a path outside the model folder; refused`, indexPath, name);
+      }
       const p = join(dir, file);
       if (!existsSync(p)) throw new ModelFileError(`${indexPath}: shard '${file}' (holding '${name}') not found at ${p}: the checkpoint is incomplete (download the missing shard)`, p, name);
       shard = parseSafetensorsHeader(p).infos;

@@ -29,9 +29,28 @@ function checkIds(w: LoadedWeights, ids: ArrayLike<number>): void {
   }
 }
 
-/** Final normed hidden states [T, d] of one sequence. */
-export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
-  checkIds(w, ids);
+/** Attention of T query rows in layer l (q [T, nH·hd], k/v [T, nKv·hd] of the same rows). */
+type AttendCpu = (l: number, q: Float32Array, k: Float32Array, v: Float32Array) => Float32Array;
+
+/** Consecutive rows [start, start + n) of one sequence, at positions pos0 .. pos0 + n - 1. */
+export interface RowSegment { start: number; n: number; pos0: number }
+
+/** RoPE over each segment's rows at its own positions. */
+function ropeSegments(x: Float32Array, segs: readonly RowSegment[], heads: number, hd: number, theta: number, c: LoadedWeights['config'], scaling: Parameters<typeof ropeCpu>[7]): Float32Array {
+  if (segs.length === 1) return ropeCpu(x, 1, segs[0].n, heads, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, segs[0].pos0);
+  const out = new Float32Array(x.length), w = heads * hd;
+  for (const g of segs) out.set(ropeCpu(x.subarray(g.start * w, (g.start + g.n) * w), 1, g.n, heads, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd, g.pos0), g.start * w);
+  return out;
+}
+
+/**
+ * The transformer body over the rows of one or more sequences (`segs`, each at its own positions):
+ * embeddings, every layer (norms, projections, q/k norms, RoPE at each row's position, `attend`,
+ * the feed-forward), the final norm. Every op but attention is row by row (matmulCpu's f64 sums
+ * run in the same order whatever the row count), so a row's result does not depend on the others.
+ * The full-sequence forward and the KV-cached decode share it; only the attention differs.
+ */
+function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[], attend: AttendCpu): Float32Array {
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
@@ -43,7 +62,7 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
 
   // Embeddings (+ learned positions).
-  let x = embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
+  let x = embedSegmentsCpu(w, ids, segs);
 
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}`;
@@ -58,10 +77,10 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     if (kNorm) k = rmsnormCpu(k, kNorm, T * nKv, hd, c.normEps, wOff);
     if (layerUsesRope(c, l)) {
       const { theta, scaling } = layerRopeParams(c, l);
-      q = ropeCpu(q, 1, T, nH, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
-      k = ropeCpu(k, 1, T, nKv, hd, theta, c.ropeLayout, scaling, c.rotaryDim ?? hd);
+      q = ropeSegments(q, segs, nH, hd, theta, c, scaling);
+      k = ropeSegments(k, segs, nKv, hd, theta, c, scaling);
     }
-    const att = attentionCpu(q, k, v, [T], 1, T, nH, nKv, hd, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+    const att = attend(l, q, k, v);
     let o = linear(att, `${p}.wo`, `${p}.bo`, d, qd);
     // Gemma: the attention output is normed before the residual add (when the tensor exists).
     if (w.tensors.has(`${p}.post_attn_norm.weight`)) o = norm(o, `${p}.post_attn_norm`);
@@ -80,6 +99,135 @@ export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Floa
     x = addCpu(x, m);
   }
   return norm(x, 'final_norm');
+}
+
+/** Token embeddings (× embedScale, + each row's learned position): embedCpu's arithmetic. */
+function embedSegmentsCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[]): Float32Array {
+  const c = w.config, d = c.dim, T = ids.length;
+  if (segs.length === 1 && segs[0].pos0 === 0) return embedCpu(ids, tensor(w, 'tok_emb'), c.pos === 'learned' ? tensor(w, 'pos_emb') : null, 1, T, d, c.embedScale ?? 1);
+  const tok = tensor(w, 'tok_emb'), pos = c.pos === 'learned' ? tensor(w, 'pos_emb') : null, scale = c.embedScale ?? 1;
+  const out = new Float32Array(T * d);
+  for (const g of segs) {
+    for (let t = g.start; t < g.start + g.n; t++) {
+      const src = ids[t] * d, po = (g.pos0 + t - g.start) * d;
+      for (let j = 0; j < d; j++) out[t * d + j] = tok[src + j] * scale + (pos ? pos[po + j] : 0);
+    }
+  }
+  return out;
+}
+
+/** Final normed hidden states [T, d] of one sequence. */
+export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
+  checkIds(w, ids);
+  const c = w.config, T = ids.length;
+  return bodyCpu(w, ids, [{ start: 0, n: T, pos0: 0 }], (l, q, k, v) =>
+    attentionCpu(q, k, v, [T], 1, T, c.nHeads, c.nKvHeads, c.headDim, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap }));
+}
+
+// ---- Decoding: a KV cache per sequence -------------------------------------------------------
+
+/**
+ * One sequence's K/V cache: per layer [rows, nKv·hd] f32 (post q/k-norm and RoPE), `len` rows
+ * filled. Rows are allocated as the sequence grows (doubling), up to `capacity`.
+ */
+export class KvCacheCpu {
+  k: Float32Array[] = [];
+  v: Float32Array[] = [];
+  len = 0;
+  private rows = 0;
+  private readonly kvd: number;
+  constructor(readonly config: LoadedWeights['config'], readonly capacity: number) {
+    this.kvd = config.nKvHeads * config.headDim;
+  }
+
+  /** Make room for n rows (n ≤ capacity). */
+  reserve(n: number): void {
+    if (n <= this.rows) return;
+    const rows = Math.min(this.capacity, Math.max(n, 2 * this.rows, 64));
+    const grow = (old: Float32Array): Float32Array => {
+      const a = new Float32Array(rows * this.kvd);
+      a.set(old.subarray(0, this.len * this.kvd));
+      return a;
+    };
+    const nL = this.config.nLayers;
+    this.k = this.rows ? this.k.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.v = this.rows ? this.v.map(grow) : Array.from({ length: nL }, () => new Float32Array(rows * this.kvd));
+    this.rows = rows;
+  }
+}
+
+/**
+ * Causal attention of n query rows at positions p0 .. p0+n-1 over the cached K/V rows 0 .. p0+n-1
+ * (sliding window, scale, soft-cap as attentionCpu, with its exact arithmetic: a prefill through the
+ * cache equals the full-sequence forward bit for bit). The CPU twin of decode attention.
+ */
+export function attendCachedCpu(q: Float32Array, K: Float32Array, V: Float32Array, p0: number, n: number, nHeads: number, nKvHeads: number, hd: number, opts: { window?: number; scale?: number; softcap?: number } = {}): Float32Array {
+  const qs = nHeads * hd, kvs = nKvHeads * hd, group = nHeads / nKvHeads;
+  const scale = opts.scale ?? 1 / Math.sqrt(hd), softcap = opts.softcap ?? 0, window = opts.window ?? 0;
+  const out = new Float32Array(n * qs);
+  const scores = new Float64Array(p0 + n), acc = new Float64Array(hd);
+  for (let h = 0; h < nHeads; h++) {
+    const kvh = Math.floor(h / group);
+    for (let i = 0; i < n; i++) {
+      const qo = i * qs + h * hd, last = p0 + i, first = window > 0 ? Math.max(0, last - window + 1) : 0;
+      let m = -Infinity;
+      for (let j = first; j <= last; j++) {
+        const ko = j * kvs + kvh * hd;
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q[qo + d] * K[ko + d];
+        scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
+        m = Math.max(m, scores[j]);
+      }
+      let sum = 0;
+      acc.fill(0);
+      for (let j = first; j <= last; j++) {
+        const p = Math.exp(scores[j] - m);
+        sum += p;
+        const vo = j * kvs + kvh * hd;
+        for (let d = 0; d < hd; d++) acc[d] += p * V[vo + d];
+      }
+      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+    }
+  }
+  return out;
+}
+
+/**
+ * Append each chunk of ids to its sequence's cache and run them all in one body pass (the rows of
+ * every chunk through the same matmuls; attention per sequence over its own cache): the final
+ * normed hidden states of all rows [Σ n, d], chunk after chunk.
+ */
+export function forwardCachedBatchCpu(w: LoadedWeights, chunks: readonly { cache: KvCacheCpu; ids: ArrayLike<number> }[]): Float32Array {
+  const c = w.config, kvd = c.nKvHeads * c.headDim, qd = c.nHeads * c.headDim;
+  const segs: RowSegment[] = [];
+  const ids: number[] = [];
+  for (const ch of chunks) {
+    checkIds(w, ch.ids);
+    const p0 = ch.cache.len, n = ch.ids.length;
+    if (p0 + n > ch.cache.capacity) throw new Error(`${c.name}: ${p0 + n} tokens exceed the decoder's cache of ${ch.cache.capacity} positions`);
+    ch.cache.reserve(p0 + n);
+    segs.push({ start: ids.length, n, pos0: p0 });
+    for (let t = 0; t < n; t++) ids.push(ch.ids[t]);
+  }
+  const hidden = bodyCpu(w, ids, segs, (l, q, k, v) => {
+    const att = new Float32Array(ids.length * qd);
+    chunks.forEach((ch, i) => {
+      const g = segs[i];
+      ch.cache.k[l].set(k.subarray(g.start * kvd, (g.start + g.n) * kvd), g.pos0 * kvd);
+      ch.cache.v[l].set(v.subarray(g.start * kvd, (g.start + g.n) * kvd), g.pos0 * kvd);
+      const a = attendCachedCpu(q.subarray(g.start * qd, (g.start + g.n) * qd), ch.cache.k[l], ch.cache.v[l], g.pos0, g.n, c.nHeads, c.nKvHeads, c.headDim,
+        { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap });
+      att.set(a, g.start * qd);
+    });
+    return att;
+  });
+  chunks.forEach((ch, i) => { ch.cache.len = segs[i].pos0 + segs[i].n; });
+  return hidden;
+}
+
+/** Append ids to a sequence's cache and run them: their final normed hidden states [n, d]. */
+export function forwardCachedCpu(w: LoadedWeights, cache: KvCacheCpu, ids: ArrayLike<number>): Float32Array {
+  return forwardCachedBatchCpu(w, [{ cache, ids }]);
 }
 
 /** Logits [rows.length, V] of the given rows of hidden [T, d] (all rows when omitted). */

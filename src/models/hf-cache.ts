@@ -6,10 +6,13 @@
 // and <commit> is the revision: a branch or tag name is looked up in refs/<name> (a file holding
 // the commit hash; 'main' by default), a 40-hex commit hash is used as is, and a short hash prefix
 // matching exactly one snapshot is accepted. Snapshot files are usually symlinks into blobs/; they
-// are read through the link. Nothing is ever downloaded: an absent model is an error that says
-// which folders were looked in.
+// are read through the link. This module only reads the cache (src/hub/ downloads into it); an
+// absent model is an error that says which folders were looked in. Nothing read from the user or
+// the cache is joined onto a path unchecked: the revision must be a ref name or a commit hash
+// (src/hub/names.ts), and a refs/<name> file must hold a 40-hex commit hash.
 
 import { UsageError } from '../errors.js';
+import { checkRevision, isCommit, isRepoId, shown } from '../hub/names.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -57,12 +60,13 @@ const isDir = (p: string): boolean => existsSync(p) && statSync(p).isDirectory()
  * was chosen) and what was missing, when the model or the revision is not there.
  */
 export function resolveCachedModel(id: string, opts: { revision?: string; env?: NodeJS.ProcessEnv } = {}): CachedModel {
-  const revision = opts.revision ?? 'main';
+  if (!isRepoId(id)) throw new HfCacheError(`${shown(id)} is not a model id (Org/Name)`);
+  const revision = checkRevision(opts.revision ?? 'main');
   const { dir: cache, from } = hfHubCache(opts.env);
   const where = `the Hugging Face cache ${cache} (${from}; set HF_HUB_CACHE or HF_HOME to look elsewhere)`;
   const repo = join(cache, repoFolderName(id));
   if (!isDir(repo)) {
-    throw new HfCacheError(`model '${id}' is not in ${where}: no ${repo} (concord never downloads; fetch it first, e.g. \`huggingface-cli download ${id}\`)`);
+    throw new HfCacheError(`model '${id}' is not in ${where}: no ${repo}`);
   }
   const snapshots = join(repo, 'snapshots');
   const snaps = isDir(snapshots) ? readdirSync(snapshots).filter((n) => isDir(join(snapshots, n))).sort() : [];
@@ -73,6 +77,7 @@ export function resolveCachedModel(id: string, opts: { revision?: string; env?: 
     const ref = join(repo, 'refs', ...revision.split('/'));
     if (existsSync(ref) && statSync(ref).isFile()) {
       commit = readFileSync(ref, 'utf8').trim();
+      if (!isCommit(commit)) throw new HfCacheError(`model '${id}' revision '${revision}': ${ref} does not hold a commit hash (40 hex digits); a damaged cache — delete that file`);
     } else {
       const byPrefix = /^[0-9a-f]{7,39}$/.test(revision) ? snaps.filter((n) => n.startsWith(revision)) : [];
       if (byPrefix.length === 1) commit = byPrefix[0];

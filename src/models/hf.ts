@@ -18,7 +18,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { ModelFileError } from '../errors.js';
+import { ModelConfigError, ModelFileError } from '../errors.js';
 import { DEFAULT_CHUNK_ELEMS, FileTensorRef, openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { toF16 } from '../util/f16.js';
@@ -37,14 +37,14 @@ function readJsonFile(path: string): Json {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`${path}: cannot read: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: cannot read: ${(e as Error).message}`);
   }
   try {
     const v = JSON.parse(text);
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ModelConfigError('not a JSON object');
     return v as Json;
   } catch (e) {
-    throw new Error(`${path}: invalid JSON: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: invalid JSON: ${(e as Error).message}`);
   }
 }
 
@@ -67,19 +67,19 @@ export interface HfModelInfo {
 /** Parse config.json (+ generation_config.json) of a folder into a ModelConfig. */
 export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInfo {
   const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new Error(`${dir}: no config.json (not a Hugging Face model folder)`);
+  if (!existsSync(path)) throw new ModelConfigError(`${dir}: no config.json (not a Hugging Face model folder)`);
   const raw = readJsonFile(path);
   const archs = Array.isArray(raw.architectures) ? (raw.architectures as string[]) : [];
   const architecture = archs.find((a) => (SUPPORTED_ARCHITECTURES as readonly string[]).includes(a)) as HfArchitecture | undefined;
   if (!architecture) {
     const named = archs.length ? archs.join(', ') : `none (model_type ${JSON.stringify(raw.model_type ?? null)})`;
-    throw new Error(`${path}: unsupported architecture ${named}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+    throw new ModelConfigError(`${path}: unsupported architecture ${named}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
   }
   const num = (key: string, fallback?: number): number => {
     const v = raw[key];
     if (typeof v === 'number' && Number.isFinite(v)) return v;
     if ((v === undefined || v === null) && fallback !== undefined) return fallback;
-    throw new Error(`${path}: ${architecture} needs a numeric "${key}" (got ${JSON.stringify(v)})`);
+    throw new ModelConfigError(`${path}: ${architecture} needs a numeric "${key}" (got ${JSON.stringify(v)})`);
   };
   const unsupported = (what: string) => new Error(`${path}: ${architecture} with ${what} is not supported`);
 
@@ -132,13 +132,13 @@ export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInf
   const nLayers = num('num_hidden_layers');
   // head_dim: explicit in Qwen3 (and may differ from hidden_size / heads); null means the default.
   const headDim = num('head_dim', d / nHeads);
-  if (nHeads % nKvHeads !== 0) throw new Error(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`${path}: head size ${headDim} must be an even integer`);
+  if (nHeads % nKvHeads !== 0) throw new ModelConfigError(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ModelConfigError(`${path}: head size ${headDim} must be an even integer`);
   let maxSeqLen = num('max_position_embeddings', 2048);
   // Phi-3/4: partial rotary (partial_rotary_factor of each head's dims rotate; modeling_phi3.py).
   const prf = typeof raw.partial_rotary_factor === 'number' ? raw.partial_rotary_factor : 1;
   const rotaryDim = Math.trunc(headDim * prf);
-  if (!(prf > 0 && prf <= 1) || rotaryDim % 2 !== 0 || rotaryDim < 2) throw new Error(`${path}: partial_rotary_factor ${prf} gives rotary dim ${rotaryDim} of head dim ${headDim} (must be even, >= 2)`);
+  if (!(prf > 0 && prf <= 1) || rotaryDim % 2 !== 0 || rotaryDim < 2) throw new ModelConfigError(`${path}: partial_rotary_factor ${prf} gives rotary dim ${rotaryDim} of head dim ${headDim} (must be even, >= 2)`);
   const { theta, scaling } = ropeConfig(raw, path, architecture, num, rotaryDim);
   if (scaling?.type === 'longrope') {
     // transformers switches to long_factor past original_max_position_embeddings (dynamic_rope_update);
@@ -182,22 +182,22 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
   ids: { bosId: number | null; eosId: number | null; padId: number | null }, num: NumField): ModelConfig {
   const g3 = architecture === 'Gemma3ForCausalLM';
   const act = raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh';
-  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh') throw new Error(`${path}: ${architecture} with hidden_activation ${JSON.stringify(act)} is not supported (only gelu_pytorch_tanh)`);
-  if (raw.attention_bias === true) throw new Error(`${path}: ${architecture} with attention_bias true is not supported`);
-  if (raw.tie_word_embeddings === false) throw new Error(`${path}: ${architecture} with tie_word_embeddings false is not supported`);
-  if (g3 && raw.use_bidirectional_attention === true) throw new Error(`${path}: ${architecture} with use_bidirectional_attention is not supported (causal LM scoring)`);
+  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh') throw new ModelConfigError(`${path}: ${architecture} with hidden_activation ${JSON.stringify(act)} is not supported (only gelu_pytorch_tanh)`);
+  if (raw.attention_bias === true) throw new ModelConfigError(`${path}: ${architecture} with attention_bias true is not supported`);
+  if (raw.tie_word_embeddings === false) throw new ModelConfigError(`${path}: ${architecture} with tie_word_embeddings false is not supported`);
+  if (g3 && raw.use_bidirectional_attention === true) throw new ModelConfigError(`${path}: ${architecture} with use_bidirectional_attention is not supported (causal LM scoring)`);
   const d = num('hidden_size');
   const nHeads = num('num_attention_heads');
   const nKvHeads = num('num_key_value_heads', nHeads);
   const nLayers = num('num_hidden_layers');
   const headDim = num('head_dim', 256);
-  if (nHeads % nKvHeads !== 0) throw new Error(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`${path}: head size ${headDim} must be an even integer`);
+  if (nHeads % nKvHeads !== 0) throw new ModelConfigError(`${path}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ModelConfigError(`${path}: head size ${headDim} must be an even integer`);
   const window = num('sliding_window', 4096);
   let types: string[];
   if (Array.isArray(raw.layer_types)) {
     types = (raw.layer_types as string[]).slice(0, nLayers);
-    if (types.length < nLayers) throw new Error(`${path}: layer_types has ${types.length} entries for ${nLayers} layers`);
+    if (types.length < nLayers) throw new ModelConfigError(`${path}: layer_types has ${types.length} entries for ${nLayers} layers`);
   } else if (g3) {
     const pattern = num('sliding_window_pattern', 6);
     types = Array.from({ length: nLayers }, (_, i) => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'));
@@ -207,7 +207,7 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
   const layerWindows = types.map((t, i) => {
     if (t === 'sliding_attention') return window;
     if (t === 'full_attention') return 0;
-    throw new Error(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
+    throw new ModelConfigError(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
   });
   // RoPE: rope_theta / rope_scaling / rope_local_base_freq as checkpoints ship them, or
   // rope_parameters keyed by layer type (newer transformers).
@@ -218,7 +218,7 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
     ({ theta, scaling } = ropeConfig({ rope_parameters: full }, path, architecture, num));
     if (g3) {
       const l = ropeConfig({ rope_parameters: loc }, path, architecture, num);
-      if (l.scaling) throw new Error(`${path}: ${architecture} with scaled RoPE on sliding layers is not supported`);
+      if (l.scaling) throw new ModelConfigError(`${path}: ${architecture} with scaled RoPE on sliding layers is not supported`);
       localTheta = l.theta;
     }
   } else {
@@ -229,7 +229,7 @@ function gemmaConfig(raw: Json, path: string, architecture: 'Gemma2ForCausalLM' 
   const softcap = (k: string, fallback: number | undefined): number | undefined => {
     const v = raw[k] === undefined ? fallback : raw[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !(v > 0)) throw new Error(`${path}: ${k} must be a positive number or null (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !(v > 0)) throw new ModelConfigError(`${path}: ${k} must be a positive number or null (got ${JSON.stringify(v)})`);
     return v;
   };
   // Gemma 3 does not pass attn_logit_softcapping to its attention (modeling_gemma3.py); Gemma 2 does.
@@ -263,32 +263,33 @@ function ropeConfig(raw: Json, path: string, architecture: string, num: NumField
   const rs = (params ?? raw.rope_scaling ?? null) as Json | null;
   const thetaDefault = architecture === 'SmolLM3ForCausalLM' ? 2000000 : 10000;
   const theta = params && typeof params.rope_theta === 'number' ? params.rope_theta : num('rope_theta', thetaDefault);
+  if (!(theta > 0 && Number.isFinite(theta))) throw new ModelConfigError(`${path}: rope_theta must be a positive number (got ${theta})`);
   if (!rs) return { theta, scaling: null };
   const type = rs.rope_type ?? rs.type ?? 'default';
   if (type === 'default') return { theta, scaling: null };
   if (type === 'llama3') {
     const f = (k: string): number => {
       const v = rs[k];
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: rope_scaling llama3 needs a numeric "${k}" (got ${JSON.stringify(v)})`);
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelConfigError(`${path}: rope_scaling llama3 needs a numeric "${k}" (got ${JSON.stringify(v)})`);
       return v;
     };
     const scaling: RopeScaling = {
       type: 'llama3', factor: f('factor'), lowFreqFactor: f('low_freq_factor'), highFreqFactor: f('high_freq_factor'),
       originalMaxPositionEmbeddings: f('original_max_position_embeddings'),
     };
-    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) throw new Error(`${path}: rope_scaling llama3 needs high_freq_factor > low_freq_factor`);
+    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) throw new ModelConfigError(`${path}: rope_scaling llama3 needs high_freq_factor > low_freq_factor`);
     return { theta, scaling };
   }
   if (type === 'linear') {
     const factor = rs.factor;
-    if (typeof factor !== 'number' || !(factor > 0)) throw new Error(`${path}: rope_scaling linear needs a positive numeric "factor" (got ${JSON.stringify(factor)})`);
+    if (typeof factor !== 'number' || !(factor > 0)) throw new ModelConfigError(`${path}: rope_scaling linear needs a positive numeric "factor" (got ${JSON.stringify(factor)})`);
     return { theta, scaling: { type: 'linear', factor } };
   }
   if (type === 'longrope' || type === 'su') {
     // modeling_rope_utils.py _compute_longrope_parameters ('su' is its old name in Phi-3 configs).
     const sf = rs.short_factor;
     if (!Array.isArray(sf) || sf.length !== rotaryDim / 2 || sf.some((v) => typeof v !== 'number' || !(v > 0))) {
-      throw new Error(`${path}: rope_scaling longrope needs short_factor: ${rotaryDim / 2} positive numbers (rotary dim ${rotaryDim} / 2; got ${Array.isArray(sf) ? `${sf.length} entries` : JSON.stringify(sf)})`);
+      throw new ModelConfigError(`${path}: rope_scaling longrope needs short_factor: ${rotaryDim / 2} positive numbers (rotary dim ${rotaryDim} / 2; got ${Array.isArray(sf) ? `${sf.length} entries` : JSON.stringify(sf)})`);
     }
     const maxPos = num('max_position_embeddings', 2048);
     const origTop = raw.original_max_position_embeddings;
@@ -297,7 +298,7 @@ function ropeConfig(raw: Json, path: string, architecture: string, num: NumField
     const attentionFactor = typeof rs.attention_factor === 'number' ? rs.attention_factor : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
     return { theta, scaling: { type: 'longrope', factors: sf as number[], attentionFactor } };
   }
-  throw new Error(`${path}: ${architecture} with rope_scaling ${JSON.stringify(rs)} is not supported (supported rope types: default, linear, llama3, longrope)`);
+  throw new ModelConfigError(`${path}: ${architecture} with rope_scaling ${JSON.stringify(rs)} is not supported (supported rope types: default, linear, llama3, longrope)`);
 }
 
 /**
@@ -313,17 +314,17 @@ function slidingWindows(raw: Json, path: string, architecture: string, nLayers: 
   // Ministral: sliding layers from layer_types, all of them by default (configuration_ministral.py).
   const everyLayer = architecture === 'MistralForCausalLM' || architecture === 'MinistralForCausalLM' || architecture === 'LlamaForCausalLM' || architecture === 'Phi3ForCausalLM';
   const enabled = everyLayer ? window > 0 : raw.use_sliding_window === true && window > 0;
-  if (raw.use_sliding_window === true && window === 0) throw new Error(`${path}: use_sliding_window is true but sliding_window is ${JSON.stringify(sw)}`);
+  if (raw.use_sliding_window === true && window === 0) throw new ModelConfigError(`${path}: use_sliding_window is true but sliding_window is ${JSON.stringify(sw)}`);
   if (Array.isArray(raw.layer_types)) {
     const lt = raw.layer_types as unknown[];
-    if (lt.length < nLayers) throw new Error(`${path}: layer_types has ${lt.length} entries for ${nLayers} layers`);
+    if (lt.length < nLayers) throw new ModelConfigError(`${path}: layer_types has ${lt.length} entries for ${nLayers} layers`);
     return lt.slice(0, nLayers).map((t, i) => {
       if (t === 'full_attention') return 0;
       if (t === 'sliding_attention') {
         // Qwen2/3 and SmolLM3 drop the window unless use_sliding_window (their configuration_*.py).
         return enabled ? window : 0;
       }
-      throw new Error(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
+      throw new ModelConfigError(`${path}: layer_types[${i}] ${JSON.stringify(t)} is not supported (full_attention, sliding_attention)`);
     });
   }
   if (!enabled) return new Array(nLayers).fill(0);
@@ -346,7 +347,7 @@ function smolLM3Rope(raw: Json, path: string, nLayers: number): boolean[] {
     return Array.from({ length: nLayers }, (_, i) => (i + 1) % interval !== 0);
   }
   if (!Array.isArray(nrl) || nrl.length < nLayers || nrl.some((v) => v !== 0 && v !== 1)) {
-    throw new Error(`${path}: no_rope_layers must list 0/1 for each of the ${nLayers} layers (got ${JSON.stringify(nrl)})`);
+    throw new ModelConfigError(`${path}: no_rope_layers must list 0/1 for each of the ${nLayers} layers (got ${JSON.stringify(nrl)})`);
   }
   return (nrl as number[]).slice(0, nLayers).map((v) => v === 1);
 }

@@ -16,7 +16,7 @@ export interface LoadModelOptions extends Omit<ModelOptions, 'device' | 'reason'
   device?: DeviceChoice | GpuRuntime;
   /** Tokenizer file/folder to use instead of the one beside the model. */
   tokenizer?: string;
-  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  /** Branch, tag or commit of a Hub model id (default 'main'). */
   revision?: string;
 }
 

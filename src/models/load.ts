@@ -3,8 +3,10 @@
 //   a .bin file                   → llama2.c checkpoint; tokenizer.bin (or tokenizer.json) beside it
 //   a folder with model.bin       → the same
 //   a folder with config.json     → Hugging Face folder (safetensors + tokenizer.json)
-//   a hub id ('Qwen/Qwen3-0.6B')  → its snapshot in the local Hugging Face cache (./hf-cache.ts;
-//                                   only when no such file or folder exists; never downloads)
+//   a .gguf file                  → GGUF (llama.cpp) model, its tokenizer from the file (src/formats/gguf*.ts)
+//   a hub id ('Qwen/Qwen3-0.6B',  → its snapshot in the Hugging Face cache, downloaded on first use
+//    'Org/Name@rev')                (src/hub/; only when no such file or folder exists; the sync
+//                                   resolveModel() reads the cache only, ./hf-cache.ts)
 // The models dir is src/env.ts modelsDir(): <package root>/models, or CONCORD_MODELS_DIR.
 
 import { existsSync, statSync } from 'node:fs';
@@ -17,16 +19,21 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
 import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
+import { splitModelSpec } from '../hub/names.js';
 import { loadLlama2c } from './llama2c.js';
+import { readGguf } from '../formats/gguf.js';
+import { loadGgufWeights } from '../formats/gguf-model.js';
+import { ggufTokenizer } from '../formats/gguf-tokenizer.js';
 import type { LoadedWeights } from './types.js';
 
 export const DEFAULT_MODEL = 'stories15M';
+export type ModelFormat = 'llama2c' | 'hf' | 'gguf';
 const NAMED_MODELS: Record<string, string> = { default: DEFAULT_MODEL, stories15M: DEFAULT_MODEL };
 
 export interface LoadedModel extends LoadedWeights {
   tokenizer: TextTokenizer;
-  /** 'llama2c' or 'hf' */
-  format: 'llama2c' | 'hf';
+  /** 'llama2c', 'hf' or 'gguf' */
+  format: ModelFormat;
   /** The resolved file or folder. */
   path: string;
 }
@@ -34,7 +41,7 @@ export interface LoadedModel extends LoadedWeights {
 export interface LoadOptions {
   /** Tokenizer file to use instead of the one found beside the model (tokenizer.bin or a folder with tokenizer.json). */
   tokenizer?: string;
-  /** Branch, tag or commit of a model id resolved in the local Hugging Face cache (default 'main'). */
+  /** Branch, tag or commit of a Hub model id (default 'main'; 'Org/Name@rev' says the same). */
   revision?: string;
   /**
    * Hugging Face folders: leave the tensors in their files (`refs`) for GpuTransformer to stream to
@@ -48,7 +55,7 @@ export function defaultModelDir(): string {
 }
 
 /** Resolve a name or path to what will be loaded. */
-export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: 'llama2c' | 'hf'; path: string; hubId?: string } {
+export function resolveModel(pathOrName: string, opts: { revision?: string } = {}): { format: ModelFormat; path: string; hubId?: string } {
   const named = NAMED_MODELS[pathOrName];
   if (opts.revision !== undefined && (named !== undefined || existsSync(resolve(pathOrName)))) {
     throw new UsageError(`model '${pathOrName}': --revision applies to a model id in the Hugging Face cache, not to a local file or folder`);
@@ -62,7 +69,7 @@ export function resolveModel(pathOrName: string, opts: { revision?: string } = {
       throw new HfCacheError(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
     }
     const r = resolveModel(cached.path);
-    return { ...r, hubId: `${pathOrName}@${cached.revision === cached.commit ? cached.commit.slice(0, 12) : `${cached.revision}=${cached.commit.slice(0, 12)}`}` };
+    return { ...r, hubId: hubLabel(pathOrName, cached.revision, cached.commit) };
   }
   if (named !== undefined) {
     const p = join(modelsDir(), named, 'model.bin');
@@ -79,7 +86,8 @@ export function resolveModel(pathOrName: string, opts: { revision?: string } = {
     throw new UsageError(`${p}: folder has neither config.json (Hugging Face) nor model.bin (llama2.c)`);
   }
   if (p.endsWith('.bin')) return { format: 'llama2c', path: p };
-  throw new UsageError(`${p}: not a model (expected a llama2.c .bin checkpoint or a Hugging Face folder with config.json)`);
+  if (p.toLowerCase().endsWith('.gguf')) return { format: 'gguf', path: p };
+  throw new UsageError(`${p}: not a model (expected a llama2.c .bin checkpoint, a .gguf file or a Hugging Face folder with config.json)`);
 }
 
 function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
@@ -88,14 +96,38 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
   return llama2cTokenizer(path, vocabSize);
 }
 
+const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;
+
+/**
+ * resolveModel, with Hub ids ('Org/Name', 'Org/Name@rev') downloaded into the cache on first use
+ * (src/hub/ensureHubModel: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 — docs/hub.md).
+ */
+export async function resolveModelSource(pathOrName: string, opts: { revision?: string } = {}): Promise<{ format: ModelFormat; path: string; hubId?: string }> {
+  const { id, revision: atRev } = splitModelSpec(pathOrName);
+  const local = NAMED_MODELS[pathOrName] !== undefined || existsSync(resolve(pathOrName));
+  if (local || !looksLikeModelId(id)) return resolveModel(pathOrName, opts);
+  if (atRev !== undefined && opts.revision !== undefined && atRev !== opts.revision) {
+    throw new UsageError(`model '${pathOrName}' names revision '${atRev}' but --revision says '${opts.revision}'; give one`);
+  }
+  const { ensureHubModel } = await import('../hub/download.js');
+  const m = await ensureHubModel(id, { revision: atRev ?? opts.revision });
+  return { ...resolveModel(m.path), hubId: hubLabel(id, m.revision, m.commit) };
+}
+
 /** Load weights (canonical names, f32) and the model's tokenizer. */
 export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { format, path, hubId } = resolveModel(pathOrName, { revision: opts.revision });
+  const { format, path, hubId } = await resolveModelSource(pathOrName, { revision: opts.revision });
   if (format === 'hf') {
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : loadHfTokenizer(path);
     const w = loadHf(path, tokenizer, { lazy: opts.lazy });
     // A cached id is named by the id and revision, not by the snapshot path.
     if (hubId) w.config.name = w.config.name.split(path).join(hubId);
+    return { ...w, tokenizer, format, path };
+  }
+  if (format === 'gguf') {
+    const f = await readGguf(path);
+    const w = loadGgufWeights(f, { lazy: opts.lazy });
+    const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : ggufTokenizer(f);
     return { ...w, tokenizer, format, path };
   }
   const header = readLlama2cHeader(path);

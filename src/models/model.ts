@@ -7,6 +7,7 @@ import type { GpuRuntime } from '../gpu/runtime.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { roundThroughF16 } from '../util/f16.js';
 import { CpuWorkerPool } from './cpu-pool.js';
+import { CpuTwinDecoder } from './decode-cpu.js';
 import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
 import { GpuTransformer } from './forward-gpu.js';
 import { modelRequests, tuneFor } from '../tune/index.js';
@@ -127,6 +128,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     tokenBudget: opts.tokenBudget ?? 4096,
     scoreBatch: async (seqs) => (await run('score', seqs)).map((logprobs) => ({ logprobs })),
     meanHidden: (seqs) => run('mean', seqs),
+    createDecoder: async (o) => new CpuTwinDecoder(w, o),
     dispose: () => { void pool?.destroy(); },
   };
 }

@@ -28,7 +28,7 @@
 //     marker and is dropped from the literal, so the model sees one space, not two.
 // The pieces are then tokenised exactly as any template: templates.ts encodeTemplate.
 
-import { Template as JinjaTemplate } from '@huggingface/jinja';
+import { Environment, Interpreter, Template as JinjaTemplate } from '@huggingface/jinja';
 import type { ChatTemplateSource } from '../tokenizer/hf.js';
 import { nodeFs } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
@@ -105,6 +105,68 @@ interface Cut {
   mid: string;
 }
 
+/**
+ * The render budget of a chat template (a template is code from the model's files): at most
+ * TEMPLATE_MAX_STEPS evaluated nodes, `range()` at most that long, no value over
+ * TEMPLATE_MAX_CHARS characters. Real templates take a few thousand steps and a few KiB; the
+ * interpreter runs ~20k steps/s here, so a template at the bound fails within seconds.
+ */
+export const TEMPLATE_MAX_STEPS = 100_000;
+export const TEMPLATE_MAX_CHARS = 1 << 24;
+
+// @huggingface/jinja's Interpreter as it is at run time: its typings mark evaluate() private.
+type Evaluated = { value?: unknown };
+const JinjaInterpreter = Interpreter as unknown as new (env: Environment) => {
+  evaluate(node: unknown, env: unknown): Evaluated;
+  run(program: unknown): Evaluated;
+};
+
+/** An Interpreter that counts the nodes it evaluates and the size of what it builds. */
+class BoundedInterpreter extends JinjaInterpreter {
+  private steps = 0;
+  override evaluate(node: unknown, env: unknown): Evaluated {
+    if (++this.steps > TEMPLATE_MAX_STEPS) throw new Error(`the template runs past its budget of ${TEMPLATE_MAX_STEPS} steps`);
+    const v = super.evaluate(node, env);
+    if (typeof v.value === 'string' && v.value.length > TEMPLATE_MAX_CHARS) throw new Error(`the template builds a text of over ${TEMPLATE_MAX_CHARS} characters`);
+    return v;
+  }
+}
+
+function boundedRange(...args: number[]): number[] {
+  const [a, b, step] = args.length === 1 ? [0, args[0], 1] : [args[0], args[1], args[2] ?? 1];
+  if (step === 0) throw new Error('range() step must not be zero');
+  const n = Math.max(0, Math.ceil((b - a) / step));
+  if (!(n <= TEMPLATE_MAX_STEPS)) throw new Error(`range(${args.join(', ')}) is longer than the template budget of ${TEMPLATE_MAX_STEPS} steps`);
+  return Array.from({ length: n }, (_, k) => a + k * step);
+}
+
+/** strftime_now as @huggingface/jinja defines it (the formats chat templates use). */
+function strftimeNow(format: string): string {
+  const d = new Date();
+  const pad2 = (n: number) => (n < 10 ? '0' : '') + n;
+  return format.replace(/%[YmdbBHM%]/g, (t) => ({
+    '%Y': String(d.getFullYear()), '%m': pad2(d.getMonth() + 1), '%d': pad2(d.getDate()),
+    '%b': new Intl.DateTimeFormat(undefined, { month: 'short' }).format(d), '%B': new Intl.DateTimeFormat(undefined, { month: 'long' }).format(d),
+    '%H': pad2(d.getHours()), '%M': pad2(d.getMinutes()), '%%': '%',
+  })[t] ?? t);
+}
+
+/**
+ * tpl.render(vars) under the render budget; throws an Error naming the bound it passed. The
+ * globals are @huggingface/jinja's own (Template.render's setupGlobals), `range` bounded.
+ */
+export function renderBounded(tpl: JinjaTemplate, vars: Record<string, unknown>): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null,
+    raise_exception: (msg: string) => { throw new Error(msg); },
+    range: boundedRange,
+    strftime_now: strftimeNow,
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...vars })) env.set(k, v);
+  return String(new BoundedInterpreter(env).run(tpl.parsed).value);
+}
+
 const escapeLiteral = (s: string): string => s.replace(/[{}]/g, (c) => c + c);
 
 /**
@@ -127,7 +189,7 @@ export function chatFormatFromTemplate(src: ChatTemplateSource, tok: TextTokeniz
       { role: 'assistant', content: assistant },
     ];
     try {
-      return tpl.render({ messages, add_generation_prompt: false, ...vars });
+      return renderBounded(tpl, { messages, add_generation_prompt: false, ...vars });
     } catch (e) {
       const conv = `${opts.system !== undefined ? 'system, ' : ''}user, assistant`;
       throw new ChatTemplateError(`${what}: fails to render a ${conv} conversation: ${(e as Error).message}`);

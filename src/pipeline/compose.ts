@@ -73,7 +73,7 @@ export type EncoderLoadFn = (spec: string, o: { device: GpuRuntime | 'cpu' }) =>
 export interface ScorerLoaders { loadModel?: ModelLoadFn; loadEmbedder?: EncoderLoadFn }
 
 const needLoader = (what: string, spec: string): never => {
-  throw new UsageError(`createScorer: ${what} '${spec}' is given by name, and this build has no loader for it (in a browser, pass a loaded object; in Node, use createScorer from 'concord')`);
+  throw new UsageError(`createScorer: ${what} '${spec}' is given by name, and this build has no loader for it (in a browser, pass a loaded object; in Node, use createScorer from 'concord-align')`);
 };
 
 const describe = (m: LanguageModel, label: string): string => {

@@ -1,7 +1,7 @@
 // The composition root (Node): the one place that builds a scorer's models and encoder by name or
 // path. Its imports of the loaders are static, so the import graph shows what a scorer is made of:
 //
-//   import { createScorer } from 'concord';   (src/index.ts re-exports this module's createScorer)
+//   import { createScorer } from 'concord-align';   (src/index.ts re-exports this module's createScorer)
 //   const scorer = await createScorer({ model: 'default', device: 'auto', onProgress: (p) => ... });
 //   for await (const r of scorer.score(pairs)) console.log(r.index, r.scores ?? r.error);
 //

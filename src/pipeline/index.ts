@@ -5,9 +5,9 @@
 //   import { browserScorer } from '…/src/pipeline/index.js';
 //   const scorer = await browserScorer({ model: lm, embedModel: encoder, cosine: 'embed' });
 //
-// In Node, createScorer (./create.ts, the composition root; 'concord' exports it) also loads models
-// and the encoder by name or path. Files, checkpoints and progress bars are in ./node-io.ts and
-// ./files.ts (Node only).
+// In Node, createScorer (./create.ts, the composition root; 'concord-align' exports it) also loads
+// models and the encoder by name or path. The Node file jobs (files, checkpoints, progress) are in
+// src/jobs/, record I/O in src/io/.
 
 import { composeScorer, type ConfiguredScorer, type CreateScorerOptions } from './compose.js';
 

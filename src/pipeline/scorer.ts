@@ -389,6 +389,10 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       y_tokens: item.yIds.length,
       truncated: item.truncated,
     };
+    const bad = (['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'ifd', 'rifd'] as const).find((k) => !Number.isFinite(s[k]));
+    if (bad) {
+      return { index: item.index, loc: item.loc, record: item.record, error: `${bad} is ${s[bad]}: the model's numbers are not finite for this pair (NaN or Inf in the forward pass: check the model's config and weights)` };
+    }
     if (item.truncated) {
       s.x_tokens_full = item.xFull;
       s.y_tokens_full = item.yFull;

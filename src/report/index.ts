@@ -4,7 +4,7 @@
 // group (--group FIELD) and, with labels, the eval table (src/eval).
 
 import { evaluate, type EvalReport } from '../eval/index.js';
-import { applyFilter, mainSignals, type FilterOptions, type ScoreFields } from '../filter/index.js';
+import { appliedParams, applyFilter, mainSignals, type FilterOptions, type ScoreFields } from '../filter/index.js';
 
 export interface ReportInput {
   title: string;
@@ -155,7 +155,7 @@ export function buildReport(o: ReportInput): string {
     groupsHtml = `<h2>By ${esc(o.groupField ?? 'group')}</h2><table class="groups"><tr><th>${esc(o.groupField ?? 'group')}</th><th>pairs</th>${labelled ? `<th>share ${esc(o.labelField ?? 'label')}</th>` : ''}<th>kept</th><th>kept share</th><th>median g_fwd</th><th>median g_rev</th><th>median cosine</th><th>median ifd</th></tr>${rows}</table>`;
   }
   const evalHtml = labelled ? `<h2>Evaluation against '${esc(o.labelField ?? 'label')}'</h2>${evalTable(evaluate(scores, labels!))}` : '';
-  const applied = Object.entries(decision.applied).map(([k, v]) => `${esc(k)}=${esc(typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v))}`).join(' ');
+  const applied = appliedParams(decision.applied, 4).map(([k, v]) => `${esc(k)}=${esc(v)}`).join(' ');
   const problems = o.problems?.length ? `<p class="warn">${o.problems.length} record(s) left out: ${o.problems.slice(0, 5).map(esc).join('; ')}${o.problems.length > 5 ? ' …' : ''}</p>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -8,8 +8,10 @@ import * as fs from 'node:fs';
 import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
-import { AtomicWriter, openInput } from '../pipeline/node-io.js';
+import { openRecords, type RecordInput } from '../io/inputs.js';
+import { openWriter, type OutFormat } from '../io/record-writer.js';
 import { DiversitySelector, walkOrder } from './index.js';
+import { requiredScores, scoresOf } from '../jobs/filter.js';
 
 export type SelectOn = 'x' | 'y' | 'xy';
 
@@ -20,7 +22,11 @@ export interface SelectEmbedder {
 
 export interface SelectFileOptions {
   input: string;
+  /** The input's files (default openRecords(input)): the CLI opens it before loading the encoder. */
+  inputs?: RecordInput;
   output: string;
+  /** default: by the output's extension */
+  outFormat?: OutFormat;
   filter: FilterOptions;
   /** pairs to keep; or keepFraction × (records with scores) */
   budget?: number;
@@ -64,19 +70,21 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
   const start: number[] = [], end: number[] = [];
   const inMemory: unknown[] = [];
   let records = 0, errors = 0, prevEnd = 0;
-  const src = openInput(o.input, o.input);
-  const jsonl = src.format === 'jsonl';
-  for await (const r of src.records) {
+  const need = requiredScores(o.filter);
+  const input = o.inputs ?? openRecords(o.input);
+  // One plain JSONL file: records are read back by byte range; other inputs are held in memory.
+  const jsonl = input.plainSingle && input.format === 'jsonl';
+  for await (const r of input) {
     records++;
     const rs = prevEnd;
     prevEnd = r.endOffset;
-    const rec = r.record as { scores?: unknown } | null;
-    if (r.parseError || !rec || typeof rec !== 'object' || !rec.scores || typeof rec.scores !== 'object') {
+    const got = scoresOf(r, need);
+    if (!got.scores) {
       errors++;
-      if (errors <= 10) log(`${r.loc}: ${r.parseError ?? "no 'scores' object (run `concord score` first)"} (left out)`);
+      if (errors <= 10) log(`${r.loc}: ${got.error} (left out)`);
       continue;
     }
-    scores.push(rec.scores as ScoreFields);
+    scores.push(got.scores);
     locs.push(r.loc);
     if (jsonl) { start.push(rs); end.push(r.endOffset); } else inMemory.push(r.record);
   }
@@ -88,7 +96,7 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
   const sel = new DiversitySelector({ tau: o.tau, budget, dim: o.embedder.dim, device: o.device, blockSize: o.blockSize });
   const selectedRank = new Map<number, number>();
   let embedMs = 0, compareMs = 0;
-  const fd = jsonl ? fs.openSync(o.input, 'r') : null;
+  const fd = jsonl ? fs.openSync(input.files[0].path, 'r') : null;
   const readRecord = (i: number): unknown => {
     if (!fd) return inMemory[i];
     const buf = Buffer.alloc(end[i] - start[i]);
@@ -125,12 +133,12 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
     sel.dispose();
   }
   // Pass 2: the selected records in input order.
-  const out = new AtomicWriter(o.output);
+  const out = openWriter(o.output, { format: o.outFormat });
   try {
     let v = 0;
-    for await (const r of openInput(o.input, o.input).records) {
-      const rec = r.record as { scores?: unknown } | null;
-      if (r.parseError || !rec || typeof rec !== 'object' || !rec.scores || typeof rec.scores !== 'object') continue;
+    for await (const r of input) {
+      if (!scoresOf(r, need).scores) continue;
+      const rec = r.record as object;
       const rank = selectedRank.get(v);
       if (rank !== undefined) {
         const fsc = ranked.score[v];
@@ -138,7 +146,7 @@ export async function selectFile(o: SelectFileOptions): Promise<SelectSummary> {
       }
       v++;
     }
-    out.commit();
+    await out.commit();
   } catch (e) {
     out.abort();
     throw e;

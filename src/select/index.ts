@@ -82,6 +82,7 @@ export class DiversitySelector {
     if (n === 0 || this.full) return out;
     if (!this.search) throw new Error('select: the selector was disposed');
     const A = vectors.subarray(0, n * d);
+    if (tau >= 1) return this.takeAll(A, n, out); // τ = 1: no diversity bound, duplicates included
     const res = { kept: new Uint8Array(n), dupOf: new Int32Array(n).fill(-1), cosine: new Float32Array(n) };
     // dedup's rule: dropped when the best cosine to a kept one is ≥ threshold, i.e. kept when < τ.
     const rows = { read: (s: number, m: number) => this.kept.subarray(s * d, (s + m) * d) };
@@ -93,6 +94,18 @@ export class DiversitySelector {
       if (res.kept[r]) { out[r] = 1; newly.push(r); } else { out[r] = 0; this.rejected++; }
     }
     this.append(A, newly);
+    return out;
+  }
+
+  /** Every candidate kept, in walk order, up to the budget (no comparisons). */
+  private takeAll(A: Float32Array, n: number, out: Uint8Array): Uint8Array {
+    const rows: number[] = [];
+    for (let r = 0; r < n && this.count + rows.length < this.o.budget; r++) {
+      this.walked++;
+      out[r] = 1;
+      rows.push(r);
+    }
+    this.append(A, rows);
     return out;
   }
 

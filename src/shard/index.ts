@@ -12,11 +12,16 @@
 // SLURM_ARRAY_TASK_COUNT; Kubernetes Indexed Jobs' JOB_COMPLETION_INDEX.
 
 import { createHash } from 'node:crypto';
-import { UsageError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FileFingerprint } from '../formats/records.js';
-import type { RecordRange } from '../formats/records.js';
+import type { FileFingerprint, RecordRange } from '../io/inputs.js';
+
+/** A shard manifest that cannot be read or trusted (exit 3): it names the file and the problem. */
+export class ManifestError extends InputError {}
+
+/** The most shards one run may have: a bound on what merge checks and lists (docs/scale.md). */
+export const MAX_SHARDS = 65536;
 
 /** A sharding flag or environment that does not fit (exit 2). */
 export class ShardError extends UsageError {
@@ -60,6 +65,7 @@ export function resolveShard(o: { shard?: string; shards?: string; outDir?: stri
     }
   }
   if (!spec) return null;
+  if (spec.n > MAX_SHARDS) throw new ShardError(`the shard count must be ≤ ${MAX_SHARDS} (got ${spec.n}, ${spec.source})`);
   if (spec.n < 1) throw new ShardError(`the shard count must be ≥ 1 (got ${spec.n})`);
   if (spec.i < 0 || spec.i >= spec.n) throw new ShardError(`shard index ${spec.i} is outside 0..${spec.n - 1} (${spec.source})`);
   if (o.outDir === undefined) throw new ShardError('a sharded run writes into --out-dir DIR (shard-<i>-of-<n>.<ext> and its manifest)');
@@ -74,6 +80,11 @@ export function shardRange(i: number, n: number, total: number): RecordRange {
 export const shardBase = (i: number, n: number) => `shard-${i}-of-${n}`;
 
 export interface ShardPaths { output: string; errors: string; manifest: string }
+
+/** The shard manifests in a folder, in shard order. */
+export function manifestNames(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\.manifest\.json$/.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+}
 
 export function shardPaths(dir: string, i: number, n: number, ext: 'jsonl' | 'parquet'): ShardPaths {
   const b = path.join(dir, shardBase(i, n));
@@ -130,10 +141,38 @@ export function readManifest(file: string): ShardManifest {
   try {
     m = JSON.parse(fs.readFileSync(file, 'utf8')) as ShardManifest;
   } catch (e) {
-    throw new ShardError(`${file}: unreadable manifest (${(e as Error).message})`);
+    throw new ManifestError(`${file}: unreadable manifest (${(e as Error).message})`);
   }
-  if (m.concord_shard_manifest !== 1 || !m.shard || !m.output) throw new ShardError(`${file}: not a concord shard manifest`);
+  if (m === null || typeof m !== 'object' || m.concord_shard_manifest !== 1 || !m.shard || !m.output) throw new ManifestError(`${file}: not a concord shard manifest`);
+  const bad = manifestProblem(m);
+  if (bad) throw new ManifestError(`${file}: not a valid concord shard manifest: ${bad}`);
   return m;
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * What is wrong with a parsed manifest, or null. A manifest is data from the folder, not trusted:
+ * its numbers are bounded and the files it names are its own shard's, by name, inside the folder.
+ */
+function manifestProblem(m: ShardManifest): string | null {
+  const { i, n, start, end } = m.shard;
+  if (!isCount(n) || n < 1 || n > MAX_SHARDS) return `shard.n must be an integer in 1..${MAX_SHARDS}`;
+  if (!isCount(i) || i >= n) return `shard.i must be an integer in 0..${n - 1}`;
+  if (!isCount(start) || !isCount(end) || end < start) return 'shard.start/end must be integers with start ≤ end';
+  if (!isCount(m.total_records) || end > m.total_records) return 'total_records must be an integer ≥ shard.end';
+  const c = m.counts;
+  if (!c || !isCount(c.records) || !isCount(c.scored) || !isCount(c.errors)) return 'counts must hold non-negative integers';
+  if (typeof m.run_id !== 'string' || !Array.isArray(m.argv) || !m.argv.every((a) => typeof a === 'string')) return 'run_id and argv must be a string and strings';
+  const base = shardBase(i, n);
+  if (m.output.format !== 'jsonl' && m.output.format !== 'parquet') return "output.format must be 'jsonl' or 'parquet'";
+  const files: [string, FileDigest | null, string][] = [['output', m.output, `${base}.${m.output.format}`], ['errors', m.errors ?? null, `${base}.errors.jsonl`]];
+  for (const [what, d, want] of files) {
+    if (!d) continue;
+    if (d.file !== want) return `${what}.file must be ${want} (got ${JSON.stringify(d.file)})`;
+    if (!isCount(d.bytes) || typeof d.sha256 !== 'string') return `${what}.bytes/sha256 missing`;
+  }
+  return null;
 }
 
 const SAFE = /^[A-Za-z0-9_./:=,@%+-]+$/;

@@ -3,107 +3,20 @@
 // write the scored set in input order (shard order: the ranges are contiguous) and/or apply a filter
 // rule over all shards at once — percentile rules (main, --keep-fraction) are decided over the
 // whole set, never per shard.
-//
-// Also the format-aware filter (`filterInputs`): records from any input the readers take (JSONL,
-// Parquet, folders, globs), kept / dropped written as JSONL or Parquet.
 
 import * as fs from 'node:fs';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import * as path from 'node:path';
-import { applyFilter, type FilterOptions, type ScoreFields } from '../filter/index.js';
-import { InputSet, detectFormat, type InputFile } from '../formats/records.js';
-import { isParquetPath, writeParquetRows } from '../formats/parquet.js';
-import { AtomicWriter, progressPathFor } from '../pipeline/node-io.js';
-import { StrictError, errorLine, requiredScores, scoresOf, type FilterFileOptions, type FilterSummary } from '../pipeline/files.js';
-import { digestFile, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
+import type { FilterOptions } from '../filter/index.js';
+import { RecordInput, type InputFile } from '../io/inputs.js';
+import { openWriter } from '../io/record-writer.js';
+import { formatOf } from '../io/sniff.js';
+import { progressPathFor } from '../jobs/checkpoint.js';
+import { filterFile, type FilterSummary } from '../jobs/filter.js';
+import { digestFile, manifestNames, readManifest, redoCommand, shardBase, shardPaths, shardRange, type ShardManifest } from './index.js';
 
 /** A missing, unfinished or inconsistent shard (exit 3). */
 export class MergeError extends InputError {}
-
-// ---- the format-aware filter -------------------------------------------------------------------------
-
-/** A JSONL or Parquet output written from records in one pass (Parquet: via a JSONL staging file). */
-class RecordSink {
-  private readonly w: AtomicWriter;
-  private readonly staging: string | null;
-  constructor(readonly out: string) {
-    this.staging = isParquetPath(out) ? `${out}.staging.jsonl` : null;
-    this.w = new AtomicWriter(this.staging ?? out);
-  }
-  write(rec: object): void { this.w.write(JSON.stringify(rec)); }
-  async commit(): Promise<void> {
-    this.w.commit();
-    if (this.staging) {
-      const staging = this.staging;
-      await writeParquetRows(this.out, () => jsonlRecords(staging));
-      fs.rmSync(staging, { force: true });
-    }
-  }
-  abort(): void { this.w.abort(); if (this.staging) fs.rmSync(this.staging, { force: true }); }
-}
-
-async function* jsonlRecords(file: string): AsyncGenerator<Record<string, unknown>> {
-  const set = new InputSet(file, [{ path: file, name: file, format: 'jsonl' }]);
-  for await (const r of (await set.open()).records) yield r.record as Record<string, unknown>;
-}
-
-export interface FilterInputsOptions extends Omit<FilterFileOptions, 'output'> {
-  inputs: InputSet;
-  output?: string;
-}
-
-/** filterFile's contract over any input: kept (and dropped) records with `keep` and `filter_score`. */
-export async function filterInputs(o: FilterInputsOptions): Promise<FilterSummary> {
-  const errorsPath = o.errors ?? `${o.output ?? o.dropOut}.errors.jsonl`;
-  const scores: ScoreFields[] = [];
-  const errs: string[] = [];
-  const maxErr = o.maxErrorLines ?? 10;
-  const need = requiredScores(o.filter);
-  for await (const r of (await o.inputs.open()).records) {
-    const s = scoresOf(r, need);
-    // Only the fields the rules read (not the whole record): O(N) small objects for a whole-set rule.
-    if (s.scores) {
-      const x = s.scores;
-      scores.push({ fwd_logp: x.fwd_logp, rev_logp: x.rev_logp, y_logp: x.y_logp, x_logp: x.x_logp, ifd: x.ifd, rifd: x.rifd, cosine: x.cosine, cosine_source: x.cosine_source });
-    }
-    else {
-      if (o.strict) throw new StrictError(`${r.loc}: ${s.error} (--strict: stopping at the first bad record)`);
-      if (errs.length < maxErr) o.log(`${r.loc}: ${s.error}`);
-      errs.push(errorLine({ loc: r.loc, error: s.error, record: r.record }));
-    }
-  }
-  const decision = applyFilter(scores, o.filter);
-  const kept = o.output ? new RecordSink(o.output) : null;
-  const dropped = o.dropOut ? new RecordSink(o.dropOut) : null;
-  try {
-    let k = 0;
-    for await (const r of (await o.inputs.open()).records) {
-      if (!scoresOf(r, need).scores) continue;
-      const keep = decision.keep[k];
-      const fs_ = decision.score[k];
-      k++;
-      const rec = { ...(r.record as object), keep, filter_score: Number.isFinite(fs_) ? fs_ : null };
-      if (keep) kept?.write(rec);
-      else dropped?.write(rec);
-    }
-    await kept?.commit();
-    await dropped?.commit();
-  } catch (e) {
-    kept?.abort();
-    dropped?.abort();
-    throw e;
-  }
-  if (errs.length > 0) {
-    const w = new AtomicWriter(errorsPath);
-    for (const l of errs) w.write(l);
-    w.commit();
-  } else fs.rmSync(errorsPath, { force: true });
-  return {
-    command: 'filter', input: o.input, output: o.output ?? '', drop_out: o.dropOut ?? null, errors_file: errs.length ? errorsPath : null,
-    counts: { records: scores.length + errs.length, kept: decision.kept, dropped: decision.dropped, errors: errs.length },
-    applied: decision.applied,
-  };
-}
 
 // ---- checking the shards --------------------------------------------------------------------------------
 
@@ -115,10 +28,13 @@ export interface CheckedRun {
   runId: string;
 }
 
+/** How many shard problems merge lists before it says how many more there are. */
+const MAX_LISTED = 20;
+
 /** Every shard of the one run in `dir`, checked; throws MergeError listing every problem and the commands that fix them. */
 export function checkShards(dir: string): CheckedRun {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new MergeError(`${dir}: no such folder`);
-  const names = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\.manifest\.json$/.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names = manifestNames(dir);
   const partials = fs.readdirSync(dir).filter((f) => /^shard-\d+-of-\d+\..*progress\.json$/.test(f));
   if (names.length === 0) {
     const hint = partials.length ? ` (only unfinished shards: ${partials.join(', ')}; rerun their score commands)` : '';
@@ -163,7 +79,11 @@ export function checkShards(dir: string): CheckedRun {
       if (now.bytes !== d.bytes || now.sha256 !== d.sha256) problems.push(`shard ${i}/${n}: ${f} does not match its manifest (sha256 ${now.sha256.slice(0, 12)}…, manifest ${d.sha256.slice(0, 12)}…); redo it: ${cmd}`);
     }
   }
-  if (problems.length) throw new MergeError(`${dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''} (run ${runId}, ${n} shards):\n  ${problems.join('\n  ')}`);
+  if (problems.length) {
+    const shown = problems.slice(0, MAX_LISTED);
+    if (problems.length > MAX_LISTED) shown.push(`… and ${problems.length - MAX_LISTED} more`);
+    throw new MergeError(`${dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''} (run ${runId}, ${n} shards):\n  ${shown.join('\n  ')}`);
+  }
   return { dir, manifests: [...byI.values()].sort((a, b) => a.shard.i - b.shard.i), n, total, runId };
 }
 
@@ -192,6 +112,54 @@ export interface MergeSummary {
   output: string | null;
   errors_file: string | null;
   filter: FilterSummary | null;
+}
+
+/** Outputs named inside the run's own shard files would overwrite the run (exit 2, nothing touched). */
+function refuseOwnFiles(o: MergeOptions): void {
+  const dir = fs.realpathSync(o.dir);
+  for (const [flag, f] of [['-o', o.output], ['--errors', o.errors], ['--kept', o.kept], ['--drop-out', o.dropOut]] as const) {
+    if (!f) continue;
+    const parent = path.dirname(path.resolve(f));
+    const inDir = fs.existsSync(parent) && fs.realpathSync(parent) === dir;
+    if (inDir && /^shard-\d+-of-\d+\./.test(path.basename(f))) {
+      throw new UsageError(`${flag} ${f} is one of the run's own shard files in ${o.dir}; write the merged output elsewhere`);
+    }
+  }
+}
+
+/** Records and errors counted in the shards' files (not taken from the manifests), checked against them. */
+async function countShardRecords(run: CheckedRun, shardSet: RecordInput): Promise<{ records: number; scored: number; errors: number }> {
+  const rows = await shardSet.recordCounts();
+  const problems: string[] = [];
+  let scored = 0;
+  let errors = 0;
+  run.manifests.forEach((m, k) => {
+    const errs = m.errors ? countLines(path.join(run.dir, m.errors.file)) : 0;
+    if (rows[k] !== m.counts.scored || errs !== m.counts.errors) {
+      problems.push(`shard ${m.shard.i}/${m.shard.n}: its files hold ${rows[k]} scored records and ${errs} errors, its manifest says ${m.counts.scored} and ${m.counts.errors}; redo it: ${redoCommand(m.argv, m.shard.i, m.shard.n)}`);
+    }
+    scored += rows[k];
+    errors += errs;
+  });
+  if (problems.length) throw new MergeError(`${run.dir}: ${problems.length} shard problem${problems.length > 1 ? 's' : ''}:\n  ${problems.slice(0, MAX_LISTED).join('\n  ')}`);
+  return { records: scored + errors, scored, errors };
+}
+
+function countLines(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  let lines = 0;
+  try {
+    for (let pos = 0; ;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      for (let k = buf.indexOf(10, 0); k !== -1 && k < n; k = buf.indexOf(10, k + 1)) lines++;
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return lines;
 }
 
 /** The files one after the other into `out`, atomically (a temporary file, fsync, rename). */
@@ -226,23 +194,25 @@ function concatFiles(files: string[], out: string): void {
 export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
   const run = checkShards(o.dir);
   const outFiles = run.manifests.map((m) => path.join(o.dir, m.output.file));
-  const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: detectFormat(f) }));
-  const shardSet = new InputSet(o.dir, files);
-  const counts = run.manifests.reduce((c, m) => ({ records: c.records + m.counts.records, scored: c.scored + m.counts.scored, errors: c.errors + m.counts.errors }), { records: 0, scored: 0, errors: 0 });
+  const files: InputFile[] = outFiles.map((f) => ({ path: f, name: f, format: formatOf(f) }));
+  const shardSet = new RecordInput(o.dir, files);
+  refuseOwnFiles(o);
+  const counts = await countShardRecords(run, shardSet);
   let errorsFile: string | null = null;
   if (o.output) {
     const allJsonl = run.manifests.every((m) => m.output.format === 'jsonl');
-    if (isParquetPath(o.output)) {
-      async function* recs(): AsyncGenerator<Record<string, unknown>> {
-        for await (const r of (await shardSet.open()).records) yield r.record as Record<string, unknown>;
-      }
-      await writeParquetRows(o.output, recs);
-    } else if (allJsonl) {
+    const out = openWriter(o.output);
+    if (allJsonl && out.format === 'jsonl') {
+      out.abort();
       concatFiles(outFiles, o.output); // byte for byte what one process writes
     } else {
-      const sink = new RecordSink(o.output);
-      for await (const r of (await shardSet.open()).records) sink.write(r.record as object);
-      await sink.commit();
+      try {
+        for await (const r of shardSet) out.write(r.record as object);
+        await out.commit();
+      } catch (e) {
+        out.abort();
+        throw e;
+      }
     }
     const errFiles = run.manifests.filter((m) => m.errors).map((m) => path.join(o.dir, m.errors!.file));
     const errorsPath = o.errors ?? `${o.output}.errors.jsonl`;
@@ -252,7 +222,7 @@ export async function mergeShards(o: MergeOptions): Promise<MergeSummary> {
   }
   let filter: FilterSummary | null = null;
   if (o.kept || o.dropOut) {
-    filter = await filterInputs({ inputs: shardSet, input: o.dir, output: o.kept, dropOut: o.dropOut, errors: `${o.kept ?? o.dropOut}.errors.jsonl`, filter: o.filter ?? { rule: 'main' }, log: o.log });
+    filter = await filterFile({ inputs: shardSet, input: o.dir, output: o.kept, dropOut: o.dropOut, errors: `${o.kept ?? o.dropOut}.errors.jsonl`, filter: o.filter ?? { rule: 'main' }, log: o.log });
   }
   return { command: 'merge', dir: o.dir, run_id: run.runId, shards: run.n, counts, output: o.output ?? null, errors_file: errorsFile, filter };
 }

@@ -2,12 +2,14 @@
 // (skip), whether it was interrupted (resume from its checkpoint), and its manifest once finished.
 
 import * as fs from 'node:fs';
-import type { InputSet, RecordRange } from '../formats/records.js';
-import { scoreTarget } from '../formats/parquet.js';
-import { ResumeError, progressPathFor, writeFileAtomic } from '../pipeline/node-io.js';
-import type { ScoreSummary } from '../pipeline/files.js';
+import * as path from 'node:path';
+import type { RecordInput, RecordRange } from '../io/inputs.js';
+import { scoreTarget } from '../io/record-writer.js';
+import { ResumeError, progressPathFor } from '../jobs/checkpoint.js';
+import { writeFileAtomic } from '../io/writers.js';
+import type { ScoreSummary } from '../jobs/score.js';
 import {
-  ShardError, digestFile, manifestStale, readManifest, runId, shardPaths,
+  ShardError, digestFile, manifestNames, manifestStale, readManifest, runId, shardPaths,
   type ManifestInput, type ShardManifest, type ShardSpec,
 } from './index.js';
 
@@ -27,7 +29,7 @@ export class ShardRun {
 
   constructor(
     readonly o: {
-      spec: ShardSpec; outDir: string; format: 'jsonl' | 'parquet'; inputs: InputSet; inputSpec: string; split?: string;
+      spec: ShardSpec; outDir: string; format: 'jsonl' | 'parquet'; inputs: RecordInput; inputSpec: string; split?: string;
       /** The score arguments without the shard flags. */
       argv: string[]; log: (s: string) => void;
     },
@@ -48,6 +50,13 @@ export class ShardRun {
     this.id = runId(this.inputsM, optionsHash, spec.n, this.o.format);
     fs.mkdirSync(this.o.outDir, { recursive: true });
     const label = `shard ${spec.i}/${spec.n} (records ${this.range.start}..${this.range.end - 1} of ${total}; ${spec.source})`;
+    for (const f of manifestNames(this.o.outDir)) {
+      if (f === path.basename(this.paths.manifest)) continue; // this shard's own: below
+      const other = readManifest(path.join(this.o.outDir, f));
+      if (other.run_id !== this.id) {
+        throw new ResumeError(`${path.join(this.o.outDir, f)} belongs to another run (run ${other.run_id}, this one ${this.id}: other inputs, options or n); use another --out-dir, or delete ${this.o.outDir}'s shard files to redo the run`);
+      }
+    }
     if (fs.existsSync(this.paths.manifest)) {
       const m = readManifest(this.paths.manifest);
       const why = manifestStale(m, this.id, this.o.outDir, this.range);
@@ -72,7 +81,7 @@ export class ShardRun {
     const r = this.range!;
     const c = summary.counts;
     if (c.records !== r.end - r.start) {
-      throw new ShardError(`shard ${this.o.spec.i}/${this.o.spec.n}: ${c.records} records done but its range holds ${r.end - r.start} (--limit does not combine with --shard)`);
+      throw new ShardError(`shard ${this.o.spec.i}/${this.o.spec.n}: ${c.records} records done but its range holds ${r.end - r.start} (the input holds fewer records than were counted: a file changed while the shard ran, or a Parquet footer's row count disagrees with its data)`);
     }
     const m: ShardManifest = {
       concord_shard_manifest: 1,
@@ -94,5 +103,5 @@ export class ShardRun {
   }
 }
 
-export const defaultShardFormat = (inputs: InputSet): 'jsonl' | 'parquet' =>
+export const defaultShardFormat = (inputs: RecordInput): 'jsonl' | 'parquet' =>
   inputs.files.every((f) => f.format === 'parquet') ? 'parquet' : 'jsonl';

@@ -3,6 +3,7 @@
 // No static Node imports: the browser demo imports this module too.
 
 import { Tokenizer } from '@huggingface/tokenizers';
+import { ModelConfigError } from '../errors.js';
 import { nodeFs, nodePath } from './node.js';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
 
@@ -49,7 +50,7 @@ export class HfTextTokenizer implements TextTokenizer {
     try {
       this.hf = new Tokenizer(full, config);
     } catch (e) {
-      throw new Error(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
+      throw new ModelConfigError(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
     }
     const tokenId = (key: string): number | null => {
       let v = config[key];
@@ -115,12 +116,12 @@ function readJson(path: string, what: string): unknown {
   try {
     text = nodeFs().readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`${path}: cannot read ${what}: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: cannot read ${what}: ${(e as Error).message}`);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: ${what} is not valid JSON: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: ${what} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
@@ -130,10 +131,10 @@ export function loadHfTokenizer(dir: string, ids: SpecialIds = {}): HfTextTokeni
   const { join } = nodePath();
   const tj = join(dir, 'tokenizer.json');
   if (!existsSync(tj)) {
-    throw new Error(`${dir}: no tokenizer.json (concord needs the "fast" tokenizer file; tokenizer.model / vocab.json alone are not supported)`);
+    throw new ModelConfigError(`${dir}: no tokenizer.json (concord needs the "fast" tokenizer file; tokenizer.model / vocab.json alone are not supported)`);
   }
   const json = readJson(tj, 'tokenizer.json') as TokenizerJson;
-  if (!json || typeof json !== 'object' || !json.model) throw new Error(`${tj}: tokenizer.json has no "model" section`);
+  if (!json || typeof json !== 'object' || !json.model) throw new ModelConfigError(`${tj}: tokenizer.json has no "model" section`);
   const tc = join(dir, 'tokenizer_config.json');
   const config = existsSync(tc) ? (readJson(tc, 'tokenizer_config.json') as TokenizerConfigJson) : {};
   // Like transformers: chat_template.jinja beside the tokenizer wins over tokenizer_config.json's.

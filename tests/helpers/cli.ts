@@ -5,9 +5,9 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import ts from 'typescript';
+import { scratchDir } from './scratch.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const BIN = process.env.CONCORD_TEST_BIN ?? path.join(ROOT, 'bin', 'concord.js');
@@ -39,7 +39,7 @@ export function setupCli(prefix = 'concord-cli-'): Cli {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
     if (!fs.existsSync(built)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
   }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const tmp = scratchDir(prefix);
   const src = fs.readFileSync(path.join(ROOT, 'tests', 'helpers', 'fake-lm.ts'), 'utf8');
   const fakeModule = path.join(tmp, 'fake-lm.mjs');
   fs.writeFileSync(fakeModule, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText);

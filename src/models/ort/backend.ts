@@ -3,7 +3,7 @@
 // by the scheduler's batches. The TypeScript twin (forward-cpu.ts) stays the reference it is
 // tested and --verify'd against.
 //
-// Two sessions over the same weights: the scoring graph (LM head inside: B×L log-probs back) and,
+// Two sessions over the same weights (and a third per decoder, createDecoder): the scoring graph (LM head inside: B×L log-probs back) and,
 // created on first use, the hidden-states graph for meanHidden (onnxruntime runs a whole graph
 // whatever is fetched, and the head is most of the work of a small model). Runs are serialised:
 // each already uses every core (intraOpNumThreads = cores).
@@ -14,6 +14,9 @@
 import { nodeBuiltin, settings } from '../../env.js';
 import type { SequenceRequest, SequenceScores } from '../lm.js';
 import type { LoadedWeights } from '../types.js';
+import type { Decoder, DecoderOptions } from '../../generate/types.js';
+import { DecodeGraph } from './decode-graph.js';
+import { OrtDecoder } from './decoder.js';
 import { buildLmGraph } from './graph.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -140,6 +143,17 @@ export class OrtLm {
       for (const t of Object.values(res)) t.dispose();
       return out;
     });
+  }
+
+  /** A KV-cache decoder (decoder.ts) on its own session of the decode graph (decode-graph.ts). */
+  async createDecoder(opts: DecoderOptions): Promise<Decoder> {
+    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w).build(), this.threads);
+    try {
+      return new OrtDecoder(this.ort, this.w, session, opts);
+    } catch (e) {
+      void session.release();
+      throw e;
+    }
   }
 
   /** onnxruntime's version, e.g. '1.30.0'. */

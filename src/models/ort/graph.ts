@@ -1,6 +1,6 @@
 // An ONNX graph of concord's canonical transformer (src/models/types.ts), built in TypeScript from
 // small op-builders, for onnxruntime's CPU kernels. The same function as the TypeScript twin
-// (forward-cpu.ts), batched:
+// (forward-cpu.ts, the reference of every feature), batched:
 //
 //   inputs   input_ids  int64 [batch, seq]   right-padded token ids
 //            target_ids int64 [batch, seq]   target_ids[b, t] = the token position t predicts (ids[t+1]; 0 past the end)
@@ -9,23 +9,30 @@
 //            mean_hidden f32 [batch, dim]    masked mean over positions of the final normed hidden states
 //
 // Causal attention makes right padding harmless: a real position never attends to a later one,
-// so only the pooling needs the mask. The LM head is Gemm + LogSoftmax + GatherElements of the
-// target ids inside the graph, so a run returns B×L floats, not B×L×V. Linear layers are Gemm with
-// transB on the canonical [out, in] weights (no transposed copies; biases fused), the activations
-// kept 2-D [B·L, width] between blocks. Weights are f32 initializers referencing the canonical
-// arrays (a tied head is the tok_emb initializer itself).
+// so only the pooling needs the mask. The LM head is Gemm (+ soft-cap) + LogSoftmax +
+// GatherElements of the target ids inside the graph, so a run returns B×L floats, not B×L×V.
+// Linear layers are Gemm with transB on the canonical [out, in] weights (no transposed copies;
+// biases fused, present when their tensors are, as the twin decides), the activations kept 2-D
+// [B·L, width] between blocks. Weights are f32 initializers referencing the canonical arrays (a
+// tied head is the tok_emb initializer itself).
 //
 // `head: false` builds the hidden-states-only graph (no target_ids, no logprobs) for meanHidden:
 // onnxruntime runs every node of a graph whatever the fetches, and the head is the larger half of
 // the work on small models.
 //
-// Op-builders (norm, linear, rope, attention, mlp, …) take and return value names, so a new model
-// family adds or swaps a builder (another norm, QK-norm, a different activation) without touching
-// the rest.
+// Op-builders (norm, linear, rope, attention, mlp, head) take and return value names. Every
+// feature of the twin has one: per-head q/k RMSNorm, explicit head_dim, RoPE tables per layer
+// (base, llama3/linear/longrope scaling as an inv_freq initializer computed by ropeInvFreq, the
+// twin's own function; partial rotary; no-RoPE layers), sliding windows per layer (one additive
+// mask per window size), (1 + w) RMSNorm, sandwich (post) norms, GeGLU, attention and final-logit
+// soft-caps, the attention score scale, scaled embeddings. Fused projections (Phi-3) are split at
+// load, so the graph never sees them. Positions come from a [B|1, L] f32 tensor, so the KV-cache
+// decode graph (decode-graph.ts) reuses every builder with each slot's own positions; it overrides
+// `positions`, `attnMask` and `keysValues`.
 
 import type { LoadedWeights, ModelConfig } from '../types.js';
-import { tensor } from '../types.js';
-import { ropeInvFreq } from '../../../kernels/rope.js';
+import { layerRopeParams, layerUsesRope, layerWindow, tensor } from '../types.js';
+import { ropeAttentionFactor, ropeInvFreq } from '../../../kernels/rope.js';
 import { GraphBuilder, ONNX_FLOAT, ONNX_INT64, type V } from './onnx-builder.js';
 
 export interface LmGraphOptions {
@@ -34,7 +41,7 @@ export interface LmGraphOptions {
 }
 
 /** Shape values computed once per graph: B, L, N = B·L as 1-D int64 tensors of one element. */
-interface Dims {
+export interface Dims {
   B: V;
   L: V;
   N: V;
@@ -42,10 +49,16 @@ interface Dims {
   Ls: V;
 }
 
+/** cos/sin tables [B|1, L, rd/2] of one RoPE variant (already multiplied by LongRoPE's attention factor). */
+export interface RopeTables { cos: V; sin: V }
+
 export class LmGraph {
   readonly g: GraphBuilder;
   readonly c: ModelConfig;
-  private dims!: Dims;
+  protected dims!: Dims;
+  private ropeCache = new Map<string, RopeTables>();
+  private maskCache = new Map<number, V>();
+  private posCache: V | null = null;
 
   constructor(readonly w: LoadedWeights) {
     this.c = w.config;
@@ -64,6 +77,10 @@ export class LmGraph {
     return name;
   }
 
+  has(name: string): boolean {
+    return this.w.tensors.has(name);
+  }
+
   // --- op-builders -------------------------------------------------------------------------------
 
   /** Reshape to [...shape], where entries are int64 1-element tensors (dims) or numbers. */
@@ -73,14 +90,28 @@ export class LmGraph {
     return this.g.op('Reshape', [x, sh]);
   }
 
-  /** y = x Wᵀ (+ b) for x [N, in], canonical W [out, in]. */
+  /** y = x Wᵀ (+ b when the bias tensor exists) for x [N, in], canonical W [out, in]. */
   linear(x: V, weight: string, bias: string | null): V {
     const inputs = [x, this.weight(weight)];
-    if (bias) inputs.push(this.weight(bias));
+    if (bias && this.has(bias)) inputs.push(this.weight(bias));
     return this.g.op('Gemm', inputs, { transB: 1 });
   }
 
-  /** RMSNorm (x / sqrt(mean(x²) + eps) · w) or LayerNorm over the last axis. */
+  /** The RMSNorm scale w + offset (Gemma's (1 + w)) as its own initializer, each tensor once. */
+  private offsetWeights = new Map<string, V>();
+  private rmsWeight(name: string): V {
+    const off = this.c.normWeightOffset ?? 0;
+    if (!off) return this.weight(name);
+    let v = this.offsetWeights.get(name);
+    if (!v) {
+      const t = tensor(this.w, name);
+      v = this.g.f32(`${name}+${off}`, t.map((x) => x + off), [t.length]);
+      this.offsetWeights.set(name, v);
+    }
+    return v;
+  }
+
+  /** RMSNorm (x / sqrt(mean(x²) + eps) · (w + offset)) or LayerNorm over the last axis of x. */
   norm(x: V, prefix: string): V {
     const g = this.g;
     if (this.c.norm === 'layer') {
@@ -88,7 +119,7 @@ export class LmGraph {
     }
     const ms = g.op('ReduceMean', [g.op('Pow', [x, g.f32Const([2])])], { axes: [-1], keepdims: 1 });
     const r = g.op('Sqrt', [g.op('Add', [ms, g.f32Const([this.c.normEps])])]);
-    return g.op('Mul', [g.op('Div', [x, r]), this.weight(`${prefix}.weight`)]);
+    return g.op('Mul', [g.op('Div', [x, r]), this.rmsWeight(`${prefix}.weight`)]);
   }
 
   /** GPT-2's gelu_new: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
@@ -103,101 +134,160 @@ export class LmGraph {
     return this.g.op('Mul', [x, this.g.op('Sigmoid', [x])]);
   }
 
-  /** cos/sin of pos · inv_freq for positions 0..L-1: two [L, hd/2] tensors (angle rounded to f32, as the twin). */
-  ropeTables(): { cos: V; sin: V } {
-    const g = this.g, hh = this.c.headDim / 2;
-    const pos = g.op('Cast', [g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)])], { to: ONNX_FLOAT });
-    const invFreq = g.f32(g.fresh('rope_inv_freq'), ropeInvFreq(this.c.headDim, this.c.ropeTheta), [1, hh]);
-    const angle = g.op('Mul', [g.op('Unsqueeze', [pos, g.i64([1])]), invFreq]);
-    return { cos: g.op('Cos', [angle]), sin: g.op('Sin', [angle]) };
+  /** cap · tanh(x / cap). */
+  softcap(x: V, cap: number): V {
+    const g = this.g;
+    return g.op('Mul', [g.op('Tanh', [g.op('Div', [x, g.f32Const([cap])])]), g.f32Const([cap])]);
   }
 
-  /** Rotate x [B, L, H, hd] in the model's layout with tables [L, hd/2]. */
-  rope(x: V, nH: number, t: { cos: V; sin: V }): V {
-    const g = this.g, hd = this.c.headDim, hh = hd / 2, { B, L } = this.dims;
+  /** Positions of the tokens, f32 [1, L] here (0..L-1); the decode graph gives [B, L]. */
+  protected positions(): V {
+    const g = this.g;
+    this.posCache ??= g.op('Unsqueeze', [g.op('Cast', [g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)])], { to: ONNX_FLOAT }), g.i64([0])]);
+    return this.posCache;
+  }
+
+  /** cos/sin of pos · inv_freq for layer l's RoPE variant (angle rounded to f32, as the twin), [B|1, L, rd/2]. */
+  ropeTables(l: number): RopeTables {
+    const c = this.c, rd = c.rotaryDim ?? c.headDim, { theta, scaling } = layerRopeParams(c, l);
+    const key = `${theta}|${JSON.stringify(scaling)}`;
+    let t = this.ropeCache.get(key);
+    if (!t) {
+      const g = this.g;
+      const invFreq = g.f32(g.fresh('rope_inv_freq'), ropeInvFreq(rd, theta, scaling), [1, 1, rd / 2]);
+      const angle = g.op('Mul', [g.op('Unsqueeze', [this.positions(), g.i64([2])]), invFreq]);
+      let cos = g.op('Cos', [angle]), sin = g.op('Sin', [angle]);
+      const af = ropeAttentionFactor(scaling);
+      if (af !== 1) [cos, sin] = [g.op('Mul', [cos, g.f32Const([af])]), g.op('Mul', [sin, g.f32Const([af])])];
+      this.ropeCache.set(key, (t = { cos, sin }));
+    }
+    return t;
+  }
+
+  /** Rotate x [B, L, H, hd] in the model's layout with tables [B|1, L, rd/2]; dims past rotaryDim pass through. */
+  rope(x: V, nH: number, t: RopeTables): V {
+    const g = this.g, hd = this.c.headDim, rd = this.c.rotaryDim ?? hd, hh = rd / 2, { B, L } = this.dims;
+    let xr = x, pass: V | null = null;
+    if (rd < hd) [xr, pass] = g.node('Split', [x, g.i64([rd, hd - rd])], { axis: -1 }, 2);
+    let y: V;
     if (this.c.ropeLayout === 'half') {
-      // (x0, x1) = (x[..., :hd/2], x[..., hd/2:]); tables broadcast as [L, 1, hd/2].
-      const cos = g.op('Unsqueeze', [t.cos, g.i64([1])]), sin = g.op('Unsqueeze', [t.sin, g.i64([1])]);
-      const [x0, x1] = g.node('Split', [x, g.i64([hh, hh])], { axis: -1 }, 2);
+      // (x0, x1) = (x[..., :rd/2], x[..., rd/2:rd]); tables broadcast as [B|1, L, 1, rd/2].
+      const cos = g.op('Unsqueeze', [t.cos, g.i64([2])]), sin = g.op('Unsqueeze', [t.sin, g.i64([2])]);
+      const [x0, x1] = g.node('Split', [xr, g.i64([hh, hh])], { axis: -1 }, 2);
       const y0 = g.op('Sub', [g.op('Mul', [x0, cos]), g.op('Mul', [x1, sin])]);
       const y1 = g.op('Add', [g.op('Mul', [x0, sin]), g.op('Mul', [x1, cos])]);
-      return g.op('Concat', [y0, y1], { axis: -1 });
+      y = g.op('Concat', [y0, y1], { axis: -1 });
+    } else {
+      // interleaved pairs (2j, 2j+1): view as [B, L, H, rd/2, 2]; tables as [B|1, L, 1, rd/2, 1].
+      const cos = g.op('Unsqueeze', [t.cos, g.i64([2, 4])]), sin = g.op('Unsqueeze', [t.sin, g.i64([2, 4])]);
+      const xp = this.reshape(xr, [B, L, nH, hh, 2]);
+      const [x0, x1] = g.node('Split', [xp, g.i64([1, 1])], { axis: -1 }, 2);
+      const y0 = g.op('Sub', [g.op('Mul', [x0, cos]), g.op('Mul', [x1, sin])]);
+      const y1 = g.op('Add', [g.op('Mul', [x0, sin]), g.op('Mul', [x1, cos])]);
+      y = this.reshape(g.op('Concat', [y0, y1], { axis: -1 }), [B, L, nH, rd]);
     }
-    // interleaved pairs (2j, 2j+1): view as [B, L, H, hd/2, 2]; tables as [L, 1, hd/2, 1].
-    const cos = g.op('Unsqueeze', [t.cos, g.i64([1, 3])]), sin = g.op('Unsqueeze', [t.sin, g.i64([1, 3])]);
-    const xp = this.reshape(x, [B, L, nH, hh, 2]);
-    const [x0, x1] = g.node('Split', [xp, g.i64([1, 1])], { axis: -1 }, 2);
-    const y0 = g.op('Sub', [g.op('Mul', [x0, cos]), g.op('Mul', [x1, sin])]);
-    const y1 = g.op('Add', [g.op('Mul', [x0, sin]), g.op('Mul', [x1, cos])]);
-    return this.reshape(g.op('Concat', [y0, y1], { axis: -1 }), [B, L, nH, hd]);
-  }
-
-  /** Causal additive mask [L, L]: 0 where key ≤ query, -1e30 above the diagonal. */
-  causalMask(): V {
-    const g = this.g;
-    const r = g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)]);
-    const future = g.op('Greater', [g.op('Unsqueeze', [r, g.i64([0])]), g.op('Unsqueeze', [r, g.i64([1])])]);
-    return g.op('Where', [future, g.f32Const([-1e30]), g.f32Const([0])]);
+    return pass ? g.op('Concat', [y, pass], { axis: -1 }) : y;
   }
 
   /**
-   * Causal grouped-query attention. q [N, H·hd], k/v [N, Hkv·hd] (already rotated where RoPE),
-   * returns [N, H·hd]. Heads are viewed as [Hkv, G] (query head h uses KV head ⌊h/G⌋, as the twin).
+   * Additive attention mask for a window (0 = full causal): 0 where key j may be seen by query i
+   * (j ≤ i and i - j < window), -1e30 elsewhere. [L, L] here, broadcast against [B, Hkv, G, L, K].
+   */
+  protected attnMask(window: number): V {
+    let m = this.maskCache.get(window);
+    if (!m) {
+      const g = this.g;
+      const r = g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)]);
+      const diff = g.op('Sub', [g.op('Unsqueeze', [r, g.i64([1])]), g.op('Unsqueeze', [r, g.i64([0])])]); // i - j
+      let ok = g.op('GreaterOrEqual', [diff, g.i64Scalar(0)]);
+      if (window > 0) ok = g.op('And', [ok, g.op('Less', [diff, g.i64Scalar(window)])]);
+      this.maskCache.set(window, (m = g.op('Where', [ok, g.f32Const([0]), g.f32Const([-1e30])])));
+    }
+    return m;
+  }
+
+  /** Keys and values of layer l as [B, Hkv, K, hd] from this run's k, v [B, L, Hkv, hd] (the decode graph prepends its cache). */
+  protected keysValues(_l: number, k: V, v: V): { k: V; v: V } {
+    const g = this.g;
+    return { k: g.op('Transpose', [k], { perm: [0, 2, 1, 3] }), v: g.op('Transpose', [v], { perm: [0, 2, 1, 3] }) };
+  }
+
+  /**
+   * Grouped-query attention of q [B, L, H, hd] over keys/values [B, Hkv, K, hd] with an additive
+   * mask; returns [N, H·hd]. Heads are viewed as [Hkv, G] (query head h uses KV head ⌊h/G⌋, as
+   * the twin); the score scale and soft-cap are the model's.
    */
   attention(q: V, k: V, v: V, mask: V): V {
     const g = this.g, c = this.c, hd = c.headDim, nKv = c.nKvHeads, G = c.nHeads / c.nKvHeads, { B, L, N } = this.dims;
     const q5 = g.op('Transpose', [this.reshape(q, [B, L, nKv, G, hd])], { perm: [0, 2, 3, 1, 4] }); // [B, Hkv, G, L, hd]
-    const kT = g.op('Unsqueeze', [g.op('Transpose', [this.reshape(k, [B, L, nKv, hd])], { perm: [0, 2, 3, 1] }), g.i64([2])]); // [B, Hkv, 1, hd, L]
-    const v5 = g.op('Unsqueeze', [g.op('Transpose', [this.reshape(v, [B, L, nKv, hd])], { perm: [0, 2, 1, 3] }), g.i64([2])]); // [B, Hkv, 1, L, hd]
-    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q5, kT]), g.f32Const([1 / Math.sqrt(hd)])]), mask]);
-    const p = g.op('Softmax', [scores], { axis: -1 });
+    const kT = g.op('Unsqueeze', [g.op('Transpose', [k], { perm: [0, 1, 3, 2] }), g.i64([2])]); // [B, Hkv, 1, hd, K]
+    const v5 = g.op('Unsqueeze', [v, g.i64([2])]); // [B, Hkv, 1, K, hd]
+    let scores = g.op('Mul', [g.op('MatMul', [q5, kT]), g.f32Const([c.attnScale ?? 1 / Math.sqrt(hd)])]);
+    if (c.attnSoftcap) scores = this.softcap(scores, c.attnSoftcap);
+    const p = g.op('Softmax', [g.op('Add', [scores, mask])], { axis: -1 });
     const o = g.op('Transpose', [g.op('MatMul', [p, v5])], { perm: [0, 3, 1, 2, 4] }); // [B, L, Hkv, G, hd]
     return this.reshape(o, [N, c.nHeads * hd]);
   }
 
-  /** One decoder layer (pre-norm attention + pre-norm MLP, residuals) on x [N, d]. */
-  layer(x: V, l: number, rope: { cos: V; sin: V } | null, mask: V): V {
-    const g = this.g, c = this.c, p = `layers.${l}`, { B, L, N } = this.dims;
+  /** q/k projection of layer l as [B, L, heads, hd]: bias, per-head RMSNorm, RoPE, as the twin. */
+  private projectHeads(xn: V, l: number, which: 'q' | 'k', heads: number): V {
+    const p = `layers.${l}`, { B, L } = this.dims;
+    let y = this.reshape(this.linear(xn, `${p}.w${which}`, `${p}.b${which}`), [B, L, heads, this.c.headDim]);
+    if (this.has(`${p}.${which}_norm.weight`)) y = this.norm(y, `${p}.${which}_norm`);
+    if (layerUsesRope(this.c, l)) y = this.rope(y, heads, this.ropeTables(l));
+    return y;
+  }
+
+  /** One decoder layer (pre-norm attention + pre-norm MLP, optional post norms, residuals) on x [N, d]. */
+  layer(x: V, l: number): V {
+    const g = this.g, c = this.c, p = `layers.${l}`, { B, L } = this.dims;
     const xn = this.norm(x, `${p}.attn_norm`);
-    let q = this.linear(xn, `${p}.wq`, c.qkvBias ? `${p}.bq` : null);
-    let k = this.linear(xn, `${p}.wk`, c.qkvBias ? `${p}.bk` : null);
-    const v = this.linear(xn, `${p}.wv`, c.qkvBias ? `${p}.bv` : null);
-    if (rope) {
-      q = this.reshape(this.rope(this.reshape(q, [B, L, c.nHeads, c.headDim]), c.nHeads, rope), [N, c.nHeads * c.headDim]);
-      k = this.reshape(this.rope(this.reshape(k, [B, L, c.nKvHeads, c.headDim]), c.nKvHeads, rope), [N, c.nKvHeads * c.headDim]);
-    }
-    const att = this.attention(q, k, v, mask);
-    const h = g.op('Add', [x, this.linear(att, `${p}.wo`, c.mlpBias ? `${p}.bo` : null)]);
-    return g.op('Add', [h, this.mlp(this.norm(h, `${p}.ffn_norm`), p)]);
+    const q = this.projectHeads(xn, l, 'q', c.nHeads);
+    const k = this.projectHeads(xn, l, 'k', c.nKvHeads);
+    const v = this.reshape(this.linear(xn, `${p}.wv`, `${p}.bv`), [B, L, c.nKvHeads, c.headDim]);
+    const kv = this.keysValues(l, k, v);
+    let o = this.linear(this.attention(q, kv.k, kv.v, this.attnMask(layerWindow(c, l))), `${p}.wo`, `${p}.bo`);
+    if (this.has(`${p}.post_attn_norm.weight`)) o = this.norm(o, `${p}.post_attn_norm`);
+    const h = g.op('Add', [x, o]);
+    let m = this.mlp(this.norm(h, `${p}.ffn_norm`), p);
+    if (this.has(`${p}.post_ffn_norm.weight`)) m = this.norm(m, `${p}.post_ffn_norm`);
+    return g.op('Add', [h, m]);
   }
 
   mlp(x: V, p: string): V {
     const g = this.g, c = this.c;
-    if (c.act === 'swiglu') {
-      const gate = this.silu(this.linear(x, `${p}.w_gate`, null));
-      return this.linear(g.op('Mul', [gate, this.linear(x, `${p}.w_up`, null)]), `${p}.w_down`, null);
+    if (c.act === 'swiglu' || c.act === 'geglu') {
+      const gate = this.linear(x, `${p}.w_gate`, null);
+      const act = c.act === 'geglu' ? this.geluTanh(gate) : this.silu(gate);
+      return this.linear(g.op('Mul', [act, this.linear(x, `${p}.w_up`, null)]), `${p}.w_down`, null);
     }
-    const up = this.geluTanh(this.linear(x, `${p}.w_up`, c.mlpBias ? `${p}.b_up` : null));
-    return this.linear(up, `${p}.w_down`, c.mlpBias ? `${p}.b_down` : null);
+    const up = this.geluTanh(this.linear(x, `${p}.w_up`, `${p}.b_up`));
+    return this.linear(up, `${p}.w_down`, `${p}.b_down`);
   }
 
-  /** Token (+ learned position) embeddings, [N, d]. */
-  embed(ids: V): V {
+  /** Token embeddings (× embedScale) (+ learned position embeddings at `positions`), [N, d]. */
+  embed(ids: V, positions?: V): V {
     const g = this.g, c = this.c;
     let x = g.op('Gather', [this.weight('tok_emb'), ids], { axis: 0 }); // [B, L, d]
+    if (c.embedScale !== undefined && c.embedScale !== 1) x = g.op('Mul', [x, g.f32Const([c.embedScale])]);
     if (c.pos === 'learned') {
-      const pos = g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)]);
+      const pos = positions ?? g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)]);
       x = g.op('Add', [x, g.op('Gather', [this.weight('pos_emb'), pos], { axis: 0 })]);
     }
     return this.reshape(x, [this.dims.N, c.dim]);
   }
 
+  /** Logits [rows, V] of hidden states h [rows, d], soft-capped when the model caps them. */
+  logits(h: V): V {
+    const z = this.linear(h, 'lm_head', null);
+    return this.c.finalSoftcap ? this.softcap(z, this.c.finalSoftcap) : z;
+  }
+
   /** log p(target) per position, [B, L]: Gemm head + LogSoftmax + GatherElements. */
   headLogprobs(h: V, targets: V): V {
     const g = this.g, { B, L, N } = this.dims;
-    const logits = this.linear(h, 'lm_head', null); // [N, V]
     const tg = this.reshape(targets, [N, 1]);
-    const logp = g.op('LogSoftmax', [logits], { axis: 1 });
+    const logp = g.op('LogSoftmax', [this.logits(h)], { axis: 1 });
     const picked = g.op('GatherElements', [logp, tg], { axis: 1 }); // [N, 1]
     return this.reshape(picked, [B, L]);
   }
@@ -211,28 +301,40 @@ export class LmGraph {
     return g.op('Div', [sum, count]);
   }
 
-  build(opts: LmGraphOptions = {}): Uint8Array {
-    const g = this.g, c = this.c, head = opts.head ?? true;
-    if (c.nHeads % c.nKvHeads) throw new Error(`${c.name}: ${c.nHeads} heads is not a multiple of ${c.nKvHeads} KV heads`);
-    const ids = g.input('input_ids', ONNX_INT64, ['batch', 'seq']);
-    const targets = head ? g.input('target_ids', ONNX_INT64, ['batch', 'seq']) : null;
-    const mask = g.input('mask', ONNX_FLOAT, ['batch', 'seq']);
+  /** B, L, N and scalar L from the shape of ids [B, L]. */
+  protected setDims(ids: V): void {
+    const g = this.g;
     const shape = g.op('Shape', [ids]);
     const B = g.op('Slice', [shape, g.i64([0]), g.i64([1])]);
     const L = g.op('Slice', [shape, g.i64([1]), g.i64([2])]);
     this.dims = { B, L, N: g.op('Mul', [B, L]), Ls: g.op('Squeeze', [L, g.i64([0])]) };
+  }
 
-    let x = this.embed(ids);
-    const rope = c.pos === 'rope' ? this.ropeTables() : null;
-    const causal = this.causalMask();
-    for (let l = 0; l < c.nLayers; l++) x = this.layer(x, l, rope, causal);
-    const h = this.norm(x, 'final_norm');
-    if (head && targets) g.output(this.headLogprobs(h, targets), 'logprobs', ONNX_FLOAT, ['batch', 'seq']);
-    g.output(this.meanPool(h, mask), 'mean_hidden', ONNX_FLOAT, ['batch', c.dim]);
+  /** The layers and final norm over embeddings x [N, d]. */
+  protected trunk(x: V): V {
+    for (let l = 0; l < this.c.nLayers; l++) x = this.layer(x, l);
+    return this.norm(x, 'final_norm');
+  }
+
+  protected serializeChecked(): Uint8Array {
+    const g = this.g, c = this.c;
     if (g.initializerBytes > 2 ** 31 - 2 ** 26) {
       throw new Error(`${c.name}: ${(g.initializerBytes / 2 ** 30).toFixed(2)} GiB of f32 weights exceed what one in-memory ONNX model can hold (2 GiB protobuf limit)`);
     }
     return g.serialize();
+  }
+
+  build(opts: LmGraphOptions = {}): Uint8Array {
+    const g = this.g, c = this.c, head = opts.head ?? true;
+    checkBuildable(this.w);
+    const ids = g.input('input_ids', ONNX_INT64, ['batch', 'seq']);
+    const targets = head ? g.input('target_ids', ONNX_INT64, ['batch', 'seq']) : null;
+    const mask = g.input('mask', ONNX_FLOAT, ['batch', 'seq']);
+    this.setDims(ids);
+    const h = this.trunk(this.embed(ids));
+    if (head && targets) g.output(this.headLogprobs(h, targets), 'logprobs', ONNX_FLOAT, ['batch', 'seq']);
+    g.output(this.meanPool(h, mask), 'mean_hidden', ONNX_FLOAT, ['batch', c.dim]);
+    return this.serializeChecked();
   }
 }
 
@@ -241,11 +343,19 @@ export function buildLmGraph(w: LoadedWeights, opts: LmGraphOptions = {}): Uint8
   return new LmGraph(w).build(opts);
 }
 
+/** Shape checks the graph relies on (the twin makes the same ones). */
+export function checkBuildable(w: LoadedWeights): void {
+  const c = w.config, rd = c.rotaryDim ?? c.headDim;
+  if (c.nHeads % c.nKvHeads) throw new Error(`${c.name}: ${c.nHeads} heads is not a multiple of ${c.nKvHeads} KV heads`);
+  if (c.pos === 'rope' && (rd % 2 || rd < 2 || rd > c.headDim)) throw new Error(`${c.name}: rotary dim ${rd} must be even and in [2, ${c.headDim}]`);
+}
+
 /** Dims of canonical tensors (types.ts). */
 export function weightDims(c: ModelConfig, name: string): number[] {
   const d = c.dim, hd = c.headDim, qd = c.nHeads * hd, kvd = c.nKvHeads * hd, ff = c.hiddenDim;
   if (name === 'tok_emb' || name === 'lm_head') return [c.vocabSize, d];
   if (name === 'pos_emb') return [c.maxSeqLen, d];
+  if (/\.[qk]_norm\.weight$/.test(name)) return [hd];
   if (/norm\.(weight|bias)$/.test(name)) return [d];
   const m = /^layers\.\d+\.(\w+)$/.exec(name);
   const dims: Record<string, number[]> = {
@@ -257,25 +367,10 @@ export function weightDims(c: ModelConfig, name: string): number[] {
 }
 
 /**
- * What of this model the ONNX graph does not build yet (empty when it covers it all). The model
- * families added with per-family kernel features (Gemma, Qwen3, Phi-3, windows, RoPE scaling…)
- * run on the TypeScript twin until the graph grows the same op-builders; modelFromWeights says so.
+ * What of this model the ONNX graph does not build: nothing now — every feature of the canonical
+ * model (types.ts) has an op-builder above. modelFromWeights still asks, so that a feature added
+ * to the twin first lands here (and falls back to the twin, saying why) until the graph has it.
  */
-export function ortGraphGaps(w: LoadedWeights): string[] {
-  const c = w.config, gaps: string[] = [];
-  if (c.act === 'geglu') gaps.push('GeGLU');
-  if (c.ropeScaling) gaps.push(`rope_scaling ${c.ropeScaling.type}`);
-  if (c.rotaryDim !== undefined && c.rotaryDim !== c.headDim) gaps.push('partial rotary');
-  if (c.layerWindows?.some((win) => win > 0 && win < c.maxSeqLen)) gaps.push('sliding-window attention');
-  if (c.layerRope?.some((r) => !r)) gaps.push('layers without RoPE');
-  if (c.ropeLocalTheta !== undefined) gaps.push('per-layer RoPE base');
-  if (c.normWeightOffset) gaps.push('RMSNorm (1 + w)');
-  if (c.embedScale !== undefined && c.embedScale !== 1) gaps.push('scaled embeddings');
-  if (c.attnScale !== undefined) gaps.push('attention score scale');
-  if (c.attnSoftcap) gaps.push('attention soft-cap');
-  if (c.finalSoftcap) gaps.push('final-logit soft-cap');
-  for (const t of ['q_norm', 'post_attn_norm']) {
-    if (w.tensors.has(`layers.0.${t}.weight`)) gaps.push(t === 'q_norm' ? 'q/k norms' : 'post-attention/FFN norms');
-  }
-  return gaps;
+export function ortGraphGaps(_w: LoadedWeights): string[] {
+  return [];
 }

@@ -12,7 +12,7 @@ export interface OrtModelOptions {
   f16: boolean;
 }
 
-type OrtModelPart = Pick<LanguageModel, 'backend' | 'deviceName' | 'tokenBudget' | 'scoreBatch' | 'meanHidden' | 'dispose'> & {
+type OrtModelPart = Pick<LanguageModel, 'backend' | 'deviceName' | 'tokenBudget' | 'scoreBatch' | 'meanHidden' | 'dispose'> & Required<Pick<LanguageModel, 'createDecoder'>> & {
   deviceReason: string;
   runtime: null;
   f16: boolean;
@@ -39,6 +39,7 @@ export async function ortModel(w: LoadedWeights, opts: OrtModelOptions): Promise
     tokenBudget: opts.tokenBudget ?? ortTokenBudget(w.config.vocabSize),
     scoreBatch: (seqs) => lm.scoreBatch(seqs),
     meanHidden: (seqs) => lm.meanHidden(seqs),
+    createDecoder: (o) => lm.createDecoder(o),
     dispose: () => lm.dispose(),
   };
 }

@@ -19,11 +19,11 @@ import * as path from 'node:path';
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter, schemaFromColumnData, type BasicType } from 'hyparquet-writer';
-import { InputError } from '../pipeline/node-io.js';
-import { flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
+import { InputError } from '../errors.js';
+import { flattenScores, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
 
 export const PARQUET_MAGIC = 'PAR1';
-export { SCORE_PREFIX, flattenScores, toJsonValue, unflattenScores } from './parquet-values.js';
+export { SCORE_PREFIX, flattenScores, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
 
 export class ParquetInputError extends InputError {}
 
@@ -48,19 +48,19 @@ export function fileAsyncBuffer(file: string): AsyncBuffer & { close(): void } {
   };
 }
 
-export async function parquetMeta(file: string): Promise<FileMetaData> {
+export async function parquetMeta(file: string, name = file): Promise<FileMetaData> {
   const buf = fileAsyncBuffer(file);
   try {
     return await parquetMetadataAsync(buf);
   } catch (e) {
-    throw new ParquetInputError(`${file}: not a readable Parquet file (${(e as Error).message})`);
+    throw new ParquetInputError(`${name}: not a readable Parquet file (${(e as Error).message})`);
   } finally {
     buf.close();
   }
 }
 
-export async function parquetRowCount(file: string): Promise<number> {
-  return Number((await parquetMeta(file)).num_rows);
+export async function parquetRowCount(file: string, name = file): Promise<number> {
+  return Number((await parquetMeta(file, name)).num_rows);
 }
 
 export interface ParquetRow {
@@ -154,12 +154,19 @@ export const DEFAULT_ROW_GROUP = 4096;
  * write (so both passes stream; memory holds one row group).
  */
 export async function writeParquetRows(out: string, rows: () => AsyncIterable<Record<string, unknown>>, o: { rowGroupSize?: number } = {}): Promise<{ rows: number; bytes: number }> {
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  const n = await writeParquetTo(tmp, rows, o);
+  fs.renameSync(tmp, out);
+  return { rows: n, bytes: fs.statSync(out).size };
+}
+
+/** writeParquetRows without the rename: the rows into `tmp`, fsynced (the caller renames it into place). */
+export async function writeParquetTo(tmp: string, rows: () => AsyncIterable<Record<string, unknown>>, o: { rowGroupSize?: number } = {}): Promise<number> {
   const plan = new ColumnPlan();
   let total = 0;
   for await (const r of rows()) { plan.add(flattenScores(r)); total++; }
   const cols = plan.columns();
-  const tmp = `${out}.tmp-${process.pid}`;
-  fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
   try {
     const schema = schemaFromColumnData({ columnData: cols.map((c) => ({ name: c.name, data: [], type: c.type as BasicType, nullable: true })) });
     const writer = fileWriter(tmp);
@@ -180,44 +187,12 @@ export async function writeParquetRows(out: string, rows: () => AsyncIterable<Re
     pq.finish();
     const fd = fs.openSync(tmp, 'r+');
     try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-    fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  return { rows: total, bytes: fs.statSync(out).size };
-}
-
-/** JSONL (records one per line) → Parquet, both passes streaming from the file. */
-export async function jsonlToParquet(jsonl: string, out: string, o: { rowGroupSize?: number } = {}): Promise<{ rows: number; bytes: number }> {
-  return writeParquetRows(out, () => jsonlObjects(jsonl), o);
-}
-
-async function* jsonlObjects(file: string): AsyncGenerator<Record<string, unknown>> {
-  let carry = '';
-  for await (const chunk of fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
-    const parts = (carry + chunk).split('\n');
-    carry = parts.pop()!;
-    for (const l of parts) if (l.trim() !== '') yield JSON.parse(l) as Record<string, unknown>;
-  }
-  if (carry.trim() !== '') yield JSON.parse(carry) as Record<string, unknown>;
+  return total;
 }
 
 export const isParquetPath = (p: string) => /\.parquet$/i.test(p);
 
-/**
- * Where `concord score` writes while it runs: a Parquet output is scored into a resumable JSONL
- * staging file (`<out>.scored.jsonl`, with today's checkpoints) and converted when complete.
- */
-export function scoreTarget(output: string, errors?: string): { scoreTo: string; errors: string; finish: () => Promise<void> } {
-  if (!isParquetPath(output)) return { scoreTo: output, errors: errors ?? `${output}.errors.jsonl`, finish: async () => {} };
-  const scoreTo = `${output}.scored.jsonl`;
-  return {
-    scoreTo,
-    errors: errors ?? `${output}.errors.jsonl`,
-    finish: async () => {
-      await jsonlToParquet(scoreTo, output);
-      fs.rmSync(scoreTo, { force: true });
-    },
-  };
-}

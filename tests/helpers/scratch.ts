@@ -1,0 +1,21 @@
+// Scratch folders for tests: scratchDir() makes one under the OS temp folder and remembers it;
+// tests/helpers/scratch-setup.ts (a vitest setup file) removes them after each test file, so a run
+// leaves no /tmp/concord-* behind.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const made: string[] = [];
+
+/** mkdtemp under the OS temp folder, removed after the test file (tests/helpers/scratch-setup.ts). */
+export function scratchDir(prefix = 'concord-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Remove every folder scratchDir made so far (the setup file's afterAll). */
+export function removeScratch(): void {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+}
