@@ -67,7 +67,7 @@ export const encoderExternalFiles = (onnx: Uint8Array): string[] => externalLoca
 /** An encoder on the language model's device: its GPU runtime when it runs on WebGPU, else the CPU twin. */
 export function openEncoder(src: EncoderBytes, lm: LanguageModel): Embedder {
   const weights = bertFromOnnx(src.onnx, src.external, { name: src.name, hfConfig: src.config ?? null });
-  const rt = (lm as { runtime?: GpuRuntime | null }).runtime ?? null;
+  const rt = lm.runtime ?? null;
   return createEmbedder({ weights, tokenizerJson: src.tokenizerJson, tokenizerConfig: src.tokenizerConfig ?? {} }, { device: rt ?? 'cpu' });
 }
 
