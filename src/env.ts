@@ -62,7 +62,7 @@ export interface Settings {
    */
   readonly kernelVariant: string | undefined;
   /**
-   * CONCORD_TUNE: kernel autotuning (src/gpu/tune.ts). 'auto' (default): use cached winners, and
+   * CONCORD_TUNE: kernel autotuning (src/tune/index.ts). 'auto' (default): use cached winners, and
    * on hardware adapters tune what is missing when a GPU model is built; 'off': neither (defaults
    * only); 'refresh': tune again, on any adapter, replacing the cached entries.
    */
@@ -71,7 +71,7 @@ export interface Settings {
   readonly tuneCache: string | undefined;
   /**
    * CONCORD_TUNE_EXPERIMENTAL=1: let the variants that round activations to f16 (matmul
-   * 'subgroup-matrix', logprob 'sgmat'; src/gpu/tune.ts EXPERIMENTAL_VARIANTS) win tuning.
+   * 'subgroup-matrix', logprob 'sgmat'; src/tune/index.ts EXPERIMENTAL_VARIANTS) win tuning.
    */
   readonly tuneExperimental: boolean;
   /**
