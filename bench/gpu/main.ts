@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { recordToPair } from '../../src/pipeline/input.js';
 import type { Quantity } from '../../src/pipeline/plan.js';
 import { sequenceBuilder } from '../../src/pipeline/sequences.js';
+import { encodeStandalone } from '../../src/pipeline/templates.js';
 import type { TextTokenizer } from '../../src/tokenizer/types.js';
 import { buildReport, renderGpuMarkdown, type GpuReportInput } from './report.js';
 
