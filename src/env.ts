@@ -7,6 +7,13 @@
 // a variable for one case sees it), and is documented in the README's "Settings" table. In a
 // browser every setting reads as unset and the folder helpers throw (no file system there).
 
+import { UsageError } from './errors.js';
+
+/** A CONCORD_* variable with a value outside its allowed range (exit 2). */
+class SettingError extends UsageError {
+  override readonly pointsAtHelp = false;
+}
+
 type NodeProcess = { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown };
 
 const proc = (): NodeProcess | undefined => (globalThis as { process?: NodeProcess }).process;
@@ -113,7 +120,7 @@ const positiveInt = (name: string, dflt: number): number => {
   const v = raw(name);
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name}=${v}: must be a whole number ≥ 1`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new SettingError(`${name}=${v}: must be a whole number ≥ 1`);
   return n;
 };
 

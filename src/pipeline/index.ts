@@ -9,7 +9,7 @@
 // `model` as a loaded LanguageModel (the browser demo does) or as a name/path, loaded with
 // src/models' loadModel on `device` (Node). Call score() once at a time per scorer.
 //
-// Files, checkpoints and progress bars are in ./node-io.ts and ./files.ts (Node only).
+// Files, checkpoints and progress bars are in src/jobs/ and src/io/ (Node only).
 
 import { nodeBuiltin, settings } from '../env.js';
 import { UsageError } from '../errors.js';
