@@ -8,6 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { jsonlRecords } from '../src/io/records.js';
 import { Xxh64 } from '../src/io/xxh64.js';
@@ -192,6 +193,24 @@ describe('filter and Parquet (26.6, 26.7)', () => {
     const r = await c.run(['filter', 'lie.parquet', '-o', 'lie.kept.jsonl', '--keep-fraction', '1']);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/lie\.parquet: damaged Parquet footer: it says 5 rows but its row groups hold 2/);
+  }, 60_000);
+
+  test('an INT64 instruction column is refused the same way whatever the value (safe or beyond 2^53), naming the field', async () => {
+    parquetWriteFile({
+      filename: c.p('int64.parquet'),
+      columnData: [
+        { name: 'id', data: [1n, 2n ** 60n, 3n], type: 'INT64' },
+        { name: 'instruction', data: [5n, 2n ** 60n + 1n, 7n], type: 'INT64' },
+        { name: 'output', data: ['a b', 'c d', 'e f'], type: 'STRING' },
+      ],
+    });
+    const r = await c.run(['score', 'int64.parquet', '-o', 'int64.out.jsonl', '--cosine', 'off', '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    const errs = c.lines('int64.out.jsonl.errors.jsonl');
+    expect(errs.map((e) => e.loc)).toEqual(['int64.parquet:1', 'int64.parquet:2', 'int64.parquet:3']);
+    for (const e of errs) expect(e.error).toMatch(/^field 'instruction' must be a string \(got (number|an INT64 Parquet column)\)$/);
+    // An INT64 id beyond 2^53 is kept exactly, as its decimal string.
+    expect(errs[1].record.id).toBe(String(2n ** 60n));
   }, 60_000);
 
   test("a record's own 'scores' field is replaced with a warning naming file:line (and counted)", async () => {

@@ -20,6 +20,7 @@ import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData 
 import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter, schemaFromColumnData, type BasicType } from 'hyparquet-writer';
 import { InputError } from '../errors.js';
+import { INT64_STRINGS } from '../pipeline/input.js';
 import { flattenScores, setField, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
 
 export const PARQUET_MAGIC = 'PAR1';
@@ -84,6 +85,23 @@ async function readRange(buf: AsyncBuffer, metadata: FileMetaData, rowStart: num
   });
 }
 
+/** Top-level plain INT64 columns (not timestamps): their values beyond ±2^53 arrive as decimal strings. */
+function int64Columns(m: FileMetaData): Set<string> {
+  const out = new Set<string>();
+  m.schema.forEach((s, i) => {
+    if (i > 0 && s.type === 'INT64' && !s.converted_type?.startsWith('TIMESTAMP') && s.logical_type?.type !== 'TIMESTAMP' && isTopLevel(m, i)) out.add(s.name);
+  });
+  return out;
+}
+
+/** Mark the fields whose string value came from an INT64 column (INT64_STRINGS, src/pipeline/input.ts). */
+function markInt64Strings(rec: Record<string, unknown>, int64: Set<string>): Record<string, unknown> {
+  let marked: Set<string> | null = null;
+  for (const c of int64) if (typeof rec[c] === 'string' && Object.hasOwn(rec, c)) (marked ??= new Set()).add(c);
+  if (marked) Object.defineProperty(rec, INT64_STRINGS, { value: marked, enumerable: false });
+  return rec;
+}
+
 /** Whether schema element `i` is a top-level column (a child of the root). */
 function isTopLevel(m: FileMetaData, i: number): boolean {
   let k = 1;
@@ -121,6 +139,7 @@ export async function* readParquetRows(file: string, name = file, startRow = 0):
   const buf = fileAsyncBuffer(file);
   try {
     const metadata = await checkedMetadata(buf, name);
+    const int64 = int64Columns(metadata);
     let groupStart = 0;
     for (const rg of metadata.row_groups) {
       const n = Number(rg.num_rows);
@@ -137,7 +156,7 @@ export async function* readParquetRows(file: string, name = file, startRow = 0):
           throw new ParquetInputError(`${name}:${from + 1}-${groupEnd}: damaged Parquet file: this row group says ${n} rows but ${rows.length + (from - groupStart)} decode`);
         }
         for (let k = 0; k < rows.length; k++) {
-          yield { row: from + k + 1, record: unflattenScores(toJsonValue(rows[k]) as Record<string, unknown>) };
+          yield { row: from + k + 1, record: markInt64Strings(unflattenScores(toJsonValue(rows[k]) as Record<string, unknown>), int64) };
         }
       }
       groupStart = groupEnd;
