@@ -1,4 +1,4 @@
-// Issue 21: every command reads every input kind (JSONL, a JSON array, Parquet, .jsonl.gz,
+// Issue 21: every command reads every input kind (embed: --records) (JSONL, a JSON array, Parquet, .jsonl.gz,
 // .jsonl.zst, a dataset folder, a glob) through src/io and writes both output kinds (JSONL and
 // Parquet, by extension and by --out-format). CLI runs use the fake model (CONCORD_TEST_MODEL_MODULE)
 // and, for select / dedup, the MiniLM encoder on the CPU; outputs are read back with hyparquet
@@ -126,8 +126,10 @@ describe.each(KINDS)('input kind %s', (kind) => {
     await expectOut(o('dedup'), out.magic, [1, N]);
   }, 240_000);
 
-  test('eval and report; merge of a one-shard run → jsonl and parquet', async () => {
+  test('eval, report, embed --records; merge of a one-shard run → jsonl and parquet', async () => {
     const si = scoredIn.get(kind)!;
+    const em = JSON.parse(await ok(['embed', '--records', rawIn.get(kind)!, '--device', 'cpu', '--json'])) as { embeddings: { text: string }[] };
+    expect(em.embeddings.map((e) => e.text)).toEqual(raw.map((r) => `${r.input ? `${r.instruction}\n\n${r.input}` : r.instruction}\n\n${r.output}`));
     const ev = JSON.parse(await ok(['eval', si, '--label', 'label', '--json'])) as { left_out: number };
     expect(ev.left_out).toBe(0);
     await ok(['report', si, '-o', `report-${kind}.html`]);
