@@ -1,5 +1,5 @@
 // The scorer: records in, records' scores out, in input order. No Node-only code here (the browser
-// demo runs the same module); files, checkpoints and progress bars live in node-io.ts and the CLI.
+// demo runs the same module); files, checkpoints and progress bars live in src/jobs, src/io and the CLI.
 //
 //   const scorer = createScorerFromModels({ model, reverseModel, ... });
 //   for await (const r of scorer.score(records)) { r.scores / r.error }
