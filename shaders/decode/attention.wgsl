@@ -30,17 +30,9 @@ const MASKED = -3.0e38;
 
 var<workgroup> qs: array<f32, HD_MAX>;
 var<workgroup> S: array<f32, CHUNK>;
-var<workgroup> red: array<f32, WG>;
+//#include common/reduce
 
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+//#include common/math
 
 // Tree reductions over the workgroup (called in uniform control flow).
 fn reduce_max(x: f32, li: u32) -> f32 {
@@ -55,13 +47,9 @@ fn reduce_max(x: f32, li: u32) -> f32 {
   return r;
 }
 
-fn reduce_sum(x: f32, li: u32) -> f32 {
+fn sum_all(x: f32, li: u32) -> f32 {
   red[li] = x;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+  reduce_sum(li);
   let r = red[0];
   workgroupBarrier();
   return r;
@@ -109,7 +97,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     S[j] = e;
     lloc += e;
   }
-  let l = reduce_sum(lloc, li);   // its barriers also publish S
+  let l = sum_all(lloc, li);   // its barriers also publish S
 
   let out = ((row * p.nH + h) * p.nSplit + split) * (p.hd + 2u);
   if (li == 0u) {

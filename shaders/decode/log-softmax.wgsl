@@ -8,17 +8,9 @@ struct Params { R: u32, V: u32, softcap: f32 }
 @group(0) @binding(1) var<storage, read_write> X: array<f32>;
 
 const WG = 256u;
-var<workgroup> red: array<f32, WG>;
+//#include common/reduce
 
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+//#include common/math
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -40,11 +32,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   var sum = 0.0;
   for (var i = li; i < p.V; i += WG) { sum += exp(X[base + i] - mx); }
   red[li] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
+  reduce_sum(li);
   let lse = mx + log(red[0]);
   for (var i = li; i < p.V; i += WG) { X[base + i] = X[base + i] - lse; }
 }

@@ -8,15 +8,7 @@ struct Params { n: u32, cap: f32 }
 
 override WG: u32 = 256;
 
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+//#include common/math
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
