@@ -1,0 +1,81 @@
+// The score flags that ask for extra signals (`--signals ask-llm,rating` …), checked before any
+// model loads, and the wrapping of the configured scorer with them.
+
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import type { ConfiguredScorer } from '../pipeline/index.js';
+import type { FieldMap } from '../pipeline/input.js';
+import { withSignals, type PairSignals } from './attach.js';
+import { RatingSignals, parseTemplateFile } from './rating.js';
+
+export const SIGNAL_NAMES = ['ask-llm', 'rating'] as const;
+export type SignalName = (typeof SIGNAL_NAMES)[number];
+
+export const SIGNAL_OPTIONS = {
+  signals: { type: 'string' },
+  'ask-template': { type: 'string' },
+  'rating-template': { type: 'string' },
+  'rating-scale': { type: 'string' },
+  'selectit-alpha': { type: 'string' },
+} as const;
+
+export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals.md)
+  --signals LIST                comma-separated: ask-llm (column ask_llm = log p("yes") after a
+                                quality question), rating (rating = expected score over "1".."k",
+                                rating_var = its variance over the wordings, selectit)
+  --ask-template FILE           the Ask-LLM prompt ({instruction}, {response}; answer "yes")
+  --rating-template FILE        rating wordings, separated by lines of ---; {k} is the scale
+  --rating-scale K              rating tokens "1".."K" (default 5)
+  --selectit-alpha A            SelectIT's uncertainty weight (default 0.2)`;
+
+export interface SignalSettings {
+  names: SignalName[];
+  askTemplate?: string;
+  ratingTemplates?: string[];
+  scale?: number;
+  alpha?: number;
+}
+
+type Flags = { [K in keyof typeof SIGNAL_OPTIONS]?: string };
+
+function readTemplates(file: string): string[] {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new UsageError(`${file}: cannot read the template file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  return parseTemplateFile(text, file);
+}
+
+function numberFlag(v: string | undefined, flag: string, int: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!v.trim() || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < 0) throw new UsageError(`${flag} must be a ${int ? 'whole ' : ''}number ≥ 0 (got '${v}')`);
+  return n;
+}
+
+export function signalSettings(v: Flags): SignalSettings {
+  const names = (v.signals ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (!(SIGNAL_NAMES as readonly string[]).includes(n)) throw new UsageError(`--signals: unknown signal '${n}' (known: ${SIGNAL_NAMES.join(', ')})`);
+  const has = (n: SignalName) => names.includes(n);
+  if (v['ask-template'] !== undefined && !has('ask-llm')) throw new UsageError('--ask-template needs --signals ask-llm');
+  for (const f of ['rating-template', 'rating-scale', 'selectit-alpha'] as const) if (v[f] !== undefined && !has('rating')) throw new UsageError(`--${f} needs --signals rating`);
+  const ask = v['ask-template'] !== undefined ? readTemplates(v['ask-template']) : undefined;
+  if (ask && ask.length > 1) throw new UsageError(`${v['ask-template']}: --ask-template takes one template (found ${ask.length})`);
+  return {
+    names: [...new Set(names)] as SignalName[],
+    askTemplate: ask?.[0],
+    ratingTemplates: v['rating-template'] !== undefined ? readTemplates(v['rating-template']) : undefined,
+    scale: numberFlag(v['rating-scale'], '--rating-scale', true),
+    alpha: numberFlag(v['selectit-alpha'], '--selectit-alpha', false),
+  };
+}
+
+/** The scorer with the asked signals attached (the scorer itself when none are asked). */
+export function attachSignals(scorer: ConfiguredScorer, s: SignalSettings, fields: Partial<FieldMap>): ConfiguredScorer {
+  if (!s.names.length) return scorer;
+  const list: PairSignals[] = [];
+  const askLlm = s.names.includes('ask-llm'), rating = s.names.includes('rating');
+  if (askLlm || rating) {
+    const r = new RatingSignals(scorer.models[0], { askLlm, rating, askTemplate: s.askTemplate, ratingTemplates: s.ratingTemplates, scale: s.scale, alpha: s.alpha });
+    list.push({ identity: () => r.identity(), score: (p) => r.score(p) as Promise<Record<string, number | null | undefined>[]> });
+  }
+  return withSignals(scorer, list, { fields });
+}

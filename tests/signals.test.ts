@@ -1,0 +1,101 @@
+// Rating-prompt signals (src/signals/): the formulas on hand-made numbers, the answer-token lookup,
+// and stories15M against the PyTorch float64 reference (scripts/reference_torch.py signals) on the
+// TypeScript twin (decoder route, ≤1e-5), onnxruntime (≤1e-4), the twin through the scoreBatch
+// route (≤1e-5) and WebGPU f32 through the scoreBatch route (≤1e-4).
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../src/models/index.js';
+import type { LanguageModel } from '../src/models/lm.js';
+import { ASK_LLM_TEMPLATE, RATING_TEMPLATES, RatingSignals, answerToken, fillTemplate, parseTemplateFile, ratingFromLogprobs } from '../src/signals/rating.js';
+import { candidateLogprobs } from '../src/signals/candidates.js';
+import { signalSettings } from '../src/signals/cli.js';
+import { gpuRuntime } from './helpers/gpu.js';
+
+interface RefPair { instruction: string; output: string; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
+const ref = JSON.parse(readFileSync(new URL('./fixtures/signals-reference.json', import.meta.url), 'utf8')) as {
+  scale: number; alpha: number; ask_template: string; rating_templates: string[]; pairs: RefPair[];
+};
+const STORIES = join(resolve(import.meta.dirname, '..'), 'models', 'stories15M');
+const hasStories = existsSync(join(STORIES, 'model.bin'));
+
+describe('rating formulas', () => {
+  it('expected rating and SelectIT token score from log-probs', () => {
+    const p = [0.1, 0.2, 0.4, 0.2, 0.1];
+    const r = ratingFromLogprobs(p.map((x) => Math.log(x) - 3)); // a shift: the softmax renormalises over the candidates
+    expect(r.expected).toBeCloseTo(0.1 + 0.4 + 1.2 + 0.8 + 0.5, 12);
+    // argmax is "3"; Σ (0.4 − p_j) = 0.3+0.2+0+0.2+0.3 = 1.0; / (k − 1) = 0.25; × 3
+    expect(r.token).toBeCloseTo(0.75, 12);
+  });
+  it('templates: one pass (braces inside the pair stay), files split on ---, placeholders required', () => {
+    expect(fillTemplate('{instruction}|{response}|{k}', 'a {response}', 'b {k}', 5)).toBe('a {response}|b {k}|5');
+    expect(parseTemplateFile('A {instruction} {response}\n---\nB {instruction}\n{response}\n', 'f')).toEqual(['A {instruction} {response}', 'B {instruction}\n{response}']);
+    expect(() => parseTemplateFile('no placeholders', 'f.txt')).toThrow(/f.txt: template 1 must contain/);
+    expect(() => signalSettings({ signals: 'ask-llm,bogus' })).toThrow(/unknown signal 'bogus'/);
+    expect(() => signalSettings({ 'rating-scale': '4' })).toThrow(/needs --signals rating/);
+    expect(signalSettings({}).names).toEqual([]);
+  });
+  it("the reference's templates are the engine's defaults", () => {
+    expect(ref.ask_template).toBe(ASK_LLM_TEMPLATE);
+    expect(ref.rating_templates).toEqual(RATING_TEMPLATES);
+  });
+});
+
+function check(got: Awaited<ReturnType<RatingSignals['score']>>, tol: number, what: string): void {
+  ref.pairs.slice(0, got.length).forEach((p, i) => {
+    for (const k of ['ask_llm', 'rating', 'rating_var', 'selectit'] as const) {
+      const g = got[i][k];
+      expect(typeof g, `${what} pair ${i} ${k}`).toBe('number');
+      expect(Math.abs((g as number) - p[k]), `${what} pair ${i} ${k}: ${g} vs ${p[k]}`).toBeLessThanOrEqual(tol);
+    }
+  });
+}
+
+const signalsOf = (m: LanguageModel) => new RatingSignals(m, { askLlm: true, rating: true, scale: ref.scale, alpha: ref.alpha });
+const pairs = ref.pairs.map((p) => ({ x: p.instruction, y: p.output }));
+/** The same model without a decoder: candidateLogprobs takes the scoreBatch route. */
+const noDecoder = (m: LanguageModel): LanguageModel => ({ ...m, createDecoder: undefined });
+
+describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 reference', () => {
+  it('answer tokens are looked up in the tokenizer', async () => {
+    const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
+    for (const p of ref.pairs) {
+      expect(answerToken(m.tokenizer, fillTemplate(ASK_LLM_TEMPLATE, p.instruction, p.output, 5), 'yes')).toBe(p.yes_id);
+      RATING_TEMPLATES.forEach((t, w) => {
+        const text = fillTemplate(t, p.instruction, p.output, 5);
+        expect([1, 2, 3, 4, 5].map((j) => answerToken(m.tokenizer, text, String(j)))).toEqual(p.rating_ids[w]);
+      });
+    }
+    m.dispose();
+  });
+  it('TypeScript twin, decoder route (≤1e-5) and scoreBatch route (≤1e-5)', async () => {
+    const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
+    expect(m.createDecoder).toBeDefined();
+    check(await signalsOf(m).score(pairs), 1e-5, 'twin decoder');
+    // k sequences per prompt: the slow route, one pair is enough to show it is the same maths
+    check(await signalsOf(noDecoder(m)).score(pairs.slice(0, 1)), 1e-5, 'twin scoreBatch');
+    m.dispose();
+  }, 300_000);
+  it('onnxruntime (≤1e-4)', async () => {
+    const m = await loadModel(STORIES, { device: 'cpu' });
+    expect(m.deviceName).toMatch(/onnxruntime/);
+    check(await signalsOf(m).score(pairs), 1e-4, 'onnxruntime');
+    m.dispose();
+  }, 300_000);
+  it('WebGPU f32 (≤1e-4)', async (ctx) => {
+    const rt = await gpuRuntime();
+    if (!rt) return ctx.skip();
+    const m = await loadModel(STORIES, { device: rt, f16: false });
+    // WebGPU has no decoder here: the scoreBatch route (one pair: lavapipe is slow)
+    check(await signalsOf(m).score(pairs.slice(0, 1)), 1e-4, 'webgpu');
+    m.dispose();
+  }, 600_000);
+  it('a prompt longer than the model takes gives NaN, not an error', async () => {
+    const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
+    const long = Array.from({ length: m.maxLen + 3 }, () => 100);
+    const [a, b] = await candidateLogprobs(m, [long, [1, 100, 200]], [29896, 29906]);
+    expect([...a].every(Number.isNaN)).toBe(true);
+    expect([...b].every(Number.isFinite)).toBe(true);
+    m.dispose();
+  }, 120_000);
+});
