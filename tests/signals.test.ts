@@ -11,6 +11,8 @@ import { ASK_LLM_TEMPLATE, RATING_TEMPLATES, RatingSignals, answerToken, fillTem
 import { candidateLogprobs } from '../src/signals/candidates.js';
 import { signalSettings } from '../src/signals/cli.js';
 import { gpuRuntime } from './helpers/gpu.js';
+import { evaluate } from '../src/eval/index.js';
+import type { ScoreFields } from '../src/filter/index.js';
 
 interface RefPair { instruction: string; output: string; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
 const ref = JSON.parse(readFileSync(new URL('./fixtures/signals-reference.json', import.meta.url), 'utf8')) as {
@@ -34,6 +36,14 @@ describe('rating formulas', () => {
     expect(() => signalSettings({ signals: 'ask-llm,bogus' })).toThrow(/unknown signal 'bogus'/);
     expect(() => signalSettings({ 'rating-scale': '4' })).toThrow(/needs --signals rating/);
     expect(signalSettings({}).names).toEqual([]);
+  });
+  it('concord eval reports a row per extra signal present, oriented by its direction', () => {
+    const base = { fwd_logp: -1, rev_logp: -1, y_logp: -2, x_logp: -2, ifd: 1, rifd: 1 };
+    const scores = [0.9, 0.8, 0.1, 0.2].map((a, i) => ({ ...base, ask_llm: Math.log(a), rating_var: i / 10 }) as unknown as ScoreFields);
+    const r = evaluate(scores, [true, true, false, false]);
+    expect(r.scores.find((s) => s.name === 'ask_llm')).toMatchObject({ direction: 'up', auc: 1, n: 4 });
+    expect(r.scores.find((s) => s.name === 'rating_var')).toMatchObject({ direction: 'down', auc: 1 });
+    expect(r.scores.find((s) => s.name === 'rating')).toBeUndefined();
   });
   it("the reference's templates are the engine's defaults", () => {
     expect(ref.ask_template).toBe(ASK_LLM_TEMPLATE);
