@@ -1095,8 +1095,29 @@ def signals_main(argv):
             "selectit": float(tk.mean() / (1 + alpha * tk.std(unbiased=False))),
         })
         print(pairs[-1])
+    # Selective IFD (T-SHIRT): PMI_t = log p(y_t) - log p(y_t | x); concord's default stories15M
+    # forward template "{x}{y}": [BOS] + encode(x) + encode(y) against [BOS] + encode(y).
+    pmis = []
+    for pr in SIGNAL_PAIRS:
+        xi, yi = tok.encode(pr["instruction"]), tok.encode(pr["output"])
+        cond = token_logprobs(cfg, w, [BOS_ID] + xi + yi, torch.float64)[len(xi):]
+        unc = token_logprobs(cfg, w, [BOS_ID] + yi, torch.float64)
+        pmis.append((unc - cond).tolist())
+    # T-SHIRT's threshold: the (1 - 0.5) percentile of |PMI| over every response token; taken here
+    # as the midpoint of the two middle values so that no token sits on it.
+    a = sorted(abs(v) for p_ in pmis for v in p_)
+    mid = len(a) // 2
+    tau = (a[mid - 1] + a[mid]) / 2
+    assert a[mid] - a[mid - 1] > 1e-4, "two |PMI| values straddle the threshold too closely"
+    for pr, pmi in zip(pairs, pmis):
+        kept = [v for v in pmi if abs(v) > tau]
+        pr["pmi"] = pmi
+        pr["sifd"] = math.exp(sum(kept) / max(len(kept), 1))
+        pr["sifd_tokens"] = len(kept)
+        pr["ifd"] = math.exp(sum(pmi) / len(pmi))
     out = {
         "source": f"scripts/reference_torch.py signals (PyTorch {torch.__version__}, float64)",
+        "sifd_threshold": tau,
         "model": "stories15M", "sha256": sha256_file(model_path), "scale": scale, "alpha": alpha,
         "ask_template": SIGNAL_ASK, "rating_templates": SIGNAL_RATINGS, "pairs": pairs,
     }

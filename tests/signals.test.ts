@@ -9,14 +9,16 @@ import { loadModel } from '../src/models/index.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { ASK_LLM_TEMPLATE, RATING_TEMPLATES, RatingSignals, answerToken, fillTemplate, parseTemplateFile, ratingFromLogprobs } from '../src/signals/rating.js';
 import { candidateLogprobs } from '../src/signals/candidates.js';
-import { signalSettings } from '../src/signals/cli.js';
+import { attachSignals, signalSettings } from '../src/signals/cli.js';
+import { selectiveIfd } from '../src/signals/sifd.js';
+import { createScorer } from '../src/pipeline/index.js';
 import { gpuRuntime } from './helpers/gpu.js';
 import { evaluate } from '../src/eval/index.js';
 import type { ScoreFields } from '../src/filter/index.js';
 
-interface RefPair { instruction: string; output: string; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
+interface RefPair { instruction: string; output: string; pmi: number[]; sifd: number; sifd_tokens: number; ifd: number; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
 const ref = JSON.parse(readFileSync(new URL('./fixtures/signals-reference.json', import.meta.url), 'utf8')) as {
-  scale: number; alpha: number; ask_template: string; rating_templates: string[]; pairs: RefPair[];
+  scale: number; alpha: number; sifd_threshold: number; ask_template: string; rating_templates: string[]; pairs: RefPair[];
 };
 const STORIES = join(resolve(import.meta.dirname, '..'), 'models', 'stories15M');
 const hasStories = existsSync(join(STORIES, 'model.bin'));
@@ -44,6 +46,12 @@ describe('rating formulas', () => {
     expect(r.scores.find((s) => s.name === 'ask_llm')).toMatchObject({ direction: 'up', auc: 1, n: 4 });
     expect(r.scores.find((s) => s.name === 'rating_var')).toMatchObject({ direction: 'down', auc: 1 });
     expect(r.scores.find((s) => s.name === 'rating')).toBeUndefined();
+  });
+  it('selective IFD: only |PMI| > τ counts; none selected gives 1; τ below every |PMI| gives IFD', () => {
+    expect(selectiveIfd([0.5, -0.1, -2], 0.3)).toEqual({ sifd: Math.exp((0.5 - 2) / 2), kept: 2 });
+    expect(selectiveIfd([0.1, -0.1], 1)).toEqual({ sifd: 1, kept: 0 });
+    expect(selectiveIfd([0.2, -0.4], 0).sifd).toBeCloseTo(Math.exp(-0.1), 14);
+    expect(() => signalSettings({ signals: 'sifd' })).toThrow(/needs --sifd-threshold/);
   });
   it("the reference's templates are the engine's defaults", () => {
     expect(ref.ask_template).toBe(ASK_LLM_TEMPLATE);
@@ -100,6 +108,22 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
     check(await signalsOf(m).score(pairs.slice(0, 1)), 1e-4, 'webgpu');
     m.dispose();
   }, 600_000);
+  it('sifd through concord score\'s scorer (twin, default templates) vs the reference (≤1e-5, same tokens kept)', async () => {
+    const scorer = await createScorer({ model: STORIES, device: 'cpu-twin', cosine: 'off', tokenLogprobs: true });
+    const sc = attachSignals(scorer, { names: ['sifd'], sifdThreshold: ref.sifd_threshold }, {});
+    expect(sc.identity).toMatchObject({ signals: [{ sifd: ref.sifd_threshold }] });
+    const out = [];
+    for await (const r of sc.score(ref.pairs.map((p) => ({ instruction: p.instruction, output: p.output })))) out.push(r);
+    out.forEach((r, i) => {
+      const s = r.scores as unknown as Record<string, number>, p = ref.pairs[i];
+      expect(r.tokens, 'per-token arrays are dropped before the record is written').toBeUndefined();
+      expect(s.y_tokens).toBe(p.pmi.length);
+      expect(Math.abs(s.ifd - p.ifd)).toBeLessThanOrEqual(1e-5);
+      expect(s.sifd_tokens).toBe(p.sifd_tokens);
+      expect(Math.abs(s.sifd - p.sifd), `pair ${i}: ${s.sifd} vs ${p.sifd}`).toBeLessThanOrEqual(1e-5);
+    });
+    sc.dispose();
+  }, 120_000);
   it('a prompt longer than the model takes gives NaN, not an error', async () => {
     const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
     const long = Array.from({ length: m.maxLen + 3 }, () => 100);

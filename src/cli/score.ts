@@ -10,7 +10,7 @@ import { argvWithoutShard, resolveShard } from '../shard/index.js';
 import { ShardRun, defaultShardFormat } from '../shard/run.js';
 import { writeFileAtomic } from '../io/writers.js';
 import { nodeBuiltin, settings } from '../env.js';
-import { SIGNAL_HELP, SIGNAL_OPTIONS, attachSignals, signalSettings } from '../signals/cli.js';
+import { SIGNAL_HELP, SIGNAL_OPTIONS, attachSignals, needsTokenLogprobs, signalSettings } from '../signals/cli.js';
 import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
 export const SCORE_OPTIONS = {
@@ -152,6 +152,7 @@ export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<Co
     passes: s.passes, maxLen: s.maxLen, overlong: s.overlong, fields: s.fields,
     cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
     windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,
+    ...(needsTokenLogprobs(s.signals) ? { tokenLogprobs: true } : {}),
     log: quiet ? undefined : log,
     onLoadProgress: quiet ? undefined : loadProgressPrinter(),
   });

@@ -9,7 +9,8 @@ import type { ScoreCallOptions, ScoreResult } from '../pipeline/scorer.js';
 /** One family of extra columns computed from a group of pairs. */
 export interface PairSignals {
   identity(): Record<string, unknown>;
-  score(pairs: readonly { x: string; y: string }[]): Promise<Record<string, number | null | undefined>[]>;
+  /** One set of columns per pair; `results` are the scored records (with `tokens` when the scorer keeps them). */
+  score(pairs: readonly { x: string; y: string }[], results: readonly ScoreResult[]): Promise<Record<string, number | null | undefined>[]>;
 }
 
 export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], opts: { fields?: Partial<FieldMap>; group?: number } = {}): ConfiguredScorer {
@@ -22,10 +23,10 @@ export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], op
       const ok = group.filter((r) => r.scores);
       const pairs = ok.map((r) => recordToPair(r.record, fields));
       for (const s of signals) {
-        const cols = await s.score(pairs);
+        const cols = await s.score(pairs, ok);
         ok.forEach((r, i) => Object.assign(r.scores as object, cols[i]));
       }
-      for (const r of ok) call.onDone?.(r);
+      for (const r of ok) { delete r.tokens; call.onDone?.(r); }
       const done = group;
       group = [];
       return done;

@@ -7,8 +7,9 @@ import type { ConfiguredScorer } from '../pipeline/index.js';
 import type { FieldMap } from '../pipeline/input.js';
 import { withSignals, type PairSignals } from './attach.js';
 import { RatingSignals, parseTemplateFile } from './rating.js';
+import { selectiveIfd, tokenPmi } from './sifd.js';
 
-export const SIGNAL_NAMES = ['ask-llm', 'rating'] as const;
+export const SIGNAL_NAMES = ['ask-llm', 'rating', 'sifd'] as const;
 export type SignalName = (typeof SIGNAL_NAMES)[number];
 
 export const SIGNAL_OPTIONS = {
@@ -17,6 +18,7 @@ export const SIGNAL_OPTIONS = {
   'rating-template': { type: 'string' },
   'rating-scale': { type: 'string' },
   'selectit-alpha': { type: 'string' },
+  'sifd-threshold': { type: 'string' },
 } as const;
 
 export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals.md)
@@ -26,7 +28,9 @@ export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals
   --ask-template FILE           the Ask-LLM prompt ({instruction}, {response}; answer "yes")
   --rating-template FILE        rating wordings, separated by lines of ---; {k} is the scale
   --rating-scale K              rating tokens "1".."K" (default 5)
-  --selectit-alpha A            SelectIT's uncertainty weight (default 0.2)`;
+  --selectit-alpha A            SelectIT's uncertainty weight (default 0.2)
+  --sifd-threshold T            --signals sifd (T-SHIRT selective IFD): tokens with |PMI| > T nats
+                                count (required; T-SHIRT's T is the median |PMI| of the data set)`;
 
 export interface SignalSettings {
   names: SignalName[];
@@ -34,6 +38,7 @@ export interface SignalSettings {
   ratingTemplates?: string[];
   scale?: number;
   alpha?: number;
+  sifdThreshold?: number;
 }
 
 type Flags = { [K in keyof typeof SIGNAL_OPTIONS]?: string };
@@ -57,6 +62,8 @@ export function signalSettings(v: Flags): SignalSettings {
   const has = (n: SignalName) => names.includes(n);
   if (v['ask-template'] !== undefined && !has('ask-llm')) throw new UsageError('--ask-template needs --signals ask-llm');
   for (const f of ['rating-template', 'rating-scale', 'selectit-alpha'] as const) if (v[f] !== undefined && !has('rating')) throw new UsageError(`--${f} needs --signals rating`);
+  if (v['sifd-threshold'] !== undefined && !has('sifd')) throw new UsageError('--sifd-threshold needs --signals sifd');
+  if (has('sifd') && v['sifd-threshold'] === undefined) throw new UsageError('--signals sifd needs --sifd-threshold T (nats; T-SHIRT uses the median |PMI| over the data set\'s response tokens: see docs/signals.md)');
   const ask = v['ask-template'] !== undefined ? readTemplates(v['ask-template']) : undefined;
   if (ask && ask.length > 1) throw new UsageError(`${v['ask-template']}: --ask-template takes one template (found ${ask.length})`);
   return {
@@ -65,6 +72,7 @@ export function signalSettings(v: Flags): SignalSettings {
     ratingTemplates: v['rating-template'] !== undefined ? readTemplates(v['rating-template']) : undefined,
     scale: numberFlag(v['rating-scale'], '--rating-scale', true),
     alpha: numberFlag(v['selectit-alpha'], '--selectit-alpha', false),
+    sifdThreshold: numberFlag(v['sifd-threshold'], '--sifd-threshold', false),
   };
 }
 
@@ -77,5 +85,21 @@ export function attachSignals(scorer: ConfiguredScorer, s: SignalSettings, field
     const r = new RatingSignals(scorer.models[0], { askLlm, rating, askTemplate: s.askTemplate, ratingTemplates: s.ratingTemplates, scale: s.scale, alpha: s.alpha });
     list.push({ identity: () => r.identity(), score: (p) => r.score(p) as Promise<Record<string, number | null | undefined>[]> });
   }
+  if (s.names.includes('sifd')) {
+    const tau = s.sifdThreshold!;
+    list.push({
+      identity: () => ({ sifd: tau }),
+      score: async (_p, results) => results.map((r) => {
+        if (!r.tokens) throw new Error('sifd: the scorer did not keep per-token log-probs (create it with tokenLogprobs)');
+        const { sifd, kept } = selectiveIfd(tokenPmi(r.tokens), tau);
+        return { sifd: Number.isFinite(sifd) ? sifd : null, sifd_tokens: kept };
+      }),
+    });
+  }
   return withSignals(scorer, list, { fields });
+}
+
+/** Whether the scorer must keep per-token log-probs for the asked signals. */
+export function needsTokenLogprobs(s: SignalSettings): boolean {
+  return s.names.includes('sifd');
 }
