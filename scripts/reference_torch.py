@@ -1115,6 +1115,22 @@ def signals_main(argv):
         pr["sifd"] = math.exp(sum(kept) / max(len(kept), 1))
         pr["sifd_tokens"] = len(kept)
         pr["ifd"] = math.exp(sum(pmi) / len(pmi))
+    # Token Cleaning: loss under the model − loss under a reference model, on the forward sequence.
+    # The reference here is stories15M with its linear and classifier weights rounded through f16
+    # (the engine's `f16: true` CPU twin rounds the same tensors; the embedding table stays f32).
+    wr = {k: (v.to(torch.float16).to(torch.float32) if k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3") else v) for k, v in w.items()}
+    wr["cls"] = w["cls"].to(torch.float16).to(torch.float32)
+    for pr in pairs:
+        xi, yi = tok.encode(pr["instruction"]), tok.encode(pr["output"])
+        ids = [BOS_ID] + xi + yi
+        base = token_logprobs(cfg, w, ids, torch.float64)[len(xi):]
+        refl = token_logprobs(cfg, wr, ids, torch.float64)[len(xi):]
+        diff = (-base + refl).tolist()
+        pr["min_abs_diff"] = min(abs(d) for d in diff)  # below ~1e-5 a twin's f32 sums may flip a sign
+        pr["ref_logp"] = float(refl.mean())
+        pr["tc_diff"] = sum(diff) / len(diff)
+        pr["tc_positive"] = sum(1 for d in diff if d > 0) / len(diff)
+        pr["diff"] = diff
     out = {
         "source": f"scripts/reference_torch.py signals (PyTorch {torch.__version__}, float64)",
         "sifd_threshold": tau,

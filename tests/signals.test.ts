@@ -2,7 +2,8 @@
 // and stories15M against the PyTorch float64 reference (scripts/reference_torch.py signals) on the
 // TypeScript twin (decoder route, ≤1e-5), onnxruntime (≤1e-4), the twin through the scoreBatch
 // route (≤1e-5) and WebGPU f32 through the scoreBatch route (≤1e-4).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
@@ -16,7 +17,7 @@ import { gpuRuntime } from './helpers/gpu.js';
 import { evaluate } from '../src/eval/index.js';
 import type { ScoreFields } from '../src/filter/index.js';
 
-interface RefPair { instruction: string; output: string; pmi: number[]; sifd: number; sifd_tokens: number; ifd: number; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
+interface RefPair { ref_logp: number; tc_diff: number; tc_positive: number; diff: number[]; min_abs_diff: number; instruction: string; output: string; pmi: number[]; sifd: number; sifd_tokens: number; ifd: number; yes_id: number; rating_ids: number[][]; ask_llm: number; rating: number; rating_var: number; selectit: number }
 const ref = JSON.parse(readFileSync(new URL('./fixtures/signals-reference.json', import.meta.url), 'utf8')) as {
   scale: number; alpha: number; sifd_threshold: number; ask_template: string; rating_templates: string[]; pairs: RefPair[];
 };
@@ -110,7 +111,7 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
   }, 600_000);
   it('sifd through concord score\'s scorer (twin, default templates) vs the reference (≤1e-5, same tokens kept)', async () => {
     const scorer = await createScorer({ model: STORIES, device: 'cpu-twin', cosine: 'off', tokenLogprobs: true });
-    const sc = attachSignals(scorer, { names: ['sifd'], sifdThreshold: ref.sifd_threshold }, {});
+    const sc = await attachSignals(scorer, { names: ['sifd'], sifdThreshold: ref.sifd_threshold }, {});
     expect(sc.identity).toMatchObject({ signals: [{ sifd: ref.sifd_threshold }] });
     const out = [];
     for await (const r of sc.score(ref.pairs.map((p) => ({ instruction: p.instruction, output: p.output })))) out.push(r);
@@ -124,6 +125,31 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
     });
     sc.dispose();
   }, 120_000);
+  it('token-level reference losses (twin, reference = the f16-rounded twin) and the --token-scores side file vs the reference (≤1e-5)', async () => {
+    const scorer = await createScorer({ model: STORIES, device: 'cpu-twin', cosine: 'off', tokenLogprobs: true });
+    const side = join(mkdtempSync(join(tmpdir(), 'concord-tc-')), 'tokens.jsonl');
+    const refModel = await loadModel(STORIES, { device: 'cpu-twin', f16: true, threads: 1 });
+    const { ReferenceLosses, TokenScoresFile } = await import('../src/signals/token-losses.js');
+    const { withSignals } = await import('../src/signals/attach.js');
+    const sc = withSignals(scorer, [new ReferenceLosses(scorer, refModel, new TokenScoresFile(side))], { onDispose: () => refModel.dispose() });
+    const out = [];
+    for await (const r of sc.score(ref.pairs.map((p) => ({ instruction: p.instruction, output: p.output })))) out.push(r);
+    const lines = readFileSync(side, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; ids: number[]; tokens: string[]; loss: number[]; ref_loss: number[]; diff: number[] });
+    expect(lines.map((l) => l.index)).toEqual([0, 1, 2]);
+    out.forEach((r, i) => {
+      const s = r.scores as unknown as Record<string, number>, p = ref.pairs[i], l = lines[i];
+      expect(Math.abs(s.ref_logp - p.ref_logp)).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(s.tc_diff - p.tc_diff), `pair ${i} tc_diff`).toBeLessThanOrEqual(1e-5);
+      expect(l.diff.length).toBe(p.diff.length);
+      l.diff.forEach((d, j) => expect(Math.abs(d - p.diff[j]), `pair ${i} token ${j}`).toBeLessThanOrEqual(1e-5));
+      l.diff.forEach((d, j) => expect(d).toBeCloseTo(l.loss[j] - l.ref_loss[j], 12));
+      expect(l.tokens.length).toBe(l.ids.length);
+      expect(s.tc_positive).toBe(l.diff.filter((d) => d > 0).length / l.diff.length);
+      // a sign is only fixed where the reference's |diff| is above the twin's f32 noise
+      if (p.min_abs_diff > 1e-5) expect(s.tc_positive).toBe(p.tc_positive);
+    });
+    sc.dispose();
+  }, 180_000);
   it('a prompt longer than the model takes gives NaN, not an error', async () => {
     const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
     const long = Array.from({ length: m.maxLen + 3 }, () => 100);

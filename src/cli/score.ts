@@ -187,7 +187,7 @@ export function formatScoreSummary(s: ScoreSummary): string {
  * last checkpoint standing and say how to continue (exit 128 + signal number).
  */
 export async function withScorer<T>(s: ScoreSettings, quiet: boolean, cmd: string, job: (scorer: ConfiguredScorer) => Promise<T>): Promise<T> {
-  const scorer = attachSignals(await scorerFromSettings(s, quiet), s.signals, s.fields);
+  const scorer = await attachSignals(await scorerFromSettings(s, quiet), s.signals, s.fields, s.device);
   const onSignal = (sig: NodeJS.Signals) => {
     log(`\nconcord ${cmd}: interrupted (${sig}); rerun the same command with --resume to continue from the last checkpoint`);
     process.exit(sig === 'SIGINT' ? 130 : 143);

@@ -58,6 +58,9 @@ export const SCORE_DEFS: ScoreDef[] = [
   { name: 'rating', direction: 'up', get: (s) => extra(s, 'rating') },
   { name: 'rating_var', direction: 'down', get: (s) => extra(s, 'rating_var') },
   { name: 'selectit', direction: 'up', get: (s) => extra(s, 'selectit') },
+  { name: 'sifd', direction: 'down', get: (s) => extra(s, 'sifd') },
+  { name: 'ref_logp', direction: 'up', get: (s) => extra(s, 'ref_logp') },
+  { name: 'tc_diff', direction: 'up', get: (s) => extra(s, 'tc_diff') },
 ];
 
 export interface ScoreEval {

@@ -11,9 +11,11 @@ export interface PairSignals {
   identity(): Record<string, unknown>;
   /** One set of columns per pair; `results` are the scored records (with `tokens` when the scorer keeps them). */
   score(pairs: readonly { x: string; y: string }[], results: readonly ScoreResult[]): Promise<Record<string, number | null | undefined>[]>;
+  /** Called once the run has yielded its last record (side files are completed here). */
+  finish?(): void;
 }
 
-export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], opts: { fields?: Partial<FieldMap>; group?: number } = {}): ConfiguredScorer {
+export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], opts: { fields?: Partial<FieldMap>; group?: number; onDispose?: () => void } = {}): ConfiguredScorer {
   if (!signals.length) return scorer;
   const fields = { ...DEFAULT_FIELDS, ...opts.fields };
   const groupSize = opts.group ?? 64;
@@ -36,6 +38,7 @@ export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], op
       if (group.length >= groupSize) yield* await flush();
     }
     if (group.length) yield* await flush();
+    for (const s of signals) s.finish?.();
   }
   const identity = { ...scorer.identity, signals: signals.map((s) => s.identity()) };
   return {
@@ -49,6 +52,6 @@ export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], op
     get device() { return scorer.device; },
     identity,
     score,
-    dispose: () => scorer.dispose(),
+    dispose: () => { opts.onDispose?.(); scorer.dispose(); },
   };
 }

@@ -8,8 +8,12 @@ import type { FieldMap } from '../pipeline/input.js';
 import { withSignals, type PairSignals } from './attach.js';
 import { RatingSignals, parseTemplateFile } from './rating.js';
 import { selectiveIfd, tokenPmi } from './sifd.js';
+import { ReferenceLosses, TokenScoresFile } from './token-losses.js';
+import type { LanguageModel } from '../models/lm.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import type { DeviceChoice } from '../gpu/device.js';
 
-export const SIGNAL_NAMES = ['ask-llm', 'rating', 'sifd'] as const;
+export const SIGNAL_NAMES = ['ask-llm', 'rating', 'sifd', 'ref-loss'] as const;
 export type SignalName = (typeof SIGNAL_NAMES)[number];
 
 export const SIGNAL_OPTIONS = {
@@ -19,6 +23,8 @@ export const SIGNAL_OPTIONS = {
   'rating-scale': { type: 'string' },
   'selectit-alpha': { type: 'string' },
   'sifd-threshold': { type: 'string' },
+  'reference-model': { type: 'string' },
+  'token-scores': { type: 'string' },
 } as const;
 
 export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals.md)
@@ -30,7 +36,11 @@ export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals
   --rating-scale K              rating tokens "1".."K" (default 5)
   --selectit-alpha A            SelectIT's uncertainty weight (default 0.2)
   --sifd-threshold T            --signals sifd (T-SHIRT selective IFD): tokens with |PMI| > T nats
-                                count (required; T-SHIRT's T is the median |PMI| of the data set)`;
+                                count (required; T-SHIRT's T is the median |PMI| of the data set)
+  --reference-model M           --signals ref-loss (Token Cleaning): ref_logp, tc_diff (mean of
+                                loss − reference loss over y), tc_positive (share of tokens > 0)
+  --token-scores FILE           per-token side file, one JSON line per scored record: ids, tokens,
+                                loss, uncond_loss (+ ref_loss, diff with --reference-model)`;
 
 export interface SignalSettings {
   names: SignalName[];
@@ -39,9 +49,11 @@ export interface SignalSettings {
   scale?: number;
   alpha?: number;
   sifdThreshold?: number;
+  referenceModel?: string;
+  tokenScores?: string;
 }
 
-type Flags = { [K in keyof typeof SIGNAL_OPTIONS]?: string };
+type Flags = { [K in keyof typeof SIGNAL_OPTIONS]?: string } & { resume?: boolean; shard?: string; 'out-dir'?: string };
 
 function readTemplates(file: string): string[] {
   let text: string;
@@ -64,6 +76,8 @@ export function signalSettings(v: Flags): SignalSettings {
   for (const f of ['rating-template', 'rating-scale', 'selectit-alpha'] as const) if (v[f] !== undefined && !has('rating')) throw new UsageError(`--${f} needs --signals rating`);
   if (v['sifd-threshold'] !== undefined && !has('sifd')) throw new UsageError('--sifd-threshold needs --signals sifd');
   if (has('sifd') && v['sifd-threshold'] === undefined) throw new UsageError('--signals sifd needs --sifd-threshold T (nats; T-SHIRT uses the median |PMI| over the data set\'s response tokens: see docs/signals.md)');
+  if (has('ref-loss') !== (v['reference-model'] !== undefined)) throw new UsageError(has('ref-loss') ? '--signals ref-loss needs --reference-model M' : '--reference-model needs --signals ref-loss');
+  if (v['token-scores'] !== undefined && (v.resume || v.shard !== undefined || v['out-dir'] !== undefined)) throw new UsageError('--token-scores writes one side file per run: it does not combine with --resume or --shard');
   const ask = v['ask-template'] !== undefined ? readTemplates(v['ask-template']) : undefined;
   if (ask && ask.length > 1) throw new UsageError(`${v['ask-template']}: --ask-template takes one template (found ${ask.length})`);
   return {
@@ -73,12 +87,14 @@ export function signalSettings(v: Flags): SignalSettings {
     scale: numberFlag(v['rating-scale'], '--rating-scale', true),
     alpha: numberFlag(v['selectit-alpha'], '--selectit-alpha', false),
     sifdThreshold: numberFlag(v['sifd-threshold'], '--sifd-threshold', false),
+    referenceModel: v['reference-model'],
+    tokenScores: v['token-scores'],
   };
 }
 
 /** The scorer with the asked signals attached (the scorer itself when none are asked). */
-export function attachSignals(scorer: ConfiguredScorer, s: SignalSettings, fields: Partial<FieldMap>): ConfiguredScorer {
-  if (!s.names.length) return scorer;
+export async function attachSignals(scorer: ConfiguredScorer, s: SignalSettings, fields: Partial<FieldMap>, device?: DeviceChoice): Promise<ConfiguredScorer> {
+  if (!s.names.length && !s.tokenScores) return scorer;
   const list: PairSignals[] = [];
   const askLlm = s.names.includes('ask-llm'), rating = s.names.includes('rating');
   if (askLlm || rating) {
@@ -96,10 +112,20 @@ export function attachSignals(scorer: ConfiguredScorer, s: SignalSettings, field
       }),
     });
   }
-  return withSignals(scorer, list, { fields });
+  let ref: LanguageModel | null = null;
+  if (s.referenceModel || s.tokenScores) {
+    if (s.referenceModel) {
+      const rt = (scorer.models[0] as { runtime?: GpuRuntime | null }).runtime ?? null;
+      ref = await (await import('../models/index.js')).loadModel(s.referenceModel, { device: rt ?? device ?? 'auto' });
+    }
+    try {
+      list.push(new ReferenceLosses(scorer, ref, s.tokenScores ? new TokenScoresFile(s.tokenScores) : null));
+    } catch (e) { ref?.dispose(); throw e; }
+  }
+  return withSignals(scorer, list, { fields, onDispose: () => ref?.dispose() });
 }
 
 /** Whether the scorer must keep per-token log-probs for the asked signals. */
 export function needsTokenLogprobs(s: SignalSettings): boolean {
-  return s.names.includes('sifd');
+  return s.names.includes('sifd') || s.names.includes('ref-loss') || !!s.tokenScores;
 }
