@@ -1002,9 +1002,151 @@ def greedy_main(argv):
     print(f"wrote {args.out}")
 
 
+# ---- Rating-prompt signals (docs/signals.md "Rating prompts"; src/signals/rating.ts) ----
+# The prompts below are copies of the engine's defaults (tests/signals.test.ts checks that they
+# still equal src/signals/rating.ts); everything else — tokenizer, forward, the formulas — is
+# this script's own.
+
+SIGNAL_ASK = """###
+Instruction: {instruction}
+Response: {response}
+###
+Does the previous example, demarcated within ### and ###, contain an informative signal for training a large language model to follow instructions? An informative example is well formatted, answers the instruction correctly and helpfully, and contains no harmful content.
+OPTIONS:
+- yes
+- no
+ANSWER:"""
+
+SIGNAL_RATINGS = [
+    """Rate the response to the instruction on a scale from 1 to {k} for how accurately and helpfully it follows the instruction; answer with the number only.
+Instruction: {instruction}
+Response: {response}
+The answer is:""",
+    """Give the assistant a score between 1 and {k}, where {k} means the response follows the instruction perfectly and is fully correct.
+Instruction: {instruction}
+Response: {response}
+The answer is:""",
+    """How good is this answer? Judge its correctness and adherence to the instruction with one score from 1 (poor) to {k} (excellent).
+Instruction: {instruction}
+Response: {response}
+The answer is:""",
+]
+
+SIGNAL_PAIRS = [
+    {"instruction": "Tell me about the dog.", "output": "The dog was big and brown. He liked to run in the park with Lily."},
+    {"instruction": "What did Tom find in the garden?", "output": "Tom found a red ball under the tree."},
+    {"instruction": "Write one happy sentence.", "output": "blue blue blue the the the"},
+]
+
+
+def signal_fill(t, x, y, k):
+    return re.sub(r"\{(instruction|response|k)\}", lambda m: x if m.group(1) == "instruction" else y if m.group(1) == "response" else str(k), t)
+
+
+def signal_answer_token(tok, context, answer):
+    a, b = tok.encode(context), tok.encode(context + answer)
+    if len(b) == len(a) + 1 and b[:len(a)] == a:
+        return b[len(a)]
+    for text in (answer, " " + answer):
+        ids = tok.encode(text)
+        if len(ids) == 1:
+            return ids[0]
+    raise ValueError(f"answer {answer!r} is more than one token")
+
+
+def signal_rating(lp):
+    """DEITA expected score and SelectIT token-level score from the log-probs of "1".."k"."""
+    lp = torch.tensor(lp, dtype=torch.float64)
+    p = torch.softmax(lp, 0)
+    k = len(lp)
+    expected = float((p * torch.arange(1, k + 1, dtype=torch.float64)).sum())
+    best = int(torch.argmax(p))
+    token = (best + 1) * float((p[best] - p).sum()) / (k - 1)
+    return expected, token
+
+
+def signals_main(argv):
+    ap = argparse.ArgumentParser(prog="reference_torch.py signals")
+    ap.add_argument("--model-dir", default=os.path.join(ROOT, "models", "stories15M"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "signals-reference.json"))
+    args = ap.parse_args(argv)
+    model_path = os.path.join(args.model_dir, "model.bin")
+    cfg, w = load_checkpoint(model_path)
+    tok = Tokenizer(os.path.join(args.model_dir, "tokenizer.bin"), cfg["vocab_size"])
+    scale, alpha = 5, 0.2
+    last = lambda text: forward_logprobs(cfg, w, [BOS_ID] + tok.encode(text), torch.float64)[-1]
+    pairs = []
+    for pr in SIGNAL_PAIRS:
+        x, y = pr["instruction"], pr["output"]
+        ask = signal_fill(SIGNAL_ASK, x, y, scale)
+        yes = signal_answer_token(tok, ask, "yes")
+        ask_llm = float(last(ask)[yes])
+        exp, toks, cands = [], [], []
+        for t in SIGNAL_RATINGS:
+            text = signal_fill(t, x, y, scale)
+            c = [signal_answer_token(tok, text, str(j + 1)) for j in range(scale)]
+            row = last(text)
+            e, tk = signal_rating([float(row[i]) for i in c])
+            exp.append(e); toks.append(tk); cands.append(c)
+        e, tk = torch.tensor(exp, dtype=torch.float64), torch.tensor(toks, dtype=torch.float64)
+        pairs.append({
+            "instruction": x, "output": y, "yes_id": yes, "rating_ids": cands,
+            "ask_llm": ask_llm, "rating": float(e.mean()), "rating_var": float(e.var(unbiased=False)),
+            "selectit": float(tk.mean() / (1 + alpha * tk.std(unbiased=False))),
+        })
+        print(pairs[-1])
+    # Selective IFD (T-SHIRT): PMI_t = log p(y_t) - log p(y_t | x); concord's default stories15M
+    # forward template "{x}{y}": [BOS] + encode(x) + encode(y) against [BOS] + encode(y).
+    pmis = []
+    for pr in SIGNAL_PAIRS:
+        xi, yi = tok.encode(pr["instruction"]), tok.encode(pr["output"])
+        cond = token_logprobs(cfg, w, [BOS_ID] + xi + yi, torch.float64)[len(xi):]
+        unc = token_logprobs(cfg, w, [BOS_ID] + yi, torch.float64)
+        pmis.append((unc - cond).tolist())
+    # T-SHIRT's threshold: the (1 - 0.5) percentile of |PMI| over every response token; taken here
+    # as the midpoint of the two middle values so that no token sits on it.
+    a = sorted(abs(v) for p_ in pmis for v in p_)
+    mid = len(a) // 2
+    tau = (a[mid - 1] + a[mid]) / 2
+    assert a[mid] - a[mid - 1] > 1e-4, "two |PMI| values straddle the threshold too closely"
+    for pr, pmi in zip(pairs, pmis):
+        kept = [v for v in pmi if abs(v) > tau]
+        pr["pmi"] = pmi
+        pr["sifd"] = math.exp(sum(kept) / max(len(kept), 1))
+        pr["sifd_tokens"] = len(kept)
+        pr["ifd"] = math.exp(sum(pmi) / len(pmi))
+    # Token Cleaning: loss under the model − loss under a reference model, on the forward sequence.
+    # The reference here is stories15M with its linear and classifier weights rounded through f16
+    # (the engine's `f16: true` CPU twin rounds the same tensors; the embedding table stays f32).
+    wr = {k: (v.to(torch.float16).to(torch.float32) if k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3") else v) for k, v in w.items()}
+    wr["cls"] = w["cls"].to(torch.float16).to(torch.float32)
+    for pr in pairs:
+        xi, yi = tok.encode(pr["instruction"]), tok.encode(pr["output"])
+        ids = [BOS_ID] + xi + yi
+        base = token_logprobs(cfg, w, ids, torch.float64)[len(xi):]
+        refl = token_logprobs(cfg, wr, ids, torch.float64)[len(xi):]
+        diff = (-base + refl).tolist()
+        pr["min_abs_diff"] = min(abs(d) for d in diff)  # below ~1e-5 a twin's f32 sums may flip a sign
+        pr["ref_logp"] = float(refl.mean())
+        pr["tc_diff"] = sum(diff) / len(diff)
+        pr["tc_positive"] = sum(1 for d in diff if d > 0) / len(diff)
+        pr["diff"] = diff
+    out = {
+        "source": f"scripts/reference_torch.py signals (PyTorch {torch.__version__}, float64)",
+        "sifd_threshold": tau,
+        "model": "stories15M", "sha256": sha256_file(model_path), "scale": scale, "alpha": alpha,
+        "ask_template": SIGNAL_ASK, "rating_templates": SIGNAL_RATINGS, "pairs": pairs,
+    }
+    with open(args.out, "w") as f:
+        f.write(to_json(out))
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "hf":
         sys.exit(hf_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "signals":
+        sys.exit(signals_main(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "greedy":
         sys.exit(greedy_main(sys.argv[2:]))
     sys.exit(main())

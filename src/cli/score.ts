@@ -10,6 +10,7 @@ import { argvWithoutShard, resolveShard } from '../shard/index.js';
 import { ShardRun, defaultShardFormat } from '../shard/run.js';
 import { writeFileAtomic } from '../io/writers.js';
 import { nodeBuiltin, settings } from '../env.js';
+import { SIGNAL_HELP, SIGNAL_OPTIONS, attachSignals, needsTokenLogprobs, signalSettings } from '../signals/cli.js';
 import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
 export const SCORE_OPTIONS = {
@@ -47,6 +48,7 @@ export const SCORE_OPTIONS = {
   'out-dir': { type: 'string' },
   'out-format': { type: 'string' },
   gpu: { type: 'string' },
+  ...SIGNAL_OPTIONS,
 } as const;
 
 export type ScoreFlags = { [K in keyof typeof SCORE_OPTIONS]?: (typeof SCORE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -103,7 +105,8 @@ Checking
   --verify-tol X                default 1e-3
 Tuning
   --window N                    pairs per scheduling window (default 1024)
-  --token-budget N              override the model's tokens per batch`;
+  --token-budget N              override the model's tokens per batch
+${SIGNAL_HELP}`;
 
 /** Every score flag checked (values, ranges, choices) before anything is loaded. */
 export function scoreSettings(v: ScoreFlags) {
@@ -135,6 +138,7 @@ export function scoreSettings(v: ScoreFlags) {
     tokenBudget: numFlag(v['token-budget'], '--token-budget', { int: true, min: 1 }),
     checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }),
     limit: numFlag(v.limit, '--limit', { int: true, min: 0 }),
+    signals: signalSettings(v),
   };
 }
 
@@ -148,6 +152,7 @@ export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<Co
     passes: s.passes, maxLen: s.maxLen, overlong: s.overlong, fields: s.fields,
     cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
     windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,
+    ...(needsTokenLogprobs(s.signals) ? { tokenLogprobs: true } : {}),
     log: quiet ? undefined : log,
     onLoadProgress: quiet ? undefined : loadProgressPrinter(),
   });
@@ -183,7 +188,7 @@ export function formatScoreSummary(s: ScoreSummary): string {
  * last checkpoint standing and say how to continue (exit 128 + signal number).
  */
 export async function withScorer<T>(s: ScoreSettings, quiet: boolean, cmd: string, job: (scorer: ConfiguredScorer) => Promise<T>): Promise<T> {
-  const scorer = await scorerFromSettings(s, quiet);
+  const scorer = await attachSignals(await scorerFromSettings(s, quiet), s.signals, s.fields, s.device);
   const onSignal = (sig: NodeJS.Signals) => {
     log(`\nconcord ${cmd}: interrupted (${sig}); rerun the same command with --resume to continue from the last checkpoint`);
     process.exit(sig === 'SIGINT' ? 130 : 143);

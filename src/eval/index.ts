@@ -40,6 +40,8 @@ export interface ScoreDef {
 }
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
+/** A column outside ScoreFields (the extra signals), NaN when absent. */
+const extra = (s: ScoreFields, k: string): number => num((s as unknown as Record<string, unknown>)[k]);
 
 export const SCORE_DEFS: ScoreDef[] = [
   { name: 'fwd_logp', direction: 'up', get: (s) => num(s.fwd_logp) },
@@ -51,6 +53,14 @@ export const SCORE_DEFS: ScoreDef[] = [
   { name: 'ifd', direction: 'down', get: (s) => num(s.ifd) },
   { name: 'rifd', direction: 'down', get: (s) => num(s.rifd) },
   { name: 'cosine', direction: 'up', get: (s) => num(s.cosine) },
+  // Extra signals (concord score --signals …; docs/signals.md): rows only where the scores hold them.
+  { name: 'ask_llm', direction: 'up', get: (s) => extra(s, 'ask_llm') },
+  { name: 'rating', direction: 'up', get: (s) => extra(s, 'rating') },
+  { name: 'rating_var', direction: 'down', get: (s) => extra(s, 'rating_var') },
+  { name: 'selectit', direction: 'up', get: (s) => extra(s, 'selectit') },
+  { name: 'sifd', direction: 'down', get: (s) => extra(s, 'sifd') },
+  { name: 'ref_logp', direction: 'up', get: (s) => extra(s, 'ref_logp') },
+  { name: 'tc_diff', direction: 'up', get: (s) => extra(s, 'tc_diff') },
 ];
 
 export interface ScoreEval {

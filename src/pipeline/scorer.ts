@@ -58,6 +58,22 @@ export interface ScoreResult {
   scores?: PairScores;
   /** One-line reason when the record could not be scored. */
   error?: string;
+  /** With ScorerOptions.tokenLogprobs: the per-token log-probs behind the sums (extra signals). */
+  tokens?: TokenLogprobs;
+}
+
+/** Per-token log-probs of one pair, position by position over the tokens as scored. */
+export interface TokenLogprobs {
+  xIds: number[];
+  yIds: number[];
+  /** log p_F(y_t | template(x), y_<t) */
+  fwd: Float64Array;
+  /** log p_F(y_t | BOS, y_<t) */
+  y: Float64Array;
+  /** log p_R(x_t | template(y), x_<t) */
+  rev: Float64Array;
+  /** log p_R(x_t | BOS, x_<t) */
+  x: Float64Array;
 }
 
 /** A sentence encoder (src/encoder's Embedder fits). */
@@ -133,6 +149,8 @@ export interface ScorerOptions {
   /** Batches in flight at once (default 1). */
   inFlight?: number;
   verify?: VerifyOptions | null;
+  /** Keep each pair's per-token log-probs on its result (`tokens`): for the extra signals (src/signals). */
+  tokenLogprobs?: boolean;
   /** Test hook: add this to every primary log-prob (shows that verify catches a deviation). */
   injectDeviation?: number;
   onProgress?: (p: ScoreProgress) => void;
@@ -193,6 +211,8 @@ interface PairItem {
   fullEstimated?: boolean;
   truncated: boolean;
   sums: Partial<Record<Quantity, { sum: number; count: number }>>;
+  /** per-token log-probs by quantity (tokenLogprobs only) */
+  tokens?: Partial<Record<Quantity, Float64Array>>;
   vec: { x?: Float32Array; y?: Float32Array };
   /** per pass: where x and y sit in its sequence */
   spans: Partial<Record<'x' | 'y', [number, number]>>[];
@@ -234,6 +254,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   const fields: FieldMap = { ...DEFAULT_FIELDS, ...opts.fields };
   const now = opts.now ?? (() => (typeof performance !== 'undefined' ? performance.now() : Date.now()));
   const delta = opts.injectDeviation ?? 0;
+  const keepTokens = opts.tokenLogprobs ?? false;
 
   const stats: ScorerStats = { pairs: 0, scored: 0, errors: 0, truncated: 0, lmTokens: 0, elapsedMs: 0, scheduler: null, verify: null };
 
@@ -370,6 +391,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       throw new Error(`scoreBatch returned ${lp.length} log-probs for a sequence of ${(job.payload as number[]).length} tokens`);
     }
     for (const r of pass.reads) item.sums[r.quantity] = spanSum(lp, spans[r.slot]!);
+    if (keepTokens) for (const r of pass.reads) (item.tokens ??= {})[r.quantity] = Float64Array.from(lp.subarray(spans[r.slot]![0] - 1, spans[r.slot]![1] - 1));
   }
 
   function finish(item: PairItem): ScoreResult {
@@ -397,6 +419,10 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       s.x_tokens_full = item.xFull;
       s.y_tokens_full = item.yFull;
       if (item.fullEstimated) s.tokens_full_estimated = true;
+    }
+    if (keepTokens) {
+      const t = item.tokens!;
+      return { index: item.index, loc: item.loc, record: item.record, scores: s, tokens: { xIds: item.xIds, yIds: item.yIds, fwd: t.fwd!, y: t.y!, rev: t.rev!, x: t.x! } };
     }
     return { index: item.index, loc: item.loc, record: item.record, scores: s };
   }
