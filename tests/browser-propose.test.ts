@@ -109,7 +109,8 @@ describe('browser: propose instructions', () => {
     await page.check('#propose-greedy');
     await page.fill('#propose-k', '2');
     await page.fill('#propose-max', '12');
-    expect(await page.inputValue('#propose-stop')).toBe('\\n');
+    expect(await page.inputValue('#propose-stop')).toBe(''); // the CLI's default: no stop string
+    await page.fill('#propose-stop', '\\n'); // typed with the CLI's escape
     const { proposal, choice } = await propose(page);
     expect(proposal.original).toBe(record.instruction);
     expect(proposal.candidates.length).toBe(2);
