@@ -3,7 +3,7 @@
 // + attention as two kernels ('direct' after ropeGpu) vs fused ('flash'). Every GPU variant is
 // validated against the CPU twin (on the first sequence for large shapes) before it is timed.
 
-import { attentionCost, ropeCost } from '../src/gpu/cost.js';
+import { attentionCost, ropeCost } from './cost.js';
 import { attentionCpu, attentionGpu, flashConfig, type AttentionArgs, type AttentionRope } from '../kernels/attention.js';
 import { ropeCpu } from '../kernels/rope.js';
 import type { GpuRuntime } from '../src/gpu/runtime.js';
@@ -72,7 +72,7 @@ export async function benchAttention(o: {
       const ref = args.rope ? wantRope : args.kvF16 ? attentionCpu(slice(q, nH), roundThroughF16(slice(k, nKv)), roundThroughF16(slice(v, nKv)), refSeq, refB, refL, nH, nKv, hd) : want;
       const val = validate((await rt.readF32(bufs.out, q.length)).subarray(0, n), ref, { atol: 1e-4, rtol: 1e-4 });
       const t = await timeIt(run, 500, 20);
-      // Cost model (src/gpu/cost.ts): attention, plus RoPE — a pass of its own before 'direct', only its
+      // Cost model (bench/cost.ts): attention, plus RoPE — a pass of its own before 'direct', only its
       // arithmetic and frequency table when fused into 'flash'.
       const cost = attentionCost({ B, L, nHeads: nH, nKvHeads: nKv, headDim: hd, causal: true });
       if (args.rope) {

@@ -32,6 +32,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { LanguageModel } from '../src/models/lm.js';
 import type { PairFigures } from './peer-transformers.js';
 import { packageRoot, settings } from '../src/env.js';
 
@@ -197,7 +198,7 @@ const now = () => performance.now();
 
 async function runConcord(device: Device, args: Args): Promise<WorkerResult> {
   const { loadModel } = await import('../src/models/index.js');
-  const { createScorer } = await import('../src/pipeline/index.js');
+  const { createScorer } = await import('../src/pipeline/create.js');
   const notes: string[] = [];
   let t = now();
   const model = await loadModel('stories15M', { device });
@@ -317,13 +318,11 @@ function maxDiff(a: PairFigures[], b: PairFigures[]): { maxAbsDiff: number; wors
   return { maxAbsDiff, worst, tokenMismatches };
 }
 
-/** GpuRuntime.stats of a webgpu LanguageModel, wherever the backend keeps its runtime. */
-function gpuStats(model: object): { peakBytesAllocated: number; weightBytes: number | null } | null {
-  const m = model as { rt?: unknown; runtime?: unknown; gpu?: unknown; transformer?: { rt?: unknown; weightBytes?: number }; weightBytes?: number };
-  const rt = (m.rt ?? m.runtime ?? m.transformer?.rt) as { stats?: { peakBytesAllocated?: number } } | undefined;
-  const peak = rt?.stats?.peakBytesAllocated;
+/** GpuRuntime.stats of a webgpu LanguageModel, and the bytes of its weights on the device. */
+function gpuStats(model: LanguageModel): { peakBytesAllocated: number; weightBytes: number | null } | null {
+  const peak = model.runtime?.stats.peakBytesAllocated;
   if (typeof peak !== 'number') return null;
-  return { peakBytesAllocated: peak, weightBytes: m.weightBytes ?? m.transformer?.weightBytes ?? null };
+  return { peakBytesAllocated: peak, weightBytes: model.weightBytes ?? null };
 }
 
 function concordVersion(): string {

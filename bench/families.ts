@@ -23,7 +23,7 @@ import { modelFromWeights } from '../src/models/model.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import type { LoadedWeights, ModelConfig, TensorMap } from '../src/models/types.js';
 import { weightDims } from '../src/models/ort/graph.js';
-import { createScorer } from '../src/pipeline/index.js';
+import { createScorer } from '../src/pipeline/create.js';
 import type { PairScores } from '../src/pipeline/scorer.js';
 
 const FAMILIES = ['llama3', 'smollm2', 'qwen3', 'mistral', 'ministral', 'smollm3', 'phi3', 'gemma2', 'gemma3'];

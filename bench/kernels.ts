@@ -4,7 +4,7 @@
 // separately (pipeline compilation, first upload), then repeated runs until ~0.5 s have passed.
 // GPU time is wall-clock around submit + onSubmittedWorkDone, so it includes the dispatch and
 // synchronisation overheads a real caller pays.
-// Each case carries its cost-model figures (src/gpu/cost.ts: FLOPs and fewest bytes of one run);
+// Each case carries its cost-model figures (bench/cost.ts: FLOPs and fewest bytes of one run);
 // the report adds achieved GFLOP/s and GB/s, and on an adapter in the peak table the fraction of
 // the applicable ceiling and which bound (compute or memory) applies.
 
@@ -13,7 +13,7 @@ import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } fr
 import { logprobCpu, logprobGemmConfigFor, sgmatProblem, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
-import { cosineAllPairsCost, cosineRowsCost, formatPeak, formatRoofline, logprobCost, lookupPeak, matmulCost, type MathKind, roofline } from '../src/gpu/cost.js';
+import { cosineAllPairsCost, cosineRowsCost, formatPeak, formatRoofline, logprobCost, lookupPeak, matmulCost, type MathKind, roofline } from './cost.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
@@ -30,7 +30,7 @@ export interface KernelBenchResult {
   iters: number;
   gflops?: number;
   gbps?: number;
-  /** Cost model (src/gpu/cost.ts): FLOPs and fewest bytes of one run. */
+  /** Cost model (bench/cost.ts): FLOPs and fewest bytes of one run. */
   flops?: number;
   bytes?: number;
   /** Arithmetic the variant uses, so which FLOP ceiling applies (default f32; 'matrix' for subgroup-matrix variants). */
@@ -140,7 +140,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       push({ kernel: 'matmul', variant: 'f32 nk', device: cpuName, shape, validated: maxErr < 1e-3, maxAbsErr: maxErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true }) });
     }
     if (rt && devices.includes('webgpu')) {
-      const names: MatmulVariant[] = ['blocked', 'gemv', 'tiled', 'direct']; // 'subgroup-matrix' is timed by the tune step (src/gpu/tune.ts), where the adapter offers it
+      const names: MatmulVariant[] = ['blocked', 'gemv', 'tiled', 'direct']; // 'subgroup-matrix' is timed by the tune step (src/tune/index.ts), where the adapter offers it
       const variants = names.map((variant) => ({ variant, f16: false }));
       if (rt.hasF16) variants.push({ variant: 'blocked', f16: true }, { variant: 'gemv', f16: true }, { variant: 'tiled', f16: true });
       for (const { variant, f16 } of variants) {

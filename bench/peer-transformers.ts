@@ -20,8 +20,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Tensor, env, log_softmax } from '@huggingface/transformers';
 import { recordToPair } from '../src/pipeline/input.js';
-import { SLOT_ONLY, passSequences, planPasses, truncatePair } from '../src/pipeline/plan.js';
-import { DEFAULT_FORWARD_TEMPLATE, DEFAULT_REVERSE_TEMPLATE, encodeStandalone, encodeTemplate, parseTemplate } from '../src/pipeline/templates.js';
+import { sequenceBuilder } from '../src/pipeline/sequences.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
 export const PEER_NAME = 'transformers.js (onnxruntime-node CPU, fp32, batch 1, 4 passes)';
@@ -195,27 +194,18 @@ export async function peerBatchedScores(peer: PeerModel, tok: TextTokenizer, max
   return meta.map((m, k) => ({ fwd: means[k].fwd, rev: means[k].rev, y: means[k].y, x: means[k].x, ...m }));
 }
 
-/** The four sequences of a pair under concord's rules (one per likelihood), with the span each one scores. */
+/**
+ * The four sequences of a pair (one per likelihood) with the span each one scores: built by
+ * concord's own pair → sequences builder (src/pipeline/sequences.ts) with the four-pass plan, so
+ * the peer scores exactly the ids `concord score --passes 4` scores.
+ */
 export function peerPairSequences(tok: TextTokenizer, maxLen: number): (record: unknown) => { seqs: { quantity: string; seq: PeerSequence }[]; xTokens: number; yTokens: number; truncated: boolean } {
-  const plan = planPasses({
-    forward: encodeTemplate(tok, parseTemplate(DEFAULT_FORWARD_TEMPLATE, ['x', 'y'])),
-    reverse: encodeTemplate(tok, parseTemplate(DEFAULT_REVERSE_TEMPLATE, ['y', 'x'])),
-    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
-    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
-    sameModel: true,
-    fourPass: true,
-  });
-  if (plan.mode !== 4) throw new Error(`peer: expected the four-pass plan, got ${plan.mode} passes`);
-  const available = maxLen - 1 - plan.literalTokens;
-  const bos = tok.bosId;
-  if (bos === null) throw new Error('peer: the tokenizer has no BOS');
+  if (tok.bosId === null) throw new Error('peer: the tokenizer has no BOS');
+  const builder = sequenceBuilder({ tokenizer: tok, maxLen, sameModel: true, passes: 4 });
+  if (builder.plan.mode !== 4) throw new Error(`peer: expected the four-pass plan, got ${builder.plan.mode} passes`);
   return (record) => {
-    const pair = recordToPair(record);
-    const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
-    const seqs: { quantity: string; seq: PeerSequence }[] = [];
-    for (const s of passSequences(plan, bos, xIds, yIds)) {
-      for (const read of plan.passes[s.pass].reads) seqs.push({ quantity: read.quantity, seq: { ids: s.ids, span: s.spans[read.slot]! } });
-    }
-    return { seqs, xTokens: xIds.length, yTokens: yIds.length, truncated };
+    const p = builder.build(recordToPair(record));
+    const seqs = builder.reads(p).map((r) => ({ quantity: r.quantity, seq: { ids: r.ids, span: r.span } }));
+    return { seqs, xTokens: p.xIds.length, yTokens: p.yIds.length, truncated: p.truncated };
   };
 }

@@ -4,12 +4,12 @@
 // Validates the batch against the CPU twin first (like every benchmark here), then profiles a
 // second run and prints each kernel's share of the GPU time; then per kernel class (matmul, LM
 // head, attention, norm, …) and for the whole prefill the cost model's FLOPs and fewest bytes
-// (src/gpu/cost.ts prefillCost), achieved GFLOP/s and GB/s, and — on an adapter in the peak table —
+// (bench/cost.ts prefillCost), achieved GFLOP/s and GB/s, and — on an adapter in the peak table —
 // the fraction of peak and the bound.
 
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatPeak, formatRoofline, kernelClassOf, type KernelClass, lookupPeak, prefillCost, roofline, type Roofline } from '../src/gpu/cost.js';
+import { formatPeak, formatRoofline, kernelClassOf, type KernelClass, lookupPeak, prefillCost, roofline, type Roofline } from './cost.js';
 import { chooseBackend } from '../src/gpu/device.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { loadModel } from '../src/models/index.js';

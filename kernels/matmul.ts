@@ -134,13 +134,13 @@ function blockedProblem(s: MatmulShape): string | null {
  * the shape's class where this shape and device can take it; then the default — 'direct' on
  * software adapters; on hardware 'gemv' for at most GEMV_MAX_ROWS rows, else 'blocked' (or 'tiled'
  * for shapes the blocked kernel's vec4 loads cannot take). 'subgroup-matrix' is never a default:
- * it runs when forced, or as a tuned winner, which src/gpu/tune.ts allows only after it passed
+ * it runs when forced, or as a tuned winner, which src/tune/index.ts allows only after it passed
  * validation on this device and with CONCORD_TUNE_EXPERIMENTAL=1 (it rounds A to f16).
  */
 export function chooseMatmulVariant(rt: GpuRuntime, s: MatmulShape): MatmulVariant {
   const forced = forcedVariant('matmul');
   if (forced) return forced;
-  // A tuned winner for this shape class (src/gpu/tune.ts validated it on this device), where this
+  // A tuned winner for this shape class (src/tune/index.ts validated it on this device), where this
   // exact shape can take it (a class spans shapes the blocked kernel's vec4 loads may not take).
   const won = tunedVariant(rt, 'matmul', s) as MatmulVariant | undefined;
   if (won && !(won === 'blocked' && blockedProblem(s)) && !(won === 'subgroup-matrix' && (subgroupMatrixProblem(rt) || !s.f16 || s.layout !== 'nk'))) return won;
@@ -270,7 +270,7 @@ export interface MatmulValidation { ok: boolean; maxAbsErr: number; summary: str
  * the variant needs them (the twin then uses f16-rounded weights, and for 'subgroup-matrix'
  * f16-rounded activations). Never throws: a variant that cannot run reports ok: false. A check of
  * every epilogue form for one variant (tests; a bug report on a new GPU) — the autotuner's probes
- * (src/gpu/tune.ts) are what admit a variant on a device.
+ * (src/tune/index.ts) are what admit a variant on a device.
  */
 export async function validateMatmulVariant(rt: GpuRuntime, variant: MatmulVariant,
   opts: { f16?: boolean; config?: MatmulConfig; shapes?: [number, number, number][]; layout?: BLayout; seed?: number } = {}): Promise<MatmulValidation> {

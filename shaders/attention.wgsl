@@ -48,17 +48,8 @@ const RS = 129u;            // padded row stride of Qs and Ks
 const MASKED = -3.0e38;
 const MASK_TEST = -1.0e38;
 
-// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
-// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+// Soft-capping: cap * tanh_safe(x / cap) (Gemma 2); tanh_safe and the other shared functions:
+//#include common/math
 
 var<workgroup> Qs: array<f32, 2064>;   // BQ * RS
 var<workgroup> Ks: array<f32, 2064>;   // BK * RS

@@ -14,16 +14,8 @@ struct Params { T: u32, d: u32, eps: f32 }
 
 override WG: u32 = 256;
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of red[0..WG) into red[0]; every invocation must call it (it holds barriers).
-fn reduce(li: u32) {
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (li < stride) { red[li] += red[li + stride]; }
-    workgroupBarrier();
-  }
-}
+// red: array<f32, WG> and reduce_sum(li), the sum of red[0..WG) into red[0] (it holds barriers):
+//#include common/reduce
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
@@ -37,7 +29,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var s = 0.0;
   for (var c = li; c < p.d; c += WG) { s += X[base + c]; }
   red[li] = s;
-  reduce(li);
+  reduce_sum(li);
   let mean = red[0] / n;
   // Everyone has read red[0] before anyone overwrites its own slot for the second pass.
   workgroupBarrier();
@@ -48,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     q = fma(x, x, q);
   }
   red[li] = q;
-  reduce(li);
+  reduce_sum(li);
   let inv = inverseSqrt(red[0] / n + p.eps);
   for (var c = li; c < p.d; c += WG) {
     Y[base + c] = (X[base + c] - mean) * inv * w[c] + b[c];

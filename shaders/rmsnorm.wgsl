@@ -13,7 +13,8 @@ struct Params { T: u32, d: u32, eps: f32, w_off: f32 }
 
 override WG: u32 = 256;
 
-var<workgroup> red: array<f32, WG>;
+// red: array<f32, WG> and reduce_sum(li), the sum of red[0..WG) into red[0] (it holds barriers):
+//#include common/reduce
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
@@ -29,11 +30,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     s = fma(x, x, s);
   }
   red[li] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (li < stride) { red[li] += red[li + stride]; }
-    workgroupBarrier();
-  }
+  reduce_sum(li);
   let inv = inverseSqrt(red[0] / f32(p.d) + p.eps);
   for (var c = li; c < p.d; c += WG) {
     Y[base + c] = X[base + c] * inv * (w[c] + p.w_off);

@@ -62,7 +62,7 @@ export interface Settings {
    */
   readonly kernelVariant: string | undefined;
   /**
-   * CONCORD_TUNE: kernel autotuning (src/gpu/tune.ts). 'auto' (default): use cached winners, and
+   * CONCORD_TUNE: kernel autotuning (src/tune/index.ts). 'auto' (default): use cached winners, and
    * on hardware adapters tune what is missing when a GPU model is built; 'off': neither (defaults
    * only); 'refresh': tune again, on any adapter, replacing the cached entries.
    */
@@ -71,7 +71,7 @@ export interface Settings {
   readonly tuneCache: string | undefined;
   /**
    * CONCORD_TUNE_EXPERIMENTAL=1: let the variants that round activations to f16 (matmul
-   * 'subgroup-matrix', logprob 'sgmat'; src/gpu/tune.ts EXPERIMENTAL_VARIANTS) win tuning.
+   * 'subgroup-matrix', logprob 'sgmat'; src/tune/index.ts EXPERIMENTAL_VARIANTS) win tuning.
    */
   readonly tuneExperimental: boolean;
   /**
@@ -84,6 +84,8 @@ export interface Settings {
    * exit 3), so a stream of invalid lines cannot write an unbounded errors file (docs/data.md).
    */
   readonly maxErrors: number;
+  /** CONCORD_DRY_RUN=1: a command stops once its flags parse (tests/docs.test.ts checks every documented command this way). */
+  readonly dryRun: boolean;
   /** CONCORD_DEBUG=1: the CLI prints the stack of an error, not only its one-line message. */
   readonly debug: boolean;
   /** CONCORD_TEST_MODEL_MODULE: test hook, an ES module whose loadModel() the CLI uses instead of src/models. */
@@ -168,6 +170,7 @@ export const settings: Settings = Object.freeze({
   get maxLineBytes() { return positiveInt('CONCORD_MAX_LINE_BYTES', 64 * 1024 * 1024); },
   get maxErrors() { return positiveInt('CONCORD_MAX_ERRORS', 100_000); },
   get debug() { return raw('CONCORD_DEBUG') === '1'; },
+  get dryRun() { return raw('CONCORD_DRY_RUN') === '1'; },
   get testModelModule() { return raw('CONCORD_TEST_MODEL_MODULE'); },
   get testInjectDeviation() { return num('CONCORD_TEST_INJECT_DEVIATION') ?? 0; },
   get testFailWrite() { return raw('CONCORD_TEST_FAIL_WRITE'); },
@@ -199,6 +202,7 @@ export const SETTING_VARIABLES: Readonly<Record<keyof Settings, string>> = Objec
   maxLineBytes: 'CONCORD_MAX_LINE_BYTES',
   maxErrors: 'CONCORD_MAX_ERRORS',
   debug: 'CONCORD_DEBUG',
+  dryRun: 'CONCORD_DRY_RUN',
   testModelModule: 'CONCORD_TEST_MODEL_MODULE',
   testInjectDeviation: 'CONCORD_TEST_INJECT_DEVIATION',
   testFailWrite: 'CONCORD_TEST_FAIL_WRITE',

@@ -9,11 +9,12 @@
 // the same modules (web/engine.ts): createScorer with a model from modelFromWeights, no files.
 
 // Scoring pairs
+export { createScorer, type ConfiguredScorer, type CreateScorerOptions } from './pipeline/create.js';
 export {
-  createScorer, createScorerFromModels, cosineSimilarity, recordToPair, joinPrompt, DEFAULT_FIELDS, RecordError, SourcedRecord,
-  planPasses, truncatePair, defaultTemplates, parseTemplate, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
+  browserScorer, composeScorer, createScorerFromModels, cosineSimilarity, recordToPair, joinPrompt, DEFAULT_FIELDS, RecordError, SourcedRecord,
+  planPasses, truncatePair, sequenceBuilder, type SequenceBuilder, defaultTemplates, parseTemplate, DEFAULT_TEMPLATES, SummaryBuilder, quantiles,
   ChatTemplateError, chatFormatFromTemplate, resolveChatTemplate, type ChatTemplateOptions, type ChatTemplateSource,
-  type ConfiguredScorer, type CreateScorerOptions, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
+  type ScorerLoaders, type ModelLoadFn, type EncoderLoadFn, type CosineMode, type PairScores, type ScoreProgress, type ScoreResult, type Scorer,
   type ScorerOptions, type ScorerStats, type TextEmbedder, type VerifyOptions, type VerifyReport, type FieldMap, type PairText,
   type PassPlan, type ChatFormat, type Quantiles,
 } from './pipeline/index.js';

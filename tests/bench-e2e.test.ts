@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { GPU_PENDING, renderMarkdown, type E2eReport } from '../bench/e2e.js';
 import { loadPeer, logSoftmaxAt, peerPairScorer } from '../bench/peer-transformers.js';
 import { loadModel } from '../src/models/index.js';
-import { createScorer } from '../src/pipeline/index.js';
+import { createScorer } from '../src/pipeline/create.js';
 
 const ONNX_DIR = join(import.meta.dirname, '..', 'models', 'stories15M-onnx');
 const exported = existsSync(join(ONNX_DIR, 'onnx', 'model.onnx'));

@@ -5,7 +5,7 @@
 //  1. WebGPU (SwiftShader): the sample set scored in the page with a tiny random llama2.c model
 //     (the page loads it from bytes through web/model-source.ts and runs the WGSL kernels in a
 //     worker) equals the Node engine's scores for the same files — loadModel(path, {device:
-//     'cpu'}) + createScorer — within 1e-4 per score; the keep-fraction control changes the kept
+//     'cpu'}) + browserScorer — within 1e-4 per score; the keep-fraction control changes the kept
 //     set without rescoring; the kept download holds the kept pairs. No adapter = a failed test.
 //  2. No WebGPU (Chromium without the flags): the page says so, the WebGPU button is disabled,
 //     and the CPU path — chosen with its button — gives the same scores.
@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LanguageModel } from '../src/models/index.js';
-import { applyFilter, createScorer, type PairScores } from '../src/pipeline/index.js';
+import { applyFilter, browserScorer, type PairScores } from '../src/pipeline/index.js';
 import { parseRecords } from '../web/engine.js';
 import { writeParquetRows } from '../src/io/parquet.js';
 import { serveStatic, type StaticServer } from './e2e/static-server.js';
@@ -163,7 +163,7 @@ beforeAll(async () => {
 
   // The reference: the Node engine on the same files (its own disk loaders, the CPU twin).
   const model: LanguageModel = await loadModel(tinyPath, { device: 'cpu-twin' });
-  const scorer = await createScorer({ model, cosine: 'off' });
+  const scorer = await browserScorer({ model, cosine: 'off' });
   nodeScores = [];
   for await (const r of scorer.score(parseRecords(readFileSync(SAMPLE, 'utf8')).records)) {
     if (!r.scores) throw new Error(`node reference: pair ${r.index}: ${r.error}`);

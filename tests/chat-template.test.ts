@@ -296,7 +296,7 @@ test('scorer: x and y stripped as the template strips content (Llama 3 | trim), 
 });
 
 test('createScorer({ chatTemplate, system }) resolves the model\'s own template', async () => {
-  const { createScorer } = await import('../src/pipeline/index.js');
+  const { createScorer } = await import('../src/pipeline/create.js');
   const tok = concordTokenizer('gemma3');
   const sc = await createScorer({ model: recordingLm(tok, 'gemma3'), chatTemplate: 'auto', system: 'Be brief.', cosine: 'off' });
   expect(sc.templates.forward).toBe('<start_of_turn>user\nBe brief.\n\n{x}<end_of_turn>\n<start_of_turn>model\n{y}');

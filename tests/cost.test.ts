@@ -1,4 +1,4 @@
-// The cost model (src/gpu/cost.ts): FLOPs and fewest bytes of every kernel on small shapes counted
+// The cost model (bench/cost.ts): FLOPs and fewest bytes of every kernel on small shapes counted
 // by hand, a whole prefill summed kernel by kernel (and its matmuls against 2 × parameters × tokens),
 // the peak lookup from adapter strings, and the roofline's choice of bound and fraction.
 
@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import {
   actCost, addCost, attentionCost, cosineAllPairsCost, cosineRowsCost, embedCost, formatRoofline, kernelClassOf, l2NormalizeCost,
   logprobCost, lookupPeak, matmulCost, meanPoolCost, normCost, PEAK_NAMES, prefillCost, roofline, ropeCost, rowMaxCost,
-} from '../src/gpu/cost.js';
+} from '../bench/cost.js';
 import type { ModelConfig } from '../src/models/types.js';
 
 describe('kernel costs (hand-counted)', () => {

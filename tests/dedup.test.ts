@@ -260,9 +260,10 @@ describe('dedup: files and the command', async () => {
         [small, '-o', out, '--device', 'tpu'],
         [small, '-o', out, '--block-size', '0'],
         [small, '-o', out, '--memory-budget', '-1'],
-        [join(dir, 'missing.jsonl'), '-o', out],
         [small, '-o', out, '--bogus'],
       ]) expect(await dedupCommand(bad), bad.join(' ')).toBe(2);
+      // A missing input is an input error, as in every command (docs/cli.md "Exit codes").
+      expect(await dedupCommand([join(dir, 'missing.jsonl'), '-o', out])).toBe(3);
     } finally {
       errSpy.mockRestore();
       outSpy.mockRestore();

@@ -81,3 +81,76 @@ test('CONCORD_* settings are read only in src/env.ts', () => {
   }
   expect(offenders).toEqual([]);
 });
+
+/** Every project import of a module, type-only and dynamic `import('…')` included (for layering rules). */
+export function allImportsOf(file: string, text = fs.readFileSync(file, 'utf8')): string[] {
+  const out: string[] = [];
+  const re = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  for (const m of text.matchAll(re)) {
+    const spec = m[1] ?? m[2];
+    if (!spec.startsWith('.')) continue;
+    const target = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
+    if (fs.existsSync(target)) out.push(target);
+  }
+  return out;
+}
+
+test('the layering parser sees type-only and dynamic imports', () => {
+  const f = path.join(ROOT, 'src/gpu/x.ts');
+  expect(allImportsOf(f, "import type { A } from '../models/types.js';\nconst m = await import('../tune/index.js');\n")).toEqual([
+    path.join(ROOT, 'src/models/types.ts'), path.join(ROOT, 'src/tune/index.ts'),
+  ]);
+});
+
+test('layering: src/gpu imports only src/gpu, src/util, src/errors.ts, src/env.ts; kernels/ never imports src/tune', () => {
+  const rel = (f: string) => path.relative(ROOT, f).split(path.sep).join('/');
+  const gpuAllowed = (t: string) => /^src\/(gpu|util)\//.test(t) || t === 'src/errors.ts' || t === 'src/env.ts';
+  const offenders: string[] = [];
+  const gpuFiles = files(path.join(ROOT, 'src/gpu'));
+  expect(gpuFiles.length).toBeGreaterThan(3);
+  for (const f of gpuFiles) for (const t of allImportsOf(f)) if (!gpuAllowed(rel(t))) offenders.push(`${rel(f)} → ${rel(t)}`);
+  for (const f of files(path.join(ROOT, 'kernels'))) for (const t of allImportsOf(f)) if (rel(t).startsWith('src/tune/')) offenders.push(`${rel(f)} → ${rel(t)}`);
+  expect(offenders).toEqual([]);
+});
+
+/** Bare (package or built-in) specifiers a module imports as values, `import('…')` with a literal included. */
+function bareImportsOf(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/^\s*(?:import|export)\s+(type\s+)?(?:([^'";]*?)\s+from\s+)?['"]([^'"]+)['"]|(?<!typeof\s+)\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+    if (m[1]) continue; // import type (a `typeof import('…')` type is skipped by the lookbehind)
+    if (m[2] && /^\{[^}]*\}$/.test(m[2]) && m[2].slice(1, -1).split(',').every((n) => /^\s*type\s/.test(n) || !n.trim())) continue;
+    const spec = m[3] ?? m[4];
+    if (!spec.startsWith('.')) out.push(spec);
+  }
+  return out;
+}
+
+/** Every project module reached from `entry` through static value imports (what a bundler must include). */
+function staticClosure(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const walk = (f: string) => { if (seen.has(f)) return; seen.add(f); for (const t of importsOf(f)) walk(t); };
+  walk(entry);
+  return seen;
+}
+
+const NODE_ONLY = /^(node:|fs$|path$|os$|url$|crypto$|worker_threads$|child_process$|onnxruntime-node$|webgpu$)/;
+
+test('the browser-safe scorer (src/pipeline/index.ts: plan, sequences, templates, chat template, bounds, stats, scorer, composition) reaches no Node module', () => {
+  const rel = (f: string) => path.relative(ROOT, f).split(path.sep).join('/');
+  const closure = staticClosure(path.join(ROOT, 'src/pipeline/index.ts'));
+  for (const m of ['plan', 'sequences', 'templates', 'chat-template', 'bound', 'stats', 'scorer', 'compose']) expect(closure.has(path.join(ROOT, `src/pipeline/${m}.ts`))).toBe(true);
+  const offenders = [...closure].flatMap((f) => bareImportsOf(f).filter((s) => NODE_ONLY.test(s)).map((s) => `${rel(f)} → ${s}`));
+  expect(offenders).toEqual([]);
+  // And the Node loaders stay out of it: only the composition root (create.ts) reaches them.
+  for (const m of ['src/models/index.ts', 'src/models/load.ts', 'src/pipeline/create.ts']) expect(closure.has(path.join(ROOT, m))).toBe(false);
+});
+
+test('the composition root (src/pipeline/create.ts) imports the model and encoder loaders statically', () => {
+  const create = importsOf(path.join(ROOT, 'src/pipeline/create.ts'));
+  expect(create).toContain(path.join(ROOT, 'src/models/index.ts'));
+  expect(create).toContain(path.join(ROOT, 'src/encoder/index.ts'));
+  // The Node closure does reach node: modules, so the check above is not vacuous.
+  const closure = staticClosure(path.join(ROOT, 'src/pipeline/create.ts'));
+  expect([...closure].some((f) => bareImportsOf(f).some((s) => NODE_ONLY.test(s)))).toBe(true);
+});

@@ -4,7 +4,8 @@
 
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { LanguageModel } from '../src/models/lm.js';
-import { createScorer, type ScoreResult } from '../src/pipeline/index.js';
+import { createScorer } from '../src/pipeline/create.js';
+import type { ScoreResult } from '../src/pipeline/index.js';
 import { RecordError, SourcedRecord, joinPrompt, recordToPair } from '../src/pipeline/input.js';
 import { truncatePair } from '../src/pipeline/plan.js';
 import { createScorerFromModels, type ScorerOptions } from '../src/pipeline/scorer.js';

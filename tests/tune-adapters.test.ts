@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { tunableOps, type TuneReport } from '../src/gpu/tune.js';
+import { tunableOps, type TuneReport } from '../src/tune/index.js';
 import { KERNEL_VARIANTS } from '../src/gpu/variants.js';
 import { setupCli } from './helpers/cli.js';
 

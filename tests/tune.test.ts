@@ -1,4 +1,4 @@
-// Kernel autotuning (src/gpu/tune.ts) and the variant policy it feeds (src/gpu/variants.ts):
+// Kernel autotuning (src/tune/index.ts) and the variant policy it feeds (src/gpu/variants.ts):
 // shape-class bucketing, forced > tuned > default, the cache's round trip, atomic writes and
 // corrupt files, and — on the GPU adapter — candidates that compute wrong numbers or throw are
 // reported and never chosen, even where they would be the default.
@@ -12,7 +12,7 @@ import { attentionGpu } from '../kernels/attention.js';
 import {
   adapterIdentity, adapterKey, concordVersion, modelRequests, PROBES, readTuneCache, TUNE_TEST_HOOKS, tuneFor, tuneShape,
   writeTuneCache, type TuneCacheFile, type TuneEntry,
-} from '../src/gpu/tune.js';
+} from '../src/tune/index.js';
 import { clearTuned, KERNEL_VARIANTS, kernelVariant, setTuned, shapeClass, tunedConfig } from '../src/gpu/variants.js';
 import type { ModelConfig } from '../src/models/types.js';
 import { gpuRuntime } from './helpers/gpu.js';

@@ -6,7 +6,7 @@
 //            or 'cpu'; never one for the other.
 //   encoder: the CLI's default sentence encoder (all-MiniLM-L6-v2, ONNX) from bytes → createEmbedder
 //            on the model's GPU runtime (or the CPU twin), for the cosine.
-//   scoring: createScorer from src/pipeline (the library entry the CLI runs on), given both.
+//   scoring: browserScorer from src/pipeline (createScorer's composition, the CLI's), given both.
 //   filter:  applyFilter (src/filter) with any rule the CLI offers, default 'auto' as the CLI's.
 //   output:  the CLI's record shape: the record, `scores`, `keep`, `filter_score`.
 //   propose: the reverse prompt (promptBuilder) → generate on model.createDecoder (the WebGPU
@@ -22,7 +22,7 @@ import { GpuRuntime } from '../src/gpu/runtime.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { modelFromWeights } from '../src/models/model.js';
 import type { LoadedWeights } from '../src/models/types.js';
-import { applyFilter, createScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
+import { applyFilter, browserScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 import { generate, type FinishReason, type GenerateRequest, type GenerateResult } from '../src/generate/engine.js';
 import { promptBuilder } from '../src/generate/prompts.js';
@@ -75,7 +75,7 @@ export const encoderExternalFiles = (onnx: Uint8Array): string[] => externalLoca
 /** An encoder on the language model's device: its GPU runtime when it runs on WebGPU, else the CPU twin. */
 export function openEncoder(src: EncoderBytes, lm: LanguageModel): Embedder {
   const weights = bertFromOnnx(src.onnx, src.external, { name: src.name, hfConfig: src.config ?? null });
-  const rt = (lm as { runtime?: GpuRuntime | null }).runtime ?? null;
+  const rt = lm.runtime ?? null;
   return createEmbedder({ weights, tokenizerJson: src.tokenizerJson, tokenizerConfig: src.tokenizerConfig ?? {} }, { device: rt ?? 'cpu' });
 }
 
@@ -148,7 +148,7 @@ export interface ScoreRunOptions {
 /** Score records with one model (both directions) and, when given, the sentence encoder's cosine, in input order. */
 export async function scoreRecords(model: LanguageModel, records: unknown[], opts: ScoreRunOptions & { encoder?: Embedder | null; encoderName?: string } = {}): Promise<ScoredPair[]> {
   const enc = opts.encoder ?? null;
-  const scorer = await createScorer({
+  const scorer = await browserScorer({
     model, onProgress: opts.onProgress,
     ...(enc ? { cosine: 'embed', embedModel: { embed: (t: string[]) => enc.embed(t), name: opts.encoderName ?? DEFAULT_ENCODER } } : { cosine: 'off' }),
   });

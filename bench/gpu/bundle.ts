@@ -114,7 +114,7 @@ async function esbuildBundle(root: string, out: string): Promise<void> {
     // some dependencies are CommonJS: give them a require()
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     external: ['webgpu', 'onnxruntime-node', '@huggingface/transformers'],
-    // the bundle has no package.json beside it: concordVersion() (src/gpu/tune.ts) reads this instead
+    // the bundle has no package.json beside it: concordVersion() (src/tune/index.ts) reads this instead
     define: { 'globalThis.__CONCORD_VERSION__': JSON.stringify((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version) },
     plugins: [{
       name: 'concord-shaders',

@@ -3,7 +3,7 @@
 //
 //   env [--out F]                         runtime, Vulkan driver, adapter info (subgroup-matrix
 //                                         configurations included), all adapter features and limits
-//   tune --size small|full --out F        src/gpu/tune.ts on WebGPU: every variant validated against its
+//   tune --size small|full --out F        src/tune/index.ts on WebGPU: every variant validated against its
 //                                         CPU twin, then timed; winners into the tuning cache
 //   kernels --size small|large --out F    bench/kernels.ts on WebGPU: every variant validated against
 //                                         its CPU twin before it is timed
@@ -31,8 +31,9 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { recordToPair } from '../../src/pipeline/input.js';
-import { SLOT_ONLY, passSequences, planPasses, truncatePair, type Quantity } from '../../src/pipeline/plan.js';
-import { defaultTemplates, encodeStandalone, encodeTemplate, parseTemplate } from '../../src/pipeline/templates.js';
+import type { Quantity } from '../../src/pipeline/plan.js';
+import { sequenceBuilder } from '../../src/pipeline/sequences.js';
+import { encodeStandalone } from '../../src/pipeline/templates.js';
 import type { TextTokenizer } from '../../src/tokenizer/types.js';
 import { buildReport, renderGpuMarkdown, type GpuReportInput } from './report.js';
 
@@ -118,14 +119,14 @@ async function kernelsCommand(size: 'tiny' | 'small' | 'large', out: string): Pr
 }
 
 // ---------------------------------------------------------------------------------------------
-// tune: every variant of every tunable op (src/gpu/tune.ts) validated against its CPU twin on this
+// tune: every variant of every tunable op (src/tune/index.ts) validated against its CPU twin on this
 // GPU — the never-run subgroup-matrix kernels included: they are only ever chosen after passing
 // here — then timed; the winners go to the tuning cache (CONCORD_TUNE_CACHE) that the score steps read.
 
 async function tuneCommand(size: 'small' | 'full', out: string): Promise<number> {
   const { chooseBackend } = await import('../../src/gpu/device.js');
   const { GpuRuntime } = await import('../../src/gpu/runtime.js');
-  const { defaultRequests, tuneFor } = await import('../../src/gpu/tune.js');
+  const { defaultRequests, tuneFor } = await import('../../src/tune/index.js');
   const d = await chooseBackend('webgpu');
   console.error(`tune: ${d.reason}`);
   const rt = new GpuRuntime(d.gpu!);
@@ -152,37 +153,30 @@ export interface PlanSequence { ids: number[]; reads: SeqRead[] }
 export interface PairSequences { loc: string; xTokens: number; yTokens: number; truncated: boolean; four: PlanSequence[]; two: PlanSequence[] }
 
 export function pairSequences(tok: TextTokenizer, maxLen: number, records: { loc: string; record: unknown }[]): { pairs: PairSequences[]; errors: string[]; templates: { forward: string; reverse: string } } {
-  const t = defaultTemplates(tok);
-  const enc = {
-    forward: encodeTemplate(tok, parseTemplate(t.forward, ['x', 'y'])),
-    reverse: encodeTemplate(tok, parseTemplate(t.reverse, ['y', 'x'])),
-    xOnly: encodeTemplate(tok, SLOT_ONLY.x),
-    yOnly: encodeTemplate(tok, SLOT_ONLY.y),
-    sameModel: true,
+  // concord's own pair → sequences builder (src/pipeline/sequences.ts): the ids `concord score`
+  // scores with --passes 4 and with its default (two passes under the default templates).
+  const four = sequenceBuilder({ tokenizer: tok, maxLen, sameModel: true, passes: 4 });
+  const two = sequenceBuilder({ tokenizer: tok, maxLen, sameModel: true });
+  if (four.plan.mode !== 4 || two.plan.mode !== 2) throw new Error(`seqs: expected 4- and 2-pass plans, got ${four.plan.mode} and ${two.plan.mode}`);
+  if (tok.bosId === null) throw new Error('seqs: the tokenizer has no BOS');
+  const build = (b: typeof four, pair: { x: string; y: string }) => {
+    const p = b.build(pair);
+    const seqs: PlanSequence[] = p.sequences.map((s) => ({ ids: s.ids, reads: [] }));
+    for (const r of b.reads(p)) seqs[r.pass].reads.push({ quantity: r.quantity, span: r.span });
+    return { p, seqs };
   };
-  const four = planPasses({ ...enc, fourPass: true });
-  const two = planPasses({ ...enc, fourPass: false });
-  if (four.mode !== 4 || two.mode !== 2) throw new Error(`seqs: expected 4- and 2-pass plans, got ${four.mode} and ${two.mode}`);
-  // The scorer's length budget: the plan's most literal tokens (the same for both plans here).
-  const available = maxLen - 1 - Math.max(four.literalTokens, two.literalTokens);
-  const bos = tok.bosId;
-  if (bos === null) throw new Error('seqs: the tokenizer has no BOS');
   const pairs: PairSequences[] = [];
   const errors: string[] = [];
   for (const { loc, record } of records) {
     try {
       const pair = recordToPair(record);
-      const { xIds, yIds, truncated } = truncatePair(encodeStandalone(tok, pair.x), encodeStandalone(tok, pair.y), available);
-      const build = (plan: typeof four): PlanSequence[] => passSequences(plan, bos, xIds, yIds).map((s) => ({
-        ids: s.ids,
-        reads: plan.passes[s.pass].reads.map((r) => ({ quantity: r.quantity, span: s.spans[r.slot]! })),
-      }));
-      pairs.push({ loc, xTokens: xIds.length, yTokens: yIds.length, truncated, four: build(four), two: build(two) });
+      const f = build(four, pair), t = build(two, pair);
+      pairs.push({ loc, xTokens: f.p.xIds.length, yTokens: f.p.yIds.length, truncated: f.p.truncated, four: f.seqs, two: t.seqs });
     } catch (e) {
       errors.push(`${loc}: ${(e as Error).message}`);
     }
   }
-  return { pairs, errors, templates: t };
+  return { pairs, errors, templates: four.templates };
 }
 
 async function loadTokenizer(path: string): Promise<TextTokenizer> {
@@ -208,7 +202,7 @@ export interface ConcordPair { fwd: number; rev: number; y: number; x: number; x
 
 async function scoreCommand(o: { model: string; tokenizer: string; pairs: string[]; limit: number; out: string; verifyCpu: boolean; maxLen: number | null; label: string }): Promise<number> {
   const { loadModel, modelFromWeights } = await import('../../src/models/index.js');
-  const { createScorer } = await import('../../src/pipeline/index.js');
+  const { createScorer } = await import('../../src/pipeline/create.js');
   let t = now();
   const model = await loadModel(o.model, { device: 'webgpu', tokenizer: o.tokenizer });
   const loadMs = now() - t;

@@ -45,7 +45,7 @@ export interface GpuReportInput {
   envPlain: Record<string, unknown> | null;
   envToggles: Record<string, unknown> | null;
   kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null }[] } | null;
-  /** The tune step's report (src/gpu/tune.ts TuneReport, the fields shown here). */
+  /** The tune step's report (src/tune/index.ts TuneReport, the fields shown here). */
   tune?: { entries: { op: string; shapeClass: string; winner: string | null; candidates: { variant: string; config?: unknown; status: string; maxError?: number; ms?: number; error?: string }[] }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
   models: ModelEntry[];
@@ -257,7 +257,7 @@ export function renderGpuMarkdown(rep: GpuReport): string {
     L.push('');
     L.push(`Kernels (\`bench kernels --size ${rep.kernels.size}\`, each variant validated against its CPU twin before timing):`);
     L.push('');
-    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s | % of peak (cost model, src/gpu/cost.ts) |');
+    L.push('| kernel | variant | shape | valid | max err | ms | GFLOP/s | GB/s | % of peak (cost model, bench/cost.ts) |');
     L.push('|---|---|---|---|--:|--:|--:|--:|--:|');
     const pct = (k: { peakFraction?: number | null; bound?: string | null; ceiling?: string | null }) =>
       k.peakFraction == null ? 'peak unknown' : `${(100 * k.peakFraction).toFixed(1)}% of ${k.ceiling} (${k.bound}-bound)`;

@@ -12,20 +12,8 @@ struct Params { n: u32 }
 override WG: u32 = 256;
 override ERF: bool = false;
 
-// Logistic function without overflow: exp only ever sees -|z| (see swiglu.wgsl).
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-// 0.5 x (1 + tanh(u)) == x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). The sigmoid form
-// never calls tanh, whose WGSL implementations may overflow (e^2u, then inf/inf = NaN) for large
-// |u|, and keeps relative accuracy for negative x where 1 + tanh(u) would cancel. The x^3 term
-// overflows to +-inf beyond |x| ~ 7e12, which sigmoid maps to exactly 0 or 1.
-fn gelu_tanh(x: f32) -> f32 {
-  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-  return x * sigmoid(2.0 * u);
-}
+// sigmoid and gelu_tanh (the tanh GELU as x·sigmoid(2u), no overflow):
+//#include common/math
 
 // erfc(z) for z >= 0 with relative error < 1.2e-7 everywhere (Numerical Recipes `erfcc`, a
 // Chebyshev fit; better than Abramowitz-Stegun 7.1.26's 1.5e-7 absolute, and relative in the tail).

@@ -16,22 +16,8 @@ struct Params { n: u32 }
 override WG: u32 = 256;
 override GELU: bool = false;
 
-// Logistic function without overflow: exp only ever sees -|z|, so it underflows to 0 instead
-// of overflowing (WGSL leaves overflowed results indeterminate).
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
-fn silu(x: f32) -> f32 {
-  return x * sigmoid(x);
-}
-
-// 0.5 x (1 + tanh(u)) == x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) (as act/gelu.wgsl).
-fn gelu_tanh(x: f32) -> f32 {
-  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-  return x * sigmoid(2.0 * u);
-}
+// sigmoid, silu and gelu_tanh (the tanh GELU as x·sigmoid(2u), no overflow):
+//#include common/math
 
 fn act(x: f32) -> f32 {
   if (GELU) { return gelu_tanh(x); }

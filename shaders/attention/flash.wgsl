@@ -67,15 +67,8 @@ fn reduce4_shared(x: vec4f, li: u32) -> vec4f {
   return y;
 }
 
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+// Soft-capping: cap * tanh_safe(x / cap) (Gemma 2); tanh_safe and the other shared functions:
+//#include common/math
 
 // RoPE of element d of a head row whose value is x and whose pair partner's value is y.
 fn rotate(d: u32, x: f32, y: f32, pos: f32) -> f32 {

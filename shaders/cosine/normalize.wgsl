@@ -9,7 +9,8 @@ struct Params { N: u32, d: u32, _pad0: u32, _pad1: u32 }
 
 override WG: u32 = 64;
 
-var<workgroup> red: array<f32, WG>;
+// red: array<f32, WG> and reduce_sum(li), the sum of red[0..WG) into red[0] (it holds barriers):
+//#include common/reduce
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
@@ -23,11 +24,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     s += x * x;
   }
   red[lid] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { red[lid] += red[lid + stride]; }
-    workgroupBarrier();
-  }
+  reduce_sum(lid);
   let norm = sqrt(red[0]);
   let scale = select(0.0, 1.0 / norm, norm > 0.0);
   for (var k = lid; k < p.d; k += WG) { Y[i * p.d + k] = X[i * p.d + k] * scale; }

@@ -26,17 +26,8 @@ struct Params {
 
 const NEG = -3.0e38;
 
-// Soft-capping: cap * tanh(x / cap) (Gemma 2). tanh without overflow: exp only sees -2|x|; below
-// |x| = 0.25 a Taylor polynomial (error < 1e-9) avoids the 1 - e^-2|x| cancellation.
-fn tanh_safe(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 0.25) {
-    let z = x * x;
-    return x * (1.0 + z * (-0.3333333333 + z * (0.1333333333 + z * (-0.0539682540 + z * 0.0218694885))));
-  }
-  let e = exp(-2.0 * a);
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
+// Soft-capping: cap * tanh_safe(x / cap) (Gemma 2); tanh_safe and the other shared functions:
+//#include common/math
 
 /** The soft-cap of four logits (unchanged when softcap <= 0). */
 fn cap4(x: vec4f) -> vec4f {

@@ -8,7 +8,7 @@ export const BENCH_HELP = `concord bench kernels [--json] [--size small|large] [
 concord bench profile [--json] [--model M] [--batch B] [--len L] [--f16]
 
 kernels: every kernel and variant is checked against its CPU twin, then timed; each case shows
-achieved GFLOP/s and GB/s from the cost model (src/gpu/cost.ts), and on an adapter in its peak
+achieved GFLOP/s and GB/s from the cost model (bench/cost.ts), and on an adapter in its peak
 table the % of the applicable peak and the bound (compute or memory); else "peak unknown".
   --size small|large    small fits software adapters (default); large is for real GPUs
   --device D            auto, webgpu, cpu, or both (default: webgpu + cpu; both and webgpu take

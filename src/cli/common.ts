@@ -52,7 +52,7 @@ class DryRun extends Error {}
 export function parseFlags<O extends Options>(argv: string[], options: O, positionals = false): { values: Values<O>; positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options, allowPositionals: positionals, strict: true });
-    if (process.env.CONCORD_DRY_RUN === '1') throw new DryRun();
+    if (settings.dryRun) throw new DryRun();
     return { values: r.values as Values<O>, positionals: r.positionals };
   } catch (e) {
     const err = e as Error & { code?: string };

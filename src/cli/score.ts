@@ -2,7 +2,7 @@
 // `demo` share: the score flags, their help, the scorer set-up and the summary lines.
 
 import { DEFAULT_FIELDS } from '../pipeline/input.js';
-import { createScorer, type ConfiguredScorer } from '../pipeline/index.js';
+import { createScorer, type ConfiguredScorer } from '../pipeline/create.js';
 import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths, scoreFile, scoreOptionsHash, type ScoreSummary } from '../jobs/index.js';
 import { openRecords, type RecordInput } from '../io/inputs.js';
 import { OUT_FORMATS, scoreTarget, type OutFormat } from '../io/record-writer.js';

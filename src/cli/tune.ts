@@ -1,9 +1,9 @@
 // `concord tune`: validate every variant of every tunable op against its CPU twin on this adapter,
-// time the valid ones, print the table and write the tuning cache (src/gpu/tune.ts).
+// time the valid ones, print the table and write the tuning cache (src/tune/index.ts).
 
 import { chooseBackend } from '../gpu/device.js';
 import { GpuRuntime } from '../gpu/runtime.js';
-import { defaultRequests, modelRequests, tunableOps, tuneFor, type TuneReport } from '../gpu/tune.js';
+import { defaultRequests, modelRequests, tunableOps, tuneFor, type TuneReport } from '../tune/index.js';
 import { KERNEL_VARIANTS } from '../gpu/variants.js';
 import { choiceFlag, command, EXIT, log, numFlag, parseFlags, UsageError } from './common.js';
 

@@ -8,7 +8,8 @@
 // Design:
 //  1. Embeddings are streamed in (the caller embeds chunk by chunk) into a VectorStore: f32 rows in
 //     memory, or, once N·d·4 bytes would pass the memory budget, in a temporary file of f32 rows.
-//  2. The N×N lower triangle is walked in row blocks of `blockSize` records. For row block i:
+//  2. The N×N lower triangle is walked in row blocks of `blockSize` records, through the kept-set
+//     neighbour search that `concord select` shares (src/neighbours). For row block i:
 //       - against every earlier block j < i: C = A_i · A_jᵀ (the all-pairs cosine kernel,
 //         normalize = false: the rows are unit vectors already), then a masked running max-pool
 //         over C's columns (kernels/pool.ts rowMax, mask = kept) keeps, per row, the best score
@@ -29,9 +30,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cosineAllPairsCpu, cosineAllPairsGpu } from '../../kernels/cosine.js';
-import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu } from '../../kernels/pool.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
+import { CPU_BLOCK, GPU_BLOCK_MAX, gpuBlockSize as neighbourBlockSize, KeptSetSearch } from '../neighbours/index.js';
 import { DEFAULT_FIELDS, recordToPair } from '../pipeline/input.js';
 import { openRecords, type RecordInput } from '../io/inputs.js';
 import { openWriter, type OutFormat } from '../io/record-writer.js';
@@ -40,9 +40,9 @@ import type { Embedder } from '../encoder/index.js';
 /** Default memory budget for the embeddings held in memory (bytes); beyond it they go to a file. */
 export const DEDUP_MEMORY_BUDGET = 512 * 1024 * 1024;
 /** Default row block for the CPU path (a 1024² score block is 4 MB). */
-export const DEDUP_CPU_BLOCK = 1024;
+export const DEDUP_CPU_BLOCK = CPU_BLOCK;
 /** Largest GPU row block (a 4096² score block is 64 MB). */
-export const DEDUP_GPU_BLOCK_MAX = 4096;
+export const DEDUP_GPU_BLOCK_MAX = GPU_BLOCK_MAX;
 
 /** f32 rows of dimension d, appended in order, in memory up to a budget and in a temporary file beyond. */
 export class VectorStore {
@@ -151,10 +151,7 @@ export interface DedupVectorsResult {
 }
 
 /** The largest GPU row block up to DEDUP_GPU_BLOCK_MAX whose score block and rows fit one storage binding. */
-export function gpuBlockSize(rt: GpuRuntime, d: number): number {
-  const bind = Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize);
-  return Math.max(1, Math.min(DEDUP_GPU_BLOCK_MAX, Math.floor(Math.sqrt(bind / 4)), Math.floor(bind / (4 * d))));
-}
+export const gpuBlockSize = neighbourBlockSize;
 
 /** Greedy near-duplicate decisions over the vectors of a store (see the top of this file). */
 export async function dedupVectors(store: VectorStore, opts: DedupVectorsOptions): Promise<DedupVectorsResult> {
@@ -172,102 +169,18 @@ export async function dedupVectors(store: VectorStore, opts: DedupVectorsOptions
   const res: DedupVectorsResult = { kept, dupOf, cosine, blockSize: bs, blocks: Math.ceil(N / bs), blockPairs: 0 };
   if (N === 0) return res;
 
-  const gpu = rt ? new GpuBlocks(rt, N, bs, d) : null;
+  // The reference set is every record so far (streamed from the store), flagged by its decision.
+  const search = new KeptSetSearch({ device: opts.device, dim: d, blockSize: bs, capacity: N, resident: false, label: 'dedup' });
   try {
     for (let i0 = 0; i0 < N; i0 += bs) {
       const n = Math.min(bs, N - i0);
-      const A = store.read(i0, n);
-      let best: Float32Array, arg: Uint32Array, diag: Float32Array;
-      if (gpu) {
-        ({ best, arg, diag } = await gpu.rowBlock(store, A, i0, n));
-      } else {
-        best = new Float32Array(n).fill(ROW_MAX_LOW);
-        arg = new Uint32Array(n).fill(ROW_MAX_NONE);
-        for (let j0 = 0; j0 < i0; j0 += bs) {
-          const C = cosineAllPairsCpu(A, store.read(j0, bs), n, bs, d, false);
-          rowMaxCpu(C, kept, best, arg, n, bs, j0);
-        }
-        diag = cosineAllPairsCpu(A, A, n, n, d, false);
-      }
-      res.blockPairs += i0 / bs + 1;
-      decideBlock(i0, n, diag, best, arg, threshold, res);
-      gpu?.setKept(kept, i0, n);
+      res.blockPairs += (await search.step(store.read(i0, n), n, i0, store, threshold, res, i0)) + 1;
+      search.addRows(i0, kept.subarray(i0, i0 + n));
     }
   } finally {
-    gpu?.dispose();
+    search.dispose();
   }
   return res;
-}
-
-/**
- * The greedy decision for rows [i0, i0 + n), in order: the best kept earlier record is the better of
- * the earlier blocks' (best/arg, from the row max) and this block's kept rows before it (diag, the
- * n×n scores of the block with itself). Earlier blocks win ties (smaller index), as within a block.
- */
-export function decideBlock(i0: number, n: number, diag: Float32Array, best: Float32Array, arg: Uint32Array, threshold: number, res: DedupVectorsResult): void {
-  const { kept, dupOf, cosine } = res;
-  for (let r = 0; r < n; r++) {
-    let v = arg[r] === ROW_MAX_NONE ? -Infinity : best[r];
-    let c = arg[r] === ROW_MAX_NONE ? -1 : arg[r];
-    const o = r * n;
-    for (let k = 0; k < r; k++) {
-      if (kept[i0 + k] && diag[o + k] > v) { v = diag[o + k]; c = i0 + k; }
-    }
-    if (c >= 0 && v >= threshold) {
-      dupOf[i0 + r] = c;
-      cosine[i0 + r] = v;
-    } else {
-      kept[i0 + r] = 1;
-    }
-  }
-}
-
-/** The GPU side of dedupVectors: buffers for two row blocks, one score block, the kept mask and the row max. */
-class GpuBlocks {
-  private A: GPUBuffer;
-  private B: GPUBuffer;
-  private C: GPUBuffer;
-  private mask: GPUBuffer;
-  private best: GPUBuffer;
-  private arg: GPUBuffer;
-
-  constructor(private readonly rt: GpuRuntime, N: number, private readonly bs: number, private readonly d: number) {
-    const bind = rt.limits.maxStorageBufferBindingSize;
-    if (N * 4 > bind) throw new Error(`dedup: ${N} records need a ${N * 4}-byte mask, above maxStorageBufferBindingSize ${bind}`);
-    this.A = rt.acquire(bs * d * 4, 'storage', 'dedup.A');
-    this.B = rt.acquire(bs * d * 4, 'storage', 'dedup.B');
-    this.C = rt.acquire(bs * bs * 4, 'storage', 'dedup.scores');
-    this.mask = rt.acquire(N * 4, 'storage', 'dedup.kept');
-    this.best = rt.acquire(bs * 4, 'storage', 'dedup.best');
-    this.arg = rt.acquire(bs * 4, 'storage', 'dedup.arg');
-  }
-
-  async rowBlock(store: VectorStore, A: Float32Array, i0: number, n: number): Promise<{ best: Float32Array; arg: Uint32Array; diag: Float32Array }> {
-    const { rt, bs, d } = this;
-    rt.write(this.A, A);
-    rt.write(this.best, new Float32Array(n).fill(ROW_MAX_LOW));
-    rt.write(this.arg, new Uint32Array(n).fill(ROW_MAX_NONE));
-    for (let j0 = 0; j0 < i0; j0 += bs) {
-      rt.write(this.B, store.read(j0, bs));
-      cosineAllPairsGpu(rt, { A: this.A, B: this.B, C: this.C, N: n, M: bs, d, normalize: false });
-      rowMaxGpu(rt, { X: this.C, mask: this.mask, best: this.best, arg: this.arg, N: n, M: bs, colOff: j0 });
-      // The next block's rows are written into B by the queue: submit what reads this one first.
-      rt.submit();
-    }
-    cosineAllPairsGpu(rt, { A: this.A, B: this.A, C: this.C, N: n, M: n, d, normalize: false });
-    const diag = await rt.readF32(this.C, n * n);
-    const best = await rt.readF32(this.best, n);
-    const arg = new Uint32Array(await rt.read(this.arg, n * 4));
-    return { best, arg, diag };
-  }
-
-  setKept(kept: Uint8Array, i0: number, n: number): void {
-    this.rt.write(this.mask, Uint32Array.from(kept.subarray(i0, i0 + n)), i0 * 4);
-  }
-
-  dispose(): void {
-    for (const b of [this.A, this.B, this.C, this.mask, this.best, this.arg]) this.rt.release(b);
-  }
 }
 
 // ---- files ---------------------------------------------------------------------------------------

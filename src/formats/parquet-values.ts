@@ -3,6 +3,15 @@
 
 export const SCORE_PREFIX = 'scores.';
 
+/**
+ * `o[k] = v` as an own data property, whatever `k` is: a field named `__proto__` stays a field
+ * (a plain assignment would set the object's prototype instead and lose it).
+ */
+export function setField(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}
+
 const b64 = (u: Uint8Array): string => {
   let s = '';
   for (let i = 0; i < u.length; i++) s += String.fromCharCode(u[i]);
@@ -19,7 +28,7 @@ export function toJsonValue(v: unknown): unknown {
   if (Array.isArray(v) || ArrayBuffer.isView(v)) return Array.from(v as ArrayLike<unknown>, toJsonValue);
   if (typeof v === 'object') {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) o[k] = toJsonValue(x);
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) setField(o, k, toJsonValue(x));
     return o;
   }
   return v;
@@ -32,8 +41,8 @@ export function unflattenScores(row: Record<string, unknown>): Record<string, un
   for (const [k, v] of Object.entries(row)) {
     if (k.startsWith(SCORE_PREFIX)) {
       if (!scores) { scores = {}; out.scores = scores; }
-      scores[k.slice(SCORE_PREFIX.length)] = v;
-    } else out[k] = v;
+      setField(scores, k.slice(SCORE_PREFIX.length), v);
+    } else setField(out, k, v);
   }
   return out;
 }
@@ -45,7 +54,7 @@ export function flattenScores(rec: Record<string, unknown>): Record<string, unkn
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(rec)) {
     if (k === 'scores') for (const [sk, sv] of Object.entries(s as Record<string, unknown>)) out[SCORE_PREFIX + sk] = sv;
-    else out[k] = v;
+    else setField(out, k, v);
   }
   return out;
 }

@@ -1,6 +1,11 @@
 // WGSL lives in shaders/<op>.wgsl or shaders/<op>/<variant>.wgsl, never in TypeScript strings.
 // In Node the files are read from the package's shaders/ folder; a browser bundle registers them
 // up front (see web/ : import.meta.glob(..., {query: '?raw'})) with registerShaders().
+//
+// Shared WGSL (shaders/common/: math.wgsl — sigmoid, silu, gelu_tanh, tanh_safe; reduce.wgsl —
+// the workgroup sum) is composed in, never copied: a line `//#include common/math` in a shader is
+// replaced by that file's text, once per composed shader (a second include of the same file, in
+// the same file or another part of a composeShader, is dropped).
 
 import { nodeBuiltin, shadersDir } from '../env.js';
 
@@ -16,8 +21,26 @@ function findShaderDir(): string {
   return (shaderDir ??= shadersDir());
 }
 
-/** The WGSL text of a shader by name, e.g. 'logprob/partial'. */
+const INCLUDE = /^[ \t]*\/\/#include[ \t]+(\S+)[ \t]*$/gm;
+
+/** Replace `//#include name` lines by the named file's text (itself expanded), each name once per `seen`. */
+function expandIncludes(text: string, seen: Set<string>, from: string): string {
+  return text.replace(INCLUDE, (_line, inc: string) => {
+    if (seen.has(inc)) return `// (${inc} included above)`;
+    seen.add(inc);
+    let body: string;
+    try { body = rawSource(inc); } catch (e) { throw new Error(`shader '${from}': //#include ${inc}: ${(e as Error).message}`); }
+    return expandIncludes(body, seen, inc);
+  });
+}
+
+/** The WGSL text of a shader by name, e.g. 'logprob/partial', with its includes expanded. */
 export function shaderSource(name: string): string {
+  return expandIncludes(rawSource(name), new Set(), name);
+}
+
+/** A shader file's text as written (includes not expanded). */
+function rawSource(name: string): string {
   const hit = registered.get(name);
   if (hit !== undefined) return hit;
   const fs = nodeBuiltin<typeof import('node:fs')>('fs');
@@ -39,6 +62,9 @@ export function shaderSource(name: string): string {
  * part of the pipeline cache key.
  */
 export function composeShader(name: string, header: string, parts: string[]): string {
-  if (!registered.has(name)) registered.set(name, header + parts.map((p) => shaderSource(p)).join('\n'));
+  if (!registered.has(name)) {
+    const seen = new Set<string>();
+    registered.set(name, header + parts.map((p) => expandIncludes(rawSource(p), seen, p)).join('\n'));
+  }
   return name;
 }

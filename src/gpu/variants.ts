@@ -8,7 +8,7 @@
 //        CONCORD_KERNEL_VARIANT=matmul=tiled,logprob=direct   per op
 //      An op or a variant name that does not exist is an error, never silently ignored.
 //   2. The tuned winner for this adapter and the call's shape class (shapeClass below), when
-//      src/gpu/tune.ts has measured one (tuneFor(), run once when a GPU model is built, or a
+//      src/tune/index.ts has measured one (tuneFor(), run once when a GPU model is built, or a
 //      cache written by `concord tune`) and put it here with setTuned(). Synchronous: the kernels'
 //      call sites only read this in-memory table.
 //   3. The default: 'direct' on software adapters ('flash' for attention: SOFTWARE_DEFAULT), the
@@ -98,7 +98,7 @@ export function shapeClass(op: string, shape: object): string {
 interface Won { variant: string; config?: Readonly<Record<string, unknown>> }
 const tuned = new WeakMap<object, Map<string, Won>>();
 
-/** Record tuned winners for an adapter (src/gpu/tune.ts); replaces earlier ones of the same keys. */
+/** Record tuned winners for an adapter (src/tune/index.ts); replaces earlier ones of the same keys. */
 export function setTuned(rt: AdapterLike, winners: Iterable<{ op: string; shapeClass: string; variant: string; config?: Readonly<Record<string, unknown>> }>): void {
   let m = tuned.get(rt.handle);
   if (!m) tuned.set(rt.handle, (m = new Map()));

@@ -62,8 +62,17 @@ async function* zstdFrame(r: ByteReader, name: string, head: Buffer): AsyncGener
   const out: Buffer[] = [];
   const hash = new Xxh64();
   const z = new ZstdDecompress((chunk) => { hash.update(chunk); out.push(Buffer.from(chunk)); });
+  // fzstd joins what it is given with what it holds: hand it ~1 MiB at a time, not block by block.
+  let pending: Uint8Array[] = [], pendingLen = 0;
+  const flush = (final = false) => {
+    const all = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+    pending = [];
+    pendingLen = 0;
+    try { z.push(all, final); } catch (e) { fail((e as Error).message); }
+  };
   const push = (b: Uint8Array, final = false) => {
-    try { z.push(b, final); } catch (e) { fail((e as Error).message); }
+    if (b.length) { pending.push(b); pendingLen += b.length; }
+    if (final || pendingLen >= 1 << 20) flush(final);
   };
   const fhd = head[4];
   const single = (fhd >> 5) & 1, checksum = (fhd >> 2) & 1, did = fhd & 3, fcs = fhd >> 6;

@@ -16,11 +16,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter, schemaFromColumnData, type BasicType } from 'hyparquet-writer';
 import { InputError } from '../errors.js';
-import { flattenScores, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
+import { INT64_STRINGS } from '../pipeline/input.js';
+import { flattenScores, setField, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
 
 export const PARQUET_MAGIC = 'PAR1';
 export { SCORE_PREFIX, flattenScores, toJsonValue, unflattenScores } from '../formats/parquet-values.js';
@@ -51,12 +52,72 @@ export function fileAsyncBuffer(file: string): AsyncBuffer & { close(): void } {
 export async function parquetMeta(file: string, name = file): Promise<FileMetaData> {
   const buf = fileAsyncBuffer(file);
   try {
-    return await parquetMetadataAsync(buf);
-  } catch (e) {
-    throw new ParquetInputError(`${name}: not a readable Parquet file (${(e as Error).message})`);
+    return await checkedMetadata(buf, name);
   } finally {
     buf.close();
   }
+}
+
+/** The footer, with its row counts checked: the file's count must be the sum of its row groups'. */
+async function checkedMetadata(buf: AsyncBuffer, name: string): Promise<FileMetaData> {
+  let m: FileMetaData;
+  try {
+    m = await parquetMetadataAsync(buf);
+  } catch (e) {
+    throw new ParquetInputError(`${name}: not a readable Parquet file (${(e as Error).message})`);
+  }
+  const groups = m.row_groups.reduce((s, rg) => s + Number(rg.num_rows), 0);
+  if (Number(m.num_rows) !== groups || m.row_groups.some((rg) => Number(rg.num_rows) < 0)) {
+    throw new ParquetInputError(`${name}: damaged Parquet footer: it says ${m.num_rows} rows but its row groups hold ${groups}`);
+  }
+  return m;
+}
+
+/** Rows of one row-group range as arrays, made into records field by field (a `__proto__` column stays a field). */
+async function readRange(buf: AsyncBuffer, metadata: FileMetaData, rowStart: number, rowEnd: number): Promise<Record<string, unknown>[]> {
+  const names = metadata.schema.slice(1).filter((_, i, all) => isTopLevel(metadata, i + 1)).map((s) => s.name);
+  let rows: unknown[][] = [];
+  await parquetRead({ file: buf, metadata, rowStart, rowEnd, compressors, rowFormat: 'array', onComplete: (r: unknown[][]) => { rows = r; } });
+  return rows.map((row) => {
+    const o: Record<string, unknown> = {};
+    names.forEach((n, k) => setField(o, n, row[k]));
+    return o;
+  });
+}
+
+/** Top-level plain INT64 columns (not timestamps): their values beyond ±2^53 arrive as decimal strings. */
+function int64Columns(m: FileMetaData): Set<string> {
+  const out = new Set<string>();
+  m.schema.forEach((s, i) => {
+    if (i > 0 && s.type === 'INT64' && !s.converted_type?.startsWith('TIMESTAMP') && s.logical_type?.type !== 'TIMESTAMP' && isTopLevel(m, i)) out.add(s.name);
+  });
+  return out;
+}
+
+/** Mark the fields whose string value came from an INT64 column (INT64_STRINGS, src/pipeline/input.ts). */
+function markInt64Strings(rec: Record<string, unknown>, int64: Set<string>): Record<string, unknown> {
+  let marked: Set<string> | null = null;
+  for (const c of int64) if (typeof rec[c] === 'string' && Object.hasOwn(rec, c)) (marked ??= new Set()).add(c);
+  if (marked) Object.defineProperty(rec, INT64_STRINGS, { value: marked, enumerable: false });
+  return rec;
+}
+
+/** Whether schema element `i` is a top-level column (a child of the root). */
+function isTopLevel(m: FileMetaData, i: number): boolean {
+  let k = 1;
+  for (let top = 0; top < (m.schema[0].num_children ?? 0); top++) {
+    if (k === i) return true;
+    k = skipElement(m, k);
+  }
+  return false;
+}
+
+/** The index just past schema element `k` and its descendants. */
+function skipElement(m: FileMetaData, k: number): number {
+  const n = m.schema[k].num_children ?? 0;
+  let next = k + 1;
+  for (let c = 0; c < n; c++) next = skipElement(m, next);
+  return next;
 }
 
 export async function parquetRowCount(file: string, name = file): Promise<number> {
@@ -77,12 +138,8 @@ export interface ParquetRow {
 export async function* readParquetRows(file: string, name = file, startRow = 0): AsyncGenerator<ParquetRow> {
   const buf = fileAsyncBuffer(file);
   try {
-    let metadata: FileMetaData;
-    try {
-      metadata = await parquetMetadataAsync(buf);
-    } catch (e) {
-      throw new ParquetInputError(`${name}: not a readable Parquet file (${(e as Error).message})`);
-    }
+    const metadata = await checkedMetadata(buf, name);
+    const int64 = int64Columns(metadata);
     let groupStart = 0;
     for (const rg of metadata.row_groups) {
       const n = Number(rg.num_rows);
@@ -91,12 +148,15 @@ export async function* readParquetRows(file: string, name = file, startRow = 0):
         const from = Math.max(groupStart, startRow);
         let rows: Record<string, unknown>[];
         try {
-          rows = await parquetReadObjects({ file: buf, metadata, rowStart: from, rowEnd: groupEnd, compressors });
+          rows = await readRange(buf, metadata, from, groupEnd);
         } catch (e) {
           throw new ParquetInputError(`${name}:${from + 1}-${groupEnd}: cannot decode this row group (${(e as Error).message})`);
         }
+        if (rows.length !== groupEnd - from) {
+          throw new ParquetInputError(`${name}:${from + 1}-${groupEnd}: damaged Parquet file: this row group says ${n} rows but ${rows.length + (from - groupStart)} decode`);
+        }
         for (let k = 0; k < rows.length; k++) {
-          yield { row: from + k + 1, record: unflattenScores(toJsonValue(rows[k]) as Record<string, unknown>) };
+          yield { row: from + k + 1, record: markInt64Strings(unflattenScores(toJsonValue(rows[k]) as Record<string, unknown>), int64) };
         }
       }
       groupStart = groupEnd;
@@ -175,7 +235,7 @@ export async function writeParquetTo(tmp: string, rows: () => AsyncIterable<Reco
     let group: Record<string, unknown>[] = [];
     const flush = () => {
       if (group.length === 0) return;
-      const columnData = cols.map((c) => ({ name: c.name, data: group.map((r) => columnValue(r[c.name], c.type)), type: c.type as BasicType, nullable: true }));
+      const columnData = cols.map((c) => ({ name: c.name, data: group.map((r) => columnValue(Object.hasOwn(r, c.name) ? r[c.name] : undefined, c.type)), type: c.type as BasicType, nullable: true }));
       pq.write({ columnData, rowGroupSize: group.length });
       group = [];
     };

@@ -70,6 +70,8 @@ export interface ScoreSummary {
   verify: Scorer['stats']['verify'];
   /** Records whose `id` had been seen before in the input (warned on stderr). */
   duplicate_ids: number;
+  /** Records whose own `scores` field the output's `scores` replaced (warned on stderr). */
+  replaced_scores?: number;
   [k: string]: unknown;
 }
 
@@ -234,11 +236,23 @@ class ScoreJob {
       const i = this.readIndex++;
       this.positions.set(i, { offset: r.endOffset, line: r.line });
       if (r.parseError) { if (this.parseErrors++ === 0) this.firstParseError = `${r.loc}: ${r.parseError}`; }
-      else { this.bad.release(); this.dups.check(r); }
+      else { this.bad.release(); this.dups.check(r); this.checkOwnScores(r); }
       if (this.resumed.has(i)) continue; // its result is in .ahead
       this.inputIndexOf.set(this.fedIndex++, i);
       yield r;
     }
+  }
+
+  /** Records carrying a `scores` field of their own, which the output's `scores` replaces (warned, counted). */
+  replacedScores = 0;
+
+  checkOwnScores(r: FileRecord): void {
+    const rec = r.record;
+    if (!rec || typeof rec !== 'object' || Array.isArray(rec) || !Object.hasOwn(rec, 'scores')) return;
+    const max = this.o.maxErrorLines ?? 10;
+    if (this.replacedScores < max) this.o.log(`${r.loc}: warning: the record has its own 'scores' field; the output's 'scores' replaces it (rename the field to keep it)`);
+    else if (this.replacedScores === max) this.o.log("... more records with their own 'scores' field (counted in the summary as replaced_scores)");
+    this.replacedScores++;
   }
 
   checkpoint(complete = false): void {
@@ -347,6 +361,7 @@ function scoreSummaryOf(o: ScoreFileOptions, job: ScoreJob, before: { pairs: num
     cosine_source: scorer.cosineSource,
     verify: st.verify,
     duplicate_ids: job.dups.count,
+    replaced_scores: job.replacedScores,
   };
 }
 

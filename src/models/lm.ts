@@ -1,6 +1,7 @@
 // The language-model API the scorer uses. One model, two interchangeable backends (WGSL on WebGPU,
 // or the TypeScript CPU twin), both returning per-token log-probs of token sequences.
 
+import type { GpuRuntime } from '../gpu/runtime.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import type { Decoder, DecoderOptions } from '../generate/types.js';
 import type { ModelConfig } from './types.js';
@@ -27,6 +28,14 @@ export interface LanguageModel {
   deviceName: string;
   /** Longest sequence the model takes (config.maxSeqLen). */
   maxLen: number;
+  /** Why this device was chosen (e.g. '--device auto: no hardware GPU, …'), where the loader says. */
+  deviceReason?: string;
+  /** The GPU runtime of a 'webgpu' model (share it with a reverse model or the encoder); null or absent on the CPU. */
+  runtime?: GpuRuntime | null;
+  /** True when the weights are stored (GPU) or rounded (CPU) as f16; absent: f32. */
+  f16?: boolean;
+  /** Bytes of weights held on the device (a 'webgpu' model), where the backend counts them. */
+  weightBytes?: number;
   /**
    * Score a batch of sequences; the backend pads them to a common length internally. A sequence's
    * scores never depend on the others in the batch (tested: batch invariance).

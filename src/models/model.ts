@@ -11,7 +11,7 @@ import { CpuTwinDecoder } from './decode-cpu.js';
 import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
 import { GpuDecoder } from './decode-gpu.js';
 import { GpuTransformer } from './forward-gpu.js';
-import { modelRequests, tuneFor } from '../gpu/tune.js';
+import { modelRequests, tuneFor } from '../tune/index.js';
 import type { LanguageModel, SequenceRequest } from './lm.js';
 import type { LoadedWeights } from './types.js';
 import type { LoadProgress } from './weight-upload.js';
@@ -73,7 +73,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   if (opts.device !== 'cpu') {
     const rt = opts.device;
     const gpu = await GpuTransformer.create(rt, weights, { f16: opts.f16, onProgress: opts.onProgress });
-    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget })); // src/gpu/tune.ts: cached/tuned kernel variants
+    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget })); // src/tune/index.ts: cached/tuned kernel variants
     // The widest activation ([tokens, width] f32) must fit one storage binding; past a few
     // thousand tokens a batch only adds latency, so cap there.
     const byBinding = Math.floor(rt.limits.maxStorageBufferBindingSize / (4 * Math.max(gpu.maxActivationWidth, 1)));
@@ -84,6 +84,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,
+      weightBytes: gpu.weightBytes,
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
       scoreBatch: (seqs) => gpu.scoreBatch(seqs),
       meanHidden: (seqs) => gpu.meanHidden(seqs),

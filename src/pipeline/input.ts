@@ -49,6 +49,13 @@ export function joinPrompt(instruction: string, input: string | undefined): stri
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/**
+ * Fields of a record read from Parquet whose value is the decimal string of an INT64 beyond ±2^53
+ * (src/io/parquet.ts marks them): text fields must come from string columns, so such a field is
+ * refused like any other number (one treatment for every INT64 value, docs/data.md).
+ */
+export const INT64_STRINGS: unique symbol = Symbol('concord.int64Strings');
+
 function stringField(rec: Record<string, unknown>, name: string, required: boolean): string | undefined {
   const v = rec[name];
   if (v === undefined || v === null) {
@@ -56,6 +63,7 @@ function stringField(rec: Record<string, unknown>, name: string, required: boole
     return undefined;
   }
   if (typeof v !== 'string') throw new RecordError(`field '${name}' must be a string (got ${typeName(v)})`);
+  if ((rec as { [INT64_STRINGS]?: Set<string> })[INT64_STRINGS]?.has(name)) throw new RecordError(`field '${name}' must be a string (got an INT64 Parquet column)`);
   if (required && v.trim() === '') throw new RecordError(`empty field '${name}'`);
   return v;
 }

@@ -1,5 +1,5 @@
 // The scorer: records in, records' scores out, in input order. No Node-only code here (the browser
-// demo runs the same module); files, checkpoints and progress bars live in node-io.ts and the CLI.
+// demo runs the same module); files, checkpoints and progress bars live in src/jobs, src/io and the CLI.
 //
 //   const scorer = createScorerFromModels({ model, reverseModel, ... });
 //   for await (const r of scorer.score(records)) { r.scores / r.error }
@@ -20,12 +20,10 @@ import { cosineRowsCpu } from '../../kernels/cosine.js';
 import { rng } from '../util/rng.js';
 import type { LanguageModel } from '../models/lm.js';
 import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } from '../scheduler/index.js';
-import { boundEncoderText, encodeBounded } from './bound.js';
+import { boundEncoderText } from './bound.js';
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
-import { SLOT_ONLY, passSequences, planPasses, spanSum, truncatePair, type PassPlan, type Quantity } from './plan.js';
-import {
-  defaultTemplates, encodeTemplate, parseTemplate,
-} from './templates.js';
+import { spanSum, type PassPlan, type PassSequence, type Quantity } from './plan.js';
+import { sequenceBuilder } from './sequences.js';
 import type { ChatFormat } from './chat-template.js';
 
 export interface PairScores {
@@ -67,6 +65,8 @@ export interface TextEmbedder {
   embed(texts: string[]): Promise<Float32Array[]>;
   /** shown in cosine_source, e.g. 'all-MiniLM-L6-v2' */
   name?: string;
+  /** Free what the encoder holds (createScorer calls it for an encoder it loaded). */
+  dispose?(): void;
 }
 
 export type CosineMode = 'embed' | 'lm' | 'off';
@@ -221,22 +221,12 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   if (!(maxLen >= 2)) throw new UsageError(`--max-len must be at least 2 (got ${maxLen})`);
   if (maxLen > modelMax) throw new UsageError(`--max-len ${maxLen} is over the model's maximum sequence length ${modelMax}`);
 
-  const defaults = defaultTemplates(tokF);
-  const fwdSrc = opts.forwardTemplate ?? opts.chat?.forward ?? defaults.forward;
-  const revSrc = opts.reverseTemplate ?? opts.chat?.reverse ?? defaults.reverse;
-  // A chat template that strips message content: x and y are stripped too, in every pass (chat-template.ts).
-  const strip = opts.chat?.stripContent && (opts.forwardTemplate === undefined || opts.reverseTemplate === undefined) ? opts.chat.stripContent : null;
-  const clean = (t: string): string => (strip?.start ? (strip.end ? t.trim() : t.trimStart()) : strip?.end ? t.trimEnd() : t);
-  const plan = planPasses({
-    forward: encodeTemplate(tokF, parseTemplate(fwdSrc, ['x', 'y'])),
-    reverse: encodeTemplate(tokF, parseTemplate(revSrc, ['y', 'x'])),
-    xOnly: encodeTemplate(tokF, SLOT_ONLY.x),
-    yOnly: encodeTemplate(tokF, SLOT_ONLY.y),
-    sameModel,
-    fourPass: opts.passes === 4,
+  // The pass plan, the length budget and pair → sequences: the builder the benchmarks use too (sequences.ts).
+  const builder = sequenceBuilder({
+    tokenizer: tokF, maxLen, forwardTemplate: opts.forwardTemplate, reverseTemplate: opts.reverseTemplate, chat: opts.chat,
+    sameModel, passes: opts.passes, overlong: opts.overlong,
   });
-  const available = maxLen - 1 - plan.literalTokens;
-  if (available < 2) throw new UsageError(`--max-len ${maxLen} leaves no room for x and y after the templates' ${plan.literalTokens} literal tokens`);
+  const { plan } = builder;
 
   const cosineMode: CosineMode = opts.cosine ?? (opts.embedder ? 'embed' : 'lm');
   if (cosineMode === 'embed' && !opts.embedder) throw new UsageError('cosine: embed needs an embedder');
@@ -336,32 +326,26 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         xText: '', yText: '', xIds: [], yIds: [], xFull: 0, yFull: 0, truncated: false, sums: {}, vec: {}, spans: [],
       };
       items.push(item);
+      let sequences: PassSequence[];
       try {
         if (src?.parseError) throw new RecordError(src.parseError);
         const pair = recordToPair(item.record, fields);
         item.xText = pair.x;
         item.yText = pair.y;
-        // Texts far over the budget: only their kept ends are tokenised (bound.ts).
-        const xb = encodeBounded(tokF, clean(pair.x), 'tail', available), yb = encodeBounded(tokF, clean(pair.y), 'head', available);
-        const x = xb.ids, y = yb.ids;
-        if (x.length === 0) throw new RecordError('the prompt has no tokens');
-        if (y.length === 0) throw new RecordError('the response has no tokens');
-        item.xFull = xb.full;
-        item.yFull = yb.full;
-        if (xb.estimated || yb.estimated) item.fullEstimated = true;
-        const t = truncatePair(x, y, available);
-        if (t.truncated && opts.overlong === 'error') {
-          throw new RecordError(`over-long pair: x ${item.xFull} + y ${item.yFull}${item.fullEstimated ? ' (estimated)' : ''} tokens + ${plan.literalTokens} template tokens + 1 is over --max-len ${maxLen}`);
-        }
-        item.xIds = t.xIds;
-        item.yIds = t.yIds;
-        item.truncated = t.truncated;
+        const b = builder.build(pair);
+        item.xFull = b.xFull;
+        item.yFull = b.yFull;
+        if (b.fullEstimated) item.fullEstimated = true;
+        item.xIds = b.xIds;
+        item.yIds = b.yIds;
+        item.truncated = b.truncated;
+        sequences = b.sequences;
       } catch (e) {
         if (!(e instanceof RecordError)) throw e;
         item.error = e.message;
         return;
       }
-      for (const s of passSequences(plan, startId!, item.xIds, item.yIds)) {
+      for (const s of sequences) {
         jobs.push({ lane: laneOf(plan.passes[s.pass].model), length: s.ids.length, payload: s.ids, item: k, tag: s.pass });
         item.spans[s.pass] = s.spans;
       }
@@ -463,6 +447,6 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   }
 
   return {
-    plan, passes: plan.mode, maxLen, cosineSource, templates: { forward: fwdSrc, reverse: revSrc }, stats, score,
+    plan, passes: plan.mode, maxLen, cosineSource, templates: builder.templates, stats, score,
   };
 }

@@ -7,7 +7,7 @@
 //
 // Self-contained on purpose (type-only imports): tests transpile this file to plain JS with
 // TypeScript's transpileModule so that a spawned `concord` CLI can load it through the
-// CONCORD_TEST_MODEL_MODULE hook (createScorer, src/pipeline/index.ts).
+// CONCORD_TEST_MODEL_MODULE hook (createScorer, src/pipeline/create.ts).
 
 import type { LanguageModel, SequenceRequest, SequenceScores } from '../../src/models/lm.js';
 import type { ModelConfig } from '../../src/models/types.js';

@@ -15,8 +15,8 @@
 //
 //   import { matmulCost, prefillCost, lookupPeak, roofline } from './cost.js';
 
-import type { ModelConfig } from '../models/types.js';
-import { layerUsesRope, layerWindow } from '../models/types.js';
+import type { ModelConfig } from '../src/models/types.js';
+import { layerUsesRope, layerWindow } from '../src/models/types.js';
 
 export interface Cost {
   flops: number;

@@ -1,4 +1,5 @@
-// Kernel autotuning. For each op of KERNEL_VARIANTS (src/gpu/variants.ts) and each shape class a
+// Kernel autotuning (src/tune: above the kernels, which never import it; it fills the winner
+// table of src/gpu/variants.ts through setTuned). For each op of KERNEL_VARIANTS (src/gpu/variants.ts) and each shape class a
 // model uses, every candidate — variant names × tile configurations where a kernel exports them
 // (the `configs` hook: matmul's and the LM head's tile configurations) — is first run on random inputs and checked against the op's
 // CPU twin with the op's tolerance, then timed (timestamp queries when the device has
@@ -28,8 +29,8 @@ import type { ModelConfig } from '../models/types.js';
 import { roundThroughF16, toF16 } from '../util/f16.js';
 import { rng } from '../util/rng.js';
 import { validate } from '../validate.js';
-import type { GpuRuntime } from './runtime.js';
-import { KERNEL_VARIANTS, ROW_CLASSES, setTuned, shapeClass, type ShapeLike } from './variants.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import { KERNEL_VARIANTS, ROW_CLASSES, setTuned, shapeClass, type ShapeLike } from '../gpu/variants.js';
 
 type Fs = typeof import('node:fs');
 type Path = typeof import('node:path');
