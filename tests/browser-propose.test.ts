@@ -24,7 +24,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/models/index.js';
 import type { Rule } from '../src/filter/index.js';
-import { applyFilter, createScorer, type PairScores } from '../src/pipeline/index.js';
+import { applyFilter, browserScorer, type PairScores } from '../src/pipeline/index.js';
 import { serveStatic, type StaticServer } from './e2e/static-server.js';
 import { setupCli } from './helpers/cli.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
@@ -140,7 +140,7 @@ describe('browser: propose instructions', () => {
 
     // The page's scores (WebGPU, with the MiniLM cosine) against the Node scorer (CPU twin) on the CLI's records.
     const model = await loadModel(tinyPath, { device: 'cpu-twin' });
-    const scorer = await createScorer({ model, cosine: 'off' });
+    const scorer = await browserScorer({ model, cosine: 'off' });
     let i = 0;
     for await (const s of scorer.score(cli)) {
       const pg = proposal.candidates[i++].scores!;
