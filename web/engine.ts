@@ -9,6 +9,9 @@
 //   scoring: browserScorer from src/pipeline (createScorer's composition, the CLI's), given both.
 //   filter:  applyFilter (src/filter) with any rule the CLI offers, default 'auto' as the CLI's.
 //   output:  the CLI's record shape: the record, `scores`, `keep`, `filter_score`.
+//   propose: the reverse prompt (promptBuilder) → generate on model.createDecoder (the WebGPU
+//            decoder: sampling on the GPU) → the candidates scored as above → chooseCandidate: the
+//            argmax of the rule's rank (applyFilter over the candidates).
 
 import { createEmbedder, type Embedder } from '../src/encoder/index.js';
 import { bertFromOnnx } from '../src/encoder/onnx-bert.js';
@@ -21,6 +24,11 @@ import { modelFromWeights } from '../src/models/model.js';
 import type { LoadedWeights } from '../src/models/types.js';
 import { applyFilter, browserScorer, recordToPair, type FilterResult, type PairScores, type ScoreProgress } from '../src/pipeline/index.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
+import { generate, type FinishReason, type GenerateRequest, type GenerateResult } from '../src/generate/engine.js';
+import { promptBuilder } from '../src/generate/prompts.js';
+import { outputRecord as generateOutputRecord, sourceText } from '../src/generate/records.js';
+import type { SamplingParams } from '../src/generate/types.js';
+import { DEFAULT_FIELDS } from '../src/pipeline/input.js';
 
 export { appliedParams, RULES, type Rule };
 export type Device = 'webgpu' | 'cpu';
@@ -189,4 +197,135 @@ export function outputRecord(p: ScoredPair, keep: boolean, filterScore: number):
 
 export function toJsonl(rows: object[]): string {
   return rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
+}
+
+// ---- proposing instructions (MAIN's data step for one response) -------------------------------
+// `concord generate --direction reverse` on the decoder of the model's device (WebGPU: sampling on
+// the GPU), then the candidates scored as above and ranked by the chosen rule's `rank`
+// (applyFilter over the candidates, as `concord synthesize` chooses per response).
+
+export interface ProposeSettings {
+  /** candidates per response (sample j draws with seed + j, as `concord generate` on a file's first record) */
+  k: number;
+  maxNewTokens: number;
+  /** temperature 0 = greedy */
+  sampling: SamplingParams;
+  /** a stop string ('' = none), with the CLI's escapes (\n, \t, \\) */
+  stop: string;
+}
+
+/** A candidate instruction: the record `concord generate --direction reverse` writes for it, scored. */
+export interface Candidate extends ScoredPair {
+  sample: number;
+  generated_tokens: number;
+  finish_reason: FinishReason;
+}
+
+export interface Proposal {
+  /** the record proposed for (Alpaca fields) */
+  source: Record<string, unknown>;
+  response: string;
+  /** its instruction, when it has one */
+  original: string | null;
+  promptTokens: number;
+  template: string;
+  candidates: Candidate[];
+  generateSeconds: number;
+  scoreSeconds: number;
+  /** the original pair scored beside the candidates (null without an original instruction) */
+  originalPair: ScoredPair | null;
+}
+
+/** The CLI's escapes in --stop ('\n', '\t', '\\'), as src/cli/common.ts unescapeCli. */
+export const unescapeStop = (s: string): string => s.replace(/\\([nt\\])/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : '\\'));
+
+/**
+ * The record a response is proposed for, in Alpaca fields (what `concord generate` reads and
+ * writes): an Alpaca record as it is; a messages / conversations record as its pair; a bare text
+ * as { output }.
+ */
+export function responseRecord(input: unknown): Record<string, unknown> {
+  if (typeof input === 'string') return { output: input };
+  if (input && typeof input === 'object' && !Array.isArray(input)) {
+    const r = input as Record<string, unknown>;
+    if (typeof r.output === 'string') return r;
+    const pair = pairText(r);
+    if (pair) {
+      const { messages: _m, conversations: _c, ...rest } = r;
+      return { ...rest, instruction: pair.x, output: pair.y };
+    }
+  }
+  throw new Error('give a response text or a record with an output (or messages / conversations)');
+}
+
+/** Generate k instructions for one response (the reverse prompt) and score every (candidate, response). */
+export async function proposeInstructions(model: LanguageModel, input: unknown, s: ProposeSettings,
+  opts: { encoder?: Embedder | null; encoderName?: string; onStatus?: (text: string) => void } = {}): Promise<Proposal> {
+  if (!model.createDecoder) throw new Error(`${model.deviceName} cannot decode`);
+  if (!Number.isInteger(s.k) || s.k < 1 || s.k > 64) throw new Error(`candidates must be an integer in [1, 64], got ${s.k}`);
+  if (!Number.isInteger(s.maxNewTokens) || s.maxNewTokens < 1) throw new Error(`max new tokens must be a positive integer, got ${s.maxNewTokens}`);
+  const source = responseRecord(input);
+  const response = sourceText(source, 'reverse', DEFAULT_FIELDS);
+  const tok = model.tokenizer;
+  const builder = promptBuilder(tok, { direction: 'reverse' });
+  const prompt = builder.build(response);
+  const stop = unescapeStop(s.stop);
+  const requests: GenerateRequest[] = Array.from({ length: s.k }, (_, j) => ({
+    prompt, sampling: { ...s.sampling, seed: (s.sampling.seed + j) >>> 0 }, maxNewTokens: s.maxNewTokens,
+    stopIds: tok.eosId !== null ? [tok.eosId] : [], stopStrings: stop ? [stop] : [],
+  }));
+  opts.onStatus?.(`generating ${s.k} instructions (prompt ${prompt.length} tokens) on ${model.deviceName}`);
+  const t0 = performance.now();
+  const decoder = await model.createDecoder({ slots: Math.min(s.k, 8), maxLen: model.maxLen });
+  let results: GenerateResult[];
+  try {
+    results = (await generate(decoder, requests, { decode: (ids) => tok.decode(ids) })).results;
+  } finally {
+    decoder.dispose();
+  }
+  const bad = results.find((r) => r.error);
+  if (bad) throw new Error(`generation: ${bad.error}`);
+  const t1 = performance.now();
+  const records = results.map((r, j) => generatedRecord(source, r, j, s.k));
+  const original = typeof source.instruction === 'string' && source.instruction.trim() !== '' ? pairText(source)?.x ?? null : null;
+  opts.onStatus?.(`scoring ${s.k} candidates${original !== null ? ' and the original' : ''} both ways on ${model.deviceName}`);
+  const scored = await scoreRecords(model, original !== null ? [...records, source] : records, { encoder: opts.encoder, encoderName: opts.encoderName });
+  const candidates = results.map((r, j): Candidate => ({ ...scored[j], sample: j, generated_tokens: r.generated_tokens, finish_reason: r.finish_reason }));
+  return {
+    source, response, original, promptTokens: prompt.length, template: builder.template, candidates,
+    originalPair: original !== null ? scored[s.k] : null,
+    generateSeconds: (t1 - t0) / 1000, scoreSeconds: (performance.now() - t1) / 1000,
+  };
+}
+
+/** The record `concord generate --direction reverse` writes for sample j of k (`sample` when k > 1, as the CLI). */
+function generatedRecord(source: Record<string, unknown>, r: GenerateResult, j: number, k: number): Record<string, unknown> {
+  return generateOutputRecord(source, 'reverse', DEFAULT_FIELDS, r, j, k);
+}
+
+/**
+ * The rule over the candidates (applyFilter, with the rule's defaults, as `concord synthesize`
+ * ranks one response's candidates) and the chosen one: the argmax of the rule's `rank` (the
+ * lowest sample on ties; candidates without scores are never chosen; -1 when none has scores).
+ */
+export function chooseCandidate(candidates: ScoredPair[], rule: Rule = 'auto'): { filter: FilterResult; chosen: number } {
+  const filter = filterPairs(candidates, { kind: 'defaults' }, rule);
+  let chosen = -1;
+  candidates.forEach((c, i) => {
+    if (c.scores && (chosen < 0 || filter.rank[i] > filter.rank[chosen])) chosen = i;
+  });
+  return { filter, chosen };
+}
+
+/**
+ * The candidates file in the CLI's shape — each line as `concord generate --direction reverse`
+ * writes it, then `concord score` (`scores`) and `concord filter` over the candidates (`keep`,
+ * `filter_score`) — with `chosen` (true on the rule's first) and `rank` (the rule's rank value).
+ */
+export function candidateLines(candidates: ScoredPair[], filter: FilterResult, chosen: number): Record<string, unknown>[] {
+  return candidates.map((c, i) => ({
+    ...outputRecord(c, filter.keep[i], filter.score[i]),
+    chosen: i === chosen,
+    rank: Number.isFinite(filter.rank[i]) ? filter.rank[i] : null,
+  }));
 }

@@ -8,6 +8,7 @@ import {
 } from 'chart.js';
 import { appliedParams, DEFAULT_ENCODER, filterPairs, outputRecord, parseRecords, RULES, toJsonl, type FilterControl, type FilterResult, type Rule, type ScoredPair } from './engine.js';
 import type { EncoderSpec, FromWorker, GpuProbe, ModelSpec, RunInfo, ToWorker } from './protocol.js';
+import { initPropose, proposeProbed, proposeView } from './propose.js';
 
 Chart.register(ScatterController, LineController, BarController, LinearScale, CategoryScale, PointElement, LineElement, BarElement, Title, Tooltip, Legend);
 
@@ -198,6 +199,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   const m = ev.data;
   if (m.type === 'probe') {
     showProbe(m.probe);
+    proposeProbed();
     return;
   }
   if (m.run !== runId) return;
@@ -501,6 +503,7 @@ $('dl-kept').addEventListener('click', () => download('kept'));
 $('dl-dropped').addEventListener('click', () => download('dropped'));
 
 setButtons();
+initPropose({ worker, modelSpec, encoderSpec, gpuOk: () => !!probe?.ok });
 send({ type: 'probe' });
 
 // For tests and the console: the scores and the current decision (read-only views).
@@ -509,6 +512,8 @@ send({ type: 'probe' });
   get filter() { return filter; },
   get info() { return info; },
   get probe() { return probe; },
+  /** the "propose instructions" view (web/propose.ts) */
+  propose: proposeView,
   /** Page coordinates of pair i's point in the scatter (null when not plotted). */
   pointPosition(i: number): { x: number; y: number } | null {
     if (!scatter) return null;

@@ -1,6 +1,6 @@
 // Messages between the page (main.ts) and the scoring worker (worker.ts).
 
-import type { Device, ScoredPair, ScoreProgress } from './engine.js';
+import type { Device, Proposal, ProposeSettings, ScoredPair, ScoreProgress } from './engine.js';
 
 /** Where the model comes from. */
 export type ModelSpec =
@@ -26,7 +26,9 @@ export interface GpuProbe {
 
 export type ToWorker =
   | { type: 'probe' }
-  | { type: 'score'; run: number; model: ModelSpec; encoder: EncoderSpec | null; device: Device; records: unknown[] };
+  | { type: 'score'; run: number; model: ModelSpec; encoder: EncoderSpec | null; device: Device; records: unknown[] }
+  /** "propose instructions": k candidates for one response (a record or a bare text), scored */
+  | { type: 'propose'; run: number; model: ModelSpec; encoder: EncoderSpec | null; device: Device; input: unknown; settings: ProposeSettings };
 
 export type FromWorker =
   | { type: 'probe'; probe: GpuProbe }
@@ -34,7 +36,16 @@ export type FromWorker =
   | { type: 'progress'; run: number; progress: ScoreProgress; total: number }
   | { type: 'partial'; run: number; pairs: ScoredPair[] }
   | { type: 'done'; run: number; pairs: ScoredPair[]; info: RunInfo }
+  | { type: 'proposed'; run: number; proposal: Proposal; info: ProposeInfo }
   | { type: 'error'; run: number; message: string };
+
+export interface ProposeInfo {
+  model: string;
+  encoder: string | null;
+  deviceName: string;
+  backend: Device;
+  loadSeconds: number;
+}
 
 export interface RunInfo {
   model: string;

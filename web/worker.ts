@@ -1,9 +1,9 @@
-// The scoring worker: loads the model and runs the engine off the page's thread, so the page stays
+// The scoring worker: loads the model and runs the engine (scoring, and proposing instructions) off the page's thread, so the page stays
 // responsive. WebGPU is available in dedicated workers (Chromium); the CPU path runs here too.
 
 import { registerShaders } from '../src/gpu/shaders.js';
 import type { LanguageModel } from '../src/models/lm.js';
-import { ENCODER_FILES, encoderExternalFiles, openEncoder, openModel, scoreRecords, type Device } from './engine.js';
+import { ENCODER_FILES, encoderExternalFiles, openEncoder, openModel, proposeInstructions, scoreRecords, type Device } from './engine.js';
 import type { Embedder } from '../src/encoder/index.js';
 import { hfModelFromFiles, llama2cModelFromBytes, type ModelBytes } from './model-source.js';
 import type { EncoderSpec, FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
@@ -92,9 +92,9 @@ function specKey(spec: ModelSpec): string {
 // The last model opened, kept for the next run with the same files and device.
 let cached: { key: string; device: Device; lm: LanguageModel; encoder: Embedder | null } | null = null;
 
-async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
-  const { run, device, records } = msg;
-  const t0 = performance.now();
+/** The model (and encoder) a message names, opened or taken from the cache. */
+async function ensureModel(msg: Extract<ToWorker, { type: 'score' | 'propose' }>): Promise<{ lm: LanguageModel; encoder: Embedder | null }> {
+  const { run, device } = msg;
   const key = `${specKey(msg.model)}|${msg.encoder ? `${msg.encoder.name}@${msg.encoder.base}` : 'no encoder'}`;
   if (!cached || cached.key !== key || cached.device !== device) {
     cached?.encoder?.dispose();
@@ -116,7 +116,26 @@ async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
     }
     cached = { key, device, lm, encoder };
   }
-  const { lm, encoder } = cached;
+  return cached;
+}
+
+async function propose(msg: Extract<ToWorker, { type: 'propose' }>): Promise<void> {
+  const t0 = performance.now();
+  const { lm, encoder } = await ensureModel(msg);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const proposal = await proposeInstructions(lm, msg.input, msg.settings, {
+    encoder, encoderName: msg.encoder?.name, onStatus: (text) => post({ type: 'status', run: msg.run, text }),
+  });
+  post({
+    type: 'proposed', run: msg.run, proposal,
+    info: { model: lm.config.name, encoder: encoder ? `${msg.encoder!.name} on ${encoder.deviceName}` : null, deviceName: lm.deviceName, backend: msg.device, loadSeconds },
+  });
+}
+
+async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
+  const { run, device, records } = msg;
+  const t0 = performance.now();
+  const { lm, encoder } = await ensureModel(msg);
   const t1 = performance.now();
   post({ type: 'status', run, text: `scoring ${records.length} pairs on ${lm.deviceName}` });
   let lastPartial = 0, tokens = 0;
@@ -142,17 +161,25 @@ async function score(msg: Extract<ToWorker, { type: 'score' }>): Promise<void> {
   });
 }
 
+/** Runs one at a time (scoring and proposing share the cached model). */
+let queue: Promise<void> = Promise.resolve();
+
+async function run(msg: Exclude<ToWorker, { type: 'probe' }>): Promise<void> {
+  try {
+    if (msg.type === 'propose') await propose(msg);
+    else await score(msg);
+  } catch (e) {
+    const err = e as Error;
+    console.error(err);
+    post({ type: 'error', run: msg.run, message: err.message || String(err) });
+  }
+}
+
 self.onmessage = async (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   if (msg.type === 'probe') {
     post({ type: 'probe', probe: await probe() });
     return;
   }
-  try {
-    await score(msg);
-  } catch (e) {
-    const err = e as Error;
-    console.error(err);
-    post({ type: 'error', run: msg.run, message: err.message || String(err) });
-  }
+  queue = queue.then(() => run(msg));
 };
