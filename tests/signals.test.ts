@@ -12,7 +12,7 @@ import { ASK_LLM_TEMPLATE, RATING_TEMPLATES, RatingSignals, answerToken, fillTem
 import { candidateLogprobs } from '../src/signals/candidates.js';
 import { attachSignals, signalSettings } from '../src/signals/cli.js';
 import { selectiveIfd } from '../src/signals/sifd.js';
-import { createScorer } from '../src/pipeline/index.js';
+import { createScorer } from '../src/pipeline/create.js';
 import { gpuRuntime } from './helpers/gpu.js';
 import { evaluate } from '../src/eval/index.js';
 import type { ScoreFields } from '../src/filter/index.js';
