@@ -10,6 +10,9 @@ import { logProbsEntropyCpu } from '../src/models/forward-cpu.js';
 import { loadHf } from '../src/models/hf.js';
 import { loadModel } from '../src/models/index.js';
 import { validate } from '../src/validate.js';
+import { createScorerFromModels, type ScoreResult } from '../src/pipeline/scorer.js';
+import { passSequences } from '../src/pipeline/plan.js';
+import { encodeStandalone } from '../src/pipeline/templates.js';
 import { gpuRuntime, randInt, randn, rng } from './helpers/gpu.js';
 import { HF_FAMILIES } from './ort-families.test.js';
 
@@ -177,4 +180,53 @@ describe('next-token entropy in the fused LM head', async () => {
       });
     });
   }
+});
+
+describe('entropy signals in the scorer (y_entropy, x_entropy, upd, norm_loss)', () => {
+  it('match the definitions recomputed from the twin\'s per-token log-probs and entropies (gemma2: soft-capped head)', async () => {
+    const dir = join(FIX, 'gemma2');
+    const lm = await loadModel(dir, { device: 'cpu-twin' });
+    const w = loadHf(dir);
+    const scorer = createScorerFromModels({ model: lm, cosine: 'off' });
+    const pairs = [{ instruction: 'the cat sat on', output: ' the mat and ran.' }, { instruction: 'a dog', output: ' barked at the moon all night' }];
+    const res: ScoreResult[] = [];
+    for await (const r of scorer.score(pairs)) res.push(r);
+    const logV = Math.log(w.config.vocabSize);
+    const startId = lm.tokenizer.bosId ?? lm.tokenizer.eosId!;
+    res.forEach((r, i) => {
+      expect(r.error).toBeUndefined();
+      const s = r.scores!;
+      const xIds = encodeStandalone(lm.tokenizer, pairs[i].instruction), yIds = encodeStandalone(lm.tokenizer, pairs[i].output);
+      const seqs = passSequences(scorer.plan, startId, xIds, yIds);
+      const fwd = seqs[scorer.plan.passes.findIndex((p) => p.name === 'forward')];
+      const rev = seqs[scorer.plan.passes.findIndex((p) => p.name === 'reverse')];
+      const f = logProbsEntropyCpu(w, fwd.ids), b = logProbsEntropyCpu(w, rev.ids);
+      const [ys, ye] = fwd.spans.y!, [xs, xe] = rev.spans.x!;
+      let yH = 0, upd = 0, xH = 0, all = 0;
+      for (let t = ys; t < ye; t++) {
+        yH += f.entropy[t];
+        upd += (1 / (1 + Math.exp(f.logp[t]))) * Math.max(0, 1 - f.entropy[t] / logV); // σ(−log p)·max(0, 1 − H/log V)
+      }
+      for (let t = xs; t < xe; t++) xH += b.entropy[t];
+      for (let t = 1; t < fwd.ids.length; t++) all += f.logp[t];
+      expect(s.y_entropy!).toBeCloseTo(yH / (ye - ys), 5);
+      expect(s.x_entropy!).toBeCloseTo(xH / (xe - xs), 5);
+      expect(s.upd!).toBeCloseTo(upd / (ye - ys), 6);
+      expect(s.norm_loss).toBeCloseTo(-(all / (fwd.ids.length - 1)) / Math.LN2, 5);
+      expect(s.upd!).toBeGreaterThan(0);
+      expect(s.upd!).toBeLessThan(1);
+    });
+    lm.dispose();
+  });
+
+  it('a LanguageModel that returns no entropies gives null entropy signals, not an error', async () => {
+    const lm = await loadModel(join(FIX, 'llama3'), { device: 'cpu-twin' });
+    const plain = { ...lm, scoreBatch: (seqs: { ids: number[] }[]) => lm.scoreBatch(seqs) };
+    const res: ScoreResult[] = [];
+    for await (const r of createScorerFromModels({ model: plain, cosine: 'off' }).score([{ instruction: 'the cat', output: ' sat' }])) res.push(r);
+    expect(res[0].error).toBeUndefined();
+    expect(res[0].scores).toMatchObject({ y_entropy: null, x_entropy: null, upd: null });
+    expect(Number.isFinite(res[0].scores!.norm_loss)).toBe(true);
+    lm.dispose();
+  });
 });

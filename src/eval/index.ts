@@ -51,6 +51,12 @@ export const SCORE_DEFS: ScoreDef[] = [
   { name: 'ifd', direction: 'down', get: (s) => num(s.ifd) },
   { name: 'rifd', direction: 'down', get: (s) => num(s.rifd) },
   { name: 'cosine', direction: 'up', get: (s) => num(s.cosine) },
+  // Entropy signals (docs/signals.md). Directions as their sources use them: UPD ranks high first
+  // (OpenDataArena-Tool); low entropy and low NormLoss read as "the model finds y natural".
+  { name: 'y_entropy', direction: 'down', get: (s) => num(s.y_entropy) },
+  { name: 'x_entropy', direction: 'down', get: (s) => num(s.x_entropy) },
+  { name: 'upd', direction: 'up', get: (s) => num(s.upd) },
+  { name: 'norm_loss', direction: 'down', get: (s) => num(s.norm_loss) },
 ];
 
 export interface ScoreEval {
