@@ -150,6 +150,11 @@ export interface ScorerOptions {
   /** Batches in flight at once (default 1). */
   inFlight?: number;
   verify?: VerifyOptions | null;
+  /**
+   * Ask the models for next-token entropies (y_entropy, x_entropy, upd; default true). false: those
+   * scores are null and the backends skip the entropy (onnxruntime keeps its plain head graph).
+   */
+  entropy?: boolean;
   /** Test hook: add this to every primary log-prob (shows that verify catches a deviation). */
   injectDeviation?: number;
   onProgress?: (p: ScoreProgress) => void;
@@ -329,7 +334,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       padded: true,
       async run(payloads, info: BatchInfo) {
         const seqs = payloads as number[][];
-        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })), { entropy: true });
+        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })), { entropy: opts.entropy ?? true });
         stats.lmTokens += info.realTokens;
         let lp = out.map((o) => o.logprobs);
         if (delta !== 0) lp = lp.map((a) => a.map((x) => x + delta));

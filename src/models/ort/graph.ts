@@ -296,8 +296,11 @@ export class LmGraph {
     const logp = g.op('LogSoftmax', [this.logits(h)], { axis: 1 });
     const picked = g.op('GatherElements', [logp, tg], { axis: 1 }); // [N, 1]
     if (!entropy) return { logprobs: this.reshape(picked, [B, L]), entropy: null };
-    const plogp = g.op('Mul', [g.op('Exp', [logp]), logp]); // [N, V]
-    const H = g.op('Neg', [g.op('ReduceSum', [plogp, g.i64([1])], { keepdims: 1 })]); // [N, 1]
+    // Σ_v p_v·logp_v as a batched [1, V]·[V, 1] product per row: both read once, no [N, V] product written.
+    const V = this.c.vocabSize;
+    const p = g.op('Reshape', [g.op('Exp', [logp]), g.i64([-1, 1, V])]);
+    const dot = g.op('MatMul', [p, g.op('Reshape', [logp, g.i64([-1, V, 1])])]); // [N, 1, 1]
+    const H = this.reshape(g.op('Neg', [dot]), [N, 1]);
     return { logprobs: this.reshape(picked, [B, L]), entropy: this.reshape(H, [B, L]) };
   }
 
