@@ -6,7 +6,9 @@
 //
 // Why split over V: one workgroup per position would leave most of a large GPU idle for short
 // batches (T of a few hundred) while each walks a 32k–152k vocabulary. Splitting V into S chunks
-// gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes a (max, sumexp) partial, merged exactly in pass 2.
+// gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes an online-softmax partial
+// (m, s = Σ e^(z−m), t = Σ (z−m)·e^(z−m)), merged exactly in pass 2 into the log-sum-exp and the
+// entropy of the next-token distribution (log s − t/s), which every variant computes on the way.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { composeShader } from '../src/gpu/shaders.js';
@@ -53,8 +55,8 @@ export interface LogprobVariant {
 /** Threads per workgroup of a gemm configuration. */
 export const gemmThreads = (c: LogprobGemmConfig): number => (c.bm / 8) * (c.bn / 4);
 
-/** Workgroup memory of gemm.wgsl: Hs [bm][bk/4+1] + Ws [bn][bk/4+1] vec4 + red [threads] vec2. */
-export const gemmWorkgroupBytes = (c: LogprobGemmConfig): number => 16 * (c.bm + c.bn) * (c.bk / 4 + 1) + 8 * gemmThreads(c);
+/** Workgroup memory of gemm.wgsl: Hs [bm][bk/4+1] + Ws [bn][bk/4+1] vec4 + red [threads] vec2 + redt [threads] f32. */
+export const gemmWorkgroupBytes = (c: LogprobGemmConfig): number => 16 * (c.bm + c.bn) * (c.bk / 4 + 1) + 12 * gemmThreads(c);
 
 /** Why a gemm configuration cannot run on a device with these limits (null: it can). */
 export function gemmConfigProblem(c: LogprobGemmConfig, limits: Pick<GPUSupportedLimits, 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'>): string | null {
@@ -79,8 +81,8 @@ export function logprobGemmConfigs(limits: Parameters<typeof gemmConfigProblem>[
   return out.filter((c) => gemmConfigProblem(c, limits) === null);
 }
 
-/** Workgroup memory of sgmat.wgsl: Hs + Ws (64 × 32 f16 each) + Ls (64 × 64 f32) + red (128 vec2). */
-export const SGMAT_WORKGROUP_BYTES = 2 * 2 * 64 * 32 + 4 * 64 * 64 + 8 * 128;
+/** Workgroup memory of sgmat.wgsl: Hs + Ws (64 × 32 f16 each) + Ls (64 × 64 f32) + red (128 vec2) + redt (128 f32). */
+export const SGMAT_WORKGROUP_BYTES = 2 * 2 * 64 * 32 + 4 * 64 * 64 + 12 * 128;
 export const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 
 /**
@@ -137,8 +139,8 @@ export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: Pr
   };
 }
 
-/** Workgroup memory of partial.wgsl: Hs [ROWS·DT] + Ws [WG·(DT+1)] + red [WG·ROWS] vec2 (DT = 32). */
-export const logprobWorkgroupBytes = (wg: number): number => 4 * (LOGPROB_ROWS * 32 + wg * 33 + wg * LOGPROB_ROWS * 2);
+/** Workgroup memory of partial.wgsl: Hs [ROWS·DT] + Ws [WG·(DT+1)] + red [WG·ROWS] vec2 + redt [WG·ROWS] f32 (DT = 32). */
+export const logprobWorkgroupBytes = (wg: number): number => 4 * (LOGPROB_ROWS * 32 + wg * 33 + wg * LOGPROB_ROWS * 3);
 
 /**
  * How many vocabulary splits: enough workgroups (⌈T/rows⌉ · S) to fill the device, at least one
@@ -164,6 +166,8 @@ export interface LogprobArgs {
   mask: GPUBuffer;
   /** out: log p(target) per position [T], 0 where masked */
   logp: GPUBuffer;
+  /** out (optional): entropy of the next-token distribution per position [T], nats, 0 where masked (computed by every variant either way; omitted: not written out) */
+  entropy?: GPUBuffer;
   T: number;
   V: number;
   d: number;
@@ -203,14 +207,15 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
   }
   const specs = logprobSpecs(variant, sg);
   const { S, chunk } = vocabSplits(a.T, a.V, tileV, variant.targetWorkgroups ?? 512, rows);
-  const partial = rt.scratch(a.T * S * 8, 'logprob.partial');
+  const partial = rt.scratch(a.T * S * 16, 'logprob.partial'); // (m, s, t, 0) per position and split
   const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
   const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), 'logprob.partial.params');
   // gemm.wgsl binds H and W a second time as vec4 arrays (read-only aliases) for d % 4 = 0.
   const buffers = variant.kind === 'gemm' ? [u1, a.H, a.W, a.targets, partial, tgt, a.H, a.W] : [u1, a.H, a.W, a.targets, partial, tgt];
   rt.dispatch(specs.partial, buffers, ceilDiv(a.T, rows) * S);
   const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
-  rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp], ceilDiv(a.T, 64));
+  const ent = a.entropy ?? rt.scratch(a.T * 4, 'logprob.entropy');
+  rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp, ent], ceilDiv(a.T, 64));
 }
 
 /**
@@ -253,6 +258,8 @@ export function checkTargets(targets: ArrayLike<number>, mask: ArrayLike<number>
 
 export interface LogprobResult {
   logp: Float32Array;
+  /** entropy of the next-token distribution per position, in nats, 0 where masked */
+  entropy: Float32Array;
   sum: Float64Array;
   count: Uint32Array;
   mean: Float64Array;
@@ -260,7 +267,9 @@ export interface LogprobResult {
 
 /**
  * CPU twin: f64 logits (blocked matmul over vocabulary tiles), soft-capped when softcap > 0,
- * max-subtracted logsumexp, masked reductions.
+ * max-subtracted logsumexp, masked reductions. Beside the running max m and s = Σ e^(z−m) it keeps
+ * t = Σ (z−m)·e^(z−m), rescaled like s when the max moves (the GPU kernels' online state, see
+ * mergeEntropyState), so the entropy H = −Σ p log p = log s − t/s comes out of the same stream.
  */
 export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T, softcap = 0): LogprobResult {
   checkTargets(targets, mask, V);
@@ -272,7 +281,7 @@ export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<
   rows.forEach((t, i) => Hs.set(H.subarray(t * d, t * d + d), i * d));
   const VT = 2048;
   const tile = new Float64Array(R * VT);
-  const max = new Float64Array(R).fill(-Infinity), sum = new Float64Array(R), tgt = new Float64Array(R);
+  const max = new Float64Array(R).fill(-Infinity), sum = new Float64Array(R), tsum = new Float64Array(R), tgt = new Float64Array(R);
   for (let v0 = 0; v0 < V; v0 += VT) {
     const n = Math.min(VT, V - v0);
     const logits = matmulCpu(Hs, W.subarray(v0 * d, (v0 + n) * d), null, R, n, d, 'nk', tile.subarray(0, R * n));
@@ -281,21 +290,46 @@ export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<
       if (softcap > 0) for (let j = 0; j < n; j++) row[j] = softcap * Math.tanh(row[j] / softcap);
       let m = max[i];
       for (let j = 0; j < n; j++) if (row[j] > m) m = row[j];
-      let s = sum[i] * Math.exp(max[i] - m); // rescale the running sum to the new max (0 at the start)
-      for (let j = 0; j < n; j++) s += Math.exp(row[j] - m);
+      // Rescale the running (s, t) to the new max (both 0 at the start).
+      const a = Math.exp(max[i] - m);
+      let s = sum[i] * a;
+      let tt = sum[i] > 0 ? a * (tsum[i] + (max[i] - m) * sum[i]) : 0;
+      for (let j = 0; j < n; j++) {
+        const z = row[j] - m, e = Math.exp(z);
+        s += e;
+        tt += z * e;
+      }
       max[i] = m;
       sum[i] = s;
+      tsum[i] = tt;
       const target = targets[rows[i]];
       if (target >= v0 && target < v0 + n) tgt[i] = row[target - v0];
     }
   }
-  const logp = new Float32Array(T);
-  for (let i = 0; i < R; i++) logp[rows[i]] = tgt[i] - max[i] - Math.log(sum[i]);
-  return { logp, ...reduceSequences(logp, mask, B, L) };
+  const logp = new Float32Array(T), entropy = new Float32Array(T);
+  for (let i = 0; i < R; i++) {
+    logp[rows[i]] = tgt[i] - max[i] - Math.log(sum[i]);
+    entropy[rows[i]] = Math.log(sum[i]) - tsum[i] / sum[i];
+  }
+  return { logp, entropy, ...reduceSequences(logp, mask, B, L) };
+}
+
+/**
+ * The exact merge of two online-softmax states (m, s = Σ e^(z−m), t = Σ (z−m)·e^(z−m)) over
+ * disjoint parts of the vocabulary, as the WGSL `merge` (shaders/logprob/common.wgsl) and the
+ * combine pass do it: with M = max(m₁, m₂) and aᵢ = e^(mᵢ−M), s = Σ aᵢ sᵢ and
+ * t = Σ aᵢ (tᵢ + (mᵢ − M) sᵢ), since (z − M) = (z − mᵢ) + (mᵢ − M). Entropy of the merged state:
+ * log s − t/s.
+ */
+export function mergeEntropyState(a: [number, number, number], b: [number, number, number]): [number, number, number] {
+  const M = Math.max(a[0], b[0]);
+  const part = ([m, s, t]: [number, number, number]): [number, number] => (s > 0 ? [s * Math.exp(m - M), Math.exp(m - M) * (t + (m - M) * s)] : [0, 0]);
+  const [sa, ta] = part(a), [sb, tb] = part(b);
+  return [M, sa + sb, ta + tb];
 }
 
 /** Masked per-sequence sum/count/mean over B sequences of L slots (shared by both twins' callers). */
-export function reduceSequences(logp: ArrayLike<number>, mask: ArrayLike<number>, B: number, L: number): Omit<LogprobResult, 'logp'> {
+export function reduceSequences(logp: ArrayLike<number>, mask: ArrayLike<number>, B: number, L: number): Omit<LogprobResult, 'logp' | 'entropy'> {
   const sum = new Float64Array(B), mean = new Float64Array(B), count = new Uint32Array(B);
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < L; i++) {

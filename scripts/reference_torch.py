@@ -910,14 +910,18 @@ def hf_main(argv):
         for ids in seqs:
             fwd = gemma_forward_logprobs if cfg["architectures"][0].startswith("Gemma") else (lambda c, w_, i_: hf_forward_logprobs(name, c, w_, i_))
             lp = fwd(cfg, W, ids)
-            entries.append({"ids": ids, "logprobs": [lp[t - 1, ids[t]].item() for t in range(1, len(ids))]})
+            # Entropy of the next-token distribution at each scored position, in nats:
+            # H = -sum_v p_v log p_v from the float64 log-softmax (the soft-capped logits where the model caps them).
+            ent = -(lp.exp() * lp).sum(dim=-1)
+            entries.append({"ids": ids, "logprobs": [lp[t - 1, ids[t]].item() for t in range(1, len(ids))],
+                            "entropy": [ent[t - 1].item() for t in range(1, len(ids))]})
         ref = {
             "family": name,
             "architecture": cfg["architectures"][0],
             "source": f"scripts/reference_torch.py hf (PyTorch {torch.__version__}, float64; equations from transformers' modelling files named there)",
             "storage_dtype": dtype,
             "sha256": sha256_file(os.path.join(out, "model.safetensors")),
-            "notes": "logprobs[t-1] = log p(ids[t] | ids[:t]) for t >= 1, float64 forward on the stored (rounded) weights",
+            "notes": "logprobs[t-1] = log p(ids[t] | ids[:t]) and entropy[t-1] = -sum_v p(v | ids[:t]) log p(v | ids[:t]) for t >= 1, float64 forward on the stored (rounded) weights",
             "sequences": entries,
         }
         with open(os.path.join(out, "reference.json"), "w") as f:

@@ -24,6 +24,13 @@ describe('CPU worker threads', () => {
     const seqs = [7, 30, 2, 19, 11, 1].map((n) => ({ ids: Array.from({ length: n }, () => randInt(r, 0, pooled.config.vocabSize - 1)) }));
     const [a, b] = [await pooled.scoreBatch(seqs), await inline.scoreBatch(seqs)];
     seqs.forEach((s, i) => expect(Array.from(a[i].logprobs)).toEqual(Array.from(b[i].logprobs)));
+    // With entropies ('score-entropy' jobs): the same log-probs, and the same entropies as in-thread.
+    const [ea, eb] = [await pooled.scoreBatch(seqs, { entropy: true }), await inline.scoreBatch(seqs, { entropy: true })];
+    seqs.forEach((s, i) => {
+      expect(Array.from(ea[i].logprobs)).toEqual(Array.from(b[i].logprobs));
+      expect(ea[i].entropy!.length).toBe(Math.max(0, s.ids.length - 1));
+      expect(Array.from(ea[i].entropy!)).toEqual(Array.from(eb[i].entropy!));
+    });
     const [ha, hb] = [await pooled.meanHidden(seqs), await inline.meanHidden(seqs)];
     seqs.forEach((s, i) => expect(Array.from(ha[i])).toEqual(Array.from(hb[i])));
     pooled.dispose();

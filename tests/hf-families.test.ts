@@ -238,10 +238,13 @@ describe('concord logprob --model <tiny HF folder>', () => {
       const ctxLen = ids.length;
       expect(ctxLen - 1).toBe(oc.context_tokens);
       ids.push(...oc.tokens.map((t: { id: number }) => t.id));
-      const [lib] = await lm.scoreBatch([{ ids }]);
+      const [lib] = await lm.scoreBatch([{ ids }], { entropy: true });
       const libTarget = Array.from(lib.logprobs.slice(ctxLen - 1));
       const vl = validate(oc.tokens.map((t: { logprob: number }) => t.logprob), libTarget, { atol: 1e-6 });
       expect(vl.ok, `${family} cli vs library: ${vl.summary}`).toBe(true);
+      // Each token's entropy beside its log-prob (--json), the library's as well.
+      const ve = validate(oc.tokens.map((t: { entropy: number }) => t.entropy), Array.from(lib.entropy!.slice(ctxLen - 1)), { atol: 1e-6 });
+      expect(ve.ok, `${family} cli entropy vs library: ${ve.summary}`).toBe(true);
       if (!rt) continue;
       const g = cli([...args, '--device', 'webgpu']);
       expect(g.status, `${family} webgpu: ${g.stderr}`).toBe(0);
@@ -249,6 +252,8 @@ describe('concord logprob --model <tiny HF folder>', () => {
       expect(og.tokens.map((t: { id: number }) => t.id)).toEqual(oc.tokens.map((t: { id: number }) => t.id));
       const v = validate(og.tokens.map((t: { logprob: number }) => t.logprob), oc.tokens.map((t: { logprob: number }) => t.logprob), { atol: 1e-4 });
       expect(v.ok, `${family} webgpu vs cpu: ${v.summary}`).toBe(true);
+      const vge = validate(og.tokens.map((t: { entropy: number }) => t.entropy), oc.tokens.map((t: { entropy: number }) => t.entropy), { atol: 1e-4 });
+      expect(vge.ok, `${family} webgpu vs cpu entropy: ${vge.summary}`).toBe(true);
     }
   }, 600_000);
 });

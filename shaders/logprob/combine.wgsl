@@ -1,14 +1,17 @@
-// Fused LM-head log-likelihood, pass 2 of 3: merge the vocabulary splits of each position into
-// logsumexp = M + log Σ_s sum_s · exp(max_s − M), then log p(target) = logit_target − logsumexp.
-// Masked positions (pads, context tokens) are written as exactly 0.
+// Fused LM-head log-likelihood, pass 2 of 3: merge the vocabulary splits' (m, s, t) states of each
+// position (logprob/common.wgsl merge) into logsumexp = M + log S, S = Σ_s s_s · e^(m_s − M), then
+// log p(target) = logit_target − logsumexp; and the entropy H = log S − T/S with
+// T = Σ_s e^(m_s − M) (t_s + (m_s − M) s_s). Masked positions (pads, context tokens) are written as
+// exactly 0 (both outputs).
 
 struct Params { T: u32, S: u32, _pad0: u32, _pad1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> partial: array<vec2f>; // [T, S]
+@group(0) @binding(1) var<storage, read> partial: array<vec4f>; // [T, S] (m, s, t, 0)
 @group(0) @binding(2) var<storage, read> tgt: array<f32>;       // [T]
 @group(0) @binding(3) var<storage, read> mask: array<u32>;      // [T]
 @group(0) @binding(4) var<storage, read_write> logp: array<f32>; // [T]
+@group(0) @binding(5) var<storage, read_write> ent: array<f32>;  // [T] entropy, nats
 
 override WG: u32 = 64;
 
@@ -20,14 +23,19 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   if (t >= p.T) { return; }
   if (mask[t] == 0u) {
     logp[t] = 0.0;
+    ent[t] = 0.0;
     return;
   }
   var M = -3.0e38;
   for (var s = 0u; s < p.S; s++) { M = max(M, partial[t * p.S + s].x); }
   var sum = 0.0;
+  var tsum = 0.0;
   for (var s = 0u; s < p.S; s++) {
     let ps = partial[t * p.S + s];
-    sum += ps.y * exp(ps.x - M);
+    let a = exp(ps.x - M);
+    sum += ps.y * a;
+    tsum += a * (ps.z + (ps.x - M) * ps.y);
   }
   logp[t] = tgt[t] - (M + log(sum));
+  ent[t] = log(sum) - tsum / sum;
 }

@@ -16,13 +16,24 @@ override WG: u32 = 64;
 const ROWS = 8u;
 const DT = 32u;
 
-var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG]
+var<workgroup> red: array<vec2f, WG * ROWS>;   // [ROWS][WG] (m, s)
+var<workgroup> redt: array<f32, WG * ROWS>;    // [ROWS][WG] t (entropy numerator, see merge)
 
-/** Fold a vector of four rows' logits into their running (max, sum): branch-free online softmax. */
-fn online(x: vec4f, m: ptr<function, vec4f>, s: ptr<function, vec4f>) {
+/** Fold a vector of four rows' logits into their running (m, s, t): branch-free online softmax (merge's state). */
+fn online(x: vec4f, m: ptr<function, vec4f>, s: ptr<function, vec4f>, t: ptr<function, vec4f>) {
   let mNew = max(*m, x);
-  *s = *s * exp(*m - mNew) + exp(x - mNew);
+  let a = exp(*m - mNew);
+  let e = exp(x - mNew);
+  *t = a * (*t + (*m - mNew) * *s) + (x - mNew) * e;
+  *s = *s * a + e;
   *m = mNew;
+}
+
+/** red/redt[i] = the merge of entries i and j (tree reduction step). */
+fn mergeAt(i: u32, j: u32) {
+  let a = merge(vec3f(red[i], redt[i]), vec3f(red[j], redt[j]));
+  red[i] = a.xy;
+  redt[i] = a.z;
 }
 
 fn targetHit(x: vec4f, targets4: vec4u, v: u32, row: u32) {
@@ -51,6 +62,8 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var m1 = vec4f(NEG);
   var s0 = vec4f(0.0);
   var s1 = vec4f(0.0);
+  var e0 = vec4f(0.0); // t of merge's state, rows 0-3 and 4-7
+  var e1 = vec4f(0.0);
   var t0 = vec4u(0xffffffffu);
   var t1 = vec4u(0xffffffffu);
   for (var c = 0u; c < 4u; c++) {
@@ -81,13 +94,13 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     acc1 = cap4(acc1);
     acc2 = cap4(acc2);
     acc3 = cap4(acc3);
-    online(acc0, &m0, &s0);
-    online(acc1, &m1, &s1);
+    online(acc0, &m0, &s0, &e0);
+    online(acc1, &m1, &s1, &e1);
     targetHit(acc0, t0, v, row0);
     targetHit(acc1, t1, v, row0 + 4u);
     if (second) {
-      online(acc2, &m0, &s0);
-      online(acc3, &m1, &s1);
+      online(acc2, &m0, &s0, &e0);
+      online(acc3, &m1, &s1, &e1);
       targetHit(acc2, t0, v + 1u, row0);
       targetHit(acc3, t1, v + 1u, row0 + 4u);
     }
@@ -96,17 +109,19 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   for (var c = 0u; c < 4u; c++) {
     red[c * WG + lid] = vec2f(m0[c], s0[c]);
     red[(c + 4u) * WG + lid] = vec2f(m1[c], s1[c]);
+    redt[c * WG + lid] = e0[c];
+    redt[(c + 4u) * WG + lid] = e1[c];
   }
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
     if (lid < stride) {
       for (var r = 0u; r < ROWS; r++) {
-        red[r * WG + lid] = merge(red[r * WG + lid], red[r * WG + lid + stride]);
+        mergeAt(r * WG + lid, r * WG + lid + stride);
       }
     }
     workgroupBarrier();
   }
   if (lid < ROWS && row0 + lid < p.T) {
-    partial[(row0 + lid) * p.S + split] = red[lid * WG];
+    partial[(row0 + lid) * p.S + split] = vec4f(red[lid * WG], redt[lid * WG], 0.0);
   }
 }

@@ -37,14 +37,17 @@ override RS: u32 = BK / 4u + 1u; // row stride of the tiles in vec4s (one vec4 o
 
 var<workgroup> Hs: array<vec4f, BM * RS>; // [BM][BK/4 (+1)]
 var<workgroup> Ws: array<vec4f, BN * RS>; // [BN][BK/4 (+1)]
-var<workgroup> red: array<vec2f, WG>;     // epilogue merge: (max, sum) per thread
+var<workgroup> red: array<vec2f, WG>;     // epilogue merge: (m, s) per thread
+var<workgroup> redt: array<f32, WG>;      // and t (merge's state in common.wgsl)
 
-/** Fold four logits of one position (only the `valid` ones) into its running (max, sum). */
-fn fold(st: vec2f, x: vec4f, valid: vec4<bool>) -> vec2f {
+/** Fold four logits of one position (only the `valid` ones) into its running (m, s, t) (merge's state). */
+fn fold(st: vec3f, x: vec4f, valid: vec4<bool>) -> vec3f {
   let xv = select(vec4f(NEG), x, valid);
   let m = max(st.x, max(max(xv.x, xv.y), max(xv.z, xv.w)));
-  let e = select(vec4f(0.0), exp(xv - vec4f(m)), valid);
-  return vec2f(m, st.y * exp(st.x - m) + e.x + e.y + e.z + e.w);
+  let z = xv - vec4f(m);
+  let e = select(vec4f(0.0), exp(z), valid);
+  let a = exp(st.x - m);
+  return vec3f(m, st.y * a + e.x + e.y + e.z + e.w, a * (st.z + (st.x - m) * st.y) + dot(z, e));
 }
 
 /** Element i of H or W (scalar path, any d). */
@@ -75,10 +78,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let d4 = p.d / 4u;
   let KV = BK / 4u; // vec4s per tile row
 
-  var st: array<vec2f, TM>;  // running (max, sum) per owned position
+  var st: array<vec3f, TM>;  // running (m, s, t) per owned position
   var tg: array<u32, TM>;    // target per owned position (none: 0xffffffff)
   for (var r = 0u; r < TM; r++) {
-    st[r] = vec2f(NEG, 0.0);
+    st[r] = vec3f(NEG, 0.0, 0.0);
     let row = row0 + ty + r * NTY;
     tg[r] = select(0xffffffffu, targets[min(row, p.T - 1u)], row < p.T);
   }
@@ -145,14 +148,19 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   // Merge the NTX threads of each position: one owned-position slot r at a time, a tree in
   // workgroup memory over tx (NTX is a power of two), then tx = 0 writes the split's partial.
   for (var r = 0u; r < TM; r++) {
-    red[lid] = st[r];
+    red[lid] = st[r].xy;
+    redt[lid] = st[r].z;
     workgroupBarrier();
     for (var stride = NTX / 2u; stride > 0u; stride /= 2u) {
-      if (tx < stride) { red[lid] = merge(red[lid], red[lid + stride]); }
+      if (tx < stride) {
+        let a = merge(vec3f(red[lid], redt[lid]), vec3f(red[lid + stride], redt[lid + stride]));
+        red[lid] = a.xy;
+        redt[lid] = a.z;
+      }
       workgroupBarrier();
     }
     let row = row0 + ty + r * NTY;
-    if (tx == 0u && row < p.T) { partial[row * p.S + split] = red[lid]; }
+    if (tx == 0u && row < p.T) { partial[row * p.S + split] = vec4f(red[lid], redt[lid], 0.0); }
     workgroupBarrier();
   }
 }

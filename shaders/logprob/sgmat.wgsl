@@ -31,7 +31,8 @@ override WG: u32 = 4u * SG;
 var<workgroup> Hs: array<f16, 2048>; // [BM][BK]
 var<workgroup> Ws: array<f16, 2048>; // [BN][BK]: W's tile, i.e. the K × N right operand column-major
 var<workgroup> Ls: array<f32, 4096>; // [BM][BN] logits of the tile
-var<workgroup> red: array<vec2f, 128>; // epilogue merge: (max, sum) per thread (2 per position)
+var<workgroup> red: array<vec2f, 128>; // epilogue merge: (m, s) per thread (2 per position)
+var<workgroup> redt: array<f32, 128>;  // and t (merge's state in common.wgsl)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
@@ -52,7 +53,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let er = lid / 2u;
   let eh = lid % 2u;
   let erow = row0 + er;
-  var st = vec2f(NEG, 0.0);
+  var st = vec3f(NEG, 0.0, 0.0); // running (m, s, t)
   var want = 0xffffffffu;
   if (lid < 2u * BM && erow < p.T) { want = targets[erow]; }
 
@@ -100,7 +101,9 @@ fn main(@builtin(workgroup_id) wid: vec3u,
           var x = Ls[er * BN + c];
           if (p.softcap > 0.0) { x = p.softcap * tanh_safe(x / p.softcap); }
           let m = max(st.x, x);
-          st = vec2f(m, st.y * exp(st.x - m) + exp(x - m));
+          let a = exp(st.x - m);
+          let e = exp(x - m);
+          st = vec3f(m, st.y * a + e, a * (st.z + (st.x - m) * st.y) + (x - m) * e);
           if (v == want) { tgt[erow] = x; }
         }
       }
@@ -108,9 +111,12 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier(); // Ls is rewritten by the next tile
   }
 
-  if (lid < 2u * BM) { red[lid] = st; }
+  if (lid < 2u * BM) {
+    red[lid] = st.xy;
+    redt[lid] = st.z;
+  }
   workgroupBarrier();
   if (lid < 2u * BM && eh == 0u && erow < p.T) {
-    partial[erow * p.S + split] = merge(red[lid], red[lid + 1u]);
+    partial[erow * p.S + split] = vec4f(merge(vec3f(red[lid], redt[lid]), vec3f(red[lid + 1u], redt[lid + 1u])), 0.0);
   }
 }

@@ -42,6 +42,9 @@ export const FILTER_HELP = `concord filter <scored.jsonl> -o kept.jsonl [--drop-
   --min-cosine X                cosine and fused rules (fused default: docs/scoring.md "Evaluating rules")
   --out-format jsonl|parquet    the outputs' format (default: by extension, .parquet → Parquet)
   --errors FILE  --strict  --summary FILE  --quiet
+IFD convention: ifd = PPL(y | x) / PPL(y) as Cherry LLM defines it (lower is better; > 1: the
+instruction does not help). Oumi's IFDAnalyzer publishes the inverse PPL(y) / PPL(y | x);
+scores from them must be inverted (1 / x) before --rule ifd. rifd follows Cherry's direction too.
 The input may be JSONL, JSONL.gz/.zst, a JSON array, Parquet, a dataset folder or a quoted glob (docs/data.md).`;
 
 export function filterOptionsFrom(v: FilterFlags): FilterOptions {

@@ -7,14 +7,15 @@ import { command, deviceFlag, EXIT, loadProgressPrinter, log, parseFlags, UsageE
 export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
 
 Tokenises context and target separately (as scoring does), joins the ids after BOS and prints
-log p(token | prefix) for every target token, their sum, mean and the perplexity.
+log p(token | prefix) for every target token, with the entropy (nats) of the next-token
+distribution it was drawn from, their sum, mean and the perplexity.
   --model <path|id|default>  default: stories15M; a Hub id (Org/Name[@rev]) is downloaded into the
                              Hugging Face cache on first use (docs/hub.md)
   --revision REV             branch, tag or commit of a model id (default main)
   --context TEXT             (default empty)
   --target TEXT              required
   --device auto|webgpu|cpu   (default auto)
-  --json                     the same as JSON`;
+  --json                     the same as JSON (each token: logprob and entropy)`;
 
 export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
   const { values: v } = parseFlags(argv, {
@@ -33,10 +34,10 @@ export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
     const tgt = encodeStandalone(tok, v.target);
     const ids = [start, ...ctx, ...tgt];
     if (ids.length > lm.maxLen) throw new UsageError(`${ids.length} tokens is over the model's maxLen ${lm.maxLen}`);
-    const [res] = await lm.scoreBatch([{ ids }]);
+    const [res] = await lm.scoreBatch([{ ids }], { entropy: true });
     const tokens = tgt.map((id, k) => {
       const pos = 1 + ctx.length + k;
-      return { pos, id, token: tok.idToToken(id) ?? String(id), text: tok.decode([id]), logprob: res.logprobs[pos - 1] };
+      return { pos, id, token: tok.idToToken(id) ?? String(id), text: tok.decode([id]), logprob: res.logprobs[pos - 1], entropy: res.entropy![pos - 1] };
     });
     let sum = 0;
     for (const t of tokens) sum += t.logprob;
@@ -47,8 +48,8 @@ export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
     if (v.json) console.log(JSON.stringify(out, null, 2));
     else {
       console.log(`context: ${ctx.length} tokens (+BOS)   target: ${tgt.length} tokens`);
-      console.log(`${'pos'.padStart(5)} ${'id'.padStart(6)}  ${'token'.padEnd(16)} logprob`);
-      for (const t of tokens) console.log(`${String(t.pos).padStart(5)} ${String(t.id).padStart(6)}  ${JSON.stringify(t.token).padEnd(16)} ${t.logprob.toFixed(4)}`);
+      console.log(`${'pos'.padStart(5)} ${'id'.padStart(6)}  ${'token'.padEnd(16)} logprob  entropy`);
+      for (const t of tokens) console.log(`${String(t.pos).padStart(5)} ${String(t.id).padStart(6)}  ${JSON.stringify(t.token).padEnd(16)} ${t.logprob.toFixed(4).padStart(7)}  ${t.entropy.toFixed(4)}`);
       console.log(`sum ${sum.toFixed(4)}   mean ${(sum / tgt.length).toFixed(4)}   perplexity ${out.ppl.toFixed(3)}`);
     }
     return EXIT.ok;

@@ -106,6 +106,12 @@ Checking
 Tuning
   --window N                    pairs per scheduling window (default 1024)
   --token-budget N              override the model's tokens per batch
+Scores (docs/signals.md)
+  fwd_logp rev_logp y_logp x_logp (mean log-probs), ifd, rifd, cosine, y_entropy x_entropy (mean
+  next-token entropy, nats), upd (OpenDataArena-Tool UPD), norm_loss (bits/token).
+  ifd is Cherry LLM's IFD: PPL(y | x) / PPL(y) = exp(y_logp − fwd_logp); ifd > 1 means the
+  instruction does not help predict the response. Some tools (Oumi's IFDAnalyzer) publish the inverse,
+  PPL(y) / PPL(y | x) = 1 / ifd, where higher is better: invert before comparing. rifd likewise.
 ${SIGNAL_HELP}`;
 
 /** Every score flag checked (values, ranges, choices) before anything is loaded. */

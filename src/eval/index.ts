@@ -61,6 +61,12 @@ export const SCORE_DEFS: ScoreDef[] = [
   { name: 'sifd', direction: 'down', get: (s) => extra(s, 'sifd') },
   { name: 'ref_logp', direction: 'up', get: (s) => extra(s, 'ref_logp') },
   { name: 'tc_diff', direction: 'up', get: (s) => extra(s, 'tc_diff') },
+  // Entropy signals (docs/signals.md). Directions as their sources use them: UPD ranks high first
+  // (OpenDataArena-Tool); low entropy and low NormLoss read as "the model finds y natural".
+  { name: 'y_entropy', direction: 'down', get: (s) => num(s.y_entropy) },
+  { name: 'x_entropy', direction: 'down', get: (s) => num(s.x_entropy) },
+  { name: 'upd', direction: 'up', get: (s) => num(s.upd) },
+  { name: 'norm_loss', direction: 'down', get: (s) => num(s.norm_loss) },
 ];
 
 export interface ScoreEval {

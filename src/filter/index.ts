@@ -73,6 +73,11 @@ export interface ScoreFields {
   rifd?: number;
   cosine?: number | null;
   cosine_source?: string | null;
+  /** entropy signals (src/pipeline/scorer.ts, docs/signals.md): no rule reads them; `concord eval` reports their AUC */
+  y_entropy?: number | null;
+  x_entropy?: number | null;
+  upd?: number | null;
+  norm_loss?: number;
 }
 
 export interface FilterResult {

@@ -5,6 +5,9 @@
 
 import type { LoadedWeights } from './types.js';
 
+/** What a worker computes per sequence: log-probs, log-probs + entropies (cpu-score.ts), or the mean hidden state. */
+export type CpuJob = 'score' | 'score-entropy' | 'mean';
+
 interface Pending { resolve: (r: Float32Array[]) => void; reject: (e: Error) => void }
 
 export class CpuWorkerPool {
@@ -55,7 +58,7 @@ export class CpuWorkerPool {
 
   get size(): number { return this.workers.length; }
 
-  private call(worker: number, type: 'score' | 'mean', seqs: number[][]): Promise<Float32Array[]> {
+  private call(worker: number, type: CpuJob, seqs: number[][]): Promise<Float32Array[]> {
     const id = this.nextId++;
     if (this.pending.size === 0) for (const wk of this.workers) wk.ref();
     return new Promise((resolve, reject) => {
@@ -65,7 +68,7 @@ export class CpuWorkerPool {
   }
 
   /** Run `type` over all sequences, split across workers by token count; results in input order. */
-  async run(type: 'score' | 'mean', seqs: number[][]): Promise<Float32Array[]> {
+  async run(type: CpuJob, seqs: number[][]): Promise<Float32Array[]> {
     const n = this.workers.length;
     const shares: number[][] = Array.from({ length: n }, () => []);
     const load = new Array(n).fill(0);

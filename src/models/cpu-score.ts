@@ -1,13 +1,26 @@
 // The CPU backend's unit of work, shared by the in-thread path and the worker threads.
 
 import { meanPoolCpu } from '../../kernels/pool.js';
-import { forwardHiddenCpu, logProbsCpu } from './forward-cpu.js';
+import { forwardHiddenCpu, logProbsCpu, logProbsEntropyCpu } from './forward-cpu.js';
 import type { LoadedWeights } from './types.js';
 
 /** log p(ids[t] | ids[<t]) for t = 1 .. n-1 (positions 0..n-2 predict tokens 1..n-1). */
 export function scoreSequenceCpu(w: LoadedWeights, ids: number[]): Float32Array {
   if (ids.length < 2) return new Float32Array(0);
   return Float32Array.from(logProbsCpu(w, ids).subarray(1));
+}
+
+/**
+ * scoreSequenceCpu with the entropy of each position's next-token distribution, as one array:
+ * [logprobs (n-1) | entropies (n-1)] (one transferable buffer from the worker threads).
+ */
+export function scoreSequenceEntropyCpu(w: LoadedWeights, ids: number[]): Float32Array {
+  if (ids.length < 2) return new Float32Array(0);
+  const { logp, entropy } = logProbsEntropyCpu(w, ids);
+  const n = ids.length - 1, out = new Float32Array(2 * n);
+  out.set(logp.subarray(1));
+  out.set(entropy.subarray(1), n);
+  return out;
 }
 
 /** Mean over positions of the final normed hidden states (the pooling kernel's CPU twin). */

@@ -2,14 +2,14 @@
 // SharedArrayBuffers (no copy per worker); then it scores the sequences it is sent.
 
 import { parentPort } from 'node:worker_threads';
-import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
+import { meanHiddenCpu, scoreSequenceCpu, scoreSequenceEntropyCpu } from './cpu-score.js';
 import type { LoadedWeights, ModelConfig } from './types.js';
 
 let weights: LoadedWeights | null = null;
 
 type Msg =
   | { type: 'init'; config: ModelConfig; tensors: [string, Float32Array][] }
-  | { type: 'score' | 'mean'; id: number; seqs: number[][] };
+  | { type: 'score' | 'score-entropy' | 'mean'; id: number; seqs: number[][] };
 
 parentPort!.on('message', (m: Msg) => {
   if (m.type === 'init') {
@@ -19,7 +19,8 @@ parentPort!.on('message', (m: Msg) => {
   try {
     if (!weights) throw new Error('cpu worker: no weights');
     const w = weights;
-    const results = m.seqs.map((ids) => (m.type === 'score' ? scoreSequenceCpu(w, ids) : meanHiddenCpu(w, ids)));
+    const fn = m.type === 'score' ? scoreSequenceCpu : m.type === 'score-entropy' ? scoreSequenceEntropyCpu : meanHiddenCpu;
+    const results = m.seqs.map((ids) => fn(w, ids));
     parentPort!.postMessage({ id: m.id, results }, results.map((r) => r.buffer as ArrayBuffer));
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: (e as Error).stack ?? String(e) });

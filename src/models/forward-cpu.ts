@@ -251,13 +251,21 @@ export function logitsCpu(w: LoadedWeights, hidden: Float32Array, rows?: readonl
  * the GPU kernel; this is the CPU backend's scoring path (cpu-score.ts).
  */
 export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask?: ArrayLike<number | boolean>): Float64Array {
+  return logProbsEntropyCpu(w, ids, targetMask).logp;
+}
+
+/**
+ * logProbsCpu and, from the same fused-head stream, the entropy of the next-token distribution
+ * at each scored position: entropy[t] = H(p(· | ids[0..t-1])) in nats (NaN where logp is NaN).
+ */
+export function logProbsEntropyCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask?: ArrayLike<number | boolean>): { logp: Float64Array; entropy: Float64Array } {
   const T = ids.length, V = w.config.vocabSize, d = w.config.dim;
   if (targetMask && targetMask.length !== T) throw new Error(`${w.config.name}: targetMask has ${targetMask.length} entries for ${T} tokens`);
   checkIds(w, ids);
-  const out = new Float64Array(T).fill(NaN);
+  const out = new Float64Array(T).fill(NaN), ent = new Float64Array(T).fill(NaN);
   let last = 0;
   for (let t = 1; t < T; t++) if (!targetMask || targetMask[t]) last = t;
-  if (last === 0) return out;
+  if (last === 0) return { logp: out, entropy: ent };
   // Positions after the last scored token cannot influence it (causal): skip them.
   // Row r of the hidden states predicts token r + 1.
   const hidden = forwardHiddenCpu(w, Array.prototype.slice.call(ids, 0, last) as number[]);
@@ -266,9 +274,14 @@ export function logProbsCpu(w: LoadedWeights, ids: ArrayLike<number>, targetMask
     targets[t - 1] = ids[t];
     mask[t - 1] = !targetMask || targetMask[t] ? 1 : 0;
   }
-  const { logp } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d, 1, last, w.config.finalSoftcap ?? 0);
-  for (let t = 1; t <= last; t++) if (mask[t - 1]) out[t] = logp[t - 1];
-  return out;
+  const { logp, entropy } = logprobCpu(hidden, tensor(w, 'lm_head'), targets, mask, last, V, d, 1, last, w.config.finalSoftcap ?? 0);
+  for (let t = 1; t <= last; t++) {
+    if (mask[t - 1]) {
+      out[t] = logp[t - 1];
+      ent[t] = entropy[t - 1];
+    }
+  }
+  return { logp: out, entropy: ent };
 }
 
 /** logProbsCpu over a batch of sequences of any lengths (no cross-sequence attention). */

@@ -24,7 +24,7 @@ import { meanPoolGpu } from '../../kernels/pool.js';
 import { GpuRuntime } from '../gpu/runtime.js';
 import { WeightUploader, type UploadOptions } from './weight-upload.js';
 import type { GateAct } from '../../kernels/act.js';
-import type { SequenceRequest, SequenceScores } from './lm.js';
+import type { ScoreOptions, SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
@@ -275,8 +275,11 @@ export class GpuTransformer {
     for (const b of [xn, q, k, v, att, proj, h1, qn, kn, pn]) if (b) rt.release(b);
   }
 
-  /** Per-token log-probs of each sequence (log p(ids[t] | ids[<t]) for t ≥ 1). */
-  async scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
+  /**
+   * Per-token log-probs of each sequence (log p(ids[t] | ids[<t]) for t ≥ 1), and with `entropy`
+   * each position's next-token entropy (the head kernels compute it either way; only its readback is optional).
+   */
+  async scoreBatch(seqs: SequenceRequest[], opts: ScoreOptions = {}): Promise<SequenceScores[]> {
     const { rt } = this;
     const c = this.config;
     const batch = packBatch(seqs, c.padId ?? 0);
@@ -294,10 +297,15 @@ export class GpuTransformer {
     const H = this.forwardHidden(batch);
     const tb = rt.upload(targets, 'targets'), mb = rt.upload(mask, 'mask');
     const logp = rt.acquire(T * 4, 'storage', 'logp');
-    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
+    const entropy = opts.entropy ? rt.acquire(T * 4, 'storage', 'entropy') : undefined;
+    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, entropy, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
     const all = await rt.readF32(logp, T);
-    for (const b of [H, tb, mb, logp]) rt.release(b);
-    return seqs.map((s, b) => ({ logprobs: all.slice(b * L, b * L + Math.max(0, s.ids.length - 1)) }));
+    const ent = entropy ? await rt.readF32(entropy, T) : null;
+    for (const b of [H, tb, mb, logp, entropy]) if (b) rt.release(b);
+    return seqs.map((s, b) => {
+      const span = [b * L, b * L + Math.max(0, s.ids.length - 1)] as const;
+      return ent ? { logprobs: all.slice(...span), entropy: ent.slice(...span) } : { logprobs: all.slice(...span) };
+    });
   }
 
   /** Final normed hidden states of each sequence, averaged over its positions. */

@@ -14,6 +14,17 @@ export interface SequenceRequest {
 export interface SequenceScores {
   /** logprobs[t - 1] = log p(ids[t] | ids[<t]), t = 1 .. ids.length - 1 */
   logprobs: Float32Array;
+  /**
+   * entropy[t - 1] = H(p(· | ids[<t])) = −Σ_v p log p in nats, the entropy of the next-token
+   * distribution the log-prob was taken from (soft-capped where the model caps its logits);
+   * present only when asked for with `{ entropy: true }`.
+   */
+  entropy?: Float32Array;
+}
+
+export interface ScoreOptions {
+  /** Also return each position's next-token entropy (SequenceScores.entropy). Default false. */
+  entropy?: boolean;
 }
 
 export interface LanguageModel {
@@ -40,7 +51,7 @@ export interface LanguageModel {
    * Score a batch of sequences; the backend pads them to a common length internally. A sequence's
    * scores never depend on the others in the batch (tested: batch invariance).
    */
-  scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]>;
+  scoreBatch(seqs: SequenceRequest[], opts?: ScoreOptions): Promise<SequenceScores[]>;
   /**
    * Mean over positions of the final (normed) hidden states, one vector per sequence: the stand-in
    * `cosine` embedding when no sentence encoder is configured (labelled as such in outputs).

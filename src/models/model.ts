@@ -6,13 +6,13 @@ import { UsageError } from '../errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { roundThroughF16 } from '../util/f16.js';
-import { CpuWorkerPool } from './cpu-pool.js';
+import { CpuWorkerPool, type CpuJob } from './cpu-pool.js';
 import { CpuTwinDecoder } from './decode-cpu.js';
-import { meanHiddenCpu, scoreSequenceCpu } from './cpu-score.js';
+import { meanHiddenCpu, scoreSequenceCpu, scoreSequenceEntropyCpu } from './cpu-score.js';
 import { GpuDecoder } from './decode-gpu.js';
 import { GpuTransformer } from './forward-gpu.js';
 import { modelRequests, tuneFor } from '../tune/index.js';
-import type { LanguageModel, SequenceRequest } from './lm.js';
+import type { LanguageModel, SequenceRequest, SequenceScores } from './lm.js';
 import type { LoadedWeights } from './types.js';
 import type { LoadProgress } from './weight-upload.js';
 
@@ -86,7 +86,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       f16: gpu.f16,
       weightBytes: gpu.weightBytes,
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
-      scoreBatch: (seqs) => gpu.scoreBatch(seqs),
+      scoreBatch: (seqs, o) => gpu.scoreBatch(seqs, o),
       meanHidden: (seqs) => gpu.meanHidden(seqs),
       // KV caches on the GPU (decode-gpu.ts); f16 where the weights are.
       createDecoder: async (o) => new GpuDecoder(gpu, o),
@@ -117,10 +117,13 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   // The TypeScript twin, one sequence at a time (no padding is ever computed), spread over worker
   // threads where they exist (the compiled package in Node).
   const pool = await CpuWorkerPool.create(w, opts.threads ?? defaultThreads());
-  const run = async (type: 'score' | 'mean', seqs: SequenceRequest[]): Promise<Float32Array[]> => {
+  const run = async (type: CpuJob, seqs: SequenceRequest[]): Promise<Float32Array[]> => {
     if (pool && seqs.length > 1) return pool.run(type, seqs.map((s) => s.ids));
-    return seqs.map((s) => (type === 'score' ? scoreSequenceCpu(w, s.ids) : meanHiddenCpu(w, s.ids)));
+    const fn = type === 'score' ? scoreSequenceCpu : type === 'score-entropy' ? scoreSequenceEntropyCpu : meanHiddenCpu;
+    return seqs.map((s) => fn(w, s.ids));
   };
+  // 'score-entropy' returns [logprobs | entropies] per sequence (cpu-score.ts).
+  const split = (a: Float32Array): SequenceScores => ({ logprobs: a.slice(0, a.length / 2), entropy: a.slice(a.length / 2) });
   return {
     ...common,
     backend: 'cpu',
@@ -129,7 +132,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     runtime: null,
     f16,
     tokenBudget: opts.tokenBudget ?? 4096,
-    scoreBatch: async (seqs) => (await run('score', seqs)).map((logprobs) => ({ logprobs })),
+    scoreBatch: async (seqs, o) => (o?.entropy ? (await run('score-entropy', seqs)).map(split) : (await run('score', seqs)).map((logprobs) => ({ logprobs }))),
     meanHidden: (seqs) => run('mean', seqs),
     createDecoder: async (o) => new CpuTwinDecoder(w, o),
     dispose: () => { void pool?.destroy(); },

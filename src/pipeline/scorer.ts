@@ -14,6 +14,12 @@
 //   'embed:<name>'), else the mean final hidden state of F over [BOS x] and [BOS y]
 //   (cosine_source 'lm-mean-hidden'); null with cosine 'off'.
 //   x_tokens, y_tokens (as scored), truncated (+ x_tokens_full / y_tokens_full when cut).
+// From the next-token entropies H_t of the same passes (the fused head's online entropy; docs/signals.md):
+//   y_entropy = mean over y's tokens of H_F(· | template(x), y_<t)   (the positions of fwd_logp)
+//   x_entropy = mean over x's tokens of H_R(· | template(y), x_<t)   (the positions of rev_logp)
+//   upd       = mean over y's tokens of σ(−log p_t) · max(0, 1 − H_t / log V)   (OpenDataArena-Tool UPDScorer)
+//   norm_loss = −(mean of log p over every token after the start token of the forward sequence) / ln 2,
+//               bits per token of template(x, y)                          (OpenDataArena-Tool NormLossScorer)
 
 import { UsageError } from '../errors.js';
 import { cosineRowsCpu } from '../../kernels/cosine.js';
@@ -37,6 +43,17 @@ export interface PairScores {
   x_sum: number;
   ifd: number;
   rifd: number;
+  /**
+   * mean next-token entropy (nats) at y's positions in the forward pass (given x). null (and
+   * x_entropy, upd too) only for a LanguageModel that does not return entropies (ScoreOptions).
+   */
+  y_entropy: number | null;
+  /** mean next-token entropy (nats) at x's positions in the reverse pass (given y) */
+  x_entropy: number | null;
+  /** UPD (OpenDataArena-Tool): mean over y's tokens (given x) of σ(loss)·max(0, 1 − H/log V), loss = −log p */
+  upd: number | null;
+  /** NormLoss (OpenDataArena-Tool): mean loss in bits per token over the whole forward sequence after the start token */
+  norm_loss: number;
   cosine: number | null;
   cosine_source: string | null;
   x_tokens: number;
@@ -151,6 +168,11 @@ export interface ScorerOptions {
   verify?: VerifyOptions | null;
   /** Keep each pair's per-token log-probs on its result (`tokens`): for the extra signals (src/signals). */
   tokenLogprobs?: boolean;
+  /**
+   * Ask the models for next-token entropies (y_entropy, x_entropy, upd; default true). false: those
+   * scores are null and the backends skip the entropy (onnxruntime keeps its plain head graph).
+   */
+  entropy?: boolean;
   /** Test hook: add this to every primary log-prob (shows that verify catches a deviation). */
   injectDeviation?: number;
   onProgress?: (p: ScoreProgress) => void;
@@ -210,7 +232,11 @@ interface PairItem {
   yFull: number;
   fullEstimated?: boolean;
   truncated: boolean;
-  sums: Partial<Record<Quantity, { sum: number; count: number }>>;
+  sums: Partial<Record<Quantity, SpanStats>>;
+  /** a pass came back without entropies (a LanguageModel that ignores ScoreOptions): entropy signals null */
+  noEntropy?: boolean;
+  /** Σ log p and count over every scored position of the forward pass (norm_loss) */
+  whole?: { sum: number; count: number };
   /** per-token log-probs by quantity (tokenLogprobs only) */
   tokens?: Partial<Record<Quantity, Float64Array>>;
   vec: { x?: Float32Array; y?: Float32Array };
@@ -219,6 +245,30 @@ interface PairItem {
 }
 
 const TAG_VEC_X = 1000, TAG_VEC_Y = 1001;
+
+/** A span's log-prob sum and count, with its entropy sum and UPD sum (docs/signals.md). */
+export interface SpanStats { sum: number; count: number; entropy: number; upd: number }
+
+/**
+ * UPD of one token (OpenDataArena-Tool UPDScorer._compute_token_upd): σ(loss) · max(0, 1 − H / log V)
+ * with loss = −log p(token) and H the entropy of the distribution it was drawn from.
+ */
+export const tokenUpd = (logp: number, entropy: number, logV: number): number => (1 / (1 + Math.exp(logp))) * Math.max(0, 1 - entropy / logV);
+
+/**
+ * spanSum with the entropies and UPD terms of the same positions (entropy[t - 1] belongs to
+ * logprobs[t - 1]); entropy and upd are NaN without entropies.
+ */
+export function spanStats(logprobs: ArrayLike<number>, entropy: ArrayLike<number> | undefined, span: [number, number], logV: number): SpanStats {
+  const { sum, count } = spanSum(logprobs, span);
+  if (!entropy) return { sum, count, entropy: NaN, upd: NaN };
+  let ent = 0, upd = 0;
+  for (let t = span[0]; t < span[1]; t++) {
+    ent += entropy[t - 1];
+    upd += tokenUpd(logprobs[t - 1], entropy[t - 1], logV);
+  }
+  return { sum, count, entropy: ent, upd };
+}
 
 export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`cosine: vectors of length ${a.length} and ${b.length}`);
@@ -295,7 +345,7 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       padded: true,
       async run(payloads, info: BatchInfo) {
         const seqs = payloads as number[][];
-        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })));
+        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })), { entropy: opts.entropy ?? true });
         stats.lmTokens += info.realTokens;
         let lp = out.map((o) => o.logprobs);
         if (delta !== 0) lp = lp.map((a) => a.map((x) => x + delta));
@@ -313,10 +363,11 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
             }
           }
         }
-        return lp;
+        return lp.map((logprobs, i) => ({ logprobs, entropy: out[i].entropy }));
       },
     };
   }
+  const logV = { F: Math.log(F.config.vocabSize), R: Math.log(R.config.vocabSize) };
 
   const lanes: Record<string, Lane> = { F: scoreLane(F, 'F') };
   if (!sameModel) lanes.R = scoreLane(R, 'R');
@@ -386,11 +437,13 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     if (job.tag === TAG_VEC_Y) { item.vec.y = output as Float32Array; return; }
     const pass = plan.passes[job.tag];
     const spans = item.spans[job.tag];
-    const lp = output as Float32Array;
-    if (lp.length !== (job.payload as number[]).length - 1) {
-      throw new Error(`scoreBatch returned ${lp.length} log-probs for a sequence of ${(job.payload as number[]).length} tokens`);
+    const { logprobs: lp, entropy } = output as { logprobs: Float32Array; entropy?: Float32Array };
+    if (!entropy) item.noEntropy = true;
+    if (lp.length !== (job.payload as number[]).length - 1 || (entropy && entropy.length !== lp.length)) {
+      throw new Error(`scoreBatch returned ${lp.length} log-probs and ${entropy?.length ?? 'no'} entropies for a sequence of ${(job.payload as number[]).length} tokens`);
     }
-    for (const r of pass.reads) item.sums[r.quantity] = spanSum(lp, spans[r.slot]!);
+    for (const r of pass.reads) item.sums[r.quantity] = spanStats(lp, entropy, spans[r.slot]!, logV[pass.model]);
+    if (pass.name === 'forward') item.whole = spanSum(lp, [1, lp.length + 1]);
     if (keepTokens) for (const r of pass.reads) (item.tokens ??= {})[r.quantity] = Float64Array.from(lp.subarray(spans[r.slot]![0] - 1, spans[r.slot]![1] - 1));
   }
 
@@ -405,13 +458,17 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       x_logp: mean('x'), x_sum: q('x').sum,
       ifd: Math.exp(mean('y') - mean('fwd')),
       rifd: Math.exp(mean('x') - mean('rev')),
+      y_entropy: item.noEntropy ? null : q('fwd').entropy / q('fwd').count,
+      x_entropy: item.noEntropy ? null : q('rev').entropy / q('rev').count,
+      upd: item.noEntropy ? null : q('fwd').upd / q('fwd').count,
+      norm_loss: -(item.whole!.sum / item.whole!.count) / Math.LN2,
       cosine: item.vec.x && item.vec.y ? cosineSimilarity(item.vec.x, item.vec.y) : null,
       cosine_source: cosineSource,
       x_tokens: item.xIds.length,
       y_tokens: item.yIds.length,
       truncated: item.truncated,
     };
-    const bad = (['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'ifd', 'rifd'] as const).find((k) => !Number.isFinite(s[k]));
+    const bad = (['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'ifd', 'rifd', 'y_entropy', 'x_entropy', 'upd', 'norm_loss'] as const).find((k) => s[k] !== null && !Number.isFinite(s[k]));
     if (bad) {
       return { index: item.index, loc: item.loc, record: item.record, error: `${bad} is ${s[bad]}: the model's numbers are not finite for this pair (NaN or Inf in the forward pass: check the model's config and weights)` };
     }

@@ -83,7 +83,7 @@ export class Column {
 }
 
 /** Score columns summarised in outputs. */
-export const SUMMARY_FIELDS = ['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'g_fwd', 'g_rev', 'ifd', 'rifd', 'cosine', 'x_tokens', 'y_tokens'] as const;
+export const SUMMARY_FIELDS = ['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'g_fwd', 'g_rev', 'ifd', 'rifd', 'y_entropy', 'x_entropy', 'upd', 'norm_loss', 'cosine', 'x_tokens', 'y_tokens'] as const;
 
 export class SummaryBuilder {
   readonly columns = new Map<string, Column>(SUMMARY_FIELDS.map((f) => [f, new Column()]));

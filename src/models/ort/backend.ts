@@ -12,7 +12,7 @@
 // bundlers never try to resolve it.
 
 import { nodeBuiltin, settings } from '../../env.js';
-import type { SequenceRequest, SequenceScores } from '../lm.js';
+import type { ScoreOptions, SequenceRequest, SequenceScores } from '../lm.js';
 import type { LoadedWeights } from '../types.js';
 import type { Decoder, DecoderOptions } from '../../generate/types.js';
 import { DecodeGraph } from './decode-graph.js';
@@ -62,6 +62,9 @@ export function ortSessionExtra(): Record<string, unknown> {
 export class OrtLm {
   private hiddenSession: Promise<Session> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+
+  /** true once `score` is the graph with the entropy output (buildLmGraph's `entropy`). */
+  private scoreHasEntropy = false;
 
   private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number) {}
 
@@ -116,16 +119,38 @@ export class OrtLm {
     return { feeds, L };
   }
 
-  scoreBatch(seqs: SequenceRequest[]): Promise<SequenceScores[]> {
+  /**
+   * onnxruntime runs every node whatever the fetches, so the entropy output costs its Exp over
+   * B·L×V on every run: the first call that asks for entropy swaps the scoring session for one
+   * built with it (the old one released, so the weights are never held twice), and later calls
+   * keep using it.
+   */
+  private async entropySession(): Promise<void> {
+    if (this.scoreHasEntropy) return;
+    const next = await OrtLm.session(this.ort, buildLmGraph(this.w, { head: true, entropy: true }), this.threads);
+    const old = this.score;
+    this.score = next;
+    this.scoreHasEntropy = true;
+    await old.release();
+  }
+
+  scoreBatch(seqs: SequenceRequest[], opts: ScoreOptions = {}): Promise<SequenceScores[]> {
     return this.serial(async () => {
-      const out: SequenceScores[] = seqs.map(() => ({ logprobs: new Float32Array(0) }));
+      const ent = opts.entropy ?? false;
+      const out: SequenceScores[] = seqs.map(() => (ent ? { logprobs: new Float32Array(0), entropy: new Float32Array(0) } : { logprobs: new Float32Array(0) }));
       // Sequences of one token have nothing to score; leave them out of the run.
       const live = seqs.map((s, i) => i).filter((i) => seqs[i].ids.length >= 2);
       if (!live.length) return out;
+      if (ent) await this.entropySession();
       const { feeds, L } = this.feeds(live.map((i) => seqs[i].ids), true);
-      const res = await this.score.run(feeds, ['logprobs']);
+      const res = await this.score.run(feeds, ent ? ['logprobs', 'entropy'] : ['logprobs']);
       const lp = res.logprobs.data as Float32Array;
-      live.forEach((i, b) => { out[i].logprobs = lp.slice(b * L, b * L + seqs[i].ids.length - 1); });
+      const en = ent ? (res.entropy.data as Float32Array) : null;
+      live.forEach((i, b) => {
+        const n = seqs[i].ids.length - 1;
+        out[i].logprobs = lp.slice(b * L, b * L + n);
+        if (en) out[i].entropy = en.slice(b * L, b * L + n);
+      });
       for (const t of Object.values(res)) t.dispose();
       return out;
     });

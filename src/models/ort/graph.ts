@@ -6,6 +6,7 @@
 //            target_ids int64 [batch, seq]   target_ids[b, t] = the token position t predicts (ids[t+1]; 0 past the end)
 //            mask       f32   [batch, seq]   1 for real tokens, 0 for padding
 //   outputs  logprobs    f32 [batch, seq]    log p(target_ids[b, t] | ids[b, ≤t]) (garbage where padded)
+//            entropy     f32 [batch, seq]    (only with `entropy: true`) −Σ_v p log p of that next-token distribution
 //            mean_hidden f32 [batch, dim]    masked mean over positions of the final normed hidden states
 //
 // Causal attention makes right padding harmless: a real position never attends to a later one,
@@ -38,6 +39,8 @@ import { GraphBuilder, ONNX_FLOAT, ONNX_INT64, type V } from './onnx-builder.js'
 export interface LmGraphOptions {
   /** Include the LM head and the logprobs output (default true). */
   head?: boolean;
+  /** Also output each position's next-token entropy from the log-softmax (default false: it costs an Exp over B·L×V). */
+  entropy?: boolean;
 }
 
 /** Shape values computed once per graph: B, L, N = B·L as 1-D int64 tensors of one element. */
@@ -283,13 +286,22 @@ export class LmGraph {
     return this.c.finalSoftcap ? this.softcap(z, this.c.finalSoftcap) : z;
   }
 
-  /** log p(target) per position, [B, L]: Gemm head + LogSoftmax + GatherElements. */
-  headLogprobs(h: V, targets: V): V {
+  /**
+   * log p(target) per position, [B, L]: Gemm head + LogSoftmax + GatherElements; with `entropy`
+   * also H = −Σ_v exp(logp_v)·logp_v per position, [B, L], from the same log-softmax.
+   */
+  headLogprobs(h: V, targets: V, entropy = false): { logprobs: V; entropy: V | null } {
     const g = this.g, { B, L, N } = this.dims;
     const tg = this.reshape(targets, [N, 1]);
     const logp = g.op('LogSoftmax', [this.logits(h)], { axis: 1 });
     const picked = g.op('GatherElements', [logp, tg], { axis: 1 }); // [N, 1]
-    return this.reshape(picked, [B, L]);
+    if (!entropy) return { logprobs: this.reshape(picked, [B, L]), entropy: null };
+    // Σ_v p_v·logp_v as a batched [1, V]·[V, 1] product per row: both read once, no [N, V] product written.
+    const V = this.c.vocabSize;
+    const p = g.op('Reshape', [g.op('Exp', [logp]), g.i64([-1, 1, V])]);
+    const dot = g.op('MatMul', [p, g.op('Reshape', [logp, g.i64([-1, V, 1])])]); // [N, 1, 1]
+    const H = this.reshape(g.op('Neg', [dot]), [N, 1]);
+    return { logprobs: this.reshape(picked, [B, L]), entropy: this.reshape(H, [B, L]) };
   }
 
   /** Masked mean over positions of h [N, d] → [B, d]. */
@@ -332,7 +344,11 @@ export class LmGraph {
     const mask = g.input('mask', ONNX_FLOAT, ['batch', 'seq']);
     this.setDims(ids);
     const h = this.trunk(this.embed(ids));
-    if (head && targets) g.output(this.headLogprobs(h, targets), 'logprobs', ONNX_FLOAT, ['batch', 'seq']);
+    if (head && targets) {
+      const out = this.headLogprobs(h, targets, opts.entropy ?? false);
+      g.output(out.logprobs, 'logprobs', ONNX_FLOAT, ['batch', 'seq']);
+      if (out.entropy) g.output(out.entropy, 'entropy', ONNX_FLOAT, ['batch', 'seq']);
+    }
     g.output(this.meanPool(h, mask), 'mean_hidden', ONNX_FLOAT, ['batch', c.dim]);
     return this.serializeChecked();
   }

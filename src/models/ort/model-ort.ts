@@ -37,7 +37,7 @@ export async function ortModel(w: LoadedWeights, opts: OrtModelOptions): Promise
     runtime: null,
     f16: opts.f16,
     tokenBudget: opts.tokenBudget ?? ortTokenBudget(w.config.vocabSize),
-    scoreBatch: (seqs) => lm.scoreBatch(seqs),
+    scoreBatch: (seqs, o) => lm.scoreBatch(seqs, o),
     meanHidden: (seqs) => lm.meanHidden(seqs),
     createDecoder: (o) => lm.createDecoder(o),
     dispose: () => lm.dispose(),
