@@ -17,7 +17,7 @@ import type { LoadedWeights } from '../types.js';
 import type { Decoder, DecoderOptions } from '../../generate/types.js';
 import { DecodeGraph } from './decode-graph.js';
 import { OrtDecoder } from './decoder.js';
-import { buildLmGraph } from './graph.js';
+import { buildLmGraph, type LmQuantOptions } from './graph.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -37,7 +37,7 @@ export async function loadOrt(): Promise<Ort> {
   }
 }
 
-export interface OrtLmOptions {
+export interface OrtLmOptions extends LmQuantOptions {
   /** intra-op threads (default: the machine's available parallelism). */
   threads?: number;
 }
@@ -63,13 +63,14 @@ export class OrtLm {
   private hiddenSession: Promise<Session> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number) {}
+  private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number, private q: LmQuantOptions) {}
 
   static async create(w: LoadedWeights, opts: OrtLmOptions = {}): Promise<OrtLm> {
     const ort = await loadOrt();
     const threads = opts.threads ?? defaultOrtThreads();
-    const session = await OrtLm.session(ort, buildLmGraph(w, { head: true }), threads);
-    return new OrtLm(ort, w, session, threads);
+    const q: LmQuantOptions = { quantized: opts.quantized, accuracyLevel: opts.accuracyLevel };
+    const session = await OrtLm.session(ort, buildLmGraph(w, { head: true, ...q }), threads);
+    return new OrtLm(ort, w, session, threads, q);
   }
 
   private static session(ort: Ort, model: Uint8Array, threads: number): Promise<Session> {
@@ -134,7 +135,7 @@ export class OrtLm {
   meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]> {
     return this.serial(async () => {
       if (!seqs.length) return [];
-      this.hiddenSession ??= OrtLm.session(this.ort, buildLmGraph(this.w, { head: false }), this.threads);
+      this.hiddenSession ??= OrtLm.session(this.ort, buildLmGraph(this.w, { head: false, ...this.q }), this.threads);
       const session = await this.hiddenSession;
       const { feeds } = this.feeds(seqs.map((s) => s.ids), false);
       const res = await session.run(feeds);
@@ -147,7 +148,7 @@ export class OrtLm {
 
   /** A KV-cache decoder (decoder.ts) on its own session of the decode graph (decode-graph.ts). */
   async createDecoder(opts: DecoderOptions): Promise<Decoder> {
-    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w).build(), this.threads);
+    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w, this.q).build(), this.threads);
     try {
       return new OrtDecoder(this.ort, this.w, session, opts);
     } catch (e) {
