@@ -17,7 +17,7 @@ import type { LoadedWeights } from '../types.js';
 import type { Decoder, DecoderOptions } from '../../generate/types.js';
 import { DecodeGraph } from './decode-graph.js';
 import { OrtDecoder } from './decoder.js';
-import { buildLmGraph, type LmQuantOptions } from './graph.js';
+import { buildLmGraph, LmGraph, type LmQuantOptions } from './graph.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -69,8 +69,11 @@ export class OrtLm {
     const ort = await loadOrt();
     const threads = opts.threads ?? defaultOrtThreads();
     const q: LmQuantOptions = { quantized: opts.quantized, accuracyLevel: opts.accuracyLevel };
-    const session = await OrtLm.session(ort, buildLmGraph(w, { head: true, ...q }), threads);
-    return new OrtLm(ort, w, session, threads, q);
+    const graph = new LmGraph(w, q);
+    const session = await OrtLm.session(ort, graph.build({ head: true }), threads);
+    const lm = new OrtLm(ort, w, session, threads, q);
+    lm.nbitsCount = graph.nbitsLinears;
+    return lm;
   }
 
   private static session(ort: Ort, model: Uint8Array, threads: number): Promise<Session> {
@@ -156,6 +159,10 @@ export class OrtLm {
       throw e;
     }
   }
+
+  /** Linear layers running on MatMulNBits (GGUF Q4_0/Q8_0 weights) in the scoring graph. */
+  get nbitsLinears(): number { return this.nbitsCount; }
+  private nbitsCount = 0;
 
   /** onnxruntime's version, e.g. '1.30.0'. */
   get version(): string {

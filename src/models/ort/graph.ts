@@ -107,6 +107,7 @@ export class LmGraph {
   linear(x: V, weight: string, bias: string | null): V {
     const nbits = this.nbitsWeight(weight);
     if (nbits) {
+      this.nbitsLinears++;
       const y = this.g.node('MatMulNBits', [x, nbits.B, nbits.scales], nbits.attrs, 1, MS_DOMAIN)[0];
       return bias && this.has(bias) ? this.g.op('Add', [y, this.weight(bias)]) : y;
     }
@@ -114,6 +115,9 @@ export class LmGraph {
     if (bias && this.has(bias)) inputs.push(this.weight(bias));
     return this.g.op('Gemm', inputs, { transB: 1 });
   }
+
+  /** Linear nodes built on MatMulNBits so far. */
+  nbitsLinears = 0;
 
   /** MatMulNBits initializers of a GGUF Q4_0/Q8_0 weight (each file tensor once), or null. */
   private nbits = new Map<GgufTensorRef, { B: V; scales: V; attrs: Record<string, number> }>();
