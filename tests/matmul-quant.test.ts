@@ -24,7 +24,7 @@ describe('quantized-weight matmul (Q8_0, Q4_0)', async () => {
 
   for (const t of [GGML_TYPE.Q8_0, GGML_TYPE.Q4_0] as const) {
     for (const config of QUANT_GEMV_CANDIDATES) {
-      it.skipIf(!rt)(`GPU ${t === GGML_TYPE.Q8_0 ? 'Q8_0' : 'Q4_0'} kl ${config.kl} nc ${config.nc}: matches the twin (random blocks; plain, bias + accumulate)`, async () => {
+      it.skipIf(!rt)(`GPU ${t === GGML_TYPE.Q8_0 ? 'Q8_0' : 'Q4_0'} kl ${config.kl} nc ${config.nc}: matches the twin (random blocks; plain, bias + accumulate, SwiGLU)`, async () => {
         const v = await validateQuantMatmul(rt!, t, { config });
         expect(v.ok, v.summary).toBe(true);
       }, 120_000);

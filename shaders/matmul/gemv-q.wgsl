@@ -5,6 +5,8 @@
 // dequantized in registers to the same f32 as ggml's dequantize_row_* (one f32 product), then
 // accumulated as in matmul/gemv: lane x of KL takes blocks x, x + KL, … of its column for MR rows
 // at a time; the KL partial sums are tree-reduced in workgroup memory (deterministic).
+// GLU (as matmul/gemv): W = [gate; up] (2N rows, back to back); columns [0, NC/2) of a workgroup
+// read gate rows, [NC/2, NC) the matching up rows; C = act(gate + bg) · (up + bu).
 
 struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 
@@ -16,6 +18,8 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 
 // 8: Q8_0, 2: Q4_0 (ggml type ids).
 override QTYPE: u32 = 8u;
+// 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU) — act() from matmul/glu.
+override GLU: u32 = 0u;
 override KL: u32 = 32u;
 override NC: u32 = 4u;
 override RED_SIZE: u32 = MR * KL * NC;
@@ -46,8 +50,15 @@ fn weight(base: u32, j: u32, d: f32) -> f32 {
 @compute @workgroup_size(KL, NC)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u) {
+  let half = select(NC, NC / 2u, GLU != 0u); // outputs per workgroup
+  let ocol0 = (wid.x + wid.y * nwg.x) * half;
   let v = lid.y;
-  let o = (wid.x + wid.y * nwg.x) * NC + v;
+  var o = ocol0 + v;
+  var row = o;
+  if (GLU != 0u) {
+    o = ocol0 + v % half;
+    row = select(o, p.N + o, v >= half);
+  }
   let ok = o < p.N;
   let x = lid.x;
   let nb = p.K / 32u;
@@ -59,7 +70,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       var ao: array<u32, MR>;
       for (var r = 0u; r < MR; r++) { ao[r] = min(m0 + r, p.M - 1u) * p.K; }
       for (var blk = x; blk < nb; blk += KL) {
-        let base = (o * nb + blk) * bs;
+        let base = (row * nb + blk) * bs;
         let d = unpack2x16float(byte_at(base) | (byte_at(base + 1u) << 8u)).x;
         for (var j = 0u; j < 32u; j++) {
           let w = weight(base, j, d);
@@ -81,10 +92,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     let gm = m0 + x;
     if (x < MR && gm < p.M && ok) {
-      var y = red[(v * MR + x) * KL];
-      if (p.has_bias != 0u) { y += bias[o]; }
-      if (p.accumulate != 0u) { y += C[gm * p.N + o]; }
-      C[gm * p.N + o] = y;
+      let s0 = red[(v * MR + x) * KL];
+      if (GLU != 0u) {
+        if (v < half) {
+          var g = s0;
+          var u = red[((v + half) * MR + x) * KL];
+          if (p.has_bias != 0u) { g += bias[o]; u += bias[p.N + o]; }
+          var y = act(g) * u;
+          if (p.accumulate != 0u) { y += C[gm * p.N + o]; }
+          C[gm * p.N + o] = y;
+        }
+      } else {
+        var y = s0;
+        if (p.has_bias != 0u) { y += bias[o]; }
+        if (p.accumulate != 0u) { y += C[gm * p.N + o]; }
+        C[gm * p.N + o] = y;
+      }
     }
     workgroupBarrier();
   }

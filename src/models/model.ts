@@ -82,7 +82,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     return {
       ...common,
       backend: 'webgpu',
-      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights`,
+      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0 blocks)` : ''}`,
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,
