@@ -234,7 +234,8 @@ export function ggufRefs(f: GgufFile, arch: GgufArch, c: ModelConfig): Map<strin
 }
 
 /**
- * Load a parsed GGUF model: its config, and every tensor dequantized to f32 now (the CPU path), or
+ * Load a parsed GGUF model: its config, and every tensor dequantized to f32 now (the CPU path; the
+ * refs too, for onnxruntime's MatMulNBits), or
  * with `lazy` the refs (GgufTensorRef: stored blocks, dequantized when read) and tensors read on first use.
  */
 export function loadGgufWeights(f: GgufFile, opts: { lazy?: boolean } = {}): LoadedWeights {
@@ -248,7 +249,8 @@ export function loadGgufWeights(f: GgufFile, opts: { lazy?: boolean } = {}): Loa
     if (!a) read.set(r, (a = r.read()));
     tensors.set(name, a);
   }
-  return { config, tensors };
+  // refs kept: the onnxruntime graph takes Q4_0/Q8_0 linears as MatMulNBits over the stored blocks
+  return { config, tensors, refs };
 }
 
 /** tokenizer.ggml.* entries a GGUF model needs for its tokenizer (checked in src/formats/gguf-tokenizer.ts). */

@@ -19,6 +19,7 @@ import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
 import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
+import { quantMatmulGpu, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { normGpu } from '../../kernels/norm.js';
 import { meanPoolGpu } from '../../kernels/pool.js';
 import { GpuRuntime } from '../gpu/runtime.js';
@@ -28,7 +29,8 @@ import type { ScoreOptions, SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
-export interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number }
+/** qtype: w holds GGUF Q8_0/Q4_0 blocks (kernels/matmul-quant.ts), else f32/f16 values. */
+export interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number; qtype?: QuantMatmulType }
 
 export interface Layer {
   attnNorm: GPUBuffer; attnNormB: GPUBuffer | null;
@@ -56,6 +58,12 @@ export interface GpuForwardOptions extends UploadOptions {
    * fixtures (measured on lavapipe), beyond the 1e-4 the f16-weight path keeps to its CPU twin.
    */
   kvF16?: boolean;
+  /**
+   * GGUF Q8_0/Q4_0 linear weights stay as their blocks in GPU memory and are dequantized in the
+   * matmul (kernels/matmul-quant.ts); default true. false: dequantized to f32/f16 at upload. The LM
+   * head (and the embedding) are always dequantized.
+   */
+  quantWeights?: boolean;
 }
 
 /** A padded batch of the requests (the one padded-batch type, src/scheduler/batch.ts). */
@@ -74,6 +82,8 @@ export class GpuTransformer {
   lmHead: GPUBuffer;
   /** bytes of weights on the GPU */
   readonly weightBytes: number;
+  /** Linear weights held as GGUF Q8_0/Q4_0 blocks (kernels/matmul-quant.ts). */
+  quantLinears = 0;
   /** Places the weights in GPU buffers; streams those still in their files (weights.refs) in create(). */
   readonly uploads: WeightUploader;
 
@@ -108,12 +118,20 @@ export class GpuTransformer {
         return buf;
       };
       const opt = (name: string): GPUBuffer | null => (weights.tensors.has(name) ? up(name) : null);
-      const lin = (name: string, bias: string | null, out: number, inn: number): Linear =>
-        ({ w: up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn });
+      const quant = (names: string[], inn: number): { buf: GPUBuffer; type: QuantMatmulType } | null => {
+        const q = opts.quantWeights === false ? null : uploads.quantBuffer(names, inn);
+        if (q) { this.owned.push(q.buf); this.quantLinears += names.length; }
+        return q;
+      };
+      const lin = (name: string, bias: string | null, out: number, inn: number): Linear => {
+        const q = quant([name], inn);
+        return { w: q ? q.buf : up(name, this.f16), b: bias ? opt(bias) : null, out, in: inn, qtype: q?.type };
+      };
       // Gate and up as one [gate; up] weight (2·hidden × dim), streamed back to back into one buffer,
       // and a bias [0; b_up] when the up projection has one (small: read as f32).
       const gateUp = (p: string): Linear => {
-        const w = up([`${p}w_gate`, `${p}w_up`], this.f16);
+        const q = quant([`${p}w_gate`, `${p}w_up`], c.dim);
+        const w = q ? q.buf : up([`${p}w_gate`, `${p}w_up`], this.f16);
         let b: GPUBuffer | null = null;
         if (weights.tensors.has(`${p}b_up`)) {
           const bias = new Float32Array(2 * c.hiddenDim);
@@ -122,7 +140,7 @@ export class GpuTransformer {
           extraBytes += bias.byteLength;
           this.owned.push(b);
         }
-        return { w, b, out: c.hiddenDim, in: c.dim };
+        return { w, b, out: c.hiddenDim, in: c.dim, qtype: q?.type };
       };
       let extraBytes = 0;
       const gated = c.act === 'swiglu' || c.act === 'geglu';
@@ -166,7 +184,8 @@ export class GpuTransformer {
 
   /** out = x·Wᵀ + b; `accumulate`: out += …; `glu`: l is [gate; up] and out = act(gate) * up. */
   linear(x: GPUBuffer, l: Linear, out: GPUBuffer, T: number, fuse: { accumulate?: boolean; glu?: GateAct } = {}): void {
-    matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16, ...fuse });
+    if (l.qtype !== undefined) quantMatmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, type: l.qtype, ...fuse });
+    else matmulGpu(this.rt, { A: x, B: l.w, bias: l.b, C: out, M: T, N: l.out, K: l.in, layout: 'nk', f16: this.f16, ...fuse });
   }
 
   /**

@@ -1,6 +1,7 @@
 // modelFromWeights: a LanguageModel from weights already in memory (any source: files in Node,
 // ArrayBuffers in the browser). No file-system imports here, so the browser bundle can use it.
 
+import type { LmQuantOptions } from './ort/graph.js';
 import { isNode, nodeBuiltin, settings } from '../env.js';
 import { UsageError } from '../errors.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
@@ -37,6 +38,8 @@ export interface ModelOptions {
    * else 'onnxruntime', falling back to the twin (with the reason) where onnxruntime-node cannot load.
    */
   cpuBackend?: CpuBackend;
+  /** onnxruntime: how GGUF Q4_0/Q8_0 linears run (MatMulNBits by default; src/models/ort/graph.ts). */
+  ortQuant?: LmQuantOptions;
   /**
    * WebGPU: called as tensors stream from their checkpoint files to the GPU (bytes done / total,
    * shard i of n). Nothing is reported without it; the CLI prints it on a terminal.
@@ -80,7 +83,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     return {
       ...common,
       backend: 'webgpu',
-      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights`,
+      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0 blocks)` : ''}`,
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,
@@ -108,7 +111,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   } else if (choice.backend === 'onnxruntime') {
     try {
       const { ortModel } = await import('./ort/model-ort.js');
-      return { ...common, ...(await ortModel(w, { reason: opts.reason, tokenBudget: opts.tokenBudget, threads: opts.threads, f16 })) };
+      return { ...common, ...(await ortModel(w, { reason: opts.reason, tokenBudget: opts.tokenBudget, threads: opts.threads, f16, quant: opts.ortQuant })) };
     } catch (e) {
       if (choice.explicit) throw e;
       twinNote = `; onnxruntime unavailable (${(e as Error).message}), using the TypeScript twin`;

@@ -10,6 +10,7 @@
 // imports here: the refs read their files themselves (src/formats/safetensors.ts).
 
 import type { GpuRuntime } from '../gpu/runtime.js';
+import { QUANT_MATMUL_TYPES, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { toF16 } from '../util/f16.js';
 import { tensor, type LoadedWeights, type TensorRef } from './types.js';
 
@@ -70,6 +71,28 @@ export class WeightUploader {
       if (!this.placed.has(p.name)) this.placed.set(p.name, { buffer: buf, byteOffset: p.byteOffset, f16, length: p.length });
     }
     return buf;
+  }
+
+  /**
+   * The named [rows, K] weights (back to back) as their GGUF blocks, unchanged (Q8_0/Q4_0, read
+   * by kernels/matmul-quant.ts), or null when any is not such a ref (GgufTensorRef: ggmlType,
+   * rawBytes) of one type with K a multiple of 32. Written now, straight from the file's bytes.
+   */
+  quantBuffer(names: string[], K: number, label = names.join('+')): { buf: GPUBuffer; type: QuantMatmulType } | null {
+    const refs = names.map((n) => this.weights.refs?.get(n) as (TensorRef & { ggmlType?: number; rawBytes?: () => Uint8Array }) | undefined);
+    const t = refs[0]?.ggmlType;
+    if (K % 32 || t === undefined || !(QUANT_MATMUL_TYPES as readonly number[]).includes(t)) return null;
+    if (!refs.every((r) => r?.ggmlType === t && typeof r.rawBytes === 'function')) return null;
+    const parts = refs.map((r) => r!.rawBytes!());
+    const n = parts.reduce((a, p) => a + p.length, 0);
+    const bytes = Math.ceil(n / 4) * 4;
+    const all = new Uint8Array(bytes);
+    let off = 0;
+    for (const p of parts) { all.set(p, off); off += p.length; }
+    const buf = this.rt.persistentBuffer(bytes, `${label} (ggml type ${t})`);
+    this.rt.write(buf, all);
+    this.bytes += bytes;
+    return { buf, type: t as QuantMatmulType };
   }
 
   placement(name: string): Placement | undefined { return this.placed.get(name); }

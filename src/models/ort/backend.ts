@@ -17,7 +17,7 @@ import type { LoadedWeights } from '../types.js';
 import type { Decoder, DecoderOptions } from '../../generate/types.js';
 import { DecodeGraph } from './decode-graph.js';
 import { OrtDecoder } from './decoder.js';
-import { buildLmGraph } from './graph.js';
+import { buildLmGraph, LmGraph, type LmQuantOptions } from './graph.js';
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -37,7 +37,7 @@ export async function loadOrt(): Promise<Ort> {
   }
 }
 
-export interface OrtLmOptions {
+export interface OrtLmOptions extends LmQuantOptions {
   /** intra-op threads (default: the machine's available parallelism). */
   threads?: number;
 }
@@ -66,13 +66,17 @@ export class OrtLm {
   /** true once `score` is the graph with the entropy output (buildLmGraph's `entropy`). */
   private scoreHasEntropy = false;
 
-  private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number) {}
+  private constructor(private ort: Ort, private w: LoadedWeights, private score: Session, readonly threads: number, private q: LmQuantOptions) {}
 
   static async create(w: LoadedWeights, opts: OrtLmOptions = {}): Promise<OrtLm> {
     const ort = await loadOrt();
     const threads = opts.threads ?? defaultOrtThreads();
-    const session = await OrtLm.session(ort, buildLmGraph(w, { head: true }), threads);
-    return new OrtLm(ort, w, session, threads);
+    const q: LmQuantOptions = { quantized: opts.quantized, accuracyLevel: opts.accuracyLevel };
+    const graph = new LmGraph(w, q);
+    const session = await OrtLm.session(ort, graph.build({ head: true }), threads);
+    const lm = new OrtLm(ort, w, session, threads, q);
+    lm.nbitsCount = graph.nbitsLinears;
+    return lm;
   }
 
   private static session(ort: Ort, model: Uint8Array, threads: number): Promise<Session> {
@@ -127,7 +131,7 @@ export class OrtLm {
    */
   private async entropySession(): Promise<void> {
     if (this.scoreHasEntropy) return;
-    const next = await OrtLm.session(this.ort, buildLmGraph(this.w, { head: true, entropy: true }), this.threads);
+    const next = await OrtLm.session(this.ort, buildLmGraph(this.w, { head: true, entropy: true, ...this.q }), this.threads);
     const old = this.score;
     this.score = next;
     this.scoreHasEntropy = true;
@@ -159,7 +163,7 @@ export class OrtLm {
   meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]> {
     return this.serial(async () => {
       if (!seqs.length) return [];
-      this.hiddenSession ??= OrtLm.session(this.ort, buildLmGraph(this.w, { head: false }), this.threads);
+      this.hiddenSession ??= OrtLm.session(this.ort, buildLmGraph(this.w, { head: false, ...this.q }), this.threads);
       const session = await this.hiddenSession;
       const { feeds } = this.feeds(seqs.map((s) => s.ids), false);
       const res = await session.run(feeds);
@@ -172,7 +176,7 @@ export class OrtLm {
 
   /** A KV-cache decoder (decoder.ts) on its own session of the decode graph (decode-graph.ts). */
   async createDecoder(opts: DecoderOptions): Promise<Decoder> {
-    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w).build(), this.threads);
+    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w, this.q).build(), this.threads);
     try {
       return new OrtDecoder(this.ort, this.w, session, opts);
     } catch (e) {
@@ -180,6 +184,10 @@ export class OrtLm {
       throw e;
     }
   }
+
+  /** Linear layers running on MatMulNBits (GGUF Q4_0/Q8_0 weights) in the scoring graph. */
+  get nbitsLinears(): number { return this.nbitsCount; }
+  private nbitsCount = 0;
 
   /** onnxruntime's version, e.g. '1.30.0'. */
   get version(): string {

@@ -15,7 +15,10 @@
 // Linear layers are Gemm with transB on the canonical [out, in] weights (no transposed copies;
 // biases fused, present when their tensors are, as the twin decides), the activations kept 2-D
 // [B·L, width] between blocks. Weights are f32 initializers referencing the canonical arrays (a
-// tied head is the tok_emb initializer itself).
+// tied head is the tok_emb initializer itself). A linear weight whose ref (LoadedWeights.refs) is a
+// GGUF Q4_0 or Q8_0 tensor is instead com.microsoft MatMulNBits over its blocks, repacked exactly
+// (src/quant/matmulnbits.ts): the weights stay 4/8-bit and onnxruntime dequantizes in the kernel.
+// Weights without refs (or `quantized: false`) take the f32 Gemm.
 //
 // `head: false` builds the hidden-states-only graph (no target_ids, no logprobs) for meanHidden:
 // onnxruntime runs every node of a graph whatever the fetches, and the head is the larger half of
@@ -34,13 +37,23 @@
 import type { LoadedWeights, ModelConfig } from '../types.js';
 import { layerRopeParams, layerUsesRope, layerWindow, tensor } from '../types.js';
 import { ropeAttentionFactor, ropeInvFreq } from '../../../kernels/rope.js';
-import { GraphBuilder, ONNX_FLOAT, ONNX_INT64, type V } from './onnx-builder.js';
+import { GraphBuilder, MS_DOMAIN, ONNX_FLOAT, ONNX_INT64, type V } from './onnx-builder.js';
+import { GgufTensorRef } from '../../formats/gguf-model.js';
+import { ggufToMatMulNBits, mapsToMatMulNBits } from '../../quant/matmulnbits.js';
 
 export interface LmGraphOptions {
   /** Include the LM head and the logprobs output (default true). */
   head?: boolean;
   /** Also output each position's next-token entropy from the log-softmax (default false: it costs an Exp over B·L×V). */
   entropy?: boolean;
+}
+
+/** How the graph takes GGUF Q4_0/Q8_0 linear weights. */
+export interface LmQuantOptions {
+  /** MatMulNBits over the stored blocks (default true); false: the f32 Gemm on the dequantized weights. */
+  quantized?: boolean;
+  /** MatMulNBits accuracy_level (0 default: f32 activations; 4: int8 activations, faster, not exact). */
+  accuracyLevel?: number;
 }
 
 /** Shape values computed once per graph: B, L, N = B·L as 1-D int64 tensors of one element. */
@@ -63,7 +76,7 @@ export class LmGraph {
   private maskCache = new Map<number, V>();
   private posCache: V | null = null;
 
-  constructor(readonly w: LoadedWeights) {
+  constructor(readonly w: LoadedWeights, readonly q: LmQuantOptions = {}) {
     this.c = w.config;
     this.g = new GraphBuilder(`concord ${w.config.name}`);
   }
@@ -95,9 +108,37 @@ export class LmGraph {
 
   /** y = x Wᵀ (+ b when the bias tensor exists) for x [N, in], canonical W [out, in]. */
   linear(x: V, weight: string, bias: string | null): V {
+    const nbits = this.nbitsWeight(weight);
+    if (nbits) {
+      this.nbitsLinears++;
+      const y = this.g.node('MatMulNBits', [x, nbits.B, nbits.scales], nbits.attrs, 1, MS_DOMAIN)[0];
+      return bias && this.has(bias) ? this.g.op('Add', [y, this.weight(bias)]) : y;
+    }
     const inputs = [x, this.weight(weight)];
     if (bias && this.has(bias)) inputs.push(this.weight(bias));
     return this.g.op('Gemm', inputs, { transB: 1 });
+  }
+
+  /** Linear nodes built on MatMulNBits so far. */
+  nbitsLinears = 0;
+
+  /** MatMulNBits initializers of a GGUF Q4_0/Q8_0 weight (each file tensor once), or null. */
+  private nbits = new Map<GgufTensorRef, { B: V; scales: V; attrs: Record<string, number> }>();
+  private nbitsWeight(name: string): { B: V; scales: V; attrs: Record<string, number> } | null {
+    if (this.q.quantized === false) return null;
+    const ref = this.w.refs?.get(name);
+    const [N, K] = weightDims(this.c, name);
+    if (!(ref instanceof GgufTensorRef) || !mapsToMatMulNBits(ref.ggmlType, K)) return null;
+    let have = this.nbits.get(ref);
+    if (!have) {
+      const p = ggufToMatMulNBits(ref.ggmlType, ref.rawBytes(), N, K);
+      const nb = K / p.blockSize;
+      const B = this.g.u8(`${name}.nbits`, p.B, [N, nb, (p.blockSize * p.bits) / 8]);
+      const scales = this.g.f32(`${name}.scales`, p.scales, [N, nb]);
+      have = { B, scales, attrs: { K, N, bits: p.bits, block_size: p.blockSize, accuracy_level: this.q.accuracyLevel ?? 0 } };
+      this.nbits.set(ref, have);
+    }
+    return have;
   }
 
   /** The RMSNorm scale w + offset (Gemma's (1 + w)) as its own initializer, each tensor once. */
@@ -355,8 +396,8 @@ export class LmGraph {
 }
 
 /** The ONNX graph (serialised) for these weights. */
-export function buildLmGraph(w: LoadedWeights, opts: LmGraphOptions = {}): Uint8Array {
-  return new LmGraph(w).build(opts);
+export function buildLmGraph(w: LoadedWeights, opts: LmGraphOptions & LmQuantOptions = {}): Uint8Array {
+  return new LmGraph(w, opts).build(opts);
 }
 
 /** Shape checks the graph relies on (the twin makes the same ones). */

@@ -3,6 +3,7 @@
 import type { LanguageModel } from '../lm.js';
 import type { LoadedWeights } from '../types.js';
 import { OrtLm } from './backend.js';
+import type { LmQuantOptions } from './graph.js';
 
 export interface OrtModelOptions {
   reason?: string;
@@ -10,6 +11,8 @@ export interface OrtModelOptions {
   threads?: number;
   /** The weights were rounded through f16 (named in deviceName). */
   f16: boolean;
+  /** GGUF Q4_0/Q8_0 linears: MatMulNBits (default) or f32 Gemm; accuracy_level. */
+  quant?: LmQuantOptions;
 }
 
 type OrtModelPart = Pick<LanguageModel, 'backend' | 'deviceName' | 'tokenBudget' | 'scoreBatch' | 'meanHidden' | 'dispose'> & Required<Pick<LanguageModel, 'createDecoder'>> & {
@@ -29,10 +32,10 @@ export function ortTokenBudget(vocabSize: number): number {
 }
 
 export async function ortModel(w: LoadedWeights, opts: OrtModelOptions): Promise<OrtModelPart> {
-  const lm = await OrtLm.create(w, { threads: opts.threads });
+  const lm = await OrtLm.create(w, { threads: opts.threads, ...opts.quant });
   return {
     backend: 'cpu',
-    deviceName: `cpu: onnxruntime ${lm.version} (${lm.threads} threads${opts.f16 ? ', f16-rounded weights' : ''})`,
+    deviceName: `cpu: onnxruntime ${lm.version} (${lm.threads} threads${opts.f16 ? ', f16-rounded weights' : ''}${lm.nbitsLinears ? `, ${lm.nbitsLinears} linears on MatMulNBits` : ''})`,
     deviceReason: opts.reason ?? 'cpu',
     runtime: null,
     f16: opts.f16,

@@ -10,6 +10,7 @@ const { onnx } = onnxProto;
 
 /** TensorProto.DataType values used here. */
 export const ONNX_FLOAT = 1;
+export const ONNX_UINT8 = 2;
 export const ONNX_INT64 = 7;
 export const ONNX_BOOL = 9;
 
@@ -22,6 +23,8 @@ type AttrValue = number | string | number[] | { float: number } | { floats: numb
 export type Dim = number | string;
 
 export const OPSET = 17;
+/** onnxruntime's contrib-op domain. */
+export const MS_DOMAIN = 'com.microsoft';
 
 export class GraphBuilder {
   private nodes: OnnxNs.INodeProto[] = [];
@@ -71,6 +74,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A uint8 initializer (referenced, not copied, until serialisation): MatMulNBits' packed weights. */
+  u8(name: string, data: Uint8Array, dims: number[]): V {
+    if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`${name}: ${data.length} bytes for dims [${dims}]`);
+    this.inits.push({ name, dims, dataType: ONNX_UINT8, rawData: data });
+    return name;
+  }
+
   /** An int64 constant (cached by value). */
   i64(values: number[], dims: number[] = [values.length]): V {
     const key = `i64:${dims}:${values}`;
@@ -106,7 +116,8 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'concord',
-      opsetImport: [{ domain: '', version: OPSET }],
+      // com.microsoft (contrib ops: MatMulNBits) only when a node uses it
+      opsetImport: [{ domain: '', version: OPSET }, ...(this.nodes.some((n) => n.domain === MS_DOMAIN) ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
       graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
     });
     return onnx.ModelProto.encode(model).finish();
