@@ -28,6 +28,12 @@ Usage (Debian's python3-torch 1.13; a pyenv `python3` may not see it):
 
     /usr/bin/python3 scripts/export_onnx.py [--model-dir models/stories15M] [--out models/stories15M-onnx]
                                             [--force] [--skip-ort-check]
+    /usr/bin/python3 scripts/export_onnx.py --kv-cache --out models/stories15M-onnx-kv
+
+`--kv-cache` writes the same weights as a KV-cache graph (inputs also past_key_values.{l}.key/value
+[batch, kv_heads, past, head_dim], attention_mask over past + new positions; outputs also
+present.{l}.key/value; config use_cache true): the peer of bench/decode.ts, transformers.js
+`generate`, needs it. Checked: prefill + one cached step = the no-cache forward (f32 logits).
 
 Setup on a fresh Debian/Ubuntu machine: `apt-get install python3-torch`, `npm ci` (builds dist/).
 """
