@@ -89,17 +89,26 @@ function topPThreshold(s: Float32Array, keys: Uint32Array, m: number, floor: num
   const target = Math.fround(p) * Z;
   for (let span = 8; ; span *= 2) {
     const cut = span > 1e30 || !Number.isFinite(m) ? floor : Math.max(floor, orderedKey(Math.fround(m - span)));
-    const idx: number[] = [];
-    for (let i = 0; i < s.length; i++) if (keys[i] >= cut) idx.push(i);
-    idx.sort((a, b) => keys[b] - keys[a]);
+    let n = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] >= cut) n++;
+    const cand = new Uint32Array(n);
+    n = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] >= cut) cand[n++] = keys[i];
+    cand.sort(); // ascending: walked from the end (equal keys are equal values, so only keys are needed)
     let cum = 0;
-    for (let j = 0; j < idx.length;) {
-      const k = keys[idx[j]];
-      for (; j < idx.length && keys[idx[j]] === k; j++) cum += Math.exp(s[idx[j]] - m);
+    for (let j = n - 1; j >= 0;) {
+      const k = cand[j], e = Math.exp(keyValue(k) - m);
+      for (; j >= 0 && cand[j] === k; j--) cum += e;
       if (cum >= target) return k;
     }
     if (cut === floor) return floor;
   }
+}
+
+/** The f32 value of an orderedKey (the inverse map; +0 for the key of ±0). */
+function keyValue(k: number): number {
+  u32[0] = k & 0x80000000 ? k & 0x7fffffff : ~k >>> 0;
+  return f32[0];
 }
 
 function warp(x: Float32Array, off: number, vocab: number, sp: SamplingParams): Row {
