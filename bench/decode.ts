@@ -1,43 +1,57 @@
-// Decode throughput on stories15M: concord's decoder (the model's createDecoder; today the
-// TypeScript twin) at batch 1 and batched (aggregate tokens/s), against llama2.c's run.c built
-// here with `gcc -Ofast -fopenmp -march=native` — the same prompt, greedy, the outputs compared
-// before anything is timed. run.c is not part of concord: pass its source with --run-c (e.g. a copy
-// of github.com/karpathy/llama2.c's run.c in a temporary folder); it is compiled into a temporary
-// folder. The peers run interleaved in the same process run (--reps rounds, best of each).
+// Decode throughput on stories15M, three peers in one run: concord's decoder (the model's
+// createDecoder; by default the onnxruntime KV-cache decoder, src/models/ort/decoder.ts),
+// llama2.c's run.c built here with `gcc -Ofast -fopenmp -march=native`, and transformers.js
+// `generate` (bench/peer-generate.ts) on the KV-cache ONNX export of the same weights. run.c is not
+// part of concord: pass its source with --run-c (e.g. a copy of github.com/karpathy/llama2.c's
+// run.c in a temporary folder); it is compiled into a temporary folder.
 //
-//   npm run build && node dist/bench/decode.js --run-c /tmp/llama2c/run.c [--steps 64] [--batch 8] [--reps 2] [--omp-threads 1] [--json]
+//   npm run build && node dist/bench/decode.js --run-c /tmp/llama2c/run.c [--peer-model models/stories15M-onnx-kv]
+//        [--steps 64] [--batches 1,4,8,16] [--reps 3] [--omp-threads 1] [--no-sampled] [--json]
 //
-// Figures: run.c's own "achieved tok/s" (positions after the first, prompt positions included,
-// one token per forward); concord: positions per second of the whole greedy run (prompt chunk +
-// generated tokens, the first position excluded as run.c does) at batch 1, and generated tokens
-// per second summed over the batch.
+// Validated before anything is timed: concord's greedy text at batch 1 = run.c's; at every batch
+// size, transformers.js's greedy tokens = concord's, row for row (the batch's prompts are the
+// prompt and shorter prefixes of it: mixed lengths, left-padded for transformers.js), and every
+// row of concord's batch = that prompt decoded alone.
+//
+// Timed: --reps rounds, each round runs every configuration once, interleaved (run.c; then per
+// batch size: concord greedy, transformers.js greedy, concord sampled, transformers.js sampled);
+// the median of the rounds is reported, with the load average before and after. Figures:
+//   run.c            its own "achieved tok/s" (positions after the first, prompt positions included)
+//   *_positions_s    concord batch 1 in run.c's unit: (prompt + generated - 1) / wall time
+//   *_tok_s          generated tokens per second of wall time, summed over the batch, prefill
+//                    included (the same formula for concord and transformers.js)
+// Sampled: temperature 0.7, top-p 0.9 (Humpback's), each peer with its own RNG, the same number of
+// tokens forced (no stop ids in concord; min_new_tokens = max_new_tokens in transformers.js).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/generate/engine.js';
-import { GREEDY } from '../src/generate/types.js';
+import { GREEDY, type SamplingParams } from '../src/generate/types.js';
 import { loadModel } from '../src/models/index.js';
 import { encodeStandalone } from '../src/pipeline/templates.js';
+import { GENERATE_PEER_NAME, loadGeneratePeer, type GeneratePeer } from './peer-generate.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
 const { values: a } = parseArgs({
   options: {
-    'run-c': { type: 'string' }, model: { type: 'string' }, prompt: { type: 'string' }, steps: { type: 'string' },
-    batch: { type: 'string' }, reps: { type: 'string' }, 'omp-threads': { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
+    'run-c': { type: 'string' }, model: { type: 'string' }, 'peer-model': { type: 'string' }, prompt: { type: 'string' }, steps: { type: 'string' },
+    batches: { type: 'string' }, reps: { type: 'string' }, 'omp-threads': { type: 'string' }, device: { type: 'string' }, 'no-sampled': { type: 'boolean' }, json: { type: 'boolean' },
   },
 });
 if (!a['run-c']) throw new Error('--run-c PATH (llama2.c run.c) is required');
 const modelDir = resolve(a.model ?? join(ROOT, 'models', 'stories15M'));
+const peerDir = resolve(a['peer-model'] ?? join(ROOT, 'models', 'stories15M-onnx-kv'));
 const prompt = a.prompt ?? 'Once upon a time, there was a little dog named Max. He';
 const steps = Number(a.steps ?? 64);
-const batch = Number(a.batch ?? 8);
-const reps = Number(a.reps ?? 2);
+const batches = (a.batches ?? '1,4,8,16').split(',').map(Number);
+const reps = Number(a.reps ?? 3);
 // OpenMP threads for run.c (default 1: on a shared, loaded machine its spinning threads collapse; say which in the figures).
 const ompThreads = Number(a['omp-threads'] ?? 1);
+const SAMPLED: SamplingParams = { temperature: 0.7, topK: 0, topP: 0.9, minP: 0, seed: 1234 };
 
 function buildRunC(src: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'concord-runc-'));
@@ -56,47 +70,80 @@ function runC(bin: string): { text: string; tokS: number } {
 }
 
 const bin = buildRunC(resolve(a['run-c']));
-const lm = await loadModel(modelDir, { device: (a.device as 'cpu-twin' | undefined) ?? 'cpu-twin', threads: 1 });
+const device = a.device ?? 'cpu';
+const lm = await loadModel(modelDir, device === 'cpu-twin' ? { device: 'cpu', cpuBackend: 'twin' } : { device: device as 'cpu', cpuBackend: 'onnxruntime' });
 if (!lm.createDecoder) throw new Error(`${lm.deviceName} cannot decode`);
+const peer: GeneratePeer = await loadGeneratePeer(peerDir);
 const tok = lm.tokenizer;
 const ids = [tok.bosId!, ...encodeStandalone(tok, prompt)];
 // run.c runs `steps` positions: the prompt's, then one per generated token until position steps-1.
 const newTokens = steps - ids.length + 1;
-const req = { prompt: ids, sampling: GREEDY, maxNewTokens: newTokens, stopIds: [] as number[] };
+/** Batch of B prompts: the prompt, then prefixes 1–3 tokens shorter (mixed lengths). */
+const promptsOf = (B: number): number[][] => Array.from({ length: B }, (_, i) => ids.slice(0, ids.length - (i % 4)));
 
-async function concord(b: number): Promise<{ text: string; seconds: number; generated: number }> {
-  const dec = await lm.createDecoder!({ slots: b, maxLen: steps + 1 });
+async function concord(prompts: number[][], sampling: SamplingParams): Promise<{ ids: number[][]; seconds: number }> {
+  const dec = await lm.createDecoder!({ slots: prompts.length, maxLen: ids.length + newTokens });
+  try {
+    const t0 = performance.now();
+    const { results } = await generate(dec, prompts.map((p) => ({ prompt: p, sampling, maxNewTokens: newTokens, stopIds: [] })), { decode: (x) => tok.decode(x) });
+    return { ids: results.map((r) => r.ids), seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    dec.dispose();
+  }
+}
+
+async function transformersJs(prompts: number[][], sampling: SamplingParams): Promise<{ ids: number[][]; seconds: number }> {
   const t0 = performance.now();
-  const { results } = await generate(dec, Array.from({ length: b }, () => req), { decode: (x) => tok.decode(x) });
-  const seconds = (performance.now() - t0) / 1000;
-  dec.dispose();
-  for (const r of results) if (r.text !== results[0].text) throw new Error('batched outputs differ from each other');
-  return { text: tok.decode([...ids.slice(1), ...results[0].ids]), seconds, generated: results.reduce((s, r) => s + r.generated_tokens, 0) };
+  const out = await peer.generate(prompts, newTokens, sampling);
+  return { ids: out, seconds: (performance.now() - t0) / 1000 };
 }
 
-// Validate before timing: the same greedy text from both.
+// Validate before timing.
 const ref = runC(bin);
-const mine = await concord(1);
-if (mine.text !== ref.text) {
-  console.error(`outputs differ:\n run.c:   ${JSON.stringify(ref.text)}\n concord: ${JSON.stringify(mine.text)}`);
-  process.exit(1);
+const one = await concord([ids], GREEDY);
+const oneText = tok.decode([...ids.slice(1), ...one.ids[0]]);
+if (oneText !== ref.text) throw new Error(`concord and run.c differ:\n run.c:   ${JSON.stringify(ref.text)}\n concord: ${JSON.stringify(oneText)}`);
+for (const B of batches) {
+  const ps = promptsOf(B);
+  const [mine, theirs] = [await concord(ps, GREEDY), await transformersJs(ps, GREEDY)];
+  for (let b = 0; b < B; b++) {
+    if (mine.ids[b].join() !== theirs.ids[b].join()) throw new Error(`batch ${B} row ${b}: greedy tokens differ\n concord:         ${mine.ids[b]}\n transformers.js: ${theirs.ids[b]}`);
+    if (b < 4 && B > 1 && mine.ids[b].join() !== (await concord([ps[b]], GREEDY)).ids[0].join()) throw new Error(`batch ${B} row ${b}: concord's batched greedy tokens differ from the prompt alone`);
+  }
+  for (const r of [...(await concord(ps, SAMPLED)).ids, ...(await transformersJs(ps, SAMPLED)).ids]) if (r.length !== newTokens) throw new Error(`sampled run gave ${r.length} tokens, not ${newTokens}`);
 }
-const batched = await concord(batch);
-if (batched.text !== ref.text) throw new Error('batched greedy text differs from run.c');
 
-const best = { runc: 0, b1: 0, bN: 0 };
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const series = new Map<string, number[]>();
+const push = (k: string, v: number): void => { series.set(k, [...(series.get(k) ?? []), v]); };
+const load0 = loadavg();
 for (let r = 0; r < reps; r++) {
-  best.runc = Math.max(best.runc, runC(bin).tokS);
-  const one = await concord(1);
-  best.b1 = Math.max(best.b1, (ids.length + one.generated - 1) / one.seconds);
-  const many = await concord(batch);
-  best.bN = Math.max(best.bN, many.generated / many.seconds);
+  push('runc_tok_s', runC(bin).tokS);
+  for (const B of batches) {
+    const ps = promptsOf(B), gen = B * newTokens;
+    const cg = await concord(ps, GREEDY);
+    if (B === 1) push('concord_b1_positions_s', (ids.length + newTokens - 1) / cg.seconds);
+    push(`concord_greedy_b${B}_tok_s`, gen / cg.seconds);
+    push(`transformersjs_greedy_b${B}_tok_s`, gen / (await transformersJs(ps, GREEDY)).seconds);
+    if (a['no-sampled']) continue;
+    push(`concord_sampled_b${B}_tok_s`, gen / (await concord(ps, SAMPLED)).seconds);
+    push(`transformersjs_sampled_b${B}_tok_s`, gen / (await transformersJs(ps, SAMPLED)).seconds);
+  }
 }
+const load1 = loadavg();
+const fig = Object.fromEntries([...series].map(([k, v]) => [k, +median(v).toFixed(2)]));
+const runc = fig.runc_tok_s;
+const bestBatched = Math.max(...batches.filter((B) => B > 1).map((B) => fig[`concord_greedy_b${B}_tok_s`]));
+const vsPeer = Object.fromEntries(batches.flatMap((B) => ['greedy', ...(a['no-sampled'] ? [] : ['sampled'])].map((m) => [`vs_transformersjs_${m}_b${B}`, +(fig[`concord_${m}_b${B}_tok_s`] / fig[`transformersjs_${m}_b${B}_tok_s`]).toFixed(2)])));
 const out = {
-  model: 'stories15M', device: lm.deviceName, prompt, steps, prompt_tokens: ids.length, generated_tokens: newTokens, validated: true,
-  runc_tok_s: +best.runc.toFixed(2), concord_batch1_tok_s: +best.b1.toFixed(2), [`concord_batch${batch}_aggregate_tok_s`]: +best.bN.toFixed(2),
-  ratio_batch1: +(best.b1 / best.runc).toFixed(3), [`ratio_batch${batch}`]: +(best.bN / best.runc).toFixed(3), reps, runc_omp_threads: ompThreads,
+  date: new Date().toISOString(), model: 'stories15M', concord: lm.deviceName, peer: `${GENERATE_PEER_NAME} ${peer.version}`, runc_omp_threads: ompThreads,
+  prompt, prompt_tokens: ids.length, new_tokens: newTokens, batches, reps, statistic: 'median', validated: true,
+  load_avg_before: load0.map((x) => +x.toFixed(1)), load_avg_after: load1.map((x) => +x.toFixed(1)),
+  ...fig,
+  ratio_b1_vs_runc: +(fig.concord_b1_positions_s / runc).toFixed(3), ratio_best_batched_vs_runc: +(bestBatched / runc).toFixed(3), ...vsPeer,
+  raw: Object.fromEntries([...series].map(([k, v]) => [k, v.map((x) => +x.toFixed(1))])),
 };
 if (a.json) console.log(JSON.stringify(out, null, 2));
-else for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(34)} ${v}`);
+else for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(36)} ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+await peer.dispose();
 lm.dispose();

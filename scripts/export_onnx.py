@@ -28,6 +28,12 @@ Usage (Debian's python3-torch 1.13; a pyenv `python3` may not see it):
 
     /usr/bin/python3 scripts/export_onnx.py [--model-dir models/stories15M] [--out models/stories15M-onnx]
                                             [--force] [--skip-ort-check]
+    /usr/bin/python3 scripts/export_onnx.py --kv-cache --out models/stories15M-onnx-kv
+
+`--kv-cache` writes the same weights as a KV-cache graph (inputs also past_key_values.{l}.key/value
+[batch, kv_heads, past, head_dim], attention_mask over past + new positions; outputs also
+present.{l}.key/value; config use_cache true): the peer of bench/decode.ts, transformers.js
+`generate`, needs it. Checked: prefill + one cached step = the no-cache forward (f32 logits).
 
 Setup on a fresh Debian/Ubuntu machine: `apt-get install python3-torch`, `npm ci` (builds dist/).
 """
@@ -125,6 +131,91 @@ class HfLlama(torch.nn.Module):
             x = x + (torch.nn.functional.silu(xb @ self.w1[l].t()) * (xb @ self.w3[l].t())) @ self.w2[l].t()
         x = self.rmsnorm(x, self.rms_final)
         return torch.nn.functional.linear(x.reshape(B * T, -1), self.cls).view(B, T, -1)
+
+
+class HfLlamaKv(HfLlama):
+    """The same forward with a KV cache, in the input/output names transformers.js feeds a
+    `use_cache` export: past_key_values.{l}.key/value [B, KVH, past, hs] -> present.{l}.key/value
+    [B, KVH, past + T, hs]; attention_mask covers past + T positions (left padding allowed)."""
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        B, T = input_ids.shape
+        H, KVH, hs = self.H, self.KVH, self.hs
+        dt = self.tok.dtype
+        x = self.tok[input_ids]
+        freqs = position_ids.to(dt)[:, :, None] * self.inv_freq[None, None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos = emb.cos()[:, None, :, :]
+        sin = emb.sin()[:, None, :, :]
+        S = attention_mask.shape[1]
+        Pn = S - T
+        qi = torch.arange(T, device=input_ids.device)[:, None] + Pn
+        kj = torch.arange(S, device=input_ids.device)[None, :]
+        keep = (kj <= qi)[None, None, :, :] & (attention_mask[:, None, None, :] > 0)
+        presents = []
+        for l in range(self.cfg["n_layers"]):
+            xb = self.rmsnorm(x, self.rms_att[l])
+            q = (xb @ self.wq[l].t()).view(B, T, H, hs).transpose(1, 2)
+            k = (xb @ self.wk[l].t()).view(B, T, KVH, hs).transpose(1, 2)
+            v = (xb @ self.wv[l].t()).view(B, T, KVH, hs).transpose(1, 2)
+            q = q * cos + self.rotate_half(q) * sin
+            k = k * cos + self.rotate_half(k) * sin
+            k = torch.cat((past[2 * l], k), dim=2)
+            v = torch.cat((past[2 * l + 1], v), dim=2)
+            presents += [k, v]
+            if H != KVH:
+                k = k.repeat_interleave(H // KVH, dim=1)
+                v = v.repeat_interleave(H // KVH, dim=1)
+            att = (q @ k.transpose(2, 3)) / math.sqrt(hs)
+            att = att.masked_fill(~keep, -1e9)
+            att = torch.softmax(att, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(B, T, H * hs)
+            x = x + o @ self.wo[l].t()
+            xb = self.rmsnorm(x, self.rms_ffn[l])
+            x = x + (torch.nn.functional.silu(xb @ self.w1[l].t()) * (xb @ self.w3[l].t())) @ self.w2[l].t()
+        x = self.rmsnorm(x, self.rms_final)
+        return (torch.nn.functional.linear(x.reshape(B * T, -1), self.cls).view(B, T, -1), *presents)
+
+
+def export_kv(cfg, w, seqs, out_dir):
+    """--kv-cache: the KV-cache export (transformers.js `generate` needs it: without a cache it
+    feeds only the last token after the first step). Checked: prefill + one cached step gives the
+    no-cache forward's logits (f32)."""
+    m = HfLlamaKv(cfg, w, torch.float32).eval()
+    L, KVH, hs = cfg["n_layers"], cfg["n_kv_heads"], cfg["dim"] // cfg["n_heads"]
+    s = seqs[0]
+    empty = [torch.zeros(1, KVH, 0, hs) for _ in range(2 * L)]
+    with torch.no_grad():
+        full = HfLlama(cfg, w, torch.float32).eval()(*hf_inputs([s]))[0]
+        ids, mask, pos = hf_inputs([s[:-1]])
+        _, *pres = m(ids, mask, pos, *empty)
+        last = m(torch.tensor([[s[-1]]]), torch.ones(1, len(s), dtype=torch.int64), torch.tensor([[len(s) - 1]]), *pres)[0]
+    d = (last[0, 0] - full[-1]).abs().max().item()
+    print(f"kv check: prefill + cached step vs no-cache forward (f32 logits): max |dlogit| = {d:.3e}")
+    assert d < 1e-4, "the cached step does not reproduce the forward"
+    onnx_path = os.path.join(out_dir, "onnx", "model.onnx")
+    os.makedirs(os.path.dirname(onnx_path), exist_ok=True)
+    names_in = [f"past_key_values.{l}.{n}" for l in range(L) for n in ("key", "value")]
+    names_out = [f"present.{l}.{n}" for l in range(L) for n in ("key", "value")]
+    ids, mask, pos = hf_inputs([s[:4], s[:4]])
+    past = [torch.zeros(2, KVH, 3, hs) for _ in range(2 * L)]
+    mask = torch.ones(2, 7, dtype=torch.int64)
+    dyn = {"input_ids": {0: "batch_size", 1: "sequence_length"}, "position_ids": {0: "batch_size", 1: "sequence_length"},
+           "attention_mask": {0: "batch_size", 1: "total_sequence_length"}, "logits": {0: "batch_size", 1: "sequence_length"}}
+    dyn.update({n: {0: "batch_size", 2: "past_sequence_length"} for n in names_in})
+    dyn.update({n: {0: "batch_size", 2: "total_sequence_length"} for n in names_out})
+    with torch.no_grad():
+        torch.onnx.export(m, (ids, mask, pos + 3, *past), onnx_path + ".tmp", input_names=["input_ids", "attention_mask", "position_ids", *names_in],
+                          output_names=["logits", *names_out], dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True)
+    os.replace(onnx_path + ".tmp", onnx_path)
+    hc = hf_config(cfg)
+    hc["use_cache"] = True
+    hc["_source"] += "; KV-cache export (--kv-cache)"
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(hc, f, indent=2)
+    with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": 2, "use_cache": True}, f, indent=2)
+    print(f"wrote {onnx_path} ({os.path.getsize(onnx_path) / 1e6:.1f} MB) and config.json (use_cache true)")
 
 
 def hf_inputs(id_lists, pad_id=0):
@@ -236,6 +327,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "stories15M-onnx"))
     ap.add_argument("--force", action="store_true", help="re-export even when onnx/model.onnx exists")
     ap.add_argument("--skip-ort-check", action="store_true")
+    ap.add_argument("--kv-cache", action="store_true", help="export the KV-cache graph (past_key_values/present) for transformers.js generate "
+                    "(bench/decode.ts --peer-model); use another --out, e.g. models/stories15M-onnx-kv")
     args = ap.parse_args()
     t0 = time.time()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -249,6 +342,11 @@ def main():
     tok = ref.Tokenizer(os.path.join(args.model_dir, "tokenizer.bin"), cfg["vocab_size"])
     texts = [ref.SENTENCES[0], ref.SENTENCES[7], ref.SENTENCES[26]]
     seqs = [[ref.BOS_ID] + tok.encode(s) for s in texts]
+    if args.kv_cache:
+        export_kv(cfg, w, seqs, args.out)
+        node_tokenizer_files(args.model_dir, args.out)
+        print(f"done in {time.time() - t0:.1f}s")
+        return 0
 
     # 1. permuted rotate_half graph == reference interleaved forward (float64)
     m64 = HfLlama(cfg, w, torch.float64).eval()

@@ -70,6 +70,35 @@ describe('sampling twin', () => {
     expect(Array.from(sampleMask(x, S({ minP: 0.3, temperature: 0.5 })))).toEqual([0, 1, 0, 1, 0, 0, 0]);
   });
 
+  it('top-p on a 32,000-token row: the windowed threshold search keeps exactly the set a full sort keeps', () => {
+    // Reference: every key ≥ floor sorted descending, mass accumulated key by key (the definition).
+    const full = (x: Float32Array, sp: SamplingParams): Uint8Array => {
+      const invT = Math.fround(1 / sp.temperature), s = Float32Array.from(x, (v) => Math.fround(v * invT));
+      const keys = Uint32Array.from(s, orderedKey), m = Math.max(...s);
+      let Z = 0;
+      for (const v of s) Z += Math.exp(v - m);
+      const idx = [...keys.keys()].sort((a, b) => keys[b] - keys[a]), target = Math.fround(sp.topP) * Z;
+      let cum = 0, T = 0;
+      for (let j = 0; j < idx.length && !T;) {
+        const k = keys[idx[j]];
+        for (; j < idx.length && keys[idx[j]] === k; j++) cum += Math.exp(s[idx[j]] - m);
+        if (cum >= target) T = k;
+      }
+      return Uint8Array.from(keys, (k) => (k >= T ? 1 : 0));
+    };
+    const r = rng(7);
+    for (const [scale, topP] of [[1, 0.9], [0.05, 0.95], [6, 0.5], [0.01, 0.999]] as const) {
+      const x = randn(r, 32000, scale);
+      for (let i = 0; i < x.length; i++) if (r() < 0.3) x[i] = Math.round(x[i] * 8) / 8; // ties
+      const sp = S({ temperature: 0.7, topP });
+      expect(sampleMask(x, sp)).toEqual(full(x, sp));
+    }
+    // Most of the tail mass far below the max (the search must widen past its first windows).
+    const far = randn(r, 32000, 0.5);
+    far[123] = 10;
+    for (const topP of [0.99, 0.999]) expect(sampleMask(far, S({ temperature: 0.7, topP }))).toEqual(full(far, S({ temperature: 0.7, topP })));
+  });
+
   it('the draw is the inverse CDF in id order at u = uniformAt(seed, step)', () => {
     const x = new Float32Array([0, Math.log(2), Math.log(3), -Infinity]); // p = 1/6, 2/6, 3/6, 0
     for (let step = 0; step < 200; step++) {

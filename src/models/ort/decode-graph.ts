@@ -7,7 +7,6 @@
 //            rows       int64 [S]                flat row s·T + (new tokens of s) - 1: the token whose logits are returned
 //            past_k.{l}, past_v.{l}  f32 [S, Hkv, P, hd]   the cache; rows j ≥ start[s] are ignored (P ≥ 1)
 //   outputs  logits     f32 [S, V]               the (soft-capped) logits at `rows`: what the sampler reads
-//            logprobs   f32 [S, V]               their log-softmax: stepLogprobs
 //            present_k.{l}, present_v.{l}  f32 [S, Hkv, T, hd]   keys (RoPE'd at their positions) and values
 //                                                of the new tokens; the host writes the real ones into its cache
 //
@@ -83,8 +82,9 @@ export class DecodeGraph extends LmGraph {
     const h = this.trunk(this.embed(ids, this.posI));
     const last = g.op('Gather', [h, rows], { axis: 0 }); // [S, d]
     const z = this.logits(last);
+    // Only the logits: onnxruntime runs every node whatever the fetches, so a LogSoftmax output
+    // would cost every sampling step; stepLogprobs takes the log-softmax on the host (decoder.ts).
     g.output(z, 'logits', ONNX_FLOAT, ['batch', c.vocabSize]);
-    g.output(g.op('LogSoftmax', [z], { axis: 1 }), 'logprobs', ONNX_FLOAT, ['batch', c.vocabSize]);
     return this.serializeChecked();
   }
 }

@@ -16,6 +16,17 @@ type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
 type Tensor = import('onnxruntime-node').Tensor;
 
+/** log-softmax of x[off, off + V) (max and Σ exp in f64), a new array. */
+export function logSoftmaxRow(x: Float32Array, off: number, V: number): Float32Array {
+  let m = -Infinity;
+  for (let i = off; i < off + V; i++) if (x[i] > m) m = x[i];
+  let s = 0;
+  for (let i = off; i < off + V; i++) s += Math.exp(x[i] - m);
+  const lse = m + Math.log(s), out = new Float32Array(V);
+  for (let i = 0; i < V; i++) out[i] = x[off + i] - lse;
+  return out;
+}
+
 /** The past feeds' length is the longest cache rounded up to this (masked rows), so their layout holds across steps. */
 const PAST_CHUNK = 32;
 
@@ -50,17 +61,19 @@ export class OrtDecoder implements Decoder {
 
   async step(inputs: StepInput[]): Promise<Int32Array> {
     for (const inp of inputs) checkSampling(inp.sampling);
-    const logits = await this.serial(inputs, 'logits');
-    return Int32Array.from(logits, (row, i) => sampleRow(row, inputs[i].sampling, inputs[i].step));
+    const V = this.w.config.vocabSize;
+    // Sampled straight from the [n, V] logits of the run (row b at offset b·V): no per-row copies.
+    return this.serial(inputs, (x) => Int32Array.from(inputs, (inp, b) => sampleRow(x, inp.sampling, inp.step, b * V, V)));
   }
 
   async stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]> {
-    return this.serial(inputs, 'logprobs');
+    const V = this.w.config.vocabSize;
+    return this.serial(inputs, (x) => inputs.map((_, b) => logSoftmaxRow(x, b * V, V)));
   }
 
-  /** Runs one at a time (each already uses every core), in call order. */
-  private serial(inputs: StepInput[], what: 'logits' | 'logprobs'): Promise<Float32Array[]> {
-    const job = () => this.run(inputs, what);
+  /** Runs one at a time (each already uses every core), in call order; `read` takes the [n, V] logits before they are released. */
+  private serial<R>(inputs: StepInput[], read: (logits: Float32Array) => R): Promise<R> {
+    const job = () => this.run(inputs, read);
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
@@ -99,14 +112,14 @@ export class OrtDecoder implements Decoder {
   }
 
   /**
-   * One graph run: feeds from the caches, log-probs back, new K/V rows into the caches. The past
+   * One graph run: feeds from the caches, the logits read back (by `read`, before release), new K/V rows into the caches. The past
    * feeds are kept between runs in a layout of P = the longest cache rounded up to PAST_CHUNK rows:
    * while the same slots step in the same order and P does not change, the new rows are written
    * into the feeds as well and nothing is gathered again (a decode step copies T rows, not the cache).
    */
-  private async run(inputs: StepInput[], what: 'logits' | 'logprobs'): Promise<Float32Array[]> {
+  private async run<R>(inputs: StepInput[], read: (logits: Float32Array) => R): Promise<R> {
     this.check(inputs);
-    if (!inputs.length) return [];
+    if (!inputs.length) return read(new Float32Array(0));
     const c = this.w.config, n = inputs.length;
     const T = Math.max(...inputs.map((i) => i.ids.length));
     const longest = Math.max(1, ...inputs.map((i) => this.lens[i.slot]));
@@ -132,7 +145,7 @@ export class OrtDecoder implements Decoder {
         feeds[`past_${name}`] = new Tn('float32', buf, [n, c.nKvHeads, P, c.headDim]);
       }
     }
-    const fetches: string[] = [what];
+    const fetches: string[] = ['logits'];
     for (let l = 0; l < c.nLayers; l++) fetches.push(`present_k.${l}`, `present_v.${l}`);
     const res = await this.session.run(feeds, fetches);
     for (let l = 0; l < c.nLayers; l++) {
@@ -142,10 +155,11 @@ export class OrtDecoder implements Decoder {
     }
     for (const inp of inputs) this.lens[inp.slot] += inp.ids.length;
     this.layout = { P, slots: inputs.map((i) => i.slot) };
-    const V = c.vocabSize, x = res[what].data as Float32Array;
-    const out = inputs.map((_, b) => x.slice(b * V, (b + 1) * V));
-    for (const t of Object.values(res)) t.dispose();
-    return out;
+    try {
+      return read(res.logits.data as Float32Array);
+    } finally {
+      for (const t of Object.values(res)) t.dispose();
+    }
   }
 
   /** Copy each input slot's cache rows into feed row b of buf [n, Hkv, P, hd] (rows past its length: stale, masked). */
