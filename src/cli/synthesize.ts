@@ -136,7 +136,7 @@ async function demo(v: Flags, defer: (fn: () => void) => void): Promise<number> 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-synthesize-demo-'));
   defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   const input = path.join(packageRoot(), 'data', 'sample-pairs.jsonl');
-  const flags: Flags = { limit: '6', 'max-new-tokens': '24', stop: ['\n'], 'keep-candidates': true, 'keep-fraction': '1', ...v };
+  const flags: Flags = { limit: '6', 'max-new-tokens': '24', 'keep-candidates': true, 'keep-fraction': '1', ...v };
   const out = path.join(dir, 'pairs.jsonl');
   const s = await run(flags, input, out, defer, true);
   const line = (t: string) => JSON.stringify(t.length > 90 ? `${t.slice(0, 87)}...` : t);

@@ -184,7 +184,8 @@ export async function synthesizeFile(o: SynthesizeFileOptions): Promise<Synthesi
     const scored: (PairScores | null)[] = [], why: (string | undefined)[] = [];
     for await (const s of o.scorer.score(pairs, { firstIndex: 0 })) {
       scored.push(s.scores ?? null);
-      why.push(results[s.index].error ?? s.error);
+      const r = results[s.index];
+      why.push(r.error ?? (r.text === '' ? `an empty instruction (finish ${r.finish_reason} after ${r.generated_tokens} tokens)` : s.error));
     }
     scoreMs += Date.now() - t;
     chunk.forEach((c, ci) => {
