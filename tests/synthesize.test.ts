@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRecords } from '../src/io/index.js';
 import { applyFilter, type FilterOptions } from '../src/filter/index.js';
 import { promptBuilder } from '../src/generate/prompts.js';
 import { loadModel, type LoadedLanguageModel } from '../src/models/index.js';
@@ -153,6 +154,13 @@ describe('concord synthesize (CLI)', () => {
     expect(out[0].conversations[1]).toEqual({ from: 'gpt', value: TINY_CORPUS[0] });
     expect(out[0].response).toBeUndefined();
     expect(JSON.parse(fs.readFileSync(c.p('sum.json'), 'utf8')).counts).toMatchObject({ records: 3, candidates: 6, kept: 3 });
+    // Parquet: the same records, nested scores and candidates included, through src/io's writer.
+    const pq = await c.run([...base, '-o', 'out.parquet', '--format', 'sharegpt', '--rule', 'main', '--keep-fraction', '1', '--keep-candidates'], {}, { fake: false });
+    expect(pq.code, pq.stderr).toBe(0);
+    const rows = [];
+    for await (const r of openRecords(c.p('out.parquet'))) rows.push(r.record as Record<string, any>);
+    expect(rows.map((r) => r.conversations)).toEqual(out.map((r) => r.conversations));
+    expect(rows.map((r) => r.candidates.length)).toEqual([1, 1, 1]);
     const bad: [string[], number, RegExp][] = [
       [[...base, '-o', 'x.jsonl', '--alpha', 'sometimes'], 2, /--alpha must be/],
       [[...base, '-o', 'x.jsonl', '--alpha', 'balance'], 2, /needs --seed-data/],
