@@ -22,6 +22,7 @@ const p = (f: string) => join(tmp, f);
 const lines = (f: string): any[] => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const SEED_Y = ['The dog ran to the park with Tom.', 'Lily had a big red ball.'];
 const MODEL = makeTinyModel('llama2c', join(tmp, 'tiny'), { seed: 7, maxSeqLen: 64 });
+const MODEL2 = makeTinyModel('llama2c', join(tmp, 'tiny2'), { seed: 8, maxSeqLen: 64 });
 
 describe('alpha schedules, candidate ranking, record shapes', () => {
   it('α: constant, linear (clamped at T), balance; bad specs are usage errors', () => {
@@ -154,13 +155,19 @@ describe('concord synthesize (CLI)', () => {
     expect(out[0].conversations[1]).toEqual({ from: 'gpt', value: TINY_CORPUS[0] });
     expect(out[0].response).toBeUndefined();
     expect(JSON.parse(fs.readFileSync(c.p('sum.json'), 'utf8')).counts).toMatchObject({ records: 3, candidates: 6, kept: 3 });
-    // Parquet: the same records, nested scores and candidates included, through src/io's writer.
-    const pq = await c.run([...base, '-o', 'out.parquet', '--format', 'sharegpt', '--rule', 'main', '--keep-fraction', '1', '--keep-candidates'], {}, { fake: false });
+    // --reverse-model writes the candidates exactly as `concord generate --direction reverse` does
+    // (same prompt, engine and per-sample seeds); the output through src/io's Parquet writer.
+    const pq = await c.run([...base, '-o', 'out.parquet', '--reverse-model', MODEL2, '--keep-candidates', '--rule', 'main', '--keep-fraction', '1'], {}, { fake: false });
     expect(pq.code, pq.stderr).toBe(0);
+    const gen = await c.run(['generate', 'in.jsonl', '-o', 'gen.jsonl', '--model', MODEL2, '--device', 'cpu-twin', '--direction', 'reverse', '--num-samples', '2',
+      '--temperature', '0.7', '--top-p', '0.9', '--max-new-tokens', '4', '--output-field', 'response', '--quiet'], {}, { fake: false });
+    expect(gen.code, gen.stderr).toBe(0);
+    const want = c.lines('gen.jsonl').map((g) => g.instruction.trim());
     const rows = [];
     for await (const r of openRecords(c.p('out.parquet'))) rows.push(r.record as Record<string, any>);
-    expect(rows.map((r) => r.conversations)).toEqual(out.map((r) => r.conversations));
-    expect(rows.map((r) => r.candidates.length)).toEqual([1, 1, 1]);
+    expect(rows.map((r) => r.id)).toEqual([0, 1, 2]);
+    const got = rows.flatMap((r) => [{ index: r.candidate.index, instruction: r.instruction }, ...r.candidates].sort((a, b) => a.index - b.index).map((x) => x.instruction));
+    expect(got).toEqual(want);
     const bad: [string[], number, RegExp][] = [
       [[...base, '-o', 'x.jsonl', '--alpha', 'sometimes'], 2, /--alpha must be/],
       [[...base, '-o', 'x.jsonl', '--alpha', 'balance'], 2, /needs --seed-data/],
