@@ -172,6 +172,7 @@ describe('concord synthesize (CLI)', () => {
       [[...base, '-o', 'x.jsonl', '--alpha', 'sometimes'], 2, /--alpha must be/],
       [[...base, '-o', 'x.jsonl', '--alpha', 'balance'], 2, /needs --seed-data/],
       [[...base, '-o', 'in.jsonl'], 2, /is the input file/],
+      [[...base, '-o', 'out.jsonl', '--seed-data', 'out.jsonl'], 2, /is the --seed-data file/],
       [[...base, '-o', 'x.jsonl', '--seed-data', 'missing.jsonl'], 3, /missing\.jsonl/],
       [['synthesize', 'missing.jsonl', '-o', 'x.jsonl'], 3, /missing\.jsonl/],
       [[...base, '-o', 'x.jsonl', '--format', 'csv'], 2, /--format must be/],

@@ -10,7 +10,7 @@ import { promptBuilder } from '../generate/prompts.js';
 import type { SamplingParams } from '../generate/types.js';
 import { openRecords } from '../io/inputs.js';
 import { writeFileAtomic } from '../io/writers.js';
-import { checkInputFile, errorsPathFor, lockOutputs, preflightPaths } from '../jobs/index.js';
+import { checkInputFile, errorsPathFor, lockOutputs, PathError, preflightPaths } from '../jobs/index.js';
 import type { LanguageModel } from '../models/lm.js';
 import { resolveChatTemplate } from '../pipeline/chat-template.js';
 import type { ConfiguredScorer } from '../pipeline/index.js';
@@ -103,9 +103,14 @@ async function run(v: Flags, input: string, output: string, defer: (fn: () => vo
   // Paths checked and locked before any model loads; the inputs readable (exit 3).
   const inputs = openRecords(input);
   if (v['seed-data']) { checkInputFile(v['seed-data']); openRecords(v['seed-data']); }
-  defer(lockOutputs(preflightPaths({
+  const { outputs } = preflightPaths({
     input: inputs.files.length === 1 ? inputs.files[0].path : undefined, output, dropOut: v['drop-out'], errors: errorsPath, summary: v.summary,
-  }).outputs));
+  });
+  const seedKey = v['seed-data'] ? fs.realpathSync(v['seed-data']) : null;
+  for (const out of outputs) {
+    if (seedKey && fs.existsSync(out) && fs.realpathSync(out) === seedKey) throw new PathError(`${out} is the --seed-data file; writing it would destroy the seed pairs (choose another path)`);
+  }
+  defer(lockOutputs(outputs));
   return withScorer(s, quiet, 'synthesize', async (scorer) => {
     const lm = decodingModel(scorer);
     const chat = resolveChatTemplate(s.chatTemplate ?? (s.system !== undefined ? 'auto' : 'none'), scorer.models[0].tokenizer, { model: scorer.models[0].config.name, system: s.system });
