@@ -33,6 +33,8 @@ export { sampleRow, sampleCpu, sampleMask, type RowSampling } from './generate/s
 export { generate, generateStream, type GenerateRequest, type GenerateResult, type FinishReason, type EngineOptions, type EngineStats } from './generate/engine.js';
 export { promptBuilder, type Direction, type PromptBuilder, type PromptOptions } from './generate/prompts.js';
 export { generateFile, type GenerateFileOptions, type GenerateSummary } from './generate/job.js';
+// Synthesis (docs/synthesize.md): backtranslation with the mutual filter, seed mixing
+export { synthesizeFile, rankCandidates, parseAlpha, alphaAt, describeAlpha, shapeRecord, RECORD_SHAPES, type SynthesizeFileOptions, type SynthesizeSummary, type AlphaSchedule, type RecordShape, type CandidateRanking } from './synthesize/index.js';
 // Selection rules
 export { applyFilter, mainSignals, percentileRanks, RULES, FilterError, type FilterOptions, type FilterResult, type Rule, type ScoreFields } from './filter/index.js';
 // Models and the sentence encoder

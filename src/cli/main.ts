@@ -19,6 +19,7 @@ import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
 import { selectCommand } from './select.js';
+import { synthesizeCommand } from './synthesize.js';
 import { tuneCommand } from './tune.js';
 
 export { EXIT } from './common.js';
@@ -34,6 +35,7 @@ Usage:
   concord filter <scored.jsonl> --rule main --keep-fraction 0.3 -o kept.jsonl [--drop-out dropped.jsonl]
   concord run <in.jsonl|json> -o kept.jsonl [score + filter options]
   concord generate <in.jsonl> -o out.jsonl [--direction forward|reverse] [--num-samples K]   (concord generate --help)
+  concord synthesize <responses.jsonl> -o pairs.jsonl [--num-candidates K] [--seed-data SEED]   backtranslate + mutual filter
   concord merge <out-dir> -o scored.jsonl      join a sharded run's shards (concord merge --help)
   concord demo [--device …]                   score + filter the embedded sample (npm start)
   concord download <Org/Name[@rev]> [--gguf-file F]   fetch a Hub model into the Hugging Face cache now
@@ -70,6 +72,7 @@ export const COMMANDS: Record<string, Command> = {
   tune: tuneCommand,
   generate: generateCommand,
   quantize: quantizeCommand,
+  synthesize: synthesizeCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
