@@ -11,7 +11,7 @@ import { openRecords } from '../src/io/index.js';
 import { applyFilter, type FilterOptions } from '../src/filter/index.js';
 import { promptBuilder } from '../src/generate/prompts.js';
 import { loadModel, type LoadedLanguageModel } from '../src/models/index.js';
-import { createScorer, type ConfiguredScorer } from '../src/pipeline/index.js';
+import { createScorer, type ConfiguredScorer } from '../src/pipeline/create.js';
 import { alphaAt, parseAlpha, rankCandidates, shapeRecord, synthesizeFile, type SynthesizeFileOptions } from '../src/synthesize/index.js';
 import { setupCli } from './helpers/cli.js';
 import { makeTinyModel, TINY_CORPUS } from './helpers/tiny-models.js';
