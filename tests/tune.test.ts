@@ -259,6 +259,28 @@ describe('tuning on the GPU adapter', async () => {
     clearTuned(rt!);
   });
 
+  test.skipIf(!rt)('a cached winner with a tile configuration the device cannot run, or an unknown variant, is reported naming the file and not used', async () => {
+    const dir = tmpDir(), cacheFile = path.join(dir, 'c.json');
+    const shape = { M: 64, N: 128, K: 64, f16: false };
+    const tuned = await tuneFor(rt!, [{ op: 'matmul', shape }], { mode: 'refresh', cacheFile, log: () => {}, budgetMs: 5 });
+    expect(tuned.written).toBe(true);
+    clearTuned(rt!);
+    const c = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as TuneCacheFile;
+    const key = Object.keys(c.entries)[0];
+    for (const [winner, winnerConfig, why] of [
+      ['blocked', { TM: 7, TN: 3, BM: 1000000 }, /tile configuration .* of 'blocked' is not one this device can run/],
+      ['warp-speed', undefined, /winner 'warp-speed' is not a matmul variant/],
+    ] as const) {
+      c.entries[key] = { ...c.entries[key], winner, winnerConfig: winnerConfig as TuneEntry['winnerConfig'] };
+      fs.writeFileSync(cacheFile, JSON.stringify(c));
+      const lines: string[] = [];
+      const rep = await tuneFor(rt!, [{ op: 'matmul', shape }], { mode: 'auto', cacheFile, log: (l) => lines.push(l) });
+      expect(lines.join('\n')).toMatch(new RegExp(`ignoring 'matmul\\|.*' in the tuning cache .*c\\.json: ${why.source}`));
+      expect(rep.entries.every((e) => e.winner !== winner)).toBe(true);
+      clearTuned(rt!);
+    }
+  });
+
   test.skipIf(!rt)('tile configurations (the configs hook) are candidates of their own; the winning one is recorded', async () => {
     delete process.env.CONCORD_KERNEL_VARIANT;
     const saved = PROBES.matmul.configs;

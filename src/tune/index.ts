@@ -546,6 +546,22 @@ export interface TuneReport {
 }
 
 /**
+ * Why a cached entry cannot be used on this device, or null: its winner must be one of the op's
+ * variants and its tile configuration one of those the tuner would try here (a hand-edited or
+ * damaged cache must not reach a kernel: it is reported, naming the file, and tuned again or left
+ * to the defaults).
+ */
+function cachedEntryProblem(rt: GpuRuntime, e: TuneEntry, shape: ShapeLike, opts: TuneForOptions): string | null {
+  if (e.winner === null) return null;
+  const variants: readonly string[] = opts.variants?.[e.op] ?? (KERNEL_VARIANTS as Record<string, readonly string[]>)[e.op] ?? [];
+  if (!variants.includes(e.winner)) return `winner '${e.winner}' is not a ${e.op} variant (${variants.join(', ')})`;
+  if (e.winnerConfig === undefined) return null;
+  const valid = PROBES[e.op]?.configs?.(rt, e.winner, shape) ?? [undefined];
+  const same = (c: Config | undefined) => c !== undefined && JSON.stringify(Object.entries(c).sort()) === JSON.stringify(Object.entries(e.winnerConfig!).sort());
+  return valid.some(same) ? null : `tile configuration ${JSON.stringify(e.winnerConfig)} of '${e.winner}' is not one this device can run`;
+}
+
+/**
  * Make the variants of `requests` known to kernelVariant(): cached winners are loaded, and what is
  * missing is tuned (hardware adapters, CONCORD_TUNE=refresh, or `always`) and written to the cache.
  */
@@ -577,6 +593,13 @@ export async function tuneFor(rt: GpuRuntime, requests: TuneRequest[], opts: Tun
   report.adapterKey = canCache ? adapterKey(id) : null;
   report.cacheFile = canCache ? opts.cacheFile ?? tuneCachePath(id) : null;
   const cache: TuneCacheFile = (report.cacheFile ? readTuneCache(report.cacheFile, id, log) : null) ?? { format: 1, concord: canCache ? concordVersion() : '', adapter: id, entries: {} };
+  for (const w of wanted) {
+    const bad = cache.entries[w.key] ? cachedEntryProblem(rt, cache.entries[w.key], w.req.shape, opts) : null;
+    if (bad) {
+      log(`concord tune: ignoring '${w.key}' in the tuning cache ${report.cacheFile}: ${bad}`);
+      delete cache.entries[w.key];
+    }
+  }
   const tuneMissing = opts.always || mode === 'refresh' || !rt.handle.info.software;
   const retune = opts.always || mode === 'refresh';
   const todo = wanted.filter((w) => retune || !cache.entries[w.key]);
