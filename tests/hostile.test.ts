@@ -285,5 +285,15 @@ describe('generation inputs', () => {
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/--num-samples must be an integer in \[1, 1024\]/);
   });
+
+  test('concord synthesize: an empty --stop and --num-candidates beyond 1024 are usage errors', async () => {
+    fs.writeFileSync(p('responses.jsonl'), '{"output": "the cat sat on the mat"}\n');
+    for (const [flags, msg] of [[['--stop', ''], /--stop needs a non-empty string/], [['--num-candidates', '1000000'], /--num-candidates must be an integer in \[1, 1024\]/]] as const) {
+      const r = await run(['synthesize', 'responses.jsonl', '-o', 'pairs.jsonl', '--model', 'stories15M', '--device', 'cpu-twin', '--cosine', 'off', ...flags], {}, false);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    }
+    expect(fs.existsSync(p('pairs.jsonl'))).toBe(false);
+  });
 });
 

@@ -71,8 +71,15 @@ async function decodingModel(path: string, device: DeviceChoice, revision: strin
   return loadModel(path, { device: 'cpu-twin', revision });
 }
 
-/** The most samples per record --num-samples may ask for (each is a full generation). */
-const MAX_SAMPLES = 1024;
+/** The most samples per record --num-samples (and synthesize's --num-candidates) may ask for: each is a full generation. */
+export const MAX_SAMPLES = 1024;
+
+/** --stop values, unescaped; an empty one is a usage error (it would match before any text). */
+export function stopFlag(values: string[] | undefined): string[] {
+  const stop = (values ?? []).map(unescapeCli);
+  if (stop.some((x) => x === '')) throw new UsageError('--stop needs a non-empty string (an empty one would match before any text)');
+  return stop;
+}
 
 export const generateCommand = command('generate', GENERATE_HELP, async (argv, defer) => {
   const { values: v, positionals } = parseFlags(argv, OPTIONS, true);
@@ -93,8 +100,7 @@ export const generateCommand = command('generate', GENERATE_HELP, async (argv, d
   const k = numFlag(v['num-samples'], '--num-samples', { int: true, min: 1, max: MAX_SAMPLES }) ?? 1;
   const maxNewTokens = numFlag(v['max-new-tokens'], '--max-new-tokens', { int: true, min: 0 }) ?? 128;
   const slots = numFlag(v.slots, '--slots', { int: true, min: 1 }) ?? 8;
-  const stop = (v.stop ?? []).map(unescapeCli);
-  if (stop.some((x) => x === '')) throw new UsageError('--stop needs a non-empty string (an empty one would match before any text)');
+  const stop = stopFlag(v.stop);
   const device = deviceFlag(v.device);
   const errorsPath = v.errors ?? (v.output ? errorsPathFor(v.output) : '');
   if (input !== undefined) defer(lockOutputs(preflightPaths({ input, output: v.output, errors: errorsPath }).outputs));

@@ -15,7 +15,8 @@ import type { LanguageModel } from '../models/lm.js';
 import { resolveChatTemplate } from '../pipeline/chat-template.js';
 import type { ConfiguredScorer } from '../pipeline/index.js';
 import { parseAlpha, RECORD_SHAPES, synthesizeFile, type SynthesizeSummary } from '../synthesize/index.js';
-import { choiceFlag, command, EXIT, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
+import { choiceFlag, command, EXIT, log, numFlag, parseFlags, UsageError } from './common.js';
+import { MAX_SAMPLES, stopFlag } from './generate.js';
 import { FILTER_OPTIONS, filterOptionsFrom } from './filter.js';
 import { outFormatFlag, SCORE_OPTIONS, scoreSettings, withScorer, type ScoreFlags } from './score.js';
 
@@ -30,7 +31,7 @@ the chosen pairs. Output: the kept pairs with scores, filter_score, candidate {i
 rule_score}, source, weight, iteration; seed pairs (--seed-data) mixed in with weight 1.
 
 Generation (as concord generate --direction reverse)
-  --num-candidates K          candidate instructions per response (default 4)
+  --num-candidates K          candidate instructions per response (default 4, at most 1024)
   --reverse-model M           the y→x model that writes and scores the instructions (default: the
                               forward model with the reverse template / chat roles swapped)
   --temperature T  --top-p P  (defaults 0.7 and 0.9, as Humpback)   --top-k K  --min-p P
@@ -90,7 +91,8 @@ async function run(v: Flags, input: string, output: string, defer: (fn: () => vo
   const s = scoreSettings(v as ScoreFlags);
   const sampling = samplingFrom(v);
   const filter = filterOptionsFrom(v);
-  const k = numFlag(v['num-candidates'], '--num-candidates', { int: true, min: 1 }) ?? 4;
+  const k = numFlag(v['num-candidates'], '--num-candidates', { int: true, min: 1, max: MAX_SAMPLES }) ?? 4;
+  const stop = stopFlag(v.stop);
   const maxNewTokens = numFlag(v['max-new-tokens'], '--max-new-tokens', { int: true, min: 1 }) ?? 64;
   const slots = numFlag(v.slots, '--slots', { int: true, min: 1 }) ?? 8;
   const chunk = numFlag(v.chunk, '--chunk', { int: true, min: 1 });
@@ -118,7 +120,7 @@ async function run(v: Flags, input: string, output: string, defer: (fn: () => vo
     if (!quiet) log(`concord synthesize: ${k} candidates per response from ${lm.config.name} on ${lm.deviceName}, reverse prompt ${JSON.stringify(builder.template)}; T ${sampling.temperature}, top-p ${sampling.topP}, seed ${sampling.seed}`);
     return synthesizeFile({
       input, output, dropOut: v['drop-out'], errorsPath, scorer, decoderModel: lm, builder, fields: s.fields, sampling, numCandidates: k, maxNewTokens,
-      stop: (v.stop ?? []).map(unescapeCli), slots, maxLen: s.maxLen, filter, shape, keepCandidates: v['keep-candidates'], seedData: v['seed-data'],
+      stop, slots, maxLen: s.maxLen, filter, shape, keepCandidates: v['keep-candidates'], seedData: v['seed-data'],
       alpha, iteration, limit: s.limit, chunk, truncate: s.overlong !== 'error', strict: v.strict, outFormat, log,
       onProgress: quiet ? undefined : (n, c) => log(`concord synthesize: ${n} records read, ${c} candidates`),
     });
