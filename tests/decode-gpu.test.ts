@@ -5,7 +5,8 @@
 // stories15M and every tiny family; greedy tokens against the CPU twin's argmax of the growing
 // sequence; batch invariance (mixed prompt lengths and positions in one step) and slot reuse.
 
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { scratchDir } from './helpers/scratch.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -206,7 +207,7 @@ function expectSameGreedy(got: number[], want: { ids: number[]; gaps: number[] }
 
 describe('WebGPU decoder', async () => {
   const rt = await gpuRuntime();
-  const dir = mkdtempSync(join(tmpdir(), 'concord-decode-'));
+  const dir = scratchDir('concord-decode-');
   const models: { name: string; path: string; len: number }[] = [
     { name: 'stories15M', path: 'default', len: 24 },
     ...HF_FAMILIES.map((f) => ({ name: f, path: join(FIX, f), len: 21 })),

@@ -2,7 +2,8 @@
 // and stories15M against the PyTorch float64 reference (scripts/reference_torch.py signals) on the
 // TypeScript twin (decoder route, ≤1e-5), onnxruntime (≤1e-4), the twin through the scoreBatch
 // route (≤1e-5) and WebGPU f32 through the scoreBatch route (≤1e-4).
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { scratchDir } from './helpers/scratch.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -127,7 +128,7 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
   }, 120_000);
   it('token-level reference losses (twin, reference = the f16-rounded twin) and the --token-scores side file vs the reference (≤1e-5)', async () => {
     const scorer = await createScorer({ model: STORIES, device: 'cpu-twin', cosine: 'off', tokenLogprobs: true });
-    const side = join(mkdtempSync(join(tmpdir(), 'concord-tc-')), 'tokens.jsonl');
+    const side = join(scratchDir('concord-tc-'), 'tokens.jsonl');
     const refModel = await loadModel(STORIES, { device: 'cpu-twin', f16: true, threads: 1 });
     const { ReferenceLosses, TokenScoresFile } = await import('../src/signals/token-losses.js');
     const { withSignals } = await import('../src/signals/attach.js');

@@ -4,6 +4,7 @@
 // schedule, the errors file, determinism with --seed; on a tiny llama2.c model on the CPU twin.
 
 import * as fs from 'node:fs';
+import { scratchDir } from './helpers/scratch.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ import { alphaAt, parseAlpha, rankCandidates, shapeRecord, synthesizeFile, type 
 import { setupCli } from './helpers/cli.js';
 import { makeTinyModel, TINY_CORPUS } from './helpers/tiny-models.js';
 
-const tmp = fs.mkdtempSync(join(tmpdir(), 'concord-synth-'));
+const tmp = scratchDir('concord-synth-');
 const p = (f: string) => join(tmp, f);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const lines = (f: string): any[] => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
