@@ -187,6 +187,32 @@ function checkWindow(window: number | undefined, causal: boolean): number {
 
 export interface AttentionCpuOptions { window?: number; scale?: number; softcap?: number }
 
+/**
+ * One query row of the CPU twin: max-subtracted softmax over keys first..last, sums in f64, the
+ * result written to out[qo .. qo+hd). Key j's row starts at kBase + j·kvs in k and v. attentionCpu
+ * and the decoder's twin (src/models/forward-cpu.ts attendCachedCpu) both call it, so a prefill
+ * through the KV cache equals the full-sequence forward bit for bit.
+ */
+export function attendRowCpu(q: Float32Array, qo: number, k: Float32Array, v: Float32Array, kBase: number, kvs: number, first: number, last: number, hd: number, scale: number, softcap: number, scores: Float64Array, acc: Float64Array, out: Float32Array): void {
+  let m = -Infinity;
+  for (let j = first; j <= last; j++) {
+    const ko = kBase + j * kvs;
+    let s = 0;
+    for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
+    scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
+    m = Math.max(m, scores[j]);
+  }
+  let sum = 0;
+  acc.fill(0);
+  for (let j = first; j <= last; j++) {
+    const p = Math.exp(scores[j] - m);
+    sum += p;
+    const vo = kBase + j * kvs;
+    for (let d = 0; d < hd; d++) acc[d] += p * v[vo + d];
+  }
+  for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+}
+
 /** CPU twin: per query row, max-subtracted softmax over its allowed keys, sums in f64. */
 export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, seqLen: ArrayLike<number>, B: number, L: number, nHeads: number, nKvHeads: number, headDim: number, causal = true, opts: AttentionCpuOptions = {}): Float32Array {
   if (nHeads % nKvHeads) throw new Error(`attention: ${nHeads} heads is not a multiple of ${nKvHeads} KV heads`);
@@ -202,26 +228,9 @@ export function attentionCpu(q: Float32Array, k: Float32Array, v: Float32Array, 
     for (let h = 0; h < nHeads; h++) {
       const kvh = Math.floor(h / group);
       for (let i = 0; i < len; i++) {
-        const qo = (b * L + i) * qs + h * hd;
-        let m = -Infinity;
         const last = causal ? i : len - 1;
         const first = window > 0 ? Math.max(0, i - window + 1) : 0;
-        for (let j = first; j <= last; j++) {
-          const ko = (b * L + j) * kvs + kvh * hd;
-          let s = 0;
-          for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
-          scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
-          m = Math.max(m, scores[j]);
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let j = first; j <= last; j++) {
-          const p = Math.exp(scores[j] - m);
-          sum += p;
-          const vo = (b * L + j) * kvs + kvh * hd;
-          for (let d = 0; d < hd; d++) acc[d] += p * v[vo + d];
-        }
-        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+        attendRowCpu(q, (b * L + i) * qs + h * hd, k, v, b * L * kvs + kvh * hd, kvs, first, last, hd, scale, softcap, scores, acc, out);
       }
       // Rows i >= len stay zero (pads).
     }

@@ -10,7 +10,7 @@
 
 import { gatedCpu, geluTanhCpu } from '../../kernels/act.js';
 import { addCpu } from '../../kernels/add.js';
-import { attentionCpu } from '../../kernels/attention.js';
+import { attendRowCpu, attentionCpu } from '../../kernels/attention.js';
 import { embedCpu } from '../../kernels/embed.js';
 import { logprobCpu } from '../../kernels/logprob.js';
 import { matmulCpu } from '../../kernels/matmul.js';
@@ -169,24 +169,8 @@ export function attendCachedCpu(q: Float32Array, K: Float32Array, V: Float32Arra
   for (let h = 0; h < nHeads; h++) {
     const kvh = Math.floor(h / group);
     for (let i = 0; i < n; i++) {
-      const qo = i * qs + h * hd, last = p0 + i, first = window > 0 ? Math.max(0, last - window + 1) : 0;
-      let m = -Infinity;
-      for (let j = first; j <= last; j++) {
-        const ko = j * kvs + kvh * hd;
-        let s = 0;
-        for (let d = 0; d < hd; d++) s += q[qo + d] * K[ko + d];
-        scores[j] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
-        m = Math.max(m, scores[j]);
-      }
-      let sum = 0;
-      acc.fill(0);
-      for (let j = first; j <= last; j++) {
-        const p = Math.exp(scores[j] - m);
-        sum += p;
-        const vo = j * kvs + kvh * hd;
-        for (let d = 0; d < hd; d++) acc[d] += p * V[vo + d];
-      }
-      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+      const last = p0 + i, first = window > 0 ? Math.max(0, last - window + 1) : 0;
+      attendRowCpu(q, i * qs + h * hd, K, V, kvh * hd, kvs, first, last, hd, scale, softcap, scores, acc, out);
     }
   }
   return out;
