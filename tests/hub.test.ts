@@ -21,6 +21,8 @@ import { FakeHub, gitBlobId, sha256 } from './helpers/hub-server.js';
 import { makeTinyModel } from './helpers/tiny-models.js';
 import { writeSafetensors } from './helpers/writers.js';
 import { loadEmbedder } from '../src/encoder/index.js';
+import { ggufExport } from '../src/formats/gguf-export.js';
+import { writeGguf } from '../src/formats/gguf-write.js';
 
 const C1 = '1'.repeat(40), C2 = '2'.repeat(40), CG = 'a'.repeat(40), CS = 'c'.repeat(40);
 const cli = setupCli('concord-hub-');
@@ -424,5 +426,86 @@ describe('issue 26 item 2: nothing read outside the cache or the model folder', 
     expect(isRepoFileName('model-00001-of-00002.safetensors')).toBe(true);
     expect(isRepoFileName('sub/dir/x.safetensors')).toBe(true);
     for (const bad of ['../x', '/abs', 'a/../../x', 'C:x', 'a\\..\\x', '', 'a//b', './x']) expect(isRepoFileName(bad), bad).toBe(false);
+  });
+});
+
+describe('--gguf-file: one GGUF file of a Hub repo, on every command that takes a model', () => {
+  const CQ = 'b'.repeat(40);
+  let q8: string, q4: string, data: string;
+  beforeAll(async () => {
+    // two GGUF files the project's writer makes of the tiny Qwen2 folder, served alone in a repo
+    const m = await loadWeights(plain);
+    q8 = join(root, 'tiny.Q8_0.gguf');
+    q4 = join(root, 'tiny.Q4_0.gguf');
+    for (const [f, t] of [[q8, 'q8_0'], [q4, 'q4_0']] as const) { const e = ggufExport(m, t); writeGguf(f, e.kvs, e.tensors); }
+    hub.add('org/tiny', CQ, new Map([['tiny.Q8_0.gguf', readFileSync(q8)], ['tiny.Q4_0.gguf', readFileSync(q4)], ['README.md', Buffer.from('# x\n')]]));
+    data = join(root, 'gguf-pairs.jsonl');
+    writeFileSync(data, ['{"instruction":"Once upon a time","output":"there was a girl"}', '{"instruction":"Lily liked","output":"to play in the park"}'].join('\n') + '\n');
+  });
+  const score = (out: string, model: string[], e: Record<string, string> = {}) =>
+    cli.run(['score', data, '-o', join(root, out), ...model, '--device', 'cpu-twin', '--cosine', 'off', '--quiet'], env(e), { fake: false });
+  const scores = (f: string) => readFileSync(join(root, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l).scores);
+
+  test('score on an empty cache downloads that one file and scores as the local file does; a second run downloads nothing', async () => {
+    const a = await score('gguf-hub.jsonl', ['--model', 'org/tiny', '--gguf-file', 'tiny.Q8_0.gguf']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/concord: downloading org\/tiny@main \(commit bbbbbbbbbbbb\)/);
+    const snap = join(repoDir('org/tiny'), 'snapshots', CQ);
+    expect(readdirSync(snap)).toEqual(['tiny.Q8_0.gguf']);
+    expect(hub.log.filter((l) => l.url.includes('Q4_0') || l.url.includes('README')).length).toBe(0);
+    const local = await score('gguf-local.jsonl', ['--model', q8]);
+    expect(local.code, local.stderr).toBe(0);
+    expect(scores('gguf-hub.jsonl')).toEqual(scores('gguf-local.jsonl'));
+    expect(scores('gguf-hub.jsonl').map((s) => typeof s.fwd_logp)).toEqual(['number', 'number']);
+
+    hub.log = [];
+    const b = await score('gguf-hub2.jsonl', ['--model', 'org/tiny', '--gguf-file', 'tiny.Q8_0.gguf']);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).not.toMatch(/downloading/);
+    expect(hub.log.map((l) => `${l.method} ${l.url.split('?')[0]}`)).toEqual(['GET /api/models/org/tiny/revision/main']);
+    expect(scores('gguf-hub2.jsonl')).toEqual(scores('gguf-local.jsonl'));
+    hub.log = [];
+    const off = await score('gguf-hub3.jsonl', ['--model', 'org/tiny', '--gguf-file', 'tiny.Q8_0.gguf'], { HF_HUB_OFFLINE: '1' });
+    expect(off.code, off.stderr).toBe(0);
+    expect(hub.count()).toBe(0);
+  });
+
+  test('Org/Name[@rev]:FILE.gguf is the same spec, for --model, --reverse-model and logprob', async () => {
+    const want = await cli.run(['logprob', '--model', q4, ...ARGS], env(), { fake: false });
+    expect(want.code, want.stderr).toBe(0);
+    for (const spec of ['org/tiny:tiny.Q4_0.gguf', `org/tiny@main:tiny.Q4_0.gguf`, `org/tiny@${CQ}:tiny.Q4_0.gguf`]) {
+      const r = await logprob(spec);
+      expect(r.code, r.stderr).toBe(0);
+      expect(sumOf(r)).toBe(sumOf(want));
+      expect(JSON.parse(r.stdout).model).toMatch(/org\/tiny@.*:tiny\.Q4_0\.gguf/);
+    }
+    const r = await cli.run(['logprob', '--model', 'org/tiny', '--gguf-file', 'tiny.Q4_0.gguf', ...ARGS], env(), { fake: false });
+    expect(sumOf(r)).toBe(sumOf(want));
+    // a reverse model by spec: the Q4_0 file scores y → x beside the Q8_0 forward model
+    const a = await score('gguf-rev.jsonl', ['--model', 'org/tiny', '--gguf-file', 'tiny.Q8_0.gguf', '--reverse-model', 'org/tiny:tiny.Q4_0.gguf']);
+    expect(a.code, a.stderr).toBe(0);
+    const b = await score('gguf-rev-local.jsonl', ['--model', q8, '--reverse-model', q4]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(scores('gguf-rev.jsonl')).toEqual(scores('gguf-rev-local.jsonl'));
+    expect(readdirSync(join(repoDir('org/tiny'), 'snapshots', CQ)).sort()).toEqual(['tiny.Q4_0.gguf', 'tiny.Q8_0.gguf']);
+  });
+
+  test('a missing file, a local model, no --model, a non-GGUF name: one line each, exit 2', async () => {
+    const one = (r: Run, re: RegExp) => {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+      expect(noStack(r.stderr)).toBe(true);
+    };
+    one(await score('x.jsonl', ['--model', 'org/tiny', '--gguf-file', 'nope.gguf']), /org\/tiny has no file "nope\.gguf"; its GGUF files: tiny\.Q8_0\.gguf, tiny\.Q4_0\.gguf/);
+    one(await score('x.jsonl', ['--model', plain, '--gguf-file', 'tiny.Q8_0.gguf']), /--gguf-file picks a file of a Hub model id, and '.*plain' is a local model; give a local \.gguf file itself as --model/);
+    one(await score('x.jsonl', ['--model', q8, '--gguf-file', 'tiny.Q8_0.gguf']), /is a local model/);
+    one(await score('x.jsonl', ['--gguf-file', 'tiny.Q8_0.gguf']), /--gguf-file needs --model Org\/Name/);
+    one(await score('x.jsonl', ['--model', 'org/tiny:tiny.Q8_0.gguf', '--gguf-file', 'tiny.Q4_0.gguf']), /names the file 'tiny\.Q8_0\.gguf' but --gguf-file says 'tiny\.Q4_0\.gguf'/);
+    one(await logprob('org/tiny:README.md'), /after ':' give one \.gguf file of the repo/);
+    one(await logprob('org/tiny:../x.gguf'), /would leave the model folder/);
+    one(await cli.run(['logprob', '--model', 'org/tiny', '--gguf-file', '', ...ARGS], env(), { fake: false }), /--gguf-file needs a file name/);
+    one(await logprob('org/tiny:nope.gguf', { HF_HUB_OFFLINE: '1' }), /HF_HUB_OFFLINE=1/);
+    expect(existsSync(join(root, 'x.jsonl'))).toBe(false);
   });
 });

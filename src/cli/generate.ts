@@ -7,6 +7,7 @@ import { generateFile } from '../generate/job.js';
 import { promptBuilder, type Direction } from '../generate/prompts.js';
 import type { SamplingParams } from '../generate/types.js';
 import { loadModel, type LoadedLanguageModel } from '../models/index.js';
+import { withGgufFile } from '../models/load.js';
 import { resolveChatTemplate } from '../pipeline/chat-template.js';
 import { errorsPathFor } from '../jobs/bad-records.js';
 import { lockOutputs } from '../jobs/locks.js';
@@ -29,6 +30,7 @@ finish_reason (eos | stop | length) and sample (with --num-samples > 1). Bad rec
 text, the token ids and the finish reason).
 
   --model <path|id|default>   default: stories15M
+  --revision R  --gguf-file NAME   as in score (a Hub id's branch/tag/commit; one GGUF file of its repo)
   --device auto|webgpu|cpu|cpu-twin   (default auto; a backend that cannot decode yet falls back to
                               cpu-twin with auto, and is an error when named)
   --direction forward|reverse
@@ -51,7 +53,7 @@ text, the token ids and the finish reason).
   --json                      (--prompt) print JSON`;
 
 const OPTIONS = {
-  output: { type: 'string', short: 'o' }, model: { type: 'string' }, revision: { type: 'string' }, device: { type: 'string' },
+  output: { type: 'string', short: 'o' }, model: { type: 'string' }, revision: { type: 'string' }, 'gguf-file': { type: 'string' }, device: { type: 'string' },
   direction: { type: 'string' }, 'num-samples': { type: 'string' }, 'max-new-tokens': { type: 'string' },
   temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' },
   seed: { type: 'string' }, stop: { type: 'string', multiple: true }, prompt: { type: 'string' },
@@ -105,7 +107,7 @@ export const generateCommand = command('generate', GENERATE_HELP, async (argv, d
   const errorsPath = v.errors ?? (v.output ? errorsPathFor(v.output) : '');
   if (input !== undefined) defer(lockOutputs(preflightPaths({ input, output: v.output, errors: errorsPath }).outputs));
 
-  const lm = await decodingModel(v.model ?? 'default', device, v.revision);
+  const lm = await decodingModel(withGgufFile(v.model, v['gguf-file']) ?? 'default', device, v.revision);
   defer(() => lm.dispose());
   const maxLen = numFlag(v['max-len'], '--max-len', { int: true, min: 2, max: lm.maxLen }) ?? lm.maxLen;
   if (!v.quiet) log(`concord generate: model ${lm.config.name} on ${lm.deviceName}${lm.deviceReason ? ` — ${lm.deviceReason}` : ''}`);

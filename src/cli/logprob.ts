@@ -1,10 +1,11 @@
 // `concord logprob`: per-token log-probs of a target after a context, under one model.
 
 import { loadModel } from '../models/index.js';
+import { withGgufFile } from '../models/load.js';
 import { encodeStandalone } from '../pipeline/templates.js';
 import { command, deviceFlag, EXIT, loadProgressPrinter, log, parseFlags, UsageError } from './common.js';
 
-export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revision R] --context "…" --target "…" [--device …] [--json]
+export const LOGPROB_HELP = `concord logprob --model <path|id|default> [--revision R] [--gguf-file F] --context "…" --target "…" [--device …] [--json]
 
 Tokenises context and target separately (as scoring does), joins the ids after BOS and prints
 log p(token | prefix) for every target token, with the entropy (nats) of the next-token
@@ -12,6 +13,7 @@ distribution it was drawn from, their sum, mean and the perplexity.
   --model <path|id|default>  default: stories15M; a Hub id (Org/Name[@rev]) is downloaded into the
                              Hugging Face cache on first use (docs/hub.md)
   --revision REV             branch, tag or commit of a model id (default main)
+  --gguf-file NAME           one GGUF file of the model id's repo (= --model Org/Name:NAME; docs/gguf.md)
   --context TEXT             (default empty)
   --target TEXT              required
   --device auto|webgpu|cpu   (default auto)
@@ -19,11 +21,11 @@ distribution it was drawn from, their sum, mean and the perplexity.
 
 export const logprobCommand = command('logprob', LOGPROB_HELP, async (argv) => {
   const { values: v } = parseFlags(argv, {
-    model: { type: 'string' }, revision: { type: 'string' }, context: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
+    model: { type: 'string' }, revision: { type: 'string' }, 'gguf-file': { type: 'string' }, context: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' },
   });
   if (v.target === undefined || v.target === '') throw new UsageError('--target is required (the text to score)');
   const device = deviceFlag(v.device);
-  const lm = await loadModel(v.model ?? 'default', { device, revision: v.revision, onProgress: loadProgressPrinter() });
+  const lm = await loadModel(withGgufFile(v.model, v['gguf-file']) ?? 'default', { device, revision: v.revision, onProgress: loadProgressPrinter() });
   try {
     log(`concord: model ${lm.config.name} on ${lm.deviceName}${lm.deviceReason ? ` — ${lm.deviceReason}` : ''}`);
     const tok = lm.tokenizer;

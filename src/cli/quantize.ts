@@ -3,13 +3,14 @@
 import { statSync } from 'node:fs';
 import { ggufExport, QUANT_TYPES } from '../formats/gguf-export.js';
 import { writeGguf } from '../formats/gguf-write.js';
-import { loadWeights } from '../models/load.js';
+import { loadWeights, withGgufFile } from '../models/load.js';
 import { ggmlTypeName } from '../quant/types.js';
 import { choiceFlag, command, EXIT, log, parseFlags, UsageError } from './common.js';
 
-export const QUANTIZE_HELP = `concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|q4_k_m|f16|f32] [--revision R]
+export const QUANTIZE_HELP = `concord quantize MODEL -o model.Q8_0.gguf [--type q8_0|q4_0|q4_k|q4_k_m|f16|f32] [--revision R] [--gguf-file F]
 
-Writes MODEL (default, stories15M, a llama2.c .bin, a Hugging Face folder or cached id, a .gguf)
+Writes MODEL (default, stories15M, a llama2.c .bin, a Hugging Face folder, a Hub id — with --gguf-file F one
+GGUF file of its repo —, a .gguf)
 as a GGUF v3 file that concord and llama.cpp read: the 2-D weights in --type (default q8_0; llama.cpp's
 reference quantizers), norms and biases in F32, the tokenizer and chat template in tokenizer.ggml.*.
   As llama.cpp: under q4_0 / q4_k / q4_k_m the LM head (or tied embedding) is Q6_K; q4_k_m also
@@ -18,12 +19,12 @@ reference quantizers), norms and biases in F32, the tokenizer and chat template 
 Architectures written: llama, qwen2, qwen3, gemma2, gemma3 (from the matching models).`;
 
 export const quantizeCommand = command('quantize', QUANTIZE_HELP, async (argv) => {
-  const { values: v, positionals } = parseFlags(argv, { o: { type: 'string', short: 'o' }, output: { type: 'string' }, type: { type: 'string' }, revision: { type: 'string' } }, true);
+  const { values: v, positionals } = parseFlags(argv, { o: { type: 'string', short: 'o' }, output: { type: 'string' }, type: { type: 'string' }, revision: { type: 'string' }, 'gguf-file': { type: 'string' } }, true);
   if (positionals.length !== 1) throw new UsageError('give one MODEL to quantize');
   const out = v.o ?? v.output;
   if (!out) throw new UsageError('-o FILE.gguf is required');
   const type = choiceFlag(v.type ?? 'q8_0', '--type', QUANT_TYPES);
-  const m = await loadWeights(positionals[0], { revision: v.revision });
+  const m = await loadWeights(withGgufFile(positionals[0], v['gguf-file'])!, { revision: v.revision });
   const { kvs, tensors } = ggufExport(m, type);
   const t0 = Date.now();
   const bytes = writeGguf(out, kvs, tensors);

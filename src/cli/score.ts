@@ -11,11 +11,13 @@ import { ShardRun, defaultShardFormat } from '../shard/run.js';
 import { writeFileAtomic } from '../io/writers.js';
 import { nodeBuiltin, settings } from '../env.js';
 import { SIGNAL_HELP, SIGNAL_OPTIONS, attachSignals, needsTokenLogprobs, signalSettings } from '../signals/cli.js';
+import { withGgufFile } from '../models/load.js';
 import { choiceFlag, command, deviceFlag, EXIT, loadProgressPrinter, log, numFlag, parseFlags, unescapeCli, UsageError } from './common.js';
 
 export const SCORE_OPTIONS = {
   output: { type: 'string', short: 'o' },
   model: { type: 'string' },
+  'gguf-file': { type: 'string' },
   'reverse-model': { type: 'string' },
   device: { type: 'string' },
   'forward-template': { type: 'string' },
@@ -59,7 +61,9 @@ Models and devices
   --model <path|id|default>     forward model (default: stories15M); an id such as Qwen/Qwen3-0.6B is
                                 downloaded into the Hugging Face cache on first use (docs/hub.md)
   --revision REV                branch, tag or commit of a --model id (default main)
-  --reverse-model <path>        a separate y→x model (default: the forward model with the reverse template)
+  --gguf-file NAME              one GGUF file of the --model id's repo, downloaded alone (the same as
+                                --model Org/Name:NAME, the form every model flag takes; docs/gguf.md)
+  --reverse-model <path|id>     a separate y→x model (default: the forward model with the reverse template)
   --device auto|webgpu|cpu|cpu-twin  (default auto; the choice and its reason are printed;
                                 cpu runs onnxruntime, cpu-twin the TypeScript reference twin)
   --gpu N|NAME                  which Vulkan adapter: N-th GPU (0-based, PCI order) or a substring of
@@ -125,7 +129,7 @@ export function scoreSettings(v: ScoreFlags) {
   for (const [k, f] of Object.entries(fields)) if (!f.trim()) throw new UsageError(`--${k}-field must name a field (default '${DEFAULT_FIELDS[k as keyof typeof DEFAULT_FIELDS]}')`);
   const verifyN = numFlag(v.verify, '--verify', { int: true, min: 0 }) ?? 0;
   return {
-    model: v.model ?? 'default',
+    model: withGgufFile(v.model, v['gguf-file']) ?? 'default',
     reverseModel: v['reverse-model'] ?? null,
     device: deviceFlag(v.device),
     forwardTemplate: v['forward-template'] !== undefined ? unescapeCli(v['forward-template']) : undefined,

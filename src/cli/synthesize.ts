@@ -40,7 +40,7 @@ Generation (as concord generate --direction reverse)
   --slots N                   sequences decoded together (default 8)
   --chunk N                   responses generated, then scored, together (default 32)
 Scoring (as concord score)
-  --model M  --device auto|webgpu|cpu|cpu-twin  --revision R  --forward-template T  --reverse-template T
+  --model M  --gguf-file F  --device auto|webgpu|cpu|cpu-twin  --revision R  --forward-template T  --reverse-template T
   --chat-template auto|none|F  --system TEXT  --max-len N  --on-overlong truncate|error (a response too long
   for its reverse prompt + --max-new-tokens: its head kept, or an error)  --cosine auto|embed|lm|off  --embed-model M
   --instruction-field F  --input-field F  --output-field F  --limit N

@@ -222,8 +222,9 @@ async function hubEmbedderFolder(name: string): Promise<string | null> {
   if (NAMES[name.toLowerCase()] || nodeMods().fs.existsSync(name)) return null;
   // Variable specifiers keep browser bundlers from pulling the Node-only downloader in.
   const names: typeof import('../hub/names.js') = await import(/* @vite-ignore */ ['..', 'hub', 'names.js'].join('/'));
-  const { id, revision } = names.splitModelSpec(name);
+  const { id, revision, file } = names.splitModelSpec(name);
   if (!id.includes('/') || !names.isRepoId(id)) return null;
+  if (file !== undefined) throw new names.HubError(`${names.shown(name)}: the sentence encoder is read from a repo's safetensors, not from one file of it (':${file}')`);
   const hub: typeof import('../hub/download.js') = await import(/* @vite-ignore */ ['..', 'hub', 'download.js'].join('/'));
   return (await hub.ensureHubModel(id, { revision })).path;
 }

@@ -26,8 +26,9 @@ import { LazyTensorMap } from '../models/hf.js';
 import type { ChunkScratch, ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from '../models/types.js';
 import { dequantize } from '../quant/dequant.js';
 import { ggmlTypeName, TYPE_LAYOUT, type GgmlType } from '../quant/types.js';
-import { toF16 } from '../util/f16.js';
-import { metaArray, metaNumber, metaString, tensorBytes, type GgufFile, type GgufTensorInfo } from './gguf.js';
+import { f32IntoF16Bits } from '../util/f16.js';
+import { DEFAULT_CHUNK_ELEMS } from './safetensors.js';
+import { metaArray, metaNumber, metaString, readableTensor, readTensorBytes, type GgufFile, type GgufTensorInfo } from './gguf.js';
 
 export const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3'] as const;
 export type GgufArch = (typeof GGUF_ARCHITECTURES)[number];
@@ -35,8 +36,11 @@ export type GgufArch = (typeof GGUF_ARCHITECTURES)[number];
 const fail = (f: GgufFile, why: string, tensor?: string): ModelFileError => new ModelFileError(`${f.path}: ${why}`, f.path, tensor);
 
 /**
- * A canonical tensor in a GGUF file: rows [rowStart, rowStart + rows) of a file tensor, read and
- * dequantized on demand. `ggmlType` and `rawBytes()` give the stored blocks (for quantized kernels).
+ * A canonical tensor in a GGUF file: rows [rowStart, rowStart + rows) of a file tensor, read by
+ * offset and dequantized on demand. `ggmlType`, `rawLength` and `readRaw()` give the stored blocks
+ * (quantized kernels; src/models/weight-upload.ts streams them piece by piece). `chunks()` reads
+ * whole blocks at a time into reused buffers and dequantizes each piece, so streaming a tensor never
+ * holds it whole (issue 24: host memory bounded).
  */
 export class GgufTensorRef implements TensorRef {
   readonly length: number;
@@ -46,23 +50,41 @@ export class GgufTensorRef implements TensorRef {
   get ggmlType(): number { return this.info.type; }
   get sourceBytes(): number { return Math.round(this.info.bytes * (this.length / this.info.elems)); }
   get file(): string { return this.f.path; }
-  get sourceOrder(): number { return this.info.offset; }
+  get sourceOrder(): number { return this.info.offset + this.rowStart * this.rowBytes; }
   get source(): string { return `${this.f.path}: ${this.info.name}`; }
+  private get rowBytes(): number { return this.info.bytes / (this.info.elems / this.info.ne[0]); }
+  /** Bytes of the stored blocks of the rows this ref covers. */
+  get rawLength(): number { return this.rows * this.rowBytes; }
+  /** out.length bytes of the stored blocks of these rows, from byte `start` of them, into out. */
+  readRaw(start: number, out: Uint8Array): Uint8Array {
+    if (start + out.length > this.rawLength) throw new ModelFileError(`${this.source}: bytes ${start}..${start + out.length} of rows ${this.rowStart}.. asked for, past ${this.rawLength}`, this.f.path, this.info.name);
+    return readTensorBytes(this.f, this.info.name, this.rowStart * this.rowBytes + start, out);
+  }
   /** The stored blocks of the rows this ref covers. */
   rawBytes(): Uint8Array {
-    const all = tensorBytes(this.f, this.info.name);
-    const rowBytes = this.info.bytes / (this.info.elems / this.info.ne[0]);
-    return this.rowStart === 0 && this.length === this.info.elems ? all : all.slice(this.rowStart * rowBytes, (this.rowStart + this.rows) * rowBytes);
+    return this.readRaw(0, new Uint8Array(this.rawLength));
   }
   read(): Float32Array {
     return dequantize(this.info.type as GgmlType, this.rawBytes(), this.length);
   }
-  *chunks(to: ChunkTarget, maxElems = 1 << 22, _scratch?: ChunkScratch): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
-    const all = this.read();
-    const per = Math.max(2, maxElems) & ~1;
-    for (let off = 0; off < all.length; off += per) {
-      const part = all.subarray(off, off + per);
-      yield { data: to === 'f16' ? toF16(part) : part, offset: off };
+  *chunks(to: ChunkTarget, maxElems = DEFAULT_CHUNK_ELEMS, scratch: ChunkScratch = {}): Generator<{ data: Float32Array | Uint16Array; offset: number }> {
+    const { type } = readableTensor(this.f, this.info.name);
+    const { blockElems, blockBytes } = TYPE_LAYOUT[type];
+    const unit = blockElems % 2 ? 2 * blockElems : blockElems; // whole blocks, an even count (f16 chunks stay 4-byte multiples)
+    const per = Math.min(Math.max(unit, Math.floor(maxElems / unit) * unit), Math.ceil(this.length / unit) * unit);
+    const rawPer = (per / blockElems) * blockBytes;
+    const buf = (k: 'raw' | 'conv' | 'f32', bytes: number) => (scratch[k] && scratch[k].byteLength >= bytes ? scratch[k] : (scratch[k] = new ArrayBuffer(bytes)));
+    const raw = new Uint8Array(buf('raw', rawPer), 0, rawPer);
+    const f32 = new Float32Array(buf('f32', per * 4), 0, per);
+    const half = to === 'f16' ? new Uint16Array(buf('conv', per * 2), 0, per) : null;
+    for (let off = 0; off < this.length; off += per) {
+      const n = Math.min(per, this.length - off);
+      const bytes = this.readRaw((off / blockElems) * blockBytes, raw.subarray(0, (n / blockElems) * blockBytes));
+      const x = dequantize(type, bytes, n, f32.subarray(0, n));
+      if (!half) { yield { data: x, offset: off }; continue; }
+      const h = half.subarray(0, n);
+      f32IntoF16Bits(x, h);
+      yield { data: h, offset: off };
     }
   }
 }

@@ -81,26 +81,40 @@ export async function readGguf(path: string): Promise<GgufFile> {
   return { path, version, alignment, fileSize, dataOffset, metadata, tensors };
 }
 
-/** A tensor's raw bytes (its ggml blocks). Throws, naming the tensor, for a type concord cannot read. */
-export function tensorBytes(f: GgufFile, name: string): Uint8Array {
+/** A tensor's info, or a ModelFileError naming it when it is missing or of a type concord cannot read. */
+export function readableTensor(f: GgufFile, name: string): GgufTensorInfo & { type: GgmlType } {
   const t = f.tensors.get(name);
   if (!t) throw fail(f.path, `missing tensor '${name}'`, name);
   if (!isReadableType(t.type)) {
     throw fail(f.path, `tensor '${name}' has type ${ggmlTypeName(t.type)}; concord reads ${READABLE_TYPES.join(', ')} (requantize the model, e.g. to Q8_0 or Q4_K_M)`, name);
   }
-  const out = new Uint8Array(t.bytes);
+  return t as GgufTensorInfo & { type: GgmlType };
+}
+
+/**
+ * out.length bytes of a tensor's stored blocks from byte `start` of its data, read by offset into
+ * `out` (streaming reads it piece by piece into reused buffers). Returns out.
+ */
+export function readTensorBytes(f: GgufFile, name: string, start: number, out: Uint8Array): Uint8Array {
+  const t = readableTensor(f, name);
+  if (start < 0 || start + out.length > t.bytes) throw fail(f.path, `tensor '${name}': bytes ${start}..${start + out.length} asked for, past its ${t.bytes} bytes`, name);
   const fd = openSync(f.path, 'r');
   try {
     let done = 0;
-    while (done < t.bytes) {
-      const n = readSync(fd, out, done, t.bytes - done, t.offset + done);
-      if (n === 0) throw fail(f.path, `truncated: tensor '${name}' ends at byte ${t.offset + t.bytes} but the file ends at byte ${t.offset + done}`, name);
+    while (done < out.length) {
+      const n = readSync(fd, out, done, out.length - done, t.offset + start + done);
+      if (n === 0) throw fail(f.path, `truncated: tensor '${name}' ends at byte ${t.offset + t.bytes} but the file ends at byte ${t.offset + start + done}`, name);
       done += n;
     }
   } finally {
     closeSync(fd);
   }
   return out;
+}
+
+/** A tensor's raw bytes (its ggml blocks). Throws, naming the tensor, for a type concord cannot read. */
+export function tensorBytes(f: GgufFile, name: string): Uint8Array {
+  return readTensorBytes(f, name, 0, new Uint8Array(readableTensor(f, name).bytes));
 }
 
 /** A tensor dequantized to f32 (ggml's values, src/quant/dequant.ts). */

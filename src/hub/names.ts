@@ -54,9 +54,16 @@ export function checkRepoFileName(name: string, from: string): string {
   return name;
 }
 
-/** 'Org/Name@rev' → { id, revision }; the '@rev' part is optional. */
-export function splitModelSpec(spec: string): { id: string; revision?: string } {
-  const at = spec.indexOf('@');
-  if (at < 0) return { id: spec };
-  return { id: spec.slice(0, at), revision: spec.slice(at + 1) };
+/**
+ * 'Org/Name[@rev][:FILE]' → { id, revision?, file? }. FILE is one file of the repo (a GGUF file:
+ * `--gguf-file FILE` says the same); neither a repo id nor a git ref name may hold ':', so the first
+ * ':' ends the id. A Windows drive path ('C:\\…', 'C:/…') is left whole.
+ */
+export function splitModelSpec(spec: string): { id: string; revision?: string; file?: string } {
+  const colon = /^[A-Za-z]:[\\/]/.test(spec) ? -1 : spec.indexOf(':');
+  const head = colon < 0 ? spec : spec.slice(0, colon);
+  const file = colon < 0 ? undefined : spec.slice(colon + 1);
+  const at = head.indexOf('@');
+  const r = at < 0 ? { id: head } : { id: head.slice(0, at), revision: head.slice(at + 1) };
+  return file === undefined ? r : { ...r, file };
 }

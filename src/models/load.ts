@@ -7,6 +7,8 @@
 //   a hub id ('Qwen/Qwen3-0.6B',  → its snapshot in the Hugging Face cache, downloaded on first use
 //    'Org/Name@rev')                (src/hub/; only when no such file or folder exists; the sync
 //                                   resolveModel() reads the cache only, ./hf-cache.ts)
+//   'Org/Name[@rev]:FILE.gguf'    → that one GGUF file of the repo, downloaded alone (`--gguf-file FILE`
+//                                   with --model Org/Name says the same: withGgufFile)
 // The models dir is src/env.ts modelsDir(): <package root>/models, or CONCORD_MODELS_DIR.
 
 import { existsSync, statSync } from 'node:fs';
@@ -19,7 +21,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
 import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
-import { splitModelSpec } from '../hub/names.js';
+import { checkRepoFileName, splitModelSpec } from '../hub/names.js';
 import { loadLlama2c } from './llama2c.js';
 import { readGguf } from '../formats/gguf.js';
 import { loadGgufWeights } from '../formats/gguf-model.js';
@@ -60,13 +62,21 @@ export function resolveModel(pathOrName: string, opts: { revision?: string } = {
   if (opts.revision !== undefined && (named !== undefined || existsSync(resolve(pathOrName)))) {
     throw new UsageError(`model '${pathOrName}': --revision applies to a model id in the Hugging Face cache, not to a local file or folder`);
   }
-  if (named === undefined && !existsSync(resolve(pathOrName)) && looksLikeModelId(pathOrName)) {
+  const spec = named === undefined && !existsSync(resolve(pathOrName)) ? splitModelSpec(pathOrName) : null;
+  const hubFile = spec?.file !== undefined && spec.revision === undefined && looksLikeModelId(spec.id) ? ggufFileOf(pathOrName, spec.id, spec.file) : undefined;
+  if (spec && (looksLikeModelId(pathOrName) || hubFile !== undefined)) {
+    const id = hubFile !== undefined ? spec.id : pathOrName;
     let cached;
     try {
-      cached = resolveCachedModel(pathOrName, { revision: opts.revision });
+      cached = resolveCachedModel(id, { revision: opts.revision });
     } catch (e) {
       if (!(e instanceof HfCacheError)) throw e;
       throw new HfCacheError(`${e.message}; nor is there a file or folder ${resolve(pathOrName)}`);
+    }
+    if (hubFile !== undefined) {
+      const p = join(cached.path, ...hubFile.split('/'));
+      if (!existsSync(p)) throw new HfCacheError(`model '${pathOrName}': the cached snapshot ${cached.path} has no ${hubFile}`);
+      return { format: 'gguf', path: p, hubId: `${hubLabel(id, cached.revision, cached.commit)}:${hubFile}` };
     }
     const r = resolveModel(cached.path);
     return { ...r, hubId: hubLabel(pathOrName, cached.revision, cached.commit) };
@@ -96,6 +106,30 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
   return llama2cTokenizer(path, vocabSize);
 }
 
+/** The FILE of 'Org/Name[@rev]:FILE': a .gguf name (checked as a repo file name by src/hub). */
+function ggufFileOf(spec: string, id: string, file: string): string {
+  if (!/\.gguf$/i.test(file)) throw new UsageError(`model '${spec}': after ':' give one .gguf file of the repo (e.g. ${id}:model.Q4_K_M.gguf), got '${file}'`);
+  return checkRepoFileName(file, `model '${spec}'`);
+}
+
+/**
+ * `--model M --gguf-file F` as one model spec, 'M:F' (docs/gguf.md "From the Hugging Face Hub"). A
+ * usage error when F is empty, when there is no M, when M is a local file or folder or a named model
+ * (a local .gguf file is given as --model itself), or when M names another file already.
+ */
+export function withGgufFile(model: string | undefined, ggufFile: string | undefined, flag = '--gguf-file'): string | undefined {
+  if (ggufFile === undefined) return model;
+  if (ggufFile === '') throw new UsageError(`${flag} needs a file name (one GGUF file of the model's Hub repo)`);
+  if (model === undefined) throw new UsageError(`${flag} needs --model Org/Name (the Hub repo that holds ${ggufFile})`);
+  if (NAMED_MODELS[model] !== undefined || existsSync(resolve(model))) {
+    throw new UsageError(`${flag} picks a file of a Hub model id, and '${model}' is a local model; give a local .gguf file itself as --model`);
+  }
+  const { id, file } = splitModelSpec(model);
+  if (!looksLikeModelId(id)) throw new UsageError(`${flag}: '${model}' is neither a Hub model id (Org/Name) nor a file or folder here`);
+  if (file !== undefined && file !== ggufFile) throw new UsageError(`--model ${model} names the file '${file}' but ${flag} says '${ggufFile}'; give one`);
+  return file !== undefined ? model : `${model}:${ggufFile}`;
+}
+
 const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;
 
 /**
@@ -103,15 +137,17 @@ const hubLabel = (id: string, revision: string, commit: string): string => `${id
  * (src/hub/ensureHubModel: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 — docs/hub.md).
  */
 export async function resolveModelSource(pathOrName: string, opts: { revision?: string } = {}): Promise<{ format: ModelFormat; path: string; hubId?: string }> {
-  const { id, revision: atRev } = splitModelSpec(pathOrName);
+  const { id, revision: atRev, file } = splitModelSpec(pathOrName);
   const local = NAMED_MODELS[pathOrName] !== undefined || existsSync(resolve(pathOrName));
   if (local || !looksLikeModelId(id)) return resolveModel(pathOrName, opts);
   if (atRev !== undefined && opts.revision !== undefined && atRev !== opts.revision) {
     throw new UsageError(`model '${pathOrName}' names revision '${atRev}' but --revision says '${opts.revision}'; give one`);
   }
+  const ggufFile = file === undefined ? undefined : ggufFileOf(pathOrName, id, file);
   const { ensureHubModel } = await import('../hub/download.js');
-  const m = await ensureHubModel(id, { revision: atRev ?? opts.revision });
-  return { ...resolveModel(m.path), hubId: hubLabel(id, m.revision, m.commit) };
+  const m = await ensureHubModel(id, { revision: atRev ?? opts.revision, ggufFile });
+  const label = hubLabel(id, m.revision, m.commit);
+  return { ...resolveModel(m.path), hubId: ggufFile === undefined ? label : `${label}:${ggufFile}` };
 }
 
 /** Load weights (canonical names, f32) and the model's tokenizer. */
@@ -128,6 +164,7 @@ export async function loadWeights(pathOrName = 'default', opts: LoadOptions = {}
     const f = await readGguf(path);
     const w = loadGgufWeights(f, { lazy: opts.lazy });
     const tokenizer = opts.tokenizer ? tokenizerAt(opts.tokenizer) : ggufTokenizer(f);
+    if (hubId) w.config.name = w.config.name.split(path).join(hubId);
     return { ...w, tokenizer, format, path };
   }
   const header = readLlama2cHeader(path);

@@ -94,7 +94,7 @@ export interface LoadedWeights {
 }
 
 /** Chunk buffers reused across TensorRef.chunks() calls (one consumer at a time). */
-export interface ChunkScratch { raw?: ArrayBuffer; conv?: ArrayBuffer }
+export interface ChunkScratch { raw?: ArrayBuffer; conv?: ArrayBuffer; f32?: ArrayBuffer }
 
 /** The storage type a streamed chunk is converted to. */
 export type ChunkTarget = 'f16' | 'f32';
