@@ -19,7 +19,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
 import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
-import { splitModelSpec } from '../hub/names.js';
+import { hubLabel, splitModelSpec } from '../hub/names.js';
 import { loadLlama2c } from './llama2c.js';
 import { readGguf } from '../formats/gguf.js';
 import { loadGgufWeights } from '../formats/gguf-model.js';
@@ -95,8 +95,6 @@ function tokenizerAt(path: string, vocabSize?: number): TextTokenizer {
   if (path.endsWith('tokenizer.json')) return loadHfTokenizer(dirname(path));
   return llama2cTokenizer(path, vocabSize);
 }
-
-const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;
 
 /**
  * resolveModel, with Hub ids ('Org/Name', 'Org/Name@rev') downloaded into the cache on first use
