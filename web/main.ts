@@ -94,6 +94,11 @@ function modelSpec(): ModelSpec {
     if (!m || !t) throw new Error('choose both the checkpoint (model.bin) and its tokenizer.bin');
     return { kind: 'llama2c-files', name: `${m.name} (llama2.c)`, model: m, tokenizer: t };
   }
+  if (choice === 'hub') {
+    const spec = $<HTMLInputElement>('hub-id').value.trim();
+    if (!spec) throw new Error('type a Hub model id (Org/Name or Org/Name@revision)');
+    return { kind: 'hub', name: spec, spec, endpoint: $<HTMLInputElement>('hub-endpoint').value.trim() };
+  }
   if (choice === 'hf') {
     const list = [...($<HTMLInputElement>('hf-folder').files ?? [])];
     if (list.length === 0) throw new Error('choose a Hugging Face model folder');
@@ -455,6 +460,12 @@ function download(which: 'kept' | 'dropped'): void {
 
 // ---- wiring ---------------------------------------------------------------------------------------
 
+// ?hub=Org/Name[@rev]&endpoint=<url>: a model by Hub id, chosen and filled in (endpoint as HF_ENDPOINT).
+if (params.get('hub')) {
+  $<HTMLInputElement>('hub-id').value = params.get('hub')!;
+  document.querySelector<HTMLInputElement>('input[name=model][value=hub]')!.checked = true;
+}
+if (params.get('endpoint')) $<HTMLInputElement>('hub-endpoint').value = params.get('endpoint')!;
 document.querySelectorAll<HTMLInputElement>('input[name=model]').forEach((r) => r.addEventListener('change', updateModelInputs));
 updateModelInputs();
 void checkDefaultModel();
