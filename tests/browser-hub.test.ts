@@ -141,6 +141,11 @@ describe('the browser demo loads a model by Hub id', () => {
     expect(count('resolve')).toBe(needed.length);
     expect(count('cdn')).toBe(needed.filter((f) => f.endsWith('.safetensors')).length);
     expect(hub.log.some((l) => l.url.includes('README'))).toBe(false);
+    // Progress: a status line per downloaded file as its bytes arrive, then what was loaded.
+    const statuses = async () => page.evaluate(() => (window as unknown as { concordDemo: { statusLog: string[] } }).concordDemo.statusLog);
+    const log1 = await statuses();
+    for (const f of needed) expect(log1.some((l) => l.startsWith(`downloading tiny/qwen/${f}: `)), f).toBe(true);
+    expect(log1).toContain(`tiny/qwen@main=cccccccccccc: ${needed.length} files, ${(needed.reduce((a, f) => a + statSync(join(qwenDir, f)).size, 0) / 1e6).toFixed(1)} MB (${needed.length} downloaded)`);
 
     // A reload: the same scores, and only the model API was asked (where main points).
     hub.log = [];
@@ -152,7 +157,9 @@ describe('the browser demo loads a model by Hub id', () => {
     if (again.error) throw new Error(`the page's second run failed: ${again.error}`);
     expect(worstDiff(again.pairs!, cli.slice(0, 3), 'reload')).toBeLessThanOrEqual(TOL);
     expect(hub.log.filter((l) => l.method !== 'OPTIONS').map((l) => `${l.method} ${l.url.split('?')[0]}`)).toEqual(['GET /api/models/tiny/qwen/revision/main']);
-    expect(await page.textContent('#progress-text')).not.toContain('downloading');
+    const log2 = await statuses();
+    expect(log2.some((l) => l.startsWith('downloading'))).toBe(false);
+    expect(log2.some((l) => l.endsWith('(all from the browser cache)'))).toBe(true);
     await page.close();
   }, 600_000);
 

@@ -42,6 +42,8 @@ let filter: FilterResult | null = null;
 let info: RunInfo | null = null;
 let sortKey: string | null = null;
 let sortDesc = true;
+/** The status lines of the current run (model download and load progress), for tests and the console. */
+let statusLog: string[] = [];
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const send = (m: ToWorker) => worker.postMessage(m);
@@ -184,6 +186,7 @@ function startRun(device: 'webgpu' | 'cpu'): void {
   }
   runId++;
   running = true;
+  statusLog = [];
   pairs = [];
   filter = null;
   info = null;
@@ -210,6 +213,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   if (m.run !== runId) return;
   if (m.type === 'status') {
     $('progress-text').textContent = m.text;
+    statusLog.push(m.text);
   } else if (m.type === 'progress') {
     const p = m.progress;
     const rate = p.done / Math.max(p.elapsedMs / 1000, 1e-9);
@@ -523,6 +527,7 @@ send({ type: 'probe' });
   get filter() { return filter; },
   get info() { return info; },
   get probe() { return probe; },
+  get statusLog() { return statusLog; },
   /** the "propose instructions" view (web/propose.ts) */
   propose: proposeView,
   /** Page coordinates of pair i's point in the scatter (null when not plotted). */

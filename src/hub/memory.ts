@@ -74,7 +74,13 @@ async function download(http: HubHttp, id: string, commit: string, file: string,
     if (r.status !== 200 || !r.body) throw new HubError(`${what}: HTTP ${r.status} where the file's bytes were expected`);
     const got = r.headers.get('x-repo-commit');
     if (got !== null && got !== commit) throw new HubError(`${what}: the server answered for commit ${shown(got)}, not ${commit}; refused`);
-    const out = new Uint8Array(meta.size);
+    let out: Uint8Array<ArrayBuffer>;
+    try {
+      out = new Uint8Array(meta.size);
+    } catch {
+      await r.body.cancel();
+      throw new HubError(`${what}: ${meta.size} bytes do not fit in memory here; refused`);
+    }
     let have = 0;
     try {
       for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
