@@ -154,3 +154,16 @@ test('the composition root (src/pipeline/create.ts) imports the model and encode
   const closure = staticClosure(path.join(ROOT, 'src/pipeline/create.ts'));
   expect([...closure].some((f) => bareImportsOf(f).some((s) => NODE_ONLY.test(s)))).toBe(true);
 });
+
+test('the bytes-based loaders and the page\'s Hub client (HF loader, safetensors, tokenizer, files, src/hub/memory.ts) reach no Node module', () => {
+  const rel = (f: string) => path.relative(ROOT, f).split(path.sep).join('/');
+  const entries = ['src/models/hf.ts', 'src/formats/safetensors.ts', 'src/formats/files.ts', 'src/tokenizer/hf.ts', 'src/hub/memory.ts', 'src/hub/select.ts', 'src/hub/api.ts', 'src/hub/http.ts', 'src/hub/names.ts'];
+  const closure = new Set(entries.flatMap((e) => [...staticClosure(path.join(ROOT, e))]));
+  const offenders = [...closure].flatMap((f) => bareImportsOf(f).filter((s) => NODE_ONLY.test(s)).map((s) => `${rel(f)} → ${s}`));
+  expect(offenders).toEqual([]);
+  // The Node layers (the disk cache, settings from the environment) stay out of it.
+  for (const m of ['src/hub/download.ts', 'src/hub/blob.ts', 'src/hub/settings.ts', 'src/hub/snapshot.ts', 'src/models/load.ts']) expect(closure.has(path.join(ROOT, m)), m).toBe(false);
+  // …and the page's model source reaches them through this closure, not a copy.
+  const web = staticClosure(path.join(ROOT, 'web/model-source.ts'));
+  for (const m of ['src/models/hf.ts', 'src/tokenizer/hf.ts', 'src/formats/files.ts']) expect(web.has(path.join(ROOT, m)), m).toBe(true);
+});

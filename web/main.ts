@@ -42,6 +42,8 @@ let filter: FilterResult | null = null;
 let info: RunInfo | null = null;
 let sortKey: string | null = null;
 let sortDesc = true;
+/** The status lines of the current run (model download and load progress), for tests and the console. */
+let statusLog: string[] = [];
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const send = (m: ToWorker) => worker.postMessage(m);
@@ -93,6 +95,11 @@ function modelSpec(): ModelSpec {
     const t = $<HTMLInputElement>('l2c-tokenizer').files?.[0];
     if (!m || !t) throw new Error('choose both the checkpoint (model.bin) and its tokenizer.bin');
     return { kind: 'llama2c-files', name: `${m.name} (llama2.c)`, model: m, tokenizer: t };
+  }
+  if (choice === 'hub') {
+    const spec = $<HTMLInputElement>('hub-id').value.trim();
+    if (!spec) throw new Error('type a Hub model id (Org/Name or Org/Name@revision)');
+    return { kind: 'hub', name: spec, spec, endpoint: $<HTMLInputElement>('hub-endpoint').value.trim() };
   }
   if (choice === 'hf') {
     const list = [...($<HTMLInputElement>('hf-folder').files ?? [])];
@@ -179,6 +186,7 @@ function startRun(device: 'webgpu' | 'cpu'): void {
   }
   runId++;
   running = true;
+  statusLog = [];
   pairs = [];
   filter = null;
   info = null;
@@ -205,6 +213,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   if (m.run !== runId) return;
   if (m.type === 'status') {
     $('progress-text').textContent = m.text;
+    statusLog.push(m.text);
   } else if (m.type === 'progress') {
     const p = m.progress;
     const rate = p.done / Math.max(p.elapsedMs / 1000, 1e-9);
@@ -455,6 +464,12 @@ function download(which: 'kept' | 'dropped'): void {
 
 // ---- wiring ---------------------------------------------------------------------------------------
 
+// ?hub=Org/Name[@rev]&endpoint=<url>: a model by Hub id, chosen and filled in (endpoint as HF_ENDPOINT).
+if (params.get('hub')) {
+  $<HTMLInputElement>('hub-id').value = params.get('hub')!;
+  document.querySelector<HTMLInputElement>('input[name=model][value=hub]')!.checked = true;
+}
+if (params.get('endpoint')) $<HTMLInputElement>('hub-endpoint').value = params.get('endpoint')!;
 document.querySelectorAll<HTMLInputElement>('input[name=model]').forEach((r) => r.addEventListener('change', updateModelInputs));
 updateModelInputs();
 void checkDefaultModel();
@@ -512,6 +527,7 @@ send({ type: 'probe' });
   get filter() { return filter; },
   get info() { return info; },
   get probe() { return probe; },
+  get statusLog() { return statusLog; },
   /** the "propose instructions" view (web/propose.ts) */
   propose: proposeView,
   /** Page coordinates of pair i's point in the scatter (null when not plotted). */

@@ -1,9 +1,13 @@
 // Models from bytes (the browser has no file system): a llama2.c checkpoint + tokenizer.bin given as
 // ArrayBuffers, parsed by the loaders' own browser-safe entry points (parseLlama2c,
-// llama2cTokenizerFromBytes), so the page and the CLI read a checkpoint the same way.
+// llama2cTokenizerFromBytes); a Hugging Face folder's files through loadHfFiles /
+// hfTokenizerFromFiles — so the page and the CLI read a model the same way.
 
+import { memoryFiles } from '../src/formats/files.js';
+import { loadHfFiles } from '../src/models/hf.js';
 import { parseLlama2c } from '../src/models/llama2c.js';
 import type { LoadedWeights } from '../src/models/types.js';
+import { hfTokenizerFromFiles } from '../src/tokenizer/hf.js';
 import { llama2cTokenizerFromBytes } from '../src/tokenizer/llama2c.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 
@@ -20,14 +24,16 @@ export function llama2cModelFromBytes(model: ArrayBuffer, tokenizer: ArrayBuffer
 }
 
 /**
- * A Hugging Face model folder (config.json, *.safetensors, tokenizer.json, ...) from the files a
- * folder input gave, keyed by name within the folder. Waits for bytes-based entry points in
- * src/models/hf.ts and safetensors.ts (config from parsed JSON, tensors from ArrayBuffers); until
- * then the page says so instead of failing somewhere deeper.
+ * A Hugging Face model folder (config.json, *.safetensors, tokenizer.json, ...) from its files'
+ * bytes, keyed by name within the folder (a chosen folder, or a Hub download), loaded by the CLI's
+ * own loader through src/formats/files.ts memoryFiles. `lazy`: leave the tensors in their bytes
+ * for the GPU upload to stream (as the CLI does on WebGPU).
  */
-export async function hfModelFromFiles(files: Map<string, ArrayBuffer>, name: string): Promise<ModelBytes> {
+export function hfModelFromFiles(files: Map<string, ArrayBuffer | Uint8Array>, name: string, opts: { lazy?: boolean } = {}): ModelBytes {
   const missing = ['config.json', 'tokenizer.json'].filter((f) => !files.has(f));
   if (missing.length) throw new Error(`${name}: the folder has no ${missing.join(' or ')}`);
   if (![...files.keys()].some((f) => f.endsWith('.safetensors'))) throw new Error(`${name}: the folder has no .safetensors weights`);
-  throw new Error(`${name}: Hugging Face folders cannot be loaded in the browser yet (the HF loader reads from disk only); use a llama2.c checkpoint + tokenizer.bin`);
+  const mf = memoryFiles(name, files);
+  const tokenizer = hfTokenizerFromFiles(mf);
+  return { weights: loadHfFiles(mf, tokenizer, { lazy: opts.lazy }), tokenizer };
 }

@@ -9,7 +9,9 @@ export type ModelSpec =
   /** The user's llama2.c files. */
   | { kind: 'llama2c-files'; name: string; model: File; tokenizer: File }
   /** The user's Hugging Face folder: [path within the folder, file]. */
-  | { kind: 'hf-files'; name: string; files: [string, File][] };
+  | { kind: 'hf-files'; name: string; files: [string, File][] }
+  /** A model by Hub id ('Org/Name' or 'Org/Name@revision') from an endpoint (the Hub or a mirror), via web/hub.ts. */
+  | { kind: 'hub'; name: string; spec: string; endpoint: string };
 
 /** The sentence encoder for the cosine (the CLI's --cosine auto): an ONNX folder served at this URL
  *  (model_q4.onnx + its external data, tokenizer.json, tokenizer_config.json, config.json). */

@@ -5,6 +5,7 @@ import { registerShaders } from '../src/gpu/shaders.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { ENCODER_FILES, encoderExternalFiles, openEncoder, openModel, proposeInstructions, scoreRecords, type Device } from './engine.js';
 import type { Embedder } from '../src/encoder/index.js';
+import { hubModel } from './hub.js';
 import { hfModelFromFiles, llama2cModelFromBytes, type ModelBytes } from './model-source.js';
 import type { EncoderSpec, FromWorker, GpuProbe, ModelSpec, ToWorker } from './protocol.js';
 
@@ -53,7 +54,24 @@ async function fetchBytes(url: string, what: string, run: number): Promise<Array
   return out.buffer;
 }
 
-async function modelBytes(spec: ModelSpec, run: number): Promise<ModelBytes> {
+const mb = (n: number) => (n / 1e6).toFixed(1);
+
+/** A model by Hub id: from the browser's cache or downloaded (web/hub.ts), with a status line as bytes arrive. */
+async function hubBytes(spec: Extract<ModelSpec, { kind: 'hub' }>, run: number, lazy: boolean): Promise<ModelBytes> {
+  post({ type: 'status', run, text: `asking ${spec.endpoint} for ${spec.spec}` });
+  let lastPost = 0;
+  const m = await hubModel(spec.spec, spec.endpoint, (p) => {
+    if (p.bytesDone < p.bytesTotal && performance.now() - lastPost < 150) return;
+    lastPost = performance.now();
+    post({ type: 'status', run, text: `downloading ${p.file}: ${mb(p.bytesDone)} / ${mb(p.bytesTotal)} MB` });
+  });
+  const total = [...m.files.values()].reduce((a, b) => a + b.byteLength, 0);
+  post({ type: 'status', run, text: `${m.label}: ${m.files.size} files, ${mb(total)} MB (${m.downloaded.length ? `${m.downloaded.length} downloaded` : 'all from the browser cache'})` });
+  return hfModelFromFiles(m.files, m.label, { lazy });
+}
+
+async function modelBytes(spec: ModelSpec, run: number, device: Device): Promise<ModelBytes> {
+  if (spec.kind === 'hub') return hubBytes(spec, run, device === 'webgpu');
   if (spec.kind === 'url') {
     const [m, t] = [await fetchBytes(spec.model, 'model', run), await fetchBytes(spec.tokenizer, 'tokenizer', run)];
     return llama2cModelFromBytes(m, t, spec.name);
@@ -64,7 +82,7 @@ async function modelBytes(spec: ModelSpec, run: number): Promise<ModelBytes> {
   }
   const files = new Map<string, ArrayBuffer>();
   for (const [path, f] of spec.files) files.set(path, await f.arrayBuffer());
-  return hfModelFromFiles(files, spec.name);
+  return hfModelFromFiles(files, spec.name, { lazy: device === 'webgpu' });
 }
 
 /** The encoder's files from its folder URL (the .onnx first: it names its external data files). */
@@ -84,6 +102,7 @@ async function encoderFromUrl(spec: EncoderSpec, run: number) {
 
 function specKey(spec: ModelSpec): string {
   if (spec.kind === 'url') return `url:${spec.model}|${spec.tokenizer}`;
+  if (spec.kind === 'hub') return `hub:${spec.endpoint}|${spec.spec}`;
   const fileKey = (f: File) => `${f.name}:${f.size}:${f.lastModified}`;
   if (spec.kind === 'llama2c-files') return `l2c:${fileKey(spec.model)}|${fileKey(spec.tokenizer)}`;
   return `hf:${spec.files.map(([p, f]) => `${p}=${fileKey(f)}`).join('|')}`;
@@ -100,9 +119,9 @@ async function ensureModel(msg: Extract<ToWorker, { type: 'score' | 'propose' }>
     cached?.encoder?.dispose();
     cached?.lm.dispose();
     cached = null;
-    const mb = await modelBytes(msg.model, run);
-    post({ type: 'status', run, text: `${device === 'webgpu' ? 'uploading weights to the GPU' : 'preparing the CPU model'}: ${mb.weights.config.name}` });
-    const lm = await openModel(mb.weights, mb.tokenizer, device);
+    const bytes = await modelBytes(msg.model, run, device);
+    post({ type: 'status', run, text: `${device === 'webgpu' ? 'uploading weights to the GPU' : 'preparing the CPU model'}: ${bytes.weights.config.name}` });
+    const lm = await openModel(bytes.weights, bytes.tokenizer, device);
     let encoder: Embedder | null = null;
     if (msg.encoder) {
       try {

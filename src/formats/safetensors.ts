@@ -4,15 +4,18 @@
 // model.safetensors.index.json: { "weight_map": { "<name>": "<shard file>" } }.
 //
 // Headers are parsed eagerly (so a bad file fails at open), tensors are read on demand and
-// converted to f32. A writer is included for tests and tools.
+// converted to f32. Bytes come through src/formats/files.ts (a file on disk, or an ArrayBuffer in
+// the browser), so this module has no static Node import: the page and the CLI share it. The
+// path-taking entry points (openSafetensors, openSafetensorsIndex, openSafetensorsFolder) are the
+// Node layer over openSafetensorsSource / openSafetensorsIndexIn / openSafetensorsIn. A writer is
+// included for tests and tools (Node).
 
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
-import { endianness } from 'node:os';
-import { dirname, join } from 'node:path';
 import { ModelFileError } from '../errors.js';
 import { isRepoFileName } from '../hub/names.js';
 import type { ChunkScratch, ChunkTarget, TensorRef } from '../models/types.js';
+import { littleEndianHost, nodeFs, nodePath } from '../tokenizer/node.js';
 import { bf16BitsIntoF32, bf16BitsToF16Bits, f16BitsIntoF32, f32IntoF16Bits, f32ToF16Bits } from '../util/f16.js';
+import { fileSource, folderFiles, type ByteReader, type ByteSource, type ModelFiles } from './files.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
@@ -27,6 +30,8 @@ export interface TensorInfo {
   /** absolute byte range in that file */
   begin: number;
   end: number;
+  /** the file's bytes */
+  src: ByteSource;
 }
 
 /** A set of named tensors, read on demand as f32. */
@@ -41,22 +46,40 @@ export interface TensorSource {
 
 export const numel = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
+/** The header of a .safetensors file on disk (Node). */
 export function parseSafetensorsHeader(path: string): { infos: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  if (!existsSync(path)) throw new Error(`${path}: safetensors file not found`);
-  if (endianness() !== 'LE') throw new Error(`${path}: safetensors data is little-endian and this machine is not`);
-  const fd = openSync(path, 'r');
+  if (!nodeFs().existsSync(path)) throw new Error(`${path}: safetensors file not found`);
+  return parseSafetensorsHeaderFrom(fileSource(path));
+}
+
+/** Fill dst from byte `pos` (positioned reads); false when the file ends first. */
+function readAll(r: ByteReader, dst: Uint8Array, pos: number): number {
+  let done = 0;
+  while (done < dst.length) {
+    const n = r.read(done === 0 ? dst : dst.subarray(done), pos + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** The header of a .safetensors file from its bytes. */
+export function parseSafetensorsHeaderFrom(src: ByteSource): { infos: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  const path = src.name;
+  if (!littleEndianHost()) throw new Error(`${path}: safetensors data is little-endian and this machine is not`);
+  const r = src.open();
   try {
-    const size = fstatSync(fd).size;
+    const size = src.size;
     if (size < 8) throw new Error(`${path}: not a safetensors file: ${size} bytes, shorter than the 8-byte header length`);
-    const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
-    const n = Number(lenBuf.readBigUInt64LE(0));
+    const lenBuf = new Uint8Array(8);
+    readAll(r, lenBuf, 0);
+    const n = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
     if (n > size - 8 || n > 100_000_000) throw new Error(`${path}: not a safetensors file (or truncated): header length ${n} exceeds the file's ${size - 8} bytes after it`);
-    const hb = Buffer.alloc(n);
-    readSync(fd, hb, 0, n, 8);
+    const hb = new Uint8Array(n);
+    readAll(r, hb, 8);
     let header: Record<string, unknown>;
     try {
-      header = JSON.parse(hb.toString('utf8'));
+      header = JSON.parse(new TextDecoder().decode(hb));
     } catch (e) {
       throw new Error(`${path}: safetensors header is not valid JSON: ${(e as Error).message}`);
     }
@@ -85,7 +108,7 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
       if (el !== undefined && numel(shape) * el !== en - b) {
         throw bad(`shape [${shape.join(', ')}] of ${e.dtype} needs ${numel(shape) * el} bytes but data_offsets [${b}, ${en}] hold ${en - b}`);
       }
-      infos.set(name, { name, dtype: e.dtype, shape, file: path, begin: dataStart + b, end: dataStart + en });
+      infos.set(name, { name, dtype: e.dtype, shape, file: path, begin: dataStart + b, end: dataStart + en, src });
     }
     // Tensors must not share bytes: overlapping ranges would load one tensor's data as another's.
     const byStart = [...infos.values()].filter((t) => t.end > t.begin).sort((a, c) => a.begin - c.begin);
@@ -97,7 +120,7 @@ export function parseSafetensorsHeader(path: string): { infos: Map<string, Tenso
     }
     return { infos, metadata };
   } finally {
-    closeSync(fd);
+    r.close();
   }
 }
 
@@ -108,22 +131,18 @@ export function checkDtype(t: TensorInfo): void {
   }
 }
 
-function openForRead(t: TensorInfo): number {
+function openForRead(t: TensorInfo): ByteReader {
   try {
-    return openSync(t.file, 'r');
+    return t.src.open();
   } catch (e) {
     throw new ModelFileError(`${t.file}: cannot open shard (holding '${t.name}'): ${(e as Error).message}`, t.file, t.name);
   }
 }
 
 /** Fill dst from the file at byte `pos` (positioned reads); a short file is a truncated shard. */
-function readFully(fd: number, t: TensorInfo, dst: Uint8Array, pos: number): void {
-  let done = 0;
-  while (done < dst.length) {
-    const n = readSync(fd, dst, done, Math.min(dst.length - done, 1 << 30), pos + done);
-    if (n === 0) throw new ModelFileError(`${t.file}: truncated shard: tensor '${t.name}' ends at byte ${t.end} but the file ends at byte ${pos + done}`, t.file, t.name);
-    done += n;
-  }
+function readFully(r: ByteReader, t: TensorInfo, dst: Uint8Array, pos: number): void {
+  const done = readAll(r, dst, pos);
+  if (done < dst.length) throw new ModelFileError(`${t.file}: truncated shard: tensor '${t.name}' ends at byte ${t.end} but the file ends at byte ${pos + done}`, t.file, t.name);
 }
 
 /** Elements per chunk of TensorRef.chunks() by default: 2 Mi (≤ 8 MiB read + 8 MiB converted). */
@@ -170,12 +189,12 @@ export class FileTensorRef implements TensorRef {
     const buf = (k: 'raw' | 'conv') => (scratch[k] && scratch[k].byteLength >= per * 4 ? scratch[k] : (scratch[k] = new ArrayBuffer(per * 4)));
     const raw = t.dtype === 'F32' ? new Float32Array(buf('raw'), 0, per) : new Uint16Array(buf('raw'), 0, per);
     const conv = same ? null : to === 'f32' ? new Float32Array(buf('conv'), 0, per) : new Uint16Array(buf('conv'), 0, per);
-    const fd = openForRead(t);
+    const rd = openForRead(t);
     try {
       for (let off = 0; off < this.length; off += per) {
         const n = Math.min(per, this.length - off);
         const src = raw.subarray(0, n);
-        readFully(fd, t, new Uint8Array(src.buffer, 0, n * el), t.begin + (this.elemBegin + off) * el);
+        readFully(rd, t, new Uint8Array(src.buffer, 0, n * el), t.begin + (this.elemBegin + off) * el);
         if (!conv) { yield { data: src, offset: off }; continue; }
         const dst = conv.subarray(0, n);
         if (t.dtype === 'F32') f32IntoF16Bits(src as Float32Array, dst as Uint16Array);
@@ -184,7 +203,7 @@ export class FileTensorRef implements TensorRef {
         yield { data: dst, offset: off };
       }
     } finally {
-      closeSync(fd);
+      rd.close();
     }
   }
 }
@@ -205,22 +224,33 @@ class InfoSource implements TensorSource {
   get(name: string): Float32Array { return readInfo(this.info(name)); }
 }
 
-/** One .safetensors file. */
+/** One .safetensors file on disk (Node). */
 export function openSafetensors(path: string): TensorSource {
   return new InfoSource(path, parseSafetensorsHeader(path).infos);
 }
 
-/** A sharded checkpoint through its model.safetensors.index.json. */
+/** One .safetensors file from its bytes. */
+export function openSafetensorsSource(src: ByteSource): TensorSource {
+  return new InfoSource(src.name, parseSafetensorsHeaderFrom(src).infos);
+}
+
+/** A sharded checkpoint on disk through its model.safetensors.index.json (Node). */
 export function openSafetensorsIndex(indexPath: string): TensorSource {
-  if (!existsSync(indexPath)) throw new Error(`${indexPath}: safetensors index not found`);
+  const { basename, dirname } = nodePath();
+  return openSafetensorsIndexIn(folderFiles(dirname(indexPath)), basename(indexPath));
+}
+
+/** A sharded checkpoint through its index file, the shards read from the same folder. */
+export function openSafetensorsIndexIn(files: ModelFiles, indexName: string): TensorSource {
+  const indexPath = files.path(indexName);
+  if (!files.has(indexName)) throw new Error(`${indexPath}: safetensors index not found`);
   let idx: { weight_map?: Record<string, string> };
   try {
-    idx = JSON.parse(readFileSync(indexPath, 'utf8'));
+    idx = JSON.parse(files.text(indexName));
   } catch (e) {
     throw new Error(`${indexPath}: not valid JSON: ${(e as Error).message}`);
   }
   if (!idx.weight_map || typeof idx.weight_map !== 'object') throw new Error(`${indexPath}: no "weight_map" object`);
-  const dir = dirname(indexPath);
   const shards = new Map<string, Map<string, TensorInfo>>();
   const infos = new Map<string, TensorInfo>();
   for (const [name, file] of Object.entries(idx.weight_map)) {
@@ -230,9 +260,9 @@ export function openSafetensorsIndex(indexPath: string): TensorSource {
       if (typeof file !== 'string' || !isRepoFileName(file)) {
         throw new ModelFileError(`${indexPath}: weight_map names shard ${JSON.stringify(file)} (for '${name}'), a path outside the model folder; refused`, indexPath, name);
       }
-      const p = join(dir, file);
-      if (!existsSync(p)) throw new ModelFileError(`${indexPath}: shard '${file}' (holding '${name}') not found at ${p}: the checkpoint is incomplete (download the missing shard)`, p, name);
-      shard = parseSafetensorsHeader(p).infos;
+      const p = files.path(file);
+      if (!files.has(file)) throw new ModelFileError(`${indexPath}: shard '${file}' (holding '${name}') not found at ${p}: the checkpoint is incomplete (download the missing shard)`, p, name);
+      shard = parseSafetensorsHeaderFrom(files.bytes(file)).infos;
       shards.set(file, shard);
     }
     const t = shard.get(name);
@@ -242,14 +272,17 @@ export function openSafetensorsIndex(indexPath: string): TensorSource {
   return new InfoSource(indexPath, infos);
 }
 
-/** The tensors of a Hugging Face folder: model.safetensors or model.safetensors.index.json. */
+/** The tensors of a Hugging Face folder on disk: model.safetensors or model.safetensors.index.json (Node). */
 export function openSafetensorsFolder(dir: string): TensorSource {
-  const index = join(dir, 'model.safetensors.index.json');
-  if (existsSync(index)) return openSafetensorsIndex(index);
-  const single = join(dir, 'model.safetensors');
-  if (existsSync(single)) return openSafetensors(single);
-  const hasBin = existsSync(join(dir, 'pytorch_model.bin')) || existsSync(join(dir, 'pytorch_model.bin.index.json'));
-  throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${hasBin ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : ''}`);
+  return openSafetensorsIn(folderFiles(dir));
+}
+
+/** The tensors of a Hugging Face folder's files: model.safetensors or model.safetensors.index.json. */
+export function openSafetensorsIn(files: ModelFiles): TensorSource {
+  if (files.has('model.safetensors.index.json')) return openSafetensorsIndexIn(files, 'model.safetensors.index.json');
+  if (files.has('model.safetensors')) return openSafetensorsSource(files.bytes('model.safetensors'));
+  const hasBin = files.has('pytorch_model.bin') || files.has('pytorch_model.bin.index.json');
+  throw new Error(`${files.dir}: no model.safetensors or model.safetensors.index.json${hasBin ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : ''}`);
 }
 
 // ---- writing (bench/gpu/bundle.ts; tests build tiny models with it) ---------------------------
@@ -287,9 +320,13 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
     off += blob.length;
   }
   let json = JSON.stringify(header);
-  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
-  const hb = Buffer.from(json, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(hb.length));
-  writeFileSync(path, Buffer.concat([len, hb, ...blobs]));
+  const utf8 = new TextEncoder();
+  while ((8 + utf8.encode(json).length) % 8 !== 0) json += ' ';
+  const hb = utf8.encode(json);
+  const out = new Uint8Array(8 + hb.length + off);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  let at = 8 + hb.length;
+  for (const b of blobs) { out.set(b, at); at += b.length; }
+  nodeFs().writeFileSync(path, out);
 }

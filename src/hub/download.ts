@@ -15,6 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HfCacheError, hfHubCache, repoFolderName, resolveCachedModel } from '../models/hf-cache.js';
 import { downloadBlob, type BlobProgress } from './blob.js';
+import { repoInfo } from './api.js';
 import { HubHttp, HubNetworkError } from './http.js';
 import { checkRepoFileName, checkRevision, HubError, isCommit, isRepoId, shown } from './names.js';
 import { hubSettings } from './settings.js';
@@ -68,24 +69,6 @@ function fromCache(id: string, revision: string, ggufFile: string | undefined, e
     throw new HubError(`${why}, and the cached snapshot ${c.path} of ${id}@${revision} lacks ${ggufFile ?? 'config.json or weights'} (an earlier download did not finish)`);
   }
   return { path: ggufFile ? join(c.path, ...ggufFile.split('/')) : c.path, commit: c.commit, revision, requests: 0, downloaded: [] };
-}
-
-/** The revision's commit and file list, from the model API (@huggingface/hub modelInfo). */
-async function repoInfo(http: HubHttp, id: string, revision: string): Promise<{ commit: string; files: string[] }> {
-  const { modelInfo, HubApiError } = await import('@huggingface/hub');
-  let info: { sha?: unknown; filePaths?: unknown; gated?: unknown };
-  try {
-    info = await modelInfo({ name: id, hubUrl: http.s.endpoint, revision, additionalFields: ['sha', 'filePaths'], fetch: http.libraryFetch });
-  } catch (e) {
-    if (e instanceof HubApiError) throw http.statusError(e.statusCode, e.statusCode === 404 && /revision/i.test(e.message) ? 'RevisionNotFound' : null, `${id}@${revision}`);
-    if (e instanceof HubError) throw e;
-    throw new HubError(`${id}@${revision}: the model API's answer could not be read (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (typeof info.sha !== 'string' || !isCommit(info.sha)) throw new HubError(`${id}@${revision}: the model API gave no commit hash (sha ${shown(String(info.sha))}); refused`);
-  if (!Array.isArray(info.filePaths)) throw new HubError(`${id}@${revision}: the model API listed no files (siblings)`);
-  if (info.gated && !http.s.token) throw http.statusError(401, 'GatedRepo', id);
-  const files = (info.filePaths as unknown[]).filter((f): f is string => typeof f === 'string' && f !== '');
-  return { commit: info.sha, files };
 }
 
 interface Fetcher { http: HubHttp; repoDir: string; commit: string; id: string; onProgress?: (p: BlobProgress) => void; downloaded: string[]; announce: () => void }

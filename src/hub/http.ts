@@ -11,11 +11,36 @@
 //  - HTTP errors become one-line HubErrors: 401/403 name the token (HF_TOKEN) and gating, 404
 //    names what was missing (X-Error-Code: RepoNotFound, RevisionNotFound, EntryNotFound).
 
+//  - in a browser (the demo), fetch follows redirects itself (a manual redirect is opaque there):
+//    the browser applies its own rules (no Authorization across origins, no https page loading http).
+// Browser-safe: no Node imports (the settings come in as an object).
+
+import { isNode } from '../env.js';
 import { HubError, isCommit, shown } from './names.js';
 import type { HubSettings } from './settings.js';
 
 /** A connection that failed (refused, unresolvable, timed out): the caller may fall back to the cache. */
 export class HubNetworkError extends HubError {}
+
+/** What the messages advise, where the CLI's advice (environment variables) does not apply. */
+export interface HubHints {
+  /** after "gated or private: " when no token was sent */
+  noToken: string;
+  /** after "(a private repo also answers 404 " */
+  private404: string;
+  /** after a network failure */
+  network: string;
+}
+
+export const CLI_HINTS: HubHints = {
+  noToken: 'set HF_TOKEN to an access token that may read it (and accept its conditions on the model page)',
+  private404: 'without HF_TOKEN',
+  network: 'set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror',
+};
+
+/** The Hub's URL of one file at one revision (each path part escaped). */
+export const resolveUrl = (endpoint: string, repoId: string, revision: string, file: string): string =>
+  `${endpoint}/${repoId}/resolve/${encodeURIComponent(revision)}/${file.split('/').map(encodeURIComponent).join('/')}`;
 
 export const MAX_REDIRECTS = 5;
 const MAX_JSON_BYTES = 32 * 2 ** 20;
@@ -33,9 +58,11 @@ export interface FileMeta {
 export class HubHttp {
   /** Requests sent so far (each redirect hop counts). */
   requests = 0;
+  /** X-Error-Code of the last answer libraryFetch passed on (the library's errors drop it). */
+  lastErrorCode: string | null = null;
   private readonly origin: string;
 
-  constructor(readonly s: HubSettings, private readonly repoId: string) {
+  constructor(readonly s: HubSettings, private readonly repoId: string, readonly hints: HubHints = CLI_HINTS) {
     this.origin = new URL(s.endpoint).origin;
   }
 
@@ -46,11 +73,11 @@ export class HubHttp {
     else headers.delete('Authorization');
     this.requests++;
     try {
-      return await fetch(url, { ...init, headers, redirect: 'manual', signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
+      return await fetch(url, { ...init, headers, redirect: isNode ? 'manual' : 'follow', signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
     } catch (e) {
       const err = e as Error & { cause?: { code?: string; message?: string } };
       const why = err.name === 'TimeoutError' || err.name === 'AbortError' ? `no answer in ${timeoutMs / 1000} s` : err.cause?.code ?? err.cause?.message ?? err.message;
-      throw new HubNetworkError(`${this.repoId}: cannot reach ${new URL(url).origin} (${why}); set HF_HUB_OFFLINE=1 to use the cache only, or HF_ENDPOINT for a mirror`);
+      throw new HubNetworkError(`${this.repoId}: cannot reach ${new URL(url).origin} (${why}); ${this.hints.network}`);
     }
   }
 
@@ -84,6 +111,7 @@ export class HubHttp {
   readonly libraryFetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const r = await this.send(url, init);
+    this.lastErrorCode = r.headers.get('x-error-code');
     const declared = Number(r.headers.get('content-length') ?? 0);
     if (declared > MAX_JSON_BYTES) throw new HubError(`${this.repoId}: ${url} answered with ${declared} bytes of metadata (more than ${MAX_JSON_BYTES}); refused`);
     let n = 0;
@@ -104,12 +132,12 @@ export class HubHttp {
   statusError(status: number, code: string | null, what: string): HubError {
     const tok = this.s.token ? `the token from ${this.s.tokenFrom}` : undefined;
     if (status === 401 || status === 403 || code === 'GatedRepo') {
-      if (!tok) return new HubError(`${what}: ${status} — ${this.repoId} is gated or private: set HF_TOKEN to an access token that may read it (and accept its conditions on the model page)`);
+      if (!tok) return new HubError(`${what}: ${status} — ${this.repoId} is gated or private: ${this.hints.noToken}`);
       return new HubError(`${what}: ${status} — ${tok} may not read ${this.repoId} (a gated model whose conditions are not accepted yet, or a token without access)`);
     }
     if (status === 404) {
       const missing = code === 'RevisionNotFound' ? 'no such revision' : code === 'EntryNotFound' ? 'no such file' : code === 'RepoNotFound' ? `no model ${this.repoId}` : 'not found';
-      return new HubError(`${what}: 404 — ${missing} on ${this.s.endpoint}${tok ? '' : ' (a private repo also answers 404 without HF_TOKEN)'}`);
+      return new HubError(`${what}: 404 — ${missing} on ${this.s.endpoint}${tok ? '' : ` (a private repo also answers 404 ${this.hints.private404})`}`);
     }
     return new HubError(`${what}: HTTP ${status} from ${this.s.endpoint}`);
   }
@@ -120,7 +148,7 @@ export class HubHttp {
    * within CONCORD_HUB_MAX_FILE_GB.
    */
   async fileMeta(commit: string, file: string): Promise<FileMeta> {
-    const url = `${this.s.endpoint}/${this.repoId}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`;
+    const url = resolveUrl(this.s.endpoint, this.repoId, commit, file);
     const r = await this.send(url, { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' } }, { stopAtOtherHost: true });
     if (r.status >= 400) throw this.statusError(r.status, r.headers.get('x-error-code'), `${this.repoId}/${file}`);
     const h = (k: string) => r.headers.get(k) ?? undefined;

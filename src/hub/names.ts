@@ -67,3 +67,19 @@ export function splitModelSpec(spec: string): { id: string; revision?: string; f
   const r = at < 0 ? { id: head } : { id: head.slice(0, at), revision: head.slice(at + 1) };
   return file === undefined ? r : { ...r, file };
 }
+
+/** An endpoint URL (HF_ENDPOINT, or the page's endpoint field): http(s), without trailing slashes. */
+export function checkEndpoint(value: string, what = 'HF_ENDPOINT'): string {
+  const v = value.trim().replace(/\/+$/, '');
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new HubError(`${what} ${JSON.stringify(v)} is not a URL`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubError(`${what} ${JSON.stringify(v)} must be an http(s) URL`);
+  return v;
+}
+
+/** How a model by Hub id is named in messages and model names: 'Org/Name@main=0123456789ab', or 'Org/Name@<commit12>' for a commit. */
+export const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;

@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { settings } from '../env.js';
-import { HubError } from './names.js';
+import { checkEndpoint, HubError } from './names.js';
 
 export interface HubSettings {
   endpoint: string;
@@ -38,15 +38,7 @@ function seconds(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
 }
 
 function endpoint(env: NodeJS.ProcessEnv): string {
-  const v = (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new HubError(`HF_ENDPOINT ${JSON.stringify(v)} is not a URL`);
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubError(`HF_ENDPOINT ${JSON.stringify(v)} must be an http(s) URL`);
-  return v;
+  return checkEndpoint(env.HF_ENDPOINT || 'https://huggingface.co');
 }
 
 function token(env: NodeJS.ProcessEnv): { token?: string; from?: string } {

@@ -14,12 +14,15 @@
 //     q|k|v [d, 3d] and is split. The LM head is tied to wte.
 //
 // Special ids: config.json, then generation_config.json, then the tokenizer (tokenizer_config.json).
+//
+// The files are read through src/formats/files.ts (ModelFiles): loadHfFiles / readHfConfigFiles
+// take a folder on disk or bytes in memory alike (the browser demo passes a chosen folder or a Hub
+// download); loadHf / readHfConfig are the Node layer that names a folder on disk.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { ModelConfigError, ModelFileError } from '../errors.js';
-import { DEFAULT_CHUNK_ELEMS, FileTensorRef, openSafetensorsFolder, type TensorSource } from '../formats/safetensors.js';
+import { folderFiles, type ModelFiles } from '../formats/files.js';
+import { DEFAULT_CHUNK_ELEMS, FileTensorRef, openSafetensorsIn, type TensorSource } from '../formats/safetensors.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { toF16 } from '../util/f16.js';
 import type { ChunkScratch, ChunkTarget, LoadedWeights, ModelConfig, TensorMap, TensorRef } from './types.js';
@@ -32,10 +35,11 @@ export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 type Json = Record<string, unknown>;
 
-function readJsonFile(path: string): Json {
+function readJsonFile(files: ModelFiles, name: string): Json {
+  const path = files.path(name);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = files.text(name);
   } catch (e) {
     throw new ModelConfigError(`${path}: cannot read: ${(e as Error).message}`);
   }
@@ -64,11 +68,17 @@ export interface HfModelInfo {
   raw: Json;
 }
 
-/** Parse config.json (+ generation_config.json) of a folder into a ModelConfig. */
+/** Parse config.json (+ generation_config.json) of a folder on disk into a ModelConfig (Node). */
 export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInfo {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new ModelConfigError(`${dir}: no config.json (not a Hugging Face model folder)`);
-  const raw = readJsonFile(path);
+  return readHfConfigFiles(folderFiles(dir), tokenizer);
+}
+
+/** Parse config.json (+ generation_config.json) of a folder's files into a ModelConfig. */
+export function readHfConfigFiles(files: ModelFiles, tokenizer?: TextTokenizer): HfModelInfo {
+  const dir = files.dir;
+  const path = files.path('config.json');
+  if (!files.has('config.json')) throw new ModelConfigError(`${dir}: no config.json (not a Hugging Face model folder)`);
+  const raw = readJsonFile(files, 'config.json');
   const archs = Array.isArray(raw.architectures) ? (raw.architectures as string[]) : [];
   const architecture = archs.find((a) => (SUPPORTED_ARCHITECTURES as readonly string[]).includes(a)) as HfArchitecture | undefined;
   if (!architecture) {
@@ -83,8 +93,7 @@ export function readHfConfig(dir: string, tokenizer?: TextTokenizer): HfModelInf
   };
   const unsupported = (what: string) => new Error(`${path}: ${architecture} with ${what} is not supported`);
 
-  const genPath = join(dir, 'generation_config.json');
-  const gen = existsSync(genPath) ? readJsonFile(genPath) : {};
+  const gen = files.has('generation_config.json') ? readJsonFile(files, 'generation_config.json') : {};
   const special = (key: 'bos' | 'eos' | 'pad', fromTok: number | null | undefined): number | null => {
     const a = idField(raw[`${key}_token_id`]);
     if (a !== undefined && a !== null) return a;
@@ -501,10 +510,15 @@ export interface LoadHfOptions {
   lazy?: boolean;
 }
 
-/** Load a Hugging Face folder. `tokenizer` supplies special ids that config.json leaves out. */
+/** Load a Hugging Face folder on disk (Node). `tokenizer` supplies special ids that config.json leaves out. */
 export function loadHf(dir: string, tokenizer?: TextTokenizer, opts: LoadHfOptions = {}): LoadedWeights {
-  const { config, architecture } = readHfConfig(dir, tokenizer);
-  const src = openSafetensorsFolder(dir);
+  return loadHfFiles(folderFiles(dir), tokenizer, opts);
+}
+
+/** Load a Hugging Face folder from its files (on disk or in memory). */
+export function loadHfFiles(files: ModelFiles, tokenizer?: TextTokenizer, opts: LoadHfOptions = {}): LoadedWeights {
+  const { config, architecture } = readHfConfigFiles(files, tokenizer);
+  const src = openSafetensorsIn(files);
   const refs = config.arch === 'gpt2' ? loadGpt2(src, config) : loadLlamaFamily(src, config, architecture);
   if (opts.lazy) return { config, tensors: new LazyTensorMap(refs), refs };
   const tensors: TensorMap = new Map();

@@ -21,7 +21,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { loadHf } from './hf.js';
 import { readLlama2cHeader } from '../formats/llama2c.js';
 import { HfCacheError, looksLikeModelId, resolveCachedModel } from './hf-cache.js';
-import { checkRepoFileName, splitModelSpec } from '../hub/names.js';
+import { checkRepoFileName, hubLabel, splitModelSpec } from '../hub/names.js';
 import { loadLlama2c } from './llama2c.js';
 import { readGguf } from '../formats/gguf.js';
 import { loadGgufWeights } from '../formats/gguf-model.js';
@@ -129,8 +129,6 @@ export function withGgufFile(model: string | undefined, ggufFile: string | undef
   if (file !== undefined && file !== ggufFile) throw new UsageError(`--model ${model} names the file '${file}' but ${flag} says '${ggufFile}'; give one`);
   return file !== undefined ? model : `${model}:${ggufFile}`;
 }
-
-const hubLabel = (id: string, revision: string, commit: string): string => `${id}@${revision === commit ? commit.slice(0, 12) : `${revision}=${commit.slice(0, 12)}`}`;
 
 /**
  * resolveModel, with Hub ids ('Org/Name', 'Org/Name@rev') downloaded into the cache on first use

@@ -1,10 +1,10 @@
 // TextTokenizer over @huggingface/tokenizers: built from a tokenizer.json object and a
-// tokenizer_config.json object, or (Node only) from a model folder holding those files.
-// No static Node imports: the browser demo imports this module too.
+// tokenizer_config.json object, or from a model folder's files holding those (src/formats/files.ts:
+// on disk, or in memory in the browser). No static Node imports: the browser demo imports this module too.
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelConfigError } from '../errors.js';
-import { nodeFs, nodePath } from './node.js';
+import { folderFiles, type ModelFiles } from '../formats/files.js';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
 
 /** The parts of tokenizer.json this module looks at (the library validates the rest). */
@@ -111,36 +111,40 @@ function hasDummyPrefix(json: TokenizerJson): boolean {
   return walk(json.normalizer) || walk(json.pre_tokenizer);
 }
 
-function readJson(path: string, what: string): unknown {
+function readJson(files: ModelFiles, name: string): unknown {
+  const path = files.path(name);
   let text: string;
   try {
-    text = nodeFs().readFileSync(path, 'utf8');
+    text = files.text(name);
   } catch (e) {
-    throw new ModelConfigError(`${path}: cannot read ${what}: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: cannot read ${name}: ${(e as Error).message}`);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelConfigError(`${path}: ${what} is not valid JSON: ${(e as Error).message}`);
+    throw new ModelConfigError(`${path}: ${name} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
-/** Tokenizer of a Hugging Face model folder: tokenizer.json (required) + tokenizer_config.json (optional). */
+/** Tokenizer of a Hugging Face model folder on disk (Node): tokenizer.json (required) + tokenizer_config.json (optional). */
 export function loadHfTokenizer(dir: string, ids: SpecialIds = {}): HfTextTokenizer {
-  const { existsSync } = nodeFs();
-  const { join } = nodePath();
-  const tj = join(dir, 'tokenizer.json');
-  if (!existsSync(tj)) {
+  return hfTokenizerFromFiles(folderFiles(dir), ids);
+}
+
+/** Tokenizer of a model folder's files: tokenizer.json (required) + tokenizer_config.json and chat_template.jinja (optional). */
+export function hfTokenizerFromFiles(files: ModelFiles, ids: SpecialIds = {}): HfTextTokenizer {
+  const dir = files.dir;
+  const tj = files.path('tokenizer.json');
+  if (!files.has('tokenizer.json')) {
     throw new ModelConfigError(`${dir}: no tokenizer.json (concord needs the "fast" tokenizer file; tokenizer.model / vocab.json alone are not supported)`);
   }
-  const json = readJson(tj, 'tokenizer.json') as TokenizerJson;
+  const json = readJson(files, 'tokenizer.json') as TokenizerJson;
   if (!json || typeof json !== 'object' || !json.model) throw new ModelConfigError(`${tj}: tokenizer.json has no "model" section`);
-  const tc = join(dir, 'tokenizer_config.json');
-  const config = existsSync(tc) ? (readJson(tc, 'tokenizer_config.json') as TokenizerConfigJson) : {};
+  const tc = files.path('tokenizer_config.json');
+  const config = files.has('tokenizer_config.json') ? (readJson(files, 'tokenizer_config.json') as TokenizerConfigJson) : {};
   // Like transformers: chat_template.jinja beside the tokenizer wins over tokenizer_config.json's.
-  const jinja = join(dir, 'chat_template.jinja');
   let chat: ChatTemplateSource | null = null;
-  if (existsSync(jinja)) chat = { text: nodeFs().readFileSync(jinja, 'utf8'), origin: jinja };
+  if (files.has('chat_template.jinja')) chat = { text: files.text('chat_template.jinja'), origin: files.path('chat_template.jinja') };
   else {
     const ct = configChatTemplate(config);
     if (ct !== null) chat = { text: ct, origin: tc };

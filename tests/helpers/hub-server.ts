@@ -6,6 +6,10 @@
 //                                              X-Linked-Size, X-Linked-Etag = sha256, X-Repo-Commit
 //   GET  <cdn>/lfs/<sha256>                    the bytes, with Range (206) — on a second server, so
 //                                              a different origin, as the Hub's CDN is
+//   POST /api/models/<repo>/paths-info/<rev>   [{ path, type, size, oid, lfs?: { oid, size } }] for
+//                                              the JSON body's paths (@huggingface/hub pathsInfo)
+// Both servers answer CORS as the Hub does (Access-Control-Allow-Origin *, the X-* headers exposed,
+// OPTIONS preflights), so the browser demo served from another origin can use them.
 // Errors as the Hub sends them: 404 with X-Error-Code RepoNotFound / RevisionNotFound /
 // EntryNotFound; 401 with X-Error-Code GatedRepo for a gated repo without a valid token. Hooks
 // make it hostile: cut a body midway, lie about a size or hash, redirect in a loop or off http.
@@ -87,11 +91,24 @@ export class FakeHub {
     r.end(JSON.stringify({ error: code }));
   }
 
+  /** CORS as the Hub sends it; true when the request was a preflight (answered here). */
+  private cors(q: IncomingMessage, r: ServerResponse): boolean {
+    r.setHeader('Access-Control-Allow-Origin', '*');
+    r.setHeader('Access-Control-Expose-Headers', 'X-Repo-Commit, X-Linked-Size, X-Linked-Etag, ETag, X-Error-Code, Content-Range, Content-Length');
+    if (q.method !== 'OPTIONS') return false;
+    r.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, HEAD, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Authorization, Content-Type, Range, Accept', 'Access-Control-Max-Age': '600' });
+    r.end();
+    return true;
+  }
+
   private onHub(q: IncomingMessage, r: ServerResponse): void {
     this.record(q, 'hub');
+    if (this.cors(q, r)) return;
     const path = decodeURIComponent((q.url ?? '').split('?')[0]);
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path);
     if (api) return this.onApi(r, api[1], api[2]);
+    const info = /^\/api\/models\/([^/]+\/[^/]+)\/paths-info\/(.+)$/.exec(path);
+    if (info && q.method === 'POST') return void this.onPathsInfo(q, r, info[1], info[2]);
     const res = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     if (res) return this.onResolve(q, r, res[1], res[2], res[3]);
     this.error(r, 404, 'NotFound');
@@ -109,6 +126,31 @@ export class FakeHub {
     const siblings = [...repo.commits[commit].keys()].map((rfilename) => ({ rfilename }));
     r.writeHead(200, { 'Content-Type': 'application/json' });
     r.end(JSON.stringify({ _id: id, id, sha: commit, siblings, gated: repo.gated ? 'manual' : false, private: false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00Z' }));
+  }
+
+  private async onPathsInfo(q: IncomingMessage, r: ServerResponse, id: string, rev: string): Promise<void> {
+    let text = '';
+    for await (const c of q) text += c;
+    const repo = this.repos.get(id);
+    if (!repo) return this.error(r, 404, 'RepoNotFound');
+    const commit = this.commitOf(repo, rev);
+    if (!commit) return this.error(r, 404, 'RevisionNotFound');
+    if (repo.gated && q.headers.authorization !== `Bearer ${this.token}`) return this.error(r, 401, 'GatedRepo');
+    let paths: unknown;
+    try {
+      paths = (JSON.parse(text) as { paths?: unknown }).paths;
+    } catch {
+      return this.error(r, 400, 'BadRequest');
+    }
+    if (!Array.isArray(paths)) return this.error(r, 400, 'BadRequest');
+    const files = repo.commits[commit];
+    const out = paths.filter((p): p is string => typeof p === 'string' && files.has(p)).map((p) => {
+      const b = files.get(p)!;
+      const size = this.hooks.declaredSize?.file === p ? this.hooks.declaredSize.size : b.length;
+      return { type: 'file', path: p, size, oid: gitBlobId(b), ...(isLfs(p) ? { lfs: { oid: sha256(b), size, pointerSize: 134 } } : {}) };
+    });
+    r.writeHead(200, { 'Content-Type': 'application/json' });
+    r.end(JSON.stringify(out));
   }
 
   private onResolve(q: IncomingMessage, r: ServerResponse, id: string, rev: string, file: string): void {
@@ -136,6 +178,7 @@ export class FakeHub {
 
   private onCdn(q: IncomingMessage, r: ServerResponse): void {
     this.record(q, 'cdn');
+    if (this.cors(q, r)) return;
     const m = /^\/lfs\/([0-9a-f]{64})/.exec(q.url ?? '');
     const blob = m ? this.blobs.get(m[1]) : undefined;
     if (!blob) return this.error(r, 404, 'NoSuchKey');
