@@ -1,6 +1,7 @@
 // The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
 // L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj (+ residual) →
-// norm → MLP (+ residual)) → final norm → fused LM-head log-likelihood. Every step is one kernel
+// norm → MLP (+ residual)) → final norm → fused LM-head log-likelihood (or, for the rating prompts,
+// the head's candidate variant over each prompt's last row: candidateLogprobs). Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
 // Fused in the matmul epilogue (kernels/matmul.ts, every variant): the residual add — the o-proj
