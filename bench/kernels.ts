@@ -252,7 +252,9 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       await run();
       const v = validate(rows, want, { atol: 1e-4, rtol: 1e-5 });
       const t = await timeIt(run, 500, 20);
-      push({ kernel: 'cand', variant: 'full rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: logprobFlops(R, V, d) / t.ms / 1e6 });
+      // Cost: the matmul's, plus the log-softmax reading and rewriting the [R, V] rows.
+      const mm = matmulCost(R, V, d);
+      push({ kernel: 'cand', variant: 'full rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: logprobFlops(R, V, d) / t.ms / 1e6, flops: mm.flops, bytes: mm.bytes + 2 * R * V * 4 });
       for (const b of Object.values(bufs)) rt.release(b);
     }
   }
