@@ -10,9 +10,10 @@
 
 import { benchAttention } from './attention.js';
 import { cosineAllPairsCpu, cosineAllPairsGpu, cosineRowsCpu, cosineRowsGpu } from '../kernels/cosine.js';
-import { logprobCpu, logprobGemmConfigFor, sgmatProblem, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
+import { candidateLogprobCpu, candidateLogprobGpu, logprobCpu, logprobGemmConfigFor, sgmatProblem, logprobFlops, logprobGpu, LogprobVariant, logprobWorkgroupBytes } from '../kernels/logprob.js';
 import { kernelVariant } from '../src/gpu/variants.js';
 import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/matmul.js';
+import { logSoftmaxGpu } from '../kernels/decode-attention.js';
 import { cosineAllPairsCost, cosineRowsCost, formatPeak, formatRoofline, logprobCost, lookupPeak, matmulCost, type MathKind, roofline } from './cost.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
@@ -88,13 +89,14 @@ function naiveDot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: n
   return s;
 }
 
-interface Shapes { matmul: [number, number, number][]; logprob: [number, number, number][]; cosine: [number, number][]; allpairs: [number, number, number][] }
+interface Shapes { matmul: [number, number, number][]; logprob: [number, number, number][]; candidates: [number, number, number, number][]; cosine: [number, number][]; allpairs: [number, number, number][] }
 
 const SHAPES: Record<'tiny' | 'small' | 'large', Shapes> = {
-  tiny: { matmul: [[32, 96, 64]], logprob: [[8, 2000, 64]], cosine: [[64, 64]], allpairs: [[32, 32, 64]] },
-  // (M, N, K): a stories15M-sized projection and FFN; (T, V, d): stories15M's head.
-  small: { matmul: [[128, 288, 288], [128, 768, 288]], logprob: [[32, 32000, 288]], cosine: [[256, 384]], allpairs: [[256, 256, 384]] },
-  large: { matmul: [[2048, 2048, 2048], [4096, 4096, 4096]], logprob: [[1024, 32000, 2048], [512, 151936, 896]], cosine: [[16384, 768]], allpairs: [[4096, 4096, 384]] },
+  tiny: { matmul: [[32, 96, 64]], logprob: [[8, 2000, 64]], candidates: [[4, 5, 2000, 64]], cosine: [[64, 64]], allpairs: [[32, 32, 64]] },
+  // (M, N, K): a stories15M-sized projection and FFN; (T, V, d): stories15M's head; candidates
+  // (R prompts, K candidates, V, d): a group of rating prompts on stories15M's head.
+  small: { matmul: [[128, 288, 288], [128, 768, 288]], logprob: [[32, 32000, 288]], candidates: [[16, 5, 32000, 288]], cosine: [[256, 384]], allpairs: [[256, 256, 384]] },
+  large: { matmul: [[2048, 2048, 2048], [4096, 4096, 4096]], logprob: [[1024, 32000, 2048], [512, 151936, 896]], candidates: [[64, 9, 151936, 896]], cosine: [[16384, 768]], allpairs: [[4096, 4096, 384]] },
 };
 
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
@@ -201,6 +203,59 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         push({ kernel: 'logprob', variant: label(variant), device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...logprobCost(T, V, d, { f16Weights: variant.f16 }) });
         for (const b of Object.values(bufs)) rt.release(b);
       }
+    }
+  }
+
+  // ---- the candidate head (rating prompts): K log-probs per prompt at its last row ----
+  // Timed with the readback, as src/signals/candidates.ts pays it, beside the route it replaced:
+  // full logits (the LM-head matmul), the log-softmax rows and R×V floats read back.
+  for (const [R, K, V, d] of shapes.candidates) {
+    const H = rand(R * d, 10), W = rand(V * d, 11, 0.2);
+    const cands = new Uint32Array(K).map((_, j) => (j * 7919 + 13) % V);
+    const shape = `R${R} K${K} V${V} d${d}`;
+    const want = candidateLogprobCpu(H, W, cands, R, V, d);
+    if (devices.includes('cpu')) {
+      let maxErr = 0; // the twin against materialised logits for a few rows
+      for (const r of [0, R - 1]) {
+        const logits = Array.from({ length: V }, (_, v) => naiveDot(H, r * d, W, v * d, d));
+        const m = Math.max(...logits);
+        const lse = m + Math.log(logits.reduce((s, x) => s + Math.exp(x - m), 0));
+        cands.forEach((c, j) => { maxErr = Math.max(maxErr, Math.abs(want[r * K + j] - (logits[c] - lse))); });
+      }
+      const t = await timeIt(() => { candidateLogprobCpu(H, W, cands, R, V, d); }, 300, 5);
+      push({ kernel: 'cand', variant: 'f64', device: cpuName, shape, validated: maxErr < 1e-4, maxAbsErr: maxErr, ...t, gflops: logprobFlops(R, V, d) / t.ms / 1e6, ...logprobCost(R, V, d) });
+    }
+    if (rt && devices.includes('webgpu')) {
+      const variants: LogprobVariant[] = [{ f16: false }, { f16: false, kind: 'direct' }, { f16: false, kind: 'gemm' }];
+      if (rt.hasF16) variants.push({ f16: true, kind: 'gemm' });
+      for (const variant of variants) {
+        const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), candidates: rt.upload(cands), out: rt.acquire(R * K * 4) };
+        const ref = variant.f16 ? candidateLogprobCpu(H, roundThroughF16(W), cands, R, V, d) : want;
+        let got: ArrayLike<number> = [];
+        const run = async () => { candidateLogprobGpu(rt, { ...bufs, R, K, V, d, variant }); got = await rt.readF32(bufs.out, R * K); };
+        await run();
+        const v = validate(got, ref, { atol: 1e-4, rtol: 1e-5 });
+        const t = await timeIt(run, 500, 20);
+        const name = (variant.kind ?? `default=${kernelVariant(rt, 'logprob')}`) + (variant.f16 ? ' f16-W' : '');
+        push({ kernel: 'cand', variant: name, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: logprobFlops(R, V, d) / t.ms / 1e6, ...logprobCost(R, V, d, { f16Weights: variant.f16 }) });
+        for (const b of Object.values(bufs)) rt.release(b);
+      }
+      // The replaced route: logits [R, V], log-softmax in place, every row read back, gathered on the host.
+      const bufs = { A: rt.upload(H), B: rt.upload(W), C: rt.acquire(R * V * 4) };
+      const rows = new Float64Array(R * K);
+      const run = async () => {
+        matmulGpu(rt, { A: bufs.A, B: bufs.B, bias: null, C: bufs.C, M: R, N: V, K: d, layout: 'nk', f16: false });
+        logSoftmaxGpu(rt, { x: bufs.C, R, V });
+        const all = await rt.readF32(bufs.C, R * V);
+        for (let r = 0; r < R; r++) cands.forEach((c, j) => { rows[r * K + j] = all[r * V + c]; });
+      };
+      await run();
+      const v = validate(rows, want, { atol: 1e-4, rtol: 1e-5 });
+      const t = await timeIt(run, 500, 20);
+      // Cost: the matmul's, plus the log-softmax reading and rewriting the [R, V] rows.
+      const mm = matmulCost(R, V, d);
+      push({ kernel: 'cand', variant: 'full rows', device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: logprobFlops(R, V, d) / t.ms / 1e6, flops: mm.flops, bytes: mm.bytes + 2 * R * V * 4 });
+      for (const b of Object.values(bufs)) rt.release(b);
     }
   }
 

@@ -4,6 +4,10 @@
 // adapters, direct.wgsl; pass 2: combine.wgsl), plus the masked per-sequence sum, count and mean.
 // The CPU twin below computes the same in f64.
 //
+// The candidate variant (candidateLogprobGpu, for the rating prompts): the same pass 1 over one
+// row per prompt, then candidates.wgsl merges the splits and gathers the logits of K candidate ids:
+// K log-probs per row, no T×V logits, nothing of size V read back. Twin: candidateLogprobCpu.
+//
 // Why split over V: one workgroup per position would leave most of a large GPU idle for short
 // batches (T of a few hundred) while each walks a 32k–152k vocabulary. Splitting V into S chunks
 // gives ⌈T/rows⌉ × S workgroups (rows = 8, or the gemm tile's 64); each writes an online-softmax partial
@@ -123,9 +127,11 @@ function asGemmConfig(c: Readonly<Record<string, unknown>> | undefined): Logprob
 /** A pass-1 shader with what every variant shares (shaders/logprob/common.wgsl) composed after it. */
 const withCommon = (shader: string): string => composeShader(`${shader}+common`, '', [shader, 'logprob/common']);
 
+const COMBINE: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
+
 export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
-  const combine: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
+  const combine = COMBINE;
   if (v.kind === 'sgmat') {
     return { partial: { shader: withCommon('logprob/sgmat'), f16Weights: v.f16, constants: { SG: sg ?? 32 } }, combine };
   }
@@ -178,14 +184,26 @@ export interface LogprobArgs {
 
 /** Record the three passes. Scratch (partials, target logits) is pooled and recycled on submit. */
 export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
+  const { partial, tgt, S } = recordPartials(rt, a, 'logprob');
+  const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
+  const ent = a.entropy ?? rt.scratch(a.T * 4, 'logprob.entropy');
+  rt.dispatch(COMBINE, [u2, partial, tgt, a.mask, a.logp, ent], ceilDiv(a.T, 64));
+}
+
+/**
+ * Pass 1 of every head: the chosen variant streams the vocabulary over the T rows of H, in S
+ * splits, and writes each (row, split)'s online-softmax state into `partial` [T, S] (and a target's
+ * logit into `tgt` [T] when it passes by). Both scratch, recycled on submit.
+ */
+function recordPartials(rt: GpuRuntime, a: Pick<LogprobArgs, 'H' | 'W' | 'targets' | 'T' | 'V' | 'd' | 'variant' | 'softcap'>, op: string): { partial: GPUBuffer; tgt: GPUBuffer; S: number } {
   const shape = { T: a.T, V: a.V, d: a.d, f16: a.variant?.f16 };
   const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob', shape), ...a.variant };
-  if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`logprob: softcap ${a.softcap} must be >= 0`);
-  if (variant.f16 && !rt.hasF16) throw new Error(`logprob: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
+  if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`${op}: softcap ${a.softcap} must be >= 0`);
+  if (variant.f16 && !rt.hasF16) throw new Error(`${op}: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
   let rows: number, tileV: number, sg: number | undefined;
   if (variant.kind === 'sgmat') {
     const check = sgmatProblem(rt);
-    if (check.problem) throw new Error(`logprob: variant 'sgmat' cannot run on this device (${rt.name}): ${check.problem}`);
+    if (check.problem) throw new Error(`${op}: variant 'sgmat' cannot run on this device (${rt.name}): ${check.problem}`);
     rows = 64;
     tileV = 64;
     sg = check.sg;
@@ -193,29 +211,74 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
     // Tiles: the caller's, else the autotuner's winner for this shape class, else by T.
     const g = (variant.gemm ??= asGemmConfig(tunedConfig(rt, 'logprob', shape, 'gemm')) ?? logprobGemmConfigFor(a.T, rt.limits));
     const problem = gemmConfigProblem(g, rt.limits);
-    if (problem) throw new Error(`logprob: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
+    if (problem) throw new Error(`${op}: variant 'gemm' cannot run on this device (${rt.name}): ${problem}`);
     rows = g.bm;
     tileV = g.bn;
   } else {
     const wg = variant.wg ?? 64;
     const bytes = logprobWorkgroupBytes(wg);
     if (bytes > rt.limits.maxComputeWorkgroupStorageSize) {
-      throw new Error(`logprob: WG=${wg} needs ${bytes} B of workgroup memory, above this device's ${rt.limits.maxComputeWorkgroupStorageSize}`);
+      throw new Error(`${op}: WG=${wg} needs ${bytes} B of workgroup memory, above this device's ${rt.limits.maxComputeWorkgroupStorageSize}`);
     }
     rows = LOGPROB_ROWS;
     tileV = wg;
   }
   const specs = logprobSpecs(variant, sg);
   const { S, chunk } = vocabSplits(a.T, a.V, tileV, variant.targetWorkgroups ?? 512, rows);
-  const partial = rt.scratch(a.T * S * 16, 'logprob.partial'); // (m, s, t, 0) per position and split
-  const tgt = rt.scratch(a.T * 4, 'logprob.tgt');
-  const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), 'logprob.partial.params');
+  const partial = rt.scratch(a.T * S * 16, `${op}.partial`); // (m, s, t, 0) per position and split
+  const tgt = rt.scratch(a.T * 4, `${op}.tgt`);
+  const u1 = rt.uniform(new Uniforms().u32(a.T).u32(a.V).u32(a.d).u32(S).u32(chunk).f32(a.softcap ?? 0).u32(0).u32(0).build(), `${op}.partial.params`);
   // gemm.wgsl binds H and W a second time as vec4 arrays (read-only aliases) for d % 4 = 0.
   const buffers = variant.kind === 'gemm' ? [u1, a.H, a.W, a.targets, partial, tgt, a.H, a.W] : [u1, a.H, a.W, a.targets, partial, tgt];
   rt.dispatch(specs.partial, buffers, ceilDiv(a.T, rows) * S);
-  const u2 = rt.uniform(new Uniforms().u32(a.T).u32(S).build(), 'logprob.combine.params');
-  const ent = a.entropy ?? rt.scratch(a.T * 4, 'logprob.entropy');
-  rt.dispatch(specs.combine, [u2, partial, tgt, a.mask, a.logp, ent], ceilDiv(a.T, 64));
+  return { partial, tgt, S };
+}
+
+/** Most candidates per call of the candidate head (the rating prompts use up to 9). */
+export const MAX_CANDIDATES = 64;
+
+export interface CandidateLogprobArgs {
+  /** hidden states [R, d], f32: one row per prompt (its last position, final-normed) */
+  H: GPUBuffer;
+  /** unembedding [V, d], f32 (or f16 with variant.f16) */
+  W: GPUBuffer;
+  /** candidate token ids [K], u32, each < V (checkCandidates) */
+  candidates: GPUBuffer;
+  /** out: log p(candidate j | row r) at [r·K + j], f32 */
+  out: GPUBuffer;
+  R: number;
+  K: number;
+  V: number;
+  d: number;
+  /** the pass-1 kernel (as logprobGpu's variant) */
+  variant?: LogprobVariant;
+  /** final-logit soft-cap as in logprobGpu (Gemma 2); 0/omitted: none */
+  softcap?: number;
+}
+
+/**
+ * The fused head's candidate variant: log p(c_j | row r) for K candidate ids at each of R rows,
+ * without the R×V logits. Pass 1 is the chosen logprob variant's kernel (every variant, f16 weights
+ * and soft-cap included), streaming the vocabulary once with no targets; the merge pass
+ * (shaders/logprob/candidates.wgsl) merges its splits and gathers the K candidates' logits.
+ */
+export function candidateLogprobGpu(rt: GpuRuntime, a: CandidateLogprobArgs): void {
+  if (!(Number.isInteger(a.K) && a.K >= 1 && a.K <= MAX_CANDIDATES)) throw new Error(`candidate head: ${a.K} candidates (1 to ${MAX_CANDIDATES})`);
+  if (!(Number.isInteger(a.R) && a.R >= 1)) throw new Error(`candidate head: ${a.R} rows`);
+  // No targets: an id no vocabulary entry has, so pass 1 only writes the softmax states.
+  const none = rt.upload(new Uint32Array(a.R).fill(0xffffffff), 'candidates.none');
+  const { partial, S } = recordPartials(rt, { ...a, T: a.R, targets: none }, 'candidate head');
+  const u = rt.uniform(new Uniforms().u32(a.R).u32(a.K).u32(S).u32(a.d).f32(a.softcap ?? 0).u32(0).u32(0).u32(0).build(), 'candidates.params');
+  rt.dispatch({ shader: 'logprob/candidates', f16Weights: a.variant?.f16, constants: { WG: 64 } }, [u, a.H, a.W, a.candidates, partial, a.out], a.R * a.K);
+  rt.release(none);
+}
+
+/** Candidate ids must be vocabulary entries (checked before upload, as checkTargets). */
+export function checkCandidates(candidates: ArrayLike<number>, V: number): void {
+  for (let j = 0; j < candidates.length; j++) {
+    const c = candidates[j];
+    if (!(Number.isInteger(c) && c >= 0 && c < V)) throw new Error(`candidate token id ${c} is outside the model's vocabulary (${V})`);
+  }
 }
 
 /**
@@ -249,6 +312,31 @@ export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVar
   }
 }
 
+/**
+ * The candidate head (candidateLogprobGpu) with a pass-1 variant, once on this device against its
+ * CPU twin, as validateLogprobVariant: ragged R, V, d, candidates on the first and last vocabulary
+ * entries and a duplicate, soft-cap on, f16-rounded twin for f16 weights ('sgmat': H too).
+ */
+export async function validateCandidateHead(rt: GpuRuntime, variant: LogprobVariant, shape = { R: 13, K: 9, V: 1037, d: 45, softcap: 15 }): Promise<ValidateResult> {
+  const { R, K, V, d, softcap } = shape;
+  const r = rng(0xca4d);
+  const H = new Float32Array(R * d).map(() => 2 * r() - 1);
+  const W = new Float32Array(V * d).map(() => (2 * r() - 1) * (8 / Math.sqrt(d)));
+  const cands = new Uint32Array(K).map(() => Math.floor(r() * V));
+  cands[0] = 0;
+  cands[K - 1] = V - 1;
+  if (K > 2) cands[1] = cands[K - 1];
+  const sg = variant.kind === 'sgmat';
+  const want = candidateLogprobCpu(sg ? roundThroughF16(H) : H, variant.f16 || sg ? roundThroughF16(W) : W, cands, R, V, d, softcap);
+  const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), candidates: rt.upload(cands), out: rt.acquire(R * K * 4) };
+  try {
+    candidateLogprobGpu(rt, { ...bufs, R, K, V, d, variant, softcap });
+    return validate(await rt.readF32(bufs.out, R * K), want, { atol: 1e-4, rtol: 1e-5 });
+  } finally {
+    for (const b of Object.values(bufs)) rt.release(b);
+  }
+}
+
 /** Check targets before upload: a masked-in target outside the vocabulary would never be found. */
 export function checkTargets(targets: ArrayLike<number>, mask: ArrayLike<number>, V: number): void {
   for (let t = 0; t < targets.length; t++) {
@@ -266,22 +354,62 @@ export interface LogprobResult {
 }
 
 /**
- * CPU twin: f64 logits (blocked matmul over vocabulary tiles), soft-capped when softcap > 0,
- * max-subtracted logsumexp, masked reductions. Beside the running max m and s = Σ e^(z−m) it keeps
+ * CPU twin: f64 logits (blocked matmul over vocabulary tiles, streamHeadCpu), soft-capped when
+ * softcap > 0, max-subtracted logsumexp, masked reductions. Beside the running max m and s = Σ e^(z−m) it keeps
  * t = Σ (z−m)·e^(z−m), rescaled like s when the max moves (the GPU kernels' online state, see
  * mergeEntropyState), so the entropy H = −Σ p log p = log s − t/s comes out of the same stream.
  */
 export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<number>, mask: ArrayLike<number>, T: number, V: number, d: number, B = 1, L = T, softcap = 0): LogprobResult {
   checkTargets(targets, mask, V);
-  // Only the scored rows are computed: gather them, then stream W in tiles of VT rows.
+  // Only the scored rows are computed.
   const rows: number[] = [];
   for (let t = 0; t < T; t++) if (mask[t]) rows.push(t);
+  const R = rows.length;
+  const tgt = new Float64Array(R);
+  const { max, sum, tsum } = streamHeadCpu(H, rows, W, V, d, softcap, (i, v0, row) => {
+    const target = targets[rows[i]];
+    if (target >= v0 && target < v0 + row.length) tgt[i] = row[target - v0];
+  });
+  const logp = new Float32Array(T), entropy = new Float32Array(T);
+  for (let i = 0; i < R; i++) {
+    logp[rows[i]] = tgt[i] - max[i] - Math.log(sum[i]);
+    entropy[rows[i]] = Math.log(sum[i]) - tsum[i] / sum[i];
+  }
+  return { logp, entropy, ...reduceSequences(logp, mask, B, L) };
+}
+
+/**
+ * The candidate head's CPU twin (candidateLogprobGpu): for each of the R rows of H [R, d],
+ * log p(candidates[j]) at [r·K + j], in f64 — the same vocabulary stream as logprobCpu, the K
+ * candidates' logits caught as their tile passes.
+ */
+export function candidateLogprobCpu(H: Float32Array, W: Float32Array, candidates: ArrayLike<number>, R: number, V: number, d: number, softcap = 0): Float64Array {
+  checkCandidates(candidates, V);
+  const K = candidates.length;
+  const z = new Float64Array(R * K);
+  const { max, sum } = streamHeadCpu(H, Array.from({ length: R }, (_, r) => r), W, V, d, softcap, (i, v0, row) => {
+    for (let j = 0; j < K; j++) {
+      const c = candidates[j];
+      if (c >= v0 && c < v0 + row.length) z[i * K + j] = row[c - v0];
+    }
+  });
+  for (let i = 0; i < R; i++) for (let j = 0; j < K; j++) z[i * K + j] -= max[i] + Math.log(sum[i]);
+  return z;
+}
+
+/**
+ * The twins' vocabulary stream: f64 logits of the given rows of H (blocked matmul over vocabulary
+ * tiles), soft-capped when softcap > 0, folded into the online state per row — the running max m,
+ * s = Σ e^(z−m) and t = Σ (z−m)·e^(z−m), rescaled when the max moves (the GPU kernels' state, see
+ * mergeEntropyState). `visit(i, v0, row)` sees row i's (capped) logits of entries v0 .. v0 + row.length.
+ */
+function streamHeadCpu(H: Float32Array, rows: readonly number[], W: Float32Array, V: number, d: number, softcap: number, visit: (i: number, v0: number, row: Float64Array) => void): { max: Float64Array; sum: Float64Array; tsum: Float64Array } {
   const R = rows.length;
   const Hs = new Float32Array(R * d);
   rows.forEach((t, i) => Hs.set(H.subarray(t * d, t * d + d), i * d));
   const VT = 2048;
   const tile = new Float64Array(R * VT);
-  const max = new Float64Array(R).fill(-Infinity), sum = new Float64Array(R), tsum = new Float64Array(R), tgt = new Float64Array(R);
+  const max = new Float64Array(R).fill(-Infinity), sum = new Float64Array(R), tsum = new Float64Array(R);
   for (let v0 = 0; v0 < V; v0 += VT) {
     const n = Math.min(VT, V - v0);
     const logits = matmulCpu(Hs, W.subarray(v0 * d, (v0 + n) * d), null, R, n, d, 'nk', tile.subarray(0, R * n));
@@ -302,16 +430,10 @@ export function logprobCpu(H: Float32Array, W: Float32Array, targets: ArrayLike<
       max[i] = m;
       sum[i] = s;
       tsum[i] = tt;
-      const target = targets[rows[i]];
-      if (target >= v0 && target < v0 + n) tgt[i] = row[target - v0];
+      visit(i, v0, row as Float64Array);
     }
   }
-  const logp = new Float32Array(T), entropy = new Float32Array(T);
-  for (let i = 0; i < R; i++) {
-    logp[rows[i]] = tgt[i] - max[i] - Math.log(sum[i]);
-    entropy[rows[i]] = Math.log(sum[i]) - tsum[i] / sum[i];
-  }
-  return { logp, entropy, ...reduceSequences(logp, mask, B, L) };
+  return { max, sum, tsum };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGemmConfigFor, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits, logprobSpecs } from '../kernels/logprob.js';
+import { candidateLogprobCpu, candidateLogprobGpu, MAX_CANDIDATES, validateCandidateHead, gemmConfigProblem, LOGPROB_GEMM_DEFAULT, LOGPROB_GEMM_SHORT, logprobGemmConfigFor, SGMAT_FEATURE, sgmatProblem, logprobCpu, logprobGemmConfigs, logprobGpu, LogprobVariant, validateLogprobVariant, vocabSplits, logprobSpecs } from '../kernels/logprob.js';
 import { validate } from '../src/validate.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { programSource, type GpuRuntime } from '../src/gpu/runtime.js';
@@ -270,6 +270,61 @@ describe('fused LM-head log-likelihood', async () => {
       expect(res.ok, `${JSON.stringify(v)}: ${res.summary}`).toBe(true);
       expect(res.checked).toBeGreaterThan(50);
     }
+  });
+
+  // ---- the candidate head (rating prompts): K candidates' log-probs per row, no T×V logits ----
+  it('candidate twin: the same stream as logprobCpu, each candidate as a target (bit for bit; soft-cap on and off); bad ids refused', () => {
+    const R = 5, V = 4500, d = 11; // V over two of the twin's vocabulary tiles
+    const H = randn(r, R * d, 1), W = randn(r, V * d, 6 / Math.sqrt(d));
+    const cands = [0, 2047, 2048, V - 1, 17, 17];
+    for (const cap of [0, 3]) {
+      const got = candidateLogprobCpu(H, W, cands, R, V, d, cap);
+      cands.forEach((c, j) => {
+        const want = logprobCpu(H, W, new Uint32Array(R).fill(c), new Uint32Array(R).fill(1), R, V, d, 1, R, cap).logp;
+        for (let i = 0; i < R; i++) expect(Math.fround(got[i * cands.length + j]), `cap ${cap} row ${i} cand ${c}`).toBe(want[i]);
+      });
+      // the candidates' probabilities are a part of a distribution
+      for (let i = 0; i < R; i++) expect(cands.slice(0, 5).reduce((a, _, j) => a + Math.exp(got[i * cands.length + j]), 0)).toBeLessThan(1);
+    }
+    expect(() => candidateLogprobCpu(H, W, [V], R, V, d)).toThrow(/candidate token id 4500 is outside the model's vocabulary \(4500\)/);
+  });
+
+  async function runCandidates(c: { H: Float32Array; W: Float32Array; R: number; V: number; d: number }, cands: Uint32Array, variant: LogprobVariant, softcap: number) {
+    const bufs = { H: rt!.upload(c.H), W: rt!.upload(variant.f16 ? toF16(c.W) : c.W), candidates: rt!.upload(cands), out: rt!.acquire(c.R * cands.length * 4) };
+    candidateLogprobGpu(rt!, { ...bufs, R: c.R, K: cands.length, V: c.V, d: c.d, variant, softcap });
+    const out = await rt!.readF32(bufs.out, c.R * cands.length);
+    for (const b of Object.values(bufs)) rt!.release(b);
+    return out;
+  }
+
+  it.skipIf(!rt)('candidate head matches its CPU twin in every variant (tiled, direct, gemm; f32 and f16 weights; soft-cap on and off; one and many row tiles)', async () => {
+    const shapes = [{ R: 1, V: 1001, d: 33, K: 1 }, { R: 13, V: 2053, d: 64, K: 16 }, { R: 70, V: 5003, d: 17, K: 5 }];
+    const variants: LogprobVariant[] = [{ kind: 'tiled' }, { kind: 'direct' }, { kind: 'gemm' }, { kind: 'gemm', gemm: { bm: 32, bn: 64, bk: 16 } }];
+    if (rt!.hasF16) variants.push({ kind: 'tiled', f16: true }, { kind: 'gemm', f16: true });
+    for (const s of shapes) {
+      const c = { ...s, H: randn(r, s.R * s.d, 1), W: randn(r, s.V * s.d, 8 / Math.sqrt(s.d)) };
+      const cands = new Uint32Array(s.K).map(() => randInt(r, 0, s.V - 1));
+      cands[0] = s.V - 1;
+      if (s.K > 2) { cands[1] = 0; cands[2] = cands[s.K - 1]; }
+      for (const cap of [0, 4]) {
+        for (const variant of variants) {
+          const want = candidateLogprobCpu(c.H, variant.f16 ? roundThroughF16(c.W) : c.W, cands, s.R, s.V, s.d, cap);
+          const got = await runCandidates(c, cands, variant, cap);
+          const v = validate(got, want, { atol: 1e-4, rtol: 1e-5 });
+          expect(v.ok, `${JSON.stringify(s)} ${JSON.stringify(variant)} cap ${cap}: ${v.summary}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it.skipIf(!rt)('candidate head: validateCandidateHead passes here; K outside 1..MAX_CANDIDATES is refused', async () => {
+    for (const v of [{ kind: 'direct' }, { kind: 'gemm' }, ...(rt!.hasF16 ? [{ kind: 'gemm', f16: true }] : [])] as LogprobVariant[]) {
+      const res = await validateCandidateHead(rt!, v);
+      expect(res.ok, `${JSON.stringify(v)}: ${res.summary}`).toBe(true);
+    }
+    const b = [rt!.upload(new Float32Array(8)), rt!.upload(new Float32Array(80)), rt!.upload(new Uint32Array(1)), rt!.acquire(4)];
+    expect(() => candidateLogprobGpu(rt!, { H: b[0], W: b[1], candidates: b[2], out: b[3], R: 1, K: MAX_CANDIDATES + 1, V: 10, d: 8 })).toThrow(/candidates \(1 to 64\)/);
+    for (const x of b) rt!.release(x);
   });
 
   // ---- 'sgmat' (subgroup matrices): cannot run on a software adapter; refused clearly there,

@@ -6,7 +6,7 @@ import { expect, test } from 'vitest';
 import { composeShader, registerShaders, shaderSource } from '../src/gpu/shaders.js';
 
 const DIR = path.join(__dirname, '..', 'shaders');
-const SHARED = /^\s*fn\s+(sigmoid|silu|gelu_tanh|tanh_safe|reduce_sum)\s*\(|^\s*var<workgroup>\s+red\s*:\s*array<f32,\s*WG>/gm;
+const SHARED = /^\s*fn\s+(sigmoid|silu|gelu_tanh|tanh_safe|reduce_sum|merge_splits)\s*\(|^\s*var<workgroup>\s+red\s*:\s*array<f32,\s*WG>/gm;
 
 function wgslFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -27,7 +27,7 @@ test('the shared helpers are defined once, in shaders/common/, and every shader 
     users++;
     const text = shaderSource(name);
     expect(text, name).not.toMatch(/^\s*\/\/#include/m);
-    for (const fn of ['sigmoid', 'tanh_safe', 'reduce_sum']) expect(text.match(new RegExp(`^fn ${fn}\\(`, 'gm'))?.length ?? 0, `${name}: fn ${fn}`).toBeLessThanOrEqual(1);
+    for (const fn of ['sigmoid', 'tanh_safe', 'reduce_sum', 'merge_splits']) expect(text.match(new RegExp(`^fn ${fn}\\(`, 'gm'))?.length ?? 0, `${name}: fn ${fn}`).toBeLessThanOrEqual(1);
   }
   expect(copies).toEqual([]);
   expect(users).toBeGreaterThanOrEqual(8); // act ×2, attention ×2, logprob/common, matmul/glu, layernorm, rmsnorm, cosine/normalize

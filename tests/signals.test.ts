@@ -1,7 +1,7 @@
 // Rating-prompt signals (src/signals/): the formulas on hand-made numbers, the answer-token lookup,
 // and stories15M against the PyTorch float64 reference (scripts/reference_torch.py signals) on the
-// TypeScript twin (decoder route, ≤1e-5), onnxruntime (≤1e-4), the twin through the scoreBatch
-// route (≤1e-5) and WebGPU f32 through the scoreBatch route (≤1e-4).
+// TypeScript twin (the candidate head's twin and the decoder route, ≤1e-5), onnxruntime (decoder
+// route, ≤1e-4) and WebGPU f32 (the fused head's candidate variant, ≤1e-4).
 import { existsSync, readFileSync } from 'node:fs';
 import { scratchDir } from './helpers/scratch.js';
 import { tmpdir } from 'node:os';
@@ -73,8 +73,8 @@ function check(got: Awaited<ReturnType<RatingSignals['score']>>, tol: number, wh
 
 const signalsOf = (m: LanguageModel) => new RatingSignals(m, { askLlm: true, rating: true, scale: ref.scale, alpha: ref.alpha });
 const pairs = ref.pairs.map((p) => ({ x: p.instruction, y: p.output }));
-/** The same model without a decoder: candidateLogprobs takes the scoreBatch route. */
-const noDecoder = (m: LanguageModel): LanguageModel => ({ ...m, createDecoder: undefined });
+/** The same model without its candidate head: candidateLogprobs takes the decoder route (onnxruntime's). */
+const noHead = (m: LanguageModel): LanguageModel => ({ ...m, candidateLogprobs: undefined });
 
 describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 reference', () => {
   it('answer tokens are looked up in the tokenizer', async () => {
@@ -88,14 +88,30 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
     }
     m.dispose();
   });
-  it('TypeScript twin, decoder route (≤1e-5) and scoreBatch route (≤1e-5)', async () => {
+  it('TypeScript twin, candidate head (≤1e-5) and decoder route (≤1e-5)', async () => {
     const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
-    expect(m.createDecoder).toBeDefined();
-    check(await signalsOf(m).score(pairs), 1e-5, 'twin decoder');
-    // k sequences per prompt: the slow route, one pair is enough to show it is the same maths
-    check(await signalsOf(noDecoder(m)).score(pairs.slice(0, 1)), 1e-5, 'twin scoreBatch');
+    expect(m.candidateLogprobs).toBeDefined();
+    // Each prompt prefilled once, in one call per template while the budget holds them all, one per
+    // call when it holds one; the k-sequence scoreBatch route is gone.
+    for (const [budget, want] of [[m.tokenBudget, [3, 3, 3, 3]], [1, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]] as const) {
+      const calls: number[] = [];
+      const counted: LanguageModel = {
+        ...m, tokenBudget: budget,
+        candidateLogprobs: (p, c) => { calls.push(p.length); return m.candidateLogprobs!(p, c); },
+        scoreBatch: () => { throw new Error('scoreBatch is not a candidate route'); },
+      };
+      check(await signalsOf(counted).score(pairs), 1e-5, `twin head, budget ${budget}`);
+      expect(calls).toEqual(want);
+    }
+    check(await signalsOf(noHead(m)).score(pairs), 1e-5, 'twin decoder');
     m.dispose();
   }, 300_000);
+  it('a backend with neither a candidate head nor a decoder is refused, naming it; more than MAX_CANDIDATES candidates too', async () => {
+    const m = await loadModel(STORIES, { device: 'cpu-twin', threads: 1 });
+    await expect(candidateLogprobs({ ...noHead(m), createDecoder: undefined }, [[1, 2]], [3])).rejects.toThrow(/stories15M.*neither a candidate head nor a decoder/);
+    await expect(candidateLogprobs(m, [[1, 2]], Array.from({ length: 65 }, (_, i) => i))).rejects.toThrow(/65 candidates \(1 to 64\)/);
+    m.dispose();
+  });
   it('onnxruntime (≤1e-4)', async () => {
     const m = await loadModel(STORIES, { device: 'cpu' });
     expect(m.deviceName).toMatch(/onnxruntime/);
@@ -106,8 +122,8 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
     const rt = await gpuRuntime();
     if (!rt) return ctx.skip();
     const m = await loadModel(STORIES, { device: rt, f16: false });
-    // WebGPU has no decoder here: the scoreBatch route (one pair: lavapipe is slow)
-    check(await signalsOf(m).score(pairs.slice(0, 1)), 1e-4, 'webgpu');
+    expect(m.candidateLogprobs).toBeDefined();
+    check(await signalsOf(m).score(pairs), 1e-4, 'webgpu');
     m.dispose();
   }, 600_000);
   it('sifd through concord score\'s scorer (twin, default templates) vs the reference (≤1e-5, same tokens kept)', async () => {
@@ -159,4 +175,25 @@ describe.skipIf(!hasStories)('rating signals on stories15M vs the float64 refere
     expect([...b].every(Number.isFinite)).toBe(true);
     m.dispose();
   }, 120_000);
+});
+
+describe('candidate head on WebGPU vs the twin (HF fixtures)', () => {
+  for (const f16 of [false, true]) {
+    it(`WebGPU candidate head on a soft-capped model (gemma2 fixture, ${f16 ? 'f16' : 'f32'} weights) = the twin's (${f16 ? 'f16-rounded' : 'f32'}) within 1e-4`, async (ctx) => {
+      const rt = await gpuRuntime();
+      if (!rt || (f16 && !rt.hasF16)) return ctx.skip();
+      const dir = join(resolve(import.meta.dirname), 'fixtures', 'hf', 'gemma2');
+      const [gpu, twin] = [await loadModel(dir, { device: rt, f16 }), await loadModel(dir, { device: 'cpu-twin', f16, threads: 1 })];
+      expect(gpu.config.finalSoftcap).toBe(3);
+      const prompts = [[1, 5, 9, 33, 7, 250, 12, 8, 8, 64], [1, 300], [1, 17, 399, 4, 2, 90, 91]];
+      const cands = [0, 7, 8, 399, 200, 7];
+      const [g, c] = [await candidateLogprobs(gpu, prompts, cands), await candidateLogprobs(twin, prompts, cands)];
+      g.forEach((row, i) => row.forEach((x, j) => expect(Math.abs(x - c[i][j]), `prompt ${i} cand ${cands[j]}: ${x} vs ${c[i][j]}`).toBeLessThanOrEqual(1e-4)));
+      // and the twin's head = its decoder's full log-softmax row, gathered
+      const d = await candidateLogprobs(noHead(twin), prompts, cands);
+      c.forEach((row, i) => row.forEach((x, j) => expect(Math.abs(x - d[i][j])).toBeLessThanOrEqual(1e-5)));
+      gpu.dispose();
+      twin.dispose();
+    }, 120_000);
+  }
 });

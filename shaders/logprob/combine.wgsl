@@ -1,6 +1,6 @@
 // Fused LM-head log-likelihood, pass 2 of 3: merge the vocabulary splits' (m, s, t) states of each
-// position (logprob/common.wgsl merge) into logsumexp = M + log S, S = Σ_s s_s · e^(m_s − M), then
-// log p(target) = logit_target − logsumexp; and the entropy H = log S − T/S with
+// position (common/lse-splits.wgsl merge_splits) into logsumexp = M + log S, S = Σ_s s_s · e^(m_s − M),
+// then log p(target) = logit_target − logsumexp; and the entropy H = log S − T/S with
 // T = Σ_s e^(m_s − M) (t_s + (m_s − M) s_s). Masked positions (pads, context tokens) are written as
 // exactly 0 (both outputs).
 
@@ -15,6 +15,8 @@ struct Params { T: u32, S: u32, _pad0: u32, _pad1: u32 }
 
 override WG: u32 = 64;
 
+//#include common/lse-splits
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(num_workgroups) nwg: vec3u,
@@ -26,16 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     ent[t] = 0.0;
     return;
   }
-  var M = -3.0e38;
-  for (var s = 0u; s < p.S; s++) { M = max(M, partial[t * p.S + s].x); }
-  var sum = 0.0;
-  var tsum = 0.0;
-  for (var s = 0u; s < p.S; s++) {
-    let ps = partial[t * p.S + s];
-    let a = exp(ps.x - M);
-    sum += ps.y * a;
-    tsum += a * (ps.z + (ps.x - M) * ps.y);
-  }
-  logp[t] = tgt[t] - (M + log(sum));
-  ent[t] = log(sum) - tsum / sum;
+  let st = merge_splits(t * p.S, p.S);
+  logp[t] = tgt[t] - (st.x + log(st.y));
+  ent[t] = log(st.y) - st.z / st.y;
 }

@@ -1,8 +1,9 @@
 // The CPU backend's unit of work, shared by the in-thread path and the worker threads.
 
+import { candidateLogprobCpu } from '../../kernels/logprob.js';
 import { meanPoolCpu } from '../../kernels/pool.js';
 import { forwardHiddenCpu, logProbsCpu, logProbsEntropyCpu } from './forward-cpu.js';
-import type { LoadedWeights } from './types.js';
+import { tensor, type LoadedWeights } from './types.js';
 
 /** log p(ids[t] | ids[<t]) for t = 1 .. n-1 (positions 0..n-2 predict tokens 1..n-1). */
 export function scoreSequenceCpu(w: LoadedWeights, ids: number[]): Float32Array {
@@ -26,4 +27,15 @@ export function scoreSequenceEntropyCpu(w: LoadedWeights, ids: number[]): Float3
 /** Mean over positions of the final normed hidden states (the pooling kernel's CPU twin). */
 export function meanHiddenCpu(w: LoadedWeights, ids: number[]): Float32Array {
   return meanPoolCpu(forwardHiddenCpu(w, ids), [ids.length], 1, ids.length, w.config.dim);
+}
+
+/**
+ * log p(candidates[j] | ids) at the last position of ids: the prompt's final hidden states, then the
+ * candidate head's twin (kernels/logprob.ts candidateLogprobCpu, f64) on its last row.
+ */
+export function candidateLogprobsCpu(w: LoadedWeights, ids: readonly number[], candidates: readonly number[]): Float64Array {
+  const { dim: d, vocabSize: V } = w.config;
+  if (!ids.length) throw new Error(`${w.config.name}: candidate log-probs of an empty prompt`);
+  const hidden = forwardHiddenCpu(w, ids);
+  return candidateLogprobCpu(hidden.subarray((ids.length - 1) * d), tensor(w, 'lm_head'), candidates, 1, V, d, w.config.finalSoftcap ?? 0);
 }

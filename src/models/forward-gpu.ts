@@ -1,6 +1,7 @@
 // The transformer prefill in WGSL: weights uploaded once, then per batch of B sequences padded to
 // L tokens: embed → per layer (norm → q/k/v → rope + causal GQA attention → o-proj (+ residual) →
-// norm → MLP (+ residual)) → final norm → fused LM-head log-likelihood. Every step is one kernel
+// norm → MLP (+ residual)) → final norm → fused LM-head log-likelihood (or, for the rating prompts,
+// the head's candidate variant over each prompt's last row: candidateLogprobs). Every step is one kernel
 // from kernels/; activations live in pooled buffers that are reused batch after batch.
 //
 // Fused in the matmul epilogue (kernels/matmul.ts, every variant): the residual add — the o-proj
@@ -17,7 +18,7 @@ import { addGpu } from '../../kernels/add.js';
 import { geluGpu } from '../../kernels/act.js';
 import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
-import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
+import { candidateLogprobGpu, checkCandidates, checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
 import { quantMatmulGpu, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { normGpu } from '../../kernels/norm.js';
@@ -325,6 +326,33 @@ export class GpuTransformer {
       const span = [b * L, b * L + Math.max(0, s.ids.length - 1)] as const;
       return ent ? { logprobs: all.slice(...span), entropy: ent.slice(...span) } : { logprobs: all.slice(...span) };
     });
+  }
+
+  /**
+   * log p(candidates[j] | prompt) at each prompt's last position (LanguageModel.candidateLogprobs):
+   * the prompts' prefill as one padded batch, their last rows gathered (the embedding kernel over
+   * the hidden states as a table, as the decoder does), then the candidate head — the logprob
+   * variant's pass 1 over those rows and the candidates' gather (kernels/logprob.ts); R·K floats
+   * come back.
+   */
+  async candidateLogprobs(prompts: readonly (readonly number[])[], candidates: readonly number[]): Promise<Float64Array[]> {
+    const { rt } = this;
+    const c = this.config;
+    const R = prompts.length, K = candidates.length, d = c.dim;
+    if (!R) return [];
+    checkCandidates(candidates, c.vocabSize);
+    prompts.forEach((p, i) => { if (!p.length) throw new Error(`${c.name}: candidate log-probs: prompt ${i} is empty`); });
+    const batch = padBatch(prompts, c.padId ?? 0);
+    const H = this.forwardHidden(batch);
+    const lastIdx = rt.upload(Uint32Array.from(batch.seqLen, (n, b) => b * batch.L + n - 1), 'candidates.last');
+    const h = rt.acquire(R * d * 4, 'storage', 'candidates.hidden');
+    embedGpu(rt, { ids: lastIdx, tokEmb: H, out: h, B: 1, L: R, d, vocabSize: batch.B * batch.L });
+    const cb = rt.upload(Uint32Array.from(candidates), 'candidates.ids');
+    const out = rt.acquire(R * K * 4, 'storage', 'candidates.logp');
+    candidateLogprobGpu(rt, { H: h, W: this.lmHead, candidates: cb, out, R, K, V: c.vocabSize, d, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
+    const all = await rt.readF32(out, R * K);
+    for (const b of [H, lastIdx, h, cb, out]) rt.release(b);
+    return prompts.map((_, i) => Float64Array.from(all.subarray(i * K, (i + 1) * K)));
   }
 
   /** Final normed hidden states of each sequence, averaged over its positions. */

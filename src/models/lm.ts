@@ -57,6 +57,15 @@ export interface LanguageModel {
    * `cosine` embedding when no sentence encoder is configured (labelled as such in outputs).
    */
   meanHidden(seqs: SequenceRequest[]): Promise<Float32Array[]>;
+  /**
+   * log p(candidates[j] | prompt) at the last position of each prompt, out[i][j]: one batched
+   * prefill of the prompts and the fused head's candidate variant (kernels/logprob.ts
+   * candidateLogprobGpu on WebGPU, candidateLogprobCpu on the twin) — no logits of size V written
+   * or read back. Every prompt non-empty and within maxLen, every candidate a vocabulary id, at
+   * most MAX_CANDIDATES of them; the caller keeps a call within tokenBudget (prompts × longest).
+   * src/signals/candidates.ts is the entry point; absent here (onnxruntime), it takes the decoder.
+   */
+  candidateLogprobs?(prompts: readonly (readonly number[])[], candidates: readonly number[]): Promise<Float64Array[]>;
   /** Largest batch (sequences × padded length, in tokens) one scoreBatch call should get. */
   tokenBudget: number;
   /**

@@ -9,7 +9,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { roundThroughF16 } from '../util/f16.js';
 import { CpuWorkerPool, type CpuJob } from './cpu-pool.js';
 import { CpuTwinDecoder } from './decode-cpu.js';
-import { meanHiddenCpu, scoreSequenceCpu, scoreSequenceEntropyCpu } from './cpu-score.js';
+import { candidateLogprobsCpu, meanHiddenCpu, scoreSequenceCpu, scoreSequenceEntropyCpu } from './cpu-score.js';
 import { GpuDecoder } from './decode-gpu.js';
 import { GpuTransformer } from './forward-gpu.js';
 import { modelRequests, tuneFor } from '../tune/index.js';
@@ -91,6 +91,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
       scoreBatch: (seqs, o) => gpu.scoreBatch(seqs, o),
       meanHidden: (seqs) => gpu.meanHidden(seqs),
+      candidateLogprobs: (prompts, cands) => gpu.candidateLogprobs(prompts, cands),
       // KV caches on the GPU (decode-gpu.ts); f16 where the weights are.
       createDecoder: async (o) => new GpuDecoder(gpu, o),
       dispose: () => gpu.dispose(),
@@ -137,6 +138,8 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     tokenBudget: opts.tokenBudget ?? 4096,
     scoreBatch: async (seqs, o) => (o?.entropy ? (await run('score-entropy', seqs)).map(split) : (await run('score', seqs)).map((logprobs) => ({ logprobs }))),
     meanHidden: (seqs) => run('mean', seqs),
+    // In this thread, one prompt after another (as the twin's decoder did).
+    candidateLogprobs: async (prompts, cands) => prompts.map((ids) => candidateLogprobsCpu(w, ids, cands)),
     createDecoder: async (o) => new CpuTwinDecoder(w, o),
     dispose: () => { void pool?.destroy(); },
   };
