@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { applyFilter } from '../src/filter/index.js';
 import { DiversitySelector, selectGreedyReference, walkOrder } from '../src/select/index.js';
 import { selectFile, type SelectEmbedder } from '../src/select/file.js';
@@ -239,5 +239,76 @@ describe('select: facility location', async () => {
   it('bad options are errors', async () => {
     await expect(facilityLocation(new Float32Array(8), 2, { budget: -1, dim: 4, device: 'cpu' })).rejects.toThrow(/budget/);
     await expect(facilityLocation(new Float32Array(4), 2, { budget: 1, dim: 4, device: 'cpu' })).rejects.toThrow(/values/);
+  });
+});
+
+describe('select: facility location on files (Superfiltering.D: --prefilter ifd:F, then facility location)', () => {
+  const d = 16;
+  // The same kind of fake encoder as above: texts sharing their first word embed to nearly the same vector.
+  const fake: SelectEmbedder = {
+    dim: d,
+    async embed(texts) {
+      return texts.map((t) => {
+        const r = rng([...t.split(/\s+/)[0]].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7));
+        const v = randn(r, d);
+        v[0] += t.length * 0.03;
+        const n = Math.hypot(...v);
+        return v.map((x) => x / n);
+      });
+    },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'concord-select-fl-test-'));
+  tmpDirs.push(dir);
+  // [text, ifd]: ids 3 (IFD ≥ 1) and 8 (the lowest IFD) fall outside ifd:0.7 (top round(0.7 × 9) = 6 of IFD < 1)
+  const rows: [string, number][] = [['cats purr', 0.9], ['cats meow loud', 0.8], ['dogs bark', 0.85], ['cats sleep', 1.2], ['fish swim', 0.7], ['dogs run far', 0.75], ['birds fly', 0.6], ['cats eat', 0.65], ['birds sing', 0.2]];
+  const recs = rows.map(([t, ifd], i) => ({ id: i, instruction: t.split(' ')[0], input: '', output: t, scores: { fwd_logp: -2 + i / 10, y_logp: -2, rev_logp: -2 + i / 10, x_logp: -2, ifd, rifd: 1, cosine: null, cosine_source: null } }));
+  const input = join(dir, 'scored.jsonl');
+  writeFileSync(input, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+
+  it('the prefilter keeps the IFD top fraction; the greedy over their embeddings (rule order) = the brute-force reference; output in input order with select_rank and select_gain', async () => {
+    const out = join(dir, 'fl.jsonl');
+    const s = await selectFile({ input, output: out, filter: { rule: 'main' }, budget: 3, objective: 'facility-location', tau: 0.9, prefilter: { signal: 'ifd', fraction: 0.7 }, on: 'xy', embedder: fake, device: 'cpu', log: () => {} });
+    expect(s).toMatchObject({ records: 9, ranked: 9, candidates: 6, selected: 3, objective: 'facility-location', prefilter: 'ifd:0.7', tau: null, errors: 0 });
+    // Candidates in the rule's order (main: by gain, here id descending), less ids 3 and 8.
+    const top6 = [0, 2, 1, 5, 4, 7]; // IFD < 1, highest first: 0.9, 0.85, 0.8, 0.75, 0.7, 0.65
+    const order = [7, 6, 5, 4, 2, 1, 0].filter((i) => top6.includes(i));
+    const vecs = await fake.embed(order.map((i) => `${recs[i].instruction}\n\n${recs[i].output}`));
+    const ref = facilityLocationReference(vecs, 3);
+    const got = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const want = ref.chosen.map((c) => order[c]);
+    expect(got.map((r) => r.id)).toEqual(want.slice().sort((a, b) => a - b));
+    for (const r of got) {
+      const k = want.indexOf(r.id);
+      expect(r.select_rank).toBe(k);
+      expect(r.select_gain).toBe(ref.gains[k]);
+    }
+    // three topics, no two near-copies (cats ×3, dogs ×2 among the candidates)
+    expect(new Set(got.map((r) => r.instruction)).size).toBe(3);
+    expect(s.facility!.value).toBeCloseTo(ref.gains.reduce((a, b) => a + b, 0), 9);
+  });
+
+  it('the prefilter applies to the deita walk too', async () => {
+    const out = join(dir, 'deita.jsonl');
+    const s = await selectFile({ input, output: out, filter: { rule: 'main' }, budget: 10, tau: 1, prefilter: { signal: 'ifd', fraction: 0.7 }, on: 'xy', embedder: fake, device: 'cpu', log: () => {} });
+    expect(s).toMatchObject({ candidates: 6, selected: 6, objective: 'deita' });
+    expect(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).id)).toEqual([0, 1, 2, 4, 5, 7]);
+  });
+
+  it('the CLI: bad --objective / --prefilter values and --diversity with facility-location are usage errors (exit 2, one line)', async () => {
+    const { main } = await import('../src/cli/main.js');
+    const base = ['select', input, '-o', join(dir, 'x.jsonl'), '--budget', '3'];
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err.push(String(s)); return true; });
+    try {
+      for (const [extra, names] of [[['--objective', 'kmeans'], '--objective'], [['--prefilter', 'ifd:1.5'], '--prefilter'], [['--prefilter', 'cosine:0.5'], '--prefilter'], [['--prefilter', 'ifd:0'], '--prefilter'],
+        [['--objective', 'facility-location', '--diversity', '0.8'], '--diversity']] as const) {
+        err.length = 0;
+        expect(await main([...base, ...extra])).toBe(2);
+        expect(err.join('').trimEnd().split('\n')).toHaveLength(1);
+        expect(err.join('')).toContain(names);
+      }
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
