@@ -31,7 +31,8 @@ select_rank (the choice order), filter_score and, for facility-location, select_
   --on x|y|xy            the text embedded: the prompt x, the response y, or x + "\\n\\n" + y (default xy)
   --embed-model M        sentence encoder (default minilm = all-MiniLM-L6-v2)
   --device auto|webgpu|cpu  where the encoder and the all-pairs cosine run (default auto)
-  --block-size N         candidates per block (default: GPU up to 4096, CPU 1024)
+  --block-size N         candidates per block; facility-location: rows per score block (default:
+                         GPU up to 4096, CPU 1024)
   --out-format jsonl|parquet  the output's format (default: by extension)
   --summary FILE  --quiet
 The input may be any kind concord reads: JSONL, JSONL.gz/.zst, a JSON array, Parquet, a folder, a glob.`;
