@@ -239,6 +239,7 @@ describe('select: facility location', async () => {
   it('bad options are errors', async () => {
     await expect(facilityLocation(new Float32Array(8), 2, { budget: -1, dim: 4, device: 'cpu' })).rejects.toThrow(/budget/);
     await expect(facilityLocation(new Float32Array(4), 2, { budget: 1, dim: 4, device: 'cpu' })).rejects.toThrow(/values/);
+    await expect(facilityLocation(new Float32Array([NaN, 0, 1, 0]), 2, { budget: 2, dim: 2, device: 'cpu' })).rejects.toThrow(/embedding 0 has a non-finite/);
   });
 });
 

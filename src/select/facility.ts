@@ -223,6 +223,7 @@ export async function facilityLocation(E: Float32Array, n: number, o: FacilityOp
   const d = o.dim;
   if (!Number.isInteger(o.budget) || o.budget < 0) throw new Error(`select: the budget must be a non-negative integer (got ${o.budget})`);
   if (E.length < n * d) throw new Error(`select: ${E.length} values for ${n} vectors of dimension ${d}`);
+  for (let i = 0; i < n * d; i++) if (!Number.isFinite(E[i])) throw new Error(`select: embedding ${Math.floor(i / d)} has a non-finite value`);
   const rt = o.device === 'cpu' ? null : o.device;
   const bs = o.blockSize ?? (rt ? gpuBlockSize(rt, d) : CPU_BLOCK);
   if (!Number.isInteger(bs) || bs < 1) throw new Error(`select: block size must be a positive integer (got ${bs})`);
