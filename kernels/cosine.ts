@@ -1,7 +1,8 @@
 // Cosine similarity: batched row pairs (shaders/cosine/rows.wgsl), row L2 normalisation
 // (shaders/cosine/normalize.wgsl) and an all-pairs block for deduplication: normalise both
 // blocks, then one tiled matmul against the transposed block (kernels/matmul.ts) — the same
-// kernel the model uses, rather than a second copy of the tiling. CPU twins in f64.
+// kernel the model uses, rather than a second copy of the tiling. CPU twins in f64 (cosineAllPairsCpu64
+// keeps the f64 results).
 
 import { GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
 import { matmulGpu } from './matmul.js';
@@ -62,9 +63,17 @@ export function l2NormalizeCpu(X: Float32Array, N: number, d: number): Float32Ar
 }
 
 export function cosineAllPairsCpu(A: Float32Array, B: Float32Array, N: number, M: number, d: number, normalize = true): Float32Array {
+  return cosineAllPairsInto(new Float32Array(N * M), A, B, N, M, d, normalize);
+}
+
+/** The same, kept in f64 (each dot product summed in f64 over k in order): the facility-location greedy's exact similarities. */
+export function cosineAllPairsCpu64(A: Float32Array, B: Float32Array, N: number, M: number, d: number, normalize = true): Float64Array {
+  return cosineAllPairsInto(new Float64Array(N * M), A, B, N, M, d, normalize);
+}
+
+function cosineAllPairsInto<T extends Float32Array | Float64Array>(C: T, A: Float32Array, B: Float32Array, N: number, M: number, d: number, normalize: boolean): T {
   const An = normalize ? l2NormalizeCpu(A, N, d) : A;
   const Bn = normalize ? l2NormalizeCpu(B, M, d) : B;
-  const C = new Float32Array(N * M);
   for (let i = 0; i < N; i++) for (let j = 0; j < M; j++) C[i * M + j] = dot(An, i * d, Bn, j * d, d);
   return C;
 }
