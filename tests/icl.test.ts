@@ -84,3 +84,28 @@ describe.skipIf(!hasStories)('in-context influence on stories15M vs the float64 
     lm.dispose();
   });
 });
+
+describe.skipIf(!hasStories)('concord score --signals icl --anchors', () => {
+  it('writes icl_gold, icl_delta, icl_ratio per record (onnxruntime, the reference within 1e-4); bad anchors stop the run naming the line', async () => {
+    const { setupCli } = await import('./helpers/cli.js');
+    const { writeFileSync } = await import('node:fs');
+    const c = setupCli('concord-icl-');
+    writeFileSync(c.p('in.jsonl'), ref.candidates.map((p) => JSON.stringify({ instruction: p.instruction, output: p.output })).join('\n') + '\n');
+    writeFileSync(c.p('anchors.json'), JSON.stringify(ref.anchors));
+    const r = await c.run(['score', 'in.jsonl', '-o', 'out.jsonl', '--model', STORIES, '--device', 'cpu', '--cosine', 'off', '--signals', 'icl', '--anchors', 'anchors.json'], {}, { fake: false });
+    expect(r.code, r.stderr).toBe(0);
+    c.lines('out.jsonl').forEach((rec: { scores: Record<string, number> }, i: number) => {
+      const want = ref.candidates[i];
+      expect(rec.scores.icl_gold).toBe(want.icl_gold);
+      expect(Math.abs(rec.scores.icl_delta - want.icl_delta)).toBeLessThanOrEqual(1e-4);
+      expect(Math.abs(rec.scores.icl_ratio - want.icl_ratio)).toBeLessThanOrEqual(1e-4);
+    });
+    writeFileSync(c.p('bad.jsonl'), JSON.stringify({ instruction: 'a', output: 'b' }) + '\n' + JSON.stringify({ instruction: 'no output' }) + '\n');
+    const bad = await c.run(['score', 'in.jsonl', '-o', 'out2.jsonl', '--model', STORIES, '--device', 'cpu-twin', '--cosine', 'off', '--signals', 'icl', '--anchors', 'bad.jsonl'], {}, { fake: false });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/bad\.jsonl:2: anchor: .*output/);
+    const missing = await c.run(['score', 'in.jsonl', '-o', 'out3.jsonl', '--signals', 'icl'], {}, { fake: false });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--signals icl needs --anchors FILE/);
+  }, 300_000);
+});

@@ -65,7 +65,14 @@ export class InContextInfluence {
     if (!model.createDecoder) throw new Error(`${model.config.name} on ${model.deviceName} has no decoder: in-context influence needs one`);
     if (!anchors.length) throw new Error('in-context influence needs at least one anchor pair');
     this.reuse = opts.reuse ?? true;
-    this.anchors = anchors.map((p) => this.lay(p));
+    this.anchors = anchors.map((p, i) => {
+      try {
+        return this.lay(p);
+      } catch (e) {
+        if (e instanceof RecordError) throw new RecordError(`anchor ${i + 1}: ${e.message}`);
+        throw e;
+      }
+    });
     this.anchorText = anchors.map((p) => `${p.x}\u0000${p.y}`).join('\u0001');
   }
   private readonly anchorText: string;
