@@ -10,6 +10,8 @@ import { loadModel, type LanguageModel } from '../src/models/index.js';
 import { sequenceBuilder } from '../src/pipeline/sequences.js';
 import { InContextInfluence, iclColumns } from '../src/signals/icl.js';
 import { gpuRuntime } from './helpers/gpu.js';
+import { evaluate } from '../src/eval/index.js';
+import type { ScoreFields } from '../src/filter/index.js';
 
 interface RefCand { instruction: string; output: string; one_sum: number[]; one_mean: number[]; icl_gold: number; min_abs_gap: number; icl_delta: number; icl_ratio: number }
 const ref = JSON.parse(readFileSync(new URL('./fixtures/icl-reference.json', import.meta.url), 'utf8')) as {
@@ -28,6 +30,12 @@ describe('in-context influence columns', () => {
     expect(c.icl_gold).toBeCloseTo(1 / 3, 15);
     expect(c.icl_delta).toBeCloseTo((0.4 + 0 - 0.5) / 3, 15);
     expect(c.icl_ratio).toBeCloseTo((2 / 1.6 + 1 + 0.5) / 3, 15);
+  });
+  it('concord eval: a row per icl column, higher = better', () => {
+    const base = { fwd_logp: -1, rev_logp: -1, y_logp: -2, x_logp: -2, ifd: 1, rifd: 1 };
+    const scores = [0.9, 0.7, 0.2, 0.1].map((g) => ({ ...base, icl_gold: g, icl_delta: g - 0.5, icl_ratio: 1 + g }) as unknown as ScoreFields);
+    const r = evaluate(scores, [true, true, false, false]);
+    for (const name of ['icl_gold', 'icl_delta', 'icl_ratio']) expect(r.scores.find((s) => s.name === name)).toMatchObject({ direction: 'up', auc: 1, n: 4 });
   });
 });
 
