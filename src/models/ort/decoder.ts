@@ -66,21 +66,14 @@ export class OrtDecoder implements Decoder {
     this.layout = null;
   }
 
-  /** The scored rows' logits come back from the same run (the graph gathers any rows); log-softmax and the target on the host, f64 sums. */
+  /** The scored rows' logits come back from the same run (the graph gathers any rows, decode-graph.ts); log-softmax on the host (logSoftmaxRow, f64 sums). */
   async scoreTokens(inputs: ScoreInput[]): Promise<Float32Array[]> {
     const froms = inputs.map(scoreFrom);
     const V = this.w.config.vocabSize;
     const picks = inputs.map((inp, i) => Array.from({ length: inp.ids.length - froms[i] }, (_, k) => froms[i] + k - 1));
     return this.serial(inputs, (x) => {
       let r = 0;
-      return inputs.map((inp, i) => Float32Array.from(picks[i], (t) => {
-        const off = (r++) * V;
-        let m = -Infinity;
-        for (let j = off; j < off + V; j++) if (x[j] > m) m = x[j];
-        let s = 0;
-        for (let j = off; j < off + V; j++) s += Math.exp(x[j] - m);
-        return x[off + inp.ids[t + 1]] - m - Math.log(s);
-      }));
+      return inputs.map((inp, i) => Float32Array.from(picks[i], (t) => logSoftmaxRow(x, (r++) * V, V)[inp.ids[t + 1]]));
     }, picks);
   }
 
