@@ -1146,7 +1146,68 @@ def signals_main(argv):
     print(f"wrote {args.out}")
 
 
+# ---- In-context influence (docs/signals.md "In-context influence"; src/signals/icl.ts) ----
+# NUGGETS (github pldlgb/nuggets, instruction_main.py + tasks/alpaca.py post_process) and
+# Data-Juicer's in_context_influence_filter. Every sequence is one plain forward pass from its
+# first token (no cache): zero-shot [BOS] + x_a + y_a, one-shot [BOS] + x_z + y_z + x_a + y_a
+# (concord's default stories15M template "{x}{y}"), the response y_a's tokens scored.
+
+ICL_ANCHORS = [
+    {"instruction": "Tell me a story about a cat.", "output": "Once upon a time, there was a little cat named Tom. He liked to play with a ball."},
+    {"instruction": "Where did Lily go?", "output": "Lily went to the park with her mom. They saw a big tree."},
+    {"instruction": "Say something kind.", "output": "You are a good friend and I like to play with you."},
+]
+
+
+def icl_main(argv):
+    ap = argparse.ArgumentParser(prog="reference_torch.py icl")
+    ap.add_argument("--model-dir", default=os.path.join(ROOT, "models", "stories15M"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "icl-reference.json"))
+    args = ap.parse_args(argv)
+    model_path = os.path.join(args.model_dir, "model.bin")
+    cfg, w = load_checkpoint(model_path)
+    tok = Tokenizer(os.path.join(args.model_dir, "tokenizer.bin"), cfg["vocab_size"])
+
+    def response_logprobs(prefix, x, y):
+        xi, yi = tok.encode(x), tok.encode(y)
+        ids = [BOS_ID] + prefix + xi + yi
+        lp = token_logprobs(cfg, w, ids, torch.float64)  # lp[t - 1] scores ids[t]
+        s = 1 + len(prefix) + len(xi)
+        r = lp[s - 1:]
+        assert len(r) == len(yi)
+        return float(r.sum()), float(r.mean())
+
+    zero = [response_logprobs([], a["instruction"], a["output"]) for a in ICL_ANCHORS]
+    cands = []
+    for pr in SIGNAL_PAIRS:
+        prefix = tok.encode(pr["instruction"]) + tok.encode(pr["output"])
+        one = [response_logprobs(prefix, a["instruction"], a["output"]) for a in ICL_ANCHORS]
+        A = len(ICL_ANCHORS)
+        cands.append({
+            "instruction": pr["instruction"], "output": pr["output"],
+            "one_sum": [o[0] for o in one], "one_mean": [o[1] for o in one],
+            # NUGGETS: np.greater(lm_log_p_icl, lm_log_p_zero) averaged over the anchors (lm_log_p: the sum)
+            "icl_gold": sum(1 for o, z in zip(one, zero) if o[0] > z[0]) / A,
+            "min_abs_gap": min(abs(o[0] - z[0]) for o, z in zip(one, zero)),
+            "icl_delta": sum(o[1] - z[1] for o, z in zip(one, zero)) / A,
+            # Data-Juicer: loss_wo_demo / loss_w_demo, mean token loss of the anchor's response
+            "icl_ratio": sum((-z[1]) / (-o[1]) for o, z in zip(one, zero)) / A,
+        })
+        print(cands[-1])
+    out = {
+        "source": f"scripts/reference_torch.py icl (PyTorch {torch.__version__}, float64, no KV cache)",
+        "model": "stories15M", "sha256": sha256_file(model_path),
+        "anchors": ICL_ANCHORS, "zero_sum": [z[0] for z in zero], "zero_mean": [z[1] for z in zero],
+        "candidates": cands,
+    }
+    with open(args.out, "w") as f:
+        f.write(to_json(out))
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "icl":
+        sys.exit(icl_main(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "hf":
         sys.exit(hf_main(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] == "signals":

@@ -22,6 +22,8 @@ class CountingDecoder implements Decoder {
     });
   }
   async stepLogprobs(): Promise<Float32Array[]> { throw new Error('unused'); }
+  async scoreTokens(): Promise<Float32Array[]> { throw new Error('unused'); }
+  truncate(): void { throw new Error('unused'); }
   dispose(): void {}
 }
 

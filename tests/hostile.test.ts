@@ -267,6 +267,8 @@ describe('generation inputs', () => {
       reset: (slot) => { pos.set(slot, 0); },
       step: async (inputs: StepInput[]) => Int32Array.from(inputs.map((i) => { const k = pos.get(i.slot) ?? 0; pos.set(i.slot, k + 1); return script[k]; })),
       stepLogprobs: async () => { throw new Error('unused'); },
+      scoreTokens: async () => { throw new Error('unused'); },
+      truncate: () => { throw new Error('unused'); },
       dispose: () => {},
     };
     let decoded = 0;

@@ -61,6 +61,10 @@ export const SCORE_DEFS: ScoreDef[] = [
   { name: 'sifd', direction: 'down', get: (s) => extra(s, 'sifd') },
   { name: 'ref_logp', direction: 'up', get: (s) => extra(s, 'ref_logp') },
   { name: 'tc_diff', direction: 'up', get: (s) => extra(s, 'tc_diff') },
+  // In-context influence (--signals icl): higher = the pair helps the anchors more as a one-shot example.
+  { name: 'icl_gold', direction: 'up', get: (s) => extra(s, 'icl_gold') },
+  { name: 'icl_delta', direction: 'up', get: (s) => extra(s, 'icl_delta') },
+  { name: 'icl_ratio', direction: 'up', get: (s) => extra(s, 'icl_ratio') },
   // Entropy signals (docs/signals.md). Directions as their sources use them: UPD ranks high first
   // (OpenDataArena-Tool); low entropy and low NormLoss read as "the model finds y natural".
   { name: 'y_entropy', direction: 'down', get: (s) => num(s.y_entropy) },

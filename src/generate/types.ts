@@ -42,7 +42,32 @@ export interface Decoder {
    * of each input instead of sampling: the checks' view (writes full vocab rows; not for speed).
    */
   stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]>;
+  /**
+   * Append each input's ids to its slot's cache and return the log-probs of the given tokens (not
+   * sampled): out[i][k] = log p(ids[from + k] | the slot's cache before this call, ids[< from + k])
+   * for from + k < ids.length, after any final soft-cap (scoreBatch's numbers, continued from a
+   * cache). from = ids.length scores nothing (a prefill). The KV-reuse path of in-context influence
+   * (src/signals/icl.ts): prefill a prefix once, then score continuations and truncate() back.
+   */
+  scoreTokens(inputs: ScoreInput[]): Promise<Float32Array[]>;
+  /** Shorten a slot's cache to its first `len` tokens (0 ≤ len ≤ its length): the next input continues at position len. */
+  truncate(slot: number, len: number): void;
   dispose(): void;
+}
+
+/** One slot's tokens for Decoder.scoreTokens. */
+export interface ScoreInput {
+  slot: number;
+  ids: number[];
+  /** First index of ids that is scored (default 1; at least 1: ids[0] has no row in this call to be predicted from). */
+  from?: number;
+}
+
+/** The checked first scored index of a ScoreInput (shared by the decoders). */
+export function scoreFrom(inp: ScoreInput): number {
+  const from = inp.from ?? 1;
+  if (!Number.isInteger(from) || from < 1 || from > inp.ids.length) throw new Error(`decoder: slot ${inp.slot}: from ${inp.from} must be an integer in [1, ${inp.ids.length}]`);
+  return from;
 }
 
 export interface DecoderOptions {

@@ -15,9 +15,10 @@
 import { addGpu } from '../../kernels/add.js';
 import { decodeAttentionGpu, DECODE_CHUNK, decodeSplits, kvStoreGpu, logSoftmaxGpu, softcapGpu } from '../../kernels/decode-attention.js';
 import { sampleGpu } from '../../kernels/sample.js';
+import { checkTargets, logprobGpu } from '../../kernels/logprob.js';
 import { checkSampling } from '../generate/sampling.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
-import type { Decoder, DecoderOptions, StepInput } from '../generate/types.js';
+import { GREEDY, scoreFrom, type Decoder, type DecoderOptions, type ScoreInput, type StepInput } from '../generate/types.js';
 import type { GpuTransformer } from './forward-gpu.js';
 
 export interface GpuDecoderOptions extends DecoderOptions {
@@ -97,6 +98,45 @@ export class GpuDecoder implements Decoder {
     this.lens[slot] = 0;
   }
 
+  truncate(slot: number, len: number): void {
+    this.checkSlot(slot);
+    if (!Number.isInteger(len) || len < 0 || len > this.lens[slot]) throw new Error(`decoder: slot ${slot}: cannot truncate to ${len} (it holds ${this.lens[slot]})`);
+    this.lens[slot] = len;
+  }
+
+  /**
+   * The inputs' rows in passes of at most maxTokens (the cache carries the earlier ones); each pass
+   * gathers its scored rows (those whose next token is given and counted from `from`), final norm,
+   * and the scorer's fused head (kernels/logprob.ts: online log-sum-exp, no logits written) with
+   * the given next tokens as targets. Only the log-probs come back.
+   */
+  async scoreTokens(inputs: ScoreInput[]): Promise<Float32Array[]> {
+    const froms = inputs.map(scoreFrom);
+    if (!inputs.length) return [];
+    this.pack(inputs.map((s) => ({ ...s, sampling: GREEDY, step: 0 }))); // every check, before anything is recorded
+    const out = inputs.map((inp, i) => new Float32Array(inp.ids.length - froms[i]));
+    const fed = inputs.map(() => 0);
+    while (inputs.some((inp, i) => fed[i] < inp.ids.length)) {
+      let budget = this.maxTokens, row = 0;
+      const part: StepInput[] = [], rows: number[] = [], targets: number[] = [], dest: [number, number][] = [];
+      inputs.forEach((inp, i) => {
+        const n = Math.min(inp.ids.length - fed[i], budget);
+        if (n <= 0) return;
+        part.push({ slot: inp.slot, ids: inp.ids.slice(fed[i], fed[i] + n), sampling: GREEDY, step: 0 });
+        for (let t = fed[i]; t < fed[i] + n; t++) {
+          if (t + 1 >= froms[i] && t + 1 < inp.ids.length) { rows.push(row + t - fed[i]); targets.push(inp.ids[t + 1]); dest.push([i, t + 1 - froms[i]]); }
+        }
+        row += n; budget -= n; fed[i] += n;
+      });
+      const logp = this.pass(part, rows.length ? { rows: Uint32Array.from(rows), targets: Uint32Array.from(targets) } : false);
+      if (!logp) { this.gpu.rt.submit(); continue; }
+      const got = await this.gpu.rt.readF32(logp, rows.length);
+      this.gpu.rt.release(logp);
+      dest.forEach(([i, k], j) => { out[i][k] = got[j]; });
+    }
+    return out;
+  }
+
   private checkSlot(slot: number): void {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`decoder: slot ${slot} outside [0, ${this.slots})`);
   }
@@ -155,11 +195,15 @@ export class GpuDecoder implements Decoder {
       rest = rest.map((s) => ({ ...s, ids: s.ids.slice(fed.get(s.slot) ?? 0) }));
       total = rest.reduce((n, s) => n + s.ids.length, 0);
     }
-    return this.pass(rest, true)!;
+    return this.pass(rest, 'last')!;
   }
 
-  /** Record one pass through the layers (K/V into the caches); with `head`, the logits of each input's last row. */
-  private pass(inputs: StepInput[], head: boolean): GPUBuffer | null {
+  /**
+   * Record one pass through the layers (K/V into the caches); with head 'last', the logits
+   * [inputs, V] of each input's last row; with { rows, targets }, log p(targets[j]) at the step's
+   * token row rows[j] [R] (the fused head).
+   */
+  private pass(inputs: StepInput[], head: false | 'last' | { rows: Uint32Array; targets: Uint32Array }): GPUBuffer | null {
     const { gpu } = this;
     const { rt } = gpu;
     const c = gpu.config;
@@ -192,12 +236,23 @@ export class GpuDecoder implements Decoder {
       for (const s of inputs) this.lens[s.slot] += s.ids.length;
       return null;
     }
-    // The last row of each input (the gather is the embedding kernel over x as a table), normed.
-    const lastIdx = rt.upload(p.last, 'decode.last');
-    const g = rt.acquire(R * d * 4, 'storage', 'decode.last_hidden');
-    embedGpu(rt, { ids: lastIdx, tokEmb: x, out: g, B: 1, L: R, d, vocabSize: T });
-    const h = rt.acquire(R * d * 4, 'storage', 'decode.final_norm');
-    gpu.finalNormInto(g, h, R);
+    // The last row of each input, or the scored rows (the gather is the embedding kernel over x as a table), normed.
+    const pick = head === 'last' ? p.last : head.rows;
+    const G = pick.length;
+    const lastIdx = rt.upload(pick, 'decode.last');
+    const g = rt.acquire(G * d * 4, 'storage', 'decode.last_hidden');
+    embedGpu(rt, { ids: lastIdx, tokEmb: x, out: g, B: 1, L: G, d, vocabSize: T });
+    const h = rt.acquire(G * d * 4, 'storage', 'decode.final_norm');
+    gpu.finalNormInto(g, h, G);
+    if (head !== 'last') {
+      checkTargets(head.targets, new Uint32Array(G).fill(1), c.vocabSize);
+      const tb = rt.upload(head.targets, 'decode.targets'), mb = rt.upload(new Uint32Array(G).fill(1), 'decode.mask');
+      const logp = rt.acquire(G * 4, 'storage', 'decode.logp');
+      logprobGpu(rt, { H: h, W: gpu.lmHead, targets: tb, mask: mb, logp, T: G, V: c.vocabSize, d, variant: { f16: gpu.f16 }, softcap: c.finalSoftcap });
+      for (const b of [...tmp, lastIdx, g, h, tb, mb]) rt.release(b);
+      for (const s of inputs) this.lens[s.slot] += s.ids.length;
+      return logp;
+    }
     const logits = rt.acquire(R * c.vocabSize * 4, 'storage', 'decode.logits');
     gpu.linear(h, { w: gpu.lmHead, b: null, out: c.vocabSize, in: d }, logits, R);
     for (const b of [...tmp, lastIdx, g, h]) rt.release(b);

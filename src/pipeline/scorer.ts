@@ -29,7 +29,7 @@ import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } f
 import { boundEncoderText } from './bound.js';
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
 import { spanSum, type PassPlan, type PassSequence, type Quantity } from './plan.js';
-import { sequenceBuilder } from './sequences.js';
+import { sequenceBuilder, type SequenceBuilder } from './sequences.js';
 import type { ChatFormat } from './chat-template.js';
 
 export interface PairScores {
@@ -199,6 +199,8 @@ export interface Scorer {
   readonly maxLen: number;
   readonly cosineSource: string | null;
   readonly templates: { forward: string; reverse: string };
+  /** The pair → sequences builder the scorer runs (templates, truncation): signals that lay pairs out as the scorer does reuse it. */
+  readonly builder: SequenceBuilder;
   readonly stats: ScorerStats;
   /** Score records (objects, or SourcedRecord from a file reader); yields in input order. */
   score(
@@ -530,6 +532,6 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
   }
 
   return {
-    plan, passes: plan.mode, maxLen, cosineSource, templates: builder.templates, stats, score,
+    plan, passes: plan.mode, maxLen, cosineSource, templates: builder.templates, builder, stats, score,
   };
 }

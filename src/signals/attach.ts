@@ -47,6 +47,7 @@ export function withSignals(scorer: ConfiguredScorer, signals: PairSignals[], op
     get maxLen() { return scorer.maxLen; },
     get cosineSource() { return scorer.cosineSource; },
     get templates() { return scorer.templates; },
+    get builder() { return scorer.builder; },
     get stats() { return scorer.stats; },
     get models() { return scorer.models; },
     get device() { return scorer.device; },

@@ -2,7 +2,10 @@
 // model loads, and the wrapping of the configured scorer with them.
 
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
+import { checkReadable, openRecords } from '../io/inputs.js';
+import { DEFAULT_FIELDS, RecordError, recordToPair } from '../pipeline/input.js';
+import { InContextInfluence } from './icl.js';
 import type { ConfiguredScorer } from '../pipeline/index.js';
 import type { FieldMap } from '../pipeline/input.js';
 import { withSignals, type PairSignals } from './attach.js';
@@ -13,7 +16,7 @@ import type { LanguageModel } from '../models/lm.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import type { DeviceChoice } from '../gpu/device.js';
 
-export const SIGNAL_NAMES = ['ask-llm', 'rating', 'sifd', 'ref-loss'] as const;
+export const SIGNAL_NAMES = ['ask-llm', 'rating', 'sifd', 'ref-loss', 'icl'] as const;
 export type SignalName = (typeof SIGNAL_NAMES)[number];
 
 export const SIGNAL_OPTIONS = {
@@ -25,6 +28,7 @@ export const SIGNAL_OPTIONS = {
   'sifd-threshold': { type: 'string' },
   'reference-model': { type: 'string' },
   'token-scores': { type: 'string' },
+  anchors: { type: 'string' },
 } as const;
 
 export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals.md)
@@ -40,7 +44,13 @@ export const SIGNAL_HELP = `Extra signals (columns only when asked; docs/signals
   --reference-model M           --signals ref-loss (Token Cleaning): ref_logp, tc_diff (mean of
                                 loss − reference loss over y), tc_positive (share of tokens > 0)
   --token-scores FILE           per-token side file, one JSON line per scored record: ids, tokens,
-                                loss, uncond_loss (+ ref_loss, diff with --reference-model)`;
+                                loss, uncond_loss (+ ref_loss, diff with --reference-model)
+  --anchors FILE                --signals icl (in-context influence, NUGGETS): A anchor pairs (any
+                                input format); per record, with the record as a one-shot example
+                                before each anchor: icl_gold (share of anchors whose response
+                                log-prob rises, NUGGETS' golden score), icl_delta (mean gain in
+                                log-prob per response token), icl_ratio (zero-shot ÷ one-shot loss,
+                                Data-Juicer's); N×A anchor scorings, each record prefilled once`;
 
 export interface SignalSettings {
   names: SignalName[];
@@ -51,6 +61,7 @@ export interface SignalSettings {
   sifdThreshold?: number;
   referenceModel?: string;
   tokenScores?: string;
+  anchors?: string;
 }
 
 type Flags = { [K in keyof typeof SIGNAL_OPTIONS]?: string } & { resume?: boolean; shard?: string; 'out-dir'?: string };
@@ -77,6 +88,8 @@ export function signalSettings(v: Flags): SignalSettings {
   if (v['sifd-threshold'] !== undefined && !has('sifd')) throw new UsageError('--sifd-threshold needs --signals sifd');
   if (has('sifd') && v['sifd-threshold'] === undefined) throw new UsageError('--signals sifd needs --sifd-threshold T (nats; T-SHIRT uses the median |PMI| over the data set\'s response tokens: see docs/signals.md)');
   if (has('ref-loss') !== (v['reference-model'] !== undefined)) throw new UsageError(has('ref-loss') ? '--signals ref-loss needs --reference-model M' : '--reference-model needs --signals ref-loss');
+  if (has('icl') !== (v.anchors !== undefined)) throw new UsageError(has('icl') ? '--signals icl needs --anchors FILE (the anchor pairs)' : '--anchors needs --signals icl');
+  if (v.anchors !== undefined) checkReadable(v.anchors);
   if (v['token-scores'] !== undefined && (v.resume || v.shard !== undefined || v['out-dir'] !== undefined)) throw new UsageError('--token-scores writes one side file per run: it does not combine with --resume or --shard');
   const ask = v['ask-template'] !== undefined ? readTemplates(v['ask-template']) : undefined;
   if (ask && ask.length > 1) throw new UsageError(`${v['ask-template']}: --ask-template takes one template (found ${ask.length})`);
@@ -89,7 +102,26 @@ export function signalSettings(v: Flags): SignalSettings {
     sifdThreshold: numberFlag(v['sifd-threshold'], '--sifd-threshold', false),
     referenceModel: v['reference-model'],
     tokenScores: v['token-scores'],
+    anchors: v.anchors,
   };
+}
+
+/** The anchor pairs of --anchors (any input src/io reads), with the scorer's field names; a bad record stops the run naming it. */
+export async function readAnchors(file: string, fields: Partial<FieldMap>): Promise<{ x: string; y: string }[]> {
+  const out: { x: string; y: string }[] = [];
+  const map = { ...DEFAULT_FIELDS, ...fields };
+  for await (const r of openRecords(file)) {
+    if (r.parseError) throw new InputError(`${r.loc}: anchor: ${r.parseError}`);
+    try {
+      const p = recordToPair(r.record, map);
+      out.push({ x: p.x, y: p.y });
+    } catch (e) {
+      if (e instanceof RecordError) throw new InputError(`${r.loc}: anchor: ${e.message}`);
+      throw e;
+    }
+  }
+  if (!out.length) throw new InputError(`${file}: no anchor pairs in the file`);
+  return out;
 }
 
 /** The scorer with the asked signals attached (the scorer itself when none are asked). */
@@ -111,6 +143,19 @@ export async function attachSignals(scorer: ConfiguredScorer, s: SignalSettings,
         return { sifd: Number.isFinite(sifd) ? sifd : null, sifd_tokens: kept };
       }),
     });
+  }
+  if (s.names.includes('icl')) {
+    const lm = scorer.models[0];
+    if (!lm.createDecoder) throw new UsageError(`--signals icl: ${lm.config.name} on ${lm.deviceName} has no decoder (KV cache) here; use --device cpu or --device cpu-twin`);
+    const anchors = await readAnchors(s.anchors!, fields);
+    let icl: InContextInfluence;
+    try {
+      icl = new InContextInfluence(lm, scorer.builder, anchors);
+    } catch (e) {
+      if (e instanceof RecordError) throw new InputError(`${s.anchors}: ${e.message}`);
+      throw e;
+    }
+    list.push({ identity: () => icl.identity(), score: (p) => icl.score(p) as unknown as Promise<Record<string, number | null | undefined>[]> });
   }
   let ref: LanguageModel | null = null;
   if (s.referenceModel || s.tokenScores) {

@@ -4,9 +4,10 @@
 //
 //   inputs   input_ids  int64 [S, T]             the new tokens of each slot, right-padded
 //            start      int64 [S]                each slot's cache length = the position of its first new token
-//            rows       int64 [S]                flat row s·T + (new tokens of s) - 1: the token whose logits are returned
+//            rows       int64 [R]                flat rows s·T + i whose logits are returned: the last new token of
+//                                                each slot (a step), or the scored rows (Decoder.scoreTokens)
 //            past_k.{l}, past_v.{l}  f32 [S, Hkv, P, hd]   the cache; rows j ≥ start[s] are ignored (P ≥ 1)
-//   outputs  logits     f32 [S, V]               the (soft-capped) logits at `rows`: what the sampler reads
+//   outputs  logits     f32 [R, V]               the (soft-capped) logits at `rows`: what the sampler reads
 //            present_k.{l}, present_v.{l}  f32 [S, Hkv, T, hd]   keys (RoPE'd at their positions) and values
 //                                                of the new tokens; the host writes the real ones into its cache
 //
@@ -74,17 +75,17 @@ export class DecodeGraph extends LmGraph {
     checkBuildable(this.w);
     const ids = g.input('input_ids', ONNX_INT64, ['batch', 'seq']);
     this.start = g.input('start', ONNX_INT64, ['batch']);
-    const rows = g.input('rows', ONNX_INT64, ['batch']);
+    const rows = g.input('rows', ONNX_INT64, ['rows']);
     this.setDims(ids);
     const r = g.op('Range', [g.i64Scalar(0), this.dims.Ls, g.i64Scalar(1)]);
     this.posI = g.op('Add', [g.op('Unsqueeze', [this.start, g.i64([1])]), g.op('Unsqueeze', [r, g.i64([0])])]); // [S, T]
     // past_k.0 must exist before any mask asks for P: keysValues(0) runs before attnMask(…) in layer 0.
     const h = this.trunk(this.embed(ids, this.posI));
-    const last = g.op('Gather', [h, rows], { axis: 0 }); // [S, d]
+    const last = g.op('Gather', [h, rows], { axis: 0 }); // [R, d]
     const z = this.logits(last);
     // Only the logits: onnxruntime runs every node whatever the fetches, so a LogSoftmax output
     // would cost every sampling step; stepLogprobs takes the log-softmax on the host (decoder.ts).
-    g.output(z, 'logits', ONNX_FLOAT, ['batch', c.vocabSize]);
+    g.output(z, 'logits', ONNX_FLOAT, ['rows', c.vocabSize]);
     return this.serializeChecked();
   }
 }

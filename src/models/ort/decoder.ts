@@ -9,7 +9,7 @@
 // same tokens as the twin's decoder wherever the logits agree.
 
 import { checkSampling, sampleRow } from '../../generate/sampling.js';
-import type { Decoder, DecoderOptions, StepInput } from '../../generate/types.js';
+import { scoreFrom, type Decoder, type DecoderOptions, type ScoreInput, type StepInput } from '../../generate/types.js';
 import type { LoadedWeights } from '../types.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -59,6 +59,24 @@ export class OrtDecoder implements Decoder {
     this.layout = null;
   }
 
+  truncate(slot: number, len: number): void {
+    this.checkSlot(slot);
+    if (!Number.isInteger(len) || len < 0 || len > this.lens[slot]) throw new Error(`decoder: slot ${slot}: cannot truncate to ${len} (it holds ${this.lens[slot]})`);
+    this.lens[slot] = len;
+    this.layout = null;
+  }
+
+  /** The scored rows' logits come back from the same run (the graph gathers any rows, decode-graph.ts); log-softmax on the host (logSoftmaxRow, f64 sums). */
+  async scoreTokens(inputs: ScoreInput[]): Promise<Float32Array[]> {
+    const froms = inputs.map(scoreFrom);
+    const V = this.w.config.vocabSize;
+    const picks = inputs.map((inp, i) => Array.from({ length: inp.ids.length - froms[i] }, (_, k) => froms[i] + k - 1));
+    return this.serial(inputs, (x) => {
+      let r = 0;
+      return inputs.map((inp, i) => Float32Array.from(picks[i], (t) => logSoftmaxRow(x, (r++) * V, V)[inp.ids[t + 1]]));
+    }, picks);
+  }
+
   async step(inputs: StepInput[]): Promise<Int32Array> {
     for (const inp of inputs) checkSampling(inp.sampling);
     const V = this.w.config.vocabSize;
@@ -72,8 +90,8 @@ export class OrtDecoder implements Decoder {
   }
 
   /** Runs one at a time (each already uses every core), in call order; `read` takes the [n, V] logits before they are released. */
-  private serial<R>(inputs: StepInput[], read: (logits: Float32Array) => R): Promise<R> {
-    const job = () => this.run(inputs, read);
+  private serial<R>(inputs: readonly { slot: number; ids: number[] }[], read: (logits: Float32Array) => R, picks?: number[][]): Promise<R> {
+    const job = () => this.run(inputs, read, picks);
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
@@ -96,7 +114,7 @@ export class OrtDecoder implements Decoder {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw new Error(`decoder: slot ${slot} is outside [0, ${this.slots})`);
   }
 
-  private check(inputs: StepInput[]): void {
+  private check(inputs: readonly { slot: number; ids: number[] }[]): void {
     const c = this.w.config, seen = new Set<number>();
     if (this.disposed) throw new Error('decoder: used after dispose()');
     for (const inp of inputs) {
@@ -116,23 +134,26 @@ export class OrtDecoder implements Decoder {
    * feeds are kept between runs in a layout of P = the longest cache rounded up to PAST_CHUNK rows:
    * while the same slots step in the same order and P does not change, the new rows are written
    * into the feeds as well and nothing is gathered again (a decode step copies T rows, not the cache).
+   * `picks[b]`: the rows of input b whose logits come back (default: its last), in order.
    */
-  private async run<R>(inputs: StepInput[], read: (logits: Float32Array) => R): Promise<R> {
+  private async run<R>(inputs: readonly { slot: number; ids: number[] }[], read: (logits: Float32Array) => R, picks?: number[][]): Promise<R> {
     this.check(inputs);
     if (!inputs.length) return read(new Float32Array(0));
     const c = this.w.config, n = inputs.length;
     const T = Math.max(...inputs.map((i) => i.ids.length));
     const longest = Math.max(1, ...inputs.map((i) => this.lens[i.slot]));
     const P = Math.min(Math.max(longest, this.maxLen), Math.ceil(longest / PAST_CHUNK) * PAST_CHUNK);
-    const ids = new BigInt64Array(n * T), start = new BigInt64Array(n), rows = new BigInt64Array(n);
+    const ids = new BigInt64Array(n * T), start = new BigInt64Array(n), flat: bigint[] = [];
     inputs.forEach((inp, b) => {
       inp.ids.forEach((id, t) => { ids[b * T + t] = BigInt(id); });
       start[b] = BigInt(this.lens[inp.slot]);
-      rows[b] = BigInt(b * T + inp.ids.length - 1);
+      for (const t of picks?.[b] ?? [inp.ids.length - 1]) flat.push(BigInt(b * T + t));
     });
+    if (!flat.length) flat.push(BigInt(inputs[0].ids.length - 1)); // a pure prefill: one row, not read
+    const rows = BigInt64Array.from(flat);
     const Tn = this.ort.Tensor;
     const feeds: Record<string, Tensor> = {
-      input_ids: new Tn('int64', ids, [n, T]), start: new Tn('int64', start, [n]), rows: new Tn('int64', rows, [n]),
+      input_ids: new Tn('int64', ids, [n, T]), start: new Tn('int64', start, [n]), rows: new Tn('int64', rows, [rows.length]),
     };
     const reuse = this.layout !== null && this.layout.P === P && this.layout.slots.length === n && inputs.every((inp, b) => this.layout!.slots[b] === inp.slot);
     this.layout = null;
@@ -163,7 +184,7 @@ export class OrtDecoder implements Decoder {
   }
 
   /** Copy each input slot's cache rows into feed row b of buf [n, Hkv, P, hd] (rows past its length: stale, masked). */
-  private gather(buf: Float32Array, cache: Float32Array, inputs: StepInput[], P: number): void {
+  private gather(buf: Float32Array, cache: Float32Array, inputs: readonly { slot: number; ids: number[] }[], P: number): void {
     const nKv = this.w.config.nKvHeads, hd = this.w.config.headDim, M = this.maxLen;
     inputs.forEach((inp, b) => {
       const len = this.lens[inp.slot];
@@ -175,7 +196,7 @@ export class OrtDecoder implements Decoder {
   }
 
   /** Write the new rows pres [n, Hkv, T, hd] into the caches at each slot's length, and into the feed where they fit. */
-  private scatter(pres: Float32Array, T: number, cache: Float32Array, feed: Float32Array, P: number, inputs: StepInput[]): void {
+  private scatter(pres: Float32Array, T: number, cache: Float32Array, feed: Float32Array, P: number, inputs: readonly { slot: number; ids: number[] }[]): void {
     const nKv = this.w.config.nKvHeads, hd = this.w.config.headDim, M = this.maxLen;
     inputs.forEach((inp, b) => {
       const len = this.lens[inp.slot], m = inp.ids.length, fit = Math.max(0, Math.min(m, P - len));
