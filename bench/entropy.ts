@@ -5,7 +5,8 @@
 // `entropy: false` and one with `entropy: true`, each on its own model instance (onnxruntime swaps
 // its head graph for the one with the entropy output on first use). Rounds alternate off/on after
 // one warm-up each; the median and the fastest round of each are reported (the fastest is the
-// least disturbed by other load on a shared machine).
+// least disturbed by other load on a shared machine), and the median CPU time of the process (all
+// threads; onnxruntime does not spin by default), which other load disturbs far less than wall time.
 //
 // Validated before anything is reported: the four log-prob means of every pair must agree between
 // the two scorers within 1e-5 nats/token (the entropy output must not move the log-probs), every
@@ -31,14 +32,15 @@ function readPairs(): unknown[] {
   return text.split('\n').filter((l) => l.trim()).slice(0, N).map((l) => JSON.parse(l));
 }
 
-async function scoreAll(sc: ReturnType<typeof createScorerFromModels>, pairs: unknown[]): Promise<{ ms: number; scores: PairScores[] }> {
-  const t0 = performance.now();
+async function scoreAll(sc: ReturnType<typeof createScorerFromModels>, pairs: unknown[]): Promise<{ ms: number; cpuMs: number; scores: PairScores[] }> {
+  const t0 = performance.now(), c0 = process.cpuUsage();
   const scores: PairScores[] = [];
   for await (const r of sc.score(pairs, { firstIndex: 0 })) {
     if (r.error) throw new Error(`${r.loc}: ${r.error}`);
     scores.push(r.scores!);
   }
-  return { ms: performance.now() - t0, scores };
+  const c = process.cpuUsage(c0);
+  return { ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, scores };
 }
 
 const median = (v: number[]): number => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
@@ -55,13 +57,15 @@ async function main(): Promise<void> {
     const on = createScorerFromModels({ model: mOn, cosine: 'off', entropy: true });
     await scoreAll(off, pairs.slice(0, 2));
     await scoreAll(on, pairs.slice(0, 2));
-    const tOff: number[] = [], tOn: number[] = [];
+    const tOff: number[] = [], tOn: number[] = [], cOff: number[] = [], cOn: number[] = [];
     let sOff: PairScores[] = [], sOn: PairScores[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const x = await scoreAll(off, pairs);
       const y = await scoreAll(on, pairs);
       tOff.push(x.ms);
       tOn.push(y.ms);
+      cOff.push(x.cpuMs);
+      cOn.push(y.cpuMs);
       sOff = x.scores;
       sOn = y.scores;
     }
@@ -74,6 +78,8 @@ async function main(): Promise<void> {
     byDevice[device] = sOn;
     const [mo, mn] = [median(tOff), median(tOn)];
     console.log(`${device.padEnd(9)} ${mOn.deviceName}`);
+    const [co, cn] = [median(cOff), median(cOn)];
+    console.log(`          CPU time (all threads), median: without ${co.toFixed(0)} ms, with ${cn.toFixed(0)} ms, added ${(100 * (cn / co - 1)).toFixed(1)}%   rounds off [${cOff.map((t) => t.toFixed(0)).join(', ')}] on [${cOn.map((t) => t.toFixed(0)).join(', ')}]`);
     const [lo, ln] = [Math.min(...tOff), Math.min(...tOn)];
     console.log(`          fastest rounds: without ${lo.toFixed(0)} ms, with ${ln.toFixed(0)} ms, added ${(100 * (ln / lo - 1)).toFixed(1)}%`);
     console.log(`          median: without entropy ${mo.toFixed(0)} ms (${(pairs.length / (mo / 1000)).toFixed(2)} pairs/s)   with ${mn.toFixed(0)} ms (${(pairs.length / (mn / 1000)).toFixed(2)} pairs/s)   added ${(100 * (mn / mo - 1)).toFixed(1)}%   rounds off [${tOff.map((t) => t.toFixed(0)).join(', ')}] on [${tOn.map((t) => t.toFixed(0)).join(', ')}]`);

@@ -92,6 +92,18 @@ describe('usage errors: exit 2, one line naming the flag, for every command', ()
     expect(err.join('')).toContain("unknown command 'frobnicate'");
   });
 
+  test('--no-entropy: every command that scores takes it (and its --help says so); it takes no value', async () => {
+    const log = vi.mocked(console.log);
+    for (const [cmd, argv] of [['score', ['in.jsonl', '-o', 'o.jsonl']], ['run', ['in.jsonl', '-o', 'k.jsonl']], ['synthesize', ['in.jsonl', '-o', 'p.jsonl']]] as const) {
+      err.length = 0;
+      expect(await main([cmd, ...argv, '--no-entropy=yes'])).toBe(2);
+      expect(err.join('')).toBe(`concord ${cmd}: --no-entropy takes no value (concord ${cmd} --help)\n`);
+      log.mockClear();
+      expect(await COMMANDS[cmd](['--help'])).toBe(0);
+      expect(String(log.mock.calls[0][0])).toContain('--no-entropy');
+    }
+  });
+
   test('--help exits 0 for every command', async () => {
     for (const c of Object.keys(COMMANDS)) expect(await COMMANDS[c](['--help'])).toBe(0);
   });

@@ -157,6 +157,19 @@ describe('next-token entropy in the fused LM head', async () => {
           worst = Math.max(worst, v.maxAbsErr);
           expect(validate(got[i].logprobs, plain[i].logprobs, { atol: 1e-6, rtol: 0 }).ok).toBe(true);
         });
+        // Only the asked positions (SequenceRequest.entropySpan): the same values there, NaN elsewhere, log-probs unchanged.
+        const spans = r.sequences.map((s) => [1, Math.max(1, s.ids.length - 2)] as [number, number]);
+        const part = await lm.scoreBatch(seqs.map((q, i) => ({ ...q, entropySpan: spans[i] })), { entropy: true });
+        r.sequences.forEach((s, i) => {
+          const [a, b] = spans[i];
+          s.entropy.forEach((h, t) => {
+            if (t >= a && t < b) expect(Math.abs(part[i].entropy![t] - h), `${family} position ${t}`).toBeLessThanOrEqual(1e-5);
+            else expect(part[i].entropy![t], `${family} position ${t} outside the span`).toBeNaN();
+          });
+          expect(validate(part[i].logprobs, plain[i].logprobs, { atol: 1e-6, rtol: 0 }).ok).toBe(true);
+        });
+        // After the swap to the entropy session, a call without entropy still works and returns none.
+        expect((await lm.scoreBatch(seqs))[0].entropy).toBeUndefined();
         lm.dispose();
         console.log(`[${family}] onnxruntime entropy vs PyTorch f64: max |Δ| ${worst.toExponential(2)} nats`);
       });
@@ -217,6 +230,26 @@ describe('entropy signals in the scorer (y_entropy, x_entropy, upd, norm_loss)',
       expect(s.upd!).toBeLessThan(1);
     });
     lm.dispose();
+  });
+
+  it('onnxruntime, computing only the positions the scores read (entropySpan), gives the twin\'s entropy signals', async () => {
+    const dir = join(FIX, 'qwen3');
+    const pairs = [{ instruction: 'the cat sat on', output: ' the mat and ran.' }, { instruction: 'a dog', output: ' barked at the moon all night' }];
+    const signals = async (device: 'cpu' | 'cpu-twin') => {
+      const lm = await loadModel(dir, { device, cpuBackend: device === 'cpu' ? 'onnxruntime' : 'twin' });
+      const asked: ({ ids: number[]; entropySpan?: [number, number] })[] = [];
+      const spy = { ...lm, scoreBatch: (q: { ids: number[]; entropySpan?: [number, number] }[], o?: { entropy?: boolean }) => { asked.push(...q); return lm.scoreBatch(q, o); } };
+      const res: ScoreResult[] = [];
+      for await (const r of createScorerFromModels({ model: spy, cosine: 'off' }).score(pairs)) res.push(r);
+      lm.dispose();
+      return { scores: res.map((r) => r.scores!), asked };
+    };
+    const [ort, twin] = [await signals('cpu'), await signals('cpu-twin')];
+    // Each pass asks for the entropies of the span its entropy scores read, not the whole sequence.
+    for (const q of ort.asked) expect(q.entropySpan![1] - q.entropySpan![0]).toBeLessThan(q.ids.length - 1);
+    ort.scores.forEach((s, i) => {
+      for (const k of ['y_entropy', 'x_entropy', 'upd'] as const) expect(Math.abs(s[k]! - twin.scores[i][k]!), k).toBeLessThanOrEqual(1e-5);
+    });
   });
 
   it('a LanguageModel that returns no entropies gives null entropy signals, not an error', async () => {

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { record, setupCli, type Cli } from './helpers/cli.js';
+import { makeTinyModel } from './helpers/tiny-models.js';
 
 let c: Cli;
 beforeAll(() => { c = setupCli(); });
@@ -123,6 +124,52 @@ describe('resume after kill -9', () => {
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/cannot resume mm\.jsonl: the scoring options/);
   });
+
+  test('--resume refuses a checkpoint made with the other entropy setting (exit 6), and resumes with the same one', async () => {
+    const args = ['score', 'big.jsonl', '--cosine', 'off', '--window', '8', '--checkpoint-every', '1', '--quiet'];
+    const { child, done } = cli([...args, '-o', 'ent.jsonl'], { CONCORD_FAKE_DELAY_MS: '60', CONCORD_FAKE_BUDGET: '32' });
+    const t0 = Date.now();
+    while (!fs.existsSync(p('ent.jsonl.progress.json'))) {
+      if (Date.now() - t0 > 40_000) throw new Error('no checkpoint');
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    child.kill('SIGKILL');
+    await done;
+    const r = await run([...args, '-o', 'ent.jsonl', '--resume', '--no-entropy']);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/cannot resume ent\.jsonl: the scoring options \(.*--no-entropy.*\) differ/);
+    expect(fs.existsSync(p('ent.jsonl.progress.json'))).toBe(true);
+    const ok = await run([...args, '-o', 'ent.jsonl', '--resume']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(lines('ent.jsonl').length).toBe(N - (Math.floor((N - 10) / 17) + 1));
+  });
+});
+
+describe('--no-entropy', () => {
+  test('score and run: y_entropy, x_entropy, upd null, every other score unchanged (a real model on the CPU path)', async () => {
+    const model = makeTinyModel('llama2c', p('tiny-ent'));
+    fs.writeFileSync(p('ent-pairs.jsonl'), [
+      { instruction: 'Tell a story about a cat.', output: 'Once upon a time there was a cat.' },
+      { instruction: 'Say hello.', output: 'Hello, friend.' },
+    ].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const base = ['ent-pairs.jsonl', '--model', model, '--device', 'cpu', '--cosine', 'off', '--quiet'];
+    const on = await run(['score', ...base, '-o', 'ent-on.jsonl'], {}, { fake: false });
+    const off = await run(['score', ...base, '-o', 'ent-off.jsonl', '--no-entropy'], {}, { fake: false });
+    expect(on.code, on.stderr).toBe(0);
+    expect(off.code, off.stderr).toBe(0);
+    const [a, b] = [lines('ent-on.jsonl'), lines('ent-off.jsonl')];
+    expect(b.length).toBe(2);
+    b.forEach((r, i) => {
+      for (const k of ['y_entropy', 'x_entropy', 'upd']) {
+        expect(a[i].scores[k]).toEqual(expect.any(Number));
+        expect(r.scores[k]).toBeNull();
+      }
+      for (const k of ['fwd_logp', 'rev_logp', 'y_logp', 'x_logp', 'ifd', 'rifd', 'norm_loss']) expect(r.scores[k]).toBeCloseTo(a[i].scores[k], 5);
+    });
+    const kept = await run(['run', ...base, '-o', 'ent-kept.jsonl', '--scored-out', 'ent-run-scored.jsonl', '--keep-fraction', '1', '--no-entropy'], {}, { fake: false });
+    expect(kept.code, kept.stderr).toBe(0);
+    for (const r of lines('ent-run-scored.jsonl')) expect(r.scores.y_entropy).toBeNull();
+  }, 120_000);
 });
 
 describe('verify, filter, run', () => {

@@ -50,6 +50,7 @@ export const SCORE_OPTIONS = {
   'out-dir': { type: 'string' },
   'out-format': { type: 'string' },
   gpu: { type: 'string' },
+  'no-entropy': { type: 'boolean' },
   ...SIGNAL_OPTIONS,
 } as const;
 
@@ -113,6 +114,8 @@ Tuning
 Scores (docs/signals.md)
   fwd_logp rev_logp y_logp x_logp (mean log-probs), ifd, rifd, cosine, y_entropy x_entropy (mean
   next-token entropy, nats), upd (OpenDataArena-Tool UPD), norm_loss (bits/token).
+  --no-entropy                  skip the next-token entropy: y_entropy, x_entropy and upd are null
+                                (norm_loss stays); saves the entropy's cost on the onnxruntime path
   ifd is Cherry LLM's IFD: PPL(y | x) / PPL(y) = exp(y_logp − fwd_logp); ifd > 1 means the
   instruction does not help predict the response. Some tools (Oumi's IFDAnalyzer) publish the inverse,
   PPL(y) / PPL(y | x) = 1 / ifd, where higher is better: invert before comparing. rifd likewise.
@@ -149,6 +152,7 @@ export function scoreSettings(v: ScoreFlags) {
     checkpointEvery: numFlag(v['checkpoint-every'], '--checkpoint-every', { int: true, min: 1 }),
     limit: numFlag(v.limit, '--limit', { int: true, min: 0 }),
     signals: signalSettings(v),
+    entropy: !v['no-entropy'],
   };
 }
 
@@ -161,7 +165,7 @@ export function scorerFromSettings(s: ScoreSettings, quiet: boolean): Promise<Co
     forwardTemplate: s.forwardTemplate, reverseTemplate: s.reverseTemplate, chatTemplate: s.chatTemplate, system: s.system, revision: s.revision,
     passes: s.passes, maxLen: s.maxLen, overlong: s.overlong, fields: s.fields,
     cosine: s.cosine, embedModel: s.embedModel, verify: s.verify,
-    windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined,
+    windowSize: s.windowSize, tokenBudget: s.tokenBudget, injectDeviation: inject || undefined, entropy: s.entropy,
     ...(needsTokenLogprobs(s.signals) ? { tokenLogprobs: true } : {}),
     log: quiet ? undefined : log,
     onLoadProgress: quiet ? undefined : loadProgressPrinter(),

@@ -43,6 +43,7 @@ Scoring (as concord score)
   --model M  --gguf-file F  --device auto|webgpu|cpu|cpu-twin  --revision R  --forward-template T  --reverse-template T
   --chat-template auto|none|F  --system TEXT  --max-len N  --on-overlong truncate|error (a response too long
   for its reverse prompt + --max-new-tokens: its head kept, or an error)  --cosine auto|embed|lm|off  --embed-model M
+  --no-entropy (y_entropy, x_entropy, upd null; skips the entropy's cost)
   --instruction-field F  --input-field F  --output-field F  --limit N
 Rule (as concord filter; default auto: fused with encoder cosines, else main)
   --rule R  --signal gain|logp  --fusion sum|mean|min  --min-score X  --keep-fraction F

@@ -128,12 +128,15 @@ export function readCheckpoint(out: string): Checkpoint | null {
   return c as Checkpoint;
 }
 
+/** Why a checkpoint whose options hash differs is refused (the hash: scoreOptionsHash, src/jobs/score.ts). */
+export const OPTIONS_DIFFER = 'the scoring options (models, templates, --max-len, fields, cosine, --no-entropy, --signals, --limit) differ from the interrupted run';
+
 /**
  * Why a checkpoint cannot be resumed with this input file and these options, or null when it can.
  * On success the returned hasher holds the input's checkpointed prefix (to go on hashing from).
  */
 export function checkpointMismatch(c: Checkpoint, input: string, optionsHash: string): { why: string } | { hasher: PrefixHasher } {
-  if (c.optionsHash !== optionsHash) return { why: 'the scoring options (models, templates, --max-len, fields, cosine, --limit) differ from the interrupted run' };
+  if (c.optionsHash !== optionsHash) return { why: OPTIONS_DIFFER };
   const size = fs.statSync(input).size;
   const changed = `the input changed since the checkpoint (the SHA-256 of its first ${c.input.hashedBytes} bytes, which the checkpoint covers, differs)`;
   if (size < c.input.hashedBytes) return { why: `${changed.slice(0, -1)}: the file is now ${size} bytes)` };

@@ -12,7 +12,7 @@ import type { ScoreProgress, Scorer, ScoreResult } from '../pipeline/scorer.js';
 import { SummaryBuilder, type Quantiles } from '../pipeline/stats.js';
 import { BadRecords, StrictError, errorLine, errorsPathFor } from './bad-records.js';
 import {
-  PrefixHasher, ResumeError, ScoredOutput, aheadPathFor, checkResumeFiles, checkpointMismatch, completeFinishedRun, hashOptions,
+  PrefixHasher, ResumeError, ScoredOutput, aheadPathFor, checkResumeFiles, checkpointMismatch, OPTIONS_DIFFER, completeFinishedRun, hashOptions,
   progressPathFor, readAhead, readCheckpoint, readLinesUpTo, type Checkpoint, type InputIdentity,
 } from './checkpoint.js';
 import { ProgressReporter } from './progress.js';
@@ -140,8 +140,6 @@ export function scoreOptionsHash(scorer: Scorer, limit?: number): string {
   if (identity === undefined) throw new Error('scoreFile: give optionsHash, or a scorer from createScorer');
   return hashOptions({ ...identity, limit: limit ?? null });
 }
-
-const OPTIONS_DIFFER = 'the scoring options (models, templates, --max-len, fields, cosine, --limit) differ from the interrupted run';
 
 /** The checkpoint to resume from (checked against this input and these options), or null for a fresh start. */
 function resumePoint(o: ScoreFileOptions & { optionsHash: string }, inputs: RecordInput, single: boolean): { ckpt: Checkpoint | null; hasher: InputHasher } {

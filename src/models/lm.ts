@@ -9,6 +9,14 @@ import type { ModelConfig } from './types.js';
 /** One token sequence to score: log p(ids[t] | ids[<t]) for every t in [1, ids.length). */
 export interface SequenceRequest {
   ids: number[];
+  /**
+   * With `{ entropy: true }`: the entropies the caller reads, as indices [a, b) of
+   * SequenceScores.entropy (the positions of logprobs[a .. b − 1]). A backend may leave the others
+   * NaN: onnxruntime computes the entropy only at these rows (its cost is a pass over the V
+   * logits of every row it computes), the fused GPU head and the twin carry it everywhere anyway.
+   * Absent: every position.
+   */
+  entropySpan?: [number, number];
 }
 
 export interface SequenceScores {

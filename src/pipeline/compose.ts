@@ -55,7 +55,7 @@ export interface ConfiguredScorer extends Scorer {
   /** The forward model, then the reverse model when there is one. */
   readonly models: LanguageModel[];
   readonly device: { backend: string; name: string; reason: string | null };
-  /** Everything that changes the scores (models, templates, passes, lengths, fields, cosine), for resume checks. */
+  /** Everything that changes the scores (models, templates, passes, lengths, fields, cosine, entropy; --signals add theirs), for resume checks. */
   readonly identity: Record<string, unknown>;
   /** Free what createScorer loaded (models given as objects are left to their owner). */
   dispose(): void;
@@ -161,6 +161,10 @@ export async function composeScorer(o: CreateScorerOptions, loaders: ScorerLoade
     reverse: reverseModel ? [typeof o.reverseModel === 'string' ? o.reverseModel : reverseModel.config.name, reverseModel.config.name] : null,
     templates: scorer.templates, passes: scorer.passes, maxLen: scorer.maxLen, overlong: o.overlong ?? 'truncate', fields: o.fields ?? {},
     cosine: scorer.cosineSource,
+    // The entropy columns (y_entropy, x_entropy, upd) are numbers or null by this switch.
+    entropy: o.entropy ?? true,
+    // A chat format that strips x and y changes the tokens (its template strings alone may not show it).
+    strip: chat?.stripContent ?? null,
   };
   const reason = model.deviceReason ?? null;
   return Object.assign(scorer, {

@@ -24,7 +24,7 @@
 import { UsageError } from '../errors.js';
 import { cosineRowsCpu } from '../../kernels/cosine.js';
 import { rng } from '../util/rng.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, SequenceRequest } from '../models/lm.js';
 import { Scheduler, type BatchInfo, type Job, type Lane, type SchedulerStats } from '../scheduler/index.js';
 import { boundEncoderText } from './bound.js';
 import { DEFAULT_FIELDS, RecordError, SourcedRecord, recordToPair, type FieldMap } from './input.js';
@@ -248,6 +248,24 @@ interface PairItem {
 
 const TAG_VEC_X = 1000, TAG_VEC_Y = 1001;
 
+/** The quantities whose entropies a score reads: y_entropy and upd from fwd, x_entropy from rev. */
+const ENTROPY_READS: readonly Quantity[] = ['fwd', 'rev'];
+
+/**
+ * The entropies a pass's sequence needs (SequenceRequest.entropySpan): the logprob indices of the
+ * spans its fwd/rev reads cover ([0, 0) for a pass that reads neither, as the unconditioned passes).
+ */
+export function entropySpan(reads: readonly { quantity: Quantity; slot: 'x' | 'y' }[], spans: Partial<Record<'x' | 'y', [number, number]>>): [number, number] {
+  let a = Infinity, b = -Infinity;
+  for (const r of reads) {
+    const sp = spans[r.slot];
+    if (!ENTROPY_READS.includes(r.quantity) || !sp || sp[1] <= sp[0]) continue;
+    a = Math.min(a, sp[0] - 1);
+    b = Math.max(b, sp[1] - 1);
+  }
+  return a < b ? [a, b] : [0, 0];
+}
+
 /** A span's log-prob sum and count, with its entropy sum and UPD sum (docs/signals.md). */
 export interface SpanStats { sum: number; count: number; entropy: number; upd: number }
 
@@ -346,8 +364,9 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
       budget: opts.tokenBudget ?? model.tokenBudget,
       padded: true,
       async run(payloads, info: BatchInfo) {
-        const seqs = payloads as number[][];
-        const out = await model.scoreBatch(seqs.map((ids) => ({ ids })), { entropy: opts.entropy ?? true });
+        const reqs = payloads as SequenceRequest[];
+        const seqs = reqs.map((r) => r.ids);
+        const out = await model.scoreBatch(reqs, { entropy: opts.entropy ?? true });
         stats.lmTokens += info.realTokens;
         let lp = out.map((o) => o.logprobs);
         if (delta !== 0) lp = lp.map((a) => a.map((x) => x + delta));
@@ -420,7 +439,8 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
         return;
       }
       for (const s of sequences) {
-        jobs.push({ lane: laneOf(plan.passes[s.pass].model), length: s.ids.length, payload: s.ids, item: k, tag: s.pass });
+        const payload: SequenceRequest = { ids: s.ids, entropySpan: entropySpan(plan.passes[s.pass].reads, s.spans) };
+        jobs.push({ lane: laneOf(plan.passes[s.pass].model), length: s.ids.length, payload, item: k, tag: s.pass });
         item.spans[s.pass] = s.spans;
       }
       if (cosineMode === 'lm') {
@@ -441,8 +461,9 @@ export function createScorerFromModels(opts: ScorerOptions): Scorer {
     const spans = item.spans[job.tag];
     const { logprobs: lp, entropy } = output as { logprobs: Float32Array; entropy?: Float32Array };
     if (!entropy) item.noEntropy = true;
-    if (lp.length !== (job.payload as number[]).length - 1 || (entropy && entropy.length !== lp.length)) {
-      throw new Error(`scoreBatch returned ${lp.length} log-probs and ${entropy?.length ?? 'no'} entropies for a sequence of ${(job.payload as number[]).length} tokens`);
+    const n = (job.payload as SequenceRequest).ids.length;
+    if (lp.length !== n - 1 || (entropy && entropy.length !== lp.length)) {
+      throw new Error(`scoreBatch returned ${lp.length} log-probs and ${entropy?.length ?? 'no'} entropies for a sequence of ${n} tokens`);
     }
     for (const r of pass.reads) item.sums[r.quantity] = spanStats(lp, entropy, spans[r.slot]!, logV[pass.model]);
     if (pass.name === 'forward') item.whole = spanSum(lp, [1, lp.length + 1]);

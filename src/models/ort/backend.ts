@@ -124,8 +124,8 @@ export class OrtLm {
   }
 
   /**
-   * onnxruntime runs every node whatever the fetches, so the entropy output costs its Exp over
-   * B·L×V on every run: the first call that asks for entropy swaps the scoring session for one
+   * onnxruntime runs every node whatever the fetches, so the entropy output costs its passes over
+   * the asked rows' logits on every run: the first call that asks for entropy swaps the scoring session for one
    * built with it (the old one released, so the weights are never held twice), and later calls
    * keep using it.
    */
@@ -147,13 +147,29 @@ export class OrtLm {
       if (!live.length) return out;
       if (ent) await this.entropySession();
       const { feeds, L } = this.feeds(live.map((i) => seqs[i].ids), true);
+      // The rows whose entropy is asked for (SequenceRequest.entropySpan; every real position without one).
+      const spans = live.map((i) => {
+        const n = seqs[i].ids.length - 1, sp = seqs[i].entropySpan;
+        return sp ? [Math.max(0, sp[0]), Math.min(n, sp[1])] : [0, n];
+      });
+      if (this.scoreHasEntropy) {
+        const rows: bigint[] = [];
+        if (ent) spans.forEach(([a, e], b) => { for (let t = a; t < e; t++) rows.push(BigInt(b * L + t)); });
+        if (!rows.length) rows.push(0n); // a run that needs none (or no entropy, on the swapped session) still feeds one row
+        feeds.entropy_rows = new this.ort.Tensor('int64', BigInt64Array.from(rows), [rows.length]);
+      }
       const res = await this.score.run(feeds, ent ? ['logprobs', 'entropy'] : ['logprobs']);
       const lp = res.logprobs.data as Float32Array;
       const en = ent ? (res.entropy.data as Float32Array) : null;
+      let k = 0;
       live.forEach((i, b) => {
         const n = seqs[i].ids.length - 1;
         out[i].logprobs = lp.slice(b * L, b * L + n);
-        if (en) out[i].entropy = en.slice(b * L, b * L + n);
+        if (en) {
+          const e = new Float32Array(n).fill(NaN), [a, z] = spans[b];
+          for (let t = a; t < z; t++) e[t] = en[k++];
+          out[i].entropy = e;
+        }
       });
       for (const t of Object.values(res)) t.dispose();
       return out;

@@ -5,8 +5,9 @@
 //   inputs   input_ids  int64 [batch, seq]   right-padded token ids
 //            target_ids int64 [batch, seq]   target_ids[b, t] = the token position t predicts (ids[t+1]; 0 past the end)
 //            mask       f32   [batch, seq]   1 for real tokens, 0 for padding
+//            entropy_rows int64 [rows]       (only with `entropy: true`) the positions b·seq + t whose entropy is asked for
 //   outputs  logprobs    f32 [batch, seq]    log p(target_ids[b, t] | ids[b, ≤t]) (garbage where padded)
-//            entropy     f32 [batch, seq]    (only with `entropy: true`) −Σ_v p log p of that next-token distribution
+//            entropy     f32 [rows]          (only with `entropy: true`) −Σ_v p log p of each asked position's next-token distribution
 //            mean_hidden f32 [batch, dim]    masked mean over positions of the final normed hidden states
 //
 // Causal attention makes right padding harmless: a real position never attends to a later one,
@@ -44,7 +45,10 @@ import { ggufToMatMulNBits, mapsToMatMulNBits } from '../../quant/matmulnbits.js
 export interface LmGraphOptions {
   /** Include the LM head and the logprobs output (default true). */
   head?: boolean;
-  /** Also output each position's next-token entropy from the log-softmax (default false: it costs an Exp over B·L×V). */
+  /**
+   * Also output the next-token entropy of the positions fed in `entropy_rows`, from the log-softmax
+   * (default false: it costs a few passes over V floats per position it computes).
+   */
   entropy?: boolean;
 }
 
@@ -328,21 +332,22 @@ export class LmGraph {
   }
 
   /**
-   * log p(target) per position, [B, L]: Gemm head + LogSoftmax + GatherElements; with `entropy`
-   * also H = −Σ_v exp(logp_v)·logp_v per position, [B, L], from the same log-softmax.
+   * log p(target) per position, [B, L]: Gemm head + LogSoftmax + GatherElements; with `rows`
+   * (int64 [K], positions b·L + t) also H = −Σ_v exp(logp_v)·logp_v at those positions, [K], from
+   * the same log-softmax.
    */
-  headLogprobs(h: V, targets: V, entropy = false): { logprobs: V; entropy: V | null } {
+  headLogprobs(h: V, targets: V, rows: V | null = null): { logprobs: V; entropy: V | null } {
     const g = this.g, { B, L, N } = this.dims;
     const tg = this.reshape(targets, [N, 1]);
     const logp = g.op('LogSoftmax', [this.logits(h)], { axis: 1 });
     const picked = g.op('GatherElements', [logp, tg], { axis: 1 }); // [N, 1]
-    if (!entropy) return { logprobs: this.reshape(picked, [B, L]), entropy: null };
-    // Σ_v p_v·logp_v as a batched [1, V]·[V, 1] product per row: both read once, no [N, V] product written.
-    const V = this.c.vocabSize;
-    const p = g.op('Reshape', [g.op('Exp', [logp]), g.i64([-1, 1, V])]);
-    const dot = g.op('MatMul', [p, g.op('Reshape', [logp, g.i64([-1, V, 1])])]); // [N, 1, 1]
-    const H = this.reshape(g.op('Neg', [dot]), [N, 1]);
-    return { logprobs: this.reshape(picked, [B, L]), entropy: this.reshape(H, [B, L]) };
+    if (!rows) return { logprobs: this.reshape(picked, [B, L]), entropy: null };
+    // Only the asked rows (the positions a score reads: about half of a pair's tokens), then
+    // Σ_v p_v·logp_v as Exp, Mul, ReduceSum. Both cheaper on onnxruntime's CPU provider than the
+    // sum as a batched [1, V]·[V, 1] MatMul over every row (N one-column GEMMs): docs/benchmarks.md "Entropy".
+    const lr = g.op('Gather', [logp, rows], { axis: 0 }); // [K, V]
+    const H = g.op('ReduceSum', [g.op('Mul', [g.op('Exp', [lr]), lr]), g.i64([1])], { keepdims: 0 }); // [K]
+    return { logprobs: this.reshape(picked, [B, L]), entropy: g.op('Neg', [H]) };
   }
 
   /** Masked mean over positions of h [N, d] → [B, d]. */
@@ -383,12 +388,13 @@ export class LmGraph {
     const ids = g.input('input_ids', ONNX_INT64, ['batch', 'seq']);
     const targets = head ? g.input('target_ids', ONNX_INT64, ['batch', 'seq']) : null;
     const mask = g.input('mask', ONNX_FLOAT, ['batch', 'seq']);
+    const rows = head && opts.entropy ? g.input('entropy_rows', ONNX_INT64, ['rows']) : null;
     this.setDims(ids);
     const h = this.trunk(this.embed(ids));
     if (head && targets) {
-      const out = this.headLogprobs(h, targets, opts.entropy ?? false);
+      const out = this.headLogprobs(h, targets, rows);
       g.output(out.logprobs, 'logprobs', ONNX_FLOAT, ['batch', 'seq']);
-      if (out.entropy) g.output(out.entropy, 'entropy', ONNX_FLOAT, ['batch', 'seq']);
+      if (out.entropy) g.output(out.entropy, 'entropy', ONNX_FLOAT, ['rows']);
     }
     g.output(this.meanPool(h, mask), 'mean_hidden', ONNX_FLOAT, ['batch', c.dim]);
     return this.serializeChecked();
