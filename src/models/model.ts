@@ -83,7 +83,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
     return {
       ...common,
       backend: 'webgpu',
-      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0 blocks)` : ''}`,
+      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0/Q4_K/Q6_K blocks${gpu.lmHeadType !== undefined ? ', the LM head among them' : ''})` : ''}`,
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,

@@ -10,7 +10,7 @@
 // imports here: the refs read their files themselves (src/formats/safetensors.ts).
 
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { QUANT_MATMUL_TYPES, type QuantMatmulType } from '../../kernels/matmul-quant.js';
+import { isQuantMatmulType, quantBlockElems, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { toF16 } from '../util/f16.js';
 import { tensor, type LoadedWeights, type TensorRef } from './types.js';
 
@@ -74,14 +74,15 @@ export class WeightUploader {
   }
 
   /**
-   * The named [rows, K] weights (back to back) as their GGUF blocks, unchanged (Q8_0/Q4_0, read
-   * by kernels/matmul-quant.ts), or null when any is not such a ref (GgufTensorRef: ggmlType,
-   * rawBytes) of one type with K a multiple of 32. Written now, straight from the file's bytes.
+   * The named [rows, K] weights (back to back) as their GGUF blocks, unchanged (Q8_0, Q4_0, Q4_K,
+   * Q6_K: read by kernels/matmul-quant.ts and the LM head's kernels/logprob.ts), or null when any is
+   * not such a ref (GgufTensorRef: ggmlType, rawBytes) of one type with K a multiple of its block.
+   * Written now, straight from the file's bytes.
    */
   quantBuffer(names: string[], K: number, label = names.join('+')): { buf: GPUBuffer; type: QuantMatmulType } | null {
     const refs = names.map((n) => this.weights.refs?.get(n) as (TensorRef & { ggmlType?: number; rawBytes?: () => Uint8Array }) | undefined);
     const t = refs[0]?.ggmlType;
-    if (K % 32 || t === undefined || !(QUANT_MATMUL_TYPES as readonly number[]).includes(t)) return null;
+    if (!isQuantMatmulType(t) || K % quantBlockElems(t)) return null;
     if (!refs.every((r) => r?.ggmlType === t && typeof r.rawBytes === 'function')) return null;
     const parts = refs.map((r) => r!.rawBytes!());
     const n = parts.reduce((a, p) => a + p.length, 0);
