@@ -41,6 +41,8 @@ export interface Placement { buffer: GPUBuffer; byteOffset: number; f16: boolean
 export class WeightUploader {
   /** bytes of weights on the GPU */
   bytes = 0;
+  /** of which GGUF blocks (quantBuffer) */
+  quantBytes = 0;
   private jobs: Job[] = [];
   private readonly placed = new Map<string, Placement>();
 
@@ -93,6 +95,7 @@ export class WeightUploader {
     const buf = this.rt.persistentBuffer(bytes, `${label} (ggml type ${t})`);
     this.rt.write(buf, all);
     this.bytes += bytes;
+    this.quantBytes += bytes;
     return { buf, type: t as QuantMatmulType };
   }
 
