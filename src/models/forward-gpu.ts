@@ -187,6 +187,21 @@ export class GpuTransformer {
     return Math.max(c.dim, c.hiddenDim, c.nHeads * c.headDim);
   }
 
+  /** The distinct (N, K, ggml type, GLU) of the linears kept as GGUF blocks, the head's included (autotuner requests). */
+  quantShapes(): { N: number; K: number; type: number; glu?: string }[] {
+    const c = this.config, seen = new Map<string, { N: number; K: number; type: number; glu?: string }>();
+    const glu = c.act === 'geglu' ? 'gelu_tanh' : 'silu';
+    for (const l of this.layers) {
+      for (const [lin, g] of [[l.q], [l.k], [l.v], [l.o], [l.gateUp, true], [l.up], [l.down]] as [Linear | null, boolean?][]) {
+        if (lin?.qtype === undefined) continue;
+        const s = { N: lin.out, K: lin.in, type: lin.qtype, ...(g ? { glu } : {}) };
+        seen.set(JSON.stringify(s), s);
+      }
+    }
+    if (this.lmHeadType !== undefined) seen.set('head', { N: c.vocabSize, K: c.dim, type: this.lmHeadType });
+    return [...seen.values()];
+  }
+
   /** The LM head as a linear [V, d] (the decoder's logits matmul). */
   get headLinear(): Linear {
     return { w: this.lmHead, b: null, out: this.config.vocabSize, in: this.config.dim, qtype: this.lmHeadType };

@@ -76,7 +76,7 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   if (opts.device !== 'cpu') {
     const rt = opts.device;
     const gpu = await GpuTransformer.create(rt, weights, { f16: opts.f16, onProgress: opts.onProgress });
-    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget })); // src/tune/index.ts: cached/tuned kernel variants
+    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget, quant: gpu.quantShapes() })); // src/tune/index.ts: cached/tuned kernel variants
     // The widest activation ([tokens, width] f32) must fit one storage binding; past a few
     // thousand tokens a batch only adds latency, so cap there.
     const byBinding = Math.floor(rt.limits.maxStorageBufferBindingSize / (4 * Math.max(gpu.maxActivationWidth, 1)));
