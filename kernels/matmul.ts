@@ -95,7 +95,7 @@ const GLU_CODE: Record<GateAct, number> = { silu: 1, gelu_tanh: 2 };
  * and for 'gemv' and 'tiled' the weight-reading part (their K loop / B tile load: f32/f16 values
  * here, GGUF blocks in kernels/matmul-quant.ts, which composes the same kernels with its parts).
  */
-export const MATMUL_WEIGHT_PART: Readonly<Record<string, string>> = { 'matmul/gemv': 'matmul/gemv-dot', 'matmul/tiled': 'matmul/tiled-load' };
+export const MATMUL_WEIGHT_PART: Readonly<Record<string, string>> = { 'matmul/gemv': 'matmul/gemv-dot', 'matmul/tiled': 'matmul/tiled-load', 'matmul/subgroup-matrix': 'matmul/sgmat-load' };
 const withGlu = (shader: string): string => composeShader(`${shader}+glu`, '', [shader, ...(MATMUL_WEIGHT_PART[shader] ? [MATMUL_WEIGHT_PART[shader]] : []), 'matmul/glu']);
 
 export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled', opts: MatmulSpecOptions = {}): ProgramSpec {

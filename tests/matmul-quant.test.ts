@@ -4,12 +4,13 @@
 // dequantization, then the f32 matmul twin), on random blocks with rows of extreme scales. Runs on
 // the adapter (CONCORD_REQUIRE_GPU=1).
 import { describe, expect, it } from 'vitest';
-import { EXTREME_HALVES, QUANT_MATMUL_TYPES, quantMatmulConfigs, quantMatmulCpu, quantMatmulGpu, quantWeightBytes, randomQuantBlocks, uploadQuantWeight, validateQuantMatmul } from '../kernels/matmul-quant.js';
+import { EXTREME_HALVES, QUANT_MATMUL_TYPES, quantMatmulConfigs, quantMatmulSpec, quantMatmulCpu, quantMatmulGpu, quantWeightBytes, randomQuantBlocks, uploadQuantWeight, validateQuantMatmul } from '../kernels/matmul-quant.js';
 import { matmulCpu } from '../kernels/matmul.js';
 import { dequantize } from '../src/quant/dequant.js';
 import { quantizeQ4_0, quantizeQ4_K, quantizeQ6_K, quantizeQ8_0 } from '../src/quant/quantize.js';
 import { GGML_TYPE, ggmlTypeName } from '../src/quant/types.js';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
+import { programSource } from '../src/gpu/runtime.js';
 
 describe('quantized-weight matmul (Q8_0, Q4_0, Q4_K, Q6_K)', async () => {
   const rt = await gpuRuntime();
@@ -64,6 +65,36 @@ describe('quantized-weight matmul (Q8_0, Q4_0, Q4_K, Q6_K)', async () => {
       }
     }
   }, 120_000);
+
+  it.skipIf(!rt)('subgroup-matrix is refused with the reason where the adapter lacks subgroup matrices (every software adapter)', async () => {
+    if (rt!.device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName)) return;
+    const v = await validateQuantMatmul(rt!, GGML_TYPE.Q4_K, { variant: 'subgroup-matrix' });
+    expect(v.ok).toBe(false);
+    expect(v.summary).toMatch(/'subgroup-matrix' cannot run on .*chromium-experimental-subgroup-matrix/);
+  });
+
+  // Never run here: its WGSL (every type, plain and GLU) is compile-checked on Dawn's null backend,
+  // which offers the feature but runs nothing; the GPU bundle's tune step validates it on hardware.
+  it('subgroup-matrix form over blocks compiles without errors or warnings on Dawn\'s null backend', async () => {
+    const { create } = await import('webgpu');
+    const gpu = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'dawn.node null backend adapter').toBeTruthy();
+    const feature = 'chromium-experimental-subgroup-matrix' as GPUFeatureName;
+    const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups', feature], requiredLimits: { maxComputeWorkgroupStorageSize: adapter!.limits.maxComputeWorkgroupStorageSize } });
+    for (const t of QUANT_MATMUL_TYPES) {
+      for (const glu of [null, 'silu'] as const) {
+        const spec = quantMatmulSpec(t, 'subgroup-matrix', { glu, subgroupSize: 32 });
+        const module = device.createShaderModule({ code: programSource(spec) });
+        const messages = (await module.getCompilationInfo()).messages.map((m) => `${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
+        expect(messages, `${ggmlTypeName(t)} glu=${glu}`).toEqual([]);
+        if (adapter!.limits.maxComputeWorkgroupStorageSize >= 24576) {
+          await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main', constants: spec.constants } });
+        }
+      }
+    }
+    device.destroy();
+  });
 
   it.skipIf(!rt)('refuses K not a multiple of the block and other types', () => {
     const b = rt!.upload(new Float32Array(4));

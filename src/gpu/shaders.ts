@@ -76,10 +76,10 @@ const WEIGHT_ALIAS = 'alias WeightT = f32;';
  * shaders/common/quant.wgsl): composeShader's text with `alias WeightT = f32;` made u32, the way
  * GpuRuntime makes it f16 for f16 weights. Registered once under `${name}<u32>`.
  */
-export function composeWordShader(name: string, parts: string[]): string {
+export function composeWordShader(name: string, parts: string[], header = ''): string {
   const words = `${name}<u32>`;
   if (!registered.has(words)) {
-    const text = shaderSource(composeShader(name, '', parts));
+    const text = shaderSource(composeShader(name, header, parts));
     if (!text.includes(WEIGHT_ALIAS)) throw new Error(`shader '${name}' has no '${WEIGHT_ALIAS}': it cannot read u32 weight words`);
     registered.set(words, text.replace(WEIGHT_ALIAS, 'alias WeightT = u32;'));
   }

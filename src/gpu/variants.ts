@@ -22,7 +22,7 @@ export const KERNEL_VARIANTS = {
   logprob: ['gemm', 'tiled', 'direct', 'sgmat'], // sgmat: experimental, never the default: forced, or a tuned winner that passed validation
   rowmax: ['reduce', 'direct'],
   attention: ['flash', 'direct'],
-  qmatmul: ['gemv', 'tiled'], // GGUF-block weights (kernels/matmul-quant.ts): its own per-shape default, gemv for few rows
+  qmatmul: ['gemv', 'tiled', 'subgroup-matrix'], // GGUF-block weights (kernels/matmul-quant.ts): its own per-shape default, gemv for few rows; subgroup-matrix never a default
 } as const;
 
 export type VariantOp = keyof typeof KERNEL_VARIANTS;
