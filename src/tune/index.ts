@@ -23,7 +23,7 @@
 import { attentionCpu, attentionGpu, type AttentionArgs } from '../../kernels/attention.js';
 import { logprobCpu, logprobGemmConfigs, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
 import { matmulConfigs, matmulCpu, matmulFusedCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
-import { isQuantMatmulType, QUANT_MATMUL_TYPES, quantMatmulConfigs, quantMatmulGpu, randomQuantBlocks, uploadQuantWeight, type QuantMatmulArgs, type QuantMatmulType, type QuantMatmulVariant } from '../../kernels/matmul-quant.js';
+import { isQuantMatmulType, quantMatmulConfigs, quantMatmulGpu, randomQuantBlocks, uploadQuantWeight, type QuantMatmulArgs, type QuantMatmulType, type QuantMatmulVariant } from '../../kernels/matmul-quant.js';
 import { dequantize } from '../quant/dequant.js';
 import { GGML_TYPE, ggmlTypeName } from '../quant/types.js';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu, type RowMaxVariant } from '../../kernels/pool.js';
@@ -187,7 +187,8 @@ const matmulProbe: Probe = {
 const qmatmulProbe: Probe = {
   shapes(_rt, size) {
     if (size === 'small') return [{ M: 4, N: 70, K: 256, type: GGML_TYPE.Q4_K }, { M: 40, N: 66, K: 256, type: GGML_TYPE.Q6_K }];
-    return ROW_CLASSES.flatMap((M) => QUANT_MATMUL_TYPES.map((type) => ({ M, N: 4096, K: 4096, type })));
+    // Few classes on GPUs (the bundle's tune step has a fixed budget): decode- and prefill-sized Q4_K, decode Q6_K.
+    return [{ M: 16, type: GGML_TYPE.Q4_K }, { M: 1024, type: GGML_TYPE.Q4_K }, { M: 16, type: GGML_TYPE.Q6_K }].map((s) => ({ ...s, N: 2048, K: 2048 }));
   },
   describe: (s) => `M=${s.M} N=${s.N} K=${s.K} ${ggmlTypeName(s.type as number)}${s.glu ? ` ${s.glu}` : ''}`,
   skip: (_rt, s) => (!isQuantMatmulType(s.type as number) ? `ggml type ${ggmlTypeName(s.type as number)} has no block kernel` : null),
