@@ -16,6 +16,13 @@ import { matmulCpu, matmulFlops, matmulGpu, MatmulVariant } from '../kernels/mat
 import { logSoftmaxGpu } from '../kernels/decode-attention.js';
 import { cosineAllPairsCost, cosineRowsCost, formatPeak, formatRoofline, logprobCost, lookupPeak, matmulCost, type MathKind, roofline } from './cost.js';
 import { GpuRuntime } from '../src/gpu/runtime.js';
+import { QUANT_MATMUL_TYPES, quantMatmulCpu, quantMatmulGpu, randomQuantBlocks, type QuantMatmulType } from '../kernels/matmul-quant.js';
+import { quantizeQ4_0, quantizeQ4_K, quantizeQ6_K, quantizeQ8_0 } from '../src/quant/quantize.js';
+import { ggmlTypeName } from '../src/quant/types.js';
+import { rng } from '../src/util/rng.js';
+
+/** llama.cpp's reference quantizers per block type (src/quant/quantize.ts). */
+const QUANTIZERS: Record<QuantMatmulType, (x: Float32Array) => Uint8Array> = { 8: quantizeQ8_0, 2: quantizeQ4_0, 12: quantizeQ4_K, 14: quantizeQ6_K };
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
 import { validate } from '../src/validate.js';
 
@@ -47,6 +54,8 @@ export interface KernelBenchResult {
   peakFraction?: number | null;
   /** The applicable ceiling, e.g. 'f32 67 TFLOP/s' or '4800 GB/s'. */
   ceiling?: string | null;
+  /** GPU bytes of the weight buffer as uploaded (qmatmul rows: the blocks, or the peer's f16/f32 values). */
+  weightBytes?: number;
 }
 
 export interface KernelBenchOptions {
@@ -89,14 +98,14 @@ function naiveDot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: n
   return s;
 }
 
-interface Shapes { matmul: [number, number, number][]; logprob: [number, number, number][]; candidates: [number, number, number, number][]; cosine: [number, number][]; allpairs: [number, number, number][] }
+interface Shapes { matmul: [number, number, number][]; qmatmul: [number, number, number][]; logprob: [number, number, number][]; candidates: [number, number, number, number][]; cosine: [number, number][]; allpairs: [number, number, number][] }
 
 const SHAPES: Record<'tiny' | 'small' | 'large', Shapes> = {
-  tiny: { matmul: [[32, 96, 64]], logprob: [[8, 2000, 64]], candidates: [[4, 5, 2000, 64]], cosine: [[64, 64]], allpairs: [[32, 32, 64]] },
+  tiny: { matmul: [[32, 96, 64]], qmatmul: [[1, 256, 256], [40, 256, 256]], logprob: [[8, 2000, 64]], candidates: [[4, 5, 2000, 64]], cosine: [[64, 64]], allpairs: [[32, 32, 64]] },
   // (M, N, K): a stories15M-sized projection and FFN; (T, V, d): stories15M's head; candidates
   // (R prompts, K candidates, V, d): a group of rating prompts on stories15M's head.
-  small: { matmul: [[128, 288, 288], [128, 768, 288]], logprob: [[32, 32000, 288]], candidates: [[16, 5, 32000, 288]], cosine: [[256, 384]], allpairs: [[256, 256, 384]] },
-  large: { matmul: [[2048, 2048, 2048], [4096, 4096, 4096]], logprob: [[1024, 32000, 2048], [512, 151936, 896]], candidates: [[64, 9, 151936, 896]], cosine: [[16384, 768]], allpairs: [[4096, 4096, 384]] },
+  small: { matmul: [[128, 288, 288], [128, 768, 288]], qmatmul: [[1, 768, 512], [128, 768, 512]], logprob: [[32, 32000, 288]], candidates: [[16, 5, 32000, 288]], cosine: [[256, 384]], allpairs: [[256, 256, 384]] },
+  large: { matmul: [[2048, 2048, 2048], [4096, 4096, 4096]], qmatmul: [[1, 4096, 4096], [512, 4096, 4096]], logprob: [[1024, 32000, 2048], [512, 151936, 896]], candidates: [[64, 9, 151936, 896]], cosine: [[16384, 768]], allpairs: [[4096, 4096, 384]] },
 };
 
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
@@ -154,6 +163,48 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
         const t = await timeIt(run);
         push({ kernel: 'matmul', variant: f16 ? `${variant} f16-W` : `${variant} f32`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, ...matmulCost(M, N, K, { bias: true, f16Weights: f16 }) });
         for (const b of Object.values(bufs)) rt.release(b);
+      }
+    }
+  }
+
+  // ---- matmul over GGUF blocks (kernels/matmul-quant.ts): each type × variant against its twin,
+  // then timed, with the f16-weight matmul (the policy's variant for the shape, or f32 without
+  // shader-f16) as the peer in the same run. weightBytes: the uploaded buffers' sizes. ----
+  if (rt && devices.includes('webgpu')) {
+    const quantCache = new Map<string, Uint8Array>(); // the same W (seeded) per N×K: quantized once
+    for (const [M, N, K] of shapes.qmatmul) {
+      const A = rand(M * K, 6), W = rand(N * K, 7, 0.05);
+      const shape = `${M}x${N}x${K}`, flops = matmulFlops(M, N, K);
+      const Mref = size === 'large' ? Math.min(M, 16) : M;
+      const minMs = size === 'tiny' ? 50 : 200;
+      const f16 = rt.hasF16;
+      {
+        // Weights in persistent buffers (exact sizes; the pool rounds uploads up to its buckets), as models hold them.
+        const bufs = { A: rt.upload(A), B: rt.persistent(f16 ? toF16(W) : W, 'bench peer W'), C: rt.acquire(M * N * 4) };
+        const ref = matmulCpu(A.subarray(0, Mref * K), f16 ? roundThroughF16(W) : W, null, Mref, N, K, 'nk');
+        const run = async () => { matmulGpu(rt, { ...bufs, M, N, K, layout: 'nk', f16 }); await rt.sync(); };
+        await run();
+        const v = validate((await rt.readF32(bufs.C, M * N)).subarray(0, Mref * N), ref, { atol: 1e-3, rtol: 1e-4 });
+        const t = await timeIt(run, minMs);
+        push({ kernel: 'qmatmul', variant: `${f16 ? 'f16' : 'f32'}-W peer`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, weightBytes: bufs.B.size, ...matmulCost(M, N, K, { f16Weights: f16 }) });
+        rt.release(bufs.A); rt.release(bufs.C); rt.dropPersistent(bufs.B);
+      }
+      for (const type of QUANT_MATMUL_TYPES) {
+        // The reference quantizers on small shapes; random blocks on 'large' ones, where the JavaScript
+        // Q4_K quantizer would take ~12 s per 4096² weight (the timing does not depend on the values).
+        const key = `${type}:${N}x${K}`;
+        const raw = quantCache.get(key) ?? (size === 'large' ? randomQuantBlocks(type, N, K, rng(8 + type), 0) : QUANTIZERS[type](W));
+        quantCache.set(key, raw);
+        const ref = quantMatmulCpu(A.subarray(0, Mref * K), raw, type, null, Mref, N, K);
+        for (const variant of ['gemv', 'tiled'] as const) {
+          const bufs = { A: rt.upload(A), B: rt.persistent(raw.length % 4 ? Uint8Array.from({ length: raw.length + 4 - (raw.length % 4) }, (_, i) => raw[i] ?? 0) : raw, 'bench blocks'), C: rt.acquire(M * N * 4) };
+          const run = async () => { quantMatmulGpu(rt, { ...bufs, M, N, K, type, variant }); await rt.sync(); };
+          await run();
+          const v = validate((await rt.readF32(bufs.C, M * N)).subarray(0, Mref * N), ref, { atol: 1e-3, rtol: 1e-4 });
+          const t = await timeIt(run, minMs);
+          push({ kernel: 'qmatmul', variant: `${ggmlTypeName(type)} ${variant}`, device: gpuName, shape, validated: v.ok, maxAbsErr: v.maxAbsErr, ...t, gflops: flops / t.ms / 1e6, weightBytes: bufs.B.size, flops, bytes: 4 * M * K + 4 * M * N + bufs.B.size });
+          rt.release(bufs.A); rt.release(bufs.C); rt.dropPersistent(bufs.B);
+        }
       }
     }
   }

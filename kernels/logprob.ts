@@ -15,9 +15,12 @@
 // entropy of the next-token distribution (log s − t/s), which every variant computes on the way.
 
 import { ceilDiv, GpuRuntime, ProgramSpec, Uniforms } from '../src/gpu/runtime.js';
-import { composeShader } from '../src/gpu/shaders.js';
+import { composeShader, composeWordShader } from '../src/gpu/shaders.js';
+import { dequantize } from '../src/quant/dequant.js';
+import { ggmlTypeName, TYPE_LAYOUT, type GgmlType } from '../src/quant/types.js';
 import { kernelVariant, tunedConfig } from '../src/gpu/variants.js';
 import { matmulCpu } from './matmul.js';
+import { randomQuantBlocks, uploadQuantWeight, type QuantMatmulType } from './matmul-quant.js';
 import { validate, type ValidateResult } from '../src/validate.js';
 import { rng } from '../src/util/rng.js';
 import { roundThroughF16, toF16 } from '../src/util/f16.js';
@@ -54,7 +57,16 @@ export interface LogprobVariant {
   gemm?: LogprobGemmConfig;
   /** workgroups to aim for when splitting the vocabulary (default 512; 1: no split) — see vocabSplits */
   targetWorkgroups?: number;
+  /**
+   * W holds GGUF blocks of this ggml type (Q8_0 8, Q4_0 2, Q4_K 12, Q6_K 14: a Q4_K_M file's
+   * output.weight is Q6_K), dequantized as the 'tiled' kernel loads its W tiles
+   * (logprob/partial-load-q); d must be a multiple of the type's block. Implies kind 'tiled'.
+   */
+  qtype?: number;
 }
+
+/** The ggml types the LM head reads as blocks (kernels/matmul-quant.ts QUANT_MATMUL_TYPES). */
+export const LOGPROB_QUANT_TYPES = [8, 2, 12, 14] as const;
 
 /** Threads per workgroup of a gemm configuration. */
 export const gemmThreads = (c: LogprobGemmConfig): number => (c.bm / 8) * (c.bn / 4);
@@ -124,14 +136,19 @@ function asGemmConfig(c: Readonly<Record<string, unknown>> | undefined): Logprob
   return c && typeof c.bm === 'number' && typeof c.bn === 'number' && typeof c.bk === 'number' ? { bm: c.bm, bn: c.bn, bk: c.bk } : null;
 }
 
-/** A pass-1 shader with what every variant shares (shaders/logprob/common.wgsl) composed after it. */
-const withCommon = (shader: string): string => composeShader(`${shader}+common`, '', [shader, 'logprob/common']);
+/** A pass-1 shader with what every variant shares (shaders/logprob/common.wgsl) composed after it (and partial's W tile load). */
+const withCommon = (shader: string): string => composeShader(`${shader}+common`, '', [shader, ...(shader === 'logprob/partial' ? ['logprob/partial-load'] : []), 'logprob/common']);
 
 const COMBINE: ProgramSpec = { shader: 'logprob/combine', constants: { WG: 64 } };
 
 export function logprobSpecs(v: LogprobVariant = {}, sg?: number): { partial: ProgramSpec; combine: ProgramSpec } {
   const wg = v.wg ?? 64;
   const combine = COMBINE;
+  if (v.qtype !== undefined) {
+    // GGUF blocks: the tiled kernel with the block-reading W tile load.
+    const shader = composeWordShader('logprob/partial+q+common', ['logprob/partial', 'logprob/partial-load-q', 'logprob/common']);
+    return { partial: { shader, constants: { WG: wg, QTYPE: v.qtype } }, combine };
+  }
   if (v.kind === 'sgmat') {
     return { partial: { shader: withCommon('logprob/sgmat'), f16Weights: v.f16, constants: { SG: sg ?? 32 } }, combine };
   }
@@ -198,6 +215,13 @@ export function logprobGpu(rt: GpuRuntime, a: LogprobArgs): void {
 function recordPartials(rt: GpuRuntime, a: Pick<LogprobArgs, 'H' | 'W' | 'targets' | 'T' | 'V' | 'd' | 'variant' | 'softcap'>, op: string): { partial: GPUBuffer; tgt: GPUBuffer; S: number } {
   const shape = { T: a.T, V: a.V, d: a.d, f16: a.variant?.f16 };
   const variant: LogprobVariant = { kind: kernelVariant(rt, 'logprob', shape), ...a.variant };
+  if (variant.qtype !== undefined) {
+    if (!(LOGPROB_QUANT_TYPES as readonly number[]).includes(variant.qtype)) throw new Error(`${op}: LM head of ggml type ${ggmlTypeName(variant.qtype)} cannot be read as blocks (${LOGPROB_QUANT_TYPES.map(ggmlTypeName).join(', ')})`);
+    const be = TYPE_LAYOUT[variant.qtype as GgmlType].blockElems;
+    if (a.d % be) throw new Error(`${op}: d = ${a.d} is not a multiple of the ${ggmlTypeName(variant.qtype)} block size ${be}`);
+    if (variant.f16) throw new Error(`${op}: a quantized LM head has no f16 form`);
+    variant.kind = 'tiled';
+  }
   if (a.softcap !== undefined && !(a.softcap >= 0)) throw new Error(`${op}: softcap ${a.softcap} must be >= 0`);
   if (variant.f16 && !rt.hasF16) throw new Error(`${op}: f16 weights need the shader-f16 feature, which this device (${rt.name}) lacks`);
   let rows: number, tileV: number, sg: number | undefined;
@@ -265,6 +289,7 @@ export interface CandidateLogprobArgs {
 export function candidateLogprobGpu(rt: GpuRuntime, a: CandidateLogprobArgs): void {
   if (!(Number.isInteger(a.K) && a.K >= 1 && a.K <= MAX_CANDIDATES)) throw new Error(`candidate head: ${a.K} candidates (1 to ${MAX_CANDIDATES})`);
   if (!(Number.isInteger(a.R) && a.R >= 1)) throw new Error(`candidate head: ${a.R} rows`);
+  if (a.variant?.qtype !== undefined) throw new Error('candidate head: the merge pass reads W as values; a head kept as GGUF blocks has no candidate variant (use the decoder route)');
   // No targets: an id no vocabulary entry has, so pass 1 only writes the softmax states.
   const none = rt.upload(new Uint32Array(a.R).fill(0xffffffff), 'candidates.none');
   const { partial, S } = recordPartials(rt, { ...a, T: a.R, targets: none }, 'candidate head');
@@ -288,7 +313,7 @@ export function checkCandidates(candidates: ArrayLike<number>, V: number): void 
  * f16-rounded twin for f16 weights (and for 'sgmat', whose matrix units take H in f16 as well). Throws only when the variant cannot run here at all (the
  * error logprobGpu gives); a wrong result is `ok: false`.
  */
-export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVariant, shape = { T: 77, V: 1037, d: 45, softcap: 15 }): Promise<ValidateResult> {
+export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVariant, shape = { T: 77, V: 1037, d: variant.qtype !== undefined ? 256 : 45, softcap: 15 }): Promise<ValidateResult> {
   const { T, V, d, softcap } = shape;
   const r = rng(0x10b9);
   const H = new Float32Array(T * d).map(() => 2 * r() - 1);
@@ -300,9 +325,14 @@ export async function validateLogprobVariant(rt: GpuRuntime, variant: LogprobVar
   mask[0] = mask[T - 1] = 1;
   // 'sgmat' rounds H and W to f16 on the way into the matrix units (f32 accumulation): its twin
   // takes both rounded; f16 weights: W rounded.
+  // A quantized head (variant.qtype): random blocks (kernels/matmul-quant.ts randomQuantBlocks, no
+  // extreme rows: one huge logit row would swamp every log-prob), the twin on their dequantization.
   const sg = variant.kind === 'sgmat';
-  const want = logprobCpu(sg ? roundThroughF16(H) : H, variant.f16 || sg ? roundThroughF16(W) : W, targets, mask, T, V, d, 1, T, softcap);
-  const bufs = { H: rt.upload(H), W: rt.upload(variant.f16 ? toF16(W) : W), targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
+  const q = variant.qtype !== undefined ? randomQuantBlocks(variant.qtype as QuantMatmulType, V, d, r, 0) : null;
+  const Wq = q ? dequantize(variant.qtype!, q, V * d) : W;
+  const want = logprobCpu(sg ? roundThroughF16(H) : H, variant.f16 || sg ? roundThroughF16(Wq) : Wq, targets, mask, T, V, d, 1, T, softcap);
+  const wBuf = q ? uploadQuantWeight(rt, q) : rt.upload(variant.f16 ? toF16(W) : W);
+  const bufs = { H: rt.upload(H), W: wBuf, targets: rt.upload(targets), mask: rt.upload(mask), logp: rt.acquire(T * 4) };
   try {
     logprobGpu(rt, { ...bufs, T, V, d, variant, softcap });
     const got = await rt.readF32(bufs.logp, T);

@@ -90,8 +90,13 @@ export interface MatmulSpecOptions {
 
 const GLU_CODE: Record<GateAct, number> = { silu: 1, gelu_tanh: 2 };
 
-/** A variant's shader with the shared GLU activation (shaders/matmul/glu.wgsl) composed after it. */
-const withGlu = (shader: string): string => composeShader(`${shader}+glu`, '', [shader, 'matmul/glu']);
+/**
+ * A variant's shader with the shared GLU activation (shaders/matmul/glu.wgsl) composed after it,
+ * and for 'gemv' and 'tiled' the weight-reading part (their K loop / B tile load: f32/f16 values
+ * here, GGUF blocks in kernels/matmul-quant.ts, which composes the same kernels with its parts).
+ */
+export const MATMUL_WEIGHT_PART: Readonly<Record<string, string>> = { 'matmul/gemv': 'matmul/gemv-dot', 'matmul/tiled': 'matmul/tiled-load', 'matmul/subgroup-matrix': 'matmul/sgmat-load' };
+const withGlu = (shader: string): string => composeShader(`${shader}+glu`, '', [shader, ...(MATMUL_WEIGHT_PART[shader] ? [MATMUL_WEIGHT_PART[shader]] : []), 'matmul/glu']);
 
 export function matmulSpec(layout: BLayout, f16 = false, variant: MatmulVariant = 'tiled', opts: MatmulSpecOptions = {}): ProgramSpec {
   const trans = layout === 'nk' ? 1 : 0;
@@ -264,6 +269,66 @@ export function matmulFusedCpu(A: Float32Array, B: Float32Array, bias: Float32Ar
 
 export interface MatmulValidation { ok: boolean; maxAbsErr: number; summary: string }
 
+/** Relative to Σ|a·w| (MatmulCase.magnitude): 2^-18, about 32 f32 ulps. */
+export const MAGNITUDE_TOL = 2 ** -18;
+
+export type MatmulForm = 'plain' | 'bias+accumulate' | 'glu';
+
+/** One validation case: host inputs (B: weight values or block bytes, as uploaded), the twin's answer, and the kernel's launch. */
+export interface MatmulCase {
+  A: Float32Array; B: Float32Array | Uint16Array | Uint8Array; bias: Float32Array | null; C0: Float32Array; want: Float32Array;
+  /**
+   * Per output Σ_k |a_k·w_k| (optional): the f32 rounding of a dot product scales with its terms,
+   * not its result, so where rows of huge scales cancel, each output may also differ by
+   * MAGNITUDE_TOL × this.
+   */
+  magnitude?: Float32Array;
+  launch(b: { A: GPUBuffer; B: GPUBuffer; bias: GPUBuffer | null; C: GPUBuffer }): void;
+}
+
+/**
+ * The validation loop of every matmul kernel (validateMatmulVariant, kernels/matmul-quant.ts
+ * validateQuantMatmul): per shape and epilogue form, `make` builds a case (null: skip); its inputs
+ * are uploaded (B padded to whole words), launched, read back and compared with the twin's answer,
+ * and every buffer is released. Never throws: an error is ok: false.
+ */
+export async function validateMatmulCases(rt: GpuRuntime, what: string, shapes: [number, number, number][],
+  make: (M: number, N: number, K: number, form: MatmulForm) => MatmulCase | null, tol: { atol: number; rtol: number }): Promise<MatmulValidation> {
+  let maxAbsErr = 0, ok = true, forms = 0;
+  const notes: string[] = [];
+  const bufs: GPUBuffer[] = [];
+  try {
+    for (const [M, N, K] of shapes) {
+      for (const form of ['plain', 'bias+accumulate', 'glu'] as const) {
+        const c = make(M, N, K, form);
+        if (!c) continue;
+        forms++;
+        let B = c.B;
+        if (B.byteLength % 4) {
+          const padded = new Uint8Array(ceilDiv(B.byteLength, 4) * 4);
+          padded.set(new Uint8Array(B.buffer, B.byteOffset, B.byteLength));
+          B = padded;
+        }
+        const b = { A: rt.upload(c.A), B: rt.upload(B), bias: c.bias ? rt.upload(c.bias) : null, C: rt.upload(c.C0) };
+        bufs.push(b.A, b.B, b.C, ...(b.bias ? [b.bias] : []));
+        c.launch(b);
+        const got = await rt.readF32(b.C, M * N);
+        for (let i = 0; i < got.length; i++) maxAbsErr = Math.max(maxAbsErr, Math.abs(got[i] - c.want[i]));
+        // Within the magnitude bound counts as equal; the rest is judged (and reported) by validate.
+        const judged = c.magnitude ? got.map((g, i) => (Math.abs(g - c.want[i]) <= MAGNITUDE_TOL * c.magnitude![i] ? c.want[i] : g)) : got;
+        const v = validate(judged, c.want, tol);
+        if (!v.ok) { ok = false; notes.push(`${M}×${N}×${K} ${form}: ${v.summary}`); }
+      }
+    }
+  } catch (e) {
+    ok = false;
+    notes.push(`error: ${(e as Error).message}`);
+  } finally {
+    for (const b of bufs) rt.release(b);
+  }
+  return { ok, maxAbsErr, summary: ok ? `${what}: matches the CPU twin on ${shapes.length} shapes, ${forms} cases (plain, bias + accumulate${forms > 2 * shapes.length ? ', GLU' : ''}) (max |err| ${maxAbsErr.toExponential(2)})` : `${what}: FAILED — ${notes.join('; ')}` };
+}
+
 /**
  * Run a variant (optionally one config) on this device against the CPU twin: non-tile shapes
  * (M = 1, small, above a tile), plain, bias + accumulate, and GLU; f16 weights when asked or when
@@ -283,38 +348,21 @@ export async function validateMatmulVariant(rt: GpuRuntime, variant: MatmulVaria
     for (let i = 0; i < n; i++) { seed = (seed * 1103515245 + 12345) >>> 0; out[i] = (seed / 2 ** 32) * 2 - 1; }
     return out;
   };
-  let maxAbsErr = 0;
-  const notes: string[] = [];
-  let ok = true;
-  const bufs: GPUBuffer[] = [];
-  try {
-    for (const [M, N, K] of shapes) {
-      for (const form of ['plain', 'bias+accumulate', 'glu'] as const) {
-        if (form === 'glu' && layout !== 'nk') continue;
-        const nB = form === 'glu' ? 2 * N : N;
-        let A = rand(M * K), B = rand(nB * K);
-        const bias = form === 'plain' ? null : rand(nB), C0 = rand(M * N);
-        if (f16) B = roundThroughF16(B);
-        if (variant === 'subgroup-matrix') A = roundThroughF16(A);
-        const want = matmulFusedCpu(A, B, bias, M, N, K, layout, { glu: form === 'glu' ? 'silu' : null, residual: form === 'bias+accumulate' ? C0 : null });
-        const bA = rt.upload(A), bB = rt.upload(f16 ? toF16(B) : B), bC = rt.upload(C0);
-        const bBias = bias ? rt.upload(bias) : null;
-        bufs.push(bA, bB, bC, ...(bBias ? [bBias] : []));
-        matmulGpu(rt, { A: bA, B: bB, bias: bBias, C: bC, M, N, K, layout, f16, variant, config: opts.config, accumulate: form === 'bias+accumulate', glu: form === 'glu' ? 'silu' : null });
-        const got = await rt.readF32(bC, M * N);
-        const v = validate(got, want, { atol: 1e-3, rtol: 1e-3 });
-        maxAbsErr = Math.max(maxAbsErr, v.maxAbsErr);
-        if (!v.ok) { ok = false; notes.push(`${M}×${N}×${K} ${form}: ${v.summary}`); }
-      }
-    }
-  } catch (e) {
-    ok = false;
-    notes.push(`error: ${(e as Error).message}`);
-  } finally {
-    for (const b of bufs) rt.release(b);
-  }
   const what = `matmul '${variant}'${opts.config ? ` ${JSON.stringify(opts.config)}` : ''}${f16 ? ' f16 weights' : ''} ${layout}`;
-  return { ok, maxAbsErr, summary: ok ? `${what}: matches the CPU twin on ${shapes.length} shapes × ${layout === 'nk' ? 3 : 2} epilogues (max |err| ${maxAbsErr.toExponential(2)})` : `${what}: FAILED — ${notes.join('; ')}` };
+  return validateMatmulCases(rt, what, shapes, (M, N, K, form) => {
+    if (form === 'glu' && layout !== 'nk') return null;
+    const nB = form === 'glu' ? 2 * N : N;
+    let A = rand(M * K), B = rand(nB * K);
+    const bias = form === 'plain' ? null : rand(nB), C0 = rand(M * N);
+    if (f16) B = roundThroughF16(B);
+    if (variant === 'subgroup-matrix') A = roundThroughF16(A);
+    const glu = form === 'glu' ? 'silu' as const : null;
+    const want = matmulFusedCpu(A, B, bias, M, N, K, layout, { glu, residual: form === 'bias+accumulate' ? C0 : null });
+    return {
+      A, B: f16 ? toF16(B) : B, bias, C0, want,
+      launch: (b) => matmulGpu(rt, { A: b.A, B: b.B, bias: b.bias, C: b.C, M, N, K, layout, f16, variant, config: opts.config, accumulate: form === 'bias+accumulate', glu }),
+    };
+  }, { atol: 1e-3, rtol: 1e-3 });
 }
 
 /** CPU twin (f64 accumulation; pass a Float64Array `out` to keep the results in f64). */

@@ -103,7 +103,12 @@ describe('GPU benchmark bundle', () => {
       // the tune step validated every variant of every op: none failed; the subgroup-matrix ones are
       // unavailable on a software adapter (their feature is missing), never "valid"
       const tuned = rep.tune!.entries;
-      expect(new Set(tuned.map((e) => e.op))).toEqual(new Set(['matmul', 'logprob', 'rowmax', 'attention']));
+      expect(new Set(tuned.map((e) => e.op))).toEqual(new Set(['matmul', 'qmatmul', 'logprob', 'rowmax', 'attention']));
+      // the quantized kernels: every GGUF block type × variant, validated, beside the f16/f32 peer of the same shape
+      const q = rep.kernels!.results.filter((k) => k.kernel === 'qmatmul').map((k) => `${k.variant} ${k.shape}`);
+      for (const shape of ['1x256x256', '40x256x256']) {
+        expect(q).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^f(16|32)-W peer ${shape}$`)), ...['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'].flatMap((t) => [`${t} gemv ${shape}`, `${t} tiled ${shape}`])]));
+      }
       for (const e of tuned) for (const c of e.candidates) expect(c.status, `${e.op} ${e.shapeClass} ${c.variant}`).not.toBe('failed');
       expect(tuned.filter((e) => e.op === 'matmul').flatMap((e) => e.candidates).find((c) => c.variant === 'subgroup-matrix')?.status).toBe('unavailable');
       expect(rep.envToggles?.adapter).toBeTruthy();

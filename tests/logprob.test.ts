@@ -327,6 +327,17 @@ describe('fused LM-head log-likelihood', async () => {
     for (const x of b) rt!.release(x);
   });
 
+  it.skipIf(!rt)('quantized LM head (Q8_0, Q4_0, Q4_K, Q6_K blocks, dequantized in the W tile load) matches the twin on the dequantized head; refusals', async () => {
+    for (const qtype of [8, 2, 12, 14]) {
+      const res = await validateLogprobVariant(rt!, { qtype });
+      expect(res.ok, `qtype ${qtype}: ${res.summary}`).toBe(true);
+      expect(res.checked).toBeGreaterThan(50);
+    }
+    const c = makeCase(r, 3, 100, 48, 1, 1);
+    await expect(runGpu(rt!, c, { qtype: 12 })).rejects.toThrow(/d = 48 is not a multiple of the Q4_K block size 256/);
+    await expect(runGpu(rt!, c, { qtype: 6 })).rejects.toThrow(/ggml type Q5_0 cannot be read as blocks/);
+  });
+
   // ---- 'sgmat' (subgroup matrices): cannot run on a software adapter; refused clearly there,
   // and its WGSL is compile-checked on Dawn's null backend (which offers the feature but runs nothing) ----
   it.skipIf(!rt)('sgmat is refused with the reason on an adapter without subgroup matrices (all software adapters), also by validateLogprobVariant', async () => {

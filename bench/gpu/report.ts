@@ -44,7 +44,7 @@ export interface GpuReportInput {
   nvidiaSmi: string | null;
   envPlain: Record<string, unknown> | null;
   envToggles: Record<string, unknown> | null;
-  kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null }[] } | null;
+  kernels: { size: string; device: string; results: { kernel: string; variant: string; shape: string; validated: boolean; maxAbsErr: number; firstMs: number; ms: number; gflops?: number; gbps?: number; achievedGflops?: number; achievedGbps?: number; peakFraction?: number | null; bound?: string | null; ceiling?: string | null; weightBytes?: number }[] } | null;
   /** The tune step's report (src/tune/index.ts TuneReport, the fields shown here). */
   tune?: { entries: { op: string; shapeClass: string; winner: string | null; candidates: { variant: string; config?: unknown; status: string; maxError?: number; ms?: number; error?: string }[] }[] } | null;
   steps: { name: string; budgetS: number; seconds: number; status: string }[];
@@ -262,6 +262,21 @@ export function renderGpuMarkdown(rep: GpuReport): string {
     const pct = (k: { peakFraction?: number | null; bound?: string | null; ceiling?: string | null }) =>
       k.peakFraction == null ? 'peak unknown' : `${(100 * k.peakFraction).toFixed(1)}% of ${k.ceiling} (${k.bound}-bound)`;
     for (const k of rep.kernels.results) L.push(`| ${k.kernel} | ${k.variant} | ${k.shape} | ${k.validated ? 'yes' : 'NO'} | ${k.maxAbsErr.toExponential(1)} | ${k.ms.toFixed(3)} | ${(k.achievedGflops ?? k.gflops)?.toFixed(1) ?? '—'} | ${(k.achievedGbps ?? k.gbps)?.toFixed(1) ?? '—'} | ${pct(k)} |`);
+    // Quantized weights: GPU bytes and time against the peer row (f16 weights) of the same shape.
+    const q = rep.kernels.results.filter((k) => k.kernel === 'qmatmul');
+    const peers = new Map(q.filter((k) => / peer$/.test(k.variant)).map((k) => [k.shape, k]));
+    if (q.length > peers.size) {
+      L.push('');
+      L.push('GGUF-block weights (kernels/matmul-quant.ts) against the peer of the same shape:');
+      L.push('');
+      L.push('| variant | shape | weight bytes | × peer bytes | ms | × peer ms |');
+      L.push('|---|---|--:|--:|--:|--:|');
+      for (const k of q) {
+        const p = peers.get(k.shape);
+        if (!p || k === p) continue;
+        L.push(`| ${k.variant} | ${k.shape} | ${k.weightBytes ?? '—'} | ${p.weightBytes && k.weightBytes ? (k.weightBytes / p.weightBytes).toFixed(3) : '—'} | ${k.ms.toFixed(3)} | ${(k.ms / p.ms).toFixed(2)} |`);
+      }
+    }
   }
   if (rep.steps.length) {
     L.push('');

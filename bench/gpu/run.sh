@@ -134,11 +134,11 @@ export CONCORD_DAWN_FLAGS="$TOGGLES"
 # kernels included: never chosen unless they pass here), then timed; the winners are cached in the
 # work folder, where the score steps' models read them ----
 export CONCORD_TUNE_CACHE="$WORK/tune"
-if [ "$SHORT" = 1 ]; then TSIZE=small; TB=40; else TSIZE=full; TB=45; fi
+if [ "$SHORT" = 1 ]; then TSIZE=small; TB=40; else TSIZE=full; TB=50; fi
 step tune "$TB" $NODE tune --size "$TSIZE" --out "$WORK/tune.json"
 
 # ---- kernels: every variant validated against its CPU twin on this GPU, then timed ----
-if [ "$SHORT" = 1 ]; then KSIZE=tiny; KB=90; else KSIZE=large; KB=75; fi
+if [ "$SHORT" = 1 ]; then KSIZE=tiny; KB=90; else KSIZE=large; KB=85; fi
 if [ "${CONCORD_GPU_SKIP_KERNELS:-0}" = 1 ]; then echo "== step kernels: skipped (CONCORD_GPU_SKIP_KERNELS=1)"
 else step kernels "$KB" $NODE kernels --size "$KSIZE" --out "$WORK/kernels.json"; fi
 

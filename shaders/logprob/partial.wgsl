@@ -7,7 +7,8 @@
 // passes by. Pass 2 (combine.wgsl) merges the splits into logsumexp; the T×V logits never exist.
 
 // The uniforms, bindings 0–5, NEG, tanh_safe, cap4 and merge: logprob/common.wgsl, composed after
-// this file (kernels/logprob.ts).
+// this file (kernels/logprob.ts), with the W tile load (Ws rows vb …, columns k0 …): load_w_tile of
+// logprob/partial-load (f32/f16 values) or logprob/partial-load-q (GGUF blocks, W read as u32).
 
 override WG: u32 = 64;
 const ROWS = 8u;
@@ -81,13 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         if (row0 + r < p.T && k0 + k < p.d) { h = H[(row0 + r) * p.d + k0 + k]; }
         Hs[k * ROWS + r] = h;
       }
-      for (var e = lid; e < WG * DT; e += WG) {
-        let row = e / DT;
-        let k = e % DT;
-        var w = 0.0;
-        if (vb + row < vEnd && k0 + k < p.d) { w = f32(W[(vb + row) * p.d + k0 + k]); }
-        Ws[row * (DT + 1u) + k] = w;
-      }
+      load_w_tile(vb, vEnd, k0, lid);
       workgroupBarrier();
       for (var k = 0u; k < DT; k++) {
         let w = vec4f(Ws[lid * (DT + 1u) + k]);

@@ -9,6 +9,10 @@
 // f32, the tree adds log2(KL) levels). N / NC workgroups: N = 896 gives 224, N = 4864 gives 1216.
 // 'kn' is correct but strided (lanes walk k, B rows are N apart): only 'nk' is fast.
 // GLU (nk only): columns [0, NC/2) read gate rows, [NC/2, NC) the matching up rows.
+// The K loop (lane x's partial sums of MR rows for one column) is gemv_dot, composed after this
+// file (kernels/matmul.ts, kernels/matmul-quant.ts): matmul/gemv-dot reads f32/f16 weights
+// ('nk' or 'kn'), matmul/gemv-dot-q reads GGUF blocks (WeightT compiled as u32). The K-split
+// reduction and the epilogues below are the same for both.
 
 alias WeightT = f32;
 
@@ -20,7 +24,6 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
-override TRANS_B: bool = true;
 // 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU).
 override GLU: u32 = 0u;
 // Lanes along K (a power of two) and columns per workgroup.
@@ -53,11 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       // Rows past M are clamped to M - 1 (computed, never stored): no branch in the loop.
       var ao: array<u32, MR>;
       for (var r = 0u; r < MR; r++) { ao[r] = min(m0 + r, p.M - 1u) * p.K; }
-      for (var k = x; k < p.K; k += KL) {
-        var b: f32;
-        if (TRANS_B) { b = f32(B[row * p.K + k]); } else { b = f32(B[k * p.N + o]); }
-        for (var r = 0u; r < MR; r++) { acc[r] = fma(A[ao[r] + k], b, acc[r]); }
-      }
+      gemv_dot(row, o, x, &ao, &acc);
     }
     for (var r = 0u; r < MR; r++) { red[(v * MR + r) * KL + x] = acc[r]; }
     workgroupBarrier();

@@ -15,6 +15,8 @@
 // workgroup memory: A converted to f16 [m][k], B as stored [n][k] (the right matrix column-major).
 // The product goes through workgroup memory (f32) for the bounds-guarded epilogue.
 // GLU: B = [gate; up] rows; the tile's column half 0 reads gate rows, half 1 the same up rows.
+// The B tile load (Bs at k0) is load_b_tile, composed after this file: matmul/sgmat-load (f16
+// weights) or matmul/sgmat-load-q (GGUF blocks dequantized, then rounded to f16; WeightT = u32).
 
 enable chromium_experimental_subgroup_matrix;
 enable subgroups;
@@ -46,6 +48,17 @@ var<workgroup> As: array<f16, 2048>; // TM × TK, row-major (stride TK)
 var<workgroup> Bs: array<f16, 2048>; // TN × TK: element (k, n) at n * TK + k
 var<workgroup> Cs: array<f32, 4096>; // TM × TN, row-major
 
+/** The weight row and output column of tile column n (B tile loaders). */
+fn sgmat_col(ocol0: u32, n: u32) -> vec2u {
+  var o = ocol0 + n;
+  var row = o;
+  if (GLU != 0u) {
+    o = ocol0 + n % (TN / 2u);
+    row = select(o, p.N + o, n >= TN / 2u);
+  }
+  return vec2u(row, o);
+}
+
 @compute @workgroup_size(4u * SG)
 fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(local_invocation_index) li: u32,
@@ -70,19 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       if (gm < p.M && gk < p.K) { v = A[gm * p.K + gk]; }
       As[i] = f16(v);
     }
-    for (var i = li; i < TN * TK; i += NT) {
-      let n = i / TK;
-      let gk = k0 + i % TK;
-      var o = ocol0 + n;
-      var row = o;
-      if (GLU != 0u) {
-        o = ocol0 + n % half;
-        row = select(o, p.N + o, n >= half);
-      }
-      var v = f16(0.0);
-      if (o < p.N && gk < p.K) { v = f16(B[row * p.K + gk]); }
-      Bs[i] = v;
-    }
+    load_b_tile(k0, ocol0, li, NT);
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk += 16u) {
       let a0 = subgroupMatrixLoad<Left, row_major>(&As, sr * TK + kk, TK);

@@ -6,6 +6,8 @@
 // Epilogues: + bias, + C (accumulate: the residual add), and GLU (nk only: B = [gate; up] rows,
 // 2N×K; a tile then covers 32 outputs, its column half 0 reading gate rows and half 1 the same up
 // rows, and stores act(gate) * up).
+// The B tile load (Bs [TK][TN] at k0) is load_b_tile, composed after this file: matmul/tiled-load
+// (f32/f16 values, 'nk' or 'kn') or matmul/tiled-load-q (GGUF blocks, WeightT = u32).
 
 alias WeightT = f32;
 
@@ -17,7 +19,6 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32, accumulate: u32 }
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
-override TRANS_B: bool = false;
 // 0: plain; 1: SwiGLU (silu); 2: GeGLU (tanh GELU).
 override GLU: u32 = 0u;
 
@@ -53,24 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       if (gm < p.M && gk < p.K) { v = A[gm * p.K + gk]; }
       As[k * TM + m] = v;
     }
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      var n: u32;
-      var k: u32;
-      if (TRANS_B) { n = e / TK; k = e % TK; } else { k = e / TN; n = e % TN; }
-      var gn = col0 + n;
-      var row = gn;
-      if (GLU != 0u) {
-        gn = col0 + n % (TN / 2u);
-        row = select(gn, p.N + gn, n >= TN / 2u);
-      }
-      let gk = k0 + k;
-      var v = 0.0;
-      if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = f32(B[row * p.K + gk]); } else { v = f32(B[gk * p.N + gn]); }
-      }
-      Bs[k * TN + n] = v;
-    }
+    load_b_tile(k0, col0, li);
     workgroupBarrier();
     for (var k = 0u; k < TK; k++) {
       let b = vec4f(Bs[k * TN + lid.x], Bs[k * TN + lid.x + 16u], Bs[k * TN + lid.x + 32u], Bs[k * TN + lid.x + 48u]);
@@ -85,6 +69,17 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   store(row0 + lid.y + 16u, col0 + lid.x, c1);
   store(row0 + lid.y + 32u, col0 + lid.x, c2);
   store(row0 + lid.y + 48u, col0 + lid.x, c3);
+}
+
+/** The weight row (nk) and output column of tile column n (B tile loaders). */
+fn tile_col(col0: u32, n: u32) -> vec2u {
+  var gn = col0 + n;
+  var row = gn;
+  if (GLU != 0u) {
+    gn = col0 + n % (TN / 2u);
+    row = select(gn, p.N + gn, n >= TN / 2u);
+  }
+  return vec2u(row, gn);
 }
 
 /** Row gm of the thread's block: columns gn0, gn0 + 16, gn0 + 32, gn0 + 48 (GLU: gate in the

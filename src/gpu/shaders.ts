@@ -68,3 +68,20 @@ export function composeShader(name: string, header: string, parts: string[]): st
   }
   return name;
 }
+
+const WEIGHT_ALIAS = 'alias WeightT = f32;';
+
+/**
+ * A composed shader whose weight binding is read as u32 words (GGUF blocks, dequantized by
+ * shaders/common/quant.wgsl): composeShader's text with `alias WeightT = f32;` made u32, the way
+ * GpuRuntime makes it f16 for f16 weights. Registered once under `${name}<u32>`.
+ */
+export function composeWordShader(name: string, parts: string[], header = ''): string {
+  const words = `${name}<u32>`;
+  if (!registered.has(words)) {
+    const text = shaderSource(composeShader(name, header, parts));
+    if (!text.includes(WEIGHT_ALIAS)) throw new Error(`shader '${name}' has no '${WEIGHT_ALIAS}': it cannot read u32 weight words`);
+    registered.set(words, text.replace(WEIGHT_ALIAS, 'alias WeightT = u32;'));
+  }
+  return words;
+}

@@ -22,6 +22,7 @@ export const KERNEL_VARIANTS = {
   logprob: ['gemm', 'tiled', 'direct', 'sgmat'], // sgmat: experimental, never the default: forced, or a tuned winner that passed validation
   rowmax: ['reduce', 'direct'],
   attention: ['flash', 'direct'],
+  qmatmul: ['gemv', 'tiled', 'subgroup-matrix'], // GGUF-block weights (kernels/matmul-quant.ts): its own per-shape default, gemv for few rows; subgroup-matrix never a default
 } as const;
 
 export type VariantOp = keyof typeof KERNEL_VARIANTS;
@@ -85,6 +86,7 @@ const dtype = (s: ShapeLike): string => (s.f16 ? 'f16' : 'f32');
 export const SHAPE_CLASSES: Readonly<Record<string, (s: ShapeLike) => string>> = {
   matmul: (s) => `m${rowClass(n(s, 'M'))}.n${pow2Ceil(n(s, 'N'))}.k${pow2Ceil(n(s, 'K'))}.${dtype(s)}${s.glu ? '.glu' : ''}`,
   logprob: (s) => `t${rowClass(n(s, 'T'))}.v${pow2Ceil(n(s, 'V'))}.d${pow2Ceil(n(s, 'd'))}.${dtype(s)}`,
+  qmatmul: (s) => `m${rowClass(n(s, 'M'))}.n${pow2Ceil(n(s, 'N'))}.k${pow2Ceil(n(s, 'K'))}.q${n(s, 'type')}${s.glu ? '.glu' : ''}`,
   rowmax: (s) => `n${rowClass(n(s, 'N'))}.m${pow2Ceil(n(s, 'M'))}`,
   attention: (s) => `l${pow2Ceil(n(s, 'L'))}.h${n(s, 'nHeads')}.kv${n(s, 'nKvHeads')}.hd${n(s, 'headDim')}${s.causal === false ? '.bi' : ''}`,
 };

@@ -254,7 +254,7 @@ export class GpuDecoder implements Decoder {
       return logp;
     }
     const logits = rt.acquire(R * c.vocabSize * 4, 'storage', 'decode.logits');
-    gpu.linear(h, { w: gpu.lmHead, b: null, out: c.vocabSize, in: d }, logits, R);
+    gpu.linear(h, gpu.headLinear, logits, R);
     for (const b of [...tmp, lastIdx, g, h]) rt.release(b);
     for (const s of inputs) this.lens[s.slot] += s.ids.length;
     return logits;

@@ -30,7 +30,7 @@ import type { ScoreOptions, SequenceRequest, SequenceScores } from './lm.js';
 import type { RopeScaling } from '../../kernels/rope.js';
 import { layerRopeParams, layerUsesRope, layerWindow, LoadedWeights, ModelConfig, tensor } from './types.js';
 
-/** qtype: w holds GGUF Q8_0/Q4_0 blocks (kernels/matmul-quant.ts), else f32/f16 values. */
+/** qtype: w holds GGUF Q8_0/Q4_0/Q4_K/Q6_K blocks (kernels/matmul-quant.ts), else f32/f16 values. */
 export interface Linear { w: GPUBuffer; b: GPUBuffer | null; out: number; in: number; qtype?: QuantMatmulType }
 
 export interface Layer {
@@ -60,9 +60,10 @@ export interface GpuForwardOptions extends UploadOptions {
    */
   kvF16?: boolean;
   /**
-   * GGUF Q8_0/Q4_0 linear weights stay as their blocks in GPU memory and are dequantized in the
-   * matmul (kernels/matmul-quant.ts); default true. false: dequantized to f32/f16 at upload. The LM
-   * head (and the embedding) are always dequantized.
+   * GGUF Q8_0/Q4_0/Q4_K/Q6_K linear weights and LM head stay as their blocks in GPU memory and
+   * are dequantized in the kernels (kernels/matmul-quant.ts, the LM head's kernels/logprob.ts);
+   * default true. false: dequantized to f32/f16 at upload. The embedding is always dequantized
+   * (a tied head is uploaded twice: dequantized as the embedding, as blocks as the head).
    */
   quantWeights?: boolean;
 }
@@ -81,9 +82,11 @@ export class GpuTransformer {
   finalNorm: GPUBuffer;
   finalNormB: GPUBuffer | null;
   lmHead: GPUBuffer;
+  /** The LM head's GGUF block type when it is kept as blocks (lmHead then holds them), else undefined. */
+  lmHeadType?: QuantMatmulType;
   /** bytes of weights on the GPU */
   readonly weightBytes: number;
-  /** Linear weights held as GGUF Q8_0/Q4_0 blocks (kernels/matmul-quant.ts). */
+  /** Linear weights (the LM head included) held as GGUF blocks (kernels/matmul-quant.ts). */
   quantLinears = 0;
   /** Places the weights in GPU buffers; streams those still in their files (weights.refs) in create(). */
   readonly uploads: WeightUploader;
@@ -167,7 +170,9 @@ export class GpuTransformer {
       this.finalNorm = up('final_norm.weight');
       this.finalNormB = opt('final_norm.bias');
       // The head may be the embedding itself (tied); upload it again in the head's storage format.
-      this.lmHead = up('lm_head', this.f16);
+      const head = quant(['lm_head'], c.dim);
+      this.lmHead = head ? head.buf : up('lm_head', this.f16);
+      this.lmHeadType = head?.type;
       this.weightBytes = uploads.bytes + extraBytes;
     } catch (e) {
       this.dispose();
@@ -181,6 +186,26 @@ export class GpuTransformer {
   get maxActivationWidth(): number {
     const c = this.config;
     return Math.max(c.dim, c.hiddenDim, c.nHeads * c.headDim);
+  }
+
+  /** The distinct (N, K, ggml type, GLU) of the linears kept as GGUF blocks, the head's included (autotuner requests). */
+  quantShapes(): { N: number; K: number; type: number; glu?: string }[] {
+    const c = this.config, seen = new Map<string, { N: number; K: number; type: number; glu?: string }>();
+    const glu = c.act === 'geglu' ? 'gelu_tanh' : 'silu';
+    for (const l of this.layers) {
+      for (const [lin, g] of [[l.q], [l.k], [l.v], [l.o], [l.gateUp, true], [l.up], [l.down]] as [Linear | null, boolean?][]) {
+        if (lin?.qtype === undefined) continue;
+        const s = { N: lin.out, K: lin.in, type: lin.qtype, ...(g ? { glu } : {}) };
+        seen.set(JSON.stringify(s), s);
+      }
+    }
+    if (this.lmHeadType !== undefined) seen.set('head', { N: c.vocabSize, K: c.dim, type: this.lmHeadType });
+    return [...seen.values()];
+  }
+
+  /** The LM head as a linear [V, d] (the decoder's logits matmul). */
+  get headLinear(): Linear {
+    return { w: this.lmHead, b: null, out: this.config.vocabSize, in: this.config.dim, qtype: this.lmHeadType };
   }
 
   /** out = x·Wᵀ + b; `accumulate`: out += …; `glu`: l is [gate; up] and out = act(gate) * up. */
@@ -318,7 +343,7 @@ export class GpuTransformer {
     const tb = rt.upload(targets, 'targets'), mb = rt.upload(mask, 'mask');
     const logp = rt.acquire(T * 4, 'storage', 'logp');
     const entropy = opts.entropy ? rt.acquire(T * 4, 'storage', 'entropy') : undefined;
-    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, entropy, T, V: c.vocabSize, d: c.dim, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
+    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, entropy, T, V: c.vocabSize, d: c.dim, variant: this.lmHeadType !== undefined ? { qtype: this.lmHeadType } : { f16: this.f16 }, softcap: c.finalSoftcap });
     const all = await rt.readF32(logp, T);
     const ent = entropy ? await rt.readF32(entropy, T) : null;
     for (const b of [H, tb, mb, logp, entropy]) if (b) rt.release(b);

@@ -76,14 +76,14 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
   if (opts.device !== 'cpu') {
     const rt = opts.device;
     const gpu = await GpuTransformer.create(rt, weights, { f16: opts.f16, onProgress: opts.onProgress });
-    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget })); // src/tune/index.ts: cached/tuned kernel variants
+    await tuneFor(rt, modelRequests(weights.config, { f16: gpu.f16, maxTokens: opts.tokenBudget, quant: gpu.quantShapes() })); // src/tune/index.ts: cached/tuned kernel variants
     // The widest activation ([tokens, width] f32) must fit one storage binding; past a few
     // thousand tokens a batch only adds latency, so cap there.
     const byBinding = Math.floor(rt.limits.maxStorageBufferBindingSize / (4 * Math.max(gpu.maxActivationWidth, 1)));
     return {
       ...common,
       backend: 'webgpu',
-      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0 blocks)` : ''}`,
+      deviceName: `webgpu: ${rt.name}, ${gpu.f16 ? 'f16' : 'f32'} weights${gpu.quantLinears ? ` (${gpu.quantLinears} linears as GGUF Q8_0/Q4_0/Q4_K/Q6_K blocks${gpu.lmHeadType !== undefined ? ', the LM head among them' : ''})` : ''}`,
       deviceReason: opts.reason ?? `webgpu: ${rt.name}`,
       runtime: rt,
       f16: gpu.f16,
@@ -91,7 +91,9 @@ export async function modelFromWeights(weights: LoadedWeights, tokenizer: TextTo
       tokenBudget: opts.tokenBudget ?? Math.max(1, Math.min(byBinding, 8192)),
       scoreBatch: (seqs, o) => gpu.scoreBatch(seqs, o),
       meanHidden: (seqs) => gpu.meanHidden(seqs),
-      candidateLogprobs: (prompts, cands) => gpu.candidateLogprobs(prompts, cands),
+      // The candidate head's merge pass reads W's rows as values: a head kept as GGUF blocks takes
+      // the decoder route instead (src/signals/candidates.ts).
+      ...(gpu.lmHeadType === undefined ? { candidateLogprobs: (prompts: readonly (readonly number[])[], cands: readonly number[]) => gpu.candidateLogprobs(prompts, cands) } : {}),
       // KV caches on the GPU (decode-gpu.ts); f16 where the weights are.
       createDecoder: async (o) => new GpuDecoder(gpu, o),
       dispose: () => gpu.dispose(),

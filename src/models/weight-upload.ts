@@ -13,7 +13,7 @@
 // here: the refs read their files themselves (src/formats/safetensors.ts, gguf-model.ts).
 
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { QUANT_MATMUL_TYPES, type QuantMatmulType } from '../../kernels/matmul-quant.js';
+import { isQuantMatmulType, quantBlockElems, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { toF16 } from '../util/f16.js';
 import { tensor, type LoadedWeights, type TensorRef } from './types.js';
 
@@ -53,6 +53,8 @@ const RAW_STAGING_BYTES = 8 << 20;
 export class WeightUploader {
   /** bytes of weights on the GPU */
   bytes = 0;
+  /** of which GGUF blocks (quantBuffer) */
+  quantBytes = 0;
   private jobs: Job[] = [];
   private readonly placed = new Map<string, Placement>();
 
@@ -86,15 +88,15 @@ export class WeightUploader {
   }
 
   /**
-   * The named [rows, K] weights (back to back) as their GGUF blocks, unchanged (Q8_0/Q4_0, read
-   * by kernels/matmul-quant.ts), or null when any is not such a ref (GgufTensorRef: ggmlType,
-   * rawLength, readRaw) of one type with K a multiple of 32. Queued: finish() copies the file's
-   * bytes through the staging buffer.
+   * The named [rows, K] weights (back to back) as their GGUF blocks, unchanged (Q8_0, Q4_0, Q4_K,
+   * Q6_K: read by kernels/matmul-quant.ts and the LM head's kernels/logprob.ts), or null when any is
+   * not such a ref (GgufTensorRef: ggmlType, rawLength, readRaw) of one type with K a multiple of its
+   * block. Queued: finish() copies the file's bytes through the staging buffer.
    */
   quantBuffer(names: string[], K: number, label = names.join('+')): { buf: GPUBuffer; type: QuantMatmulType } | null {
     const refs = names.map((n) => this.weights.refs?.get(n) as Partial<RawRef> | undefined);
     const t = refs[0]?.ggmlType;
-    if (K % 32 || t === undefined || !(QUANT_MATMUL_TYPES as readonly number[]).includes(t)) return null;
+    if (!isQuantMatmulType(t) || K % quantBlockElems(t)) return null;
     if (!refs.every((r) => r?.ggmlType === t && typeof r.readRaw === 'function' && typeof r.rawLength === 'number')) return null;
     const raw = refs as RawRef[];
     const n = raw.reduce((a, r) => a + r.rawLength, 0);
@@ -107,6 +109,7 @@ export class WeightUploader {
       if (!this.placed.has(names[i])) this.placed.set(names[i], { buffer: buf, byteOffset: off, f16: false, length: r.length, ggmlType: t });
       off += r.rawLength;
     });
+    this.quantBytes += bytes;
     return { buf, type: t as QuantMatmulType };
   }
 

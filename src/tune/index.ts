@@ -23,6 +23,9 @@
 import { attentionCpu, attentionGpu, type AttentionArgs } from '../../kernels/attention.js';
 import { logprobCpu, logprobGemmConfigs, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
 import { matmulConfigs, matmulCpu, matmulFusedCpu, matmulGpu, type MatmulArgs, type MatmulVariant } from '../../kernels/matmul.js';
+import { isQuantMatmulType, quantMatmulConfigs, quantMatmulGpu, randomQuantBlocks, uploadQuantWeight, type QuantMatmulArgs, type QuantMatmulType, type QuantMatmulVariant } from '../../kernels/matmul-quant.js';
+import { dequantize } from '../quant/dequant.js';
+import { GGML_TYPE, ggmlTypeName } from '../quant/types.js';
 import { ROW_MAX_LOW, ROW_MAX_NONE, rowMaxCpu, rowMaxGpu, type RowMaxVariant } from '../../kernels/pool.js';
 import { isNode, nodeBuiltin, packageRoot, settings } from '../env.js';
 import type { ModelConfig } from '../models/types.js';
@@ -179,6 +182,51 @@ const matmulProbe: Probe = {
   },
 };
 
+// GGUF-block weights (kernels/matmul-quant.ts): 'gemv' (each of its configurations) and 'tiled',
+// on random blocks of the shape's ggml type, against ggml's dequantization + the f32 twin.
+const qmatmulProbe: Probe = {
+  shapes(_rt, size) {
+    if (size === 'small') return [{ M: 4, N: 70, K: 256, type: GGML_TYPE.Q4_K }, { M: 40, N: 66, K: 256, type: GGML_TYPE.Q6_K }];
+    // Few classes on GPUs (the bundle's tune step has a fixed budget): decode- and prefill-sized Q4_K, decode Q6_K.
+    return [{ M: 16, type: GGML_TYPE.Q4_K }, { M: 1024, type: GGML_TYPE.Q4_K }, { M: 16, type: GGML_TYPE.Q6_K }].map((s) => ({ ...s, N: 2048, K: 2048 }));
+  },
+  describe: (s) => `M=${s.M} N=${s.N} K=${s.K} ${ggmlTypeName(s.type as number)}${s.glu ? ` ${s.glu}` : ''}`,
+  skip: (_rt, s) => (!isQuantMatmulType(s.type as number) ? `ggml type ${ggmlTypeName(s.type as number)} has no block kernel` : null),
+  configs: (rt, variant) => realConfigs(quantMatmulConfigs(rt, variant as QuantMatmulVariant)),
+  launch: (rt, args, variant, config) => quantMatmulGpu(rt, { ...args, variant: variant as QuantMatmulVariant, ...(config ? { config } : {}) } as QuantMatmulArgs),
+  setup(rt, s, seed, launch) {
+    const M = num(s, 'M'), N = num(s, 'N'), K = num(s, 'K'), type = num(s, 'type') as QuantMatmulType;
+    const glu = s.glu === 'silu' || s.glu === 'gelu_tanh' ? s.glu : null;
+    const rowsB = glu ? 2 * N : N;
+    const r = rng(seed);
+    const A = rand(r, M * K), raw = randomQuantBlocks(type, rowsB, K, r, 0), bias = rand(r, rowsB);
+    const args = { A: rt.upload(A, 'tune.A'), B: uploadQuantWeight(rt, raw, 'tune.B'), bias: rt.upload(bias, 'tune.bias'), C: rt.acquire(M * N * 4, 'storage', 'tune.C'), M, N, K, type, glu };
+    const rows = sampleRows(r, M, 32);
+    let want: Float32Array | null = null;
+    const poison = new Float32Array(M * N).fill(NaN);
+    // subgroup-matrix rounds A and the weights to f16: its tolerance is the f16 matmul's.
+    let last = '';
+    return {
+      launch: (v, c) => { last = v; launch(rt, args, v, c); },
+      reset: () => rt.write(args.C, poison),
+      async check() {
+        const atol = (last === 'subgroup-matrix' ? 5e-3 : 1e-4) * Math.sqrt(K);
+        if (!want) {
+          const Ar = new Float32Array(rows.length * K);
+          rows.forEach((m, i) => Ar.set(A.subarray(m * K, m * K + K), i * K));
+          want = matmulFusedCpu(Ar, dequantize(type, raw, rowsB * K), bias, rows.length, N, K, 'nk', { glu });
+        }
+        const ref: Float32Array = want!;
+        const got = new Float32Array(rows.length * N);
+        for (let i = 0; i < rows.length; i++) got.set(await rt.readF32(args.C, N, rows[i] * N * 4), i * N);
+        const v = validate(got, ref, { atol, rtol: 1e-4 });
+        return { ok: v.ok, maxError: v.maxAbsErr, tolerance: `atol ${atol.toExponential(1)} + rtol 1e-4`, summary: v.summary.split('\n')[0].replace(/, first:$/, '') };
+      },
+      dispose: () => { for (const b of [args.A, args.B, args.bias, args.C]) rt.release(b); },
+    };
+  },
+};
+
 const logprobProbe: Probe = {
   shapes(_rt, size) {
     const base = size === 'small'
@@ -298,9 +346,9 @@ const attentionProbe: Probe = {
  * Variants that round the activations (not only the weights) to f16: matmul 'subgroup-matrix'
  * (A in f16) and logprob 'sgmat' (H in f16). Never a tuned winner unless CONCORD_TUNE_EXPERIMENTAL=1.
  */
-export const EXPERIMENTAL_VARIANTS: Readonly<Record<string, readonly string[]>> = { matmul: ['subgroup-matrix'], logprob: ['sgmat'] };
+export const EXPERIMENTAL_VARIANTS: Readonly<Record<string, readonly string[]>> = { matmul: ['subgroup-matrix'], qmatmul: ['subgroup-matrix'], logprob: ['sgmat'] };
 
-export const PROBES: Record<string, Probe> = { matmul: matmulProbe, logprob: logprobProbe, rowmax: rowmaxProbe, attention: attentionProbe };
+export const PROBES: Record<string, Probe> = { matmul: matmulProbe, qmatmul: qmatmulProbe, logprob: logprobProbe, rowmax: rowmaxProbe, attention: attentionProbe };
 
 /** The ops that can be tuned in this build: in KERNEL_VARIANTS and with a probe. */
 export const tunableOps = (): string[] => Object.keys(KERNEL_VARIANTS).filter((op) => PROBES[op]);
@@ -643,7 +691,7 @@ export function defaultRequests(rt: GpuRuntime, size: 'small' | 'full', ops = tu
  * The shapes a transformer's prefill runs: every linear's (N, K) and the LM head at each row class
  * up to the token budget, and attention at a few lengths up to the context.
  */
-export function modelRequests(c: ModelConfig, opts: { f16: boolean; maxTokens?: number }): TuneRequest[] {
+export function modelRequests(c: ModelConfig, opts: { f16: boolean; maxTokens?: number; quant?: { N: number; K: number; type: number; glu?: string }[] }): TuneRequest[] {
   const maxTokens = opts.maxTokens ?? 8192;
   const rows = ROW_CLASSES.filter((r, i) => i === 0 || ROW_CLASSES[i - 1] < maxTokens).map((r) => Math.min(r, maxTokens));
   const qd = c.nHeads * c.headDim, kvd = c.nKvHeads * c.headDim;
@@ -652,6 +700,8 @@ export function modelRequests(c: ModelConfig, opts: { f16: boolean; maxTokens?: 
   const linears: [number, number, boolean][] = [[qd, c.dim, false], [kvd, c.dim, false], [c.dim, qd, false], [c.hiddenDim, c.dim, gated], [c.dim, c.hiddenDim, false]];
   const out: TuneRequest[] = [];
   for (const M of rows) for (const [N, K, glu] of linears) out.push({ op: 'matmul', shape: { M, N, K, f16: opts.f16, ...(glu ? { glu: c.act === 'geglu' ? 'gelu_tanh' : 'silu' } : {}) } });
+  // Linears kept as GGUF blocks (GpuTransformer.quantShapes) run the block kernels instead.
+  for (const M of rows) for (const q of opts.quant ?? []) out.push({ op: 'qmatmul', shape: { M, ...q } });
   for (const T of rows) out.push({ op: 'logprob', shape: { T, V: c.vocabSize, d: c.dim, f16: opts.f16 } });
   for (const L of [128, 512, 2048].filter((l) => l <= Math.max(128, c.maxSeqLen))) {
     out.push({ op: 'attention', shape: { B: Math.max(1, Math.floor(Math.min(maxTokens, 4096) / L)), L, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, causal: true } });

@@ -1,0 +1,24 @@
+// matmul/subgroup-matrix's B tile from GGUF blocks (B read as u32 words, WeightT = u32; formats in
+// common/quant): the TK = 32 columns at k0 are group k0 / 32 of each weight row; each thread
+// dequantizes 8-element quarters and rounds them to f16 for the matrix units (a weight beyond
+// f16's range becomes ±inf there, as in any f16-operand form).
+
+//#include common/quant
+
+fn qword(i: u32) -> u32 {
+  return u32(B[i]);
+}
+
+fn load_b_tile(k0: u32, ocol0: u32, li: u32, NT: u32) {
+  for (var e = li; e < TN * 4u; e += NT) {
+    let n = e / 4u;
+    let l0 = 8u * (e % 4u);
+    let rc = sgmat_col(ocol0, n);
+    if (rc.y < p.N) {
+      let qg = q_group(rc.x, k0 / 32u, p.K);
+      for (var j = 0u; j < 8u; j++) { Bs[n * TK + l0 + j] = f16(q_elem(qg, l0 + j)); }
+    } else {
+      for (var j = 0u; j < 8u; j++) { Bs[n * TK + l0 + j] = f16(0.0); }
+    }
+  }
+}
