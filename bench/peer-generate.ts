@@ -5,12 +5,17 @@
 // feeds only the last token and the graph has no past to attend to). A batch of prompts of
 // different lengths is left-padded (attention_mask 0 on the left, transformers.js derives the
 // positions from the mask), as a transformers.js user batches prompts for generation.
+// `device: 'webgpu'` runs the same generate on onnxruntime-node's WebGPU EP (Dawn inside onnxruntime,
+// on the Vulkan driver src/gpu/device.ts picks: lavapipe on a machine without a GPU), the KV cache
+// kept on the device (transformers.js's preferred output location for present.*).
 
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { AutoModelForCausalLM, Tensor, env } from '@huggingface/transformers';
+import { configureNodeVulkanDriver } from '../src/gpu/device.js';
 
 export const GENERATE_PEER_NAME = 'transformers.js generate (onnxruntime-node CPU, fp32, KV-cache export, left-padded batches)';
+export const GENERATE_WEBGPU_PEER_NAME = 'transformers.js generate (onnxruntime-node WebGPU EP, fp32, KV-cache export, left-padded batches)';
 
 export interface PeerSampling {
   /** 0 = greedy (do_sample false). */
@@ -25,15 +30,17 @@ export interface GeneratePeer {
   dispose(): Promise<void>;
 }
 
-export async function loadGeneratePeer(dir: string, threads?: number): Promise<GeneratePeer> {
+export async function loadGeneratePeer(dir: string, opts: { threads?: number; device?: 'cpu' | 'webgpu' } = {}): Promise<GeneratePeer> {
+  const { threads, device = 'cpu' } = opts;
   if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
     throw new Error(`${dir}/onnx/model.onnx not found: run /usr/bin/python3 scripts/export_onnx.py --kv-cache --out ${dir}`);
   }
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.localModelPath = dirname(dir) + '/';
+  if (device === 'webgpu') await configureNodeVulkanDriver();
   const sessionOptions = threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : undefined;
-  const model = await AutoModelForCausalLM.from_pretrained(basename(dir), { dtype: 'fp32', device: 'cpu', session_options: sessionOptions });
+  const model = await AutoModelForCausalLM.from_pretrained(basename(dir), { dtype: 'fp32', device, session_options: sessionOptions });
   return {
     version: env.version,
     async generate(prompts, newTokens, sampling) {

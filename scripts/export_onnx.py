@@ -101,6 +101,13 @@ class HfLlama(torch.nn.Module):
         return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
     def forward(self, input_ids, attention_mask, position_ids):
+        return self.body(input_ids, attention_mask, position_ids)[0]
+
+    def body(self, input_ids, attention_mask, position_ids, past=None):
+        """The layers, once for both exports. attention_mask covers the past + T positions (without a
+        past: the T positions); query t sits at position past + t and sees keys up to it that the mask
+        keeps. With `past` (per layer a key and a value [B, KVH, past, hs]) the new keys/values are
+        appended and returned as the presents. Returns (logits [B, T, vocab], presents)."""
         B, T = input_ids.shape
         H, KVH, hs = self.H, self.KVH, self.hs
         dt = self.tok.dtype
@@ -110,46 +117,8 @@ class HfLlama(torch.nn.Module):
         cos = emb.cos()[:, None, :, :]  # [B, 1, T, hs]
         sin = emb.sin()[:, None, :, :]
         # causal AND key-not-padding; a large finite negative (not -inf) so fully masked rows stay finite
-        causal = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril()
-        keep = causal[None, None, :, :] & (attention_mask[:, None, None, :] > 0)
-        for l in range(self.cfg["n_layers"]):
-            xb = self.rmsnorm(x, self.rms_att[l])
-            q = (xb @ self.wq[l].t()).view(B, T, H, hs).transpose(1, 2)
-            k = (xb @ self.wk[l].t()).view(B, T, KVH, hs).transpose(1, 2)
-            v = (xb @ self.wv[l].t()).view(B, T, KVH, hs).transpose(1, 2)
-            q = q * cos + self.rotate_half(q) * sin
-            k = k * cos + self.rotate_half(k) * sin
-            if H != KVH:
-                k = k.repeat_interleave(H // KVH, dim=1)
-                v = v.repeat_interleave(H // KVH, dim=1)
-            att = (q @ k.transpose(2, 3)) / math.sqrt(hs)
-            att = att.masked_fill(~keep, -1e9)
-            att = torch.softmax(att, dim=-1)
-            o = (att @ v).transpose(1, 2).reshape(B, T, H * hs)
-            x = x + o @ self.wo[l].t()
-            xb = self.rmsnorm(x, self.rms_ffn[l])
-            x = x + (torch.nn.functional.silu(xb @ self.w1[l].t()) * (xb @ self.w3[l].t())) @ self.w2[l].t()
-        x = self.rmsnorm(x, self.rms_final)
-        return torch.nn.functional.linear(x.reshape(B * T, -1), self.cls).view(B, T, -1)
-
-
-class HfLlamaKv(HfLlama):
-    """The same forward with a KV cache, in the input/output names transformers.js feeds a
-    `use_cache` export: past_key_values.{l}.key/value [B, KVH, past, hs] -> present.{l}.key/value
-    [B, KVH, past + T, hs]; attention_mask covers past + T positions (left padding allowed)."""
-
-    def forward(self, input_ids, attention_mask, position_ids, *past):
-        B, T = input_ids.shape
-        H, KVH, hs = self.H, self.KVH, self.hs
-        dt = self.tok.dtype
-        x = self.tok[input_ids]
-        freqs = position_ids.to(dt)[:, :, None] * self.inv_freq[None, None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos = emb.cos()[:, None, :, :]
-        sin = emb.sin()[:, None, :, :]
         S = attention_mask.shape[1]
-        Pn = S - T
-        qi = torch.arange(T, device=input_ids.device)[:, None] + Pn
+        qi = torch.arange(T, device=input_ids.device)[:, None] + (S - T)
         kj = torch.arange(S, device=input_ids.device)[None, :]
         keep = (kj <= qi)[None, None, :, :] & (attention_mask[:, None, None, :] > 0)
         presents = []
@@ -160,9 +129,10 @@ class HfLlamaKv(HfLlama):
             v = (xb @ self.wv[l].t()).view(B, T, KVH, hs).transpose(1, 2)
             q = q * cos + self.rotate_half(q) * sin
             k = k * cos + self.rotate_half(k) * sin
-            k = torch.cat((past[2 * l], k), dim=2)
-            v = torch.cat((past[2 * l + 1], v), dim=2)
-            presents += [k, v]
+            if past is not None:
+                k = torch.cat((past[2 * l], k), dim=2)
+                v = torch.cat((past[2 * l + 1], v), dim=2)
+                presents += [k, v]
             if H != KVH:
                 k = k.repeat_interleave(H // KVH, dim=1)
                 v = v.repeat_interleave(H // KVH, dim=1)
@@ -174,7 +144,17 @@ class HfLlamaKv(HfLlama):
             xb = self.rmsnorm(x, self.rms_ffn[l])
             x = x + (torch.nn.functional.silu(xb @ self.w1[l].t()) * (xb @ self.w3[l].t())) @ self.w2[l].t()
         x = self.rmsnorm(x, self.rms_final)
-        return (torch.nn.functional.linear(x.reshape(B * T, -1), self.cls).view(B, T, -1), *presents)
+        return torch.nn.functional.linear(x.reshape(B * T, -1), self.cls).view(B, T, -1), presents
+
+
+class HfLlamaKv(HfLlama):
+    """The same forward with a KV cache, in the input/output names transformers.js feeds a
+    `use_cache` export: past_key_values.{l}.key/value [B, KVH, past, hs] -> present.{l}.key/value
+    [B, KVH, past + T, hs]; attention_mask covers past + T positions (left padding allowed)."""
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        logits, presents = self.body(input_ids, attention_mask, position_ids, past)
+        return (logits, *presents)
 
 
 def export_kv(cfg, w, seqs, out_dir):

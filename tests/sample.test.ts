@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rngGpu, sampleGpu } from '../kernels/sample.js';
 import { fmix32, uniformAt } from '../src/generate/rng.js';
-import { orderedKey, sampleCpu, sampleMask, sampleRow, type RowSampling } from '../src/generate/sampling.js';
+import { HostSampler, orderedKey, sampleCpu, sampleMask, sampleRow, type RowSampling } from '../src/generate/sampling.js';
 import { GREEDY, type SamplingParams } from '../src/generate/types.js';
 import { gpuRuntime, randn, rng } from './helpers/gpu.js';
 
@@ -122,6 +122,81 @@ describe('sampling twin', () => {
       const dropped = counts.reduce((a, c, i) => a + (kept.includes(i) ? 0 : c), 0);
       expect(dropped, 'draws outside the top-k set').toBe(0);
       expect(chi2, `chi2 with ${keep - 1} df`).toBeLessThan(CHI2_1E6[keep - 1]);
+    }
+  });
+});
+
+describe('host sampler (the fast form of the twin, used by the onnxruntime decoder)', () => {
+  /** Model-like rows of `vocab` logits: a heavy-tailed spread, a few strong peaks, ties on a grid. */
+  function modelLike(r: () => number, vocab: number): Float32Array {
+    const x = randn(r, vocab, 3);
+    for (let i = 0; i < vocab; i++) {
+      if (r() < 0.3) x[i] = Math.round(x[i] * 8) / 8;
+      if (r() < 0.001) x[i] += 8 + 6 * r();
+    }
+    return x;
+  }
+
+  /** Both forms on one row: the mask and the ids of `draws` steps; returns how the host sampler decided. */
+  function same(hs: HostSampler, x: Float32Array, sp: SamplingParams, what: string, off = 0, vocab = x.length - off, draws = 8): void {
+    const want = sampleMask(x, sp, off, vocab), got = hs.mask(x, sp, off, vocab);
+    const diff = want.findIndex((w, i) => w !== got[i]);
+    expect(diff, `${what} ${JSON.stringify(sp)}: mask differs at id ${diff}`).toBe(-1);
+    for (let step = 0; step < draws; step++) expect(hs.sample(x, sp, step * 7 + 1, off, vocab), `${what} ${JSON.stringify(sp)} step ${step}`).toBe(sampleRow(x, sp, step * 7 + 1, off, vocab));
+  }
+
+  it('equals the twin on random rows: ties, −∞/−1e30, extreme temperatures, every warper combination', () => {
+    const r = rng(4242), hs = new HostSampler();
+    const temps = [1e-3, 0.05, 0.7, 1, 3, 50, 1e4];
+    for (const vocab of [1, 2, 37, 1000]) {
+      const rows = CASES.length * 2;
+      const x = testLogits(r, rows, vocab);
+      for (let row = 0; row < rows; row++) {
+        const sp = { ...CASES[row % CASES.length], seed: 100 + row };
+        same(hs, x, sp, `vocab ${vocab} row ${row}`, row * vocab, vocab);
+        for (const temperature of temps) if (sp.temperature > 0) same(hs, x, { ...sp, temperature }, `vocab ${vocab} row ${row}`, row * vocab, vocab, 3);
+      }
+    }
+    expect(hs.fast, 'rows decided by the fast path').toBeGreaterThan(0);
+  });
+
+  it('equals the twin on 32,000-token model-like rows and decides them without the twin', () => {
+    const r = rng(99), hs = new HostSampler();
+    const settings: SamplingParams[] = [
+      S({ temperature: 0.7, topP: 0.9 }), S({ temperature: 1, topK: 50 }), S({ temperature: 1.3, topK: 50, topP: 0.95, minP: 0.05 }),
+      S({ temperature: 0.2, topP: 0.5 }), S({ minP: 0.1 }), S({ topP: 1e-6 }), S({ topK: 1 }), S({ temperature: 0.01, topP: 0.99 }),
+    ];
+    for (let row = 0; row < 2; row++) {
+      const x = modelLike(r, 32000);
+      for (const sp of settings) same(hs, x, { ...sp, seed: row }, `row ${row}`, 0, 32000, 4);
+    }
+    expect(hs.fallback, 'rows the fast path handed to the twin').toBe(0);
+    // A flat row at a high temperature: every token a candidate, still decided here.
+    const flat = randn(r, 32000, 0.5);
+    same(hs, flat, S({ topP: 0.999, temperature: 5 }), 'flat row');
+    expect(hs.fallback).toBe(0);
+    // Rows it must hand over and still get right (a mask and 8 draws each): plain temperature
+    // (every token kept), NaN, +∞.
+    same(hs, flat, S({}), 'plain temperature');
+    const odd = modelLike(r, 32000);
+    odd[5] = Number.NaN;
+    same(hs, odd, S({ topP: 0.9 }), 'NaN');
+    odd[5] = Infinity;
+    same(hs, odd, S({ topP: 0.9 }), '+∞');
+    expect(hs.fallback).toBe(3 * 9);
+  });
+
+  it('hands a top-p boundary within the tail bound to the twin', () => {
+    // One token at 0 and 31,999 at −25 (each e^−25 ≈ 1.4e-11, together 4.4e-7 of Z, outside the
+    // candidates): p·Z within that of the first token's mass, so only the exact Z decides.
+    const hs = new HostSampler();
+    const x = new Float32Array(32000).fill(-25);
+    x[123] = 0;
+    const tail = 31999 * Math.exp(-25);
+    for (const topP of [1 / (1 + tail / 2), 1 / (1 + tail * 0.999), 1 / (1 + tail * 1.001)]) {
+      const before = hs.fallback;
+      same(hs, x, S({ topP: Math.fround(topP) }), 'tail boundary');
+      expect(hs.fallback, `top-p ${topP}`).toBeGreaterThan(before);
     }
   });
 });

@@ -162,6 +162,44 @@ describe('scheduler', () => {
     expect(maxLive).toBeLessThanOrEqual(2 * 4);
   });
 
+  test('jobs of a window with the same lane and payload run once; every copy gets the output', async () => {
+    // Items: a response (text) with k = 3 candidates, like synthesize's pairs: the response's text
+    // and token ids repeat, the candidates' do not, and two candidates of item 1 are equal.
+    const ran: unknown[] = [];
+    const lane: Lane = { budget: 1 << 20, run: async (p) => { ran.push(...p); return p.map((x) => `out:${JSON.stringify(x)}`); } };
+    const cands = [['a', 'b', 'c'], ['d', 'd', 'e']];
+    type It = { index: number; got: string[] };
+    const sched = new Scheduler<number, It>({
+      lanes: { F: lane, E: { ...lane, budget: Infinity } },
+      windowSize: 8,
+      prepare: (inputs, first) => {
+        const items: It[] = [], jobs: Job[] = [];
+        inputs.forEach((n, k) => {
+          const [r, c] = [Math.floor(n / 3), cands[Math.floor(n / 3)][n % 3]];
+          items.push({ index: first + k, got: [] });
+          jobs.push({ lane: 'F', length: 3, payload: [r, 7, c.charCodeAt(0)], item: k, tag: 0 });
+          jobs.push({ lane: 'F', length: 2, payload: [r, 7], item: k, tag: 1 });
+          jobs.push({ lane: 'E', length: 1, payload: `response ${r}`, item: k, tag: 2 });
+          jobs.push({ lane: 'E', length: 1, payload: c, item: k, tag: 3 });
+          jobs.push({ lane: 'E', length: 1, payload: [r, 7], item: k, tag: 4 }); // same ids, another lane: run
+        });
+        return { items, jobs };
+      },
+      onResult: (item, j, out) => { item.got[j.tag] = out as string; },
+    });
+    const got: It[] = [];
+    for await (const it of sched.run([0, 1, 2, 3, 4, 5])) got.push(it);
+    expect(got.map((g) => g.got)).toEqual([0, 1, 2, 3, 4, 5].map((n) => {
+      const [r, c] = [Math.floor(n / 3), cands[Math.floor(n / 3)][n % 3]];
+      return [`out:[${r},7,${c.charCodeAt(0)}]`, `out:[${r},7]`, `out:"response ${r}"`, `out:"${c}"`, `out:[${r},7]`];
+    }));
+    // Run: 5 distinct candidate sequences, 2 response sequences, 2 response texts, 5 candidate texts, 2 E-lane id lists.
+    expect(ran).toHaveLength(5 + 2 + 2 + 5 + 2);
+    expect(sched.stats.jobs).toBe(30);
+    expect(sched.stats.duplicates).toBe(30 - 16);
+    expect(sched.stats.jobsDone).toBe(30);
+  });
+
   test('a lane error surfaces from run()', async () => {
     const lane: Lane = { budget: 100, run: async () => { throw new Error('device lost'); } };
     const sched = new Scheduler<number, Item>({ lanes: { F: lane }, windowSize: 2, prepare: makeItems, onResult: () => {} });

@@ -170,3 +170,173 @@ export function sampleCpu(logits: Float32Array, rows: number, vocab: number, par
   for (let r = 0; r < rows; r++) ids[r] = sampleRow(logits, params[r].sampling, params[r].step, r * vocab, vocab);
   return ids;
 }
+
+/**
+ * Candidates: tokens with s_i − m ≥ −CAND_SPAN. Every other token has e_i = exp(s_i − m) < e^−24 ≈ 3.8e-11,
+ * so on a 32,000-token row they hold at most 1.2e-6 of Z; the fast path computes exp only for candidates.
+ */
+const CAND_SPAN = 24;
+/** A relative bound on the rounding of an f64 sum of up to ~10^6 positive terms in any order (n·2^−53 ≈ 1.1e-10), with room. */
+const SUM_SLACK = 1e-9;
+
+/**
+ * The host sampler of the onnxruntime decoder: the same ids and masks as sampleRow / sampleMask
+ * (the twin), from one pass over the row. Per row it computes the scaled logits and their max in one
+ * pass, collecting the candidates (within CAND_SPAN of the max) in id order; exp is taken only for
+ * them. The thresholds are the twin's:
+ *   top-k: the k-th largest value is a candidate's when there are ≥ k candidates (every other
+ *          token is smaller), found by sorting the candidates only;
+ *   top-p: the twin's Z sums every token ≥ the top-k floor; here Z lies in [Zc, Zc + n_tail·e^−24]
+ *          up to rounding (Zc: the candidates' sum), so the target p·Z lies in an interval, and the
+ *          descending walk over the candidates (the twin's walk: the same additions in the same
+ *          order) gives the threshold whenever both ends of the interval pick the same group.
+ * Kept tokens are then all candidates, and W and the draw run over the kept candidates in id order
+ * with the twin's e_i and order of additions. Anything else — a boundary within the interval (a
+ * mass boundary within ~1e-6 of p·Z), fewer candidates than k, a kept set reaching below the
+ * candidates (plain temperature, a small min-p, top-p near 1), a non-finite max, NaN — runs the twin
+ * itself. Scratch buffers are kept between rows: no allocation per row. `fast`/`fallback` count the
+ * rows each way.
+ */
+export class HostSampler {
+  fast = 0;
+  fallback = 0;
+  private idx = new Int32Array(0);
+  private val = new Float32Array(0);
+  private e = new Float64Array(0);
+  private sorted = new Float32Array(0);
+
+  /** Draw one token id from a row: sampleRow's id. */
+  sample(logits: Float32Array, sampling: SamplingParams, step: number, off = 0, vocab = logits.length - off): number {
+    checkSampling(sampling);
+    if (sampling.temperature === 0) return argmax(logits, off, vocab);
+    const n = this.keep(logits, off, vocab, sampling);
+    if (n < 0) return sampleRow(logits, sampling, step, off, vocab);
+    const idx = this.idx, e = this.e;
+    let W = 0;
+    for (let j = 0; j < n; j++) W += e[j];
+    const target = uniformAt(sampling.seed, step) * W;
+    let acc = 0;
+    for (let j = 0; j < n; j++) {
+      acc += e[j];
+      if (acc > target) return idx[j];
+    }
+    return idx[n - 1];
+  }
+
+  /** The kept set as a 0/1 mask: sampleMask's. */
+  mask(logits: Float32Array, sampling: SamplingParams, off = 0, vocab = logits.length - off): Uint8Array {
+    checkSampling(sampling);
+    if (sampling.temperature === 0) return sampleMask(logits, sampling, off, vocab);
+    const n = this.keep(logits, off, vocab, sampling);
+    if (n < 0) return sampleMask(logits, sampling, off, vocab);
+    const mask = new Uint8Array(vocab);
+    for (let j = 0; j < n; j++) mask[this.idx[j]] = 1;
+    return mask;
+  }
+
+  /**
+   * Leaves the kept tokens' ids and e_i in id order in idx/e[0, n) and returns n, or −1 where the
+   * twin must decide (see the class comment).
+   */
+  private keep(x: Float32Array, off: number, vocab: number, sp: SamplingParams): number {
+    if (this.idx.length < vocab) {
+      this.idx = new Int32Array(vocab);
+      this.val = new Float32Array(vocab);
+      this.e = new Float64Array(vocab);
+      this.sorted = new Float32Array(vocab);
+    }
+    const idx = this.idx, val = this.val, e = this.e;
+    const invT = inverseTemperature(sp.temperature);
+    // One pass over the raw logits: their max and every token within (CAND_SPAN + 1.5)·T of the
+    // running max, a superset of the candidates: s = fround(x·invT) is monotone in x, so
+    // m = fround(max x · invT), and a token left out has x·invT < max x · invT − (CAND_SPAN + 1.5),
+    // so s − m < −CAND_SPAN while |m| < 2^21 (each fround moves a value by ≤ 1/8 there).
+    const wide = (CAND_SPAN + 1.5) / invT;
+    let xm = -Infinity, n = 0, nan = false;
+    for (let i = 0; i < vocab; i++) {
+      const v = x[off + i];
+      if (v > xm) xm = v;
+      if (v >= xm - wide) idx[n++] = i; else if (v !== v) nan = true;
+    }
+    const m = Math.fround(xm * invT);
+    if (nan || !(Math.abs(m) < 2 ** 21)) return this.miss();
+    // The candidates (the twin's s_i) against the final max.
+    let c = 0;
+    for (let j = 0; j < n; j++) {
+      const i = idx[j], v = Math.fround(x[off + i] * invT);
+      if (v - m >= -CAND_SPAN) { idx[c] = i; val[c++] = v; }
+    }
+    n = c;
+    // Thresholds as values (key order = value order for non-NaN values; ±0 equal in both).
+    let floor = -Infinity;
+    if (sp.topK > 0 && sp.topK < vocab) {
+      if (n < sp.topK) return this.miss();
+      floor = this.kthLargest(n, m, sp.topK);
+      c = 0; // every token ≥ floor is a candidate: keep those
+      for (let j = 0; j < n; j++) if (val[j] >= floor) { idx[c] = idx[j]; val[c++] = val[j]; }
+      n = c;
+    }
+    let t = floor, haveE = false;
+    if (sp.topP < 1) {
+      for (let j = 0; j < n; j++) e[j] = Math.exp(val[j] - m);
+      haveE = true;
+      const tp = this.topP(n, m, floor === -Infinity ? vocab - n : 0, sp.topP);
+      if (tp === null) return this.miss();
+      t = Math.max(t, tp);
+    }
+    if (sp.minP > 0) t = Math.max(t, Math.fround(m + minPLog(sp.minP)));
+    t = Math.min(t, m);
+    if (!(t - m >= -CAND_SPAN)) return this.miss(); // kept tokens below the candidates
+    c = 0;
+    for (let j = 0; j < n; j++) if (val[j] >= t) { idx[c] = idx[j]; e[c++] = haveE ? e[j] : Math.exp(val[j] - m); }
+    this.fast++;
+    return c;
+  }
+
+  private miss(): number {
+    this.fallback++;
+    return -1;
+  }
+
+  /** The k-th largest of the n candidates (n ≥ k): sorts only those within a widening span of the max. */
+  private kthLargest(n: number, m: number, k: number): number {
+    for (let span = 1; ; span *= 2) {
+      const lo = span >= CAND_SPAN ? -Infinity : m - span;
+      let cnt = 0;
+      for (let j = 0; j < n; j++) if (this.val[j] >= lo) cnt++;
+      if (cnt >= k) { const s = this.sortedCandidates(n, lo); return s[s.length - k]; }
+    }
+  }
+
+  /** The candidates' values ≥ lo, sorted ascending, in `sorted` (a view of their count). */
+  private sortedCandidates(n: number, lo: number): Float32Array {
+    let k = 0;
+    for (let j = 0; j < n; j++) if (this.val[j] >= lo) this.sorted[k++] = this.val[j];
+    return this.sorted.subarray(0, k).sort();
+  }
+
+  /**
+   * The twin's top-p threshold as a value, or null when the interval of Z cannot decide it, over
+   * the n candidates (all ≥ the top-k floor) with their e_i in `e`. `tail`: how many tokens ≥ the
+   * floor are not candidates (each e_i < e^−24).
+   */
+  private topP(n: number, m: number, tail: number, p: number): number | null {
+    let Zc = 0;
+    for (let j = 0; j < n; j++) Zc += this.e[j];
+    const pf = Math.fround(p);
+    const lo = pf * (Zc * (1 - SUM_SLACK)), hi = pf * ((Zc + tail * Math.exp(-CAND_SPAN)) * (1 + SUM_SLACK));
+    // The twin's walk, widening from the top like the twin's: a prefix of the descending order.
+    for (let span = 8; ; span *= 2) {
+      const all = span >= CAND_SPAN;
+      const cand = this.sortedCandidates(n, all ? -Infinity : m - span);
+      let cum = 0, atLo: number | null = null;
+      for (let j = cand.length - 1; j >= 0;) {
+        const v = cand[j], ev = Math.exp(v - m);
+        for (; j >= 0 && cand[j] === v; j--) cum += ev;
+        if (atLo === null && cum >= lo) atLo = v;
+        if (cum >= hi) return atLo === v ? v : null;
+      }
+      if (all) return null;
+    }
+  }
+}

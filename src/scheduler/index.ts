@@ -4,14 +4,16 @@
 //  1. Windows. Items are pulled from the source a window at a time (default 1024), so memory stays
 //     bounded on files of any size. `prepare` turns a window into jobs (token sequences), each
 //     tagged with its item and its lane (which model/operation runs it).
-//  2. Packing. Within a window and a lane, jobs are sorted by length (longest first) and cut into
+//  2. Duplicates. Jobs of a window with the same lane and payload (a response's encoder text scored
+//     with k candidate instructions, a pair that appears twice) run once; each copy gets the output.
+//  3. Packing. Within a window and a lane, jobs are sorted by length (longest first) and cut into
 //     batches of neighbouring lengths, each within the lane's token budget (sequences × padded
 //     length ≤ LanguageModel.tokenBudget), choosing the cuts that minimise the padded tokens plus a
 //     small per-batch cost (packLane → planBatches). Sorting a whole window keeps sequences of similar length
 //     together, so little of each padded batch is padding.
-//  3. Prefetch. One batch is in flight (by default) and the next one is prepared while it runs —
+//  4. Prefetch. One batch is in flight (by default) and the next one is prepared while it runs —
 //     including tokenising the next window when the current one has no batches left.
-//  4. Reorder. A job's output is handed to `onResult`; an item is complete when all its jobs are
+//  5. Reorder. A job's output is handed to `onResult`; an item is complete when all its jobs are
 //     done, and complete items are yielded strictly in input order (items without jobs, e.g.
 //     invalid records, pass straight through in their place).
 //
@@ -154,6 +156,8 @@ export interface SchedulerStats {
   items: number;
   jobs: number;
   jobsDone: number;
+  /** Jobs not run because another job of the same window had the same lane and payload (they share its output). */
+  duplicates: number;
 }
 
 export function paddingEfficiency(batches: { realTokens: number; paddedLen: number; jobs: unknown[] }[]): number {
@@ -188,10 +192,44 @@ interface WindowState<Item> {
   items: Item[];
   pending: Int32Array;
   emitted: number;
+  /** The jobs that share a run job's output (keyed by the run job). */
+  copies: Map<Job, Job[]>;
+}
+
+/** What makes two jobs the same computation: the lane and a payload of token ids or a text; null for other payloads. */
+function jobKey(j: Job): string | null {
+  const p = j.payload;
+  if (typeof p === 'string') return `${j.lane}\u0000s${p}`;
+  if (Array.isArray(p) && p.every((x) => typeof x === 'number')) return `${j.lane}\u0000a${p.join(',')}`;
+  return null;
+}
+
+/**
+ * The jobs to run: the first of each group of jobs with the same key (the same sequence or text on
+ * the same lane — e.g. one response's encoder text, scored with k candidate instructions), the
+ * others recorded as its copies. Lanes are deterministic functions of their payloads, so a copy's
+ * output is the one its run job gets.
+ */
+function dedupe(jobs: Job[], copies: Map<Job, Job[]>): Job[] {
+  const first = new Map<string, Job>();
+  const run: Job[] = [];
+  for (const j of jobs) {
+    const k = jobKey(j);
+    const f = k === null ? undefined : first.get(k);
+    if (f) {
+      let c = copies.get(f);
+      if (!c) copies.set(f, (c = []));
+      c.push(j);
+    } else {
+      if (k !== null) first.set(k, j);
+      run.push(j);
+    }
+  }
+  return run;
 }
 
 export class Scheduler<In, Item> {
-  readonly stats: SchedulerStats = { lanes: {}, realTokens: 0, computedTokens: 0, paddingEfficiency: 1, batches: 0, windows: 0, items: 0, jobs: 0, jobsDone: 0 };
+  readonly stats: SchedulerStats = { lanes: {}, realTokens: 0, computedTokens: 0, paddingEfficiency: 1, batches: 0, windows: 0, items: 0, jobs: 0, jobsDone: 0, duplicates: 0 };
 
   constructor(private readonly opts: SchedulerOptions<In, Item>) {
     for (const name of Object.keys(opts.lanes)) this.stats.lanes[name] = { batches: 0, sequences: 0, realTokens: 0, computedTokens: 0 };
@@ -220,13 +258,15 @@ export class Scheduler<In, Item> {
       if (inputs.length === 0) return false;
       const { items, jobs } = this.opts.prepare(inputs, nextIndex);
       nextIndex += inputs.length;
-      const w: WindowState<Item> = { items, pending: new Int32Array(items.length), emitted: 0 };
+      const w: WindowState<Item> = { items, pending: new Int32Array(items.length), emitted: 0, copies: new Map() };
       for (const j of jobs) w.pending[j.item]++;
       windows.push(w);
       this.stats.windows++;
       this.stats.items += items.length;
       this.stats.jobs += jobs.length;
-      for (const batch of packJobs(jobs, lanes)) queue.push({ batch, window: w });
+      const run = dedupe(jobs, w.copies);
+      this.stats.duplicates += jobs.length - run.length;
+      for (const batch of packJobs(run, lanes)) queue.push({ batch, window: w });
       return true;
     };
 
@@ -280,11 +320,15 @@ export class Scheduler<In, Item> {
         this.stats.computedTokens += batch.jobs.length * batch.paddedLen;
         this.stats.paddingEfficiency = this.stats.realTokens / this.stats.computedTokens;
       }
-      batch.jobs.forEach((j, k) => {
-        onResult(window.items[j.item], j, outputs[k]);
-        if (--window.pending[j.item] === 0) this.opts.onItemDone?.(window.items[j.item]);
+      let handed = 0;
+      batch.jobs.forEach((run, k) => {
+        for (const j of [run, ...(window.copies.get(run) ?? [])]) {
+          onResult(window.items[j.item], j, outputs[k]);
+          handed++;
+          if (--window.pending[j.item] === 0) this.opts.onItemDone?.(window.items[j.item]);
+        }
       });
-      this.stats.jobsDone += batch.jobs.length;
+      this.stats.jobsDone += handed;
       this.opts.onBatchDone?.(this.stats);
       yield* drain();
     }

@@ -4,11 +4,12 @@
 // slot's own length are masked in the graph), runs prefill (a prompt) and one-token steps of slots
 // at different positions in the same run, and writes the new rows (present_k/v) back into the
 // caches. Sampling is on the host, from the (soft-capped) logits the graph returns, by the shared
-// sampler (src/generate/sampling.ts sampleRow: greedy = argmax with the lowest id on ties;
-// temperature, top-k, top-p, min-p at the counter-based RNG's draw), so the same seed gives the
-// same tokens as the twin's decoder wherever the logits agree.
+// sampler's fast form (src/generate/sampling.ts HostSampler: sampleRow's ids — greedy = argmax with
+// the lowest id on ties; temperature, top-k, top-p, min-p at the counter-based RNG's draw — with exp
+// and sorting only near the max), so the same seed gives the same tokens as the twin's decoder
+// wherever the logits agree.
 
-import { checkSampling, sampleRow } from '../../generate/sampling.js';
+import { checkSampling, HostSampler } from '../../generate/sampling.js';
 import { scoreFrom, type Decoder, type DecoderOptions, type ScoreInput, type StepInput } from '../../generate/types.js';
 import type { LoadedWeights } from '../types.js';
 
@@ -40,6 +41,7 @@ export class OrtDecoder implements Decoder {
   /** The slots (in feed order) and P of the past feeds now in `scratch`; null when they must be gathered again. */
   private layout: { P: number; slots: number[] } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly sampler = new HostSampler();
   private disposed = false;
 
   constructor(private ort: Ort, private w: LoadedWeights, private session: Session, opts: DecoderOptions) {
@@ -81,7 +83,7 @@ export class OrtDecoder implements Decoder {
     for (const inp of inputs) checkSampling(inp.sampling);
     const V = this.w.config.vocabSize;
     // Sampled straight from the [n, V] logits of the run (row b at offset b·V): no per-row copies.
-    return this.serial(inputs, (x) => Int32Array.from(inputs, (inp, b) => sampleRow(x, inp.sampling, inp.step, b * V, V)));
+    return this.serial(inputs, (x) => Int32Array.from(inputs, (inp, b) => this.sampler.sample(x, inp.sampling, inp.step, b * V, V)));
   }
 
   async stepLogprobs(inputs: StepInput[]): Promise<Float32Array[]> {
