@@ -207,13 +207,15 @@ describe('streaming a multi-shard checkpoint to the GPU', async () => {
 describe('streaming a ~1 GB GGUF file to the GPU (blocks kept, or dequantized chunk by chunk)', async () => {
   const rt = await gpuRuntime();
   // A llama GGUF of 14 layers of d = 2048, ff = 8192 (0.97 GB): every linear Q8_0, kept as blocks on
-  // the GPU (WeightUploader.quantBuffer: copied through the staging buffer), except layer 0's
-  // gate/up/down in Q4_K and the embedding (tied head) in Q6_K, dequantized at upload a chunk of
-  // whole blocks at a time (GgufTensorRef.chunks; the GPU has no Q4_K/Q6_K kernel yet). Each
+  // the GPU (WeightUploader.quantBuffer: copied through the staging buffer), layer 1's gate/up/down
+  // in Q4_K, kept as blocks too, except layer 0's gate/up/down in Q5_0 and the embedding in Q6_K,
+  // dequantized at upload a chunk of whole blocks at a time (GgufTensorRef.chunks; the GPU has no
+  // Q5_0 kernel, and the embedding is always dequantized — its tied head is kept as blocks). Each
   // tensor's bytes are a pool of valid blocks (the project's quantizers on random values), rotated
   // by whole blocks and repeated, so any element is checkable from the pool alone.
   const G = { V: 256, d: 2048, ff: 8192, heads: 16, layers: 14 };
-  const { Q8_0, Q4_K, Q6_K, F32 } = GGML_TYPE;
+  const { Q8_0, Q4_K, Q5_0, Q6_K, F32 } = GGML_TYPE;
+  const KEPT: readonly number[] = [Q8_0, Q4_K];
   type T = { name: string; ne: number[]; type: GgmlType; rot: number };
   let file: string, tensors: T[], bytes: number, child: string;
   const pools = new Map<number, { bytes: Uint8Array; f32: Float32Array; blocks: number }>();
@@ -240,7 +242,7 @@ describe('streaming a ~1 GB GGUF file to the GPU (blocks kept, or dequantized ch
     const add = (name: string, ne: number[], type: GgmlType) => tensors.push({ name, ne, type, rot: type === F32 ? 0 : (tensors.length * 7919) % pool(type).blocks });
     add('token_embd.weight', [d, V], Q6_K);
     for (let l = 0; l < layers; l++) {
-      const ffn = l === 0 ? Q4_K : Q8_0;
+      const ffn = l === 0 ? Q5_0 : l === 1 ? Q4_K : Q8_0;
       add(`blk.${l}.attn_norm.weight`, [d], F32);
       for (const m of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) add(`blk.${l}.${m}.weight`, [d, d], Q8_0);
       add(`blk.${l}.ffn_norm.weight`, [d], F32);
@@ -285,6 +287,7 @@ describe('streaming a ~1 GB GGUF file to the GPU (blocks kept, or dequantized ch
     ['tok_emb', 'token_embd.weight', 0], ['tok_emb', 'token_embd.weight', G.V * G.d - 1],
     ['layers.0.w_gate', 'blk.0.ffn_gate.weight', 1_234_567], ['layers.0.w_up', 'blk.0.ffn_up.weight', G.d * G.ff - 1],
     ['layers.0.w_down', 'blk.0.ffn_down.weight', 9_999_999], ['layers.0.wq', 'blk.0.attn_q.weight', 4_000_000],
+    ['layers.1.w_gate', 'blk.1.ffn_gate.weight', 77_777], ['layers.1.w_down', 'blk.1.ffn_down.weight', 9_437_183],
     ['layers.5.w_gate', 'blk.5.ffn_gate.weight', 8], ['layers.5.w_up', 'blk.5.ffn_up.weight', 17_825_788],
     ['layers.13.w_down', 'blk.13.ffn_down.weight', 12_345_676], ['layers.13.ffn_norm.weight', 'blk.13.ffn_norm.weight', 2047],
   ];
@@ -310,7 +313,7 @@ describe('streaming a ~1 GB GGUF file to the GPU (blocks kept, or dequantized ch
       for (const [name, fname, i] of checks) {
         const t = tensors.find((x) => x.name === fname)!;
         const got = rep.values[`${name}@${i}`];
-        if (t.type === Q8_0) {
+        if (KEPT.includes(t.type)) {
           const k = i & ~3;
           expect(got, `${name} byte ${i}`).toBe((byteOf(t, k) | (byteOf(t, k + 1) << 8) | (byteOf(t, k + 2) << 16) | (byteOf(t, k + 3) << 24)) >>> 0);
         } else {
@@ -326,7 +329,7 @@ describe('streaming a ~1 GB GGUF file to the GPU (blocks kept, or dequantized ch
   }
 
   // Only where GPU buffers are process memory (lavapipe): elsewhere peak RSS − GPU bytes says nothing.
-  it.skipIf(!rt?.handle.info.software)('the bound can fail: chunks of 32 Mi elements (a whole Q4_K tensor dequantized at once, as the loader did before) exceed it', () => {
+  it.skipIf(!rt?.handle.info.software)('the bound can fail: chunks of 32 Mi elements (a whole Q5_0 tensor dequantized at once, as the loader did before) exceed it', () => {
     expect(run(false, 1 << 25).over).toBeGreaterThan(BOUND);
   }, 300_000);
 });
