@@ -4,7 +4,7 @@
 // reads it. Deterministic (seeded). Every record has `label` (1 = a true pair, 0 = not) and
 // `eval_sets` (the sets it belongs to).
 //
-//   node scripts/make-eval-sets.mjs [--data ../shared/data] [--out eval-sets] [--n 100] [--seed 1]
+//   node scripts/make-eval-sets.mjs [--data ../shared/data] [--out eval-sets] [--n 100] [--seed 1] [--anchors A]
 //   node scripts/make-eval-sets.mjs --split scored-all.jsonl [--out eval-sets]
 //
 // Sets (Alpaca pairs from alpaca-cherry-5pct.json unless noted):
@@ -17,6 +17,11 @@
 //             untuned `davinci` base model's answer to the same instruction (label 0).
 // Files: all.jsonl (the union, every record once, to score in one run), mismatch.jsonl, near.jsonl,
 // davinci.jsonl. --split takes the scored union and writes scored-<set>.jsonl per set.
+// --anchors A also writes anchors.jsonl (for `concord score --signals icl --anchors`): the first A
+// Alpaca pairs, in the seeded order, that are in no set and lend no near-miss response, whose
+// instruction text (trimmed, lower-cased) and response are nowhere in all.jsonl, and whose prompt +
+// response is at most 400 characters (short anchors leave room for the candidate in a small
+// model's context). It draws no random numbers, so the other files are the same with or without it.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,6 +34,7 @@ const { values: v } = parseArgs({
     n: { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
     split: { type: 'string' },
+    anchors: { type: 'string', default: '0' },
   },
 });
 const SETS = ['mismatch', 'near', 'davinci'];
@@ -136,5 +142,24 @@ for (const t of tasks) {
 const write = (f, recs) => fs.writeFileSync(path.join(v.out, f), recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
 write('all.jsonl', all);
 for (const s of SETS) write(`${s}.jsonl`, all.filter((r) => r.eval_sets.includes(s)));
+// ---- anchors (held out of every set) ----
+const A = Number(v.anchors);
+if (!(Number.isInteger(A) && A >= 0)) throw new Error(`--anchors must be a whole number (got ${v.anchors})`);
+if (A > 0) {
+  const norm = (s) => s.trim().toLowerCase();
+  const seenInstr = new Set(all.map((r) => norm(r.instruction)));
+  for (const r of all) if (r.donor_instruction) seenInstr.add(norm(r.donor_instruction));
+  const seenOut = new Set(all.map((r) => r.output.trim()));
+  const anchors = [];
+  for (const [k, r] of pool.entries()) {
+    if (anchors.length === A) break;
+    if (used.has(k) || seenInstr.has(norm(r.instruction)) || seenOut.has(r.output.trim())) continue;
+    if (`${prompt(r)} ${r.output}`.length > 400) continue;
+    anchors.push({ id: `alpaca/${r.i}/anchor`, instruction: r.instruction, input: r.input ?? '', output: r.output });
+  }
+  if (anchors.length < A) throw new Error(`only ${anchors.length} held-out Alpaca pairs fit the anchor rule, asked for ${A}`);
+  write('anchors.jsonl', anchors);
+  console.log(`${path.join(v.out, 'anchors.jsonl')}: ${A} anchor pairs held out of every set`);
+}
 const meanOverlap = all.filter((r) => r.kind === 'near-miss').reduce((a, r) => a + r.overlap, 0) / n;
 console.log(`${path.join(v.out, 'all.jsonl')}: ${all.length} records (${SETS.map((s) => `${s} ${all.filter((r) => r.eval_sets.includes(s)).length}`).join(', ')}); near misses: mean instruction overlap ${meanOverlap.toFixed(3)}`);
