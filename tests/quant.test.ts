@@ -8,6 +8,8 @@
 // more, so d·sc fits 24 bits) except the last product or difference, which f32 rounds once — as
 // Math.fround does to the exact float64 value.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dequantize } from '../src/quant/dequant.js';
 import { nearestInt, quantizeQ4_0, quantizeQ4_K, quantizeQ5_0, quantizeQ6_K, quantizeQ8_0, QUANTIZERS } from '../src/quant/quantize.js';
@@ -210,5 +212,38 @@ describe('quantizers (ggml reference round-to-nearest)', () => {
     for (let i = 0; i < x.length; i++) { se += (x[i] - y[i]) ** 2; sx += x[i] ** 2; }
     expect(Math.sqrt(se / sx)).toBeLessThan(0.03);
     expect([...quantizeQ6_K(new Float32Array(256))].every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe('quantizers with an importance matrix (ggml quant_weights paths)', () => {
+  // The same inputs /tmp's generator fed to a gcc -O2 -ffp-contract=off build of ggml-quants.c's
+  // quantize_row_{q4_0,q5_0,q4_K,q6_K}_impl (llama.cpp 01243c58, transcribed; the C is not kept):
+  // rows at four magnitudes, zero groups, outliers; importance weights log-normal with 10% zeros.
+  const inputs = (n: number, rows: number, seed: number) => {
+    const r = rng(seed), g = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+    const x = new Float32Array(n * rows), qw = new Float32Array(n);
+    for (let i = 0; i < rows; i++) {
+      const s = [1e-3, 0.02, 1, 40][i % 4];
+      for (let j = 0; j < n; j++) { let v = g() * s; if (i % 5 === 3 && j < 64) v = 0; if (r() < 0.01) v *= 20; x[i * n + j] = v; }
+    }
+    for (let j = 0; j < n; j++) qw[j] = r() < 0.1 ? 0 : Math.exp(3 * g());
+    return { x, qw };
+  };
+  const ref = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'imatrix-quant-reference.json'), 'utf8')) as { cases: { type: number; n: number; rows: number; seed: number; hex: string }[] };
+
+  it.each(ref.cases.map((c) => [c.type, c] as const))('type %i: byte for byte as ggml', (_t, c) => {
+    const { x, qw } = inputs(c.n, c.rows, c.seed);
+    const got = Buffer.from(QUANTIZERS[c.type]!(x, qw)).toString('hex');
+    expect(got.length).toBe(c.hex.length);
+    expect(got).toBe(c.hex);
+    // and the weights matter: the reference (unweighted) quantizer gives other bytes
+    expect(Buffer.from(QUANTIZERS[c.type]!(x)).toString('hex')).not.toBe(c.hex);
+  });
+
+  it('Q8_0 ignores the weights (as quantize_q8_0); a matrix of the wrong width is refused', () => {
+    const { x, qw } = inputs(256, 4, 7);
+    expect(quantizeQ8_0(x)).toEqual((QUANTIZERS[GGML_TYPE.Q8_0] as (a: Float32Array, w?: Float32Array) => Uint8Array)(x, qw));
+    expect(() => quantizeQ4_0(x, new Float32Array(96))).toThrow(/importance matrix of 96 columns/);
+    expect(() => quantizeQ4_K(x, new Float32Array(288))).toThrow(/importance matrix of 288 columns/);
   });
 });

@@ -137,7 +137,7 @@ export function weightType(q: QuantType, cols: number, role: 'head' | 'more' | '
   return pick(GGML_TYPE.Q4_K, GGML_TYPE.Q5_0);
 }
 
-function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorToWrite[] {
+function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType, imatrix?: ReadonlyMap<string, Float32Array>): GgufTensorToWrite[] {
   const c = m.config, t = m.tensors, out: GgufTensorToWrite[] = [];
   const gemma = arch === 'gemma2' || arch === 'gemma3';
   const get = (name: string): Float32Array => {
@@ -159,7 +159,10 @@ function tensorList(m: LoadedModel, arch: ExportArch, q: QuantType): GgufTensorT
         let a = get(name);
         if (a.length !== rows * cols) throw refuse(m, `tensor '${name}' has ${a.length} values, expected ${rows}×${cols}`);
         if (opts.permuteHeads) a = toInterleaved(a, opts.permuteHeads, c.headDim, cols);
-        return QUANTIZERS[type]!(a);
+        // the importance matrix of this weight's input columns, where the type's quantizer takes one
+        const qw = imatrix?.get(name);
+        if (qw && qw.length !== cols) throw refuse(m, `importance matrix of '${name}' has ${qw.length} columns, the weight ${cols}`);
+        return QUANTIZERS[type]!(a, qw);
       },
     });
   };
@@ -249,13 +252,16 @@ function preName(pre: unknown, norm: unknown): string | null {
   return null;
 }
 
-/** Everything writeGguf needs for `m` quantized as `q`. */
-export function ggufExport(m: LoadedModel, q: QuantType): { kvs: GgufKv[]; tensors: GgufTensorToWrite[] } {
+/**
+ * Everything writeGguf needs for `m` quantized as `q`; `imatrix` (canonical weight name → E[x²] per
+ * input column, src/quant/imatrix.ts) takes ggml's importance-weighted quantizers where it has an entry.
+ */
+export function ggufExport(m: LoadedModel, q: QuantType, o: { imatrix?: ReadonlyMap<string, Float32Array> } = {}): { kvs: GgufKv[]; tensors: GgufTensorToWrite[] } {
   const arch = exportArch(m);
   const c: ModelConfig = m.config;
   const kvs: GgufKv[] = [
     kv.str('general.architecture', arch), kv.str('general.name', c.name), kv.u32('general.file_type', FILE_TYPE[q]), kv.u32('general.quantization_version', 2),
     ...hyperParams(m, arch), ...tokenizerMetadata(m.tokenizer, c.name),
   ];
-  return { kvs, tensors: tensorList(m, arch, q) };
+  return { kvs, tensors: tensorList(m, arch, q, o.imatrix) };
 }

@@ -50,7 +50,10 @@ function ropeSegments(x: Float32Array, segs: readonly RowSegment[], heads: numbe
  * run in the same order whatever the row count), so a row's result does not depend on the others.
  * The full-sequence forward and the KV-cached decode share it; only the attention differs.
  */
-function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[], attend: AttendCpu): Float32Array {
+/** Sees the input rows [rows, cols] of each linear layer, by its weight's canonical name (src/quant/imatrix.ts). */
+export type LinearObserver = (weight: string, x: Float32Array, rows: number, cols: number) => void;
+
+function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSegment[], attend: AttendCpu, observe?: LinearObserver): Float32Array {
   const c = w.config;
   const T = ids.length, d = c.dim, hd = c.headDim, nH = c.nHeads, nKv = c.nKvHeads, ff = c.hiddenDim;
   const qd = nH * hd, kvd = nKv * hd;
@@ -58,8 +61,10 @@ function bodyCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readonly RowSeg
   const norm = (x: Float32Array, prefix: string): Float32Array =>
     normCpu(c.norm, x, tensor(w, `${prefix}.weight`), optionalTensor(w, `${prefix}.bias`), T, d, c.normEps, wOff);
   // A linear layer; its bias when the tensor exists (the GPU path decides the same way).
-  const linear = (x: Float32Array, weight: string, bias: string | null, out: number, inn: number): Float32Array =>
-    matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
+  const linear = (x: Float32Array, weight: string, bias: string | null, out: number, inn: number): Float32Array => {
+    observe?.(weight, x, T, inn);
+    return matmulCpu(x, tensor(w, weight), bias ? optionalTensor(w, bias) : null, T, out, inn, 'nk');
+  };
 
   // Embeddings (+ learned positions).
   let x = embedSegmentsCpu(w, ids, segs);
@@ -116,12 +121,12 @@ function embedSegmentsCpu(w: LoadedWeights, ids: ArrayLike<number>, segs: readon
   return out;
 }
 
-/** Final normed hidden states [T, d] of one sequence. */
-export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>): Float32Array {
+/** Final normed hidden states [T, d] of one sequence; `observe` sees every linear layer's input. */
+export function forwardHiddenCpu(w: LoadedWeights, ids: ArrayLike<number>, observe?: LinearObserver): Float32Array {
   checkIds(w, ids);
   const c = w.config, T = ids.length;
   return bodyCpu(w, ids, [{ start: 0, n: T, pos0: 0 }], (l, q, k, v) =>
-    attentionCpu(q, k, v, [T], 1, T, c.nHeads, c.nKvHeads, c.headDim, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap }));
+    attentionCpu(q, k, v, [T], 1, T, c.nHeads, c.nKvHeads, c.headDim, true, { window: layerWindow(c, l), scale: c.attnScale, softcap: c.attnSoftcap }), observe);
 }
 
 // ---- Decoding: a KV cache per sequence -------------------------------------------------------

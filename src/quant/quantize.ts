@@ -3,6 +3,13 @@
 // _q6_K_ref with make_qx_quants), in
 // f32 arithmetic step for step, so a file written here holds the blocks llama.cpp's reference path
 // writes for the same f32 weights (no importance matrix).
+//
+// With an importance matrix (`qw`: one weight per input column, the row length; llama.cpp's
+// `imatrix` values, src/quant/imatrix.ts) Q4_0, Q5_0, Q4_K and Q6_K take ggml's quant_weights
+// branches instead, row by row: quantize_row_q4_0_impl / _q5_0_impl (make_qx_quants with
+// qw·sqrt(σ² + x²)), quantize_row_q4_K_impl (make_qkx3_quants, then make_qp_quants for the 6-bit
+// scales and mins), quantize_row_q6_K_impl (make_qx_quants weighted by qw itself). Q8_0 ignores it,
+// as ggml's quantize_q8_0 does. Transcribed from ggml-quants.c at llama.cpp commit 01243c58.
 
 import { f32ToF16Bits } from '../util/f16.js';
 import { halfToF32, scaleMinK4 } from './dequant.js';
@@ -52,7 +59,38 @@ function signedAbsMax(x: Float32Array, o: number): number {
   return max;
 }
 
-export function quantizeQ4_0(x: Float32Array): Uint8Array {
+/** The row length an importance matrix gives (its own length), checked against the tensor. */
+function qwRows(x: Float32Array, qw: Float32Array, block: number): number {
+  const n = qw.length;
+  if (n === 0 || n % block !== 0 || x.length % n !== 0) throw new Error(`importance matrix of ${n} columns does not fit a tensor of ${x.length} values in blocks of ${block}`);
+  return x.length / n;
+}
+
+/**
+ * quantize_row_q4_0_impl / _q5_0_impl with quant_weights: per block, make_qx_quants (nmax 8 or 16)
+ * weighted by qw[j]·sqrt(σ² + x²) with σ² the row's mean square; `put` packs the levels 0..2·nmax−1.
+ */
+function legacyWeighted(x: Float32Array, qw: Float32Array, nmax: number, bytes: number, put: (y: Uint8Array, o: number, L: Uint8Array) => void): Uint8Array {
+  const y = new Uint8Array((x.length / 32) * bytes);
+  const n = qw.length, rows = qwRows(x, qw, 32), w = new Float32Array(32), L = new Uint8Array(32), xb = new Float32Array(32);
+  for (let r = 0; r < rows; r++) {
+    let sumX2 = 0;
+    for (let j = 0; j < n; j++) sumX2 = fr(sumX2 + fr(x[r * n + j] * x[r * n + j]));
+    const sigma2 = fr(sumX2 / n);
+    for (let ib = 0; ib < n / 32; ib++) {
+      const xo = r * n + 32 * ib;
+      for (let j = 0; j < 32; j++) { xb[j] = x[xo + j]; w[j] = fr(qw[32 * ib + j] * fr(Math.sqrt(fr(sigma2 + fr(xb[j] * xb[j]))))); }
+      const d = makeQx(xb, 0, 32, nmax, L, 0, w);
+      const o = (xo / 32) * bytes;
+      putHalf(y, o, d);
+      put(y, o, L);
+    }
+  }
+  return y;
+}
+
+export function quantizeQ4_0(x: Float32Array, qw?: Float32Array): Uint8Array {
+  if (qw) return legacyWeighted(x, qw, 8, 18, (y, o, L) => { for (let j = 0; j < 16; j++) y[o + 2 + j] = L[j] | (L[j + 16] << 4); });
   const nb = x.length / 32, y = new Uint8Array(typeBytes(GGML_TYPE.Q4_0, x.length));
   for (let i = 0; i < nb; i++) {
     const d = fr(signedAbsMax(x, i * 32) / -8), id = d ? fr(1 / d) : 0;
@@ -66,7 +104,18 @@ export function quantizeQ4_0(x: Float32Array): Uint8Array {
   return y;
 }
 
-export function quantizeQ5_0(x: Float32Array): Uint8Array {
+export function quantizeQ5_0(x: Float32Array, qw?: Float32Array): Uint8Array {
+  if (qw) {
+    return legacyWeighted(x, qw, 16, 22, (y, o, L) => {
+      let qh = 0;
+      for (let j = 0; j < 16; j++) {
+        y[o + 6 + j] = (L[j] & 0xf) | ((L[j + 16] & 0xf) << 4);
+        qh |= ((L[j] & 0x10) >> 4) << j;
+        qh |= ((L[j + 16] & 0x10) >> 4) << (j + 16);
+      }
+      y[o + 2] = qh & 0xff; y[o + 3] = (qh >>> 8) & 0xff; y[o + 4] = (qh >>> 16) & 0xff; y[o + 5] = (qh >>> 24) & 0xff;
+    });
+  }
   const nb = x.length / 32, y = new Uint8Array(typeBytes(GGML_TYPE.Q5_0, x.length));
   for (let i = 0; i < nb; i++) {
     const o = i * 22;
@@ -135,7 +184,166 @@ function makeQkx2(x: Float32Array, o: number, n: number, nmax: number, w: Float3
   return { scale, min: -min };
 }
 
-export function quantizeQ4_K(x: Float32Array): Uint8Array {
+/**
+ * ggml-quants.c make_qkx3_quants with weights (use_mad false): like makeQkx2, the trial levels
+ * clamped as `v > 0 ? nearest_int(MIN(v, nmax)) : 0`.
+ */
+function makeQkx3(x: Float32Array, o: number, n: number, nmax: number, w: Float32Array, L: Uint8Array,
+  rmin: number, rdelta: number, nstep: number): { scale: number; min: number } {
+  let min = x[o], max = x[o], sumW = w[0], sumX = fr(sumW * x[o]);
+  for (let i = 1; i < n; i++) {
+    const v = x[o + i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sumW = fr(sumW + w[i]);
+    sumX = fr(sumX + fr(w[i] * v));
+  }
+  if (min > 0) min = 0;
+  if (max <= min) { L.fill(0, 0, n); return { scale: 0, min: -min }; }
+  let iscale = fr(nmax / fr(max - min)), scale = fr(1 / iscale), best = 0;
+  for (let i = 0; i < n; i++) {
+    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - min)))));
+    L[i] = l;
+    const diff = fr(fr(fr(scale * l) + min) - x[o + i]);
+    best = fr(best + fr(w[i] * fr(diff * diff)));
+  }
+  const aux = new Uint8Array(n);
+  for (let is = 0; is <= nstep; is++) {
+    iscale = fr(fr(fr(fr(rmin) + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
+    let sl = 0, sl2 = 0, sxl = 0;
+    for (let i = 0; i < n; i++) {
+      const v = fr(iscale * fr(x[o + i] - min));
+      const l = v > 0 ? nearestInt(Math.min(v, nmax)) : 0;
+      aux[i] = l;
+      const wl = fr(w[i] * l);
+      sl = fr(sl + wl); sl2 = fr(sl2 + fr(wl * l)); sxl = fr(sxl + fr(wl * x[o + i]));
+    }
+    const D = fr(fr(sumW * sl2) - fr(sl * sl));
+    if (D > 0) {
+      let thisScale = fr(fr(fr(sumW * sxl) - fr(sumX * sl)) / D);
+      let thisMin = fr(fr(fr(sl2 * sumX) - fr(sl * sxl)) / D);
+      if (thisMin > 0) { thisMin = 0; thisScale = fr(sxl / sl2); }
+      let err = 0;
+      for (let i = 0; i < n; i++) {
+        const diff = fr(fr(fr(thisScale * aux[i]) + thisMin) - x[o + i]);
+        err = fr(err + fr(w[i] * fr(diff * diff)));
+      }
+      if (err < best) { L.set(aux); best = err; scale = thisScale; min = thisMin; }
+    }
+  }
+  return { scale, min: -min };
+}
+
+/**
+ * ggml-quants.c make_qp_quants: a non-negative scale for the n values x (sub-block scales or mins)
+ * with levels 0..nmax in L, weighted by qw, refined over 8 nearby inverse scales then up to 5
+ * passes of single-level moves.
+ */
+function makeQp(n: number, nmax: number, x: Float32Array, L: Uint8Array, qw: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < n; i++) max = Math.max(max, x[i]);
+  if (max < GROUP_MAX_EPS) { L.fill(0, 0, n); return 0; }
+  let iscale = fr(nmax / max);
+  for (let i = 0; i < n; i++) L[i] = nearestInt(fr(iscale * x[i])) & 0xff;
+  const scale = fr(1 / iscale);
+  let bestMse = 0;
+  for (let i = 0; i < n; i++) {
+    const diff = fr(x[i] - fr(scale * L[i]));
+    bestMse = fr(bestMse + fr(fr(qw[i] * diff) * diff));
+  }
+  for (let is = -4; is <= 4; is++) {
+    if (is === 0) continue;
+    const iscaleIs = fr(fr(fr(fr(0.1) * is) + nmax) / max), scaleIs = fr(1 / iscaleIs);
+    let mse = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.min(nmax, nearestInt(fr(iscaleIs * x[i])));
+      const diff = fr(x[i] - fr(scaleIs * l));
+      mse = fr(mse + fr(fr(qw[i] * diff) * diff));
+    }
+    if (mse < bestMse) { bestMse = mse; iscale = iscaleIs; }
+  }
+  let sumlx = 0, suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = Math.min(nmax, nearestInt(fr(iscale * x[i])));
+    L[i] = l & 0xff;
+    sumlx = fr(sumlx + fr(fr(qw[i] * x[i]) * l));
+    suml2 = fr(suml2 + fr(fr(qw[i] * l) * l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const w = qw[i];
+      let slx = fr(sumlx - fr(fr(w * x[i]) * L[i]));
+      let sl2 = fr(suml2 - fr(fr(w * L[i]) * L[i]));
+      if (slx > 0 && sl2 > 0) {
+        const newL = Math.min(nmax, nearestInt(fr(fr(x[i] * sl2) / slx)));
+        if (newL !== L[i]) {
+          slx = fr(slx + fr(fr(w * x[i]) * newL));
+          sl2 = fr(sl2 + fr(fr(w * newL) * newL));
+          if (fr(fr(slx * slx) * suml2) > fr(fr(sumlx * sumlx) * sl2)) { L[i] = newL & 0xff; sumlx = slx; suml2 = sl2; changed++; }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? fr(sumlx / suml2) : 0;
+}
+
+/** quantize_row_q4_K_impl with quant_weights, row by row (row length qw.length). */
+function quantizeQ4KWeighted(x: Float32Array, qw: Float32Array): Uint8Array {
+  const n = qw.length;
+  qwRows(x, qw, QK_K);
+  const nb = x.length / QK_K, y = new Uint8Array(typeBytes(GGML_TYPE.Q4_K, x.length));
+  const L = new Uint8Array(QK_K), w = new Float32Array(32), sub = new Uint8Array(32), Ls = new Uint8Array(8), Lm = new Uint8Array(8);
+  const scales = new Float32Array(8), mins = new Float32Array(8), sw = new Float32Array(8);
+  for (let i = 0; i < nb; i++) {
+    const xo = i * QK_K, o = i * 144, qo = xo % n;
+    let sumX2 = 0;
+    for (let l = 0; l < QK_K; l++) sumX2 = fr(sumX2 + fr(x[xo + l] * x[xo + l]));
+    const sigma2 = fr(fr(2 * sumX2) / QK_K);
+    for (let j = 0; j < 8; j++) {
+      let sumw = 0;
+      for (let l = 0; l < 32; l++) {
+        const v = x[xo + 32 * j + l];
+        w[l] = fr(qw[qo + 32 * j + l] * fr(Math.sqrt(fr(sigma2 + fr(v * v)))));
+        sumw = fr(sumw + w[l]);
+      }
+      sw[j] = sumw;
+      const r = makeQkx3(x, xo + 32 * j, 32, 15, w, sub, -0.9, 0.05, 36);
+      L.set(sub, 32 * j);
+      scales[j] = r.scale; mins[j] = r.min;
+    }
+    const dBlock = makeQp(8, 63, scales, Ls, sw), mBlock = makeQp(8, 63, mins, Lm, sw);
+    const sc = y.subarray(o + 4, o + 16);
+    for (let j = 0; j < 8; j++) {
+      const ls = Ls[j], lm = Lm[j];
+      if (j < 4) { sc[j] = ls; sc[j + 4] = lm; } else {
+        sc[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+        sc[j - 4] |= (ls >> 4) << 6;
+        sc[j] |= (lm >> 4) << 6;
+      }
+    }
+    finishQ4K(x, xo, y, o, putHalf(y, o, dBlock), putHalf(y, o + 2, mBlock), L);
+  }
+  return y;
+}
+
+/** The last steps of both Q4_K quantizers: re-quantize with the stored 6-bit scales and mins, pack the nibbles. */
+function finishQ4K(x: Float32Array, xo: number, y: Uint8Array, o: number, dH: number, dminH: number, L: Uint8Array): void {
+  for (let j = 0; j < 8; j++) {
+    const [s, m] = scaleMinK4(j, y, o + 4);
+    const d = fr(dH * s);
+    if (!d) continue;
+    const dm = fr(dminH * m);
+    for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(15, nearestInt(fr(fr(x[xo + 32 * j + ii] + dm) / d))));
+  }
+  for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
+    for (let l = 0; l < 32; l++) y[q + l] = L[j + l] | (L[j + l + 32] << 4);
+  }
+}
+
+export function quantizeQ4_K(x: Float32Array, qw?: Float32Array): Uint8Array {
+  if (qw) return quantizeQ4KWeighted(x, qw);
   const nb = x.length / QK_K, y = new Uint8Array(typeBytes(GGML_TYPE.Q4_K, x.length));
   const L = new Uint8Array(QK_K), w = new Float32Array(32), sub = new Uint8Array(32);
   const scales = new Float32Array(8), mins = new Float32Array(8);
@@ -163,17 +371,7 @@ export function quantizeQ4_K(x: Float32Array): Uint8Array {
         sc[j] |= (lm >> 4) << 6;
       }
     }
-    const dH = putHalf(y, o, fr(maxScale / 63)), dminH = putHalf(y, o + 2, fr(maxMin / 63));
-    for (let j = 0; j < 8; j++) {
-      const [s, m] = scaleMinK4(j, y, o + 4);
-      const d = fr(dH * s);
-      if (!d) continue;
-      const dm = fr(dminH * m);
-      for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(15, nearestInt(fr(fr(x[xo + 32 * j + ii] + dm) / d))));
-    }
-    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
-      for (let l = 0; l < 32; l++) y[q + l] = L[j + l] | (L[j + l + 32] << 4);
-    }
+    finishQ4K(x, xo, y, o, putHalf(y, o, fr(maxScale / 63)), putHalf(y, o + 2, fr(maxMin / 63)), L);
   }
   return y;
 }
@@ -181,11 +379,11 @@ export function quantizeQ4_K(x: Float32Array): Uint8Array {
 const GROUP_MAX_EPS = fr(1e-15);
 
 /**
- * ggml-quants.c make_qx_quants with rmse_type 1 and no importance weights (w = x²): a signed scale
- * for n values at x[o..], levels l + nmax in L (l in [−nmax, nmax − 1]), refined over 18 nearby
- * inverse scales.
+ * ggml-quants.c make_qx_quants with rmse_type 1: a signed scale for n values at x[o..], levels
+ * l + nmax in L (l in [−nmax, nmax − 1]), refined over 18 nearby inverse scales. The weights are
+ * qw[qo..] when given (quant_weights), else x².
  */
-function makeQx(x: Float32Array, o: number, n: number, nmax: number, L: Uint8Array, lo: number): number {
+function makeQx(x: Float32Array, o: number, n: number, nmax: number, L: Uint8Array, lo: number, qw?: Float32Array, qo = 0): number {
   let max = 0, amax = 0;
   for (let i = 0; i < n; i++) { const ax = Math.abs(x[o + i]); if (ax > amax) { amax = ax; max = x[o + i]; } }
   if (amax < GROUP_MAX_EPS) { L.fill(0, lo, lo + n); return 0; }
@@ -195,7 +393,7 @@ function makeQx(x: Float32Array, o: number, n: number, nmax: number, L: Uint8Arr
       const v = x[o + i];
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * v))));
       if (write) L[lo + i] = l + nmax;
-      const w = fr(v * v);
+      const w = qw ? qw[qo + i] : fr(v * v);
       sumlx = fr(sumlx + fr(fr(w * v) * l));
       suml2 = fr(suml2 + fr(fr(w * l) * l));
     }
@@ -217,14 +415,17 @@ function makeQx(x: Float32Array, o: number, n: number, nmax: number, L: Uint8Arr
   return scale;
 }
 
-export function quantizeQ6_K(x: Float32Array): Uint8Array {
+export function quantizeQ6_K(x: Float32Array, qw?: Float32Array): Uint8Array {
   const nb = x.length / QK_K, y = new Uint8Array(typeBytes(GGML_TYPE.Q6_K, x.length));
+  const n = qw ? qw.length : 0;
+  if (qw) qwRows(x, qw, QK_K);
   const L = new Uint8Array(QK_K), scales = new Float32Array(16);
   for (let i = 0; i < nb; i++) {
     const xo = i * QK_K, o = i * 210;
     let maxScale = 0, maxAbs = 0;
     for (let ib = 0; ib < 16; ib++) {
-      scales[ib] = makeQx(x, xo + 16 * ib, 16, 32, L, 16 * ib);
+      // quantize_row_q6_K_impl: the importance weights themselves (not qw·sqrt(σ² + x²))
+      scales[ib] = qw ? makeQx(x, xo + 16 * ib, 16, 32, L, 16 * ib, qw, (xo % n) + 16 * ib) : makeQx(x, xo + 16 * ib, 16, 32, L, 16 * ib);
       if (Math.abs(scales[ib]) > maxAbs) { maxAbs = Math.abs(scales[ib]); maxScale = scales[ib]; }
     }
     if (maxAbs < GROUP_MAX_EPS) continue; // an all-zero block (d = 0)
@@ -258,8 +459,11 @@ export function quantizeF32(x: Float32Array): Uint8Array {
   return new Uint8Array(x.slice().buffer);
 }
 
-/** The quantizer of each writable type. */
-export const QUANTIZERS: Partial<Record<number, (x: Float32Array) => Uint8Array>> = {
+/**
+ * The quantizer of each writable type. `qw`, when given, is an importance matrix (one weight per
+ * column; x holds whole rows of that length): ggml's quant_weights path where the type has one.
+ */
+export const QUANTIZERS: Partial<Record<number, (x: Float32Array, qw?: Float32Array) => Uint8Array>> = {
   [GGML_TYPE.F32]: quantizeF32,
   [GGML_TYPE.F16]: quantizeF16,
   [GGML_TYPE.Q8_0]: quantizeQ8_0,
