@@ -37,7 +37,8 @@ describe('kernel variants', () => {
     expect(defaultRowMaxVariant(sw)).toBe('reduce');
     expect(kernelVariant(sw, 'logprob')).toBe('direct'); // not forced: by adapter
     process.env.CONCORD_KERNEL_VARIANT = 'tiled';
-    expect(parseVariantSetting('tiled')).toEqual({ matmul: 'tiled', logprob: 'tiled' });
+    // a bare name applies to every op that has that variant (the quantized matmul's included)
+    expect(parseVariantSetting('tiled')).toEqual({ matmul: 'tiled', logprob: 'tiled', qmatmul: 'tiled' });
   });
 
   test('unknown ops and variants are errors that name them', () => {
