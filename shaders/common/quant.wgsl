@@ -1,10 +1,14 @@
 // GGUF/ggml block formats read in registers from the file's bytes kept in GPU memory as u32
 // words (kernels/matmul-quant.ts, kernels/logprob.ts). The including shader defines
 // `fn qword(i: u32) -> u32` (word i of its weight buffer). A [rows, K] weight is read in groups of
-// 32 elements along K: q_group(row, g, K) gathers group g's scales once, q_elem(group, l) is its
-// element l as the same f32 expression as ggml's dequantize_row_* (src/quant/dequant.ts, the
-// twin; the GPU compiler may fuse a product and a difference into one fma, within the kernels'
-// tolerance). Layouts (src/quant/types.ts):
+// 32 elements along K: q_group(row, g, K) gathers group g's scales once, q_elem4(group, l) is its
+// elements l … l + 3 (l a multiple of 4), each as the same f32 expression as ggml's
+// dequantize_row_* (src/quant/dequant.ts, the twin; the GPU compiler may fuse a product and a
+// difference into one fma, within the kernels' tolerance). The four quants (and Q6_K's four high
+// bit pairs) are consecutive bytes, read as one u32: Q4_K blocks (144 B) keep them word-aligned;
+// Q8_0 (34 B), Q4_0 (18 B) and Q6_K (210 B) blocks start at even bytes only, so a run of four
+// starts either on a word or two bytes into one, and is then joined from two words (q4at). Layouts
+// (src/quant/types.ts):
 //   Q8_0 (8)   34 B: f16 d; i8 q[32]                          w = q·d
 //   Q4_0 (2)   18 B: f16 d; u8 qs[16] (j low, j + 16 high)     w = (q − 8)·d
 //   Q4_K (12) 144 B: f16 d, f16 dmin; u8 scales[12] (6-bit scale and min of 8 sub-blocks,
@@ -25,12 +29,29 @@ fn qbyte(i: u32) -> u32 {
   return (qword(i >> 2u) >> ((i & 3u) * 8u)) & 0xffu;
 }
 
+/** Bytes i … i + 3 as one little-endian u32 (i even: every offset in these layouts is). Q4_K's
+ *  are word-aligned; the others read the next word too and select without a branch (neighbouring
+ *  lanes' blocks alternate between the two cases; past the buffer's end the read is clamped and
+ *  its value unused). */
+fn q4at(i: u32) -> u32 {
+  let w = qword(i >> 2u);
+  if (QTYPE == 12u) { return w; }
+  let w1 = qword((i >> 2u) + 1u);
+  return select((w >> 16u) | (w1 << 16u), w, (i & 2u) == 0u);
+}
+
+/** The f16 at even byte offset i. */
 fn qhalf(i: u32) -> f32 {
-  return unpack2x16float(qbyte(i) | (qbyte(i + 1u) << 8u)).x;
+  return unpack2x16float(qword(i >> 2u) >> ((i & 2u) * 8u)).x;
 }
 
 fn qsext8(b: u32) -> i32 {
   return (i32(b) << 24u) >> 24u;
+}
+
+/** The four bytes of w, lowest first. */
+fn qbytes4(w: u32) -> vec4u {
+  return (vec4u(w) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu);
 }
 
 /** Bytes per block of QTYPE. */
@@ -91,22 +112,23 @@ fn q_group(row: u32, g: u32, K: u32) -> QGroup {
   return r;
 }
 
-/** Element l (0 … 31) of a group, dequantized. */
-fn q_elem(g: QGroup, l: u32) -> f32 {
+/** Elements l … l + 3 of a group (l a multiple of 4), dequantized. */
+fn q_elem4(g: QGroup, l: u32) -> vec4f {
   switch QTYPE {
     case 2u: {
-      let b = qbyte(g.q + (l & 15u));
-      return f32(i32(select(b & 15u, b >> 4u, l >= 16u)) - 8) * g.s0;
+      let b = qbytes4(q4at(g.q + (l & 15u)));
+      return vec4f(vec4i(select(b & vec4u(15u), b >> vec4u(4u), l >= 16u)) - vec4i(8)) * g.s0;
     }
     case 12u: {
-      return g.s0 * f32((qbyte(g.q + l) >> g.sh) & 15u) - g.s1;
+      return g.s0 * vec4f((qbytes4(q4at(g.q + l)) >> vec4u(g.sh)) & vec4u(15u)) - g.s1;
     }
     case 14u: {
-      let q = ((qbyte(g.q + l) >> g.sh) & 15u) | (((qbyte(g.h + l) >> g.hs) & 3u) << 4u);
-      return select(g.s0, g.s1, l >= 16u) * f32(i32(q) - 32);
+      let lo = (qbytes4(q4at(g.q + l)) >> vec4u(g.sh)) & vec4u(15u);
+      let hi = (qbytes4(q4at(g.h + l)) >> vec4u(g.hs)) & vec4u(3u);
+      return select(g.s0, g.s1, l >= 16u) * vec4f(vec4i(lo | (hi << vec4u(4u))) - vec4i(32));
     }
     default: {
-      return f32(qsext8(qbyte(g.q + l))) * g.s0;
+      return vec4f((vec4i(bitcast<i32>(q4at(g.q + l))) << vec4u(24u, 16u, 8u, 0u)) >> vec4u(24u)) * g.s0;
     }
   }
 }

@@ -14,7 +14,10 @@ fn load_w_tile(vb: u32, vEnd: u32, k0: u32, lid: u32) {
     let l0 = 8u * (e % 4u);
     if (vb + row < vEnd) {
       let qg = q_group(vb + row, k0 / 32u, p.d);
-      for (var j = 0u; j < 8u; j++) { Ws[row * (DT + 1u) + l0 + j] = q_elem(qg, l0 + j); }
+      for (var h = 0u; h < 8u; h += 4u) {
+        let w = q_elem4(qg, l0 + h);
+        for (var j = 0u; j < 4u; j++) { Ws[row * (DT + 1u) + l0 + h + j] = w[j]; }
+      }
     } else {
       for (var j = 0u; j < 8u; j++) { Ws[row * (DT + 1u) + l0 + j] = 0.0; }
     }

@@ -16,7 +16,10 @@ fn load_b_tile(k0: u32, ocol0: u32, li: u32, NT: u32) {
     let rc = sgmat_col(ocol0, n);
     if (rc.y < p.N) {
       let qg = q_group(rc.x, k0 / 32u, p.K);
-      for (var j = 0u; j < 8u; j++) { Bs[n * TK + l0 + j] = f16(q_elem(qg, l0 + j)); }
+      for (var h = 0u; h < 8u; h += 4u) {
+        let w = vec4<f16>(q_elem4(qg, l0 + h));
+        for (var j = 0u; j < 4u; j++) { Bs[n * TK + l0 + h + j] = w[j]; }
+      }
     } else {
       for (var j = 0u; j < 8u; j++) { Bs[n * TK + l0 + j] = f16(0.0); }
     }
