@@ -14,6 +14,9 @@ import { dequantMatMulNBits } from '../src/formats/matmulnbits.js';
 import { loadModel } from '../src/models/index.js';
 import { loadWeights } from '../src/models/load.js';
 import { buildLmGraph } from '../src/models/ort/graph.js';
+import { decoderQuant } from '../src/models/ort/backend.js';
+import { DecodeGraph } from '../src/models/ort/decode-graph.js';
+import { GREEDY } from '../src/generate/types.js';
 import { dequantize } from '../src/quant/dequant.js';
 import { ggufToMatMulNBits, mapsToMatMulNBits } from '../src/quant/matmulnbits.js';
 import { GGML_TYPE } from '../src/quant/types.js';
@@ -98,4 +101,31 @@ describe('Q8_0 / Q4_0 GGUF models on onnxruntime MatMulNBits = the twin on the d
       await twin.dispose(); await ort.dispose();
     }, 120_000);
   }
+});
+
+describe('the onnxruntime decoder on a Q8_0 / Q4_0 GGUF model', () => {
+  it('takes the dequantized weights (no MatMulNBits in its graph unless an accuracy level is asked for) and decodes greedily as the twin does', async () => {
+    expect(decoderQuant({})).toEqual({ quantized: false });
+    expect(decoderQuant({ accuracyLevel: 4 })).toEqual({ accuracyLevel: 4 });
+    for (const q of ['q8_0', 'q4_0'] as QuantType[]) {
+      const file = await writeQuant('llama2c', q);
+      const w = await loadWeights(file);
+      expect(opTypes(new DecodeGraph(w, decoderQuant({})).build()).filter((o) => o === 'MatMulNBits').length).toBe(0);
+      expect(opTypes(new DecodeGraph(w, decoderQuant({ accuracyLevel: 4 })).build()).filter((o) => o === 'MatMulNBits').length).toBeGreaterThan(0);
+      const greedy = async (device: 'cpu' | 'cpu-twin') => {
+        const lm = await loadModel(file, { device });
+        const dec = await lm.createDecoder!({ slots: 2, maxLen: 40 });
+        const prompts = [[1, 5, 9, 2], [1, 7]];
+        let ids = await dec.step(prompts.map((p, s) => ({ slot: s, ids: p, sampling: GREEDY, step: 0 })));
+        const out: number[][] = [[ids[0]], [ids[1]]];
+        for (let i = 1; i < 24; i++) {
+          ids = await dec.step([0, 1].map((s) => ({ slot: s, ids: [ids[s]], sampling: GREEDY, step: i })));
+          out[0].push(ids[0]); out[1].push(ids[1]);
+        }
+        dec.dispose(); await lm.dispose();
+        return out;
+      };
+      expect(await greedy('cpu'), q).toEqual(await greedy('cpu-twin'));
+    }
+  }, 120_000);
 });

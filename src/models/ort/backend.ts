@@ -59,6 +59,17 @@ export function ortSessionExtra(): Record<string, unknown> {
   return { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } };
 }
 
+/**
+ * The decoder's linears. MatMulNBits' f32-compute kernel (accuracy_level 0) ran about 10× slower
+ * than the f32 Gemm at decode's few rows per step (stories15M Q8_0/Q4_0, batch 1: 25–27 against
+ * 255 tok/s; docs/gguf.md), so the decode graph takes the dequantized weights (the same values, the
+ * twin's numbers) unless an accuracy level was asked for (4: int8 activations, 1.8–2.2× the f32
+ * Gemm there, not exact).
+ */
+export function decoderQuant(q: LmQuantOptions): LmQuantOptions {
+  return q.accuracyLevel ? q : { ...q, quantized: false };
+}
+
 export class OrtLm {
   private hiddenSession: Promise<Session> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -192,7 +203,7 @@ export class OrtLm {
 
   /** A KV-cache decoder (decoder.ts) on its own session of the decode graph (decode-graph.ts). */
   async createDecoder(opts: DecoderOptions): Promise<Decoder> {
-    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w, this.q).build(), this.threads);
+    const session = await OrtLm.session(this.ort, new DecodeGraph(this.w, decoderQuant(this.q)).build(), this.threads);
     try {
       return new OrtDecoder(this.ort, this.w, session, opts);
     } catch (e) {
