@@ -63,11 +63,11 @@ export function ortSessionExtra(): Record<string, unknown> {
  * The decoder's linears. MatMulNBits' f32-compute kernel (accuracy_level 0) ran about 10× slower
  * than the f32 Gemm at decode's few rows per step (stories15M Q8_0/Q4_0, batch 1: 25–27 against
  * 255 tok/s; docs/gguf.md), so the decode graph takes the dequantized weights (the same values, the
- * twin's numbers) unless an accuracy level was asked for (4: int8 activations, 1.8–2.2× the f32
+ * twin's numbers) unless an accuracy level was asked for (0: MatMulNBits as before; 4: int8 activations, 1.8–2.2× the f32
  * Gemm there, not exact).
  */
 export function decoderQuant(q: LmQuantOptions): LmQuantOptions {
-  return q.accuracyLevel ? q : { ...q, quantized: false };
+  return q.accuracyLevel !== undefined ? q : { ...q, quantized: false };
 }
 
 export class OrtLm {
