@@ -137,6 +137,9 @@ export function quantizeQ5_0(x: Float32Array, qw?: Float32Array): Uint8Array {
 /**
  * ggml-quants.c make_qkx2_quants for one 32-element group at x[o..]: the scale (returned) and
  * min (`res.min`, as a non-negative offset) minimising the weighted error, levels 0..nmax in L.
+ * It is make_qkx3_quants (use_mad false) too: that one clamps a trial level as
+ * `v > 0 ? nearest_int(MIN(v, nmax)) : 0`, which equals MAX(0, MIN(nmax, nearest_int(v))) for every
+ * v (NaN included: nearest_int gives 0), and takes rmin as a float — fr(rmin), exact for qkx2's −1.
  */
 function makeQkx2(x: Float32Array, o: number, n: number, nmax: number, w: Float32Array, L: Uint8Array,
   rmin: number, rdelta: number, nstep: number): { scale: number; min: number } {
@@ -160,60 +163,10 @@ function makeQkx2(x: Float32Array, o: number, n: number, nmax: number, w: Float3
   const aux = new Uint8Array(n);
   for (let is = 0; is <= nstep; is++) {
     // (max - min) with the best min so far, as ggml; rdelta is a C float literal (0.1f)
-    iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
-    let sl = 0, sl2 = 0, sxl = 0;
-    for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - min)))));
-      aux[i] = l;
-      const wl = fr(w[i] * l);
-      sl = fr(sl + wl); sl2 = fr(sl2 + fr(wl * l)); sxl = fr(sxl + fr(wl * x[o + i]));
-    }
-    const D = fr(fr(sumW * sl2) - fr(sl * sl));
-    if (D > 0) {
-      let thisScale = fr(fr(fr(sumW * sxl) - fr(sumX * sl)) / D);
-      let thisMin = fr(fr(fr(sl2 * sumX) - fr(sl * sxl)) / D);
-      if (thisMin > 0) { thisMin = 0; thisScale = fr(sxl / sl2); }
-      let err = 0;
-      for (let i = 0; i < n; i++) {
-        const diff = fr(fr(fr(thisScale * aux[i]) + thisMin) - x[o + i]);
-        err = fr(err + fr(w[i] * fr(diff * diff)));
-      }
-      if (err < best) { L.set(aux); best = err; scale = thisScale; min = thisMin; }
-    }
-  }
-  return { scale, min: -min };
-}
-
-/**
- * ggml-quants.c make_qkx3_quants with weights (use_mad false): like makeQkx2, the trial levels
- * clamped as `v > 0 ? nearest_int(MIN(v, nmax)) : 0`.
- */
-function makeQkx3(x: Float32Array, o: number, n: number, nmax: number, w: Float32Array, L: Uint8Array,
-  rmin: number, rdelta: number, nstep: number): { scale: number; min: number } {
-  let min = x[o], max = x[o], sumW = w[0], sumX = fr(sumW * x[o]);
-  for (let i = 1; i < n; i++) {
-    const v = x[o + i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-    sumW = fr(sumW + w[i]);
-    sumX = fr(sumX + fr(w[i] * v));
-  }
-  if (min > 0) min = 0;
-  if (max <= min) { L.fill(0, 0, n); return { scale: 0, min: -min }; }
-  let iscale = fr(nmax / fr(max - min)), scale = fr(1 / iscale), best = 0;
-  for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - min)))));
-    L[i] = l;
-    const diff = fr(fr(fr(scale * l) + min) - x[o + i]);
-    best = fr(best + fr(w[i] * fr(diff * diff)));
-  }
-  const aux = new Uint8Array(n);
-  for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(fr(rmin) + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
     let sl = 0, sl2 = 0, sxl = 0;
     for (let i = 0; i < n; i++) {
-      const v = fr(iscale * fr(x[o + i] - min));
-      const l = v > 0 ? nearestInt(Math.min(v, nmax)) : 0;
+      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - min)))));
       aux[i] = l;
       const wl = fr(w[i] * l);
       sl = fr(sl + wl); sl2 = fr(sl2 + fr(wl * l)); sxl = fr(sxl + fr(wl * x[o + i]));
@@ -309,7 +262,7 @@ function quantizeQ4KWeighted(x: Float32Array, qw: Float32Array): Uint8Array {
         sumw = fr(sumw + w[l]);
       }
       sw[j] = sumw;
-      const r = makeQkx3(x, xo + 32 * j, 32, 15, w, sub, -0.9, 0.05, 36);
+      const r = makeQkx2(x, xo + 32 * j, 32, 15, w, sub, -0.9, 0.05, 36);
       L.set(sub, 32 * j);
       scales[j] = r.scale; mins[j] = r.min;
     }
