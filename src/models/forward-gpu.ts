@@ -18,7 +18,7 @@ import { addGpu } from '../../kernels/add.js';
 import { geluGpu } from '../../kernels/act.js';
 import { attentionGpu, attentionVariantFor } from '../../kernels/attention.js';
 import { checkIds, embedGpu } from '../../kernels/embed.js';
-import { candidateLogprobGpu, checkCandidates, checkTargets, logprobGpu } from '../../kernels/logprob.js';
+import { candidateLogprobGpu, checkCandidates, checkTargets, logprobGpu, type LogprobVariant } from '../../kernels/logprob.js';
 import { matmulGpu } from '../../kernels/matmul.js';
 import { quantMatmulGpu, type QuantMatmulType } from '../../kernels/matmul-quant.js';
 import { normGpu } from '../../kernels/norm.js';
@@ -203,6 +203,11 @@ export class GpuTransformer {
     return [...seen.values()];
   }
 
+  /** How the head kernels read the LM head: as GGUF blocks, or f16/f32 values. */
+  get headVariant(): LogprobVariant {
+    return this.lmHeadType !== undefined ? { qtype: this.lmHeadType } : { f16: this.f16 };
+  }
+
   /** The LM head as a linear [V, d] (the decoder's logits matmul). */
   get headLinear(): Linear {
     return { w: this.lmHead, b: null, out: this.config.vocabSize, in: this.config.dim, qtype: this.lmHeadType };
@@ -343,7 +348,7 @@ export class GpuTransformer {
     const tb = rt.upload(targets, 'targets'), mb = rt.upload(mask, 'mask');
     const logp = rt.acquire(T * 4, 'storage', 'logp');
     const entropy = opts.entropy ? rt.acquire(T * 4, 'storage', 'entropy') : undefined;
-    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, entropy, T, V: c.vocabSize, d: c.dim, variant: this.lmHeadType !== undefined ? { qtype: this.lmHeadType } : { f16: this.f16 }, softcap: c.finalSoftcap });
+    logprobGpu(rt, { H, W: this.lmHead, targets: tb, mask: mb, logp, entropy, T, V: c.vocabSize, d: c.dim, variant: this.headVariant, softcap: c.finalSoftcap });
     const all = await rt.readF32(logp, T);
     const ent = entropy ? await rt.readF32(entropy, T) : null;
     for (const b of [H, tb, mb, logp, entropy]) if (b) rt.release(b);
@@ -374,7 +379,7 @@ export class GpuTransformer {
     embedGpu(rt, { ids: lastIdx, tokEmb: H, out: h, B: 1, L: R, d, vocabSize: batch.B * batch.L });
     const cb = rt.upload(Uint32Array.from(candidates), 'candidates.ids');
     const out = rt.acquire(R * K * 4, 'storage', 'candidates.logp');
-    candidateLogprobGpu(rt, { H: h, W: this.lmHead, candidates: cb, out, R, K, V: c.vocabSize, d, variant: { f16: this.f16 }, softcap: c.finalSoftcap });
+    candidateLogprobGpu(rt, { H: h, W: this.lmHead, candidates: cb, out, R, K, V: c.vocabSize, d, variant: this.headVariant, softcap: c.finalSoftcap });
     const all = await rt.readF32(out, R * K);
     for (const b of [H, lastIdx, h, cb, out]) rt.release(b);
     return prompts.map((_, i) => Float64Array.from(all.subarray(i * K, (i + 1) * K)));
